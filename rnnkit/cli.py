@@ -1,0 +1,55 @@
+"""The ``rnnkit`` command.
+
+Each subcommand lives in :mod:`rnnkit.commands` as a module with ``register(subparsers)`` (argparse
+only, so ``--help`` starts fast) and ``run(args)`` (which imports what it needs). User errors
+(bad values, missing files) end as one line on stderr and exit status 2; set ``RNNKIT_DEBUG=1``
+to see the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from . import __version__
+from .commands import COMMANDS
+
+
+class UserError(Exception):
+    """An error in what the user asked for; printed as one line, never as a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnkit",
+        description="Recurrent neural networks (RNN, LSTM, GRU) in NumPy: train, sample, evaluate, plot.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"rnnkit.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
+            UnicodeDecodeError) as exc:
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

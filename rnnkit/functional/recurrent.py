@@ -1,0 +1,151 @@
+"""The time loop: one direction of one layer, forward and backward through time.
+
+A cell family resolves once, through :data:`CELLS`, to its step and step-backward functions;
+this module composes them over time. The input projection ``x W_ih^T + b_ih`` for every step
+is one matrix product before the loop, and the weight gradients are one matrix product each
+after the backward loop; the loop itself does only ``h W_hh^T`` and the gate arithmetic.
+
+Variable-length batches follow PyTorch's packed-sequence semantics: a boolean ``mask`` of
+shape ``(L, N, 1)`` marks valid steps; at a padded step the state is carried unchanged, the
+output is zero and no gradient flows into the step. A reverse direction runs on each sequence
+reversed within its own length (:func:`reverse_index`), so it starts at each sequence's end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .gru import gru_step, gru_step_backward
+from .lstm import lstm_step, lstm_step_backward
+from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
+
+
+@dataclass(frozen=True)
+class CellOps:
+    """What the time loop needs to know about a cell family."""
+
+    name: str
+    n_gates: int       # blocks of H rows stacked in W_ih / W_hh
+    n_states: int      # 1 for (h,), 2 for (h, c)
+    step: Callable
+    step_backward: Callable
+
+
+CELLS: dict[str, CellOps] = {
+    "rnn_tanh": CellOps("rnn_tanh", 1, 1, rnn_tanh_step, rnn_tanh_step_backward),
+    "rnn_relu": CellOps("rnn_relu", 1, 1, rnn_relu_step, rnn_relu_step_backward),
+    "lstm": CellOps("lstm", 4, 2, lstm_step, lstm_step_backward),
+    "gru": CellOps("gru", 3, 1, gru_step, gru_step_backward),
+}
+
+
+class LayerCache(NamedTuple):
+    x: np.ndarray            # (L, N, H_in) input in processing order
+    h_prev: np.ndarray       # (L, N, H) state entering each step
+    steps: list              # per-step caches from ops.step
+    mask: np.ndarray | None  # (L, N, 1) bool, processing order
+    rev: np.ndarray | None   # (L, N) time index for per-sequence reversal, or None
+
+
+def length_mask(lengths: np.ndarray, seq_len: int) -> np.ndarray:
+    """``(L, N, 1)`` boolean mask, true where ``t < lengths[n]``."""
+    return (np.arange(seq_len)[:, None] < lengths[None, :])[:, :, None]
+
+
+def reverse_index(lengths: np.ndarray, seq_len: int) -> np.ndarray:
+    """``(L, N)`` time indices reversing each sequence within its length; padding stays at the end."""
+    t = np.arange(seq_len)[:, None]
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def reverse_time(x: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
+    """Reverse ``(L, N, ...)`` along time: whole sequences if ``rev`` is None, else per sequence."""
+    if rev is None:
+        return x[::-1]
+    return x[rev, np.arange(x.shape[1])[None, :]]
+
+
+def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None):
+    """Run ``ops.step`` over ``x_proj`` (L, N, G*H). Returns ``(y, state, h_prev, step_caches)``."""
+    L, N = x_proj.shape[:2]
+    H = W_hh.shape[1]
+    y = np.empty((L, N, H), dtype=x_proj.dtype)       # (L, N, H)
+    h_prev = np.empty((L, N, H), dtype=x_proj.dtype)  # (L, N, H)
+    caches = [None] * L
+    state = tuple(state0)
+    for t in range(L):
+        h_prev[t] = state[0]
+        new, caches[t] = ops.step(x_proj[t], state, W_hh, b_hh)
+        if mask is not None:
+            m = mask[t]
+            new = tuple(np.where(m, a, b) for a, b in zip(new, state))
+            np.multiply(new[0], m, out=y[t])
+        else:
+            y[t] = new[0]
+        state = new
+    return y, state, h_prev, caches
+
+
+def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None):
+    """Backward through time. ``dy`` (L, N, H), ``dstate`` gradients w.r.t. the final state.
+
+    Returns ``(dx_proj, dhh, dstate0)`` with ``dx_proj``/``dhh`` of shape (L, N, G*H).
+    """
+    L, N, H = dy.shape
+    GH = W_hh.shape[0]
+    dx_proj = np.empty((L, N, GH), dtype=dy.dtype)
+    dhh = np.empty((L, N, GH), dtype=dy.dtype)
+    if mask is not None:
+        dy = dy * mask  # outputs at padded steps are constant zeros
+    d = tuple(dstate)
+    for t in range(L - 1, -1, -1):
+        d = (d[0] + dy[t],) + d[1:]
+        if mask is None:
+            dx_proj[t], dhh[t], d = ops.step_backward(d, caches[t], W_hh)
+        else:
+            m = mask[t]
+            dx_proj[t], dhh[t], dprev = ops.step_backward(tuple(g * m for g in d), caches[t], W_hh)
+            d = tuple(np.where(m, p, g) for p, g in zip(dprev, d))
+    return dx_proj, dhh, d
+
+
+def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, reverse=False, rev=None):
+    """One direction of one layer over a whole sequence.
+
+    x: (L, N, H_in); state0: tuple of (N, H). Returns ``(y, state, cache)``, ``y`` (L, N, H)
+    in natural time order.
+    """
+    if reverse:
+        x = reverse_time(x, rev)
+    x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
+    if b_ih is not None:
+        x_proj += b_ih
+    y, state, h_prev, steps = sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
+    if reverse:
+        y = reverse_time(y, rev)
+    return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None)
+
+
+def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False):
+    """Gradients of one direction of one layer.
+
+    Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``.
+    """
+    if reverse:
+        dy = reverse_time(dy, cache.rev)
+    dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask)
+    L, N, GH = dx_proj.shape
+    flat_dxp = dx_proj.reshape(L * N, GH)
+    flat_dhh = dhh.reshape(L * N, GH)
+    grads = {
+        "W_ih": flat_dxp.T @ cache.x.reshape(L * N, -1),         # (G*H, L*N) @ (L*N, H_in)
+        "W_hh": flat_dhh.T @ cache.h_prev.reshape(L * N, -1),    # (G*H, L*N) @ (L*N, H)
+        "b_ih": flat_dxp.sum(axis=0),
+        "b_hh": flat_dhh.sum(axis=0),
+    }
+    dx = dx_proj @ W_ih  # (L, N, G*H) @ (G*H, H_in) -> (L, N, H_in)
+    if reverse:
+        dx = reverse_time(dx, cache.rev)
+    return dx, dstate0, grads

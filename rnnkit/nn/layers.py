@@ -1,0 +1,117 @@
+"""Linear, Embedding and Dropout: the small modules the task models compose."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_float_array, check_probability
+from .module import Module
+
+
+class Linear(Module):
+    r"""Affine map :math:`y = x W^T + b` over the last axis.
+
+    Args: ``in_features``, ``out_features``, ``bias=True``, ``dtype``, ``seed``.
+    Shapes: ``x`` (\*, H_in) -> ``y`` (\*, H_out). Parameters ``weight`` (H_out, H_in), ``bias`` (H_out,),
+    initialised like PyTorch: U(-1/sqrt(H_in), 1/sqrt(H_in)).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        k = 1.0 / np.sqrt(self.in_features)
+        self.add_param("weight", self.rng.uniform(-k, k, (self.out_features, self.in_features)))
+        if bias:
+            self.add_param("bias", self.rng.uniform(-k, k, (self.out_features,)))
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={'bias' in self.params}"
+
+    def forward_cached(self, x):
+        x = as_float_array(x, "Linear input", self.dtype)
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"Linear input: expected last dimension {self.in_features}, got shape {x.shape}")
+        y = x @ self.params["weight"].T  # (*, H_in) @ (H_in, H_out) -> (*, H_out)
+        if "bias" in self.params:
+            y += self.params["bias"]
+        return y, x
+
+    def backward_cached(self, dy, x):
+        flat_dy = dy.reshape(-1, self.out_features)
+        self.grads["weight"] += flat_dy.T @ x.reshape(-1, self.in_features)  # (H_out, H_in)
+        if "bias" in self.params:
+            self.grads["bias"] += flat_dy.sum(axis=0)
+        return dy @ self.params["weight"]  # (*, H_out) @ (H_out, H_in) -> (*, H_in)
+
+    def forward(self, x):
+        y, self._cache = self.forward_cached(x)
+        return y
+
+    def backward(self, dy):
+        x = self._take_cache()
+        if dy.shape[:-1] != x.shape[:-1] or dy.shape[-1] != self.out_features:
+            raise ValueError(f"Linear.backward: expected dy of shape {x.shape[:-1] + (self.out_features,)}, got {dy.shape}")
+        return self.backward_cached(dy, x)
+
+
+class Embedding(Module):
+    """Lookup table: integer indices (\\*) -> vectors (\\*, embedding_dim). ``weight`` ~ N(0, 1) as in PyTorch."""
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.add_param("weight", self.rng.standard_normal((self.num_embeddings, self.embedding_dim)))
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+    def forward_cached(self, idx):
+        idx = np.asarray(idx)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"Embedding input: expected integer indices, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
+            raise ValueError(
+                f"Embedding input: expected indices in [0, {self.num_embeddings - 1}], "
+                f"got min {int(idx.min())}, max {int(idx.max())}"
+            )
+        return self.params["weight"][idx], idx
+
+    def backward_cached(self, dy, idx):
+        np.add.at(self.grads["weight"], idx.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        return None
+
+    def forward(self, idx):
+        y, self._cache = self.forward_cached(idx)
+        return y
+
+    def backward(self, dy):
+        return self.backward_cached(dy, self._take_cache())
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by
+    ``1 / (1 - p)``; identity in eval mode. Reproducible from ``seed``."""
+
+    def __init__(self, p=0.5, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        self.p = check_probability(p, "Dropout p")
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+    def forward_cached(self, x):
+        if not self.training or self.p == 0.0:
+            return x, None
+        keep = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * keep, keep
+
+    def backward_cached(self, dy, keep):
+        return dy if keep is None else dy * keep
+
+    def forward(self, x):
+        y, keep = self.forward_cached(x)
+        self._cache = (keep,)
+        return y
+
+    def backward(self, dy):
+        (keep,) = self._take_cache()
+        return self.backward_cached(dy, keep)

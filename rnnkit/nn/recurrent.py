@@ -1,0 +1,242 @@
+"""Multi-layer, optionally bidirectional RNN / LSTM / GRU layers with hand-written BPTT.
+
+Parameter names and layouts are PyTorch's, so ``torch.nn.LSTM(...).state_dict()`` (as NumPy
+arrays) loads unchanged and gives the same outputs and gradients.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
+from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reverse_index
+from .module import Module
+
+
+class RNNBase(Module):
+    """Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
+
+    Forward: ``y, state = m(x, state=None, lengths=None)``
+
+    * ``x``: (L, N, H_in), or (N, L, H_in) with ``batch_first=True``.
+    * ``state``: (D * num_layers, N, H) initial hidden state (LSTM: a tuple ``(h_0, c_0)``);
+      zeros when omitted.
+    * ``lengths``: optional (N,) integers in [1, L]; gives PyTorch's packed-sequence result.
+    * ``y``: (L, N, D * H) top layer outputs for every step (zero past each sequence's length).
+    * ``state``: (D * num_layers, N, H) final states, row ``layer * D + direction``
+      (LSTM: ``(h_n, c_n)``). For a bidirectional layer ``h_n`` is *not* ``y[-1]``: the reverse
+      direction ends at t = 0.
+
+    Backward: ``dx = m.backward(dy, dstate=None)`` accumulates parameter gradients into
+    ``m.grads`` and returns the gradient of ``x``. When forward was given a ``state``, it
+    returns ``(dx, dstate_0)`` instead (LSTM: ``(dx, (dh_0, dc_0))``). ``dstate`` is the
+    gradient w.r.t. the returned final state (LSTM: a tuple, either entry may be None).
+    """
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        if mode not in CELLS:
+            raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
+        self.mode = mode
+        self.ops = CELLS[mode]
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = check_probability(dropout, "dropout")
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.suffixes = ("", "_reverse")[: self.num_directions]
+        G, H = self.ops.n_gates, self.hidden_size
+        k = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            h_in = self.input_size if layer == 0 else H * self.num_directions
+            for sfx in self.suffixes:
+                self.add_param(f"weight_ih_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H, h_in)))
+                self.add_param(f"weight_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H, H)))
+                if self.bias:
+                    self.add_param(f"bias_ih_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
+                    self.add_param(f"bias_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        if self.mode.startswith("rnn_"):
+            s += f", nonlinearity={self.mode[4:]!r}"
+        for name in ("bias", "batch_first", "dropout", "bidirectional"):
+            s += f", {name}={getattr(self, name)}"
+        return s + f", dtype={self.dtype}"
+
+    # -- checks ---------------------------------------------------------------------
+    def _check_input(self, x):
+        x = as_float_array(x, f"{type(self).__name__} input", self.dtype)
+        axes = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
+        if x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} input: expected a 3-D array {axes}, got shape {x.shape}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__} input: expected last dimension H_in={self.input_size}, got shape {x.shape}")
+        if 0 in x.shape[:2]:
+            raise ValueError(f"{type(self).__name__} input: expected non-empty {axes}, got shape {x.shape}")
+        check_finite(x, f"{type(self).__name__} input")
+        return x
+
+    def _split_state(self, state, N, what="state"):
+        """Return a tuple of ``ops.n_states`` arrays (D*layers, N, H), validated (or zeros)."""
+        rows, H = self.num_layers * self.num_directions, self.hidden_size
+        n = self.ops.n_states
+        if state is None:
+            return tuple(np.zeros((rows, N, H), self.dtype) for _ in range(n))
+        if n == 2:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{type(self).__name__} {what}: expected a tuple (h, c), got {type(state).__name__}")
+            names = ("h", "c")
+        else:
+            if isinstance(state, (tuple, list)):
+                raise TypeError(f"{type(self).__name__} {what}: expected one array h, got a {type(state).__name__}")
+            state, names = (state,), ("h",)
+        out = []
+        for s, nm in zip(state, names):
+            s = as_float_array(s, f"{what} {nm}", self.dtype)
+            check_shape(s, (rows, N, H), f"{type(self).__name__} {what} {nm} (D*num_layers, N, H)")
+            check_finite(s, f"{what} {nm}")
+            out.append(s)
+        return tuple(out)
+
+    def _pack_state(self, arrays):
+        return (arrays[0], arrays[1]) if self.ops.n_states == 2 else arrays[0]
+
+    # -- forward --------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None):
+        x = self._check_input(x)
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        L, N, _ = x.shape
+        given_state = state is not None
+        state0 = self._split_state(state, N)
+        mask = rev = None
+        if lengths is not None:
+            lengths = check_lengths(lengths, N, L)
+            if lengths.min() < L:
+                mask = length_mask(lengths, L)
+            if self.bidirectional:
+                rev = reverse_index(lengths, L)
+        D, H = self.num_directions, self.hidden_size
+        final = tuple(np.empty_like(s) for s in state0)
+        caches, drop_masks = [], []
+        inp = np.ascontiguousarray(x)
+        for layer in range(self.num_layers):
+            outs = []
+            for d, sfx in enumerate(self.suffixes):
+                row = layer * D + d
+                p = self.params
+                y, st, cache = layer_forward(
+                    self.ops, inp, tuple(s[row] for s in state0),
+                    p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"],
+                    p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"),
+                    mask=mask, reverse=d == 1, rev=rev)
+                for f, s in zip(final, st):
+                    f[row] = s
+                outs.append(y)
+                caches.append(cache)
+            out = outs[0] if D == 1 else np.concatenate(outs, axis=2)  # (L, N, D*H)
+            keep = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = (self.rng.random(out.shape) >= self.dropout).astype(self.dtype)
+                keep /= self.dtype.type(1.0 - self.dropout)
+                out = out * keep
+            drop_masks.append(keep)
+            inp = out
+        self._cache = (caches, drop_masks, given_state, (L, N), mask)
+        y = inp.transpose(1, 0, 2) if self.batch_first else inp
+        return y, self._pack_state(final)
+
+    # -- backward -------------------------------------------------------------------
+    def backward(self, dy, dstate=None):
+        caches, drop_masks, given_state, (L, N), mask = self._take_cache()
+        D, H = self.num_directions, self.hidden_size
+        dy = as_float_array(dy, f"{type(self).__name__}.backward dy", self.dtype)
+        want = (N, L, D * H) if self.batch_first else (L, N, D * H)
+        check_shape(dy, want, f"{type(self).__name__}.backward dy")
+        if self.batch_first:
+            dy = dy.transpose(1, 0, 2)
+        dfinal = self._split_dstate(dstate, N)
+        dstate0 = tuple(np.zeros_like(s) for s in dfinal)
+        d_out = dy
+        for layer in range(self.num_layers - 1, -1, -1):
+            if drop_masks[layer] is not None:
+                d_out = d_out * drop_masks[layer]
+            d_in = None
+            for d, sfx in enumerate(self.suffixes):
+                row = layer * D + d
+                p = self.params
+                dx, ds0, g = layer_backward(
+                    self.ops, d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal),
+                    caches[row], p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"], reverse=d == 1)
+                self.grads[f"weight_ih_l{layer}{sfx}"] += g["W_ih"]
+                self.grads[f"weight_hh_l{layer}{sfx}"] += g["W_hh"]
+                if self.bias:
+                    self.grads[f"bias_ih_l{layer}{sfx}"] += g["b_ih"]
+                    self.grads[f"bias_hh_l{layer}{sfx}"] += g["b_hh"]
+                for acc, s in zip(dstate0, ds0):
+                    acc[row] = s
+                d_in = dx if d_in is None else d_in + dx
+            d_out = d_in
+        dx = d_out.transpose(1, 0, 2) if self.batch_first else d_out
+        if given_state:
+            return dx, self._pack_state(dstate0)
+        return dx
+
+    def _split_dstate(self, dstate, N):
+        rows, H = self.num_layers * self.num_directions, self.hidden_size
+        if dstate is None:
+            return tuple(np.zeros((rows, N, H), self.dtype) for _ in range(self.ops.n_states))
+        if self.ops.n_states == 2:
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError(f"{type(self).__name__}.backward dstate: expected a tuple (dh_n, dc_n), "
+                                f"got {type(dstate).__name__}")
+            parts = [None if s is None else s for s in dstate]
+            parts = [np.zeros((rows, N, H), self.dtype) if s is None else s for s in parts]
+            return self._split_state(tuple(parts), N, "backward dstate")
+        return self._split_state(dstate, N, "backward dstate")
+
+
+class RNN(RNNBase):
+    r"""Elman RNN: :math:`h_t = \tanh(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh})`
+    (or ReLU with ``nonlinearity='relu'``). See :class:`RNNBase` for shapes and backward."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, dtype, seed)
+
+
+class LSTM(RNNBase):
+    r"""Long short-term memory, PyTorch's formulation (gates i, f, g, o stacked in that order):
+
+    .. math::
+        i, f, o = \sigma(\cdot),\ g = \tanh(\cdot),\ c_t = f \odot c_{t-1} + i \odot g,\ h_t = o \odot \tanh(c_t)
+
+    The state is a tuple ``(h, c)``, each (D * num_layers, N, H). See :class:`RNNBase`."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
+
+
+class GRU(RNNBase):
+    r"""Gated recurrent unit, PyTorch's formulation (gates r, z, n):
+
+    .. math::
+        n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})),\quad
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+    Note the reset gate multiplies ``W_hn h + b_hn``, bias included. See :class:`RNNBase`."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
