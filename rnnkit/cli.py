@@ -7,26 +7,26 @@ to see the traceback.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 
 from . import __version__
 from .commands import COMMANDS
+from .commands._args import OneLineParser
 
 
 class UserError(Exception):
     """An error in what the user asked for; printed as one line, never as a traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="rnnkit",
         description="Recurrent neural networks (RNN, LSTM, GRU) in NumPy: train, sample, evaluate, plot.",
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
         importlib.import_module(f"rnnkit.commands.{name}").register(sub)
     return parser

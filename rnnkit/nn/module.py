@@ -108,6 +108,12 @@ class Module:
     def backward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def clear_cache(self) -> None:
+        """Drop the caches of the last forward (after inference, to free memory)."""
+        self._cache = None
+        for m in self._modules.values():
+            m.clear_cache()
+
     def _take_cache(self):
         """Return the last forward's cache and clear it, so a second backward is an error."""
         cache = self._cache

@@ -1,0 +1,69 @@
+"""``rnnkit demo``: a character LSTM learns Python's own documentation in about two minutes."""
+from __future__ import annotations
+
+from ._args import add_parser, positive_float, positive_int
+
+
+def register(sub):
+    p = add_parser(sub, "demo", "train a small character LSTM on Python's documentation text "
+                                "(pydoc_data.topics), printing samples as it learns")
+    p.add_argument("--minutes", type=positive_float, default=2.0, help="training time")
+    p.add_argument("--out", default=None, help="run directory (default: a new runs/demo*)")
+    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--layers", type=positive_int, default=1)
+    p.add_argument("--sample-every", type=positive_float, default=20.0, help="seconds between samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(run=run)
+
+
+def fresh_dir(base: str) -> str:
+    import os
+
+    path, i = base, 1
+    while os.path.exists(path):
+        path, i = f"{base}-{i}", i + 1
+    return path
+
+
+def run(args):
+    import argparse
+
+    from tqdm.auto import tqdm
+
+    from ..data.text import pydoc_topics_text
+    from .train import build, summary
+
+    text = pydoc_topics_text()
+    out = args.out or fresh_dir("runs/demo")
+    targs = argparse.Namespace(
+        out=out, cell="lstm", hidden=args.hidden, layers=args.layers, embed=48, dropout=0.0, seq_len=64,
+        batch_size=32, lr=3e-3, optimizer="adam", weight_decay=0.0, clip=5.0, schedule="none", warmup=0,
+        steps=100000, epochs=None, stateful=True, val_fraction=0.05, eval_every=250, checkpoint_every=250,
+        log_every=10, patience=0, time_limit=args.minutes * 60, seed=args.seed, progress=args.progress)
+    next_sample = [0.0]
+
+    def show_sample(trainer):
+        if trainer.elapsed < next_sample[0]:
+            return
+        next_sample[0] = trainer.elapsed + args.sample_every
+        s = trainer.model.sample(vocab, 160, temperature=0.7, prime="The ", rng=trainer.step)
+        loss = trainer.last.get("bpc")
+        head = f"--- step {trainer.step}, {trainer.elapsed:.0f} s" + (f", {loss:.2f} bits/char" if loss else "")
+        tqdm.write(f"{head} ---\nThe {s}\n")
+
+    trainer, vocab = build(targs, text, on_step=[show_sample])
+    print(f"rnnkit demo: a 1-layer LSTM (hidden {args.hidden}, {trainer.model.num_parameters():,} parameters) "
+          f"learns {len(text):,} characters of Python's documentation for {args.minutes:g} minutes.")
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step}; the model so far is in {out}")
+        return 130
+    from ..plots import plot_metrics
+
+    print("--- final sample (temperature 0.7) ---")
+    print("The " + trainer.model.sample(vocab, 400, temperature=0.7, prime="The ", rng=0))
+    summary(result, out)
+    print(f"curves: {plot_metrics(f'{out}/metrics.jsonl', f'{out}/curves.png')}")
+    return 0

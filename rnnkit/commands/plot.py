@@ -1,0 +1,28 @@
+"""``rnnkit plot RUN_DIR``: training curves from a run's metrics log, as PNG."""
+from __future__ import annotations
+
+from ._args import add_parser
+
+
+def register(sub):
+    p = add_parser(sub, "plot", "plot a run's loss and bits-per-character curves as PNG")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--png", default=None, help="output file (default RUN_DIR/curves.png)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    import os
+
+    from ..cli import UserError
+    from ..plots import plot_metrics
+
+    log = os.path.join(args.run_dir, "metrics.jsonl")
+    if not os.path.isdir(args.run_dir):
+        raise UserError(f"run directory not found: {args.run_dir}")
+    if not os.path.exists(log):
+        raise UserError(f"{args.run_dir} is not an rnnkit run directory (no metrics.jsonl in it)")
+    out = args.png or os.path.join(args.run_dir, "curves.png")
+    plot_metrics(log, out)
+    print(f"wrote {out}")
+    return 0

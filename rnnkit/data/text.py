@@ -1,0 +1,113 @@
+"""Text for character-level language models: reading, a character vocabulary, and batches laid
+out for truncated BPTT (each batch row a contiguous stream, so state can be carried between windows).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+UNK = "\ufffd"  # shown for characters outside the vocabulary
+
+
+def read_text(path) -> str:
+    """Read a UTF-8 text file; one clear error for a missing, unreadable, empty or non-UTF-8 file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"text file not found: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"expected a text file, got a directory: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text: undecodable byte 0x{raw[exc.start]:02x} at offset {exc.start}") from None
+    if not text:
+        raise ValueError(f"{path} is empty: expected some text to train on")
+    return text
+
+
+def pydoc_topics_text() -> str:
+    """The interpreter's own documentation (``pydoc_data.topics``): ~0.5 MB of English and code,
+    present in every CPython installation; the demo's default corpus."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[k] for k in sorted(topics))
+
+
+@dataclass
+class CharVocab:
+    """Characters <-> integer ids. Id 0 is the unknown character; the rest are sorted."""
+
+    chars: list
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharVocab":
+        return cls([UNK] + sorted(set(text) - {UNK}))
+
+    def __post_init__(self):
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Unknown characters map to id 0."""
+        return np.fromiter((self.index.get(c, 0) for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def unknown(self, text: str) -> set:
+        return {c for c in text if c not in self.index}
+
+    def to_dict(self) -> dict:
+        return {"chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CharVocab":
+        return cls(list(d["chars"]))
+
+
+def split_ids(ids: np.ndarray, val_fraction: float):
+    """Chronological split: the last ``val_fraction`` of the stream is held out."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction: expected a number in [0, 1), got {val_fraction}")
+    n_val = int(len(ids) * val_fraction)
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+class StreamBatches:
+    """Lay a token stream out as ``batch_size`` contiguous rows and cut it into windows.
+
+    Row ``b`` holds tokens ``[b * n, (b + 1) * n)``; window ``w`` is columns
+    ``[w * seq_len, (w + 1) * seq_len)`` as input and the same shifted by one as target, so
+    the state at the end of window ``w`` is the right initial state for window ``w + 1``.
+    Yields time-major ``(x, y)``, each (L, N) int64.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        if batch_size < 1 or seq_len < 1:
+            raise ValueError(f"batch_size and seq_len: expected integers >= 1, got {batch_size} and {seq_len}")
+        n = (len(ids) - 1) // batch_size
+        if n < 1:
+            raise ValueError(f"text too short: {len(ids)} characters cannot fill {batch_size} rows "
+                             f"of at least 2 characters; use a smaller --batch-size or more text")
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.inputs = ids[: n * batch_size].reshape(batch_size, n)
+        self.targets = ids[1: n * batch_size + 1].reshape(batch_size, n)
+        self.num_windows = -(-n // seq_len)
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    def batch(self, w: int, epoch: int = 0):
+        """Window ``w`` as time-major ``(x, y)``; the same in every epoch (the stream is not shuffled)."""
+        s = slice(w * self.seq_len, (w + 1) * self.seq_len)
+        return np.ascontiguousarray(self.inputs[:, s].T), np.ascontiguousarray(self.targets[:, s].T)
+
+    def __iter__(self):
+        for w in range(self.num_windows):
+            yield self.batch(w)

@@ -1,0 +1,95 @@
+"""Saving and loading: one ``.npz`` file per checkpoint, written atomically, versioned.
+
+A checkpoint is a tree of dicts / lists whose leaves are NumPy arrays or JSON values. Arrays go
+into the ``.npz`` under their path (``model/rnn.weight_ih_l0``); everything else goes into a
+JSON document stored beside them, with ``{"__array__": path}`` where an array was. Files are
+written to a temporary name in the same directory, flushed to disk, then renamed over the
+target, so a crash leaves either the old file or the new one, never half of one. Loading never
+unpickles anything.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "rnnkit-checkpoint"
+VERSION = 1
+
+
+def _split(tree, prefix, arrays):
+    if isinstance(tree, np.ndarray):
+        arrays[prefix] = tree
+        return {"__array__": prefix}
+    if isinstance(tree, dict):
+        return {str(k): _split(v, f"{prefix}/{k}" if prefix else str(k), arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_split(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def _join(tree, arrays):
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: _join(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_join(v, arrays) for v in tree]
+    return tree
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save(path, tree: dict) -> None:
+    """Save a checkpoint tree to ``path`` (``.npz``) atomically."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"format": FORMAT, "version": VERSION, "tree": _split(tree, "", arrays)}
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(meta)), **{f"a{i}": a for i, a in enumerate(arrays.values())},
+             __keys__=np.array(json.dumps(list(arrays))))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load(path) -> dict:
+    """Load a checkpoint written by :func:`save`; clear errors for anything else."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            keys = json.loads(str(z["__keys__"]))
+            arrays = {k: z[f"a{i}"] for i, k in enumerate(keys)}
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path} is not an rnnkit checkpoint ({type(exc).__name__}: {exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an rnnkit checkpoint (format {meta.get('format')!r})")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{path}: checkpoint format version {meta.get('version')}, this rnnkit reads version {VERSION}")
+    return _join(meta["tree"], arrays)

@@ -1,0 +1,102 @@
+"""Character-level language model: embedding -> recurrent layers -> dropout -> linear -> softmax."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
+from ..nn import Dropout, Embedding, Linear, Module
+from .common import child_seeds, first, make_rnn
+
+
+class CharLM(Module):
+    """Predicts the next character at every step.
+
+    Shapes: ``x`` (L, N) int ids -> logits (L, N, V); ``state`` as the recurrent layer's
+    ((num_layers, N, H), a tuple for the LSTM).
+    """
+
+    def __init__(self, vocab_size, embed_size=64, hidden_size=256, num_layers=2, cell="lstm", dropout=0.0,
+                 dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        s = child_seeds(seed, 4)
+        self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
+                           hidden_size=int(hidden_size), num_layers=int(num_layers), cell=cell, dropout=float(dropout))
+        self.embed = Embedding(vocab_size, embed_size, dtype=dtype, seed=s[0])
+        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1])
+        self.drop = Dropout(dropout, dtype=dtype, seed=s[2])
+        self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=s[3])
+
+    @classmethod
+    def from_config(cls, config: dict, dtype=np.float32, seed=None) -> "CharLM":
+        kw = {k: v for k, v in config.items() if k != "kind"}
+        return cls(**kw, dtype=dtype, seed=seed)
+
+    def forward(self, x, state=None):
+        e = self.embed(x)                    # (L, N, E)
+        y, state = self.rnn(e, state)        # (L, N, H)
+        logits = self.head(self.drop(y))     # (L, N, V)
+        return logits, state
+
+    def backward(self, dlogits):
+        dy = self.drop.backward(self.head.backward(dlogits))
+        self.embed.backward(first(self.rnn.backward(dy)))
+
+    def train_step(self, batch, state=None):
+        """Forward, loss, backward (gradients accumulate). Returns ``(loss, final_state, n_tokens)``.
+
+        The returned state is plain arrays: carrying it into the next window carries the value
+        and cuts the gradient there (truncated BPTT).
+        """
+        x, y = batch
+        logits, state = self.forward(x, state)
+        loss, cache = cross_entropy(logits, y)
+        self.backward(cross_entropy_backward(cache))
+        return loss, state, y.size
+
+    def evaluate(self, batch, state=None):
+        """Summed loss (nats) over the batch, without gradients. Returns ``(loss_sum, state, n_tokens)``."""
+        x, y = batch
+        logits, state = self.forward(x, state)
+        self.clear_cache()
+        loss, _ = cross_entropy(logits, y, reduction="sum")
+        return loss, state, y.size
+
+    @staticmethod
+    def metrics(mean_loss: float) -> dict:
+        return {"bpc": mean_loss / math.log(2)}
+
+    def sample(self, vocab, length=500, temperature=1.0, top_k=0, prime="", rng=None) -> str:
+        """Generate ``length`` characters after ``prime``, one step at a time.
+
+        ``temperature`` divides the logits (0 means always take the most likely character);
+        ``top_k > 0`` samples only among the k most likely.
+        """
+        if temperature < 0:
+            raise ValueError(f"temperature: expected a number >= 0, got {temperature}")
+        if top_k < 0:
+            raise ValueError(f"top_k: expected an integer >= 0 (0 = no limit), got {top_k}")
+        rng = np.random.default_rng(rng)
+        was_training = self.training
+        self.eval()
+        ids = vocab.encode(prime) if prime else np.array([int(rng.integers(1, len(vocab)))])
+        logits, state = self.forward(ids[:, None])
+        out = []
+        for _ in range(length):
+            nxt = self._pick(logits[-1, 0].astype(np.float64), temperature, top_k, rng)
+            out.append(nxt)
+            logits, state = self.forward(np.array([[nxt]]), state)
+        self.clear_cache()
+        self.train(was_training)
+        return vocab.decode(out)
+
+    @staticmethod
+    def _pick(logits, temperature, top_k, rng) -> int:
+        if temperature == 0:
+            return int(np.argmax(logits))
+        if top_k:
+            cut = np.partition(logits, -min(top_k, logits.size))[-min(top_k, logits.size)]
+            logits = np.where(logits >= cut, logits, -np.inf)
+        p = softmax(logits / temperature)
+        return int(rng.choice(p.size, p=p))

@@ -1,0 +1,50 @@
+"""Pieces shared by the task models: resolving a cell name, seeding submodules, RNG state."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn import GRU, LSTM, RNN
+
+CELL_NAMES = ("rnn", "rnn-relu", "lstm", "gru")
+
+
+def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kw):
+    """``'rnn'`` (tanh), ``'rnn-relu'``, ``'lstm'`` or ``'gru'`` -> the layer module."""
+    if cell == "rnn":
+        return RNN(input_size, hidden_size, num_layers, nonlinearity="tanh", **kw)
+    if cell == "rnn-relu":
+        return RNN(input_size, hidden_size, num_layers, nonlinearity="relu", **kw)
+    if cell == "lstm":
+        return LSTM(input_size, hidden_size, num_layers, **kw)
+    if cell == "gru":
+        return GRU(input_size, hidden_size, num_layers, **kw)
+    raise ValueError(f"cell: expected one of {', '.join(CELL_NAMES)}, got {cell!r}")
+
+
+def child_seeds(seed, n: int) -> list:
+    """``n`` independent seeds drawn from ``seed`` (an int, None or a Generator)."""
+    return [int(s) for s in np.random.default_rng(seed).integers(0, 2**63 - 1, size=n)]
+
+
+def modules_of(model):
+    """Every module in the tree, depth first, in registration order (for RNG state)."""
+    yield model
+    for m in model._modules.values():
+        yield from modules_of(m)
+
+
+def rng_state(model) -> list:
+    return [m.rng.bit_generator.state for m in modules_of(model)]
+
+
+def set_rng_state(model, states: list) -> None:
+    mods = list(modules_of(model))
+    if len(mods) != len(states):
+        raise ValueError(f"RNG state: expected {len(mods)} generator states, got {len(states)}")
+    for m, s in zip(mods, states):
+        m.rng.bit_generator.state = s
+
+
+def first(out):
+    """``module.backward`` returns ``dx`` or ``(dx, dstate0)``; take ``dx``."""
+    return out[0] if isinstance(out, tuple) else out

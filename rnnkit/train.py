@@ -1,0 +1,272 @@
+"""The trainer: a loop over batches with no calculus in it.
+
+Each step: ``model.zero_grad()``; ``loss, state, n = model.train_step(batch, carried_state)``
+(forward, loss and backward live in the model); clip; ``optimizer.step()``; schedule; log;
+evaluate; checkpoint. With ``stateful=True`` the final state of one batch is the initial state
+of the next (truncated BPTT over a stream: the value is carried, the gradient is cut, because
+the carried state is a plain array); with ``stateful=False`` every batch starts from zeros
+(full BPTT within each batch).
+
+Data sources provide ``len(data)`` (batches per epoch) and ``data.batch(i, epoch)``.
+Models provide ``train_step``, ``evaluate`` (summed loss, state, count), ``metrics(mean_loss)``
+and ``config``.
+
+A run directory holds ``checkpoint.npz`` (everything needed to resume: model, optimizer,
+schedule, RNG states, data position, carried state), ``best.npz`` (the model with the best
+validation loss), ``metrics.jsonl`` (one JSON object per line) and ``config.json``. Resuming
+from ``checkpoint.npz`` reproduces an uninterrupted run bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from . import io
+from .models.common import rng_state, set_rng_state
+from .optim import clip_grad_norm, make_optimizer, make_schedule
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000             # optimizer steps in all (ignored when ``epochs`` is set)
+    epochs: int | None = None     # passes over the training data
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    clip: float = 5.0             # max global gradient norm; 0 disables clipping
+    schedule: str = "none"        # none | cosine | step | exponential | plateau
+    warmup: int = 0               # warm-up steps for the cosine schedule
+    stateful: bool = True         # carry the state between consecutive batches (TBPTT)
+    eval_every: int = 200
+    checkpoint_every: int = 200
+    log_every: int = 10
+    patience: int = 0             # evaluations without improvement before stopping; 0 = never
+    time_limit: float = 0.0       # seconds; 0 = no limit
+    seed: int = 0
+
+    def __post_init__(self):
+        positive = {"steps": self.steps, "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
+                    "log_every": self.log_every}
+        for name, v in positive.items():
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name.replace('_', '-')}: expected an integer >= 1, got {v!r}")
+        if self.epochs is not None and (not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1):
+            raise ValueError(f"epochs: expected an integer >= 1, got {self.epochs!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        for name in ("clip", "weight_decay", "time_limit"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
+        for name in ("warmup", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _pack_state(state):
+    if state is None:
+        return None
+    return {"tuple": isinstance(state, tuple), "arrays": list(state) if isinstance(state, tuple) else [state]}
+
+
+def _unpack_state(packed):
+    if packed is None:
+        return None
+    arrays = [np.asarray(a) for a in packed["arrays"]]
+    return tuple(arrays) if packed["tuple"] else arrays[0]
+
+
+class Trainer:
+    """Train ``model`` on ``train_data``, evaluating on ``val_data``, writing into ``out_dir``.
+
+    ``extra`` (JSON values, e.g. the vocabulary) is saved with every checkpoint and best model.
+    ``callbacks`` are called as ``cb(trainer)`` after every step.
+    """
+
+    def __init__(self, model, train_data, val_data, config: TrainConfig, out_dir, extra=None, progress=True,
+                 callbacks=(), eval_batches=None):
+        self.model, self.train_data, self.val_data = model, train_data, val_data
+        self.config, self.out_dir = config, os.fspath(out_dir)
+        self.extra = extra or {}
+        self.progress, self.callbacks = progress, list(callbacks)
+        self.eval_batches = eval_batches
+        self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr, weight_decay=config.weight_decay)
+        self.schedule = make_schedule(config.schedule, self.optimizer, total_steps=self.total_steps,
+                                      warmup=config.warmup)
+        self.step = self.epoch = self.index = 0
+        self.carry = None
+        self.best_val = math.inf
+        self.bad_evals = 0
+        self.elapsed = 0.0
+        self.last = {}            # latest logged metrics
+        self.stop_reason = None
+
+    # -- bookkeeping ----------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        c = self.config
+        return c.epochs * len(self.train_data) if c.epochs is not None else c.steps
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out_dir, name)
+
+    def log(self, record: dict) -> None:
+        with open(self.path("metrics.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    # -- checkpoints ----------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        io.save(self.path("checkpoint.npz"), {
+            "config": asdict(self.config), "model_config": self.model.config, "extra": self.extra,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "rng": rng_state(self.model), "carry": _pack_state(self.carry),
+            "progress": {"step": self.step, "epoch": self.epoch, "index": self.index, "best_val": self.best_val,
+                         "bad_evals": self.bad_evals, "elapsed": self.elapsed},
+        })
+
+    def save_best(self) -> None:
+        io.save(self.path("best.npz"), {"model_config": self.model.config, "extra": self.extra,
+                                         "model": self.model.state_dict(), "step": self.step,
+                                         "val_loss": self.best_val})
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue from a checkpoint dict (as loaded by :func:`rnnkit.io.load`)."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.schedule is not None and ckpt.get("schedule") is not None:
+            self.schedule.load_state_dict(ckpt["schedule"])
+        set_rng_state(self.model, ckpt["rng"])
+        self.carry = _unpack_state(ckpt["carry"])
+        p = ckpt["progress"]
+        self.step, self.epoch, self.index = int(p["step"]), int(p["epoch"]), int(p["index"])
+        self.best_val, self.bad_evals, self.elapsed = float(p["best_val"]), int(p["bad_evals"]), float(p["elapsed"])
+        self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint, so a resumed log reads like an unbroken one."""
+        path = self.path("metrics.jsonl")
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        io.atomic_write_text(path, "".join(kept))
+
+    # -- evaluation -----------------------------------------------------------------
+    def evaluate(self) -> dict:
+        """Mean validation loss over the whole validation set, plus the model's own metrics."""
+        if self.val_data is None:
+            return {}
+        self.model.eval()
+        total, count, state = 0.0, 0, None
+        n = len(self.val_data) if self.eval_batches is None else min(self.eval_batches, len(self.val_data))
+        for i in range(n):
+            loss, state, k = self.model.evaluate(self.val_data.batch(i, 0), state if self.config.stateful else None)
+            total, count = total + loss, count + k
+        self.model.train()
+        mean = total / max(count, 1)
+        return {"val_loss": mean, **{f"val_{k}": v for k, v in self.model.metrics(mean).items()}}
+
+    def _eval_and_track(self) -> dict:
+        res = self.evaluate()
+        if not res:
+            return res
+        self.log({"step": self.step, **res})
+        if res["val_loss"] < self.best_val:
+            self.best_val, self.bad_evals = res["val_loss"], 0
+            self.save_best()
+        else:
+            self.bad_evals += 1
+            if self.config.patience and self.bad_evals >= self.config.patience:
+                self.stop_reason = f"early stop: no validation improvement in {self.bad_evals} evaluations"
+        return res
+
+    # -- the loop -------------------------------------------------------------------
+    def train_one(self) -> dict:
+        """One optimizer step on the next batch. Returns the step's metrics."""
+        c, model = self.config, self.model
+        batch = self.train_data.batch(self.index, self.epoch)
+        model.train()
+        model.zero_grad()
+        t0 = time.perf_counter()
+        loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {self.step + 1}; try a lower --lr or --clip")
+        norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf)
+        self.optimizer.step()
+        lr = self.optimizer.lr
+        if self.schedule is not None and c.schedule != "plateau":
+            self.schedule.step()
+        dt = time.perf_counter() - t0
+        self.carry = state if c.stateful else None
+        self.step += 1
+        self.index += 1
+        if self.index >= len(self.train_data):
+            self.index, self.epoch, self.carry = 0, self.epoch + 1, None
+        return {"loss": loss, "grad_norm": float(norm), "lr": lr, "tokens": n, "seconds": dt}
+
+    def run(self, stop_at: int | None = None) -> dict:
+        """Train until the step budget, the time limit or early stopping. ``stop_at`` stops after
+        that many steps in all (as an interruption would), leaving a checkpoint to resume from."""
+        from tqdm.auto import tqdm
+
+        os.makedirs(self.out_dir, exist_ok=True)
+        io.atomic_write_text(self.path("config.json"), json.dumps(
+            {"train": asdict(self.config), "model": self.model.config, **self.extra}, indent=2))
+        c, total = self.config, self.total_steps
+        end = total if stop_at is None else min(total, stop_at)
+        bar = tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
+        start = time.perf_counter() - self.elapsed
+        try:
+            while self.step < end and self.stop_reason is None:
+                m = self.train_one()
+                for k in ("loss", "tokens", "seconds"):
+                    window[k] += m[k]
+                window["n"] += 1
+                self.elapsed = time.perf_counter() - start
+                if self.step % c.log_every == 0 or self.step == end:
+                    mean = window["loss"] / window["n"]
+                    self.last = {"step": self.step, "epoch": self.epoch, "loss": mean,
+                                 **self.model.metrics(mean), "lr": m["lr"], "grad_norm": m["grad_norm"],
+                                 "tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
+                                 "elapsed": self.elapsed}
+                    self.log(self.last)
+                    bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{self.last['tokens_per_s']:.0f}")
+                    window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
+                bar.update(1)
+                final = self.step >= total or (c.time_limit and self.elapsed >= c.time_limit)
+                if self.step % c.eval_every == 0 or final:
+                    res = self._eval_and_track()
+                    if self.schedule is not None and c.schedule == "plateau" and res:
+                        self.schedule.step(res["val_loss"])
+                    if res:
+                        bar.set_postfix(loss=f"{self.last.get('loss', float('nan')):.3f}",
+                                        val=f"{res['val_loss']:.3f}")
+                for cb in self.callbacks:
+                    cb(self)
+                if self.step % c.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if c.time_limit and self.elapsed >= c.time_limit:
+                    self.stop_reason = f"time limit of {c.time_limit:g} s reached"
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            bar.close()
+            raise
+        bar.close()
+        self.save_checkpoint()
+        if self.stop_reason is None:
+            self.stop_reason = "finished" if self.step >= total else f"stopped at step {self.step}"
+        return {"step": self.step, "best_val_loss": self.best_val, "stop_reason": self.stop_reason, **self.last}
