@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..kernels import fast_sequence
 from .gru import gru_step, gru_step_backward
 from .lstm import lstm_step, lstm_step_backward
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
@@ -122,7 +123,8 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     if b_ih is not None:
         x_proj += b_ih
-    y, state, h_prev, steps = sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
+    fwd = sequence_forward if (fast := fast_sequence()) is None else fast.sequence_forward
+    y, state, h_prev, steps = fwd(ops, x_proj, state0, W_hh, b_hh, mask)
     if reverse:
         y = reverse_time(y, rev)
     return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None)
@@ -135,7 +137,8 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     """
     if reverse:
         dy = reverse_time(dy, cache.rev)
-    dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask)
+    bwd = sequence_backward if not hasattr(cache.steps, "kind") else fast_sequence().sequence_backward
+    dx_proj, dhh, dstate0 = bwd(ops, dy, dstate, cache.steps, W_hh, cache.mask)
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)
