@@ -1,0 +1,357 @@
+"""Optimizers, gradient clipping and learning-rate schedules, each matching ``torch.optim``'s
+update rule step for step.
+
+The base class owns the parameters, ``zero_grad``, ``step`` and the state dict; each optimizer
+writes only its per-tensor update. Parameters are updated in place, so the arrays a module
+holds stay the arrays the optimizer updates. ``params`` is a module (its
+``named_parameters()``) or an iterable of ``(name, param, grad)`` triples.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _triples(params):
+    if hasattr(params, "named_parameters"):
+        params = params.named_parameters()
+    out = list(params)
+    for t in out:
+        if not (isinstance(t, tuple) and len(t) == 3):
+            raise TypeError("params: expected a module or (name, param, grad) triples")
+    return out
+
+
+def _check(cond, name, value, want):
+    if not cond:
+        raise ValueError(f"{name}: expected {want}, got {value!r}")
+
+
+class Optimizer:
+    """Base class: ``step()`` applies :meth:`update` to every parameter; ``lr`` may be changed
+    between steps (schedules do)."""
+
+    def __init__(self, params, lr: float):
+        _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), "lr", lr, "a positive number")
+        self.params = _triples(params)
+        self.lr = float(lr)
+        self.steps = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in self.params}
+
+    def zero_grad(self) -> None:
+        for _, _, g in self.params:
+            g.fill(0)
+
+    def step(self) -> None:
+        self.steps += 1
+        for name, p, g in self.params:
+            self.update(p, g, self.state[name])
+
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "lr": self.lr,
+                "state": {name: {k: v.copy() for k, v in s.items()} for name, s in self.state.items()}}
+
+    def load_state_dict(self, d: dict) -> None:
+        names = {name for name, _, _ in self.params}
+        if set(d["state"]) != names:
+            raise ValueError(f"optimizer state: expected entries for {sorted(names)}, got {sorted(d['state'])}")
+        self.steps, self.lr = int(d["steps"]), float(d["lr"])
+        self.state = {name: {k: np.array(v, copy=True) for k, v in s.items()} for name, s in d["state"].items()}
+
+
+class SGD(Optimizer):
+    """``g += wd p``; momentum ``b = mu b + (1 - dampening) g`` (``b = g`` on the first step);
+    Nesterov ``g += mu b``, else ``g = b``; ``p -= lr g``."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        _check(0 <= momentum < 1, "momentum", momentum, "a number in [0, 1)")
+        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
+        _check(not nesterov or (momentum > 0 and dampening == 0), "nesterov", nesterov,
+               "momentum > 0 and dampening 0 with Nesterov momentum")
+        self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
+
+    def update(self, p, g, s):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            if "momentum" not in s:
+                s["momentum"] = np.array(g, copy=True)
+            else:
+                s["momentum"] *= self.momentum
+                s["momentum"] += (1 - self.dampening) * g
+            g = g + self.momentum * s["momentum"] if self.nesterov else s["momentum"]
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Kingma & Ba (2015) with PyTorch's bias correction and L2 ``weight_decay`` added to the gradient:
+    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)``."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(params, lr)
+        for i, b in enumerate(betas):
+            _check(0 <= b < 1, f"betas[{i}]", b, "a number in [0, 1)")
+        _check(eps > 0, "eps", eps, "a positive number")
+        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
+        self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
+
+    def update(self, p, g, s):
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p *= 1 - self.lr * self.weight_decay
+            else:
+                g = g + self.weight_decay * p
+        if "m" not in s:
+            s["m"], s["v"] = np.zeros_like(p), np.zeros_like(p)
+            if self.amsgrad:
+                s["v_max"] = np.zeros_like(p)
+        m, v = s["m"], s["v"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        if self.amsgrad:
+            np.maximum(s["v_max"], v, out=s["v_max"])
+            v = s["v_max"]
+        t = self.steps
+        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+        p -= (self.lr / (1 - b1 ** t)) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): ``p *= 1 - lr wd`` before the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """``s = a s + (1-a) g^2``; centered: ``d = sqrt(s - gbar^2) + eps`` else ``sqrt(s) + eps``;
+    momentum ``b = mu b + g / d``, ``p -= lr b``; without: ``p -= lr g / d``."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        super().__init__(params, lr)
+        _check(0 <= alpha < 1, "alpha", alpha, "a number in [0, 1)")
+        _check(eps > 0, "eps", eps, "a positive number")
+        _check(0 <= momentum < 1, "momentum", momentum, "a number in [0, 1)")
+        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
+        self.alpha, self.eps, self.weight_decay, self.momentum, self.centered = alpha, eps, weight_decay, momentum, centered
+
+    def update(self, p, g, s):
+        a = self.alpha
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if "square_avg" not in s:
+            s["square_avg"] = np.zeros_like(p)
+            if self.centered:
+                s["grad_avg"] = np.zeros_like(p)
+            if self.momentum:
+                s["momentum"] = np.zeros_like(p)
+        sq = s["square_avg"]
+        sq *= a
+        sq += (1 - a) * (g * g)
+        if self.centered:
+            s["grad_avg"] *= a
+            s["grad_avg"] += (1 - a) * g
+            denom = np.sqrt(sq - s["grad_avg"] ** 2) + self.eps
+        else:
+            denom = np.sqrt(sq) + self.eps
+        if self.momentum:
+            s["momentum"] *= self.momentum
+            s["momentum"] += g / denom
+            p -= self.lr * s["momentum"]
+        else:
+            p -= self.lr * g / denom
+
+
+class Adagrad(Optimizer):
+    """``sum += g^2``; ``p -= lr / (1 + (t-1) lr_decay) * g / (sqrt(sum) + eps)``."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, lr)
+        _check(lr_decay >= 0, "lr_decay", lr_decay, "a number >= 0")
+        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
+        _check(initial_accumulator_value >= 0, "initial_accumulator_value", initial_accumulator_value, "a number >= 0")
+        _check(eps > 0, "eps", eps, "a positive number")
+        self.lr_decay, self.weight_decay, self.init_acc, self.eps = lr_decay, weight_decay, initial_accumulator_value, eps
+
+    def update(self, p, g, s):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if "sum" not in s:
+            s["sum"] = np.full_like(p, self.init_acc)
+        s["sum"] += g * g
+        clr = self.lr / (1 + (self.steps - 1) * self.lr_decay)
+        p -= clr * g / (np.sqrt(s["sum"]) + self.eps)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def make_optimizer(name: str, params, lr: float, **kw) -> Optimizer:
+    """An optimizer by name; ``weight_decay=0`` is accepted by all."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](params, lr=lr, **kw)
+
+
+# -- clipping ---------------------------------------------------------------------------
+def _grads(params):
+    return [g for _, _, g in _triples(params)]
+
+
+def grad_norm(params) -> float:
+    """Global L2 norm of all gradients (float64 accumulation)."""
+    return math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
+                         for g in _grads(params)))
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most ``max_norm``
+    (by ``max_norm / (norm + 1e-6)``, as ``torch.nn.utils.clip_grad_norm_``). Returns the norm
+    before clipping; ``inf``/``nan`` norms are returned unclipped for the caller to report."""
+    _check(max_norm > 0, "max_norm", max_norm, "a positive number")
+    grads = _grads(params)
+    norm = grad_norm([(None, None, g) for g in grads])
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1 and math.isfinite(norm):
+        for g in grads:
+            g *= g.dtype.type(coef)
+    return norm
+
+
+def clip_grad_value(params, clip_value: float) -> None:
+    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place."""
+    _check(clip_value > 0, "clip_value", clip_value, "a positive number")
+    for g in _grads(params):
+        np.clip(g, -clip_value, clip_value, out=g)
+
+
+# -- schedules --------------------------------------------------------------------------
+class Schedule:
+    """Sets ``optimizer.lr`` from the number of ``step()`` calls made so far."""
+
+    def __init__(self, optimizer: Optimizer):
+        self.optimizer, self.base_lr, self.count = optimizer, optimizer.lr, 0
+        optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, n: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self) -> None:
+        self.count += 1
+        self.optimizer.lr = self.lr_at(self.count)
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "base_lr": self.base_lr}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.count, self.base_lr = int(d["count"]), float(d["base_lr"])
+        self.optimizer.lr = self.lr_at(self.count)
+
+
+class StepLR(Schedule):
+    """``lr = base * gamma ** (n // step_size)``."""
+
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+        _check(step_size >= 1, "step_size", step_size, "an integer >= 1")
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, n):
+        return self.base_lr * self.gamma ** (n // self.step_size)
+
+
+class ExponentialLR(Schedule):
+    """``lr = base * gamma ** n``."""
+
+    def __init__(self, optimizer, gamma: float):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, n):
+        return self.base_lr * self.gamma ** n
+
+
+class CosineWarmup(Schedule):
+    """Linear warm-up ``lr = base * (n + 1) / (warmup + 1)`` for ``n < warmup``, then cosine decay
+    ``lr = min_lr + (base - min_lr) (1 + cos(pi p)) / 2`` with ``p = (n - warmup) / (total - warmup)``
+    clipped to [0, 1]."""
+
+    def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
+        _check(warmup_steps >= 0, "warmup_steps", warmup_steps, "an integer >= 0")
+        _check(total_steps >= 1, "total_steps", total_steps, "an integer >= 1")
+        self.warmup, self.total, self.min_lr = warmup_steps, total_steps, min_lr
+        super().__init__(optimizer)
+
+    def lr_at(self, n):
+        if n < self.warmup:
+            return self.base_lr * (n + 1) / (self.warmup + 1)
+        p = min(1.0, (n - self.warmup) / max(1, self.total - self.warmup))
+        return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+class ReduceLROnPlateau:
+    """Multiply the learning rate by ``factor`` after ``patience`` evaluations without a relative
+    improvement of ``threshold`` (PyTorch's 'min' / 'rel' rule), then wait ``cooldown`` evaluations."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0,
+                 eps=1e-8):
+        _check(mode in ("min", "max"), "mode", mode, "'min' or 'max'")
+        _check(0 < factor < 1, "factor", factor, "a number in (0, 1)")
+        self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
+        self.threshold, self.cooldown, self.min_lr, self.eps = threshold, cooldown, min_lr, eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.bad = self.cooldown_left = 0
+
+    def _better(self, x):
+        if self.mode == "min":
+            return x < self.best * (1 - self.threshold)
+        return x > self.best * (1 + self.threshold)
+
+    def step(self, metric: float) -> None:
+        if self._better(metric):
+            self.best, self.bad = metric, 0
+        else:
+            self.bad += 1
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.bad = 0
+        if self.bad > self.patience:
+            new = max(self.optimizer.lr * self.factor, self.min_lr)
+            if self.optimizer.lr - new > self.eps:
+                self.optimizer.lr = new
+            self.cooldown_left, self.bad = self.cooldown, 0
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad": self.bad, "cooldown_left": self.cooldown_left}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.best, self.bad, self.cooldown_left = float(d["best"]), int(d["bad"]), int(d["cooldown_left"])
+
+
+def make_schedule(name: str, optimizer, total_steps: int, warmup: int = 0):
+    """The trainer's schedules by name: 'none' (None), 'cosine' (with ``warmup``), 'step' (x0.5
+    every quarter of the run), 'exponential' (to 1% over the run), 'plateau' (x0.5 after 3 flat evaluations)."""
+    if name == "none":
+        return None
+    if name == "cosine":
+        return CosineWarmup(optimizer, warmup, total_steps)
+    if name == "step":
+        return StepLR(optimizer, max(1, total_steps // 4), 0.5)
+    if name == "exponential":
+        return ExponentialLR(optimizer, 0.01 ** (1 / max(1, total_steps)))
+    if name == "plateau":
+        return ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    raise ValueError(f"schedule: expected none, cosine, step, exponential or plateau, got {name!r}")

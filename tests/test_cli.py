@@ -1,0 +1,92 @@
+"""The rnnkit command end to end on a small text, and its error messages for bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rnnkit.cli import main
+
+TEXT = "It was the best of times, it was the worst of times, it was the age of wisdom. " * 30
+
+
+def rnnkit(*args):
+    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "t.txt").write_text(TEXT, encoding="utf-8")
+    r = rnnkit("train", d / "t.txt", "--out", d / "run", "--steps", 12, "--hidden", 16, "--layers", 1,
+               "--embed", 8, "--seq-len", 16, "--batch-size", 4, "--eval-every", 6, "--checkpoint-every", 6,
+               "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "finished at step 12" in r.stdout
+    return d
+
+
+def test_help_and_version():
+    r = rnnkit("--help")
+    assert r.returncode == 0 and "train" in r.stdout and "demo" in r.stdout
+    assert rnnkit("--version").stdout.startswith("rnnkit ")
+    r = rnnkit("train", "--help")
+    for flag in ("--cell", "--hidden", "--layers", "--seq-len", "--batch-size", "--lr", "--clip", "--steps",
+                 "--epochs", "--out", "--seed", "--resume"):
+        assert flag in r.stdout
+
+
+def test_sample_eval_plot(run_dir):
+    r = rnnkit("sample", run_dir / "run", "--length", 40, "--seed", 1, "--prime", "It was")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("It was") and len(r.stdout.rstrip("\n")) == len("It was") + 40
+    assert rnnkit("sample", run_dir / "run", "--length", 40, "--seed", 1, "--prime", "It was").stdout == r.stdout
+    r = rnnkit("sample", run_dir / "run", "--length", 20, "--temperature", 0, "--top-k", 3)
+    assert r.returncode == 0, r.stderr
+    r = rnnkit("eval", run_dir / "run", run_dir / "t.txt")
+    assert r.returncode == 0 and "bits/char" in r.stdout, r.stderr
+    r = rnnkit("plot", run_dir / "run")
+    assert r.returncode == 0, r.stderr
+    assert (run_dir / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_continues_and_extends(run_dir):
+    r = rnnkit("train", run_dir / "t.txt", "--out", run_dir / "run", "--resume", "--steps", 18, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout and "finished at step 18" in r.stdout
+    steps = [json.loads(line)["step"] for line in open(run_dir / "run" / "metrics.jsonl")]
+    assert steps == sorted(steps) and steps[-1] == 18
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "{d}/missing.txt", "--out", "{d}/x"], "not found"),
+    (["train", "{d}/empty.txt", "--out", "{d}/x"], "empty"),
+    (["train", "{d}/bin.txt", "--out", "{d}/x"], "not UTF-8"),
+    (["train", "{d}/t.txt", "--lr", "-1"], "--lr: expected a positive number"),
+    (["train", "{d}/t.txt", "--seq-len", "0"], "--seq-len: expected a positive integer"),
+    (["train", "{d}/t.txt", "--cell", "transformer"], "invalid choice"),
+    (["train", "{d}/t.txt", "--out", "{d}/run"], "already holds a run"),
+    (["train", "{d}/t.txt", "--out", "{d}/nothing", "--resume"], "no checkpoint"),
+    (["train", "{d}/other.txt", "--out", "{d}/run", "--resume"], "not the text"),
+    (["sample", "{d}"], "not an rnnkit run directory"),
+    (["sample", "{d}/nope"], "run directory not found"),
+    (["sample", "{d}/run", "--temperature", "-1"], "expected a number >= 0"),
+    (["eval", "{d}/run", "{d}/missing.txt"], "not found"),
+    (["plot", "{d}"], "not an rnnkit run directory"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line(run_dir, args, match):
+    d = run_dir
+    (d / "empty.txt").write_text("")
+    (d / "bin.txt").write_bytes(b"\xff\xfe\x00abc")
+    (d / "other.txt").write_text("different text " * 50)
+    r = rnnkit(*[a.format(d=d) for a in args])
+    assert r.returncode == 2
+    assert match in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_main_without_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
