@@ -1,8 +1,27 @@
-"""rnnkit: recurrent neural networks from first principles in NumPy."""
+"""rnnkit: recurrent neural networks from first principles in NumPy.
+
+The public classes are imported on first use (PEP 562), so ``rnnkit --help`` starts without
+loading NumPy.
+"""
 __version__ = "0.1.0"
 
-from .nn import (  # noqa: E402
-    GRU, LSTM, RNN, Dropout, Embedding, GRUCell, Linear, LSTMCell, Module, RNNCell,
-)
+_EXPORTS = {
+    "RNN": "nn", "LSTM": "nn", "GRU": "nn", "RNNCell": "nn", "LSTMCell": "nn", "GRUCell": "nn",
+    "Linear": "nn", "Embedding": "nn", "Dropout": "nn", "Module": "nn",
+    "CharLM": "models",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding", "Dropout", "Module"]
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f"rnnkit.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
