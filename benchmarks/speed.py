@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -85,14 +84,25 @@ def time_it(step, repeats, warmup=3):
     return statistics.median(out)
 
 
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def child_memory(lib, cell, H, layers):
-    """Run in a fresh process: peak RSS growth (bytes) of the first training steps after set-up."""
+    """Run in a fresh process: growth of peak resident memory during one training step, after a
+    warm-up step (JIT compilation, allocator pools). Linux: the peak is reset through
+    /proc/self/clear_refs, then read back as VmHWM."""
     step = MAKERS[lib](cell, H, layers)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kb("VmRSS")
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"bytes": (after - before) * 1024}))
+    print(json.dumps({"bytes": (_status_kb("VmHWM") - before) * 1024}))
 
 
 def memory(lib, cell, H, layers):

@@ -3,8 +3,11 @@
 One forward and one backward kernel per cell family. The matrix products stay in NumPy (BLAS);
 these kernels replace the dozen elementwise NumPy passes around them. Conventions shared by all:
 
-* ``hh``: (N, G*H) the step's ``h_prev W_hh^T`` on entry; overwritten with the gate activations.
-* ``xp``: (N, G*H) hoisted input projection with every bias that can be folded in.
+* ``hh``: (N, G*H) the step's ``h_prev W_hh^T`` (a scratch buffer).
+* ``xp``: (N, G*H) hoisted input projection with every bias that can be folded in; overwritten
+  with the gate activations, so the projection buffer becomes the activation cache.
+* Backward kernels may write the pre-activation gradients over the activations they read
+  (``da`` may be ``a``): each element's gates are read before they are written.
 * ``valid``: (N,) bool; a row with ``valid[n] == False`` is a padded step: its state is carried.
 * Backward takes the recurrent gradient in two parts, ``dmat`` (from ``da @ W_hh``) and ``ddir``
   (direct paths: the GRU's ``z * dh`` and carried gradients at padded steps), plus ``dy``.
@@ -43,7 +46,7 @@ def lstm_forward_step(hh, xp, c_prev, h_prev, valid, c_out, tc_out, h_out, y_out
             f = _sig(hh[n, H + j] + xp[n, H + j])
             g = _tanh(hh[n, 2 * H + j] + xp[n, 2 * H + j], precise)
             o = _sig(hh[n, 3 * H + j] + xp[n, 3 * H + j])
-            hh[n, j], hh[n, H + j], hh[n, 2 * H + j], hh[n, 3 * H + j] = i, f, g, o
+            xp[n, j], xp[n, H + j], xp[n, 2 * H + j], xp[n, 3 * H + j] = i, f, g, o
             c = f * c_prev[n, j] + i * g
             tc = _tanh(c, precise)
             tc_out[n, j] = tc
@@ -94,7 +97,7 @@ def gru_forward_step(hh, xp, b_hn, h_prev, valid, hn_out, h_out, y_out, precise)
             z = _sig(hh[n, H + j] + xp[n, H + j])
             hn = hh[n, 2 * H + j] + b_hn[j]
             nn = _tanh(xp[n, 2 * H + j] + r * hn, precise)
-            hh[n, j], hh[n, H + j], hh[n, 2 * H + j] = r, z, nn
+            xp[n, j], xp[n, H + j], xp[n, 2 * H + j] = r, z, nn
             hn_out[n, j] = hn
             if ok:
                 h = nn + z * (h_prev[n, j] - nn)
@@ -136,7 +139,7 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
         for j in range(H):
             p = hh[n, j] + xp[n, j]
             h = (p if p > 0.0 else 0.0) if relu else _tanh(p, precise)
-            hh[n, j] = h
+            xp[n, j] = h
             if ok:
                 h_out[n, j] = h
                 y_out[n, j] = h

@@ -3,7 +3,9 @@ for everything elementwise. A drop-in replacement for
 :func:`rnnkit.functional.recurrent.sequence_forward` / ``sequence_backward`` (same arguments,
 same results), tested against them in float32 and float64.
 
-What backward needs is kept as whole-sequence buffers: gate activations (L, N, G*H), hidden
+What backward needs is kept as whole-sequence buffers, and buffers are reused: the input
+projection becomes the gate activations in forward, and the activations become their own
+gradients in backward. Kept: gate activations (L, N, G*H), hidden
 states (L+1, N, H), and for the LSTM cell states (L+1, N, H) and ``tanh(c)`` (L, N, H), for the
 GRU ``W_hn h + b_hn`` (L, N, H). ``FastSteps`` presents them per step in the reference caches'
 form (``steps[t].gates`` ...), so diagnostics read either path alike.
@@ -53,7 +55,8 @@ def sequence_forward(ops, x_proj, state0, W_hh, b_hh=None, mask=None):
             x_proj += b_hh
     valid = _valid(mask, L, N)
     precise = dt == np.float64
-    a = np.empty((L, N, GH), dt)          # gate activations
+    a = x_proj                            # the kernels overwrite the projection with the activations
+    hh = np.empty((N, GH), dt)            # h W_hh^T of the current step
     h = np.empty((L + 1, N, H), dt)       # h[t]: state entering step t
     h[0] = state0[0]
     y = h[1:] if mask is None else np.empty((L, N, H), dt)
@@ -63,30 +66,32 @@ def sequence_forward(ops, x_proj, state0, W_hh, b_hh=None, mask=None):
         c[0] = state0[1]
         tc = np.empty((L, N, H), dt)
         for t in range(L):
-            np.matmul(h[t], W_hhT, out=a[t])  # (N, H) @ (H, 4H) -> (N, 4H)
-            K.lstm_forward_step(a[t], x_proj[t], c[t], h[t], valid[t], c[t + 1], tc[t], h[t + 1], y[t], precise)
+            np.matmul(h[t], W_hhT, out=hh)    # (N, H) @ (H, 4H) -> (N, 4H)
+            K.lstm_forward_step(hh, a[t], c[t], h[t], valid[t], c[t + 1], tc[t], h[t + 1], y[t], precise)
         return y, (h[L], c[L]), h[:L], FastSteps(kind, a, h, valid, c=c, tc=tc)
     if kind == "gru":
         hn = np.empty((L, N, H), dt)
         b_hn = b_hh[2 * H:] if b_hh is not None else np.zeros(H, dt)
         for t in range(L):
-            np.matmul(h[t], W_hhT, out=a[t])  # (N, H) @ (H, 3H) -> (N, 3H)
-            K.gru_forward_step(a[t], x_proj[t], b_hn, h[t], valid[t], hn[t], h[t + 1], y[t], precise)
+            np.matmul(h[t], W_hhT, out=hh)    # (N, H) @ (H, 3H) -> (N, 3H)
+            K.gru_forward_step(hh, a[t], b_hn, h[t], valid[t], hn[t], h[t + 1], y[t], precise)
         return y, (h[L],), h[:L], FastSteps(kind, a, h, valid, hn=hn)
     relu = ops.name == "rnn_relu"
     for t in range(L):
-        np.matmul(h[t], W_hhT, out=a[t])      # (N, H) @ (H, H) -> (N, H)
-        K.rnn_forward_step(a[t], x_proj[t], h[t], valid[t], relu, h[t + 1], y[t], precise)
+        np.matmul(h[t], W_hhT, out=hh)        # (N, H) @ (H, H) -> (N, H)
+        K.rnn_forward_step(hh, a[t], h[t], valid[t], relu, h[t + 1], y[t], precise)
     return y, (h[L],), h[:L], FastSteps(kind, a, h, valid)
 
 
 def sequence_backward(ops, dy, dstate, steps: FastSteps, W_hh, mask=None):
-    """Same contract as the reference: returns ``(dx_proj, dhh, dstate0)``."""
+    """Same contract as the reference: returns ``(dx_proj, dhh, dstate0)``. The gradients are
+    written over the cached activations (``dx_proj`` is the activation buffer), so the cache is
+    spent: one backward per forward, which the modules enforce anyway."""
     L, N, H = dy.shape
     GH = W_hh.shape[0]
     dt = dy.dtype
     a, valid = steps.a, steps.valid
-    dx = np.empty((L, N, GH), dt)
+    dx = a
     dhh = np.empty((L, N, GH), dt) if steps.kind == "gru" else dx
     dmat, dmat2 = np.zeros((N, H), dt), np.empty((N, H), dt)
     ddir, ddir2 = np.array(dstate[0], dtype=dt, copy=True), np.empty((N, H), dt)

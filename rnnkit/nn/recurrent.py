@@ -147,6 +147,8 @@ class RNNBase(Module):
                 out = out * keep
             drop_masks.append(keep)
             inp = out
+        if np.may_share_memory(inp, caches[-1].h_prev):
+            inp = inp.copy()  # the fast path's output is a view of its state buffer: hand out a copy
         self._cache = (caches, drop_masks, given_state, (L, N), mask)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_state(final)
