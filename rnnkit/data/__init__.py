@@ -1,0 +1,1 @@
+"""Data: text for language models, generated long-range tasks."""

@@ -1,0 +1,92 @@
+"""A recurrent model for the generated tasks: recurrent layers, then a linear head on the last
+valid step (``regression`` / ``classification``) or on every step (``sequence``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional.init import init_recurrent
+from ..functional.losses import cross_entropy, cross_entropy_backward, mse, mse_backward
+from ..nn import Linear, Module
+from .common import child_seeds, first, make_rnn
+
+
+class SequenceModel(Module):
+    """``x`` (L, N, H_in) -> outputs (N, n_out) or (L, N, n_out) for ``kind='sequence'``.
+
+    ``init`` re-initialises the recurrent weights ('default', 'xavier', 'orthogonal',
+    'identity'); ``recurrent_gain`` scales them (an exploding-gradient set-up uses a large one).
+    """
+
+    def __init__(self, input_size, hidden_size, n_out, kind, cell="lstm", num_layers=1, init="default",
+                 recurrent_gain=1.0, forget_bias=None, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        if kind not in ("regression", "classification", "sequence"):
+            raise ValueError(f"kind: expected regression, classification or sequence, got {kind!r}")
+        s = child_seeds(seed, 2)
+        self.kind = kind
+        self.config = dict(kind="sequence", input_size=input_size, hidden_size=hidden_size, n_out=n_out,
+                           task_kind=kind, cell=cell, num_layers=num_layers, init=init,
+                           recurrent_gain=recurrent_gain, forget_bias=forget_bias)
+        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, seed=s[0])
+        if init != "default" or forget_bias is not None:
+            init_recurrent(self.rnn, init, forget_bias=forget_bias)
+        if recurrent_gain != 1.0:
+            for name, p in self.rnn.params.items():
+                if name.startswith("weight_hh"):
+                    p *= recurrent_gain
+        self.head = Linear(hidden_size, n_out, dtype=dtype, seed=s[1])
+
+    def forward(self, x, lengths=None):
+        y, _ = self.rnn(x, lengths=lengths)                       # (L, N, H)
+        if self.kind == "sequence":
+            self._last = None
+            return self.head(y)                                   # (L, N, n_out)
+        L, N, _ = y.shape
+        t = np.full(N, L - 1) if lengths is None else np.asarray(lengths) - 1
+        self._last = (t, y.shape)
+        return self.head(y[t, np.arange(N)])                      # (N, n_out)
+
+    def backward(self, dout):
+        dh = self.head.backward(dout)
+        if self._last is None:
+            dy = dh
+        else:
+            t, shape = self._last
+            dy = np.zeros(shape, self.dtype)
+            dy[t, np.arange(shape[1])] = dh
+        return first(self.rnn.backward(dy))
+
+    def loss(self, out, y):
+        if self.kind == "regression":
+            return mse(out, y)
+        return cross_entropy(out, y)
+
+    def loss_backward(self, cache):
+        return mse_backward(cache) if self.kind == "regression" else cross_entropy_backward(cache)
+
+    def train_step(self, batch, state=None):
+        x, y, lengths = batch
+        out = self.forward(x, lengths)
+        loss, cache = self.loss(out, y)
+        self.backward(self.loss_backward(cache))
+        return loss, None, x.shape[1]
+
+    def evaluate(self, batch, state=None):
+        x, y, lengths = batch
+        out = self.forward(x, lengths)
+        self.clear_cache()
+        loss, _ = self.loss(out, y)
+        return loss * x.shape[1], None, x.shape[1]
+
+    def accuracy(self, batch) -> float:
+        """Fraction of correct argmax predictions (classification / sequence tasks)."""
+        x, y, lengths = batch
+        out = self.forward(x, lengths)
+        self.clear_cache()
+        pred = out.argmax(-1)
+        keep = y != -100
+        return float((pred[keep] == y[keep]).mean())
+
+    @staticmethod
+    def metrics(mean_loss):
+        return {}
