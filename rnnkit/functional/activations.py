@@ -22,3 +22,16 @@ def hard_sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     out = np.multiply(x, 1.0 / 6.0, out=out)
     out += 0.5
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def sigmoid_grad(s: np.ndarray) -> np.ndarray:
+    """Derivative of the logistic function from its output ``s``: ``s (1 - s)``."""
+    return s * (1.0 - s)
+
+
+def hard_sigmoid_grad(s: np.ndarray) -> np.ndarray:
+    """Derivative of :func:`hard_sigmoid` from its output: 1/6 inside the linear part, 0 where clipped."""
+    return np.where((s > 0.0) & (s < 1.0), 1.0 / 6.0, 0.0).astype(s.dtype)
+
+
+GATES = {"sigmoid": (sigmoid, sigmoid_grad), "hard_sigmoid": (hard_sigmoid, hard_sigmoid_grad)}

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import sigmoid
+from .activations import sigmoid, sigmoid_grad
 
 
 class GRUCache(NamedTuple):
@@ -27,8 +27,8 @@ class GRUCache(NamedTuple):
     hn: np.ndarray      # (N, H) W_hn h_prev + b_hn
 
 
-def gru_step(x_proj, state, W_hh, b_hh=None):
-    """``state = (h_prev,)``; returns ``((h,), cache)``."""
+def gru_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
+    """``state = (h_prev,)``; returns ``((h,), cache)``. ``gate`` squashes r and z."""
     (h_prev,) = state
     H = h_prev.shape[1]
     hh = h_prev @ W_hh.T  # (N, H) @ (H, 3H) -> (N, 3H)
@@ -36,7 +36,7 @@ def gru_step(x_proj, state, W_hh, b_hh=None):
         hh += b_hh
     a = x_proj[:, : 2 * H] + hh[:, : 2 * H]
     gates = np.empty_like(hh)
-    sigmoid(a, out=gates[:, : 2 * H])                   # r, z
+    gate(a, out=gates[:, : 2 * H])                      # r, z
     r, z = gates[:, :H], gates[:, H : 2 * H]
     hn = hh[:, 2 * H :]
     n = np.tanh(x_proj[:, 2 * H :] + r * hn, out=gates[:, 2 * H :])
@@ -44,7 +44,7 @@ def gru_step(x_proj, state, W_hh, b_hh=None):
     return (h,), GRUCache(h_prev, gates, hn)
 
 
-def gru_step_backward(dstate, cache: GRUCache, W_hh):
+def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad):
     """Returns ``(dx_proj, dhh, (dh_prev,))``."""
     (dh,) = dstate
     H = dh.shape[1]
@@ -53,8 +53,8 @@ def gru_step_backward(dstate, cache: GRUCache, W_hh):
     dx = np.empty_like(g)                               # (N, 3H)
     dn = dh * (1.0 - z) * (1.0 - n * n)
     dx[:, 2 * H :] = dn
-    dx[:, :H] = dn * cache.hn * r * (1.0 - r)
-    dx[:, H : 2 * H] = dh * (cache.h_prev - n) * z * (1.0 - z)
+    dx[:, :H] = dn * cache.hn * gate_grad(r)
+    dx[:, H : 2 * H] = dh * (cache.h_prev - n) * gate_grad(z)
     dhh = dx.copy()
     dhh[:, 2 * H :] *= r
     dh_prev = dh * z + dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)

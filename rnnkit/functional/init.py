@@ -64,7 +64,7 @@ def init_recurrent(module, scheme: str = "default", forget_bias: float | None = 
             for g in range(G):
                 p[g * H:(g + 1) * H] = xavier_uniform((H, p.shape[1]), rng)
     if forget_bias is not None:
-        if module.mode != "lstm":
+        if not module.mode.startswith("lstm"):
             raise ValueError(f"forget_bias: only LSTMs have a forget gate, this module is {module.mode!r}")
         for name, p in module.params.items():
             if name.startswith("bias_ih"):

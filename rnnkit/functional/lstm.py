@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import sigmoid
+from .activations import sigmoid, sigmoid_grad
 
 
 class LSTMCache(NamedTuple):
@@ -29,17 +29,17 @@ class LSTMCache(NamedTuple):
     tanh_c: np.ndarray  # (N, H)
 
 
-def lstm_step(x_proj, state, W_hh, b_hh=None):
-    """``state = (h_prev, c_prev)``; returns ``((h, c), cache)``."""
+def lstm_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
+    """``state = (h_prev, c_prev)``; returns ``((h, c), cache)``. ``gate`` squashes i, f, o."""
     h_prev, c_prev = state
     H = h_prev.shape[1]
     a = h_prev @ W_hh.T  # (N, H) @ (H, 4H) -> (N, 4H)
     a += x_proj
     if b_hh is not None:
         a += b_hh
-    sigmoid(a[:, : 2 * H], out=a[:, : 2 * H])          # i, f
+    gate(a[:, : 2 * H], out=a[:, : 2 * H])             # i, f
     np.tanh(a[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])  # g
-    sigmoid(a[:, 3 * H :], out=a[:, 3 * H :])          # o
+    gate(a[:, 3 * H :], out=a[:, 3 * H :])             # o
     i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
     c = f * c_prev + i * g    # (N, H)
     tanh_c = np.tanh(c)
@@ -47,8 +47,9 @@ def lstm_step(x_proj, state, W_hh, b_hh=None):
     return (h, c), LSTMCache(h_prev, c_prev, a, tanh_c)
 
 
-def lstm_step_backward(dstate, cache: LSTMCache, W_hh):
-    """``dstate = (dh, dc)`` w.r.t. the step's outputs; returns ``(dx_proj, dhh, (dh_prev, dc_prev))``."""
+def lstm_step_backward(dstate, cache: LSTMCache, W_hh, gate_grad=sigmoid_grad):
+    """``dstate = (dh, dc)`` w.r.t. the step's outputs; returns ``(dx_proj, dhh, (dh_prev, dc_prev))``.
+    ``gate_grad`` is the gate's derivative as a function of its output."""
     dh, dc = dstate
     H = dh.shape[1]
     a = cache.gates
@@ -56,10 +57,10 @@ def lstm_step_backward(dstate, cache: LSTMCache, W_hh):
     t = cache.tanh_c
     dc = dc + dh * o * (1.0 - t * t)                   # (N, H) total gradient into c
     da = np.empty_like(a)                              # (N, 4H) gradient of the pre-activations
-    da[:, :H] = dc * g * i * (1.0 - i)
-    da[:, H : 2 * H] = dc * cache.c_prev * f * (1.0 - f)
+    da[:, :H] = dc * g * gate_grad(i)
+    da[:, H : 2 * H] = dc * cache.c_prev * gate_grad(f)
     da[:, 2 * H : 3 * H] = dc * i * (1.0 - g * g)
-    da[:, 3 * H :] = dh * t * o * (1.0 - o)
+    da[:, 3 * H :] = dh * t * gate_grad(o)
     dh_prev = da @ W_hh  # (N, 4H) @ (4H, H) -> (N, H)
     dc_prev = dc * f
     return da, da, (dh_prev, dc_prev)

@@ -13,11 +13,13 @@ reversed within its own length (:func:`reverse_index`), so it starts at each seq
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ..kernels import fast_sequence
+from .activations import hard_sigmoid, hard_sigmoid_grad
 from .gru import gru_step, gru_step_backward
 from .lstm import lstm_step, lstm_step_backward
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
@@ -32,6 +34,7 @@ class CellOps:
     n_states: int      # 1 for (h,), 2 for (h, c)
     step: Callable
     step_backward: Callable
+    fused: bool = True  # the fast kernels implement it (the hard-sigmoid variants run on NumPy)
 
 
 CELLS: dict[str, CellOps] = {
@@ -39,7 +42,26 @@ CELLS: dict[str, CellOps] = {
     "rnn_relu": CellOps("rnn_relu", 1, 1, rnn_relu_step, rnn_relu_step_backward),
     "lstm": CellOps("lstm", 4, 2, lstm_step, lstm_step_backward),
     "gru": CellOps("gru", 3, 1, gru_step, gru_step_backward),
+    # gates squashed by the piecewise-linear hard sigmoid instead of the logistic function
+    "lstm_hard": CellOps("lstm_hard", 4, 2, partial(lstm_step, gate=hard_sigmoid),
+                         partial(lstm_step_backward, gate_grad=hard_sigmoid_grad), fused=False),
+    "gru_hard": CellOps("gru_hard", 3, 1, partial(gru_step, gate=hard_sigmoid),
+                        partial(gru_step_backward, gate_grad=hard_sigmoid_grad), fused=False),
 }
+
+
+GATE_NAMES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}
+SQUASHED = {"i", "f", "o", "r", "z"}   # gates in (0, 1); the others (g, n) are tanh, in (-1, 1)
+
+
+def step_gates(ops: CellOps, step_cache) -> dict:
+    """The gate activations of one step, ``{name: (N, H)}`` (LSTM i, f, g, o; GRU r, z, n; none for RNN)."""
+    names = GATE_NAMES[ops.name.split("_")[0]]
+    if not names:
+        return {}
+    a = step_cache.gates
+    H = a.shape[-1] // len(names)
+    return {name: a[..., k * H:(k + 1) * H] for k, name in enumerate(names)}
 
 
 class LayerCache(NamedTuple):
@@ -89,10 +111,12 @@ def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None):
     return y, state, h_prev, caches
 
 
-def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None):
+def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=None):
     """Backward through time. ``dy`` (L, N, H), ``dstate`` gradients w.r.t. the final state.
 
-    Returns ``(dx_proj, dhh, dstate0)`` with ``dx_proj``/``dhh`` of shape (L, N, G*H).
+    Returns ``(dx_proj, dhh, dstate0)`` with ``dx_proj``/``dhh`` of shape (L, N, G*H). With
+    ``record`` (an (L, N, H) array) it also stores the total gradient of the loss with respect
+    to each step's hidden output, dL/dh_t, through the output and through every later step.
     """
     L, N, H = dy.shape
     GH = W_hh.shape[0]
@@ -103,6 +127,8 @@ def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None):
     d = tuple(dstate)
     for t in range(L - 1, -1, -1):
         d = (d[0] + dy[t],) + d[1:]
+        if record is not None:
+            record[t] = d[0]
         if mask is None:
             dx_proj[t], dhh[t], d = ops.step_backward(d, caches[t], W_hh)
         else:
@@ -123,22 +149,29 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     if b_ih is not None:
         x_proj += b_ih
-    fwd = sequence_forward if (fast := fast_sequence()) is None else fast.sequence_forward
+    fast = fast_sequence() if ops.fused else None
+    fwd = sequence_forward if fast is None else fast.sequence_forward
     y, state, h_prev, steps = fwd(ops, x_proj, state0, W_hh, b_hh, mask)
     if reverse:
         y = reverse_time(y, rev)
     return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None)
 
 
-def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False):
+def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False, record=False):
     """Gradients of one direction of one layer.
 
-    Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``.
+    Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``; with
+    ``record=True`` also ``grads["h"]``, dL/dh_t (L, N, H) in natural time order (this runs the
+    reference loop, which reads the fast path's buffers just as well).
     """
     if reverse:
         dy = reverse_time(dy, cache.rev)
-    bwd = sequence_backward if not hasattr(cache.steps, "kind") else fast_sequence().sequence_backward
-    dx_proj, dhh, dstate0 = bwd(ops, dy, dstate, cache.steps, W_hh, cache.mask)
+    if record:
+        dh = np.empty(dy.shape, dy.dtype)
+        dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)
+    else:
+        bwd = sequence_backward if not hasattr(cache.steps, "kind") else fast_sequence().sequence_backward
+        dx_proj, dhh, dstate0 = bwd(ops, dy, dstate, cache.steps, W_hh, cache.mask)
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)
@@ -151,4 +184,6 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     dx = dx_proj @ W_ih  # (L, N, G*H) @ (G*H, H_in) -> (L, N, H_in)
     if reverse:
         dx = reverse_time(dx, cache.rev)
+    if record:
+        grads["h"] = reverse_time(dh, cache.rev) if reverse else dh
     return dx, dstate0, grads

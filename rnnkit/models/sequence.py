@@ -13,12 +13,14 @@ from .common import child_seeds, first, make_rnn
 class SequenceModel(Module):
     """``x`` (L, N, H_in) -> outputs (N, n_out) or (L, N, n_out) for ``kind='sequence'``.
 
-    ``init`` re-initialises the recurrent weights ('default', 'xavier', 'orthogonal',
-    'identity'); ``recurrent_gain`` scales them (an exploding-gradient set-up uses a large one).
+    ``cell`` is 'rnn' (tanh), 'rnn-relu', 'lstm' or 'gru'; ``gate`` 'sigmoid' or 'hard_sigmoid'
+    (LSTM / GRU). ``init`` re-initialises the recurrent weights ('default', 'xavier',
+    'orthogonal', 'identity': the IRNN with 'rnn-relu'); ``recurrent_gain`` scales them (an
+    exploding-gradient set-up uses a large one); ``forget_bias`` sets the LSTM forget-gate bias.
     """
 
     def __init__(self, input_size, hidden_size, n_out, kind, cell="lstm", num_layers=1, init="default",
-                 recurrent_gain=1.0, forget_bias=None, dtype=np.float32, seed=None):
+                 recurrent_gain=1.0, forget_bias=None, gate="sigmoid", dtype=np.float32, seed=None):
         super().__init__(dtype, seed)
         if kind not in ("regression", "classification", "sequence"):
             raise ValueError(f"kind: expected regression, classification or sequence, got {kind!r}")
@@ -26,8 +28,13 @@ class SequenceModel(Module):
         self.kind = kind
         self.config = dict(kind="sequence", input_size=input_size, hidden_size=hidden_size, n_out=n_out,
                            task_kind=kind, cell=cell, num_layers=num_layers, init=init,
-                           recurrent_gain=recurrent_gain, forget_bias=forget_bias)
-        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, seed=s[0])
+                           recurrent_gain=recurrent_gain, forget_bias=forget_bias, gate=gate)
+        kw = {}
+        if gate != "sigmoid":
+            if cell not in ("lstm", "gru"):
+                raise ValueError(f"gate: only LSTM and GRU cells have gates, got gate={gate!r} with cell={cell!r}")
+            kw["gate"] = gate
+        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, seed=s[0], **kw)
         if init != "default" or forget_bias is not None:
             init_recurrent(self.rnn, init, forget_bias=forget_bias)
         if recurrent_gain != 1.0:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_float_array, check_finite, check_positive_int, check_shape
-from ..functional.recurrent import CELLS
+from ..functional.recurrent import CELLS, step_gates
 from .module import Module
+from .recurrent import _gated
 
 
 class _Cell(Module):
@@ -81,8 +82,12 @@ class _Cell(Module):
         dx = dx_proj @ self.params["weight_ih"]  # (N, G*H) @ (G*H, H_in) -> (N, H_in)
         return dx, self._pack(dprev)
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, return_gates=False):
+        """The new state; with ``return_gates=True`` also ``{gate name: (N, H) activations}``
+        (LSTM i, f, g, o; GRU r, z, n; empty for the Elman cell), for inspection."""
         new, self._cache = self.forward_cached(x, state)
+        if return_gates:
+            return new, {k: v.copy() for k, v in step_gates(self.ops, self._cache[1]).items()}
         return new
 
     def backward(self, dstate):
@@ -103,12 +108,12 @@ class RNNCell(_Cell):
 class LSTMCell(_Cell):
     """One LSTM step (gates i, f, g, o). ``x`` (N, H_in), ``(h, c)`` each (N, H) -> ``(h', c')``."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
-        super().__init__("lstm", input_size, hidden_size, bias, dtype, seed)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, gate="sigmoid"):
+        super().__init__(_gated("lstm", gate), input_size, hidden_size, bias, dtype, seed)
 
 
 class GRUCell(_Cell):
     """One GRU step (gates r, z, n; reset applied to ``W_hn h + b_hn``). ``x`` (N, H_in), ``h`` (N, H) -> ``h'``."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
-        super().__init__("gru", input_size, hidden_size, bias, dtype, seed)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, gate="sigmoid"):
+        super().__init__(_gated("gru", gate), input_size, hidden_size, bias, dtype, seed)

@@ -39,6 +39,9 @@ class RNNBase(Module):
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
         self.mode = mode
         self.ops = CELLS[mode]
+        # diagnostics: when set, backward keeps dL/dh_t per (layer, direction) in ``hidden_grads``
+        self.record_hidden_grads = False
+        self.hidden_grads: dict = {}
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -63,6 +66,8 @@ class RNNBase(Module):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         if self.mode.startswith("rnn_"):
             s += f", nonlinearity={self.mode[4:]!r}"
+        if self.mode.endswith("_hard"):
+            s += ", gate='hard_sigmoid'"
         for name in ("bias", "batch_first", "dropout", "bidirectional"):
             s += f", {name}={getattr(self, name)}"
         return s + f", dtype={self.dtype}"
@@ -174,7 +179,10 @@ class RNNBase(Module):
                 p = self.params
                 dx, ds0, g = layer_backward(
                     self.ops, d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal),
-                    caches[row], p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"], reverse=d == 1)
+                    caches[row], p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"], reverse=d == 1,
+                    record=self.record_hidden_grads)
+                if self.record_hidden_grads:
+                    self.hidden_grads[(layer, d)] = g["h"]
                 self.grads[f"weight_ih_l{layer}{sfx}"] += g["W_ih"]
                 self.grads[f"weight_hh_l{layer}{sfx}"] += g["W_hh"]
                 if self.bias:
@@ -224,9 +232,18 @@ class LSTM(RNNBase):
     The state is a tuple ``(h, c)``, each (D * num_layers, N, H). See :class:`RNNBase`."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
-        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid"):
+        super().__init__(_gated("lstm", gate), input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed)
+
+
+def _gated(mode: str, gate: str) -> str:
+    """The cell family for ``gate='sigmoid'`` (PyTorch's) or ``'hard_sigmoid'`` (``clip(x/6 + 1/2, 0, 1)``)."""
+    if gate == "sigmoid":
+        return mode
+    if gate == "hard_sigmoid":
+        return mode + "_hard"
+    raise ValueError(f"gate: expected 'sigmoid' or 'hard_sigmoid', got {gate!r}")
 
 
 class GRU(RNNBase):
@@ -239,6 +256,6 @@ class GRU(RNNBase):
     Note the reset gate multiplies ``W_hn h + b_hn``, bias included. See :class:`RNNBase`."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
-        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid"):
+        super().__init__(_gated("gru", gate), input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed)
