@@ -42,6 +42,7 @@ class SequenceModel(Module):
                 if name.startswith("weight_hh"):
                     p *= recurrent_gain
         self.head = Linear(hidden_size, n_out, dtype=dtype, seed=s[1])
+        self.bptt = 0          # truncated-BPTT window for train_step; 0 = full BPTT
 
     def forward(self, x, lengths=None):
         y, _ = self.rnn(x, lengths=lengths)                       # (L, N, H)
@@ -73,10 +74,46 @@ class SequenceModel(Module):
 
     def train_step(self, batch, state=None):
         x, y, lengths = batch
+        if self.bptt and x.shape[0] > self.bptt:
+            return self._train_truncated(x, y, lengths)
         out = self.forward(x, lengths)
         loss, cache = self.loss(out, y)
         self.backward(self.loss_backward(cache))
         return loss, None, x.shape[1]
+
+    def _train_truncated(self, x, y, lengths):
+        """Truncated BPTT over windows of ``self.bptt`` steps: the state is carried from window to
+        window as a value, the gradient stops at each window's start. Windows without a loss
+        (all but the last for a prediction after the sequence) run forward only and keep nothing."""
+        if lengths is not None:
+            raise ValueError("bptt: truncated BPTT needs equal-length sequences (lengths=None); "
+                             "use full BPTT (bptt=0) for variable-length batches")
+        L, N = x.shape[:2]
+        k, state = self.bptt, None
+        if self.kind != "sequence":
+            for s in range(0, L - k, k):
+                _, state = self.rnn(x[s:min(s + k, L - k)], state)
+                self.rnn.clear_cache()
+            y_win, _ = self.rnn(x[L - k:], state)
+            out = self.head(y_win[-1])
+            loss, cache = self.loss(out, y)
+            self.rnn.backward(self.head.backward(self.loss_backward(cache))[None] * self._last_step(k, N))
+            return loss, None, N
+        count = max(int((y != -100).sum()), 1)
+        total = 0.0
+        for s in range(0, L, k):
+            y_win, state = self.rnn(x[s:s + k], state)
+            out = self.head(y_win)
+            loss, cache = cross_entropy(out, y[s:s + k], reduction="sum")
+            total += loss
+            self.rnn.backward(self.head.backward(cross_entropy_backward(cache, 1.0 / count)))
+        return total / count, None, N
+
+    def _last_step(self, k, N):
+        """A (k, 1, 1) selector putting a gradient on the last step of a window only."""
+        sel = np.zeros((k, 1, 1), self.dtype)
+        sel[-1] = 1
+        return sel
 
     def evaluate(self, batch, state=None):
         x, y, lengths = batch

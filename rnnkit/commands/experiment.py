@@ -1,0 +1,117 @@
+"""``rnnkit experiment vanishing|exploding|truncation``: the gradient problems, measured."""
+from __future__ import annotations
+
+import argparse
+
+from ._args import OneLineParser, add_parser, nonneg_float, positive_float, positive_int
+
+TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass")
+CELLS = ("rnn", "rnn-relu", "lstm", "gru")
+
+
+def int_list(text):
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return vals
+
+
+def window_list(text):
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 (0 = full BPTT), got {text!r}") from None
+    if not vals or min(vals) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 (0 = full BPTT), got {text!r}")
+    return vals
+
+
+def cell_list(text):
+    vals = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in vals if v not in CELLS]
+    if not vals or bad:
+        raise argparse.ArgumentTypeError(f"expected comma-separated cells from {', '.join(CELLS)}, got {text!r}")
+    return vals
+
+
+def _common(p, out, steps, lr, clip, batch=50, hidden=64):
+    p.add_argument("--out", default=out, help="output directory (tables, PNGs, runs.json)")
+    p.add_argument("--steps", type=positive_int, default=steps, help="training steps per run (the same budget for every run)")
+    p.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units")
+    p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    p.add_argument("--batch-size", type=positive_int, default=batch, help="sequences per step (fresh ones every step)")
+    p.add_argument("--clip", type=nonneg_float, default=clip, help="max gradient norm (0: no clipping)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (data and initialisation)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def register(sub):
+    p = add_parser(sub, "experiment", "vanishing / exploding gradients and truncated BPTT, measured",
+                   description="Experiments that measure the gradient problems of recurrent networks. "
+                               "Each writes tables (CSV, Markdown) and PNG figures into --out.")
+    exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=OneLineParser, required=True)
+
+    v = add_parser(exp, "vanishing", "train RNN / LSTM / GRU on a long-range task with the same budget; "
+                                     "table, gradient-flow heatmaps and loss curves")
+    v.add_argument("--task", choices=TASKS, default="adding", help="long-range task")
+    v.add_argument("--T", dest="Ts", type=int_list, default=[100],
+                   help="sequence lengths (copy: the delay), comma-separated, e.g. 50,100,200")
+    v.add_argument("--cells", type=cell_list, default=["rnn", "lstm", "gru"], help="cells, comma-separated")
+    v.add_argument("--eval-every", type=positive_int, default=100, help="steps between held-out evaluations")
+    v.add_argument("--flow-every", type=positive_int, default=50, help="steps between gradient-flow records")
+    v.add_argument("--n-test", type=positive_int, default=1000, help="held-out sequences")
+    _common(v, "runs/vanishing", 3000, 2e-3, 1.0)
+    v.set_defaults(run=run_vanishing)
+
+    e = add_parser(exp, "exploding", "a tanh RNN with a large recurrent initialisation, SGD with and without "
+                                     "norm clipping; gradient-norm and loss curves")
+    e.add_argument("--task", choices=TASKS, default="adding", help="task")
+    e.add_argument("--T", type=positive_int, default=100, help="sequence length")
+    e.add_argument("--gain", type=positive_float, default=2.0, help="recurrent weights = gain x orthogonal")
+    _common(e, "runs/exploding", 600, 0.05, 1.0)
+    e.set_defaults(run=run_exploding)
+
+    t = add_parser(exp, "truncation", "full vs truncated BPTT: time and memory on a long sequence, and the "
+                                      "window's effect on the adding problem")
+    t.add_argument("--length", type=positive_int, default=1000, help="sequence length for the time/memory table")
+    t.add_argument("--windows", type=window_list, default=[0, 50, 100, 200],
+                   help="windows for the time/memory table (0 = full BPTT)")
+    t.add_argument("--T", type=positive_int, default=100, help="adding-problem length")
+    t.add_argument("--task-windows", type=window_list, default=[0, 75, 50, 25], help="windows trained on the adding problem")
+    t.add_argument("--cell", choices=CELLS, default="lstm")
+    _common(t, "runs/truncation", 2000, 2e-3, 1.0)
+    t.set_defaults(run=run_truncation)
+
+
+def run_vanishing(args):
+    from ..experiments import run_vanishing as go
+
+    go(task=args.task, Ts=args.Ts, cells=args.cells, steps=args.steps, out_dir=args.out, hidden=args.hidden,
+       lr=args.lr, batch_size=args.batch_size, clip=args.clip, seed=args.seed, eval_every=args.eval_every,
+       flow_every=args.flow_every, n_test=args.n_test, progress=args.progress)
+    print(f"wrote {args.out}/results.csv, results.md, gradient_flow.png, gradient_flow_profile.png, loss_curves.png")
+    return 0
+
+
+def run_exploding(args):
+    from ..experiments import run_exploding as go
+
+    go(task=args.task, T=args.T, steps=args.steps, out_dir=args.out, hidden=args.hidden, gain=args.gain, lr=args.lr,
+       clip=args.clip or 1.0, batch_size=args.batch_size, seed=args.seed, progress=args.progress)
+    print(f"wrote {args.out}/exploding.csv, exploding.md, exploding.png")
+    return 0
+
+
+def run_truncation(args):
+    from ..experiments import run_truncation as go
+
+    if any(0 < k < 1 for k in args.task_windows):
+        raise ValueError("task-windows: expected 0 (full) or a positive window")
+    go(L=args.length, windows=args.windows, T=args.T, task_windows=args.task_windows, cell=args.cell,
+       steps=args.steps, out_dir=args.out, hidden=args.hidden, lr=args.lr, batch_size=args.batch_size,
+       seed=args.seed, progress=args.progress)
+    print(f"wrote {args.out}/truncation_cost.md, truncation_adding.md, truncation.png")
+    return 0

@@ -1,0 +1,489 @@
+"""Experiments that make the vanishing and exploding gradient problems visible.
+
+* :func:`run_vanishing`: every (task length T, cell) combination trained with the same budget on
+  one long-range task; a table (final metric vs. the trivial baseline, steps to solve, wall
+  time), a gradient-flow heatmap per run (``log10 ||dL/dh_t||``, time step x training step) and
+  loss curves.
+* :func:`run_exploding`: a vanilla RNN with a large recurrent initialisation trained with plain
+  SGD, once without clipping and once with norm clipping, with loss and gradient-norm curves.
+* :func:`run_truncation`: full BPTT against truncation windows: time and peak memory of a
+  training step on a long sequence, and what the window does to the adding problem.
+
+Every function writes its files into ``out_dir`` and returns the table rows.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.tasks import TaskData, make_task
+from .diagnostics import recurrent_layers
+from .models.sequence import SequenceModel
+from .optim import SGD, Adam, clip_grad_norm
+from .plots import _pyplot
+
+# -- what "solved" means per task -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    metric: str            # name of the reported metric
+    higher_is_better: bool
+    solved_at: float       # the metric's threshold for "solved"
+    trivial: float | None  # the metric of the trivial (memoryless) answer; None: taken from the data
+
+
+SPECS = {
+    "adding": TaskSpec("mse", False, 0.01, None),
+    "copy": TaskSpec("accuracy", True, 0.99, 1 / 8),
+    "temporal-order": TaskSpec("accuracy", True, 0.99, 0.25),
+    "reber": TaskSpec("accuracy", True, 0.99, 0.5),
+    "digits": TaskSpec("accuracy", True, 0.95, 0.1),
+    "mackey-glass": TaskSpec("mse", False, None, None),
+}
+SPEC_NOTES = {
+    "adding": "MSE on held-out sequences; trivial: always answer 1 (about 0.167); solved below 0.01",
+    "copy": "accuracy on the recalled symbols; trivial: guess (1/8)",
+    "temporal-order": "accuracy of the order class; trivial: chance (0.25)",
+    "reber": "accuracy at the long-range step (the second-to-last symbol); trivial: 0.5",
+    "digits": "accuracy on held-out digits; trivial: chance (0.1)",
+    "mackey-glass": "MSE of the next value; trivial: repeat the last value; solved below a tenth of it",
+}
+
+
+def metric_of(task: str, data: TaskData, out: np.ndarray) -> float:
+    """The task's metric for model outputs ``out`` on ``data``."""
+    if data.kind == "regression":
+        return float(np.mean((out - data.y) ** 2))
+    if task == "copy":
+        K = 10
+        return float((out[-K:].argmax(-1) == data.y[-K:]).mean())
+    if task == "reber":
+        t = data.lengths - 2
+        cols = np.arange(len(t))
+        return float((out[t, cols].argmax(-1) == data.y[t, cols]).mean())
+    return float((out.argmax(-1) == data.y).mean())
+
+
+def trivial_metric(task: str, data: TaskData) -> float:
+    spec = SPECS[task]
+    return data.baseline if spec.trivial is None else spec.trivial
+
+
+def solved_threshold(task: str, data: TaskData) -> float:
+    spec = SPECS[task]
+    return 0.1 * data.baseline if spec.solved_at is None else spec.solved_at
+
+
+def is_solved(task, data, value) -> bool:
+    thr = solved_threshold(task, data)
+    return value >= thr if SPECS[task].higher_is_better else value < thr
+
+
+class TaskStream:
+    """Training batches: freshly generated every step for the synthetic tasks (an endless supply),
+    drawn from a fixed training split for digits. ``test`` is held out."""
+
+    def __init__(self, task, T, n_test, seed):
+        if task not in SPECS:
+            raise ValueError(f"task: expected one of {', '.join(SPECS)}, got {task!r}")
+        self.task, self.T = task, T
+        self.rng = np.random.default_rng([seed, 1])
+        if task == "digits":
+            full = make_task("digits", None, T, seed=seed)
+            perm = np.random.default_rng([seed, 2]).permutation(len(full))
+            n_test = min(n_test, len(full) // 3)
+            self.test, self.train = full.take(perm[:n_test]), full.take(perm[n_test:])
+        else:
+            self.test = make_task(task, n_test, T, seed=[seed, 3])
+            self.train = None
+
+    def batch(self, n) -> TaskData:
+        if self.train is not None:
+            return self.train.take(self.rng.integers(0, len(self.train), n))
+        return make_task(self.task, n, self.T, seed=self.rng)
+
+
+def as_batch(d: TaskData):
+    return d.x, d.y, d.lengths
+
+
+def evaluate(model, task, data: TaskData, chunk=500):
+    """(loss, metric) of ``model`` on ``data``, in chunks to bound memory."""
+    outs, losses = [], []
+    for s in range(0, len(data), chunk):
+        part = data.take(slice(s, s + chunk))
+        out = model.forward(part.x, part.lengths)
+        model.clear_cache()
+        losses.append(model.loss(out, part.y)[0] * len(part))
+        outs.append(out)
+    out = np.concatenate(outs, axis=0 if data.kind != "sequence" else 1)
+    return sum(losses) / len(data), metric_of(task, data, out)
+
+
+def flow_of(model, batch):
+    """One training step's forward and backward with dL/dh_t recorded for the first layer: returns
+    (loss, (L,) mean norms). Gradients accumulate as in a normal step."""
+    rnn = recurrent_layers(model)[0][1]
+    rnn.record_hidden_grads, rnn.hidden_grads = True, {}
+    try:
+        loss, _, _ = model.train_step(batch)
+    finally:
+        rnn.record_hidden_grads = False
+    dh = rnn.hidden_grads.pop((0, 0))
+    rnn.hidden_grads = {}
+    return loss, np.linalg.norm(dh.astype(np.float64), axis=-1).mean(axis=1)
+
+
+# -- the vanishing-gradient experiment ---------------------------------------------------
+
+
+def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100,
+               flow_every=50, n_test=1000, optimizer="adam", init="default", gain=1.0, bptt=0, progress=None,
+               time_limit=0.0):
+    """Train one model on one task; returns a result dict (curves and gradient flow included)."""
+    stream = TaskStream(task, T, n_test, seed)
+    d = stream.test
+    model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=cell, init=init, recurrent_gain=gain,
+                          seed=seed)
+    model.bptt = bptt
+    opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr)
+    curve, flows, flow_steps = [], [], []
+    solved_step = diverged = None
+    t0 = time.perf_counter()
+    step = 0
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence is detected and reported below
+        for step, row in _steps(model, stream, opt, task, d, steps, batch_size, clip, eval_every, flow_every,
+                                flows, flow_steps, curve):
+            if row is None:
+                diverged = step
+                break
+            if solved_step is None and "metric" in row and is_solved(task, d, row["metric"]):
+                solved_step = step
+            if progress is not None:
+                progress(step, row)
+            if time_limit and time.perf_counter() - t0 > time_limit:
+                break
+        wall = time.perf_counter() - t0
+        last = [r for r in curve if "metric" in r]
+        if diverged is None and (not last or last[-1]["step"] != step):
+            test_loss, metric = evaluate(model, task, d)
+            last.append({"step": step, "test_loss": test_loss, "metric": metric})
+    final = last[-1]["metric"] if last and diverged is None else math.nan
+    return {
+        "task": task, "T": T, "cell": cell, "metric": SPECS[task].metric, "final": final,
+        "trivial": trivial_metric(task, d), "solved_at": solved_threshold(task, d),
+        "solved": diverged is None and is_solved(task, d, final), "steps_to_solve": solved_step,
+        "steps": step, "wall_time": wall, "diverged_at": diverged, "curve": curve,
+        "flow": np.array(flows) if flows else np.zeros((0, d.x.shape[0])), "flow_steps": flow_steps,
+    }
+
+
+def _steps(model, stream, opt, task, d, steps, batch_size, clip, eval_every, flow_every, flows, flow_steps, curve):
+    """Yield ``(step, row)`` after each optimizer step; ``row`` is None when the step diverged."""
+    for step in range(1, steps + 1):
+        b = stream.batch(batch_size)
+        model.zero_grad()
+        if flow_every and (step == 1 or step % flow_every == 0):
+            loss, f = flow_of(model, as_batch(b))
+            flows.append(f)
+            flow_steps.append(step)
+        else:
+            loss, _, _ = model.train_step(as_batch(b))
+        norm = clip_grad_norm(model, clip) if clip > 0 else _norm(model)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            curve.append({"step": step, "loss": loss, "grad_norm": norm})
+            yield step, None
+            return
+        opt.step()
+        row = {"step": step, "loss": float(loss), "grad_norm": float(norm)}
+        if step % eval_every == 0 or step == steps:
+            test_loss, metric = evaluate(model, task, d)
+            row.update(test_loss=test_loss, metric=metric)
+        curve.append(row)
+        yield step, row
+
+
+def _norm(model):
+    return math.sqrt(sum(float(np.vdot(g, g)) for _, _, g in model.named_parameters()))
+
+
+TABLE_COLUMNS = ["task", "T", "cell", "metric", "final", "trivial", "solved", "steps_to_solve", "steps", "wall_time"]
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else (f"{v:.4f}" if abs(v) < 100 else f"{v:.0f}")
+    return str(v)
+
+
+def write_table(rows, out_dir, name, columns=TABLE_COLUMNS, note=""):
+    """Write ``rows`` as ``name.csv`` and ``name.md`` in ``out_dir``; return the Markdown text."""
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_write(os.path.join(out_dir, f"{name}.csv"),
+                  lambda f: _write_csv(f, rows, columns))
+    md = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    for r in rows:
+        md += "| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n"
+    if note:
+        md += f"\n{note}\n"
+    _atomic_write(os.path.join(out_dir, f"{name}.md"), lambda f: f.write(md))
+    return md
+
+
+def _write_csv(f, rows, columns):
+    w = csv.writer(f)
+    w.writerow(columns)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+
+
+def _atomic_write(path, writer):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer(f)
+    os.replace(tmp, path)
+
+
+def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=3000, out_dir="experiment",
+                  hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100, flow_every=50,
+                  n_test=1000, log=print, progress=True):
+    """Train every (T, cell) with the same budget; write table, heatmaps and curves into ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for T in Ts:
+        for cell in cells:
+            bar = tqdm(total=steps, desc=f"{task} T={T} {cell}", unit="step", disable=not progress,
+                       dynamic_ncols=True, leave=False)
+
+            def tick(step, row, bar=bar):
+                bar.update(1)
+                if "metric" in row:
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", metric=f"{row['metric']:.4f}")
+
+            r = train_task(task, T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=clip,
+                           seed=seed, eval_every=eval_every, flow_every=flow_every, n_test=n_test, progress=tick)
+            bar.close()
+            results.append(r)
+            log(f"{task} T={T} {cell}: {r['metric']} {_fmt(r['final'])} (trivial {_fmt(r['trivial'])}), "
+                f"solved {'at step ' + str(r['steps_to_solve']) if r['steps_to_solve'] else 'no'}, "
+                f"{r['wall_time']:.0f} s")
+    note = f"{task}: {SPEC_NOTES[task]}. {steps} steps of batch {batch_size}, hidden {hidden}, Adam lr {lr}, clip {clip}."
+    md = write_table(results, out_dir, "results", note=note)
+    _save_runs(results, out_dir)
+    plot_flow_heatmaps(results, os.path.join(out_dir, "gradient_flow.png"))
+    plot_flow_profiles(results, os.path.join(out_dir, "gradient_flow_profile.png"))
+    plot_task_curves(results, os.path.join(out_dir, "loss_curves.png"))
+    log(md)
+    return results
+
+
+def _save_runs(results, out_dir):
+    """Curves and gradient flow of every run as JSON (plots can be redrawn from it)."""
+    slim = []
+    for r in results:
+        s = {k: v for k, v in r.items() if k != "flow"}
+        s["flow"] = r["flow"].tolist()
+        slim.append(s)
+    _atomic_write(os.path.join(out_dir, "runs.json"), lambda f: json.dump(slim, f, default=_json_default))
+
+
+def _json_default(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(type(v).__name__)
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+
+def plot_flow_heatmaps(results, out_png):
+    """One panel per run: log10 ||dL/dh_t|| with time step across and training step down."""
+    plt = _pyplot()
+    n = len(results)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    logs = [np.log10(np.maximum(r["flow"], 1e-30)) for r in results if r["flow"].size]
+    vmax = max((float(np.nanmax(v)) for v in logs), default=0.0)
+    vmin = max(min((float(np.nanmin(v)) for v in logs), default=-10.0), vmax - 12)
+    im = None
+    for ax, r in zip(axes.flat, results):
+        f = r["flow"]
+        if not f.size:
+            ax.set_axis_off()
+            continue
+        im = ax.imshow(np.log10(np.maximum(f, 1e-30)), aspect="auto", origin="upper", cmap="magma",
+                       vmin=vmin, vmax=vmax, interpolation="nearest",
+                       extent=(0.5, f.shape[1] + 0.5, max(r["flow_steps"][-1], r["flow_steps"][0] + 1),
+                               r["flow_steps"][0]))
+        ax.set_title(f"{r['cell']}  T={r['T']}  ({r['metric']} {_fmt(r['final'])})")
+        ax.set_xlabel("time step t")
+        ax.set_ylabel("training step")
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="log10 ||dL/dh_t||")
+    fig.suptitle(f"Gradient flow through time: {results[0]['task']} (loss at the last step)")
+    _save(fig, plt, out_png)
+
+
+def plot_flow_profiles(results, out_png):
+    """||dL/dh_t|| / ||dL/dh_T|| against t, early and late in training, one line per run."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    for ax, which, title in ((axes[0], 0, "at the first training step"), (axes[1], -1, "at the end of training")):
+        for r in results:
+            if not r["flow"].size:
+                continue
+            f = r["flow"][which]
+            ax.semilogy(np.arange(1, len(f) + 1), np.maximum(f / max(f[-1], 1e-300), 1e-30),
+                        label=f"{r['cell']} T={r['T']}")
+        ax.set_title(f"gradient reaching step t, {title}")
+        ax.set_xlabel("time step t")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("||dL/dh_t|| / ||dL/dh_T||")
+    axes[1].legend(fontsize=8)
+    _save(fig, plt, out_png)
+
+
+def plot_task_curves(results, out_png):
+    """Held-out loss against training step, one panel per T, the trivial baseline dashed."""
+    plt = _pyplot()
+    Ts = sorted({r["T"] for r in results})
+    fig, axes = plt.subplots(1, len(Ts), figsize=(5.5 * len(Ts), 4), squeeze=False)
+    for ax, T in zip(axes[0], Ts):
+        for r in (r for r in results if r["T"] == T):
+            ev = [c for c in r["curve"] if "metric" in c]
+            ax.plot([c["step"] for c in ev], [c["metric"] for c in ev], "-", label=r["cell"])
+        r0 = next(r for r in results if r["T"] == T)
+        ax.axhline(r0["trivial"], ls="--", color="gray", label="trivial baseline")
+        if r0["metric"] == "mse":
+            ax.set_yscale("log")
+            ax.axhline(r0["solved_at"], ls=":", color="green", label="solved")
+        ax.set_title(f"{r0['task']}, T={T}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"held-out {r0['metric']}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, plt, out_png)
+
+
+def _save(fig, plt, out_png):
+    fig.savefig(out_png + ".tmp.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(out_png + ".tmp.png", out_png)
+
+
+# -- the exploding-gradient experiment ----------------------------------------------------
+
+
+def run_exploding(task="adding", T=100, steps=600, out_dir="experiment", hidden=64, gain=3.0, lr=0.1, clip=1.0,
+                  batch_size=50, seed=0, log=print, progress=True):
+    """A tanh RNN with recurrent weights ``gain`` x orthogonal, trained with SGD with and without
+    norm clipping from the same initialisation and the same batches."""
+    runs = []
+    for c in (0.0, clip):
+        r = train_task(task, T, "rnn", steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=c, seed=seed,
+                       eval_every=max(steps // 20, 1), flow_every=0, optimizer="sgd", init="orthogonal", gain=gain)
+        r["clip"] = c
+        r["max_grad_norm"] = max(x["grad_norm"] for x in r["curve"])
+        r["final_loss"] = r["curve"][-1]["loss"]
+        r["outcome"] = (f"diverged at step {r['diverged_at']}" if r["diverged_at"]
+                        else ("diverged (loss > 100 x trivial)" if not r["final"] < 100 * r["trivial"] else "trained"))
+        runs.append(r)
+        log(f"clip {c or 'off'}: {r['outcome']}, max gradient norm {r['max_grad_norm']:.3g}, "
+            f"final {r['metric']} {_fmt(r['final'])}")
+    cols = ["task", "T", "cell", "clip", "outcome", "max_grad_norm", "metric", "final", "trivial", "steps", "wall_time"]
+    md = write_table(runs, out_dir, "exploding", columns=cols,
+                     note=f"tanh RNN, hidden {hidden}, recurrent weights {gain} x orthogonal, SGD lr {lr}, batch {batch_size}.")
+    _save_runs(runs, out_dir)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for r in runs:
+        label = f"clip {r['clip']:g}" if r["clip"] else "no clipping"
+        st = [c["step"] for c in r["curve"]]
+        axes[0].semilogy(st, [max(c["grad_norm"], 1e-12) if math.isfinite(c["grad_norm"]) else np.nan
+                              for c in r["curve"]], label=label, lw=1)
+        axes[1].semilogy(st, [c["loss"] if math.isfinite(c["loss"]) else np.nan for c in r["curve"]], label=label, lw=1)
+        if r["diverged_at"]:
+            for ax in axes:
+                ax.axvline(r["diverged_at"], color="red", ls=":", lw=1)
+    axes[0].set_title("gradient norm before clipping")
+    axes[1].set_title("training loss")
+    axes[1].axhline(runs[0]["trivial"], ls="--", color="gray", label="trivial baseline")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle(f"Exploding gradients: tanh RNN, recurrent weights {gain} x orthogonal, SGD lr {lr}")
+    _save(fig, plt, os.path.join(out_dir, "exploding.png"))
+    log(md)
+    return runs
+
+
+# -- truncated vs full BPTT --------------------------------------------------------------------
+
+
+def measure_truncation(L=1000, windows=(0, 50, 100, 200), cell="lstm", hidden=128, batch_size=32, repeats=3, seed=0):
+    """Wall time and peak traced memory of one training step on a sequence of length ``L`` for
+    full BPTT (window 0) and each truncation window."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((L, batch_size, 2)).astype(np.float32)
+    y = rng.random((batch_size, 1)).astype(np.float32)
+    rows = []
+    for k in windows:
+        m = SequenceModel(2, hidden, 1, "regression", cell=cell, seed=seed)
+        m.bptt = k
+        m.train_step((x, y, None))            # warm up (kernel compilation, buffers)
+        times = []
+        for _ in range(repeats):
+            m.zero_grad()
+            t0 = time.perf_counter()
+            m.train_step((x, y, None))
+            times.append(time.perf_counter() - t0)
+        tracemalloc.start()
+        m.train_step((x, y, None))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rows.append({"L": L, "window": k or "full", "time_ms": 1e3 * float(np.median(times)),
+                     "peak_mb": peak / 2**20})
+    return rows
+
+
+def run_truncation(L=1000, windows=(0, 50, 100, 200), T=100, task_windows=(0, 75, 50, 25), cell="lstm", steps=2000,
+                   out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, seed=0, log=print, progress=True):
+    """Time/memory of truncation on a long sequence, then the adding problem trained per window."""
+    cost = measure_truncation(L, windows, cell=cell, seed=seed)
+    md1 = write_table(cost, out_dir, "truncation_cost", columns=["L", "window", "time_ms", "peak_mb"],
+                      note=f"{cell}, hidden 128, batch 32: one training step (forward + backward) on L={L} steps.")
+    log(md1)
+    rows = []
+    for k in task_windows:
+        r = train_task("adding", T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, seed=seed, bptt=k,
+                       flow_every=0)
+        r["window"] = k or "full"
+        rows.append(r)
+        log(f"adding T={T} window {r['window']}: mse {_fmt(r['final'])}, solved "
+            f"{'at step ' + str(r['steps_to_solve']) if r['steps_to_solve'] else 'no'}")
+    md2 = write_table(rows, out_dir, "truncation_adding",
+                      columns=["task", "T", "cell", "window", "final", "trivial", "solved", "steps_to_solve", "wall_time"],
+                      note=("The first marked number lies in the first half of the sequence: a window shorter than "
+                            f"the distance to it cuts the gradient that would teach the model to remember it."))
+    log(md2)
+    plot_task_curves([dict(r, cell=f"window {r['window']}") for r in rows], os.path.join(out_dir, "truncation.png"))
+    return cost, rows

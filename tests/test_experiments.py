@@ -1,0 +1,150 @@
+"""The experiment command end to end at a tiny size, truncated BPTT in SequenceModel, and metrics."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from rnnkit import experiments
+from rnnkit.cli import main
+from rnnkit.data import tasks
+from rnnkit.models import SequenceModel
+
+
+def test_experiment_vanishing_end_to_end(tmp_path, capsys):
+    out = tmp_path / "v"
+    rc = main(["experiment", "vanishing", "--task", "adding", "--T", "8,12", "--cells", "rnn,gru", "--steps", "12",
+               "--eval-every", "6", "--flow-every", "4", "--n-test", "40", "--hidden", "8", "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    for f in ("results.csv", "results.md", "runs.json", "gradient_flow.png", "gradient_flow_profile.png",
+              "loss_curves.png"):
+        assert (out / f).stat().st_size > 0, f
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["T"], r["cell"]) for r in rows] == [("8", "rnn"), ("8", "gru"), ("12", "rnn"), ("12", "gru")]
+    assert all(float(r["trivial"]) == pytest.approx(1 / 6) for r in rows)
+    runs = json.load(open(out / "runs.json"))
+    # gradient flow: records at steps 1, 4, 8, 12, one norm per time step
+    assert runs[0]["flow_steps"] == [1, 4, 8, 12] and np.array(runs[2]["flow"]).shape == (4, 12)
+    assert "| adding | 8 | rnn | mse |" in capsys.readouterr().out
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("task", ["copy", "temporal-order", "reber", "digits", "mackey-glass"])
+def test_experiment_vanishing_takes_every_task(task, tmp_path):
+    if task == "digits":
+        pytest.importorskip("sklearn")
+    rc = main(["experiment", "vanishing", "--task", task, "--T", "10", "--cells", "lstm", "--steps", "3",
+               "--eval-every", "3", "--n-test", "20", "--hidden", "4", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    row = next(csv.DictReader(open(tmp_path / "results.csv")))
+    assert row["task"] == task and 0 <= float(row["final"]) < 1e3
+
+
+def test_experiment_exploding_end_to_end(tmp_path):
+    rc = main(["experiment", "exploding", "--T", "30", "--steps", "40", "--hidden", "16", "--gain", "4",
+               "--lr", "0.5", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    rows = list(csv.DictReader(open(tmp_path / "exploding.csv")))
+    assert [r["clip"] for r in rows] == ["0.0", "1.0"]
+    assert rows[0]["outcome"].startswith("diverged")          # no clipping: blows up
+    assert rows[1]["outcome"] == "trained"                     # same start, clipped: stays finite
+    assert (tmp_path / "exploding.png").stat().st_size > 0
+
+
+def test_experiment_truncation_end_to_end(tmp_path):
+    rc = main(["experiment", "truncation", "--length", "40", "--windows", "0,10", "--T", "12",
+               "--task-windows", "0,4", "--steps", "4", "--hidden", "4", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    cost = list(csv.DictReader(open(tmp_path / "truncation_cost.csv")))
+    assert [r["window"] for r in cost] == ["full", "10"]
+    assert float(cost[1]["peak_mb"]) < float(cost[0]["peak_mb"])   # a window keeps fewer steps
+    assert (tmp_path / "truncation.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--task", "nope"], "invalid choice"),
+    (["--T", "0"], "comma-separated positive integers"),
+    (["--cells", "lstm,tree"], "comma-separated cells"),
+    (["--steps", "-1"], "positive integer"),
+])
+def test_experiment_bad_flags_are_one_line_errors(argv, msg, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "vanishing", "--out", str(tmp_path)] + argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _grads(m):
+    return {k: g.copy() for k, _, g in m.named_parameters()}
+
+
+def test_truncated_bptt_equals_full_bptt_on_the_last_window_from_the_carried_state():
+    """Regression target: TBPTT(k) gradients are those of a full-BPTT step on the last k steps
+    started from the state the earlier steps produced (the value carried, the gradient cut)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3, 2)), rng.standard_normal((3, 1))
+    m = SequenceModel(2, 4, 1, "regression", cell="lstm", dtype=np.float64, seed=0)
+    m.bptt = 4
+    m.zero_grad()
+    loss_t, _, _ = m.train_step((x, y, None))
+    g_t = _grads(m)
+    _, state = m.rnn(x[:6])
+    m.rnn.clear_cache()
+    m.zero_grad()
+    yw, _ = m.rnn(x[6:], state)
+    out = m.head(yw[-1])
+    loss, cache = m.loss(out, y)
+    dh = m.head.backward(m.loss_backward(cache))
+    dy = np.zeros_like(yw)
+    dy[-1] = dh
+    m.rnn.backward(dy)
+    assert loss_t == pytest.approx(loss)
+    for k, g in _grads(m).items():
+        np.testing.assert_allclose(g_t[k], g, rtol=1e-12, atol=1e-14, err_msg=k)
+    # and it differs from full BPTT, which reaches the first 6 steps too
+    m.bptt = 0
+    m.zero_grad()
+    loss_f, _, _ = m.train_step((x, y, None))
+    assert loss_f == pytest.approx(loss_t)
+    assert not np.allclose(_grads(m)["rnn.weight_ih_l0"], g_t["rnn.weight_ih_l0"])
+
+
+def test_truncated_bptt_for_per_step_targets_sums_window_losses():
+    rng = np.random.default_rng(1)
+    d = tasks.copy_memory(3, T=6, rng=1, dtype=np.float64)
+    m = SequenceModel(10, 5, 10, "sequence", cell="gru", dtype=np.float64, seed=0)
+    m.bptt = 26                 # longer than the sequence (26 steps): identical to full BPTT
+    m.zero_grad()
+    l1, _, _ = m.train_step((d.x, d.y, None))
+    g1 = _grads(m)
+    m.bptt = 0
+    m.zero_grad()
+    l0, _, _ = m.train_step((d.x, d.y, None))
+    assert l1 == pytest.approx(l0)
+    for k, g in _grads(m).items():
+        np.testing.assert_allclose(g1[k], g, rtol=1e-12, err_msg=k)
+    m.bptt = 5                  # windows: same total loss, different gradients
+    m.zero_grad()
+    l5, _, _ = m.train_step((d.x, d.y, None))
+    assert l5 == pytest.approx(l0)
+    assert rng is not None
+    with pytest.raises(ValueError, match="equal-length sequences"):
+        r = tasks.reber(4, rng=0)
+        m2 = SequenceModel(7, 3, 7, "sequence", cell="lstm", seed=0)
+        m2.bptt = 3
+        m2.train_step((r.x, r.y, r.lengths))
+
+
+def test_metrics_and_solved_thresholds():
+    d = tasks.adding(50, T=10, rng=0)
+    assert experiments.metric_of("adding", d, d.y) == 0.0
+    assert experiments.is_solved("adding", d, 0.005) and not experiments.is_solved("adding", d, 0.02)
+    r = tasks.reber(20, rng=0)
+    onehot = np.eye(7)[np.where(r.y < 0, 0, r.y)]
+    assert experiments.metric_of("reber", r, onehot) == 1.0
+    c = tasks.copy_memory(5, T=8, rng=0)
+    assert experiments.metric_of("copy", c, np.eye(10)[c.y]) == 1.0
+    assert experiments.metric_of("copy", c, np.eye(10)[np.zeros_like(c.y)]) == 0.0
