@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
     except (UserError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
-            UnicodeDecodeError) as exc:
+            UnicodeDecodeError, ImportError) as exc:
         if os.environ.get("RNNKIT_DEBUG"):
             raise
         print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)

@@ -317,7 +317,7 @@ def plot_flow_heatmaps(results, out_png):
     n = len(results)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4 * rows), squeeze=False, layout="constrained")
     logs = [np.log10(np.maximum(r["flow"], 1e-30)) for r in results if r["flow"].size]
     vmax = max((float(np.nanmax(v)) for v in logs), default=0.0)
     vmin = max(min((float(np.nanmin(v)) for v in logs), default=-10.0), vmax - 12)

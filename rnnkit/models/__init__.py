@@ -1,6 +1,8 @@
 """Task models composed from :mod:`rnnkit.nn` modules."""
 from .charlm import CharLM
+from .classifier import SequenceClassifier
 from .common import CELL_NAMES, make_rnn
+from .forecast import Forecaster
 from .sequence import SequenceModel
 
-__all__ = ["CharLM", "SequenceModel", "CELL_NAMES", "make_rnn"]
+__all__ = ["CharLM", "SequenceModel", "SequenceClassifier", "Forecaster", "CELL_NAMES", "make_rnn"]

@@ -1,0 +1,143 @@
+"""Time series for forecasting: a held-out tail, scaling fitted on the training part only, sliding
+windows, baselines, and the rolling-origin evaluation every forecaster is scored with.
+
+Protocol. The last ``test_size`` values are the test tail. The scaler and the model see only the
+values before it. For every origin ``o`` in the tail (the last observed index), a forecaster
+predicts ``horizon`` values ``o+1 .. o+horizon`` from the true history up to ``o``; RMSE and MAE
+are computed over all forecasts whose targets lie in the tail, in the series' own units.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+
+
+class Scaler:
+    """Standardisation fitted on one array (the training part): ``(x - mean) / std``."""
+
+    def __init__(self, train: np.ndarray):
+        train = np.asarray(train, np.float64)
+        self.mean = float(train.mean())
+        self.std = float(train.std()) or 1.0
+
+    def transform(self, x):
+        return (np.asarray(x, np.float64) - self.mean) / self.std
+
+    def inverse(self, z):
+        return np.asarray(z, np.float64) * self.std + self.mean
+
+
+def check_series(series, window: int, horizon: int, test_size: int, what="series") -> np.ndarray:
+    """A 1-D finite float64 series long enough for the window, the horizon and the test tail."""
+    s = np.asarray(series)
+    if s.ndim != 1:
+        raise ValueError(f"{what}: expected a 1-D series, got shape {s.shape}")
+    if not np.issubdtype(s.dtype, np.number):
+        raise TypeError(f"{what}: expected numbers, got dtype {s.dtype}")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)):
+        bad = int(np.flatnonzero(~np.isfinite(s))[0])
+        raise ValueError(f"{what}: expected finite values, got {s[bad]} at row {bad}")
+    need = test_size + 2 * (window + horizon)
+    if len(s) < need:
+        raise ValueError(f"{what}: expected at least {need} values for window {window}, horizon {horizon} "
+                         f"and a test tail of {test_size}, got {len(s)}")
+    return s
+
+
+def windows(z: np.ndarray, window: int, horizon: int, start: int = 0, stop: int | None = None):
+    """All windows of ``z`` whose last observed index ``o`` lies in ``[start + window - 1, stop)``
+    and whose ``horizon`` targets lie before ``len(z)``. Returns ``x`` (window, N), ``y`` (N, horizon)
+    and the origins (N,)."""
+    stop = len(z) - horizon if stop is None else min(stop, len(z) - horizon)
+    origins = np.arange(start + window - 1, stop)
+    idx = origins[None, :] - np.arange(window - 1, -1, -1)[:, None]      # (window, N)
+    tgt = origins[:, None] + np.arange(1, horizon + 1)[None, :]            # (N, horizon)
+    return z[idx], z[tgt], origins
+
+
+def test_origins(n: int, test_size: int, horizon: int) -> np.ndarray:
+    """Origins whose whole horizon lies in the test tail (the last ``test_size`` values)."""
+    return np.arange(n - test_size - 1, n - horizon)
+
+
+def score(pred: np.ndarray, truth: np.ndarray) -> dict:
+    err = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err)))}
+
+
+# -- baselines (each: series, origins, horizon -> (N, horizon) forecasts) --------------------
+
+
+def naive_last(series, origins, horizon):
+    """Repeat the last observed value."""
+    return np.repeat(series[origins][:, None], horizon, axis=1)
+
+
+def seasonal_naive(series, origins, horizon, period):
+    """The value one season earlier: ``x[o + h - period * ceil(h / period)]``."""
+    h = np.arange(1, horizon + 1)
+    back = period * np.ceil(h / period).astype(int)
+    return series[origins[:, None] + h[None, :] - back[None, :]]
+
+
+class LinearAR:
+    """Linear autoregression of order ``p`` with intercept, fitted by NumPy least squares on the
+    training part; multi-step forecasts are recursive."""
+
+    def __init__(self, p: int):
+        self.p = p
+
+    def fit(self, train: np.ndarray) -> "LinearAR":
+        x, y, _ = windows(train, self.p, 1)
+        A = np.column_stack([x.T, np.ones(x.shape[1])])
+        self.coef, *_ = np.linalg.lstsq(A, y[:, 0], rcond=None)
+        return self
+
+    def forecast(self, series, origins, horizon):
+        hist = [series[o - self.p + 1: o + 1].copy() for o in origins]
+        H = np.stack(hist)                                  # (N, p)
+        out = np.empty((len(origins), horizon))
+        for k in range(horizon):
+            nxt = H @ self.coef[:-1] + self.coef[-1]
+            out[:, k] = nxt
+            H = np.column_stack([H[:, 1:], nxt])
+        return out
+
+
+def read_csv_column(path, column=None) -> np.ndarray:
+    """One numeric column of a CSV file with a header row (the only numeric-looking one, or ``column``)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"CSV file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise ValueError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")
+    header = [h.strip() for h in rows[0]]
+    if column is None:
+        numeric = [j for j in range(len(header)) if all(_is_number(r[j]) for r in rows[1:] if j < len(r))]
+        if len(numeric) != 1:
+            raise ValueError(f"{path}: expected --column NAME (columns: {', '.join(header)})")
+        j = numeric[0]
+    else:
+        if column not in header:
+            raise ValueError(f"{path}: expected a column named {column!r}, got columns {', '.join(header)}")
+        j = header.index(column)
+    values = []
+    for i, r in enumerate(rows[1:], start=2):
+        cell = r[j].strip() if j < len(r) else ""
+        if not _is_number(cell):
+            raise ValueError(f"{path}: column {header[j]!r}, line {i}: expected a number, got {cell!r}")
+        values.append(float(cell))
+    return np.array(values)
+
+
+def _is_number(text) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,116 @@
+r"""``SequenceClassifier``: recurrent layers, a pooling over time, a linear head, cross-entropy.
+
+Pooling over the valid steps of each sequence (``lengths``):
+
+* ``"last"``: the hidden state at each sequence's last valid step (for a bidirectional layer,
+  the forward half at the last step and the reverse half at the first, where it ends);
+* ``"mean"``: the mean of the valid steps' outputs;
+* ``"attention"``: :math:`\alpha = \mathrm{softmax}_t(w \cdot y_t + b)` over the valid steps,
+  pooled :math:`\sum_t \alpha_t y_t`; padded steps get exactly zero weight.
+
+Forward and backward of the pooling are written out here; the recurrent part is the engine's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional.losses import cross_entropy, cross_entropy_backward
+from ..nn import Linear, Module
+from .common import child_seeds, first, make_rnn
+
+POOLING = ("last", "mean", "attention")
+
+
+class SequenceClassifier(Module):
+    def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
+                 pooling="last", dropout=0.0, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        if pooling not in POOLING:
+            raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
+        s = child_seeds(seed, 3)
+        self.pooling = pooling
+        self.config = dict(kind="classifier", input_size=input_size, hidden_size=hidden_size, n_classes=n_classes,
+                           cell=cell, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
+                           dropout=dropout)
+        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                            dropout=dropout, dtype=dtype, seed=s[0])
+        width = hidden_size * (2 if bidirectional else 1)
+        if pooling == "attention":
+            self.score = Linear(width, 1, dtype=dtype, seed=s[1])
+        self.head = Linear(width, n_classes, dtype=dtype, seed=s[2])
+
+    def forward(self, x, lengths=None):
+        """``x`` (L, N, D) -> logits (N, n_classes)."""
+        y, _ = self.rnn(x, lengths=lengths)                     # (L, N, W)
+        L, N, W = y.shape
+        lengths = np.full(N, L) if lengths is None else np.asarray(lengths)
+        mask = (np.arange(L)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]   # (L, N, 1)
+        if self.pooling == "last":
+            H = self.rnn.hidden_size
+            pooled = y[lengths - 1, np.arange(N)].copy()
+            if self.rnn.bidirectional:
+                pooled[:, H:] = y[0, :, H:]                     # the reverse direction ends at t = 0
+            aux = lengths
+        elif self.pooling == "mean":
+            pooled = (y * mask).sum(0) / lengths[:, None].astype(self.dtype)
+            aux = (mask, lengths)
+        else:
+            e = self.score(y)[:, :, 0]                          # (L, N)
+            e = np.where(mask[:, :, 0] > 0, e, -np.inf)
+            e = e - e.max(0, keepdims=True)
+            a = np.exp(e)
+            a /= a.sum(0, keepdims=True)                        # (L, N), zero at padded steps
+            pooled = (a[:, :, None] * y).sum(0)
+            aux = (a, y)
+        self._pool = (self.pooling, aux, y.shape)
+        return self.head(pooled)
+
+    def backward(self, dlogits):
+        kind, aux, (L, N, W) = self._pool
+        dpooled = self.head.backward(dlogits)                   # (N, W)
+        if kind == "last":
+            lengths = aux
+            dy = np.zeros((L, N, W), self.dtype)
+            H = self.rnn.hidden_size
+            if self.rnn.bidirectional:
+                dy[lengths - 1, np.arange(N), :H] = dpooled[:, :H]
+                dy[0, :, H:] += dpooled[:, H:]
+            else:
+                dy[lengths - 1, np.arange(N)] = dpooled
+        elif kind == "mean":
+            mask, lengths = aux
+            dy = mask * (dpooled / lengths[:, None].astype(self.dtype))[None]
+        else:
+            a, y = aux
+            dy = a[:, :, None] * dpooled[None]                  # through the weighted sum
+            da = (y * dpooled[None]).sum(-1)                    # (L, N)
+            de = a * (da - (a * da).sum(0, keepdims=True))      # softmax backward; zero at padded steps
+            dy += self.score.backward(de[:, :, None].astype(self.dtype))
+        return first(self.rnn.backward(dy.astype(self.dtype, copy=False)))
+
+    def attention_weights(self, x, lengths=None) -> np.ndarray:
+        """(L, N) pooling weights (attention pooling only)."""
+        if self.pooling != "attention":
+            raise ValueError(f"attention_weights: this classifier pools by {self.pooling!r}, not attention")
+        self.forward(x, lengths)
+        a = self._pool[1][0].copy()
+        self.clear_cache()
+        return a
+
+    def train_step(self, batch, state=None):
+        x, y, lengths = batch
+        out = self.forward(x, lengths)
+        loss, cache = cross_entropy(out, y)
+        self.backward(cross_entropy_backward(cache))
+        return loss, None, x.shape[1]
+
+    def predict(self, x, lengths=None, chunk=512) -> np.ndarray:
+        """Class ids (N,), in eval mode (no dropout)."""
+        was = self.training
+        self.eval()
+        out = []
+        for s in range(0, x.shape[1], chunk):
+            out.append(self.forward(x[:, s:s + chunk], None if lengths is None else lengths[s:s + chunk]).argmax(-1))
+            self.clear_cache()
+        self.train(was)
+        return np.concatenate(out)

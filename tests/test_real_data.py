@@ -1,0 +1,215 @@
+"""Real-sequence loaders, windowing without leakage, baselines, the forecaster and the sequence
+classifier (pooling gradients against finite differences), and the forecast/classify commands."""
+import json
+
+import numpy as np
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.data import timeseries as TS
+from rnnkit.models import Forecaster, SequenceClassifier
+
+from .helpers import numeric_grad, sample_indices
+
+
+# -- loaders ------------------------------------------------------------------------------------
+
+def test_forecast_loaders():
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("aeon")
+    from rnnkit.data import datasets as D
+
+    for name, n in (("sunspots", 309), ("co2", 526), ("airline", 144)):
+        s = D.FORECAST_DATASETS[name]()
+        assert s.shape == (n,) and s.dtype == np.float64 and np.all(np.isfinite(s)), name
+    assert D.sunspots()[0] == 5.0 and D.airline()[0] == 112.0
+    assert len(D.co2(monthly=False)) == 2284
+
+
+@pytest.mark.parametrize("name,L,n_train,n_test,D_,k", [
+    ("japanese-vowels", (26, 29), 270, 370, 12, 9),
+    ("basic-motions", (100, 100), 40, 40, 6, 4),
+    ("digits", (8, 8), 1201, 596, 8, 10),
+])
+def test_classification_loaders(name, L, n_train, n_test, D_, k):
+    pytest.importorskip("aeon")
+    pytest.importorskip("sklearn")
+    from rnnkit.data import datasets as D
+
+    for split, n, ell in (("train", n_train, L[0]), ("test", n_test, L[1])):
+        d = D.CLASSIFICATION_DATASETS[name](split)
+        assert d.x.shape == (ell, n, D_) and d.x.dtype == np.float32
+        assert d.y.shape == (n,) and d.y.dtype == np.int64 and d.y.max() < k and len(d.classes) == k
+        assert d.lengths.shape == (n,) and d.lengths.max() == ell
+        for j in range(0, n, 37):       # zero past each length
+            assert not d.x[d.lengths[j]:, j].any()
+    if name == "japanese-vowels":
+        assert D.japanese_vowels("train").lengths.min() == 7
+    with pytest.raises(ValueError, match="split: expected 'train' or 'test'"):
+        D.CLASSIFICATION_DATASETS[name]("validation")
+
+
+def test_missing_extra_is_a_one_line_message(monkeypatch, capsys):
+    import builtins
+
+    from rnnkit.data import datasets as D
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("aeon"):
+            raise ImportError("no aeon")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(ImportError, match=r"needs aeon, part of the datasets extra: pip install -e '\.\[datasets\]'"):
+        D.airline()
+    assert main(["classify", "--dataset", "basic-motions", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "datasets extra" in err and len(err.strip().splitlines()) == 1
+
+
+# -- windowing and baselines --------------------------------------------------------------------
+
+def test_windows_and_test_origins():
+    z = np.arange(20.0)
+    x, y, o = TS.windows(z, 4, 2)
+    assert x.shape == (4, 15) and y.shape == (15, 2)
+    np.testing.assert_array_equal(x[:, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(y[0], [4, 5])
+    np.testing.assert_array_equal(y[-1], [18, 19])
+    o = TS.test_origins(20, 5, 2)
+    np.testing.assert_array_equal(o, [14, 15, 16, 17])       # every target in the last 5 values
+    assert (o + 1).min() == 15 and (o + 2).max() == 19
+
+
+def test_scaling_and_training_never_see_the_test_tail(monkeypatch):
+    """Change only the test tail: the scaler and the fitted model must not change."""
+    rng = np.random.default_rng(0)
+    s = np.sin(np.arange(120) / 5) + 0.1 * rng.standard_normal(120)
+    test = 20
+    seen = []
+    orig = TS.Scaler.__init__
+
+    def spy(self, train):
+        seen.append(np.array(train))
+        orig(self, train)
+
+    monkeypatch.setattr(TS.Scaler, "__init__", spy)
+    a = Forecaster(8, 1, hidden=4, seed=0).fit(s[:-test], steps=5)
+    s2 = s.copy()
+    s2[-test:] += 1000.0
+    b = Forecaster(8, 1, hidden=4, seed=0).fit(s2[:-test], steps=5)
+    assert len(seen[0]) == 100 and np.array_equal(seen[0], seen[1])
+    assert a.scaler.mean == b.scaler.mean
+    for k, v in a.model.state_dict().items():
+        np.testing.assert_array_equal(v, b.model.state_dict()[k])
+
+
+def test_baselines():
+    s = np.arange(30.0) % 5
+    o = np.array([9, 14])
+    np.testing.assert_array_equal(TS.naive_last(s, o, 3), [[4, 4, 4], [4, 4, 4]])
+    np.testing.assert_array_equal(TS.seasonal_naive(s, o, 7, 5), [[0, 1, 2, 3, 4, 0, 1]] * 2)
+    lin = 2.0 + 0.5 * np.arange(50.0)
+    ar = TS.LinearAR(3).fit(lin[:40])
+    np.testing.assert_allclose(ar.forecast(lin, np.array([39]), 5)[0], lin[40:45], rtol=1e-8)
+    assert TS.score(np.array([1.0, 3.0]), np.array([0.0, 0.0])) == {"rmse": pytest.approx(np.sqrt(5)), "mae": 2.0}
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_forecaster_learns_a_sine_better_than_the_last_value(strategy):
+    t = np.arange(300)
+    s = 10 + 3 * np.sin(2 * np.pi * t / 25)
+    f = Forecaster(25, 3, hidden=16, strategy=strategy, seed=0).fit(s[:240], steps=300, lr=1e-2)
+    o = TS.test_origins(300, 60, 3)
+    truth = s[o[:, None] + np.arange(1, 4)]
+    ours = TS.score(f.predict(s, o, 3), truth)["rmse"]
+    naive = TS.score(TS.naive_last(s, o, 3), truth)["rmse"]
+    assert ours < 0.5 * naive
+
+
+# -- the sequence classifier ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_classifier_gradients_finite_differences(pooling, bidirectional):
+    rng = np.random.default_rng(0)
+    m = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=bidirectional, pooling=pooling, dtype=np.float64, seed=1)
+    x = rng.standard_normal((6, 4, 3))
+    lengths = np.array([6, 2, 4, 1])
+    x[np.arange(6)[:, None] >= lengths[None]] = 0
+    y = np.array([0, 2, 1, 2])
+    m.zero_grad()
+    m.train_step((x, y, lengths))
+
+    def loss():
+        from rnnkit.functional.losses import cross_entropy
+
+        out = m.forward(x, lengths)
+        m.clear_cache()
+        return cross_entropy(out, y)[0]
+
+    for name, p, g in m.named_parameters():
+        for idx in sample_indices(p.shape, 5, rng):
+            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+
+
+def test_classifier_padding_does_not_matter_and_attention_weights():
+    rng = np.random.default_rng(1)
+    m = SequenceClassifier(2, 5, 3, cell="lstm", pooling="attention", dtype=np.float64, seed=0)
+    x = rng.standard_normal((7, 3, 2))
+    lengths = np.array([7, 3, 5])
+    a = m.attention_weights(x, lengths)
+    assert a.shape == (7, 3) and np.allclose(a.sum(0), 1)
+    assert np.all(a[3:, 1] == 0) and np.all(a[5:, 2] == 0)         # padded steps: exactly zero
+    x2 = x.copy()
+    x2[3:, 1] = 99.0                                                # garbage in the padding
+    np.testing.assert_allclose(m.predict(x, lengths), m.predict(x2, lengths))
+    with pytest.raises(ValueError, match="pooling: expected one of"):
+        SequenceClassifier(2, 3, 2, pooling="max")
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+def test_forecast_command_on_a_csv(tmp_path):
+    t = np.arange(150)
+    csv = tmp_path / "load.csv"
+    csv.write_text("date,load\n" + "".join(f"d{i},{50 + 10 * np.sin(i / 4):.4f}\n" for i in t))
+    out = tmp_path / "run"
+    assert main(["forecast", "--dataset", str(csv), "--column", "load", "--horizon", "2", "--window", "12",
+                 "--steps", "30", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["horizon"] == 2 and set(m["scores"]) >= {"rnnkit", "last value", "linear AR"}
+    assert (out / "forecast.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("content,argv,msg", [
+    ("a,b\n1,2\n", ["--column", "c"], "expected a column named 'c'"),
+    ("a,b\n1,x\n2,3\n", ["--column", "b"], "line 2: expected a number, got 'x'"),
+    ("a\n1\n2\n3\n", ["--column", "a"], "expected at least"),
+    ("a,b\n1,2\n3,4\n", [], "expected --column NAME"),
+])
+def test_forecast_csv_bad_input(tmp_path, capsys, content, argv, msg):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(content)
+    assert main(["forecast", "--dataset", str(csv), "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_forecast_missing_csv_and_unknown_dataset(tmp_path, capsys):
+    assert main(["forecast", "--dataset", str(tmp_path / "none.csv"), "--no-progress"]) == 2
+    assert "CSV file not found" in capsys.readouterr().err
+    assert main(["forecast", "--dataset", "moonphase", "--no-progress"]) == 2
+    assert "expected one of sunspots, co2, airline, mackey-glass or a CSV file" in capsys.readouterr().err
+
+
+def test_classify_command_tiny(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "c"
+    assert main(["classify", "--dataset", "digits", "--steps", "20", "--hidden", "8", "--pooling", "mean",
+                 "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_test"] == 596 and np.array(m["confusion"]).sum() == 596 and 0 <= m["accuracy"] <= 1
+    assert (out / "confusion.png").stat().st_size > 0
