@@ -47,6 +47,7 @@ SPECS = {
     "reber": TaskSpec("accuracy", True, 0.99, 0.5),
     "digits": TaskSpec("accuracy", True, 0.95, 0.1),
     "mackey-glass": TaskSpec("mse", False, None, None),
+    "dna": TaskSpec("accuracy", True, 0.99, 0.5),
 }
 SPEC_NOTES = {
     "adding": "MSE on held-out sequences; trivial: always answer 1 (about 0.167); solved below 0.01",
@@ -55,6 +56,7 @@ SPEC_NOTES = {
     "reber": "accuracy at the long-range step (the second-to-last symbol); trivial: 0.5",
     "digits": "accuracy on held-out digits; trivial: chance (0.1)",
     "mackey-glass": "MSE of the next value; trivial: repeat the last value; solved below a tenth of it",
+    "dna": "accuracy of motif present / absent; trivial: chance (0.5)",
 }
 
 

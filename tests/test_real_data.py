@@ -213,3 +213,29 @@ def test_classify_command_tiny(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_test"] == 596 and np.array(m["confusion"]).sum() == 596 and 0 <= m["accuracy"] <= 1
     assert (out / "confusion.png").stat().st_size > 0
+
+
+def test_dna_task_tags_mark_motif_starts():
+    from rnnkit.data.tasks import DNA, dna_motifs
+
+    d = dna_motifs(50, 40, rng=0, tagging=True)
+    c = dna_motifs(50, 40, rng=0)
+    assert d.x.shape == (40, 50, 4) and d.y.shape == (40, 50) and c.y.shape == (50,)
+    assert np.all(d.x.sum(-1) == 1)
+    seqs = ["".join(DNA[k] for k in d.x[:, j].argmax(-1)) for j in range(50)]
+    for j, s in enumerate(seqs):
+        starts = [p for p in range(40) if s.startswith("TATAAT", p)]
+        assert list(np.flatnonzero(d.y[:, j])) == starts
+        assert c.y[j] == (1 if starts else 0)
+    assert 0.3 < c.y.mean() < 0.7
+    with pytest.raises(ValueError, match="T: expected at least 18"):
+        dna_motifs(2, 10)
+
+
+def test_classify_dna_command_tiny(tmp_path):
+    out = tmp_path / "dna"
+    assert main(["classify", "--dataset", "dna", "--length", "24", "--steps", "3", "--hidden", "4",
+                 "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert [r["model"] for r in m["rows"]] == ["unidirectional gru", "bidirectional gru"] * 2
+    assert "f1" in m["rows"][3]

@@ -5,7 +5,7 @@ import argparse
 
 from ._args import OneLineParser, add_parser, nonneg_float, positive_float, positive_int
 
-TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass")
+TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass", "dna")
 CELLS = ("rnn", "rnn-relu", "lstm", "gru")
 
 

@@ -209,6 +209,47 @@ def mackey_glass(n, T=50, rng=None, dtype=np.float32, horizon=1) -> TaskData:
     return TaskData(x, y, "regression", 1, base, note="baseline: repeat the last value")
 
 
+DNA = "ACGT"
+
+
+def dna_motifs(n, T=100, rng=None, dtype=np.float32, motif="TATAAT", tagging=False) -> TaskData:
+    """Genome-like sequences: uniform random A/C/G/T (one-hot, 4 channels) of length ``T``. Half
+    of them carry the motif planted at a random position; every sequence carries 1-2
+    distractors (the motif with one base changed), so spotting a few right letters is not enough.
+
+    ``tagging=False``: classification, 1 when the motif is present (baseline: chance, log 2).
+    ``tagging=True``: per-position tags (``sequence``), 1 at each position where a motif
+    *starts*: deciding it needs the letters that come after, which only a bidirectional
+    model (or one that waits) sees. Chance motifs arising in the random background count too.
+    """
+    rng = np.random.default_rng(rng)
+    K = len(motif)
+    if T < 3 * K:
+        raise ValueError(f"T: expected at least {3 * K} (three motif lengths), got {T}")
+    mot = np.array([DNA.index(c) for c in motif])
+    ids = rng.integers(0, 4, (T, n))
+    for j in range(n):
+        for _ in range(rng.integers(1, 3)):
+            p = rng.integers(0, T - K + 1)
+            d = mot.copy()
+            k = rng.integers(K)
+            d[k] = (d[k] + rng.integers(1, 4)) % 4
+            ids[p:p + K, j] = d
+        if rng.random() < 0.5:
+            p = rng.integers(0, T - K + 1)
+            ids[p:p + K, j] = mot
+    starts = np.zeros((T, n), np.int64)
+    for p in range(T - K + 1):
+        starts[p] = np.all(ids[p:p + K] == mot[:, None], axis=0)
+    x = np.eye(4, dtype=dtype)[ids]
+    if tagging:
+        rate = max(starts.mean(), 1e-9)
+        base = float(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
+        return TaskData(x, starts, "sequence", 2, base, note="baseline: tag rate entropy (no context)")
+    return TaskData(x, (starts.sum(0) > 0).astype(np.int64), "classification", 2, float(np.log(2)),
+                    note="baseline: chance (50%)")
+
+
 TASKS = {
     "adding": adding,
     "copy": copy_memory,
@@ -216,6 +257,7 @@ TASKS = {
     "reber": reber,
     "digits": digits,
     "mackey-glass": mackey_glass,
+    "dna": dna_motifs,
 }
 
 

@@ -20,7 +20,8 @@ class SequenceModel(Module):
     """
 
     def __init__(self, input_size, hidden_size, n_out, kind, cell="lstm", num_layers=1, init="default",
-                 recurrent_gain=1.0, forget_bias=None, gate="sigmoid", dtype=np.float32, seed=None):
+                 recurrent_gain=1.0, forget_bias=None, gate="sigmoid", bidirectional=False, dtype=np.float32,
+                 seed=None):
         super().__init__(dtype, seed)
         if kind not in ("regression", "classification", "sequence"):
             raise ValueError(f"kind: expected regression, classification or sequence, got {kind!r}")
@@ -28,20 +29,22 @@ class SequenceModel(Module):
         self.kind = kind
         self.config = dict(kind="sequence", input_size=input_size, hidden_size=hidden_size, n_out=n_out,
                            task_kind=kind, cell=cell, num_layers=num_layers, init=init,
-                           recurrent_gain=recurrent_gain, forget_bias=forget_bias, gate=gate)
+                           recurrent_gain=recurrent_gain, forget_bias=forget_bias, gate=gate,
+                           bidirectional=bidirectional)
         kw = {}
         if gate != "sigmoid":
             if cell not in ("lstm", "gru"):
                 raise ValueError(f"gate: only LSTM and GRU cells have gates, got gate={gate!r} with cell={cell!r}")
             kw["gate"] = gate
-        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, seed=s[0], **kw)
+        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional, dtype=dtype,
+                            seed=s[0], **kw)
         if init != "default" or forget_bias is not None:
             init_recurrent(self.rnn, init, forget_bias=forget_bias)
         if recurrent_gain != 1.0:
             for name, p in self.rnn.params.items():
                 if name.startswith("weight_hh"):
                     p *= recurrent_gain
-        self.head = Linear(hidden_size, n_out, dtype=dtype, seed=s[1])
+        self.head = Linear(hidden_size * (2 if bidirectional else 1), n_out, dtype=dtype, seed=s[1])
         self.bptt = 0          # truncated-BPTT window for train_step; 0 = full BPTT
 
     def forward(self, x, lengths=None):
