@@ -148,3 +148,15 @@ def test_metrics_and_solved_thresholds():
     c = tasks.copy_memory(5, T=8, rng=0)
     assert experiments.metric_of("copy", c, np.eye(10)[c.y]) == 1.0
     assert experiments.metric_of("copy", c, np.eye(10)[np.zeros_like(c.y)]) == 0.0
+
+
+def test_experiment_vanishing_init_and_gate_options(tmp_path):
+    rc = main(["experiment", "vanishing", "--T", "8", "--cells", "rnn-relu,lstm", "--init", "identity",
+               "--gate", "hard_sigmoid", "--forget-bias", "1", "--steps", "4", "--eval-every", "2", "--n-test", "10",
+               "--hidden", "4", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    md = (tmp_path / "results.md").read_text()
+    assert "init identity, gates hard_sigmoid, forget bias 1.0" in md
+    r = experiments.train_task("adding", 6, "lstm", 1, hidden=3, init="orthogonal", gate="hard_sigmoid",
+                               forget_bias=2.0, n_test=5, flow_every=0)
+    assert r["steps"] == 1

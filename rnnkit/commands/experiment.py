@@ -63,6 +63,10 @@ def register(sub):
     v.add_argument("--eval-every", type=positive_int, default=100, help="steps between held-out evaluations")
     v.add_argument("--flow-every", type=positive_int, default=50, help="steps between gradient-flow records")
     v.add_argument("--n-test", type=positive_int, default=1000, help="held-out sequences")
+    v.add_argument("--init", choices=("default", "xavier", "orthogonal", "identity"), default="default",
+                   help="recurrent initialisation (identity with rnn-relu is the IRNN)")
+    v.add_argument("--gate", choices=("sigmoid", "hard_sigmoid"), default="sigmoid", help="LSTM / GRU gate function")
+    v.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias (e.g. 1.0)")
     _common(v, "runs/vanishing", 3000, 2e-3, 1.0)
     v.set_defaults(run=run_vanishing)
 
@@ -91,7 +95,8 @@ def run_vanishing(args):
 
     go(task=args.task, Ts=args.Ts, cells=args.cells, steps=args.steps, out_dir=args.out, hidden=args.hidden,
        lr=args.lr, batch_size=args.batch_size, clip=args.clip, seed=args.seed, eval_every=args.eval_every,
-       flow_every=args.flow_every, n_test=args.n_test, progress=args.progress)
+       flow_every=args.flow_every, n_test=args.n_test, progress=args.progress, init=args.init, gate=args.gate,
+       forget_bias=args.forget_bias)
     print(f"wrote {args.out}/results.csv, results.md, gradient_flow.png, gradient_flow_profile.png, loss_curves.png")
     return 0
 
