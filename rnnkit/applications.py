@@ -30,7 +30,7 @@ def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
 
 
 def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_size=None, cell="lstm", hidden=32,
-                 layers=1, strategy="direct", steps=1500, lr=3e-3, batch_size=32, seed=0, season=None,
+                 layers=1, strategy="recursive", steps=1500, lr=3e-3, batch_size=32, seed=0, season=None,
                  out_dir=None, progress=False, log=print) -> dict:
     """Train a :class:`~rnnkit.models.Forecaster` and score it on the held-out tail beside the
     last-value, seasonal-naive and linear-autoregression baselines (RMSE and MAE, original units)."""

@@ -15,7 +15,8 @@ def register(sub):
     p.add_argument("--window", type=positive_int, default=24, help="past values the model reads")
     p.add_argument("--test-size", type=positive_int, default=None, help="held-out tail length (default: last 20%%)")
     p.add_argument("--season", type=positive_int, default=None, help="seasonal period for the seasonal-naive baseline")
-    p.add_argument("--strategy", choices=("direct", "recursive"), default="direct", help="multi-step strategy")
+    p.add_argument("--strategy", choices=("direct", "recursive"), default="recursive",
+                   help="multi-step strategy: feed one-step forecasts back (recursive) or predict all steps at once (direct)")
     p.add_argument("--cell", choices=CELLS, default="lstm")
     p.add_argument("--hidden", type=positive_int, default=32)
     p.add_argument("--layers", type=positive_int, default=1)

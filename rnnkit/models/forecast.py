@@ -18,7 +18,7 @@ from .sequence import SequenceModel
 
 
 class Forecaster:
-    def __init__(self, window=24, horizon=1, cell="lstm", hidden=32, num_layers=1, strategy="direct", seed=0):
+    def __init__(self, window=24, horizon=1, cell="lstm", hidden=32, num_layers=1, strategy="recursive", seed=0):
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy: expected 'direct' or 'recursive', got {strategy!r}")
         for name, v in (("window", window), ("horizon", horizon), ("hidden", hidden)):
