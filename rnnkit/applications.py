@@ -11,8 +11,9 @@ import numpy as np
 
 from .data import datasets as D
 from .data import timeseries as TS
-from .experiments import _atomic_write, _save
+from .io import atomic_write_text
 from .plots import _pyplot
+from .plots import save_figure as _save
 
 
 def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
@@ -72,7 +73,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        _atomic_write(os.path.join(out_dir, "metrics.json"), lambda f: json.dump(result, f, indent=2))
+        atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(result, indent=2))
         plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"))
     return result
 
@@ -153,7 +154,7 @@ def run_classify(dataset="japanese-vowels", cell="lstm", hidden=64, layers=1, bi
     log(f"{dataset}: test accuracy {acc:.4f} ({len(test)} test sequences; majority class {majority:.4f})")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        _atomic_write(os.path.join(out_dir, "metrics.json"), lambda f: json.dump(result, f, indent=2))
+        atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(result, indent=2))
         plot_confusion(conf, train.classes, f"{dataset}: accuracy {acc:.3f}", os.path.join(out_dir, "confusion.png"))
     return result
 
@@ -220,5 +221,5 @@ def run_dna(T=100, cell="gru", hidden=32, steps=600, lr=3e-3, batch_size=32, n_t
     result = {"T": T, "cell": cell, "hidden": hidden, "steps": steps, "rows": rows}
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        _atomic_write(os.path.join(out_dir, "metrics.json"), lambda f: json.dump(result, f, indent=2))
+        atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(result, indent=2))
     return result

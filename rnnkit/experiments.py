@@ -14,6 +14,7 @@ Every function writes its files into ``out_dir`` and returns the table rows.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -24,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.tasks import TaskData, make_task
+from .io import atomic_write_text
 from .diagnostics import recurrent_layers
 from .models.sequence import SequenceModel
 from .optim import SGD, Adam, clip_grad_norm
 from .plots import _pyplot
+from .plots import save_figure as _save
 
 # -- what "solved" means per task -----------------------------------------------------
 
@@ -235,29 +238,23 @@ def _fmt(v):
 def write_table(rows, out_dir, name, columns=TABLE_COLUMNS, note=""):
     """Write ``rows`` as ``name.csv`` and ``name.md`` in ``out_dir``; return the Markdown text."""
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_write(os.path.join(out_dir, f"{name}.csv"),
-                  lambda f: _write_csv(f, rows, columns))
+    atomic_write_text(os.path.join(out_dir, f"{name}.csv"), _csv_text(rows, columns))
     md = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     for r in rows:
         md += "| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n"
     if note:
         md += f"\n{note}\n"
-    _atomic_write(os.path.join(out_dir, f"{name}.md"), lambda f: f.write(md))
+    atomic_write_text(os.path.join(out_dir, f"{name}.md"), md)
     return md
 
 
-def _write_csv(f, rows, columns):
-    w = csv.writer(f)
+def _csv_text(rows, columns) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
         w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-
-
-def _atomic_write(path, writer):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer(f)
-    os.replace(tmp, path)
+    return buf.getvalue()
 
 
 def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=3000, out_dir="experiment",
@@ -304,7 +301,7 @@ def _save_runs(results, out_dir):
         s = {k: v for k, v in r.items() if k != "flow"}
         s["flow"] = r["flow"].tolist()
         slim.append(s)
-    _atomic_write(os.path.join(out_dir, "runs.json"), lambda f: json.dump(slim, f, default=_json_default))
+    atomic_write_text(os.path.join(out_dir, "runs.json"), json.dumps(slim, default=_json_default))
 
 
 def _json_default(v):
@@ -388,12 +385,6 @@ def plot_task_curves(results, out_png):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     _save(fig, plt, out_png)
-
-
-def _save(fig, plt, out_png):
-    fig.savefig(out_png + ".tmp.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(out_png + ".tmp.png", out_png)
 
 
 # -- the exploding-gradient experiment ----------------------------------------------------

@@ -15,6 +15,16 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, plt, out_png) -> str:
+    """Save ``fig`` as PNG through a temporary file and a rename (never a half-written image), then close it."""
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    tmp = out_png + ".tmp.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, out_png)
+    return out_png
+
+
 def read_metrics(path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -41,7 +51,4 @@ def plot_metrics(metrics_path, out_png) -> str:
         ax.legend()
     fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(metrics_path))))
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, plt, out_png)
