@@ -7,8 +7,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "RNN": "nn", "LSTM": "nn", "GRU": "nn", "RNNCell": "nn", "LSTMCell": "nn", "GRUCell": "nn",
-    "Linear": "nn", "Embedding": "nn", "Dropout": "nn", "Module": "nn",
-    "CharLM": "models",
+    "Linear": "nn", "Embedding": "nn", "Dropout": "nn", "Module": "nn", "Attention": "nn",
+    "CharLM": "models", "SequenceModel": "models", "SequenceClassifier": "models", "Forecaster": "models",
 }
 __all__ = list(_EXPORTS)
 

@@ -1,4 +1,5 @@
 """Stateful modules: parameters and gradients under PyTorch's names; ``forward`` / ``backward``."""
+from .attention import Attention
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import Dropout, Embedding, Linear
 from .module import Module
