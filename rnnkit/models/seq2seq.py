@@ -1,0 +1,218 @@
+r"""``Seq2Seq``: an RNN encoder-decoder with attention (Luong et al. 2015, with input feeding).
+
+Encoder: embedding, a (bidirectional) GRU or LSTM over the source with ``lengths``. Bridge:
+:math:`s_0 = \tanh(W_b [\overrightarrow{h}_S; \overleftarrow{h}_1])` (an LSTM decoder starts
+with :math:`c_0 = 0`). Decoder step t:
+
+.. math::
+    h_t = \mathrm{cell}([E y_{t-1}; \tilde h_{t-1}], h_{t-1}),\quad
+    c_t = \mathrm{attn}(h_t, \mathrm{enc}),\quad
+    \tilde h_t = \tanh(W_c [c_t; h_t]),\quad
+    p(y_t) = \mathrm{softmax}(W_o \tilde h_t)
+
+Training uses teacher forcing with probability ``teacher_forcing`` per sequence and step (else
+the model's own previous prediction is fed); backward runs through the decoder steps by hand,
+then through the attention into the encoder outputs, and through the bridge into the encoder's
+final states. Decoding: greedy or beam search with length normalisation; both return the
+attention weights of every output step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.seq2seq import Vocab
+from ..functional.losses import cross_entropy, cross_entropy_backward, log_softmax
+from ..nn import Attention, Embedding, GRUCell, Linear, LSTMCell, Module
+from .common import child_seeds, make_rnn
+
+
+class Seq2Seq(Module):
+    def __init__(self, src_vocab_size, tgt_vocab_size, embed_size=32, hidden_size=64, cell="gru",
+                 attention="general", bidirectional=True, teacher_forcing=1.0, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell: expected 'gru' or 'lstm', got {cell!r}")
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing: expected a probability in [0, 1], got {teacher_forcing}")
+        H, E, D = hidden_size, embed_size, 2 if bidirectional else 1
+        if attention == "dot" and D * H != H:
+            raise ValueError("dot attention needs keys as wide as the decoder state: use bidirectional=False "
+                             "or another kind (general, concat, additive)")
+        s = child_seeds(seed, 7)
+        self.config = dict(kind="seq2seq", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+                           embed_size=E, hidden_size=H, cell=cell, attention=attention, bidirectional=bidirectional,
+                           teacher_forcing=teacher_forcing)
+        self.cell_kind, self.H, self.E, self.D = cell, H, E, D
+        self.teacher_forcing = teacher_forcing
+        self.src_embed = Embedding(src_vocab_size, E, dtype=dtype, seed=s[0])
+        self.encoder = make_rnn(cell, E, H, 1, bidirectional=bidirectional, dtype=dtype, seed=s[1])
+        self.bridge = Linear(D * H, H, dtype=dtype, seed=s[2])
+        self.tgt_embed = Embedding(tgt_vocab_size, E, dtype=dtype, seed=s[3])
+        self.cell = (GRUCell if cell == "gru" else LSTMCell)(E + H, H, dtype=dtype, seed=s[4])
+        self.attn = Attention(H, D * H, kind=attention, dtype=dtype, seed=s[5])
+        self.combine = Linear(D * H + H, H, dtype=dtype, seed=s[6])
+        self.out = Linear(H, tgt_vocab_size, dtype=dtype, seed=s[6] + 1)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "Seq2Seq":
+        kw = {k: v for k, v in cfg.items() if k != "kind"}
+        return cls(**kw)
+
+    # -- encoder -------------------------------------------------------------------------
+    def encode(self, src, src_len):
+        """``src`` (S, N) ids -> encoder outputs (S, N, D*H), mask (S, N), decoder state, bridge cache."""
+        src_len = np.asarray(src_len)
+        emb = self.src_embed(src)
+        enc, final = self.encoder(emb, lengths=src_len)
+        h_n = final[0] if self.cell_kind == "lstm" else final            # (D, N, H)
+        hcat = np.concatenate(list(h_n), axis=1)                          # (N, D*H)
+        s0 = np.tanh(self.bridge(hcat))
+        state = (s0, np.zeros_like(s0)) if self.cell_kind == "lstm" else s0
+        mask = np.arange(src.shape[0])[:, None] < src_len[None, :]
+        return enc, mask, state, s0
+
+    def _h(self, state):
+        return state[0] if self.cell_kind == "lstm" else state
+
+    def step(self, tok, state, htilde, enc, mask):
+        """One decoder step: returns ``(logits, state, htilde, alpha, cache)``."""
+        e, ec = self.tgt_embed.forward_cached(tok)
+        state, cc = self.cell.forward_cached(np.concatenate([e, htilde], axis=1), state)
+        h = self._h(state)
+        ctx, alpha, ac = self.attn.forward_cached(h, enc, mask)
+        z, lc = self.combine.forward_cached(np.concatenate([ctx, h], axis=1))
+        ht = np.tanh(z)
+        logits, oc = self.out.forward_cached(ht)
+        return logits, state, ht, alpha, (ec, cc, ac, lc, oc, ht)
+
+    # -- training --------------------------------------------------------------------------
+    def forward(self, src, src_len, tgt_in, rng=None, teacher_forcing=None):
+        """Logits (T, N, V) with teacher forcing; keeps the caches for :meth:`backward`."""
+        r = self.teacher_forcing if teacher_forcing is None else teacher_forcing
+        rng = self.rng if rng is None else rng
+        enc, mask, state, s0 = self.encode(src, src_len)
+        T, N = tgt_in.shape
+        htilde = np.zeros((N, self.H), self.dtype)
+        logits, caches = [], []
+        tok = tgt_in[0]
+        for t in range(T):
+            if t > 0:
+                tok = tgt_in[t] if r >= 1.0 else np.where(rng.random(N) < r, tgt_in[t], logits[-1].argmax(-1))
+            lg, state, htilde, _, c = self.step(tok, state, htilde, enc, mask)
+            logits.append(lg)
+            caches.append(c)
+        self._cache = (caches, enc.shape, s0)
+        return np.stack(logits)
+
+    def backward(self, dlogits):
+        caches, enc_shape, s0 = self._take_cache()
+        N, H = dlogits.shape[1], self.H
+        dK = np.zeros(enc_shape, self.dtype)
+        d_ht_next = np.zeros((N, H), self.dtype)
+        lstm = self.cell_kind == "lstm"
+        dstate = (np.zeros((N, H), self.dtype),) * 2 if lstm else np.zeros((N, H), self.dtype)
+        W = enc_shape[2]
+        for t in range(len(caches) - 1, -1, -1):
+            ec, cc, ac, lc, oc, ht = caches[t]
+            dht = self.out.backward_cached(dlogits[t], oc) + d_ht_next
+            dcat = self.combine.backward_cached(dht * (1.0 - ht * ht), lc)
+            dq, dKt = self.attn.backward_cached(dcat[:, :W], ac)
+            dK += dKt
+            dh = dcat[:, W:] + dq
+            dstate = (dstate[0] + dh, dstate[1]) if lstm else dstate + dh
+            dinp, dstate = self.cell.backward_cached(dstate, cc)
+            self.tgt_embed.backward_cached(dinp[:, :self.E], ec)
+            d_ht_next = dinp[:, self.E:]
+        ds0 = (dstate[0] if lstm else dstate) * (1.0 - s0 * s0)           # c_0 is a constant zero
+        dhcat = self.bridge.backward(ds0)                                 # (N, D*H)
+        dh_n = np.stack(np.split(dhcat, self.D, axis=1))                  # (D, N, H)
+        dx = self.encoder.backward(dK, (dh_n, None) if lstm else dh_n)
+        self.src_embed.backward(dx)
+
+    def train_step(self, batch, state=None):
+        src, src_len, tgt_in, tgt_out = batch
+        logits = self.forward(src, src_len, tgt_in)
+        loss, cache = cross_entropy(logits, tgt_out)
+        self.backward(cross_entropy_backward(cache))
+        return loss, None, int((tgt_out != -100).sum())
+
+    # -- decoding ----------------------------------------------------------------------------
+    def greedy(self, src, src_len, max_len=40):
+        """Greedy decoding of a batch: ``(ids (N, T), alphas (T, S, N), scores (N,))`` where a
+        score is the sum of the chosen tokens' log-probabilities up to and including EOS."""
+        enc, mask, state, _ = self.encode(src, src_len)
+        self.clear_cache()
+        N = src.shape[1]
+        tok = np.full(N, Vocab.BOS)
+        htilde = np.zeros((N, self.H), self.dtype)
+        done = np.zeros(N, bool)
+        ids, alphas, score = [], [], np.zeros(N)
+        for _ in range(max_len):
+            lg, state, htilde, alpha, _ = self.step(tok, state, htilde, enc, mask)
+            lp = log_softmax(lg.astype(np.float64))
+            tok = lp.argmax(-1)
+            score += np.where(done, 0.0, lp[np.arange(N), tok])
+            ids.append(tok)
+            alphas.append(alpha)
+            done |= tok == Vocab.EOS
+            if done.all():
+                break
+        return np.stack(ids, axis=1), np.stack(alphas), score
+
+    def beam_search(self, src_ids, beam=5, max_len=40, alpha=0.7):
+        """Beam search for one source (a list of ids). Returns ``(ids, attention (T, S), score)``
+        where ``score`` is the summed log-probability divided by ``len ** alpha`` (Wu et al. 2016
+        use a similar normalisation). The greedy answer is a candidate too, so the result never
+        scores below it."""
+        src = np.asarray(src_ids, np.int64)[:, None]
+        src_len = np.array([len(src_ids)])
+        g_ids, g_alpha, g_score = self.greedy(src, src_len, max_len)
+        g_ids = list(g_ids[0])
+        g_len = g_ids.index(Vocab.EOS) + 1 if Vocab.EOS in g_ids else len(g_ids)
+        best = (g_score[0] / g_len ** alpha, g_ids[:g_len], g_alpha[:g_len, :, 0])
+        if beam <= 1:
+            return best[1], best[2], best[0]
+        enc, mask, state, _ = self.encode(src, src_len)
+        self.clear_cache()
+        B = beam
+        enc = np.repeat(enc, B, axis=1)
+        mask = np.repeat(mask, B, axis=1)
+        state = tuple(np.repeat(s, B, axis=0) for s in state) if self.cell_kind == "lstm" else np.repeat(state, B, 0)
+        htilde = np.zeros((B, self.H), self.dtype)
+        tok = np.full(B, Vocab.BOS)
+        scores = np.full(B, -np.inf)
+        scores[0] = 0.0
+        hist = [[] for _ in range(B)]
+        att = [[] for _ in range(B)]
+        finished = []
+        for t in range(max_len):
+            lg, state, htilde, a, _ = self.step(tok, state, htilde, enc, mask)
+            lp = log_softmax(lg.astype(np.float64))
+            cand = (scores[:, None] + lp).ravel()
+            order = np.argsort(-cand)
+            keep = []
+            for flat in order:
+                if not np.isfinite(cand[flat]) or len(keep) == B:
+                    break
+                b, v = divmod(int(flat), lp.shape[1])
+                if v == Vocab.EOS:
+                    ids = hist[b] + [v]
+                    finished.append((cand[flat] / len(ids) ** alpha, ids, np.array(att[b] + [a[:, b]])))
+                else:
+                    keep.append((b, v, cand[flat]))
+            if not keep or len(finished) >= B:
+                break
+            idx = np.array([k[0] for k in keep])
+            pad = B - len(keep)
+            tok = np.array([k[1] for k in keep] + [Vocab.PAD] * pad)
+            new_scores = np.array([k[2] for k in keep] + [-np.inf] * pad)
+            take = np.concatenate([idx, np.zeros(pad, int)])
+            hist = [hist[b] + [v] for b, v, _ in keep] + [[] for _ in range(pad)]
+            att = [att[b] + [a[:, b]] for b, _, _ in keep] + [[] for _ in range(pad)]
+            state = tuple(s[take] for s in state) if self.cell_kind == "lstm" else state[take]
+            htilde = htilde[take]
+            scores = new_scores
+        for cand_score, ids, al in finished:
+            if cand_score > best[0]:
+                best = (cand_score, ids, al)
+        return best[1], best[2], best[0]
