@@ -176,48 +176,62 @@ def plot_confusion(conf, classes, title, out_png):
     _save(fig, plt, out_png)
 
 
-def run_dna(T=100, cell="gru", hidden=32, steps=600, lr=3e-3, batch_size=32, n_test=500, seed=0, out_dir=None,
-            log=print) -> dict:
-    """The generated DNA task: motif classification (one label per sequence) and motif-start
-    tagging (one label per position) with a unidirectional and a bidirectional model side by side.
-    Tagging is scored by F1 of the motif-start class (rare: accuracy alone flatters) and accuracy."""
+def train_dna_model(tagging, bidirectional, T=100, cell="gru", hidden=32, steps=1000, lr=3e-3, batch_size=32, seed=0):
+    """A model for the DNA task, trained on freshly generated batches: a per-position tagger
+    (``SequenceModel``) or a classifier with attention pooling (the motif may sit anywhere)."""
     from .data.tasks import dna_motifs
     from .models.classifier import SequenceClassifier
     from .models.sequence import SequenceModel
     from .optim import Adam, clip_grad_norm
 
+    if tagging:
+        model = SequenceModel(4, hidden, 2, "sequence", cell=cell, bidirectional=bidirectional, seed=seed)
+    else:
+        model = SequenceClassifier(4, hidden, 2, cell=cell, bidirectional=bidirectional, pooling="attention",
+                                   seed=seed)
+    opt = Adam(model, lr=lr)
     rng = np.random.default_rng([seed, 1])
+    for _ in range(steps):
+        b = dna_motifs(batch_size, T, rng=rng, tagging=tagging)
+        model.zero_grad()
+        model.train_step((b.x, b.y, None))
+        clip_grad_norm(model, 5.0)
+        opt.step()
+    model.eval()
+    return model
+
+
+def score_dna_model(model, test) -> dict:
+    """Accuracy, and for tagging the F1 of the motif-start class (rare: accuracy alone flatters)."""
+    pred = model.forward(test.x).argmax(-1)
+    model.clear_cache()
+    out = {"accuracy": float((pred == test.y).mean())}
+    if test.kind == "sequence":
+        tp = int(((pred == 1) & (test.y == 1)).sum())
+        prec = tp / max(int((pred == 1).sum()), 1)
+        rec = tp / max(int((test.y == 1).sum()), 1)
+        out["f1"] = 2 * prec * rec / max(prec + rec, 1e-12)
+    return out
+
+
+def run_dna(T=100, cell="gru", hidden=32, steps=1000, lr=3e-3, batch_size=32, n_test=500, seed=0, out_dir=None,
+            log=print) -> dict:
+    """The generated DNA task: motif classification (one label per sequence) and motif-start
+    tagging (one label per position) with a unidirectional and a bidirectional model side by side."""
+    from .data.tasks import dna_motifs
+
     rows = []
     for mode, bidirectional in (("classification", False), ("classification", True), ("tagging", False),
                                 ("tagging", True)):
         tag = mode == "tagging"
-        test = dna_motifs(n_test, T, rng=[seed, 2], tagging=tag)
-        if tag:
-            model = SequenceModel(4, hidden, 2, test.kind, cell=cell, bidirectional=bidirectional, seed=seed)
-        else:   # attention pooling: the motif may sit anywhere, the evidence is one place in the sequence
-            model = SequenceClassifier(4, hidden, 2, cell=cell, bidirectional=bidirectional, pooling="attention",
-                                       seed=seed)
-        opt = Adam(model, lr=lr)
         t0 = time.perf_counter()
-        for _ in range(steps):
-            b = dna_motifs(batch_size, T, rng=rng, tagging=tag)
-            model.zero_grad()
-            model.train_step((b.x, b.y, None))
-            clip_grad_norm(model, 5.0)
-            opt.step()
-        model.eval()
-        pred = model.forward(test.x).argmax(-1)
-        model.clear_cache()
-        acc = float((pred == test.y).mean())
+        model = train_dna_model(tag, bidirectional, T, cell, hidden, steps, lr, batch_size, seed)
         row = {"task": f"dna {mode}", "model": f"{'bi' if bidirectional else 'uni'}directional {cell}",
-               "accuracy": acc, "train_time": time.perf_counter() - t0}
-        if tag:
-            tp = int(((pred == 1) & (test.y == 1)).sum())
-            prec = tp / max(int((pred == 1).sum()), 1)
-            rec = tp / max(int((test.y == 1).sum()), 1)
-            row["f1"] = 2 * prec * rec / max(prec + rec, 1e-12)
+               "train_time": time.perf_counter() - t0}
+        row.update(score_dna_model(model, dna_motifs(n_test, T, rng=[seed, 2], tagging=tag)))
         rows.append(row)
-        log(f"{row['task']:>20} {row['model']:>22}: accuracy {acc:.4f}" + (f", motif-start F1 {row['f1']:.4f}" if tag else ""))
+        log(f"{row['task']:>20} {row['model']:>22}: accuracy {row['accuracy']:.4f}"
+            + (f", motif-start F1 {row['f1']:.4f}" if tag else ""))
     result = {"T": T, "cell": cell, "hidden": hidden, "steps": steps, "rows": rows}
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)

@@ -142,3 +142,15 @@ def test_seq2seq_commands_end_to_end(tmp_path, capsys):
     assert "expected at least one non-space character" in capsys.readouterr().err
     assert main(["seq2seq", "translate", str(tmp_path), "x"]) == 2
     assert "not a seq2seq run directory" in capsys.readouterr().err
+
+
+def test_tag_commands_end_to_end(tmp_path, capsys):
+    run = tmp_path / "tag"
+    assert main(["tag", "train", "--length", "24", "--steps", "3", "--hidden", "4", "--n-test", "10",
+                 "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "unidirectional gru" in out and "bidirectional gru" in out and "motif-start F1" in out
+    assert main(["tag", "eval", str(run), "--n", "10"]) == 0
+    assert "bidirectional - unidirectional F1" in capsys.readouterr().out
+    assert main(["tag", "eval", str(tmp_path)]) == 2
+    assert "not a tag run directory" in capsys.readouterr().err
