@@ -82,12 +82,15 @@ class CharLM(Module):
         self.eval()
         ids = vocab.encode(prime) if prime else np.array([int(rng.integers(1, len(vocab)))])
         logits, state = self.forward(ids[:, None])
+        self.clear_cache()
+        stream = self.rnn.stream(1, state)          # one step at a time, no caches, buffers reused
+        E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
+        last = logits[-1, 0]
         out = []
         for _ in range(length):
-            nxt = self._pick(logits[-1, 0].astype(np.float64), temperature, top_k, rng)
+            nxt = self._pick(last.astype(np.float64), temperature, top_k, rng)
             out.append(nxt)
-            logits, state = self.forward(np.array([[nxt]]), state)
-        self.clear_cache()
+            last = stream.step(E[nxt][None])[0] @ W + b
         self.train(was_training)
         return vocab.decode(out)
 

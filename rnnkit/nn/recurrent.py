@@ -158,6 +158,12 @@ class RNNBase(Module):
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_state(final)
 
+    def stream(self, batch_size=1, state=None):
+        """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers)."""
+        from .stream import Stream
+
+        return Stream(self, batch_size, state)
+
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):
         caches, drop_masks, given_state, (L, N), mask = self._take_cache()

@@ -1,0 +1,113 @@
+"""``Stream``: step-by-step inference through a unidirectional RNN / LSTM / GRU, for live signals
+and sampling. ``s = lstm.stream(batch_size=1)``; ``y_t = s.step(x_t)`` for each arriving input.
+
+Nothing is kept for a backward pass, the inputs are not re-validated after the first step, and
+every buffer is allocated once: each layer's step is two matrix-vector products into
+preallocated arrays and one fused kernel for the gates (the Numba kernels of the training path;
+the NumPy step functions when Numba is not available). The output of :meth:`step` is a buffer
+that the next step overwrites; copy it to keep it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from .._validate import as_float_array, check_finite, check_shape
+
+
+class Stream:
+    def __init__(self, rnn, batch_size=1, state=None):
+        if rnn.bidirectional:
+            raise ValueError("stream: a bidirectional layer needs the whole sequence; streaming works with "
+                             "bidirectional=False only")
+        self._fast = rnn.ops.fused and kernels.fast_sequence() is not None
+        self.rnn, self.N = rnn, int(batch_size)
+        H, dt, G = rnn.hidden_size, rnn.dtype, rnn.ops.n_gates
+        self.kind = rnn.mode.split("_")[0]
+        self.layers = []
+        p = rnn.params
+        for layer in range(rnn.num_layers):
+            W_ih, W_hh = p[f"weight_ih_l{layer}"], p[f"weight_hh_l{layer}"]
+            b_ih = p.get(f"bias_ih_l{layer}", np.zeros(G * H, dt))
+            b_hh = p.get(f"bias_hh_l{layer}", np.zeros(G * H, dt))
+            fold = b_ih.copy()                  # biases that can be added before the gates
+            if self.kind == "gru":
+                fold[: 2 * H] += b_hh[: 2 * H]  # b_hn stays inside the reset gate's product
+            else:
+                fold += b_hh
+            self.layers.append({
+                "W_ihT": np.ascontiguousarray(W_ih.T), "W_hhT": np.ascontiguousarray(W_hh.T), "W_hh": W_hh,
+                "fold": fold, "b_hn": b_hh[2 * H:].copy() if self.kind == "gru" else None, "b_hh": b_hh,
+                "xp": np.empty((self.N, G * H), dt), "hh": np.empty((self.N, G * H), dt),
+                "scratch": np.empty((self.N, H), dt),
+            })
+        self.valid = np.ones(self.N, np.bool_)
+        self.precise = dt == np.float64
+        self.reset(state)
+        self._checked = False
+
+    def reset(self, state=None):
+        """Zero the state, or set it: ``state`` as the layer takes it ((L, N, H), or a tuple for an LSTM)."""
+        H, L = self.rnn.hidden_size, self.rnn.num_layers
+        n = self.rnn.ops.n_states
+        if state is None:
+            parts = [np.zeros((L, self.N, H), self.rnn.dtype) for _ in range(n)]
+        else:
+            parts = list(self.rnn._split_state(state, self.N))
+        self.h = [np.ascontiguousarray(parts[0][k]) for k in range(L)]
+        self.c = [np.ascontiguousarray(parts[1][k]) for k in range(L)] if n == 2 else None
+
+    @property
+    def state(self):
+        """The current state, shaped as the layer returns it."""
+        h = np.stack(self.h)
+        return (h, np.stack(self.c)) if self.c is not None else h
+
+    def step(self, x):
+        """``x`` (N, H_in) -> ``y`` (N, H), the top layer's new hidden state."""
+        if not self._checked:                   # validate the first input fully, then trust the stream
+            x = as_float_array(x, "Stream.step x", self.rnn.dtype)
+            check_shape(x, (self.N, self.rnn.input_size), "Stream.step x (N, H_in)")
+            check_finite(x, "Stream.step x")
+            self._checked = True
+        elif x.shape != (self.N, self.rnn.input_size) or x.dtype != self.rnn.dtype:
+            raise ValueError(f"Stream.step x: expected shape {(self.N, self.rnn.input_size)} and dtype "
+                             f"{self.rnn.dtype}, got {x.shape} {x.dtype}")
+        K = kernels.fast_sequence().K if self._fast else None
+        inp = x
+        for k, Ld in enumerate(self.layers):
+            xp, hh = Ld["xp"], Ld["hh"]
+            np.matmul(inp, Ld["W_ihT"], out=xp)
+            xp += Ld["fold"]
+            h = self.h[k]
+            if K is None:
+                inp = self._numpy_step(k, Ld, xp)
+                continue
+            np.matmul(h, Ld["W_hhT"], out=hh)
+            if self.kind == "lstm":
+                c = self.c[k]
+                K.lstm_forward_step(hh, xp, c, h, self.valid, c, Ld["scratch"], h, h, self.precise)
+            elif self.kind == "gru":
+                K.gru_forward_step(hh, xp, Ld["b_hn"], h, self.valid, Ld["scratch"], h, h, self.precise)
+            else:
+                K.rnn_forward_step(hh, xp, h, self.valid, self.rnn.mode == "rnn_relu", h, h, self.precise)
+            inp = h
+        return inp
+
+    def _numpy_step(self, k, Ld, xp):
+        """The reference step functions (no Numba, or a gate variant the kernels do not cover)."""
+        ops = self.rnn.ops
+        H = self.rnn.hidden_size
+        if self.kind == "gru":
+            xp_full = xp.copy()
+            xp_full[:, : 2 * H] -= Ld["b_hh"][: 2 * H]   # the step adds b_hh itself
+            b = Ld["b_hh"]
+        else:
+            xp_full = xp - Ld["b_hh"]
+            b = Ld["b_hh"]
+        state = (self.h[k], self.c[k]) if self.c is not None else (self.h[k],)
+        new, _ = ops.step(xp_full, state, Ld["W_hh"], b)
+        self.h[k][...] = new[0]
+        if self.c is not None:
+            self.c[k][...] = new[1]
+        return self.h[k]
