@@ -1,0 +1,102 @@
+"""Streaming inference and sampling speed beside PyTorch (issue 6's latency targets).
+
+* Per-step latency, batch 1, input 64: ``rnnkit`` ``layer.stream().step(x)`` against calling
+  ``torch.nn.LSTMCell`` / ``GRUCell`` / ``RNNCell`` once per step under ``torch.no_grad()``
+  (both at 2 threads; medians of repeated blocks of steps).
+* Sampling: characters per second of ``CharLM.sample`` (what ``rnnkit sample`` runs) for the
+  demo's model shape (1-layer LSTM, hidden 256, embedding 64, vocabulary 100).
+
+    python benchmarks/streaming.py      # prints a table, writes benchmarks/results/streaming.json
+
+Run it alone: other processes on the 2 cores distort every figure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+D, STEPS, BLOCKS = 64, 2000, 7
+
+
+def _median_us(fn):
+    fn(200)                                           # warm-up (JIT, caches)
+    times = []
+    for _ in range(BLOCKS):
+        t = time.perf_counter()
+        fn(STEPS)
+        times.append((time.perf_counter() - t) / STEPS * 1e6)
+    return statistics.median(times)
+
+
+def rnnkit_latency(cell, H):
+    import rnnkit
+
+    m = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell](D, H, seed=0)
+    m.eval()
+    s = m.stream(1)
+    x = np.random.default_rng(0).standard_normal((1, D)).astype(np.float32)
+
+    def run(n):
+        for _ in range(n):
+            s.step(x)
+    return _median_us(run)
+
+
+def torch_latency(cell, H):
+    import torch
+
+    torch.set_num_threads(2)
+    c = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[cell](D, H)
+    x = torch.randn(1, D)
+    state = [(torch.zeros(1, H), torch.zeros(1, H)) if cell == "lstm" else torch.zeros(1, H)]
+
+    def run(n):
+        with torch.no_grad():
+            s = state[0]
+            for _ in range(n):
+                s = c(x, s)
+            state[0] = s
+    return _median_us(run)
+
+
+def sampling_rate():
+    from rnnkit.data.text import CharVocab
+    from rnnkit.models import CharLM
+
+    vocab = CharVocab.from_text("".join(chr(32 + i) for i in range(99)))
+    m = CharLM(len(vocab), 64, 256, 1, cell="lstm", seed=0)
+    m.sample(vocab, length=50, rng=0)
+    t = time.perf_counter()
+    n = 3000
+    m.sample(vocab, length=n, temperature=0.8, rng=1)
+    return n / (time.perf_counter() - t)
+
+
+def main():
+    rows = []
+    print(f"{'cell':<5} {'hidden':>6} {'rnnkit us/step':>15} {'torch cell us/step':>19} {'ratio':>7}")
+    for cell in ("lstm", "gru", "rnn"):
+        for H in (64, 128, 256, 512):
+            ours, theirs = rnnkit_latency(cell, H), torch_latency(cell, H)
+            rows.append({"cell": cell, "hidden": H, "rnnkit_us": ours, "torch_us": theirs, "ratio": ours / theirs})
+            print(f"{cell:<5} {H:>6} {ours:>15.2f} {theirs:>19.2f} {ours / theirs:>7.3f}", flush=True)
+    rate = sampling_rate()
+    print(f"\nsampling (CharLM: 1-layer LSTM 256, embedding 64, vocabulary 100): {rate:,.0f} characters/s")
+    out = {"machine": platform.machine(), "cpus": os.cpu_count(), "input": D, "batch": 1, "latency": rows,
+           "sampling_chars_per_s": rate}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "streaming.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
