@@ -44,6 +44,28 @@ def _key(path, layer, d):
     return f"{path}.l{layer}{'_reverse' if d else ''}"
 
 
+def record_gradient_flow(model, batch):
+    """Run ``model.train_step(batch)`` with dL/dh_t recorded in every recurrent layer. Returns
+    ``(loss, {"<module>.l<layer>[_reverse]": (L, N) norms over the hidden units})``; parameter
+    gradients accumulate as in any training step."""
+    layers = recurrent_layers(model)
+    if not layers:
+        raise ValueError(f"gradient_flow: expected a model containing RNN/LSTM/GRU layers, got {type(model).__name__}")
+    for _, m in layers:
+        m.record_hidden_grads, m.hidden_grads = True, {}
+    try:
+        loss, _, _ = model.train_step(batch)
+    finally:
+        for _, m in layers:
+            m.record_hidden_grads = False
+    out = {}
+    for path, m in layers:
+        for (layer, d), dh in sorted(m.hidden_grads.items()):
+            out[_key(path, layer, d)] = np.linalg.norm(dh.astype(np.float64), axis=-1)
+        m.hidden_grads = {}
+    return loss, out
+
+
 def gradient_flow(model, batch, reduce="mean") -> dict:
     """``{"<module>.l<layer>[_reverse]": (L,) array}`` of ``||dL/dh_t||`` for t = 1..L.
 
@@ -51,26 +73,13 @@ def gradient_flow(model, batch, reduce="mean") -> dict:
     units of one sequence, then averaged over the batch (``reduce="mean"``) or kept per sequence
     (``reduce=None``: arrays (L, N)). Parameter gradients are left as they were before the call.
     """
-    layers = recurrent_layers(model)
-    if not layers:
-        raise ValueError(f"gradient_flow: expected a model containing RNN/LSTM/GRU layers, got {type(model).__name__}")
     saved = {id(g): g.copy() for _, _, g in model.named_parameters()}
-    for _, m in layers:
-        m.record_hidden_grads, m.hidden_grads = True, {}
     try:
-        model.train_step(batch)
+        _, flows = record_gradient_flow(model, batch)
     finally:
-        for _, m in layers:
-            m.record_hidden_grads = False
         for _, _, g in model.named_parameters():
             g[...] = saved[id(g)]
-    out = {}
-    for path, m in layers:
-        for (layer, d), dh in sorted(m.hidden_grads.items()):
-            norms = np.linalg.norm(dh.astype(np.float64), axis=-1)          # (L, N)
-            out[_key(path, layer, d)] = norms.mean(axis=1) if reduce == "mean" else norms
-        m.hidden_grads = {}
-    return out
+    return {k: v.mean(axis=1) if reduce == "mean" else v for k, v in flows.items()}
 
 
 def jacobian_norms(rnn: RNNBase, x, layer=0, direction=0, sample=0) -> np.ndarray:

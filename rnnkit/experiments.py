@@ -26,9 +26,9 @@ import numpy as np
 
 from .data.tasks import TaskData, make_task
 from .io import atomic_write_text
-from .diagnostics import recurrent_layers
+from .diagnostics import record_gradient_flow
 from .models.sequence import SequenceModel
-from .optim import SGD, Adam, clip_grad_norm
+from .optim import SGD, Adam, clip_grad_norm, grad_norm
 from .plots import _pyplot
 from .plots import save_figure as _save
 
@@ -134,17 +134,10 @@ def evaluate(model, task, data: TaskData, chunk=500):
 
 
 def flow_of(model, batch):
-    """One training step's forward and backward with dL/dh_t recorded for the first layer: returns
-    (loss, (L,) mean norms). Gradients accumulate as in a normal step."""
-    rnn = recurrent_layers(model)[0][1]
-    rnn.record_hidden_grads, rnn.hidden_grads = True, {}
-    try:
-        loss, _, _ = model.train_step(batch)
-    finally:
-        rnn.record_hidden_grads = False
-    dh = rnn.hidden_grads.pop((0, 0))
-    rnn.hidden_grads = {}
-    return loss, np.linalg.norm(dh.astype(np.float64), axis=-1).mean(axis=1)
+    """One training step's forward and backward with dL/dh_t recorded: returns (loss, (L,) batch-mean
+    norms of the first layer's forward direction). Gradients accumulate as in a normal step."""
+    loss, flows = record_gradient_flow(model, batch)
+    return loss, next(iter(flows.values())).mean(axis=1)
 
 
 # -- the vanishing-gradient experiment ---------------------------------------------------
@@ -204,7 +197,7 @@ def _steps(model, stream, opt, task, d, steps, batch_size, clip, eval_every, flo
             flow_steps.append(step)
         else:
             loss, _, _ = model.train_step(as_batch(b))
-        norm = clip_grad_norm(model, clip) if clip > 0 else _norm(model)
+        norm = clip_grad_norm(model, clip) if clip > 0 else grad_norm(model)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             curve.append({"step": step, "loss": loss, "grad_norm": norm})
             yield step, None
@@ -216,10 +209,6 @@ def _steps(model, stream, opt, task, d, steps, batch_size, clip, eval_every, flo
             row.update(test_loss=test_loss, metric=metric)
         curve.append(row)
         yield step, row
-
-
-def _norm(model):
-    return math.sqrt(sum(float(np.vdot(g, g)) for _, _, g in model.named_parameters()))
 
 
 TABLE_COLUMNS = ["task", "T", "cell", "metric", "final", "trivial", "solved", "steps_to_solve", "steps", "wall_time"]

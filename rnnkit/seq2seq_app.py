@@ -94,10 +94,7 @@ def load(run_dir):
     model = Seq2Seq.from_config(tree["model_config"])
     model.load_state_dict(tree["model"])
     model.eval()
-    src_vocab, tgt_vocab = S.Vocab([]), S.Vocab([])
-    src_vocab.itos, tgt_vocab.itos = list(tree["src_vocab"]), list(tree["tgt_vocab"])
-    src_vocab.stoi = {c: i for i, c in enumerate(src_vocab.itos)}
-    tgt_vocab.stoi = {c: i for i, c in enumerate(tgt_vocab.itos)}
+    src_vocab, tgt_vocab = S.Vocab.from_itos(tree["src_vocab"]), S.Vocab.from_itos(tree["tgt_vocab"])
     return model, {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "max_src_len": int(tree["max_src_len"]),
                    "task": tree["task"]}
 

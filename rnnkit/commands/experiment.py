@@ -9,24 +9,23 @@ TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass", 
 CELLS = ("rnn", "rnn-relu", "lstm", "gru")
 
 
-def int_list(text):
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return vals
+def _int_list(minimum: int, what: str):
+    """An argparse type: comma-separated integers, each >= ``minimum``; errors say ``what``."""
+
+    def parse(text):
+        try:
+            vals = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            vals = []
+        if not vals or min(vals) < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return vals
+
+    return parse
 
 
-def window_list(text):
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 (0 = full BPTT), got {text!r}") from None
-    if not vals or min(vals) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 (0 = full BPTT), got {text!r}")
-    return vals
+int_list = _int_list(1, "comma-separated positive integers")
+window_list = _int_list(0, "comma-separated integers >= 0 (0 = full BPTT)")
 
 
 def cell_list(text):

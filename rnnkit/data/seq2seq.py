@@ -68,22 +68,22 @@ def dates(n, rng=None, formats=None):
     return out
 
 
-def reverse(n, rng=None, max_len=30):
+def _digit_pairs(n, rng, max_len, target):
+    """``n`` random digit strings of length 1..``max_len``, each paired with ``target(s)``."""
     rng = np.random.default_rng(rng)
     out = []
     for _ in range(n):
         s = "".join(str(c) for c in rng.integers(0, 10, rng.integers(1, max_len + 1)))
-        out.append((s, s[::-1]))
+        out.append((s, target(s)))
     return out
+
+
+def reverse(n, rng=None, max_len=30):
+    return _digit_pairs(n, rng, max_len, lambda s: s[::-1])
 
 
 def sort(n, rng=None, max_len=30):
-    rng = np.random.default_rng(rng)
-    out = []
-    for _ in range(n):
-        s = "".join(str(c) for c in rng.integers(0, 10, rng.integers(1, max_len + 1)))
-        out.append((s, "".join(sorted(s))))
-    return out
+    return _digit_pairs(n, rng, max_len, lambda s: "".join(sorted(s)))
 
 
 TASKS = {"dates": dates, "reverse": reverse, "sort": sort}
@@ -98,6 +98,14 @@ class Vocab:
     def __init__(self, chars):
         self.itos = self.SPECIAL + sorted(set(chars))
         self.stoi = {c: i for i, c in enumerate(self.itos)}
+
+    @classmethod
+    def from_itos(cls, itos) -> "Vocab":
+        """The vocabulary saved as ``vocab.itos`` (specials first, in order)."""
+        v = cls([])
+        v.itos = list(itos)
+        v.stoi = {c: i for i, c in enumerate(v.itos)}
+        return v
 
     def __len__(self):
         return len(self.itos)

@@ -50,6 +50,14 @@ def _sig_fast(x):
     return HALF + HALF * _tanh_fast(HALF * x)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _carry(h_prev, h_out, y_out):
+    """A padded step of a forward kernel: the state is carried, the output is zero."""
+    for j in range(h_out.shape[0]):
+        h_out[j] = h_prev[j]
+        y_out[j] = 0.0
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def lstm_forward_step(hh, xp, c_prev, h_prev, valid, c_out, tc_out, h_out, y_out, precise):
     # One simple loop per gate block over contiguous memory, with the float32 / float64 choice
@@ -94,9 +102,7 @@ def lstm_forward_step(hh, xp, c_prev, h_prev, valid, c_out, tc_out, h_out, y_out
                 h_out[n, j] = h
                 y_out[n, j] = h
         else:
-            for j in range(H):
-                h_out[n, j] = h_prev[n, j]
-                y_out[n, j] = 0.0
+            _carry(h_prev[n], h_out[n], y_out[n])
 
 
 @njit(cache=True, nogil=True)
@@ -150,9 +156,7 @@ def gru_forward_step(hh, xp, b_hn, h_prev, valid, hn_out, h_out, y_out, precise)
                 h_out[n, j] = h
                 y_out[n, j] = h
         else:
-            for j in range(H):
-                h_out[n, j] = h_prev[n, j]
-                y_out[n, j] = 0.0
+            _carry(h_prev[n], h_out[n], y_out[n])
 
 
 @njit(cache=True, nogil=True)
@@ -198,9 +202,7 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
                 h_out[n, j] = a[j]
                 y_out[n, j] = a[j]
         else:
-            for j in range(H):
-                h_out[n, j] = h_prev[n, j]
-                y_out[n, j] = 0.0
+            _carry(h_prev[n], h_out[n], y_out[n])
 
 
 @njit(cache=True, nogil=True)

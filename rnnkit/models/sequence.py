@@ -100,7 +100,9 @@ class SequenceModel(Module):
             y_win, _ = self.rnn(x[L - k:], state)
             out = self.head(y_win[-1])
             loss, cache = self.loss(out, y)
-            self.rnn.backward(self.head.backward(self.loss_backward(cache))[None] * self._last_step(k, N))
+            dy = np.zeros_like(y_win)
+            dy[-1] = self.head.backward(self.loss_backward(cache))
+            self.rnn.backward(dy)
             return loss, None, N
         count = max(int((y != -100).sum()), 1)
         total = 0.0
@@ -111,12 +113,6 @@ class SequenceModel(Module):
             total += loss
             self.rnn.backward(self.head.backward(cross_entropy_backward(cache, 1.0 / count)))
         return total / count, None, N
-
-    def _last_step(self, k, N):
-        """A (k, 1, 1) selector putting a gradient on the last step of a window only."""
-        sel = np.zeros((k, 1, 1), self.dtype)
-        sel[-1] = 1
-        return sel
 
     def evaluate(self, batch, state=None):
         x, y, lengths = batch

@@ -30,11 +30,12 @@ class Stream:
             W_ih, W_hh = p[f"weight_ih_l{layer}"], p[f"weight_hh_l{layer}"]
             b_ih = p.get(f"bias_ih_l{layer}", np.zeros(G * H, dt))
             b_hh = p.get(f"bias_hh_l{layer}", np.zeros(G * H, dt))
-            fold = b_ih.copy()                  # biases that can be added before the gates
-            if self.kind == "gru":
-                fold[: 2 * H] += b_hh[: 2 * H]  # b_hn stays inside the reset gate's product
-            else:
-                fold += b_hh
+            fold = b_ih.copy()                  # added to the projection; the reference steps add b_hh
+            if self._fast:                      # themselves, the kernels take its foldable part here
+                if self.kind == "gru":
+                    fold[: 2 * H] += b_hh[: 2 * H]  # b_hn stays inside the reset gate's product
+                else:
+                    fold += b_hh
             self.layers.append({
                 "W_ihT": np.ascontiguousarray(W_ih.T), "W_hhT": np.ascontiguousarray(W_hh.T), "W_hh": W_hh,
                 "fold": fold, "b_hn": b_hh[2 * H:].copy() if self.kind == "gru" else None, "b_hh": b_hh,
@@ -96,17 +97,8 @@ class Stream:
 
     def _numpy_step(self, k, Ld, xp):
         """The reference step functions (no Numba, or a gate variant the kernels do not cover)."""
-        ops = self.rnn.ops
-        H = self.rnn.hidden_size
-        if self.kind == "gru":
-            xp_full = xp.copy()
-            xp_full[:, : 2 * H] -= Ld["b_hh"][: 2 * H]   # the step adds b_hh itself
-            b = Ld["b_hh"]
-        else:
-            xp_full = xp - Ld["b_hh"]
-            b = Ld["b_hh"]
         state = (self.h[k], self.c[k]) if self.c is not None else (self.h[k],)
-        new, _ = ops.step(xp_full, state, Ld["W_hh"], b)
+        new, _ = self.rnn.ops.step(xp, state, Ld["W_hh"], Ld["b_hh"])
         self.h[k][...] = new[0]
         if self.c is not None:
             self.c[k][...] = new[1]
