@@ -146,12 +146,14 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     """
     if reverse:
         x = reverse_time(x, rev)
-    x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
-    if b_ih is not None:
-        x_proj += b_ih
     fast = fast_sequence() if ops.fused else None
-    fwd = sequence_forward if fast is None else fast.sequence_forward
-    y, state, h_prev, steps = fwd(ops, x_proj, state0, W_hh, b_hh, mask)
+    if fast is not None:
+        y, state, h_prev, steps = fast.layer_forward(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
+    else:
+        x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
+        if b_ih is not None:
+            x_proj += b_ih
+        y, state, h_prev, steps = sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
     if reverse:
         y = reverse_time(y, rev)
     return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None)
@@ -166,12 +168,13 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     """
     if reverse:
         dy = reverse_time(dy, cache.rev)
-    if record:
-        dh = np.empty(dy.shape, dy.dtype)
-        dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)
-    else:
-        bwd = sequence_backward if not hasattr(cache.steps, "kind") else fast_sequence().sequence_backward
-        dx_proj, dhh, dstate0 = bwd(ops, dy, dstate, cache.steps, W_hh, cache.mask)
+    if not record and hasattr(cache.steps, "kind"):   # the fast path's buffers, its own backward
+        from ..kernels.sequence import layer_backward as fast_backward
+
+        dx, dstate0, grads = fast_backward(ops, dy, dstate, cache.x, cache.steps, W_ih, W_hh)
+        return (reverse_time(dx, cache.rev) if reverse else dx), dstate0, grads
+    dh = np.empty(dy.shape, dy.dtype) if record else None
+    dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)

@@ -1,14 +1,19 @@
-"""The fast time loop: preallocated sequence buffers, BLAS for ``h W_hh^T``, fused Numba kernels
-for everything elementwise. A drop-in replacement for
-:func:`rnnkit.functional.recurrent.sequence_forward` / ``sequence_backward`` (same arguments,
-same results), tested against them in float32 and float64.
+"""The fast time loop of one direction of one layer: feature-major buffers allocated once per
+sequence, BLAS for the products, fused Numba kernels for everything elementwise. A drop-in
+replacement for :func:`rnnkit.functional.recurrent.layer_forward` / ``layer_backward`` without
+the reversal (same arguments, same results), tested against them in float32 and float64.
 
-What backward needs is kept as whole-sequence buffers, and buffers are reused: the input
-projection becomes the gate activations in forward, and the activations become their own
-gradients in backward. Kept: gate activations (L, N, G*H), hidden
-states (L+1, N, H), and for the LSTM cell states (L+1, N, H) and ``tanh(c)`` (L, N, H), for the
-GRU ``W_hn h + b_hn`` (L, N, H). ``FastSteps`` presents them per step in the reference caches'
-form (``steps[t].gates`` ...), so diagnostics read either path alike.
+Layout: every buffer has one row per feature and one column per (step, sequence), column
+``t*N + n``. The whole input projection is one product ``W_ih @ X^T`` (G*H, L*N); per step the
+recurrent product is ``W_hh @ h_t`` (G*H, N), BLAS's fastest orientation for a tall weight and a
+50-column right operand on this machine (benchmarks/NOTES.md, attempt 8). The weight gradients
+are one product each over all L*N columns.
+
+Kept for backward, reusing buffers: the projection becomes the gate activations (forward) and
+then their gradients (backward); hidden states (H, (L+1)*N), and for the LSTM cell states (same
+shape) and ``tanh(c)`` (H, L*N), for the GRU ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
+them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) views ...), so
+diagnostics and the recording backward read either path alike.
 """
 from __future__ import annotations
 
@@ -23,90 +28,117 @@ from . import _numba as K
 class FastSteps:
     """Buffers of one direction of one layer, indexable per step like a list of step caches."""
 
-    def __init__(self, kind, a, h, valid, c=None, tc=None, hn=None):
-        self.kind, self.a, self.h, self.valid, self.c, self.tc, self.hn = kind, a, h, valid, c, tc, hn
+    def __init__(self, kind, N, A, Hb, valid, Cb=None, TC=None, HN=None):
+        self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
+        self.Cb, self.TC, self.HN = Cb, TC, HN
 
     def __len__(self):
-        return self.a.shape[0]
+        return self.A.shape[1] // self.N
+
+    def _at(self, buf, t):
+        return buf[:, t * self.N:(t + 1) * self.N].T   # (N, rows) view of step t
 
     def __getitem__(self, t):
         if self.kind == "lstm":
-            return LSTMCache(self.h[t], self.c[t], self.a[t], self.tc[t])
+            return LSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._at(self.A, t), self._at(self.TC, t))
         if self.kind == "gru":
-            return GRUCache(self.h[t], self.a[t], self.hn[t])
-        return RNNCache(self.h[t], self.a[t])
+            return GRUCache(self._at(self.Hb, t), self._at(self.A, t), self._at(self.HN, t))
+        return RNNCache(self._at(self.Hb, t), self._at(self.A, t))
 
 
-def _valid(mask, L, N):
-    return np.ones((L, N), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0])
+def _steps_view(buf, L, N):
+    """(rows, L*N) feature-major columns as an (L, N, rows) view, no copy."""
+    return buf[:, : L * N].T.reshape(L, N, buf.shape[0])
 
 
-def sequence_forward(ops, x_proj, state0, W_hh, b_hh=None, mask=None):
-    """Same contract as the reference: returns ``(y, state, h_prev, steps)``. ``x_proj`` is
-    modified in place (the foldable recurrent biases are added to it)."""
-    L, N, GH = x_proj.shape
-    H = W_hh.shape[1]
-    dt = x_proj.dtype
+def _state_block(buf, t, N):
+    return buf[:, t * N:(t + 1) * N].T        # (N, H) view of column block t
+
+
+def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
+    """Returns ``(y, state, h_prev, steps)``: ``y`` and ``h_prev`` are (L, N, H) views of the
+    hidden-state buffer (the next layer reads ``y`` without a copy), ``state`` holds copies."""
+    L, N, I = x.shape
+    GH, H = W_hh.shape
+    dt = x.dtype
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
+    A = np.empty((GH, L * N), dt)
+    np.matmul(W_ih, x.reshape(L * N, I).T, out=A)          # (G*H, H_in) @ (H_in, L*N)
+    bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
+    b_hn = np.zeros(H, dt)
     if b_hh is not None:
         if kind == "gru":
-            x_proj[:, :, : 2 * H] += b_hh[: 2 * H]
+            bias[: 2 * H] += b_hh[: 2 * H]
+            b_hn = b_hh[2 * H:]                                 # stays inside the reset gate's product
         else:
-            x_proj += b_hh
-    valid = _valid(mask, L, N)
+            bias += b_hh
+    valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0])
     precise = dt == np.float64
-    a = x_proj                            # the kernels overwrite the projection with the activations
-    hh = np.empty((N, GH), dt)            # h W_hh^T of the current step
-    h = np.empty((L + 1, N, H), dt)       # h[t]: state entering step t
-    h[0] = state0[0]
-    y = h[1:] if mask is None else np.empty((L, N, H), dt)
-    W_hhT = W_hh.T                        # (H, G*H) view
+    hh = np.empty((GH, N), dt)
+    Hb = np.empty((H, (L + 1) * N), dt)
+    Hb[:, :N] = state0[0].T
     if kind == "lstm":
-        c = np.empty((L + 1, N, H), dt)
-        c[0] = state0[1]
-        tc = np.empty((L, N, H), dt)
+        Cb = np.empty((H, (L + 1) * N), dt)
+        Cb[:, :N] = state0[1].T
+        TC = np.empty((H, L * N), dt)
         for t in range(L):
-            np.matmul(h[t], W_hhT, out=hh)    # (N, H) @ (H, 4H) -> (N, 4H)
-            K.lstm_forward_step(hh, a[t], c[t], h[t], valid[t], c[t + 1], tc[t], h[t + 1], y[t], precise)
-        return y, (h[L], c[L]), h[:L], FastSteps(kind, a, h, valid, c=c, tc=tc)
-    if kind == "gru":
-        hn = np.empty((L, N, H), dt)
-        b_hn = b_hh[2 * H:] if b_hh is not None else np.zeros(H, dt)
+            np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (4H, H) @ (H, N)
+            K.lstm_forward_fm(hh, A, bias, Hb, Cb, TC, valid, t, precise)
+        steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, TC=TC)
+        state = (_state_block(Hb, L, N).copy(), _state_block(Cb, L, N).copy())
+    elif kind == "gru":
+        HN = np.empty((H, L * N), dt)
         for t in range(L):
-            np.matmul(h[t], W_hhT, out=hh)    # (N, H) @ (H, 3H) -> (N, 3H)
-            K.gru_forward_step(hh, a[t], b_hn, h[t], valid[t], hn[t], h[t + 1], y[t], precise)
-        return y, (h[L],), h[:L], FastSteps(kind, a, h, valid, hn=hn)
-    relu = ops.name == "rnn_relu"
-    for t in range(L):
-        np.matmul(h[t], W_hhT, out=hh)        # (N, H) @ (H, H) -> (N, H)
-        K.rnn_forward_step(hh, a[t], h[t], valid[t], relu, h[t + 1], y[t], precise)
-    return y, (h[L],), h[:L], FastSteps(kind, a, h, valid)
+            np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (3H, H) @ (H, N)
+            K.gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid, t, precise)
+        steps = FastSteps(kind, N, A, Hb, valid, HN=HN)
+        state = (_state_block(Hb, L, N).copy(),)
+    else:
+        relu = ops.name == "rnn_relu"
+        for t in range(L):
+            np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (H, H) @ (H, N)
+            K.rnn_forward_fm(hh, A, bias, Hb, valid, t, relu, precise)
+        steps = FastSteps(kind, N, A, Hb, valid)
+        state = (_state_block(Hb, L, N).copy(),)
+    y = Hb[:, N:].T.reshape(L, N, H)
+    if mask is not None:
+        y = y * mask                                            # outputs at padded steps are zero
+    return y, state, _steps_view(Hb, L, N), steps
 
 
-def sequence_backward(ops, dy, dstate, steps: FastSteps, W_hh, mask=None):
-    """Same contract as the reference: returns ``(dx_proj, dhh, dstate0)``. The gradients are
-    written over the cached activations (``dx_proj`` is the activation buffer), so the cache is
-    spent: one backward per forward, which the modules enforce anyway."""
+def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
+    """Returns ``(dx, dstate0, grads)`` as the reference ``layer_backward`` (without reversal).
+    The gradients are written over the cached activations, so the cache is spent: one backward
+    per forward, which the modules enforce anyway."""
     L, N, H = dy.shape
     GH = W_hh.shape[0]
     dt = dy.dtype
-    a, valid = steps.a, steps.valid
-    dx = a
-    dhh = np.empty((L, N, GH), dt) if steps.kind == "gru" else dx
-    dmat, dmat2 = np.zeros((N, H), dt), np.empty((N, H), dt)
-    ddir, ddir2 = np.array(dstate[0], dtype=dt, copy=True), np.empty((N, H), dt)
+    A, Hb, valid = steps.A, steps.Hb, steps.valid
+    DY = np.ascontiguousarray(dy.reshape(L * N, H).T)          # (H, L*N)
+    W_hhT = np.ascontiguousarray(W_hh.T)                       # (H, G*H): BLAS's fast orientation
+    DHH = np.empty((GH, L * N), dt) if steps.kind == "gru" else A
+    dmat, dmat2 = np.zeros((H, N), dt), np.empty((H, N), dt)
+    ddir, ddir2 = np.ascontiguousarray(dstate[0].T, dtype=dt), np.empty((H, N), dt)
     if steps.kind == "lstm":
-        dc, dc2 = np.array(dstate[1], dtype=dt, copy=True), np.empty((N, H), dt)
-        for t in range(L - 1, -1, -1):
-            K.lstm_backward_step(dmat, ddir, dy[t], dc, a[t], steps.c[t], steps.tc[t], valid[t], dx[t], ddir2, dc2)
-            np.matmul(dx[t], W_hh, out=dmat2)  # (N, 4H) @ (4H, H) -> (N, H)
-            dmat, dmat2, ddir, ddir2, dc, dc2 = dmat2, dmat, ddir2, ddir, dc2, dc
-        return dx, dhh, (dmat + ddir, dc)
+        dc, dc2 = np.ascontiguousarray(dstate[1].T, dtype=dt), np.empty((H, N), dt)
+    relu = ops.name == "rnn_relu"
     for t in range(L - 1, -1, -1):
-        if steps.kind == "gru":
-            K.gru_backward_step(dmat, ddir, dy[t], a[t], steps.hn[t], steps.h[t], valid[t], dx[t], dhh[t], ddir2)
+        if steps.kind == "lstm":
+            K.lstm_backward_fm(dmat, ddir, DY, dc, A, steps.Cb, steps.TC, valid, t, ddir2, dc2)
+            dc, dc2 = dc2, dc
+        elif steps.kind == "gru":
+            K.gru_backward_fm(dmat, ddir, DY, A, steps.HN, Hb, valid, t, DHH, ddir2)
         else:
-            K.rnn_backward_step(dmat, ddir, dy[t], a[t], valid[t], ops.name == "rnn_relu", dx[t], ddir2)
-        np.matmul(dhh[t], W_hh, out=dmat2)     # (N, G*H) @ (G*H, H) -> (N, H)
+            K.rnn_backward_fm(dmat, ddir, DY, A, valid, t, relu, ddir2)
+        np.matmul(W_hhT, DHH[:, t * N:(t + 1) * N], out=dmat2)  # (H, G*H) @ (G*H, N)
         dmat, dmat2, ddir, ddir2 = dmat2, dmat, ddir2, ddir
-    return dx, dhh, (dmat + ddir,)
+    X = x.reshape(L * N, -1)
+    grads = {
+        "W_ih": A @ X,                          # (G*H, L*N) @ (L*N, H_in)
+        "W_hh": DHH @ Hb[:, : L * N].T,         # (G*H, L*N) @ (L*N, H)
+        "b_ih": A.sum(axis=1),
+        "b_hh": DHH.sum(axis=1),
+    }
+    dx = (A.T @ W_ih).reshape(L, N, -1)         # (L*N, G*H) @ (G*H, H_in)
+    dstate0 = tuple(np.ascontiguousarray(d.T) for d in ((dmat + ddir, dc) if steps.kind == "lstm" else (dmat + ddir,)))
+    return dx, dstate0, grads
