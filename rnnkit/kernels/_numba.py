@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 # float32 constants keep float32 arithmetic in float32 (they widen exactly in float64 kernels)
-ONE, HALF = np.float32(1.0), np.float32(0.5)
+ZERO, ONE, HALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
 
 # Rational approximation tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 7.905 (clamped outside), the
 # minimax coefficients Eigen uses for float tanh; measured here: max error 3.4e-7 absolute over
@@ -142,7 +142,7 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
         if relu:
             for j in range(H):
                 p = a[j] + b[j]
-                a[j] = p if p > 0.0 else 0.0
+                a[j] = p if p > ZERO else ZERO
         elif precise:
             for j in range(H):
                 a[j] = math.tanh(a[j] + b[j])
@@ -227,13 +227,13 @@ def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, TC, valid, t, ddir_out, dc_
             carried = dm[n] + dd[n]
             dh = carried + dy[n]
             i, f, g, o, th = ai[n], af[n], ag[n], ao[n], tc[n]
-            dc = dcn[n] + dh * o * (1.0 - th * th)
-            ai[n] = dc * g * i * (1.0 - i) if ok else 0.0
-            af[n] = dc * cp[n] * f * (1.0 - f) if ok else 0.0
-            ag[n] = dc * i * (1.0 - g * g) if ok else 0.0
-            ao[n] = dh * th * o * (1.0 - o) if ok else 0.0
+            dc = dcn[n] + dh * o * (ONE - th * th)
+            ai[n] = dc * g * i * (ONE - i) if ok else ZERO
+            af[n] = dc * cp[n] * f * (ONE - f) if ok else ZERO
+            ag[n] = dc * i * (ONE - g * g) if ok else ZERO
+            ao[n] = dh * th * o * (ONE - o) if ok else ZERO
             dco[n] = dc * f if ok else dcn[n]
-            ddo[n] = 0.0 if ok else carried
+            ddo[n] = ZERO if ok else carried
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -283,9 +283,9 @@ def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, valid, t, DHH, ddir_out):
             carried = dm[n] + dd[n]
             dh = carried + dy[n]
             r, z, nn = ar[n], az[n], an[n]
-            dn = dh * (1.0 - z) * (1.0 - nn * nn) if ok else 0.0
-            dr = dn * hn[n] * r * (1.0 - r)
-            dz = dh * (hp[n] - nn) * z * (1.0 - z) if ok else 0.0
+            dn = dh * (ONE - z) * (ONE - nn * nn) if ok else ZERO
+            dr = dn * hn[n] * r * (ONE - r)
+            dz = dh * (hp[n] - nn) * z * (ONE - z) if ok else ZERO
             ar[n], az[n], an[n] = dr, dz, dn
             er[n], ez[n], en[n] = dr, dz, dn * r
             ddo[n] = dh * z if ok else carried
@@ -300,7 +300,7 @@ def rnn_forward_fm(hh, A, bias, Hb, valid, t, relu, precise):
         if relu:
             for n in range(N):
                 p = a[n] + b[n] + bj
-                a[n] = p if p > 0.0 else 0.0
+                a[n] = p if p > ZERO else ZERO
         elif precise:
             for n in range(N):
                 a[n] = math.tanh(a[n] + b[n] + bj)
@@ -322,6 +322,6 @@ def rnn_backward_fm(dmat, ddir, DY, A, valid, t, relu, ddir_out):
             carried = dm[n] + dd[n]
             dh = carried + dy[n]
             h = a[n]
-            g = (dh if h > 0.0 else 0.0) if relu else dh * (1.0 - h * h)
-            a[n] = g if ok else 0.0
-            ddo[n] = 0.0 if ok else carried
+            g = (dh if h > ZERO else ZERO) if relu else dh * (ONE - h * h)
+            a[n] = g if ok else ZERO
+            ddo[n] = ZERO if ok else carried
