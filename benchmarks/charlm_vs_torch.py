@@ -24,21 +24,10 @@ import torch  # noqa: E402
 from rnnkit.data.text import CharVocab, StreamBatches, read_text, split_ids  # noqa: E402
 from rnnkit.models import CharLM  # noqa: E402
 from rnnkit.optim import Adam, clip_grad_norm  # noqa: E402
+from speed import torch_charlm  # noqa: E402  (this folder is on the path when run as a script)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TEXT = os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt")
-
-
-class TorchCharLM(torch.nn.Module):
-    def __init__(self, V, E, H, layers):
-        super().__init__()
-        self.embed = torch.nn.Embedding(V, E)
-        self.rnn = torch.nn.LSTM(E, H, layers)
-        self.head = torch.nn.Linear(H, V)
-
-    def forward(self, x, state=None):
-        y, state = self.rnn(self.embed(x), state)
-        return self.head(y), state
 
 
 def evaluate_rnnkit(model, val):
@@ -112,7 +101,7 @@ def main():
     tr_ids, va_ids = split_ids(vocab.encode(text), 0.1)
     train, val = StreamBatches(tr_ids, 32, 64), StreamBatches(va_ids, 32, 64)
     ours = CharLM(len(vocab), 64, args.hidden, args.layers, "lstm", seed=0)
-    theirs = TorchCharLM(len(vocab), 64, args.hidden, args.layers)
+    theirs = torch_charlm("lstm", len(vocab), 64, args.hidden, args.layers)
     theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.state_dict().items()})
     print(f"tiny-shakespeare: {len(text):,} characters, vocabulary {len(vocab)}; {args.layers}-layer LSTM "
           f"hidden {args.hidden}, seq 64, batch 32, Adam 2e-3, clip 5, {args.steps} steps, same initial weights")

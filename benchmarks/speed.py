@@ -1,9 +1,18 @@
 """rnnkit beside PyTorch on the CPU: training-step time, peak memory, achieved FLOP/s.
 
 torch-rnn's protocol: batch 50, sequence 50, input 64, hidden 64-512, float32, both libraries at
-2 threads, medians over repeats. Memory is the growth of peak resident memory during one
-training step, each measurement in a fresh process. Prints a table and writes
-``benchmarks/results/speed.json``.
+2 threads, medians over repeats. Two workloads per size:
+
+* ``module``: the recurrent module alone, forward + full BPTT with respect to its parameters
+  and its input;
+* ``charlm``: the whole character-model training step, embedding (vocabulary 65, embedding 64)
+  -> recurrent layers -> linear head -> cross-entropy, backward, gradient clipping at norm 5
+  and an Adam update.
+
+Memory is the growth of peak resident memory during one full-size training step, each
+measurement in a fresh process, after a warm-up step of the same model on a tiny input (JIT
+compilation, libraries loaded, PyTorch's ``.grad`` tensors allocated), so the growth is what
+the full-size step itself needs. Prints a table and writes ``benchmarks/results/speed.json``.
 
     python benchmarks/speed.py                     # LSTM, 1 layer, hidden 64..512
     python benchmarks/speed.py --cells lstm,gru,rnn --layers 1,2 --hidden 64,128,256,512
@@ -11,6 +20,7 @@ training step, each measurement in a fresh process. Prints a table and writes
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -30,43 +40,99 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def step_flops(cell, H, layers):
+def step_flops(cell, H, layers, workload="module"):
     """Multiply-adds x 2 of one forward + backward (backward ~ 2x forward) of the matrix products."""
     G, total = GATES[cell], 0
     for layer in range(layers):
         d_in = D if layer == 0 else H
         total += 2 * T * B * G * H * (d_in + H)
+    if workload == "charlm":
+        total += 2 * T * B * H * V             # the linear head
     return 3 * total
 
 
-def make_rnnkit(cell, H, layers):
-    import rnnkit
+V = 65            # vocabulary of the charlm workload (tiny-shakespeare's)
+CLIP, LR = 5.0, 2e-3
 
+
+@functools.lru_cache(maxsize=None)
+def _inputs(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _ids(batch, seq, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, V, (seq, batch)), rng.integers(0, V, (seq, batch))
+
+
+def make_rnnkit(cell, H, layers, workload="module"):
+    """A function ``step(batch, seq)`` running one training step of rnnkit at that input size."""
+    import rnnkit
+    from rnnkit.models import CharLM
+    from rnnkit.optim import Adam, clip_grad_norm
+
+    if workload == "charlm":
+        model = CharLM(V, D, H, layers, cell, seed=0)
+        opt = Adam(model, lr=LR)
+
+        def step(batch=B, seq=T):
+            model.zero_grad()
+            model.train_step(_ids(batch, seq))
+            clip_grad_norm(model, CLIP)
+            opt.step()
+        return step
     cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell]
     m = cls(D, H, num_layers=layers, seed=0)
-    x = np.random.default_rng(0).standard_normal((T, B, D)).astype(np.float32)
-    dy = np.ones((T, B, H), np.float32)
 
-    def step():
+    def step(batch=B, seq=T):
         m.zero_grad()
-        y, _ = m(x)
-        m.backward(dy)
+        y, _ = m(_inputs((seq, batch, D)))
+        m.backward(np.ones((seq, batch, H), np.float32))
     return step
 
 
-def make_torch(cell, H, layers):
+def torch_charlm(cell, V, E, H, layers):
+    """PyTorch's counterpart of rnnkit's CharLM (same parameter names, so state dicts load)."""
+    import torch
+
+    class TorchCharLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(V, E)
+            self.rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](E, H, layers)
+            self.head = torch.nn.Linear(H, V)
+
+        def forward(self, x, state=None):
+            y, state = self.rnn(self.embed(x), state)
+            return self.head(y), state
+    return TorchCharLM()
+
+
+def make_torch(cell, H, layers, workload="module"):
     import torch
 
     torch.set_num_threads(2)
+    if workload == "charlm":
+        model = torch_charlm(cell, V, D, H, layers)
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+
+        def step(batch=B, seq=T):
+            x, y = (torch.from_numpy(a) for a in _ids(batch, seq))
+            opt.zero_grad()
+            logits, _ = model(x)
+            torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1)).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+            opt.step()
+        return step
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     m = cls(D, H, num_layers=layers)
-    x = torch.randn(T, B, D, requires_grad=True)
-    dy = torch.ones(T, B, H)
 
-    def step():
+    def step(batch=B, seq=T):
         m.zero_grad()
+        x = torch.from_numpy(_inputs((seq, batch, D))).requires_grad_()
         y, _ = m(x)
-        y.backward(dy)
+        y.backward(torch.ones(seq, batch, H))
     return step
 
 
@@ -92,12 +158,12 @@ def _status_kb(field):
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def child_memory(lib, cell, H, layers):
-    """Run in a fresh process: growth of peak resident memory during one training step, after a
-    warm-up step (JIT compilation, allocator pools). Linux: the peak is reset through
-    /proc/self/clear_refs, then read back as VmHWM."""
-    step = MAKERS[lib](cell, H, layers)
-    step()
+def child_memory(lib, cell, H, layers, workload):
+    """Run in a fresh process: growth of peak resident memory during one full-size training
+    step, after a warm-up step of the same model on a tiny input. Linux: the peak is reset
+    through /proc/self/clear_refs, then read back as VmHWM."""
+    step = MAKERS[lib](cell, H, layers, workload)
+    step(2, 3)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     before = _status_kb("VmRSS")
@@ -105,8 +171,8 @@ def child_memory(lib, cell, H, layers):
     print(json.dumps({"bytes": (_status_kb("VmHWM") - before) * 1024}))
 
 
-def memory(lib, cell, H, layers):
-    out = subprocess.run([sys.executable, __file__, "--child", lib, cell, str(H), str(layers)],
+def memory(lib, cell, H, layers, workload):
+    out = subprocess.run([sys.executable, __file__, "--child", lib, cell, str(H), str(layers), workload],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["bytes"]
 
@@ -123,44 +189,51 @@ def main():
     ap.add_argument("--cells", default="lstm")
     ap.add_argument("--layers", default="1")
     ap.add_argument("--hidden", default="64,128,256,512")
+    ap.add_argument("--workloads", default="module,charlm", help="module, charlm or both")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "speed.json"))
-    ap.add_argument("--child", nargs=4, metavar=("LIB", "CELL", "H", "LAYERS"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, metavar=("LIB", "CELL", "H", "LAYERS", "WORKLOAD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        lib, cell, H, layers = args.child
-        child_memory(lib, cell, int(H), int(layers))
+        lib, cell, H, layers, workload = args.child
+        child_memory(lib, cell, int(H), int(layers), workload)
         return
     peak = matmul_rate()
     rows = []
-    head = (f"{'cell':5} {'L':>2} {'H':>4} | {'rnnkit ms':>9} {'torch ms':>9} {'ratio':>6} | "
+    head = (f"{'workload':8} {'cell':5} {'L':>2} {'H':>4} | {'rnnkit ms':>9} {'torch ms':>9} {'ratio':>6} | "
             f"{'rnnkit MB':>9} {'torch MB':>9} {'ratio':>6} | {'GFLOP/s':>7} {'of peak':>7}")
     print(f"machine: {platform.processor() or platform.machine()}, sgemm peak {peak / 1e9:.1f} GFLOP/s "
           f"(1024^3, 2 threads); batch {B}, seq {T}, input {D}, float32, forward + full BPTT")
     print(head)
     print("-" * len(head))
-    for cell in args.cells.split(","):
-        for layers in map(int, args.layers.split(",")):
-            for H in map(int, args.hidden.split(",")):
-                t_r = time_it(MAKERS["rnnkit"](cell, H, layers), args.repeats)
-                t_t = time_it(MAKERS["torch"](cell, H, layers), args.repeats)
-                m_r = m_t = float("nan")
-                if not args.no_memory:
-                    m_r, m_t = memory("rnnkit", cell, H, layers), memory("torch", cell, H, layers)
-                fl = step_flops(cell, H, layers) / t_r
-                row = dict(cell=cell, layers=layers, hidden=H, rnnkit_s=t_r, torch_s=t_t, time_ratio=t_r / t_t,
-                           rnnkit_bytes=m_r, torch_bytes=m_t, memory_ratio=m_r / m_t if m_t else float("nan"),
-                           rnnkit_flops=fl, peak_fraction=fl / peak)
-                rows.append(row)
-                print(f"{cell:5} {layers:>2} {H:>4} | {t_r * 1e3:9.2f} {t_t * 1e3:9.2f} {row['time_ratio']:6.2f} | "
-                      f"{m_r / 2**20:9.1f} {m_t / 2**20:9.1f} {row['memory_ratio']:6.2f} | "
-                      f"{fl / 1e9:7.2f} {fl / peak:7.1%}", flush=True)
+    for workload in args.workloads.split(","):
+        for cell in args.cells.split(","):
+            for layers in map(int, args.layers.split(",")):
+                for H in map(int, args.hidden.split(",")):
+                    rows.append(measure(workload, cell, layers, H, args, peak))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"machine": platform.platform(), "sgemm_flops": peak, "batch": B, "seq_len": T, "input": D,
-                   "rows": rows}, f, indent=2)
+                   "vocab": V, "rows": rows}, f, indent=2)
     print(f"wrote {args.out}")
+
+
+def measure(workload, cell, layers, H, args, peak):
+    """One row of the table: times in this process, memory in fresh ones."""
+    t_r = time_it(MAKERS["rnnkit"](cell, H, layers, workload), args.repeats)
+    t_t = time_it(MAKERS["torch"](cell, H, layers, workload), args.repeats)
+    m_r = m_t = float("nan")
+    if not args.no_memory:
+        m_r, m_t = (memory(lib, cell, H, layers, workload) for lib in ("rnnkit", "torch"))
+    fl = step_flops(cell, H, layers, workload) / t_r
+    row = dict(workload=workload, cell=cell, layers=layers, hidden=H, rnnkit_s=t_r, torch_s=t_t,
+               time_ratio=t_r / t_t, rnnkit_bytes=m_r, torch_bytes=m_t,
+               memory_ratio=m_r / m_t if m_t > 0 else float("nan"), rnnkit_flops=fl, peak_fraction=fl / peak)
+    print(f"{workload:8} {cell:5} {layers:>2} {H:>4} | {t_r * 1e3:9.2f} {t_t * 1e3:9.2f} {row['time_ratio']:6.2f} | "
+          f"{m_r / 2**20:9.1f} {m_t / 2**20:9.1f} {row['memory_ratio']:6.2f} | "
+          f"{fl / 1e9:7.2f} {fl / peak:7.1%}", flush=True)
+    return row
 
 
 if __name__ == "__main__":

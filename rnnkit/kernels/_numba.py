@@ -173,7 +173,8 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_forward_fm(hh, A, bias, Hb, Cb, TC, valid, t, precise):
+def lstm_forward_fm(hh, A, bias, Hb, Cb, tc, valid, t, precise):
+    """``tc`` (N,) scratch: tanh(c) is not kept; backward recomputes it from the kept c."""
     # Rows are sliced to step t's columns first: indexing a[n] from 0 lets LLVM vectorise the
     # loops; a[col + n] with a runtime offset did not (3.5x slower, measured).
     G, N = hh.shape
@@ -196,7 +197,7 @@ def lstm_forward_fm(hh, A, bias, Hb, Cb, TC, valid, t, precise):
                 a[n] = _sig_fast(a[n] + b[n] + bk)
     for j in range(H):
         ai, af, ag, ao = A[j, col:col + N], A[H + j, col:col + N], A[2 * H + j, col:col + N], A[3 * H + j, col:col + N]
-        cp, cn, hp, hn, tc = Cb[j, col:col + N], Cb[j, nxt:nxt + N], Hb[j, col:col + N], Hb[j, nxt:nxt + N], TC[j, col:col + N]
+        cp, cn, hp, hn = Cb[j, col:col + N], Cb[j, nxt:nxt + N], Hb[j, col:col + N], Hb[j, nxt:nxt + N]
         for n in range(N):
             c = af[n] * cp[n] + ai[n] * ag[n]
             tc[n] = c
@@ -211,27 +212,35 @@ def lstm_forward_fm(hh, A, bias, Hb, Cb, TC, valid, t, precise):
             hn[n] = ao[n] * tc[n] if v[n] else hp[n]
 
 
-@njit(cache=True, nogil=True)
-def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, TC, valid, t, ddir_out, dc_out):
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, valid, t, ddir_out, dc_out, th, precise):
     """Step t backward: the gate gradients are written over the activations in ``A``. The
     recurrent gradient arrives in two parts, ``dmat`` (W_hh^T da of step t+1) and ``ddir`` (carried
-    over padded steps); at a padded step the output gradient in ``DY`` is ignored."""
+    over padded steps); at a padded step the output gradient in ``DY`` is ignored. ``th`` (N,)
+    scratch receives tanh(c_t), recomputed with the forward's function from the kept c_t (at a
+    valid step the kept state is the new c), so it equals the forward's value bit for bit."""
     H, N = dmat.shape
-    col, v = t * N, valid[t]
+    col, nxt, v = t * N, (t + 1) * N, valid[t]
     for j in range(H):
         ai, af, ag, ao = A[j, col:col + N], A[H + j, col:col + N], A[2 * H + j, col:col + N], A[3 * H + j, col:col + N]
-        cp, tc, dy = Cb[j, col:col + N], TC[j, col:col + N], DY[j, col:col + N]
+        cp, cn, dy = Cb[j, col:col + N], Cb[j, nxt:nxt + N], DY[j, col:col + N]
         dm, dd, dcn, ddo, dco = dmat[j], ddir[j], dc_next[j], ddir_out[j], dc_out[j]
+        if precise:
+            for n in range(N):
+                th[n] = math.tanh(cn[n])
+        else:
+            for n in range(N):
+                th[n] = _tanh_fast(cn[n])
         for n in range(N):
             ok = v[n]
             carried = dm[n] + dd[n]
             dh = carried + dy[n]
-            i, f, g, o, th = ai[n], af[n], ag[n], ao[n], tc[n]
-            dc = dcn[n] + dh * o * (ONE - th * th)
+            i, f, g, o, tc = ai[n], af[n], ag[n], ao[n], th[n]
+            dc = dcn[n] + dh * o * (ONE - tc * tc)
             ai[n] = dc * g * i * (ONE - i) if ok else ZERO
             af[n] = dc * cp[n] * f * (ONE - f) if ok else ZERO
             ag[n] = dc * i * (ONE - g * g) if ok else ZERO
-            ao[n] = dh * th * o * (ONE - o) if ok else ZERO
+            ao[n] = dh * tc * o * (ONE - o) if ok else ZERO
             dco[n] = dc * f if ok else dcn[n]
             ddo[n] = ZERO if ok else carried
 
@@ -269,13 +278,15 @@ def gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid, t, precise):
 
 
 @njit(cache=True, nogil=True)
-def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, valid, t, DHH, ddir_out):
-    """As lstm_backward_fm; ``DHH`` receives the gradient of W_hh h + b_hh (its n block is r * dn)."""
+def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, valid, t, DS, DHN, ddir_out):
+    """As lstm_backward_fm. The gradient of W_hh h + b_hh differs from the projection's only in
+    its n block (r * dn): that block alone is kept, in ``DHN`` (H, L*N), and the whole step's
+    (G*H, N) goes to the scratch ``DS`` for the product with W_hh^T."""
     H, N = dmat.shape
     col, v = t * N, valid[t]
     for j in range(H):
         ar, az, an = A[j, col:col + N], A[H + j, col:col + N], A[2 * H + j, col:col + N]
-        er, ez, en = DHH[j, col:col + N], DHH[H + j, col:col + N], DHH[2 * H + j, col:col + N]
+        er, ez, en, kn = DS[j], DS[H + j], DS[2 * H + j], DHN[j, col:col + N]
         hn, hp, dy = HN[j, col:col + N], Hb[j, col:col + N], DY[j, col:col + N]
         dm, dd, ddo = dmat[j], ddir[j], ddir_out[j]
         for n in range(N):
@@ -288,6 +299,7 @@ def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, valid, t, DHH, ddir_out):
             dz = dh * (hp[n] - nn) * z * (ONE - z) if ok else ZERO
             ar[n], az[n], an[n] = dr, dz, dn
             er[n], ez[n], en[n] = dr, dz, dn * r
+            kn[n] = dn * r
             ddo[n] = dh * z if ok else carried
 
 

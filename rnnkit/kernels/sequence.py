@@ -11,7 +11,8 @@ are one product each over all L*N columns.
 
 Kept for backward, reusing buffers: the projection becomes the gate activations (forward) and
 then their gradients (backward); hidden states (H, (L+1)*N), and for the LSTM cell states (same
-shape) and ``tanh(c)`` (H, L*N), for the GRU ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
+shape; backward recomputes ``tanh(c)`` from them rather than keeping it), for the GRU
+``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
 them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) views ...), so
 diagnostics and the recording backward read either path alike.
 """
@@ -28,9 +29,9 @@ from . import _numba as K
 class FastSteps:
     """Buffers of one direction of one layer, indexable per step like a list of step caches."""
 
-    def __init__(self, kind, N, A, Hb, valid, Cb=None, TC=None, HN=None):
+    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None):
         self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
-        self.Cb, self.TC, self.HN = Cb, TC, HN
+        self.Cb, self.HN = Cb, HN
 
     def __len__(self):
         return self.A.shape[1] // self.N
@@ -40,7 +41,7 @@ class FastSteps:
 
     def __getitem__(self, t):
         if self.kind == "lstm":
-            return LSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._at(self.A, t), self._at(self.TC, t))
+            return LSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._at(self.A, t), np.tanh(self._at(self.Cb, t + 1)))
         if self.kind == "gru":
             return GRUCache(self._at(self.Hb, t), self._at(self.A, t), self._at(self.HN, t))
         return RNNCache(self._at(self.Hb, t), self._at(self.A, t))
@@ -80,11 +81,11 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        TC = np.empty((H, L * N), dt)
+        scratch = np.empty(N, dt)
         for t in range(L):
             np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (4H, H) @ (H, N)
-            K.lstm_forward_fm(hh, A, bias, Hb, Cb, TC, valid, t, precise)
-        steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, TC=TC)
+            K.lstm_forward_fm(hh, A, bias, Hb, Cb, scratch, valid, t, precise)
+        steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb)
         state = (_state_block(Hb, L, N).copy(), _state_block(Cb, L, N).copy())
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
@@ -116,29 +117,31 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
     A, Hb, valid = steps.A, steps.Hb, steps.valid
     DY = np.ascontiguousarray(dy.reshape(L * N, H).T)          # (H, L*N)
     W_hhT = np.ascontiguousarray(W_hh.T)                       # (H, G*H): BLAS's fast orientation
-    DHH = np.empty((GH, L * N), dt) if steps.kind == "gru" else A
+    gru = steps.kind == "gru"
+    DS = np.empty((GH, N), dt) if gru else None          # the GRU's per-step gradient of W_hh h + b_hh
+    DHN = np.empty((H, L * N), dt) if gru else None      # ... whose n block is kept for dW_hh
     dmat, dmat2 = np.zeros((H, N), dt), np.empty((H, N), dt)
     ddir, ddir2 = np.ascontiguousarray(dstate[0].T, dtype=dt), np.empty((H, N), dt)
     if steps.kind == "lstm":
         dc, dc2 = np.ascontiguousarray(dstate[1].T, dtype=dt), np.empty((H, N), dt)
-    relu = ops.name == "rnn_relu"
+    relu, precise, scratch = ops.name == "rnn_relu", dt == np.float64, np.empty(N, dt)
     for t in range(L - 1, -1, -1):
         if steps.kind == "lstm":
-            K.lstm_backward_fm(dmat, ddir, DY, dc, A, steps.Cb, steps.TC, valid, t, ddir2, dc2)
+            K.lstm_backward_fm(dmat, ddir, DY, dc, A, steps.Cb, valid, t, ddir2, dc2, scratch, precise)
             dc, dc2 = dc2, dc
         elif steps.kind == "gru":
-            K.gru_backward_fm(dmat, ddir, DY, A, steps.HN, Hb, valid, t, DHH, ddir2)
+            K.gru_backward_fm(dmat, ddir, DY, A, steps.HN, Hb, valid, t, DS, DHN, ddir2)
         else:
             K.rnn_backward_fm(dmat, ddir, DY, A, valid, t, relu, ddir2)
-        np.matmul(W_hhT, DHH[:, t * N:(t + 1) * N], out=dmat2)  # (H, G*H) @ (G*H, N)
+        np.matmul(W_hhT, DS if gru else A[:, t * N:(t + 1) * N], out=dmat2)  # (H, G*H) @ (G*H, N)
         dmat, dmat2, ddir, ddir2 = dmat2, dmat, ddir2, ddir
-    X = x.reshape(L * N, -1)
-    grads = {
-        "W_ih": A @ X,                          # (G*H, L*N) @ (L*N, H_in)
-        "W_hh": DHH @ Hb[:, : L * N].T,         # (G*H, L*N) @ (L*N, H)
-        "b_ih": A.sum(axis=1),
-        "b_hh": DHH.sum(axis=1),
-    }
+    X, Hprev = x.reshape(L * N, -1), Hb[:, : L * N].T
+    grads = {"W_ih": A @ X, "b_ih": A.sum(axis=1)}       # (G*H, L*N) @ (L*N, H_in)
+    if gru:                                              # rows r, z as the projection's, n from DHN
+        grads["W_hh"] = np.concatenate([A[: 2 * H] @ Hprev, DHN @ Hprev])
+        grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], DHN.sum(axis=1)])
+    else:
+        grads["W_hh"], grads["b_hh"] = A @ Hprev, grads["b_ih"].copy()   # (G*H, L*N) @ (L*N, H)
     dx = (A.T @ W_ih).reshape(L, N, -1)         # (L*N, G*H) @ (G*H, H_in)
     dstate0 = tuple(np.ascontiguousarray(d.T) for d in ((dmat + ddir, dc) if steps.kind == "lstm" else (dmat + ddir,)))
     return dx, dstate0, grads
