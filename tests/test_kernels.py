@@ -35,17 +35,25 @@ def test_fast_equals_reference(cell, dtype, rtol, lengths):
         np.testing.assert_allclose(fast["grads"][k], ref["grads"][k], rtol=rtol, atol=rtol * 10, err_msg=k)
 
 
-def test_fast_steps_expose_gate_activations():
-    """Diagnostics read steps[t].gates on either path; both give the same activations."""
-    cls, _, kw = CELLS["lstm"]
-    m = cls(3, 4, dtype=np.float64, seed=0)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_fast_steps_expose_the_reference_caches(cell):
+    """Diagnostics and the recording backward read steps[t] on either path: every field of every
+    step's cache (gates, previous states, the LSTM's tanh(c), the GRU's W_hn h + b_hn) agrees."""
+    cls, _, kw = CELLS[cell]
+    m = cls(3, 4, dtype=np.float64, seed=0, **kw)
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
-    gates = {}
+    caches = {}
     for b in ("numpy", "numba"):
         with kernels.use(b):
             m(x)
             steps = m._cache[0][0].steps
-            gates[b] = np.stack([steps[t].gates for t in range(len(steps))])
+            caches[b] = [tuple(np.array(f) for f in steps[t]) for t in range(len(steps))]
             m.clear_cache()
-    np.testing.assert_allclose(gates["numba"], gates["numpy"], rtol=1e-12)
-    assert gates["numba"].shape == (5, 2, 16) and ((gates["numba"] >= -1) & (gates["numba"] <= 1)).all()
+    assert len(caches["numba"]) == 5
+    for ref, fast in zip(caches["numpy"], caches["numba"]):
+        assert len(ref) == len(fast)
+        for a, b in zip(fast, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    gates = np.stack([c[2 if cell == "lstm" else 1] for c in caches["numba"]])   # activations
+    assert gates.shape[1:] == (2, {"lstm": 16, "gru": 12, "rnn_tanh": 4}[cell])
+    assert ((gates >= -1) & (gates <= 1)).all()

@@ -1,16 +1,18 @@
 """Fused gate arithmetic, compiled with Numba: each element of a step is read and written once.
+The matrix products stay in NumPy (BLAS); these kernels replace the dozen elementwise NumPy
+passes around them. Two families:
 
-One forward and one backward kernel per cell family. The matrix products stay in NumPy (BLAS);
-these kernels replace the dozen elementwise NumPy passes around them. Conventions shared by all:
+* Batch-rows forward kernels (``lstm_forward_step`` ...), used by ``Stream`` at batch 1: ``hh``
+  (N, G*H) the step's ``h_prev W_hh^T``; ``xp`` (N, G*H) the projection with every foldable bias,
+  overwritten with the gate activations; ``valid`` (N,) bool, False for a padded step whose
+  state is carried. They loop over features innermost.
+* Feature-major forward and backward kernels (``*_fm``), the training path's time loop; their
+  layout is described above them. They loop over the batch innermost.
 
-* ``hh``: (N, G*H) the step's ``h_prev W_hh^T`` (a scratch buffer).
-* ``xp``: (N, G*H) hoisted input projection with every bias that can be folded in; overwritten
-  with the gate activations, so the projection buffer becomes the activation cache.
-* Backward kernels may write the pre-activation gradients over the activations they read
-  (``da`` may be ``a``): each element's gates are read before they are written.
-* ``valid``: (N,) bool; a row with ``valid[n] == False`` is a padded step: its state is carried.
-* Backward takes the recurrent gradient in two parts, ``dmat`` (from ``da @ W_hh``) and ``ddir``
-  (direct paths: the GRU's ``z * dh`` and carried gradients at padded steps), plus ``dy``.
+Backward kernels write the pre-activation gradients over the activations they read (each
+element's gates are read before they are written) and take the recurrent gradient in two parts,
+``dmat`` (from the product with W_hh) and ``ddir`` (carried gradients at padded steps, and the
+GRU's ``z * dh``), plus the output gradient.
 """
 import math
 
