@@ -14,10 +14,7 @@ import sys
 from . import __version__
 from .commands import COMMANDS
 from .commands._args import OneLineParser
-
-
-class UserError(Exception):
-    """An error in what the user asked for; printed as one line, never as a traceback."""
+from .errors import UserError  # noqa: F401  (re-exported: rnnkit.cli.UserError)
 
 
 def build_parser() -> OneLineParser:

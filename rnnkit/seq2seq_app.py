@@ -80,7 +80,7 @@ def train(task="dates", out_dir="runs/dates", cell="gru", attention="general", b
 
 
 def load(run_dir):
-    from .cli import UserError
+    from .errors import UserError
     from .models.seq2seq import Seq2Seq
 
     path = os.path.join(run_dir, "model.npz")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ..cli import UserError
+from ..errors import UserError
 
 
 def text_digest(text: str) -> str:

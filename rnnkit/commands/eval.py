@@ -17,7 +17,7 @@ def register(sub):
 def run(args):
     import math
 
-    from ..cli import UserError
+    from ..errors import UserError
     from ..data.text import StreamBatches, read_text
     from ._lm import load_run
 

@@ -14,7 +14,7 @@ def register(sub):
 def run(args):
     import os
 
-    from ..cli import UserError
+    from ..errors import UserError
     from ..plots import plot_metrics
 
     log = os.path.join(args.run_dir, "metrics.jsonl")

@@ -63,7 +63,7 @@ def run_eval(args):
 
     from .. import io
     from ..applications import score_dna_model
-    from ..cli import UserError
+    from ..errors import UserError
     from ..data.tasks import dna_motifs
     from ..models.sequence import SequenceModel
 

@@ -96,7 +96,7 @@ def run(args):
     import os
 
     from .. import io
-    from ..cli import UserError
+    from ..errors import UserError
     from ..data.text import read_text
     from ._lm import text_digest
 

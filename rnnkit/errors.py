@@ -1,0 +1,16 @@
+"""The error type for mistakes in what the user asked for or handed in.
+
+Every layer may raise :class:`UserError` (a ``ValueError``): the command line prints it as one
+line, ``rnnkit <command>: error: <message>``, never as a traceback. A message names what was
+expected and what arrived, and where: the file and line, the shape, the dtype or the range.
+"""
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """An error in what the user asked for; printed as one line, never as a traceback."""
+
+
+def where(path, line=None) -> str:
+    """``'data.tsv, line 7'`` (or just the path): the place a message about a file starts with."""
+    return f"{path}, line {line}" if line is not None else f"{path}"
