@@ -21,12 +21,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from . import io
+from . import __version__, io
+from .errors import UserError
 from .models.common import rng_state, set_rng_state
 from .optim import clip_grad_norm, make_optimizer, make_schedule
 
@@ -74,6 +77,20 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept as it was."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: handled like Ctrl-C (a checkpoint is saved), exit status 143."""
+
+    exit_status = 143
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def _pack_state(state):
     if state is None:
         return None
@@ -98,6 +115,8 @@ class Trainer:
                  callbacks=(), eval_batches=None):
         self.model, self.train_data, self.val_data = model, train_data, val_data
         self.config, self.out_dir = config, os.fspath(out_dir)
+        if not isinstance(model.config, dict) or "kind" not in model.config:
+            raise TypeError(f"Trainer: expected a model whose config is a dict with a 'kind', got {type(model).__name__}")
         self.extra = extra or {}
         self.progress, self.callbacks = progress, list(callbacks)
         self.eval_batches = eval_batches
@@ -129,7 +148,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------
     def save_checkpoint(self) -> None:
         io.save(self.path("checkpoint.npz"), {
-            "config": asdict(self.config), "model_config": self.model.config, "extra": self.extra,
+            "kind": self.model.config["kind"], "rnnkit_version": __version__, "config": asdict(self.config), "model_config": self.model.config, "extra": self.extra,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "rng": rng_state(self.model), "carry": _pack_state(self.carry),
@@ -138,7 +157,7 @@ class Trainer:
         })
 
     def save_best(self) -> None:
-        io.save(self.path("best.npz"), {"model_config": self.model.config, "extra": self.extra,
+        io.save(self.path("best.npz"), {"kind": self.model.config["kind"], "model_config": self.model.config, "extra": self.extra,
                                          "model": self.model.state_dict(), "step": self.step,
                                          "val_loss": self.best_val})
 
@@ -170,14 +189,17 @@ class Trainer:
         if self.val_data is None:
             return {}
         self.model.eval()
-        total, count, state = 0.0, 0, None
+        total, count, state, sums = 0.0, 0, None, {}
         n = len(self.val_data) if self.eval_batches is None else min(self.eval_batches, len(self.val_data))
         for i in range(n):
-            loss, state, k = self.model.evaluate(self.val_data.batch(i, 0), state if self.config.stateful else None)
+            out = self.model.evaluate(self.val_data.batch(i, 0), state if self.config.stateful else None)
+            loss, state, k = out[:3]
             total, count = total + loss, count + k
+            for key, v in (out[3] if len(out) > 3 else {}).items():
+                sums[key] = sums.get(key, 0) + v
         self.model.train()
         mean = total / max(count, 1)
-        return {"val_loss": mean, **{f"val_{k}": v for k, v in self.model.metrics(mean).items()}}
+        return {"val_loss": mean, **{f"val_{k}": v for k, v in self.model.metrics(mean, sums or None).items()}}
 
     def _eval_and_track(self) -> dict:
         res = self.evaluate()
@@ -203,7 +225,12 @@ class Trainer:
         t0 = time.perf_counter()
         loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
         if not math.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss} at step {self.step + 1}; try a lower --lr or --clip")
+            model.zero_grad()
+            last = self.path("checkpoint.npz")
+            kept = (f"the last good checkpoint, {last}, is kept" if os.path.exists(last)
+                    else "no checkpoint had been written yet")
+            raise TrainingDiverged(f"training diverged: the loss became {loss} at step {self.step + 1}; {kept}; "
+                                   f"try a lower --lr or a smaller --clip")
         norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf)
         self.optimizer.step()
         lr = self.optimizer.lr
@@ -219,14 +246,32 @@ class Trainer:
 
     def run(self, stop_at: int | None = None) -> dict:
         """Train until the step budget, the time limit or early stopping. ``stop_at`` stops after
-        that many steps in all (as an interruption would), leaving a checkpoint to resume from."""
-        from tqdm.auto import tqdm
+        that many steps in all (as an interruption would), leaving a checkpoint to resume from.
+
+        The directory is locked while this runs. Ctrl-C and SIGTERM save a checkpoint and raise
+        ``KeyboardInterrupt`` (``Terminated`` for SIGTERM); a non-finite loss raises
+        ``TrainingDiverged`` and leaves the last checkpoint as it was."""
+        from .runs import RunLock
 
         os.makedirs(self.out_dir, exist_ok=True)
-        io.atomic_write_text(self.path("config.json"), json.dumps(
-            {"train": asdict(self.config), "model": self.model.config, **self.extra}, indent=2))
+        with RunLock(self.out_dir):
+            io.atomic_write_text(self.path("config.json"), json.dumps(
+                {"kind": self.model.config["kind"], "rnnkit_version": __version__, "train": asdict(self.config),
+                 "model": self.model.config, **self.extra}, indent=2))
+            on_main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
+            try:
+                return self._run(stop_at)
+            finally:
+                if on_main:
+                    signal.signal(signal.SIGTERM, previous)
+
+    def _run(self, stop_at):
+        from tqdm.auto import tqdm
+
         c, total = self.config, self.total_steps
         end = total if stop_at is None else min(total, stop_at)
+        self.stop_reason = None
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
         start = time.perf_counter() - self.elapsed
@@ -240,7 +285,7 @@ class Trainer:
                 if self.step % c.log_every == 0 or self.step == end:
                     mean = window["loss"] / window["n"]
                     self.last = {"step": self.step, "epoch": self.epoch, "loss": mean,
-                                 **self.model.metrics(mean), "lr": m["lr"], "grad_norm": m["grad_norm"],
+                                 **self.model.metrics(mean, None), "lr": m["lr"], "grad_norm": m["grad_norm"],
                                  "tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
                                  "elapsed": self.elapsed}
                     self.log(self.last)

@@ -8,7 +8,7 @@ import torch
 from rnnkit import io
 from rnnkit.data.text import CharVocab, StreamBatches
 from rnnkit.models import CharLM
-from rnnkit.train import Trainer, TrainConfig
+from rnnkit.train import TrainingDiverged, Trainer, TrainConfig
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -124,5 +124,17 @@ def test_config_rejects_bad_values(field, value, match):
 def test_nonfinite_loss_is_reported(tmp_path):
     tr = make_trainer(tmp_path)
     tr.model.head.params["bias"][0] = np.inf
-    with pytest.raises(FloatingPointError, match="loss became"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 1; no checkpoint"):
         tr.train_one()
+    assert all(not g.any() for g in tr.model.grad_dict().values())     # nothing half-applied
+
+
+def test_divergence_keeps_the_last_checkpoint(tmp_path):
+    tr = make_trainer(tmp_path)
+    tr.run(stop_at=4)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    tr.model.head.params["bias"][0] = np.nan
+    with pytest.raises(TrainingDiverged, match="the last good checkpoint, .*checkpoint.npz, is kept"):
+        tr.run()
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    assert not (tmp_path / "run.lock").exists()

@@ -76,7 +76,7 @@ def run_eval(args):
     for name in ("uni", "bi"):
         tree = io.load(os.path.join(args.run_dir, f"{name}.npz"))
         c = dict(tree["model_config"])
-        m = SequenceModel(c["input_size"], c["hidden_size"], c["n_out"], c["task_kind"], cell=c["cell"],
+        m = SequenceModel(c["input_size"], c["hidden_size"], c["n_out"], c["task"], cell=c["cell"],
                           bidirectional=c["bidirectional"])
         m.load_state_dict(tree["model"])
         m.eval()

@@ -6,11 +6,13 @@ import math
 import numpy as np
 
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
-from ..nn import Dropout, Embedding, Linear, Module
+from ..nn import Dropout, Embedding, Linear
+from .base import TaskModel, register
 from .common import child_seeds, first, make_rnn
 
 
-class CharLM(Module):
+@register("charlm")
+class CharLM(TaskModel):
     """Predicts the next character at every step.
 
     Shapes: ``x`` (L, N) int ids -> logits (L, N, V); ``state`` as the recurrent layer's
@@ -27,11 +29,6 @@ class CharLM(Module):
         self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1])
         self.drop = Dropout(dropout, dtype=dtype, seed=s[2])
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=s[3])
-
-    @classmethod
-    def from_config(cls, config: dict, dtype=np.float32, seed=None) -> "CharLM":
-        kw = {k: v for k, v in config.items() if k != "kind"}
-        return cls(**kw, dtype=dtype, seed=seed)
 
     def forward(self, x, state=None):
         e = self.embed(x)                    # (L, N, E)
@@ -63,8 +60,7 @@ class CharLM(Module):
         loss, _ = cross_entropy(logits, y, reduction="sum")
         return loss, state, y.size
 
-    @staticmethod
-    def metrics(mean_loss: float) -> dict:
+    def metrics(self, mean_loss: float, sums=None) -> dict:
         return {"bpc": mean_loss / math.log(2)}
 
     def sample(self, vocab, length=500, temperature=1.0, top_k=0, prime="", rng=None) -> str:

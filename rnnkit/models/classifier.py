@@ -15,13 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional.losses import cross_entropy, cross_entropy_backward
-from ..nn import Linear, Module
+from ..nn import Linear
+from .base import TaskModel, register
 from .common import child_seeds, first, make_rnn
 
 POOLING = ("last", "mean", "attention")
 
 
-class SequenceClassifier(Module):
+@register("classifier")
+class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
                  pooling="last", dropout=0.0, dtype=np.float32, seed=None):
         super().__init__(dtype, seed)

@@ -22,11 +22,13 @@ import numpy as np
 
 from ..data.seq2seq import Vocab
 from ..functional.losses import cross_entropy, cross_entropy_backward, log_softmax
-from ..nn import Attention, Embedding, GRUCell, Linear, LSTMCell, Module
+from ..nn import Attention, Embedding, GRUCell, Linear, LSTMCell
+from .base import TaskModel, register
 from .common import child_seeds, make_rnn
 
 
-class Seq2Seq(Module):
+@register("seq2seq")
+class Seq2Seq(TaskModel):
     def __init__(self, src_vocab_size, tgt_vocab_size, embed_size=32, hidden_size=64, cell="gru",
                  attention="general", bidirectional=True, teacher_forcing=1.0, dtype=np.float32, seed=None):
         super().__init__(dtype, seed)
@@ -52,11 +54,6 @@ class Seq2Seq(Module):
         self.attn = Attention(H, D * H, kind=attention, dtype=dtype, seed=s[5])
         self.combine = Linear(D * H + H, H, dtype=dtype, seed=s[6])
         self.out = Linear(H, tgt_vocab_size, dtype=dtype, seed=s[6] + 1)
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "Seq2Seq":
-        kw = {k: v for k, v in cfg.items() if k != "kind"}
-        return cls(**kw)
 
     # -- encoder -------------------------------------------------------------------------
     def encode(self, src, src_len):

@@ -6,12 +6,14 @@ import numpy as np
 
 from ..functional.init import init_recurrent
 from ..functional.losses import cross_entropy, cross_entropy_backward, mse, mse_backward
-from ..nn import Linear, Module
+from ..nn import Linear
+from .base import TaskModel, register
 from .common import child_seeds, first, make_rnn
 
 
-class SequenceModel(Module):
-    """``x`` (L, N, H_in) -> outputs (N, n_out) or (L, N, n_out) for ``kind='sequence'``.
+@register("sequence")
+class SequenceModel(TaskModel):
+    """``x`` (L, N, H_in) -> outputs (N, n_out) or (L, N, n_out) for ``task='sequence'``.
 
     ``cell`` is 'rnn' (tanh), 'rnn-relu', 'lstm' or 'gru'; ``gate`` 'sigmoid' or 'hard_sigmoid'
     (LSTM / GRU). ``init`` re-initialises the recurrent weights ('default', 'xavier',
@@ -19,16 +21,16 @@ class SequenceModel(Module):
     exploding-gradient set-up uses a large one); ``forget_bias`` sets the LSTM forget-gate bias.
     """
 
-    def __init__(self, input_size, hidden_size, n_out, kind, cell="lstm", num_layers=1, init="default",
+    def __init__(self, input_size, hidden_size, n_out, task, cell="lstm", num_layers=1, init="default",
                  recurrent_gain=1.0, forget_bias=None, gate="sigmoid", bidirectional=False, dtype=np.float32,
                  seed=None):
         super().__init__(dtype, seed)
-        if kind not in ("regression", "classification", "sequence"):
-            raise ValueError(f"kind: expected regression, classification or sequence, got {kind!r}")
+        if task not in ("regression", "classification", "sequence"):
+            raise ValueError(f"task: expected regression, classification or sequence, got {task!r}")
         s = child_seeds(seed, 2)
-        self.kind = kind
+        self.task = task
         self.config = dict(kind="sequence", input_size=input_size, hidden_size=hidden_size, n_out=n_out,
-                           task_kind=kind, cell=cell, num_layers=num_layers, init=init,
+                           task=task, cell=cell, num_layers=num_layers, init=init,
                            recurrent_gain=recurrent_gain, forget_bias=forget_bias, gate=gate,
                            bidirectional=bidirectional)
         kw = {}
@@ -49,7 +51,7 @@ class SequenceModel(Module):
 
     def forward(self, x, lengths=None):
         y, _ = self.rnn(x, lengths=lengths)                       # (L, N, H)
-        if self.kind == "sequence":
+        if self.task == "sequence":
             self._last = None
             return self.head(y)                                   # (L, N, n_out)
         L, N, _ = y.shape
@@ -68,12 +70,12 @@ class SequenceModel(Module):
         return first(self.rnn.backward(dy))
 
     def loss(self, out, y):
-        if self.kind == "regression":
+        if self.task == "regression":
             return mse(out, y)
         return cross_entropy(out, y)
 
     def loss_backward(self, cache):
-        return mse_backward(cache) if self.kind == "regression" else cross_entropy_backward(cache)
+        return mse_backward(cache) if self.task == "regression" else cross_entropy_backward(cache)
 
     def train_step(self, batch, state=None):
         x, y, lengths = batch
@@ -93,7 +95,7 @@ class SequenceModel(Module):
                              "use full BPTT (bptt=0) for variable-length batches")
         L, N = x.shape[:2]
         k, state = self.bptt, None
-        if self.kind != "sequence":
+        if self.task != "sequence":
             for s in range(0, L - k, k):
                 _, state = self.rnn(x[s:min(s + k, L - k)], state)
                 self.rnn.clear_cache()
@@ -130,6 +132,7 @@ class SequenceModel(Module):
         keep = y != -100
         return float((pred[keep] == y[keep]).mean())
 
-    @staticmethod
-    def metrics(mean_loss):
+    def metrics(self, mean_loss, sums=None):
+        if sums and sums.get("n"):
+            return {"accuracy": sums["correct"] / sums["n"]}
         return {}

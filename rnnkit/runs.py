@@ -1,0 +1,203 @@
+"""Run directories: who owns one, what kind of run it holds, and loading its model.
+
+A run directory is written by one training command and holds ``config.json`` (its ``kind``,
+the rnnkit version, the model and training settings, the data description), ``checkpoint.npz``
+(everything a resume needs), ``best.npz`` (the weights with the best validation loss),
+``metrics.jsonl`` and whatever the application adds (scores, figures).
+
+* :func:`prepare` is called before anything is trained or written: a directory that holds
+  another run is never overwritten unless the user says ``--resume`` (same kind) or
+  ``--overwrite``; a directory with files that are not a run's is never deleted.
+* :class:`RunLock` marks a directory as in use by one process (pid and host in ``run.lock``);
+  a second process refuses, and a lock left by a dead process is reported, not taken.
+* :func:`load` returns the trained model of any run, whatever its kind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+
+from . import __version__, io
+from .errors import UserError
+
+RUN_FILES = ("config.json", "checkpoint.npz", "best.npz", "metrics.jsonl")
+LOCK = "run.lock"
+
+
+def read_config(run_dir) -> dict | None:
+    """The run's ``config.json``, or None when there is none; a damaged one is a one-line error."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: expected the run's JSON settings, could not read it ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(cfg).__name__}")
+    return cfg
+
+
+def kind_of(run_dir) -> str | None:
+    """The kind a run directory records (``charlm``, ``classifier``, ...), None if it is not a run."""
+    cfg = read_config(run_dir)
+    if cfg is None:
+        return None
+    return cfg.get("kind") or cfg.get("model", {}).get("kind")
+
+
+def _a(kind) -> str:
+    return f"an {kind}" if str(kind)[:1] in "aeiou" else f"a {kind}"
+
+
+def prepare(out_dir, kind: str, resume=False, overwrite=False) -> None:
+    """Check that ``out_dir`` may receive a ``kind`` run before anything is trained.
+
+    New or empty: fine (``resume`` is then an error). Holding a run: ``resume`` needs the same
+    kind and a checkpoint; ``overwrite`` deletes the old run's directory; neither is an error
+    that says what is there. Not a run and not empty: refused, even with ``overwrite``.
+    """
+    out_dir = os.fspath(out_dir)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite: expected one of them, got both")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"--out {out_dir}: expected a directory, got an existing file")
+    entries = [e for e in os.listdir(out_dir) if e != LOCK] if os.path.isdir(out_dir) else []
+    if not entries:
+        if resume:
+            raise UserError(f"--resume: {out_dir} holds no run to resume (no checkpoint.npz)")
+        return
+    found = kind_of(out_dir)
+    if found is None:
+        raise UserError(f"--out {out_dir}: expected a new or empty directory, got one with files that are not an "
+                        f"rnnkit run ({', '.join(sorted(entries)[:4])}{', ...' if len(entries) > 4 else ''}); "
+                        f"choose another --out")
+    if resume:
+        if found != kind:
+            raise UserError(f"--resume: {out_dir} holds {_a(found)} run, not {_a(kind)} run")
+        if not os.path.exists(os.path.join(out_dir, "checkpoint.npz")):
+            raise UserError(f"--resume: {out_dir} has no checkpoint.npz to resume from")
+        return
+    if overwrite:
+        RunLock(out_dir).check_free()
+        shutil.rmtree(out_dir)
+        return
+    raise UserError(f"{out_dir} already holds {_a(found)} run; pass --resume to continue it, --overwrite to "
+                    f"replace it, or choose another --out")
+
+
+def require_kind(run_dir, kinds) -> dict:
+    """The config of the run in ``run_dir``; a one-line error when it is missing or of another kind."""
+    run_dir = os.fspath(run_dir)
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    if not os.path.isdir(run_dir):
+        raise UserError(f"run directory not found: {run_dir}")
+    cfg = read_config(run_dir)
+    if cfg is None:
+        raise UserError(f"{run_dir} is not an rnnkit run directory (no config.json in it)")
+    found = cfg.get("kind") or cfg.get("model", {}).get("kind")
+    if kinds and found not in kinds:
+        want = " or ".join(_a(k) for k in kinds)
+        raise UserError(f"{run_dir} holds {_a(found)} run, not {want} run")
+    return cfg
+
+
+def load_tree(run_dir, which: str = "best") -> tuple[dict, str]:
+    """The saved tree of ``best.npz`` (falling back to ``checkpoint.npz``) or, for ``which='last'``,
+    the reverse. Returns ``(tree, path)``."""
+    names = ["best.npz", "checkpoint.npz"] if which == "best" else ["checkpoint.npz", "best.npz"]
+    for name in names:
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            try:
+                tree = io.load(path)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            if not isinstance(tree, dict) or "model" not in tree or "model_config" not in tree:
+                raise UserError(f"{path}: expected an rnnkit run's weights (model and model_config), got other content")
+            return tree, path
+    raise UserError(f"{run_dir} has no weights yet (no best.npz or checkpoint.npz in it)")
+
+
+def load(run_dir, which: str = "best", kinds=()):
+    """The trained model of the run in ``run_dir``, in eval mode, whatever its kind.
+
+    ``which`` is ``'best'`` (best validation weights; the last checkpoint when there was no
+    validation) or ``'last'``. ``kinds`` restricts the kinds accepted (a one-line error names the
+    kind found). The run's extra information (vocabularies, data settings) is ``model.run_extra``.
+    """
+    from .models.base import model_from_config
+
+    require_kind(run_dir, kinds)
+    tree, path = load_tree(run_dir, which)
+    model = model_from_config(tree["model_config"])
+    try:
+        model.load_state_dict(tree["model"])
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    model.eval()
+    model.run_extra = tree.get("extra", {})
+    return model
+
+
+class RunLock:
+    """``with RunLock(out_dir):`` marks the directory as written by this process."""
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(os.fspath(run_dir), LOCK)
+        self.held = False
+
+    def owner(self) -> dict | None:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {"pid": None, "host": "?"}
+
+    def check_free(self) -> None:
+        info = self.owner()
+        if info is None:
+            return
+        pid, host = info.get("pid"), info.get("host")
+        if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+            raise UserError(f"{self.path}: a lock left by process {pid}, which is no longer running; the run it "
+                            f"wrote is intact up to its last checkpoint. Delete {self.path} to use the directory again")
+        raise UserError(f"{os.path.dirname(self.path)} is in use by process {pid} on {host} ({self.path}); "
+                        f"wait for it to finish or choose another --out")
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "rnnkit": __version__})
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            self.check_free()
+            raise UserError(f"{self.path}: the directory is locked") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(payload)
+        self.held = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.held:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.held = False
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
