@@ -37,9 +37,10 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        status = getattr(exc, "exit_status", 130)
+        print(f"rnnkit: {'terminated' if status == 143 else 'interrupted'}", file=sys.stderr)
+        return status
     except (UserError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
             UnicodeDecodeError, ImportError) as exc:
         if os.environ.get("RNNKIT_DEBUG"):

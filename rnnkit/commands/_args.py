@@ -71,3 +71,78 @@ def add_parser(sub, name, help, description=None):
 
 def stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+# -- arguments every training command shares ----------------------------------------------------
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELL_ALIASES = {"rnn": "rnn_tanh", "rnn-relu": "rnn_relu", "rnn-tanh": "rnn_tanh"}
+
+
+def cell_name(text):
+    """A cell type in PyTorch's spelling (``lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu``); ``rnn`` and
+    ``rnn-relu`` are accepted as aliases."""
+    name = CELL_ALIASES.get(text, text)
+    if name not in CELLS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(CELLS)}, got {text!r}")
+    return name
+
+
+def add_run_args(p, out):
+    """--out, --resume, --overwrite."""
+    g = p.add_argument_group("run directory")
+    g.add_argument("--out", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first)")
+    return g
+
+
+def add_rnn_args(p, cell="lstm", hidden_size=64, num_layers=1, dropout=0.0, cells=CELLS):
+    """--cell, --hidden-size (--hidden), --num-layers (--layers), --dropout."""
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", type=cell_name, choices=cells, default=cell, help="recurrent cell")
+    g.add_argument("--hidden-size", "--hidden", dest="hidden_size", type=positive_int, default=hidden_size,
+                   help="hidden units per layer and direction")
+    g.add_argument("--num-layers", "--layers", dest="num_layers", type=positive_int, default=num_layers,
+                   help="stacked recurrent layers")
+    g.add_argument("--dropout", type=fraction, default=dropout, help="dropout between recurrent layers")
+    return g
+
+
+def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100, checkpoint_every=None,
+                 schedule="none", patience=0):
+    """Optimisation and bookkeeping: the fields of :class:`rnnkit.train.TrainConfig`."""
+    g = p.add_argument_group("training")
+    n = g.add_mutually_exclusive_group()
+    n.add_argument("--steps", type=positive_int, default=None, help=f"optimizer steps (default: {steps})")
+    n.add_argument("--epochs", type=positive_int, default=None, help="passes over the training data instead of --steps")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size)
+    g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"), default="adam")
+    g.add_argument("--weight-decay", type=nonneg_float, default=0.0)
+    g.add_argument("--clip", type=nonneg_float, default=clip, help="max gradient norm (0: no clipping)")
+    g.add_argument("--schedule", choices=("none", "cosine", "step", "exponential", "plateau"), default=schedule,
+                   help="learning-rate schedule")
+    g.add_argument("--warmup", type=nonneg_int, default=0, help="warm-up steps (cosine schedule)")
+    g.add_argument("--eval-every", type=positive_int, default=eval_every, help="steps between validations")
+    g.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="steps between checkpoints (default: as --eval-every)")
+    g.add_argument("--log-every", type=positive_int, default=10, help="steps between metric log lines")
+    g.add_argument("--patience", type=nonneg_int, default=patience,
+                   help="validations without improvement before stopping (0: never)")
+    g.add_argument("--time-limit", type=nonneg_float, default=0.0, help="stop after this many seconds (0: none)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (initialisation, shuffling, dropout)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide the progress bar")
+    p.set_defaults(default_steps=steps)
+    return g
+
+
+def fit_config(args, stateful=False):
+    """The :class:`rnnkit.train.TrainConfig` the parsed arguments describe."""
+    from ..train import TrainConfig
+
+    return TrainConfig(steps=args.steps or args.default_steps, epochs=args.epochs, lr=args.lr,
+                       optimizer=args.optimizer, weight_decay=args.weight_decay, clip=args.clip,
+                       schedule=args.schedule, warmup=args.warmup, stateful=stateful, eval_every=args.eval_every,
+                       checkpoint_every=args.checkpoint_every or args.eval_every, log_every=args.log_every,
+                       patience=args.patience, time_limit=args.time_limit, seed=args.seed)

@@ -5,14 +5,17 @@ import numpy as np
 
 from ..nn import GRU, LSTM, RNN
 
-CELL_NAMES = ("rnn", "rnn-relu", "lstm", "gru")
+CELL_NAMES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELL_ALIASES = {"rnn": "rnn_tanh", "rnn-tanh": "rnn_tanh", "rnn-relu": "rnn_relu"}
 
 
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kw):
-    """``'rnn'`` (tanh), ``'rnn-relu'``, ``'lstm'`` or ``'gru'`` -> the layer module."""
-    if cell == "rnn":
+    """``'lstm'``, ``'gru'``, ``'rnn_tanh'`` or ``'rnn_relu'`` (PyTorch's spellings; ``'rnn'`` and
+    ``'rnn-relu'`` are accepted too) -> the layer module."""
+    cell = CELL_ALIASES.get(cell, cell)
+    if cell == "rnn_tanh":
         return RNN(input_size, hidden_size, num_layers, nonlinearity="tanh", **kw)
-    if cell == "rnn-relu":
+    if cell == "rnn_relu":
         return RNN(input_size, hidden_size, num_layers, nonlinearity="relu", **kw)
     if cell == "lstm":
         return LSTM(input_size, hidden_size, num_layers, **kw)
