@@ -4,5 +4,6 @@ from .classifier import SequenceClassifier
 from .common import CELL_NAMES, make_rnn
 from .forecast import Forecaster
 from .sequence import SequenceModel
+from .tagger import Tagger
 
-__all__ = ["CharLM", "SequenceModel", "SequenceClassifier", "Forecaster", "CELL_NAMES", "make_rnn"]
+__all__ = ["CharLM", "SequenceModel", "SequenceClassifier", "Forecaster", "CELL_NAMES", "make_rnn", "Tagger"]
