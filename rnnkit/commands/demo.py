@@ -27,20 +27,16 @@ def fresh_dir(base: str) -> str:
 
 
 def run(args):
-    import argparse
-
     from tqdm.auto import tqdm
 
+    from ..apps import lm
     from ..data.text import pydoc_topics_text
-    from .train import build, summary
+    from ..train import TrainConfig
 
     text = pydoc_topics_text()
     out = args.out or fresh_dir("runs/demo")
-    targs = argparse.Namespace(
-        out=out, cell="lstm", hidden=args.hidden, layers=args.layers, embed=48, dropout=0.0, seq_len=64,
-        batch_size=32, lr=3e-3, optimizer="adam", weight_decay=0.0, clip=5.0, schedule="none", warmup=0,
-        steps=100000, epochs=None, stateful=True, val_fraction=0.05, eval_every=250, checkpoint_every=250,
-        log_every=10, patience=0, time_limit=args.minutes * 60, seed=args.seed, progress=args.progress)
+    config = TrainConfig(steps=100000, lr=3e-3, clip=5.0, stateful=True, eval_every=250, checkpoint_every=250,
+                         log_every=10, time_limit=args.minutes * 60, seed=args.seed)
     next_sample = [0.0]
 
     def show_sample(trainer):
@@ -52,18 +48,16 @@ def run(args):
         head = f"--- step {trainer.step}, {trainer.elapsed:.0f} s" + (f", {loss:.2f} bits/char" if loss else "")
         tqdm.write(f"{head} ---\nThe {s}\n")
 
-    trainer, vocab = build(targs, text, on_step=[show_sample])
-    print(f"rnnkit demo: a 1-layer LSTM (hidden {args.hidden}, {trainer.model.num_parameters():,} parameters) "
-          f"learns {len(text):,} characters of Python's documentation for {args.minutes:g} minutes.")
-    try:
-        result = trainer.run()
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; the model so far is in {out}")
-        return 130
+    print(f"rnnkit demo: a {args.layers}-layer LSTM (hidden {args.hidden}) learns {len(text):,} characters of "
+          f"Python's documentation for {args.minutes:g} minutes, in {out}.")
+    vocab = lm.CharVocab.from_text(text)        # the vocabulary train_lm builds from the same text
+    trainer, result, vocab = lm.train_lm(text, out, hidden_size=args.hidden, num_layers=args.layers, embed_size=48,
+                                         seq_len=64, batch_size=32, val_fraction=0.05, config=config,
+                                         progress=args.progress, callbacks=[show_sample], log=lambda m: None)
     from ..plots import plot_metrics
 
     print("--- final sample (temperature 0.7) ---")
     print("The " + trainer.model.sample(vocab, 400, temperature=0.7, prime="The ", rng=0))
-    summary(result, out)
+    print(lm.summary(result, out))
     print(f"curves: {plot_metrics(f'{out}/metrics.jsonl', f'{out}/curves.png')}")
     return 0

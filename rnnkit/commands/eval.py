@@ -11,30 +11,18 @@ def register(sub):
     p.add_argument("--batch-size", type=positive_int, default=16, help="parallel streams")
     p.add_argument("--seq-len", type=positive_int, default=128, help="characters per window")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide the progress bar")
     p.set_defaults(run=run)
 
 
 def run(args):
-    import math
+    from ..apps.lm import evaluate_text, load
+    from ..data.text import read_text
 
-    from ..errors import UserError
-    from ..data.text import StreamBatches, read_text
-    from ._lm import load_run
-
-    model, vocab, _ = load_run(args.run_dir, args.checkpoint)
+    model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
     text = read_text(args.text_file)
-    if len(text) < 2:
-        raise UserError(f"{args.text_file}: expected at least 2 characters to evaluate, got {len(text)}")
-    unknown = vocab.unknown(text)
-    ids = vocab.encode(text)
-    batch = max(1, min(args.batch_size, (len(ids) - 1) // 2))
-    data = StreamBatches(ids, batch, args.seq_len)
-    total, count, state = 0.0, 0, None
-    for i in range(len(data)):
-        loss, state, n = model.evaluate(data.batch(i, 0), state)
-        total, count = total + loss, count + n
-    mean = total / count
-    print(f"loss {mean:.4f} nats/char, {mean / math.log(2):.4f} bits/char over {count:,} characters")
-    if unknown:
-        print(f"({sum(text.count(c) for c in unknown):,} characters outside the model's vocabulary were read as unknown)")
+    r = evaluate_text(model, vocab, text, args.batch_size, args.seq_len, progress=args.progress)
+    print(f"loss {r['loss']:.4f} nats/char, {r['bpc']:.4f} bits/char over {r['characters']:,} characters")
+    if r["unknown"]:
+        print(f"({r['unknown']:,} characters outside the model's vocabulary were read as unknown)")
     return 0

@@ -21,9 +21,9 @@ def run(args):
     import sys
     import time
 
-    from ._lm import load_run
+    from ..apps.lm import load
 
-    model, vocab, _ = load_run(args.run_dir, args.checkpoint)
+    model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
     unknown = vocab.unknown(args.prime)
     if unknown:
         print(f"note: the prime has characters the model never saw ({''.join(sorted(unknown))!r}); "

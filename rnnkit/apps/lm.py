@@ -1,0 +1,101 @@
+"""Character-level language models: train on a text (``rnnkit train``, ``rnnkit demo``), sample,
+evaluate on another text. load -> model -> Trainer -> score."""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from .. import runs
+from ..data.text import CharVocab
+from ..errors import UserError
+from .common import fit, resumed_config, saved_run
+
+KIND = "charlm"
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def stream_data(text, vocab, seq_len, batch_size, val_fraction):
+    """``(train, val)`` :class:`~rnnkit.data.text.StreamBatches` over the text's ids; the tail is validation."""
+    from ..data.text import StreamBatches, split_ids
+
+    train_ids, val_ids = split_ids(vocab.encode(text), val_fraction)
+    train = StreamBatches(train_ids, batch_size, seq_len)
+    val = None
+    if len(val_ids) > 1:
+        val = StreamBatches(val_ids, max(1, min(batch_size, (len(val_ids) - 1) // seq_len)), seq_len)
+    return train, val
+
+
+def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
+             batch_size=32, val_fraction=0.1, config=None, resume=False, overwrite=False, progress=True,
+             callbacks=(), log=print):
+    """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` in ``out``.
+    On resume every setting comes from the run; ``config.steps`` extends it when given."""
+    from ..models import CharLM
+    from ..models.base import model_from_config
+
+    ckpt = None
+    if resume:
+        ckpt = saved_run(out, KIND)
+        extra = ckpt["extra"]
+        if extra.get("text_digest") != text_digest(text):
+            raise UserError(f"--resume: this is not the text the run in {out} was trained on")
+        vocab = CharVocab.from_dict(extra["vocab"])
+        d = extra["data"]
+        seq_len, batch_size, val_fraction = d["seq_len"], d["batch_size"], d["val_fraction"]
+        model = model_from_config(ckpt["model_config"])
+        config = resumed_config(ckpt, config.steps if config is not None and config.steps else None)
+    else:
+        runs.prepare(out, KIND, overwrite=overwrite)
+        vocab = CharVocab.from_text(text)
+        model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
+                       seed=config.seed)
+        extra = {"vocab": vocab.to_dict(), "text_digest": text_digest(text),
+                 "data": {"seq_len": seq_len, "batch_size": batch_size, "val_fraction": val_fraction}}
+    train, val = stream_data(text, vocab, seq_len, batch_size, val_fraction)
+    m = model.config
+    if ckpt is None:
+        log(f"training a {m['num_layers']}-layer {m['cell'].upper()} (hidden {m['hidden_size']}, "
+            f"{model.num_parameters():,} parameters) on {len(text):,} characters, vocabulary {len(vocab)}")
+    trainer, result = fit(model, train, val, config, out, extra=extra, ckpt=ckpt, progress=progress,
+                          callbacks=callbacks, log=log)
+    return trainer, result, vocab
+
+
+def load(run_dir, which="best"):
+    """``(model, vocab)`` of a character-model run; a run of another kind is a one-line error."""
+    model = runs.load(run_dir, which, kinds=(KIND,))
+    return model, CharVocab.from_dict(model.run_extra["vocab"])
+
+
+def evaluate_text(model, vocab, text, batch_size=16, seq_len=128, progress=False) -> dict:
+    """Mean loss (nats and bits per character) of ``model`` on ``text``, carried state, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    from ..data.text import StreamBatches
+
+    if len(text) < 2:
+        raise UserError(f"expected at least 2 characters to evaluate, got {len(text)}")
+    ids = vocab.encode(text)
+    data = StreamBatches(ids, max(1, min(batch_size, (len(ids) - 1) // 2)), seq_len)
+    total, count, state = 0.0, 0, None
+    for i in tqdm(range(len(data)), disable=not progress, unit="window", desc="eval", leave=False):
+        loss, state, n = model.evaluate(data.batch(i, 0), state)[:3]
+        total, count = total + loss, count + n
+    mean = total / count
+    return {"loss": mean, "bpc": mean / math.log(2), "characters": count,
+            "unknown": sum(text.count(c) for c in vocab.unknown(text))}
+
+
+def summary(result, out) -> str:
+    line = f"{result['stop_reason']} at step {result['step']}"
+    if "loss" in result:
+        line += f"; train loss {result['loss']:.4f} ({result['bpc']:.3f} bits/char)"
+    if math.isfinite(result["best_val_loss"]):
+        line += f"; best validation {result['best_val_loss'] / math.log(2):.3f} bits/char"
+    return line + f"\nrun directory: {out}  (rnnkit sample {out}; rnnkit plot {out})"
