@@ -210,3 +210,167 @@ def test_batches_are_seeded_and_cover_every_sentence():
         assert np.array_equal(x.chars, y.chars)
         drops += int(changed.sum())
     assert drops > 0
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+import json  # noqa: E402
+
+from rnnkit import io as rio  # noqa: E402
+from rnnkit.cli import main  # noqa: E402
+
+TRAIN_CONLLU = """# sent_id = 1
+# text = The cat sat.
+1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
+2\tcat\tcat\tNOUN\tNN\t_\t3\tnsubj\t_\t_
+3\tsat\tsit\tVERB\tVBD\t_\t0\troot\t_\tSpaceAfter=No
+4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_
+
+# sent_id = 2
+1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
+1\tdo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_
+2\tn't\tnot\tPART\tRB\t_\t3\tadvmod\t_\t_
+3\trun\trun\tVERB\tVB\t_\t0\troot\t_\t_
+
+1\tA\ta\tDET\tDT\t_\t2\tdet\t_\t_
+2\tdog\tdog\tNOUN\tNN\t_\t3\tnsubj\t_\t_
+3\truns\trun\tVERB\tVBZ\t_\t0\troot\t_\t_
+
+1\tDogs\tdog\tNOUN\tNNS\t_\t2\tnsubj\t_\t_
+2\tsleep\tsleep\tVERB\tVBP\t_\t0\troot\t_\t_
+3\t.\t.\tPUNCT\t.\t_\t2\tpunct\t_\t_
+
+1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
+2\tdogs\tdog\tNOUN\tNNS\t_\t3\tnsubj\t_\t_
+3\tsat\tsit\tVERB\tVBD\t_\t0\troot\t_\t_
+"""
+
+TEST_CONLL = """The DET
+cats NOUN
+run VERB
+. PUNCT
+
+A DET
+bird NOUN
+flies VERB
+! INTJ
+"""
+
+SMALL = ["--hidden-size", "4", "--embed-size", "3", "--char-embed-size", "2", "--char-hidden-size", "2",
+         "--batch-size", "2", "--no-progress", "--eval-every", "2"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "train.conllu").write_text(TRAIN_CONLLU, encoding="utf-8")
+    (tmp_path / "test.conll").write_text(TEST_CONLL, encoding="utf-8")
+    return tmp_path
+
+
+def tag_train(files, out, *extra):
+    return main(["tag", "train", "--train", str(files / "train.conllu"), "--test", str(files / "test.conll"),
+                 "--out", str(out), *SMALL, *extra])
+
+
+def weights(path):
+    return rio.load(str(path))["model"]
+
+
+def test_train_scores_and_resume_bit_for_bit(files, capsys):
+    common = ("--dropout", "0.3", "--num-layers", "2")
+    assert tag_train(files, files / "whole", "--steps", "4", *common) == 0
+    out = capsys.readouterr()
+    assert "accuracy" in out.out and "OOV accuracy" in out.out and "macro F1" in out.out
+    assert "INTJ" in out.err and "counted as errors" in out.err            # the unseen test tag, one line
+    scores = json.loads((files / "whole" / "scores.json").read_text())
+    assert scores["tokens"] == 8 and scores["unseen_tags"] == ["INTJ"]
+    assert scores["oov_tokens"] == 5                                        # cats . bird flies ! (the '.' is known)
+    assert set(scores["per_tag"]) >= {"DET", "NOUN", "VERB", "PUNCT", "INTJ"} and 0 <= scores["macro_f1"] <= 1
+    assert tag_train(files, files / "split", "--steps", "2", *common) == 0
+    assert main(["tag", "train", "--out", str(files / "split"), "--resume", "--steps", "4", "--no-progress"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    for name in ("checkpoint.npz", "best.npz"):
+        a, b = weights(files / "whole" / name), weights(files / "split" / name)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
+    cfg = json.loads((files / "whole" / "config.json").read_text())
+    assert cfg["kind"] == "tagger" and cfg["model"]["num_layers"] == 2 and cfg["model"]["chars"] is True
+
+
+def test_predict_file_and_stdin(files, capsys, monkeypatch):
+    import io as pyio
+
+    run = files / "run"
+    assert tag_train(files, run, "--steps", "2") == 0
+    capsys.readouterr()
+    assert main(["tag", "predict", str(run), str(files / "test.conll")]) == 0
+    out = capsys.readouterr()
+    blocks = out.out.strip("\n").split("\n\n")
+    assert [[line.split("\t")[0] for line in b.split("\n")] for b in blocks] == [
+        ["The", "cats", "run", "."], ["A", "bird", "flies", "!"]]
+    assert out.err.count("warning") == 2 and "5 of 8 tokens" in out.err and "accuracy" in out.err
+    (files / "plain.txt").write_text("The dog runs .\n\n  Cats sleep  \n", encoding="utf-8")
+    assert main(["tag", "predict", str(run), str(files / "plain.txt"), "--output", str(files / "o.tsv")]) == 0
+    written = (files / "o.tsv").read_text()
+    assert written.count("\n\n") == 2 and written.startswith("The\t") and "Cats\t" in written
+    assert "accuracy" not in capsys.readouterr().out                          # no gold, no scores
+    monkeypatch.setattr("sys.stdin", pyio.TextIOWrapper(pyio.BytesIO(TEST_CONLL.replace(" ", "\t").encode())))
+    assert main(["tag", "predict", str(run), "-"]) == 0
+    assert capsys.readouterr().out.startswith("The\t")
+    assert main(["tag", "eval", str(run)]) == 0
+    assert "macro F1" in capsys.readouterr().out
+
+
+def test_dna_default_task(tmp_path, capsys):
+    run = tmp_path / "dna"
+    assert main(["tag", "train", "--dna-length", "18", "--dna-train", "12", "--dna-test", "6", "--steps", "2",
+                 "--hidden-size", "3", "--embed-size", "2", "--no-progress", "--out", str(run)]) == 0
+    assert "motif-start F1" in capsys.readouterr().out
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["chars"] is False and cfg["model"]["char_vocab"] is None
+    assert main(["tag", "eval", str(run)]) == 0
+    assert "motif-start F1" in capsys.readouterr().out
+
+
+def test_refusals(files, capsys):
+    run = files / "run"
+    assert tag_train(files, run, "--steps", "1") == 0
+    capsys.readouterr()
+    assert tag_train(files, run, "--steps", "1") == 2
+    assert "already holds a tagger run" in capsys.readouterr().err
+    other = files / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"kind": "charlm"}))
+    assert main(["tag", "predict", str(other), str(files / "test.conll")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a charlm run, not a tagger run" in err
+
+
+@pytest.mark.parametrize("name,content,expect", [
+    ("missing.conllu", None, "missing.conllu: file not found"),
+    ("empty.conllu", "", "empty.conllu: expected CoNLL token lines, got an empty file"),
+    ("ragged.conll", "The DET\ncat NOUN extra\n", "ragged.conll, line 2: expected 2 columns"),
+    ("ragged.conllu", "1\tThe\tthe\tDET\n", "ragged.conllu, line 1: expected 10 tab-separated columns"),
+    ("comments.conllu", "# only a comment\n\n", "comments.conllu: expected at least one sentence"),
+    ("untagged.conll", "The\ncat\n", "untagged.conll: expected tagged tokens"),
+])
+def test_bad_training_files_are_one_line(files, capsys, name, content, expect):
+    if content is not None:
+        (files / name).write_text(content, encoding="utf-8")
+    rc = main(["tag", "train", "--train", str(files / name), "--out", str(files / "r"), *SMALL, "--steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and expect in err, err
+    assert not (files / "r").exists()
+
+
+def test_bad_prediction_input_is_one_line(files, capsys):
+    run = files / "run"
+    assert tag_train(files, run, "--steps", "1") == 0
+    capsys.readouterr()
+    (files / "bad.conll").write_text("The DET\n\ncat NOUN x\n", encoding="utf-8")
+    for path, expect in [(files / "nope.txt", "nope.txt: file not found"),
+                         (files / "bad.conll", "bad.conll, line 3: expected 2 columns")]:
+        assert main(["tag", "predict", str(run), str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expect in err, err
+    assert main(["tag", "train", "--test", str(files / "test.conll"), "--out", str(files / "x")]) == 2
+    assert "--test: expected --train FILE" in capsys.readouterr().err
