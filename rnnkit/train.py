@@ -105,7 +105,8 @@ def _unpack_state(packed):
 
 
 class Trainer:
-    """Train ``model`` on ``train_data``, evaluating on ``val_data``, writing into ``out_dir``.
+    """Train ``model`` on ``train_data``, evaluating on ``val_data``, writing into ``out_dir``
+    (``None``: in memory only; the log is ``history`` and the best weights ``best_state``).
 
     ``extra`` (JSON values, e.g. the vocabulary) is saved with every checkpoint and best model.
     ``callbacks`` are called as ``cb(trainer)`` after every step.
@@ -114,7 +115,7 @@ class Trainer:
     def __init__(self, model, train_data, val_data, config: TrainConfig, out_dir, extra=None, progress=True,
                  callbacks=(), eval_batches=None):
         self.model, self.train_data, self.val_data = model, train_data, val_data
-        self.config, self.out_dir = config, os.fspath(out_dir)
+        self.config, self.out_dir = config, None if out_dir is None else os.fspath(out_dir)
         if not isinstance(model.config, dict) or "kind" not in model.config:
             raise TypeError(f"Trainer: expected a model whose config is a dict with a 'kind', got {type(model).__name__}")
         self.extra = extra or {}
@@ -129,6 +130,8 @@ class Trainer:
         self.bad_evals = 0
         self.elapsed = 0.0
         self.last = {}            # latest logged metrics
+        self.history = []         # every logged record of this process (what metrics.jsonl gets)
+        self.best_state = None    # the weights with the best validation loss, in memory
         self.stop_reason = None
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -141,12 +144,17 @@ class Trainer:
         return os.path.join(self.out_dir, name)
 
     def log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.out_dir is None:
+            return
         with open(self.path("metrics.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
 
     # -- checkpoints ----------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        if self.out_dir is None:
+            return
         io.save(self.path("checkpoint.npz"), {
             "kind": self.model.config["kind"], "rnnkit_version": __version__, "config": asdict(self.config), "model_config": self.model.config, "extra": self.extra,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -157,6 +165,9 @@ class Trainer:
         })
 
     def save_best(self) -> None:
+        self.best_state = self.model.state_dict()
+        if self.out_dir is None:
+            return
         io.save(self.path("best.npz"), {"kind": self.model.config["kind"], "model_config": self.model.config, "extra": self.extra,
                                          "model": self.model.state_dict(), "step": self.step,
                                          "val_loss": self.best_val})
@@ -176,6 +187,8 @@ class Trainer:
 
     def _truncate_log(self) -> None:
         """Drop log lines written after the checkpoint, so a resumed log reads like an unbroken one."""
+        if self.out_dir is None:
+            return
         path = self.path("metrics.jsonl")
         if not os.path.exists(path):
             return
@@ -226,8 +239,8 @@ class Trainer:
         loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
         if not math.isfinite(loss):
             model.zero_grad()
-            last = self.path("checkpoint.npz")
-            kept = (f"the last good checkpoint, {last}, is kept" if os.path.exists(last)
+            last = self.path("checkpoint.npz") if self.out_dir else ""
+            kept = (f"the last good checkpoint, {last}, is kept" if last and os.path.exists(last)
                     else "no checkpoint had been written yet")
             raise TrainingDiverged(f"training diverged: the loss became {loss} at step {self.step + 1}; {kept}; "
                                    f"try a lower --lr or a smaller --clip")
@@ -253,18 +266,23 @@ class Trainer:
         ``TrainingDiverged`` and leaves the last checkpoint as it was."""
         from .runs import RunLock
 
+        if self.out_dir is None:
+            return self._with_signals(stop_at)
         os.makedirs(self.out_dir, exist_ok=True)
         with RunLock(self.out_dir):
             io.atomic_write_text(self.path("config.json"), json.dumps(
                 {"kind": self.model.config["kind"], "rnnkit_version": __version__, "train": asdict(self.config),
                  "model": self.model.config, **self.extra}, indent=2))
-            on_main = threading.current_thread() is threading.main_thread()
-            previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
-            try:
-                return self._run(stop_at)
-            finally:
-                if on_main:
-                    signal.signal(signal.SIGTERM, previous)
+            return self._with_signals(stop_at)
+
+    def _with_signals(self, stop_at):
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
+        try:
+            return self._run(stop_at)
+        finally:
+            if on_main:
+                signal.signal(signal.SIGTERM, previous)
 
     def _run(self, stop_at):
         from tqdm.auto import tqdm

@@ -3,11 +3,15 @@ classifier (pooling gradients against finite differences), and the forecast/clas
 import json
 
 import numpy as np
+
+import rnnkit.runs
 import pytest
 
 from rnnkit.cli import main
 from rnnkit.data import timeseries as TS
-from rnnkit.models import Forecaster, SequenceClassifier
+from rnnkit.apps.forecast import train_forecaster
+from rnnkit.models import SequenceClassifier
+from rnnkit.train import TrainConfig
 
 from .helpers import numeric_grad, sample_indices
 
@@ -96,14 +100,15 @@ def test_scaling_and_training_never_see_the_test_tail(monkeypatch):
         orig(self, train)
 
     monkeypatch.setattr(TS.Scaler, "__init__", spy)
-    a = Forecaster(8, 1, hidden=4, seed=0).fit(s[:-test], steps=5)
+    cfg = TrainConfig(steps=5, stateful=False)
+    a, _ = train_forecaster(s[:-test], 8, 1, hidden_size=4, config=cfg)
     s2 = s.copy()
     s2[-test:] += 1000.0
-    b = Forecaster(8, 1, hidden=4, seed=0).fit(s2[:-test], steps=5)
+    b, _ = train_forecaster(s2[:-test], 8, 1, hidden_size=4, config=cfg)
     assert len(seen[0]) == 100 and np.array_equal(seen[0], seen[1])
     assert a.scaler.mean == b.scaler.mean
-    for k, v in a.model.state_dict().items():
-        np.testing.assert_array_equal(v, b.model.state_dict()[k])
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k])
 
 
 def test_baselines():
@@ -121,7 +126,8 @@ def test_baselines():
 def test_forecaster_learns_a_sine_better_than_the_last_value(strategy):
     t = np.arange(300)
     s = 10 + 3 * np.sin(2 * np.pi * t / 25)
-    f = Forecaster(25, 3, hidden=16, strategy=strategy, seed=0).fit(s[:240], steps=300, lr=1e-2)
+    f, _ = train_forecaster(s[:240], 25, 3, hidden_size=16, strategy=strategy, val_fraction=0.0,
+                            config=TrainConfig(steps=300, lr=1e-2, clip=1.0, stateful=False))
     o = TS.test_origins(300, 60, 3)
     truth = s[o[:, None] + np.arange(1, 4)]
     ours = TS.score(f.predict(s, o, 3), truth)["rmse"]
@@ -179,9 +185,22 @@ def test_forecast_command_on_a_csv(tmp_path):
     out = tmp_path / "run"
     assert main(["forecast", "--dataset", str(csv), "--column", "load", "--horizon", "2", "--window", "12",
                  "--steps", "30", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
-    m = json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / "scores.json").read_text())
     assert m["horizon"] == 2 and set(m["scores"]) >= {"rnnkit", "last value", "linear AR"}
     assert (out / "forecast.png").stat().st_size > 0
+    assert json.loads((out / "config.json").read_text())["kind"] == "forecaster"
+    model = rnnkit.runs.load(out)                       # the trained model of the run, ready to forecast
+    assert model.predict(np.linspace(40, 60, 40), [39], 2).shape == (1, 2)
+    # resuming to a larger budget continues exactly where an uninterrupted run would be
+    full = tmp_path / "full"
+    common = ["forecast", "--dataset", str(csv), "--column", "load", "--horizon", "2", "--window", "12",
+              "--hidden", "8", "--eval-every", "10", "--no-progress"]
+    assert main(common + ["--steps", "40", "--out", str(full)]) == 0
+    assert main(common + ["--steps", "40", "--out", str(out), "--resume"]) == 0
+    a, b = rnnkit.runs.load(full, "last"), rnnkit.runs.load(out, "last")
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k])
+    assert main(common + ["--out", str(out)]) == 2                         # never overwritten silently
 
 
 @pytest.mark.parametrize("content,argv,msg", [

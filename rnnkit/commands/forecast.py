@@ -1,9 +1,7 @@
 """``rnnkit forecast``: train a recurrent forecaster and score it beside baselines on a held-out tail."""
 from __future__ import annotations
 
-from ._args import add_parser, positive_float, positive_int
-
-CELLS = ("lstm", "gru", "rnn", "rnn-relu")
+from ._args import add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
 
 
 def register(sub):
@@ -14,27 +12,28 @@ def register(sub):
     p.add_argument("--horizon", type=positive_int, default=1, help="steps ahead to forecast")
     p.add_argument("--window", type=positive_int, default=24, help="past values the model reads")
     p.add_argument("--test-size", type=positive_int, default=None, help="held-out tail length (default: last 20%%)")
+    p.add_argument("--val-fraction", type=fraction, default=0.1,
+                   help="last part of the training windows used for validation (best weights)")
     p.add_argument("--season", type=positive_int, default=None, help="seasonal period for the seasonal-naive baseline")
     p.add_argument("--strategy", choices=("direct", "recursive"), default="recursive",
                    help="multi-step strategy: feed one-step forecasts back (recursive) or predict all steps at once (direct)")
-    p.add_argument("--cell", choices=CELLS, default="lstm")
-    p.add_argument("--hidden", type=positive_int, default=32)
-    p.add_argument("--layers", type=positive_int, default=1)
-    p.add_argument("--steps", type=positive_int, default=1500, help="training steps")
-    p.add_argument("--lr", type=positive_float, default=3e-3)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/forecast", help="output directory (metrics.json, forecast.png)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_rnn_args(p, hidden_size=32)
+    add_fit_args(p, steps=1500, lr=3e-3, clip=1.0, eval_every=100)
+    add_run_args(p, "runs/forecast")
     p.set_defaults(run=run)
 
 
 def run(args):
-    from ..applications import run_forecast
+    from ..apps.forecast import run_forecast
+    from ._args import fit_config
 
+    config = fit_config(args)
+    config.steps = args.steps or (None if args.resume else config.steps)
     run_forecast(dataset=args.dataset, column=args.column, horizon=args.horizon, window=args.window,
-                 test_size=args.test_size, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                 strategy=args.strategy, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                 season=args.season, out_dir=args.out, progress=args.progress)
-    print(f"wrote {args.out}/metrics.json, {args.out}/forecast.png")
+                 test_size=args.test_size, cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                 strategy=args.strategy, config=config, batch_size=args.batch_size,
+                 val_fraction=args.val_fraction, season=args.season, out_dir=args.out, overwrite=args.overwrite, resume=args.resume,
+                 progress=args.progress)
+    print(f"wrote {args.out}/scores.json, {args.out}/forecast.png (run directory: config.json, best.npz, "
+          f"metrics.jsonl)")
     return 0

@@ -29,6 +29,38 @@ class Scaler:
     def inverse(self, z):
         return np.asarray(z, np.float64) * self.std + self.mean
 
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scaler":
+        s = cls.__new__(cls)
+        s.mean, s.std = float(d["mean"]), float(d["std"])
+        return s
+
+
+class WindowBatches:
+    """Training windows for the Trainer: ``x`` (window, N, 1), ``y`` (N, k).
+
+    ``shuffle=True``: batch ``i`` of epoch ``e`` is ``batch_size`` windows drawn with replacement
+    by ``default_rng([seed, e, i])`` (a pure function of ``(i, e)``, so resume is exact);
+    ``shuffle=False``: consecutive chunks, for validation."""
+
+    def __init__(self, x, y, batch_size=32, shuffle=True, seed=0):
+        self.x, self.y = x, y
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.n = x.shape[1]
+
+    def __len__(self) -> int:
+        return max(1, -(-self.n // self.batch_size))
+
+    def batch(self, i: int, epoch: int = 0):
+        if self.shuffle:
+            idx = np.random.default_rng([self.seed, epoch, i]).integers(0, self.n, min(self.batch_size, self.n))
+        else:
+            idx = np.arange(i * self.batch_size, min((i + 1) * self.batch_size, self.n))
+        return self.x[:, idx], self.y[idx]
+
 
 def check_series(series, window: int, horizon: int, test_size: int, what="series") -> np.ndarray:
     """A 1-D finite float64 series long enough for the window, the horizon and the test tail."""

@@ -7,63 +7,79 @@ leaves the training range (CO2, airline passengers) does not leave the network's
 
 ``strategy='direct'`` predicts all ``horizon`` values at once (one output per step ahead);
 ``'recursive'`` predicts one step and feeds it back ``horizon`` times.
+
+Training goes through :class:`~rnnkit.train.Trainer` like every model: :meth:`fit_scaler` on
+the training part, :meth:`training_windows` for the data, then ``train_step`` on batches.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..data.timeseries import Scaler, windows
-from ..optim import Adam, clip_grad_norm
+from .base import TaskModel, register
 from .sequence import SequenceModel
 
 
-class Forecaster:
-    def __init__(self, window=24, horizon=1, cell="lstm", hidden=32, num_layers=1, strategy="recursive", seed=0):
+@register("forecaster")
+class Forecaster(TaskModel):
+    def __init__(self, window=24, horizon=1, cell="lstm", hidden_size=32, num_layers=1, strategy="recursive",
+                 scaler=None, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy: expected 'direct' or 'recursive', got {strategy!r}")
-        for name, v in (("window", window), ("horizon", horizon), ("hidden", hidden)):
+        for name, v in (("window", window), ("horizon", horizon), ("hidden_size", hidden_size)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        self.window, self.horizon, self.strategy, self.seed = window, horizon, strategy, seed
-        n_out = horizon if strategy == "direct" else 1
-        self.model = SequenceModel(1, hidden, n_out, "regression", cell=cell, num_layers=num_layers, seed=seed)
-        self.scaler = None
-        self.history = []
+        self.window, self.horizon, self.strategy = window, horizon, strategy
+        self.n_out = horizon if strategy == "direct" else 1
+        self.net = SequenceModel(1, hidden_size, self.n_out, "regression", cell=cell, num_layers=num_layers,
+                                 dtype=dtype, seed=seed)
+        self.scaler = None if scaler is None else Scaler.from_dict(scaler)
+        self.config = dict(kind="forecaster", window=window, horizon=horizon, cell=cell, hidden_size=hidden_size,
+                           num_layers=num_layers, strategy=strategy, scaler=scaler)
+
+    # -- data -----------------------------------------------------------------------------
+    def fit_scaler(self, train) -> "Forecaster":
+        """Fit the scaler on ``train`` (the series before the test tail) and record it in the config."""
+        self.scaler = Scaler(np.asarray(train, np.float64))
+        self.config["scaler"] = self.scaler.to_dict()
+        return self
 
     def _inputs(self, z_windows):
         """(window, N) scaled values -> (window, N, 1) relative to the last value, and that value."""
         last = z_windows[-1]
-        return (z_windows - last)[:, :, None].astype(np.float32), last
+        return (z_windows - last)[:, :, None].astype(self.dtype), last
 
-    def fit(self, train, steps=1500, lr=3e-3, batch_size=32, clip=1.0, progress=None) -> "Forecaster":
-        """Fit the scaler and the network on ``train`` (the series before the test tail)."""
-        train = np.asarray(train, np.float64)
-        self.scaler = Scaler(train)
-        z = self.scaler.transform(train)
-        k = self.horizon if self.strategy == "direct" else 1
-        xw, yw, _ = windows(z, self.window, k)
+    def training_windows(self, train):
+        """``x`` (window, N, 1) and ``y`` (N, k) from the training part, in the network's units."""
+        if self.scaler is None:
+            raise ValueError("Forecaster.training_windows: call fit_scaler first")
+        xw, yw, _ = windows(self.scaler.transform(train), self.window, self.n_out)
         if xw.shape[1] < 1:
-            raise ValueError(f"training part: expected more than window + horizon = {self.window + k} values, "
-                             f"got {len(train)}")
+            raise ValueError(f"training part: expected more than window + horizon = {self.window + self.n_out} "
+                             f"values, got {len(train)}")
         x, last = self._inputs(xw)
-        y = (yw - last[:, None]).astype(np.float32)
-        opt = Adam(self.model, lr=lr)
-        rng = np.random.default_rng(self.seed)
-        for step in range(1, steps + 1):
-            idx = rng.integers(0, x.shape[1], min(batch_size, x.shape[1]))
-            self.model.zero_grad()
-            loss, _, _ = self.model.train_step((x[:, idx], y[idx], None))
-            clip_grad_norm(self.model, clip)
-            opt.step()
-            self.history.append(float(loss))
-            if progress is not None:
-                progress(step, loss)
-        return self
+        return x, (yw - last[:, None]).astype(self.dtype)
 
+    # -- the contract -----------------------------------------------------------------------
+    def train_step(self, batch, state=None):
+        x, y = batch
+        return self.net.train_step((x, y, None))
+
+    def evaluate(self, batch, state=None):
+        x, y = batch
+        return self.net.evaluate((x, y, None))
+
+    def metrics(self, mean_loss, sums=None):
+        return {"rmse_scaled": math.sqrt(max(mean_loss, 0.0))}
+
+    # -- forecasting ------------------------------------------------------------------------
     def predict(self, series, origins, horizon=None) -> np.ndarray:
         """(N, horizon) forecasts from the true history ``series[: o + 1]`` for every origin ``o``."""
         if self.scaler is None:
-            raise ValueError("Forecaster.predict: call fit first")
+            raise ValueError("Forecaster.predict: the model has no scaler; train it first")
         horizon = self.horizon if horizon is None else horizon
         z = self.scaler.transform(series)
         origins = np.asarray(origins)
@@ -75,14 +91,14 @@ class Forecaster:
             if horizon > self.horizon:
                 raise ValueError(f"horizon: a direct forecaster trained for {self.horizon} steps, asked for {horizon}")
             x, last = self._inputs(zw)
-            out = self.model.forward(x)[:, :horizon] + last[:, None]
-            self.model.clear_cache()
+            out = self.net.forward(x)[:, :horizon] + last[:, None]
+            self.net.clear_cache()
         else:
             out = np.empty((len(origins), horizon))
             for k in range(horizon):
                 x, last = self._inputs(zw)
-                nxt = self.model.forward(x)[:, 0] + last
-                self.model.clear_cache()
+                nxt = self.net.forward(x)[:, 0] + last
+                self.net.clear_cache()
                 out[:, k] = nxt
                 zw = np.concatenate([zw[1:], nxt[None]], axis=0)
         return self.scaler.inverse(out)

@@ -1,0 +1,124 @@
+"""Forecasting a series (bundled data or the user's CSV): load, split off the test tail, train a
+:class:`~rnnkit.models.Forecaster` through the Trainer, score it beside baselines, plot.
+
+Protocol: the last ``test_size`` values are the test tail; the scaler and the network see only
+the values before it. Within those, the windows whose targets fall in the last
+``val_fraction`` are validation (early stopping, the best weights), the rest are training.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from .. import runs
+from ..data import datasets as D
+from ..data import timeseries as TS
+from ..errors import UserError
+from ..io import atomic_write_text
+from ..train import Trainer, TrainConfig
+from .common import fit, resumed_config, saved_run
+
+KIND = "forecaster"
+
+
+def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
+    """(series, seasonal period, name) for a bundled dataset name, ``mackey-glass`` or a CSV path."""
+    if dataset in D.FORECAST_DATASETS:
+        return D.FORECAST_DATASETS[dataset](), D.SEASON[dataset], dataset
+    if dataset == "mackey-glass":
+        from ..data.tasks import mackey_glass_series
+
+        return mackey_glass_series(1000, rng=0), 50, dataset
+    if dataset.endswith(".csv") or os.path.exists(dataset):
+        return TS.read_csv_column(dataset, csv_column), 1, os.path.basename(dataset)
+    raise UserError(f"dataset: expected one of {', '.join(list(D.FORECAST_DATASETS) + ['mackey-glass'])} "
+                    f"or a CSV file, got {dataset!r}")
+
+
+def train_forecaster(train, window=24, horizon=1, cell="lstm", hidden_size=32, num_layers=1, strategy="recursive",
+                     config=None, batch_size=32, val_fraction=0.1, out_dir=None, overwrite=False, progress=False,
+                     extra=None, ckpt=None):
+    """Fit the scaler on ``train`` and train a Forecaster on its windows through the Trainer
+    (or continue the run ``ckpt`` came from). Returns ``(model, result)``; the model holds the
+    best validation weights (or the last ones when there is no validation part)."""
+    from ..models.base import model_from_config
+    from ..models.forecast import Forecaster
+
+    config = config or TrainConfig(steps=1500, lr=3e-3, clip=1.0, stateful=False)
+    if ckpt is not None:
+        model = model_from_config(ckpt["model_config"])
+    else:
+        model = Forecaster(window, horizon, cell, hidden_size, num_layers, strategy, dtype=np.float32,
+                           seed=config.seed).fit_scaler(train)
+    x, y = model.training_windows(train)
+    n_val = int(round(x.shape[1] * val_fraction))
+    train_data = TS.WindowBatches(x[:, : x.shape[1] - n_val], y[: x.shape[1] - n_val], batch_size, seed=config.seed)
+    val_data = TS.WindowBatches(x[:, x.shape[1] - n_val:], y[x.shape[1] - n_val:], 256, shuffle=False) if n_val else None
+    if out_dir is None:
+        trainer = Trainer(model, train_data, val_data, config, None, progress=progress)
+        result = trainer.run()
+    else:
+        trainer, result = fit(model, train_data, val_data, config, out_dir, extra=extra, ckpt=ckpt,
+                              overwrite=overwrite, progress=progress)
+    if trainer.best_state is not None:
+        model.load_state_dict(trainer.best_state)
+    model.eval()
+    return model, result
+
+
+def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_size=None, cell="lstm", hidden_size=32,
+                 num_layers=1, strategy="recursive", config=None, batch_size=32, val_fraction=0.1, season=None,
+                 out_dir=None, overwrite=False, resume=False, progress=False, log=print) -> dict:
+    """Train on everything before the test tail and score the rolling-origin forecasts of the tail
+    beside the last-value, seasonal-naive and linear-autoregression baselines (RMSE and MAE,
+    original units). With ``out_dir``: a run directory with ``scores.json`` and ``forecast.png``."""
+    from ..plots import plot_forecast
+
+    config = config or TrainConfig(steps=1500, lr=3e-3, clip=1.0, stateful=False)
+    ckpt = None
+    if resume:                                   # every setting comes from the run; a new --steps extends it
+        ckpt = saved_run(out_dir, KIND)
+        d, m = ckpt["extra"]["data"], ckpt["model_config"]
+        dataset, column, test_size, val_fraction, season = (d["dataset"], d["column"], d["test_size"],
+                                                            d["val_fraction"], d["season"])
+        window, horizon, strategy, batch_size = m["window"], m["horizon"], m["strategy"], d["batch_size"]
+        cell, hidden_size, num_layers = m["cell"], m["hidden_size"], m["num_layers"]
+        config = resumed_config(ckpt, config.steps if config.steps else None)
+    elif out_dir is not None:
+        runs.prepare(out_dir, KIND, overwrite=overwrite)
+    series, period, name = load_series(dataset, column)
+    period = season or period
+    test_size = test_size or max(len(series) // 5, horizon + 1)
+    series = TS.check_series(series, window, horizon, test_size, what=name)
+    if period >= len(series) - test_size:
+        raise UserError(f"--season: expected a period shorter than the training part ({len(series) - test_size} "
+                        f"values), got {period}")
+    n = len(series)
+    train = series[: n - test_size]
+    origins = TS.test_origins(n, test_size, horizon)
+    truth = series[origins[:, None] + np.arange(1, horizon + 1)]
+    t0 = time.perf_counter()
+    extra = {"data": {"dataset": dataset, "column": column, "test_size": test_size, "val_fraction": val_fraction,
+                      "season": season, "batch_size": batch_size}}
+    model, fit_result = train_forecaster(train, window, horizon, cell, hidden_size, num_layers, strategy, config,
+                                         batch_size, val_fraction, out_dir, overwrite=False, progress=progress,
+                                         extra=extra, ckpt=ckpt)
+    pred = model.predict(series, origins, horizon)
+    wall = time.perf_counter() - t0
+    forecasts = {"rnnkit": pred, "last value": TS.naive_last(series, origins, horizon),
+                 "linear AR": TS.LinearAR(window).fit(train).forecast(series, origins, horizon)}
+    if period > 1:
+        forecasts[f"seasonal naive ({period})"] = TS.seasonal_naive(series, origins, horizon, period)
+    scores = {k: TS.score(v, truth) for k, v in forecasts.items()}
+    result = {"dataset": name, "n": n, "test_size": test_size, "horizon": horizon, "window": window, "cell": cell,
+              "hidden_size": hidden_size, "strategy": strategy, "steps": fit_result["step"], "train_time": wall,
+              "scores": scores}
+    for k, s in scores.items():
+        log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
+    if out_dir:
+        atomic_write_text(os.path.join(out_dir, "scores.json"), json.dumps(result, indent=2))
+        plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"))
+    return result
