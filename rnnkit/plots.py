@@ -52,3 +52,62 @@ def plot_metrics(metrics_path, out_png) -> str:
     fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(metrics_path))))
     fig.tight_layout()
     return save_figure(fig, plt, out_png)
+
+
+def plot_attention(source, output, weights, out_png) -> str:
+    """Attention heatmap of a sequence-to-sequence model: output tokens (rows, plus ``<eos>``)
+    against source tokens (columns). ``source`` and ``output`` are token lists (a string is a
+    list of characters); ``weights`` is (output steps, source length)."""
+    import numpy as np
+
+    plt = _pyplot()
+    source, rows = list(source), list(output) + ["<eos>"]
+    w = np.asarray(weights)[: len(rows), : len(source)]
+    fig, ax = plt.subplots(figsize=(max(4, 0.32 * len(source) + 1.5), max(3, 0.32 * len(rows) + 1.2)),
+                           layout="constrained")
+    im = ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(source)), [t if t != " " else "\u2423" for t in source])
+    ax.set_yticks(range(len(w)), rows[: len(w)])
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    join = lambda ts: ("" if all(len(t) == 1 for t in ts) else " ").join(ts)  # noqa: E731
+    ax.set_title(f"{join(source)!r} -> {join(rows[:-1])!r}", fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
+    return save_figure(fig, plt, out_png)
+
+
+def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png):
+    """The series' last part with the test tail shaded; each method's forecast of the last step ahead."""
+    plt = _pyplot()
+    import numpy as np
+
+    n = len(series)
+    start = max(0, n - 3 * test_size)
+    fig, ax = plt.subplots(figsize=(11, 4), layout="constrained")
+    ax.plot(np.arange(start, n), series[start:], color="black", lw=1.5, label="truth")
+    ax.axvspan(n - test_size - 0.5, n - 0.5, color="gray", alpha=0.12, label="test tail")
+    tgt = origins + horizon
+    for k, v in forecasts.items():
+        ax.plot(tgt, v[:, horizon - 1], lw=1.2 if k == "rnnkit" else 0.9, ls="-" if k == "rnnkit" else "--", label=k)
+    ax.set_title(f"{name}: {horizon}-step-ahead forecasts on the held-out tail")
+    ax.set_xlabel("time index")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=3)
+    return save_figure(fig, plt, out_png)
+
+
+def plot_confusion(conf, classes, title, out_png):
+    plt = _pyplot()
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k), layout="constrained")
+    ax.imshow(conf, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if conf[i, j] > conf.max() / 2 else "black")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, plt, out_png)
