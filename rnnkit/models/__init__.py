@@ -3,7 +3,8 @@ from .charlm import CharLM
 from .classifier import SequenceClassifier
 from .common import CELL_NAMES, make_rnn
 from .forecast import Forecaster
+from .seq2seq import Seq2Seq
 from .sequence import SequenceModel
 from .tagger import Tagger
 
-__all__ = ["CharLM", "SequenceModel", "SequenceClassifier", "Forecaster", "CELL_NAMES", "make_rnn", "Tagger"]
+__all__ = ["CharLM", "SequenceModel", "SequenceClassifier", "Forecaster", "CELL_NAMES", "make_rnn", "Tagger", "Seq2Seq"]
