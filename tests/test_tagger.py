@@ -337,6 +337,12 @@ def test_refusals(files, capsys):
     capsys.readouterr()
     assert tag_train(files, run, "--steps", "1") == 2
     assert "already holds a tagger run" in capsys.readouterr().err
+    resume = ["tag", "train", "--out", str(run), "--resume", "--steps", "2", "--no-progress"]
+    assert main(resume + ["--valid", str(files / "test.conll")]) == 2
+    assert "trained without it" in capsys.readouterr().err
+    (files / "train.conllu").write_text(TRAIN_CONLLU.replace("cat", "cow"), encoding="utf-8")
+    assert main(resume) == 2
+    assert "content has changed" in capsys.readouterr().err
     other = files / "other"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"kind": "charlm"}))

@@ -111,48 +111,64 @@ def build_vocabs(train, chars=True):
 
 # -- training ------------------------------------------------------------------------------------
 
+def _resumed(out, paths, budget):
+    """``(model, extra, config, data)`` of the run in ``out``, its data read again (from ``paths``
+    where given: moved copies, checked against the recorded digests)."""
+    from ..models.base import model_from_config
+
+    ckpt = saved_run(out, KIND)
+    spec = dict(ckpt["extra"]["data"])
+    for key, path in (paths or {}).items():
+        if path and not spec.get(key):
+            raise UserError(f"--{key}: the run in {out} was trained without it; resume without --{key}")
+        if path:
+            spec[key] = os.path.abspath(path)
+    data = load_data(spec)
+    model = model_from_config(ckpt["model_config"])
+    return model, dict(ckpt["extra"], data=spec), resumed_config(ckpt, *budget), data, ckpt
+
+
+def _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite, log):
+    """``(model, extra, data)`` of a new run: data read and checked before ``out`` is touched."""
+    from ..models.tagger import Tagger
+
+    train, val, test = load_data(spec)
+    spec = with_digests(spec)
+    runs.prepare(out, KIND, overwrite=overwrite)
+    kw = dict(model_kw or {})
+    if spec["source"] == "dna":
+        kw["chars"] = False       # one-letter tokens: their characters add nothing
+    words, chars, tags = build_vocabs(train, kw.get("chars", True) and kw.get("char_embed_size", 1) > 0)
+    model = Tagger(words, tags, chars, **kw, seed=config.seed)
+    m = model.config
+    log(f"training a {'bi' if m['bidirectional'] else 'uni'}directional {m['num_layers']}-layer "
+        f"{m['cell'].upper()} tagger ({'with' if model.chars else 'without'} characters, "
+        f"{model.num_parameters():,} parameters) on {len(train):,} sentences "
+        f"({sum(len(t) for t, _ in train):,} tokens); {len(val):,} for validation; "
+        f"{len(words) - len(words.specials):,} words, {len(tags)} tags")
+    return model, {"data": spec, "batch_size": batch_size, "word_dropout": word_dropout}, (train, val, test)
+
+
 def train_tagger(spec, out, *, model_kw=None, config=None, batch_size=32, word_dropout=0.25, resume=False,
                  budget=(None, None), paths=None, overwrite=False, progress=True, log=print):
     """Train (or continue) a tagger on the data ``spec`` describes; score it on the test sentences.
     On resume the model, the data description and the training settings come from the run
     (``paths`` may point at moved copies of its files, ``budget = (steps, epochs)`` extends it).
     Returns ``(result, scores or None)``."""
-    from ..models.base import model_from_config
-    from ..models.tagger import Tagger
-
     ckpt = None
     if resume:
-        ckpt = saved_run(out, KIND)
-        extra = ckpt["extra"]
-        spec = dict(extra["data"], **{k: os.path.abspath(v) for k, v in (paths or {}).items() if v})
-        batch_size, word_dropout = extra["batch_size"], extra["word_dropout"]
-        train, val, test = load_data(spec)
-        model = model_from_config(ckpt["model_config"])
-        config = resumed_config(ckpt, *budget)
+        model, extra, config, (train, val, test), ckpt = _resumed(out, paths, budget)
     else:
-        train, val, test = load_data(spec)
-        spec = with_digests(spec)
-        runs.prepare(out, KIND, overwrite=overwrite)
-        kw = dict(model_kw or {})
-        if spec["source"] == "dna":
-            kw["chars"] = False       # one-letter tokens: their characters add nothing
-        words, chars, tags = build_vocabs(train, kw.get("chars", True) and kw.get("char_embed_size", 1) > 0)
-        model = Tagger(words, tags, chars, **kw, seed=config.seed)
-        extra = {"data": spec, "batch_size": batch_size, "word_dropout": word_dropout}
-        m = model.config
-        log(f"training a {'bi' if m['bidirectional'] else 'uni'}directional {m['num_layers']}-layer "
-            f"{m['cell'].upper()} tagger ({'with' if model.chars else 'without'} characters, "
-            f"{model.num_parameters():,} parameters) on {len(train):,} sentences "
-            f"({sum(len(t) for t, _ in train):,} tokens); {len(val):,} for validation; "
-            f"{len(words) - len(words.specials):,} words, {len(tags)} tags")
+        model, extra, (train, val, test) = _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite,
+                                                log)
     unseen = sorted({g for _, gs in val for g in gs} - set(model.tag_vocab.stoi))
     if unseen:
         warn(f"warning: validation tags never seen in training (not scored): {', '.join(unseen[:10])}"
              + (" ..." if len(unseen) > 10 else ""))
     vocab_args = (model.word_vocab, model.char_vocab if model.chars else None, model.tag_vocab)
-    train_data = TaggedBatches(train, *vocab_args, batch_size, shuffle=True, seed=config.seed,
-                               word_dropout=word_dropout)
-    val_data = TaggedBatches(val, *vocab_args, batch_size, shuffle=False) if val else None
+    train_data = TaggedBatches(train, *vocab_args, extra["batch_size"], shuffle=True, seed=config.seed,
+                               word_dropout=extra["word_dropout"])
+    val_data = TaggedBatches(val, *vocab_args, extra["batch_size"], shuffle=False) if val else None
     _, result = fit(model, train_data, val_data, config, out, extra=extra, ckpt=ckpt, progress=progress, log=log)
     scores = None
     if test:

@@ -13,7 +13,8 @@ whitespace (blank lines skipped). --format forces either reading."""
 
 
 def register(sub):
-    p = add_parser(sub, "tag", "sequence tagging (POS, NER, ...): a BiLSTM tagger with a character encoder; train, predict, eval")
+    p = add_parser(sub, "tag", "sequence tagging (POS, NER, ...): a BiLSTM tagger with a character encoder; "
+                   "train, predict, eval")
     s = p.add_subparsers(dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
 
     t = add_parser(s, "train", "train a tagger on CoNLL / CoNLL-U files (default: the built-in DNA motif-start task)")
@@ -21,7 +22,8 @@ def register(sub):
     d.add_argument("--train", metavar="FILE", help="tagged training sentences, CoNLL or CoNLL-U "
                    "(omitted: generated DNA with motif starts tagged 1)")
     d.add_argument("--valid", metavar="FILE", help="validation sentences (default: a seeded --val-fraction of --train)")
-    d.add_argument("--test", metavar="FILE", help="test sentences: accuracy, per-tag F1, OOV accuracy -> RUN/scores.json")
+    d.add_argument("--test", metavar="FILE",
+                   help="test sentences: accuracy, per-tag F1, OOV accuracy -> RUN/scores.json")
     d.add_argument("--column", help="tag column: a CoNLL-U field name (upos, xpos, deprel, ...) or a 1-based "
                    "index (default: upos for CoNLL-U, the last column for CoNLL)")
     d.add_argument("--val-fraction", type=fraction, default=0.1, help="share of --train held out when no --valid")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.tagging import IGNORE, make_batch, token_positions
+from ..data.tagging import IGNORE, check_sentence, make_batch, token_positions
 from ..data.vocab import Vocab
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward
@@ -157,6 +157,8 @@ class Tagger(TaskModel):
     def predict(self, sentences, batch_size=64) -> list:
         """Tag lists for ``sentences`` (lists of token strings), in eval mode, ``batch_size``
         sentences at a time. Unknown words and characters are read as ``<unk>``."""
+        for i, tokens in enumerate(sentences):
+            check_sentence(tokens, None, f"sentence {i}")
         was = self.training
         self.eval()
         out = []
