@@ -4,9 +4,10 @@ out for truncated BPTT (each batch row a contiguous stream, so state can be carr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
+
+from .vocab import Vocab
 
 UNK = "\ufffd"  # shown for characters outside the vocabulary
 
@@ -37,34 +38,41 @@ def pydoc_topics_text() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
-@dataclass
-class CharVocab:
-    """Characters <-> integer ids. Id 0 is the unknown character; the rest are sorted."""
+class CharVocab(Vocab):
+    """Characters <-> integer ids: the one :class:`Vocab` with a single special, id 0, the unknown
+    character ``"\ufffd"``; the rest are sorted. Saved as ``{"chars": [...]}``."""
 
-    chars: list
+    PAD = BOS = EOS = None
+    UNK = 0
+
+    def __init__(self, chars):
+        self._setup(list(chars), (UNK,), UNK)
 
     @classmethod
     def from_text(cls, text: str) -> "CharVocab":
         return cls([UNK] + sorted(set(text) - {UNK}))
 
-    def __post_init__(self):
-        self.index = {c: i for i, c in enumerate(self.chars)}
+    @property
+    def chars(self) -> list:
+        return self.itos
 
-    def __len__(self) -> int:
-        return len(self.chars)
+    @property
+    def index(self) -> dict:
+        return self.stoi
 
     def encode(self, text: str) -> np.ndarray:
-        """Unknown characters map to id 0."""
-        return np.fromiter((self.index.get(c, 0) for c in text), dtype=np.int64, count=len(text))
+        """(len(text),) int64 ids; unknown characters map to id 0."""
+        return self.encode_array(text)
 
     def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """Ids -> text; id 0 shows as ``"\ufffd"``."""
+        return "".join(self.itos[int(i)] for i in ids)
 
     def unknown(self, text: str) -> set:
-        return {c for c in text if c not in self.index}
+        return set(text).difference(self.stoi)
 
     def to_dict(self) -> dict:
-        return {"chars": self.chars}
+        return {"chars": list(self.itos)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "CharVocab":
