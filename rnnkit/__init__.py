@@ -9,6 +9,8 @@ _EXPORTS = {
     "RNN": "nn", "LSTM": "nn", "GRU": "nn", "RNNCell": "nn", "LSTMCell": "nn", "GRUCell": "nn",
     "Linear": "nn", "Embedding": "nn", "Dropout": "nn", "Module": "nn", "Attention": "nn",
     "CharLM": "models", "SequenceModel": "models", "SequenceClassifier": "models", "Forecaster": "models",
+    "Seq2Seq": "models", "Tagger": "models", "Vocab": "data.vocab",
+    "load": "runs", "Trainer": "train", "TrainConfig": "train", "UserError": "errors",
 }
 __all__ = list(_EXPORTS)
 

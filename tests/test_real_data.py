@@ -68,7 +68,7 @@ def test_missing_extra_is_a_one_line_message(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match=r"needs aeon, part of the datasets extra: pip install -e '\.\[datasets\]'"):
         D.airline()
-    assert main(["classify", "--dataset", "basic-motions", "--steps", "1"]) == 2
+    assert main(["classify", "train", "--dataset", "basic-motions", "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "datasets extra" in err and len(err.strip().splitlines()) == 1
 
@@ -227,9 +227,9 @@ def test_forecast_missing_csv_and_unknown_dataset(tmp_path, capsys):
 def test_classify_command_tiny(tmp_path):
     pytest.importorskip("sklearn")
     out = tmp_path / "c"
-    assert main(["classify", "--dataset", "digits", "--steps", "20", "--hidden", "8", "--pooling", "mean",
+    assert main(["classify", "train", "--dataset", "digits", "--steps", "20", "--hidden", "8", "--pooling", "mean",
                  "--out", str(out), "--no-progress"]) == 0
-    m = json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / "scores.json").read_text())
     assert m["n_test"] == 596 and np.array(m["confusion"]).sum() == 596 and 0 <= m["accuracy"] <= 1
     assert (out / "confusion.png").stat().st_size > 0
 
@@ -253,8 +253,7 @@ def test_dna_task_tags_mark_motif_starts():
 
 def test_classify_dna_command_tiny(tmp_path):
     out = tmp_path / "dna"
-    assert main(["classify", "--dataset", "dna", "--length", "24", "--steps", "3", "--hidden", "4",
+    assert main(["classify", "train", "--dataset", "dna", "--length", "24", "--steps", "3", "--hidden", "4",
                  "--out", str(out), "--no-progress"]) == 0
-    m = json.loads((out / "metrics.json").read_text())
-    assert [r["model"] for r in m["rows"]] == ["unidirectional gru", "bidirectional gru"] * 2
-    assert "f1" in m["rows"][3]
+    m = json.loads((out / "scores.json").read_text())
+    assert m["classes"] == ["motif", "none"] and m["n_test"] == 500 and m["n_train"] + m["n_valid"] == 2000

@@ -1,47 +1,84 @@
-"""``rnnkit classify``: sequence classification on bundled real data (speech, handwriting, motion)."""
+"""``rnnkit classify train|predict``: sequence classification on your .npz / .ts files or a built-in set."""
 from __future__ import annotations
 
-from ._args import add_parser, nonneg_float, positive_float, positive_int
+from ._args import OneLineParser, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
 
-CELLS = ("lstm", "gru", "rnn", "rnn-relu")
+BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna")
 
 
 def register(sub):
-    p = add_parser(sub, "classify", "classify sequences (japanese-vowels, digits, basic-motions, dna) with the dataset's split")
-    p.add_argument("--dataset", choices=("japanese-vowels", "digits", "basic-motions", "dna"), default="japanese-vowels",
-                   help="dna: generated genome-like sequences with planted motifs; runs motif classification and "
-                        "motif-start tagging, unidirectional and bidirectional side by side")
-    p.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
-    p.add_argument("--cell", choices=CELLS, default=None, help="recurrent cell (default: lstm; gru for dna)")
-    p.add_argument("--hidden", type=positive_int, default=None, help="hidden units (default: 64; 32 for dna)")
-    p.add_argument("--layers", type=positive_int, default=1)
-    p.add_argument("--bidirectional", action="store_true")
-    p.add_argument("--pooling", choices=("last", "mean", "attention"), default="last", help="pooling over time")
-    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: 800; 1000 for dna)")
-    p.add_argument("--lr", type=positive_float, default=3e-3)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--clip", type=nonneg_float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/classify", help="output directory (metrics.json, confusion.png)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(run=run)
+    p = add_parser(sub, "classify", "classify whole sequences: train on your .npz / .ts files (or a built-in set), "
+                                    "predict new files")
+    s = p.add_subparsers(dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
+    t = add_parser(s, "train", "train a sequence classifier and score it on a test set",
+                   description="Train on --train (.npz: x (N, L, D) padded + lengths + y, or x_0, x_1, ... + y; "
+                               ".ts: UEA/sktime format) or on a built-in --dataset; validate on --valid or a "
+                               "seeded stratified --valid-fraction of the training set; score --test.")
+    d = t.add_argument_group("data")
+    d.add_argument("--train", default=None, help="training file (.npz or .ts); default: the built-in --dataset")
+    d.add_argument("--test", default=None, help="test file, scored after training")
+    d.add_argument("--valid", default=None, help="validation file (default: a split of the training file)")
+    d.add_argument("--valid-fraction", type=fraction, default=0.1, help="share of the training set held out for "
+                                                                         "validation when there is no --valid")
+    d.add_argument("--dataset", choices=BUILTIN, default="japanese-vowels",
+                   help="built-in set used when no --train is given (dna: generated motif sequences)")
+    d.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
+    g = add_rnn_args(t, hidden_size=64)
+    g.add_argument("--bidirectional", action="store_true")
+    g.add_argument("--pooling", choices=("last", "mean", "attention"), default="last", help="pooling over time")
+    add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
+    add_run_args(t, "runs/classify")
+    t.set_defaults(run=run_train)
+
+    pr = add_parser(s, "predict", "predict the class of every sequence of a file with a trained run")
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("file", metavar="FILE", help=".npz or .ts file; when it has labels, the accuracy is printed")
+    pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout")
+    pr.set_defaults(run=run_predict)
 
 
-def run(args):
-    from ..applications import run_classify, run_dna
+def run_train(args):
+    from ..apps import classify as app
+    from ._args import fit_config
 
-    dna = args.dataset == "dna"
-    cell = args.cell or ("gru" if dna else "lstm")
-    hidden = args.hidden or (32 if dna else 64)
-    steps = args.steps or (1000 if dna else 800)
-    if dna:
-        run_dna(T=args.length, cell=cell, hidden=hidden, steps=steps, lr=args.lr, batch_size=args.batch_size,
-                seed=args.seed, out_dir=args.out)
-        print(f"wrote {args.out}/metrics.json")
-        return 0
-    run_classify(dataset=args.dataset, cell=cell, hidden=hidden, layers=args.layers,
-                 bidirectional=args.bidirectional, pooling=args.pooling, steps=steps, lr=args.lr,
-                 batch_size=args.batch_size, clip=args.clip or 1e30, seed=args.seed, out_dir=args.out,
-                 progress=args.progress)
-    print(f"wrote {args.out}/metrics.json, {args.out}/confusion.png")
+    config = fit_config(args)
+    config.steps = args.steps or (None if args.resume else config.steps)
+    valid = test = None
+    if args.train:
+        names = {"train": args.train}
+        train = _raw(args.train)
+    else:
+        names = {"train": args.dataset, "test": f"{args.dataset} (test split)"}
+        train, test = app.builtin(args.dataset, args.length, args.seed)
+    if args.test:
+        names["test"], test = args.test, _raw(args.test)
+    if args.valid:
+        names["valid"], valid = args.valid, _raw(args.valid)
+    app.train_classifier(train, test, valid, args.valid_fraction, cell=args.cell, hidden_size=args.hidden_size,
+                         num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
+                         dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
+                         resume=args.resume, overwrite=args.overwrite, progress=args.progress, names=names)
+    print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
+    return 0
+
+
+def _raw(path):
+    """``(xs, labels)`` of a labelled file, labels as read (checked against the classes later)."""
+    from ..data.readers import read_sequences
+    from ..errors import UserError
+
+    xs, y = read_sequences(path)
+    if y is None:
+        raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
+    return xs, y
+
+
+def run_predict(args):
+    from ..apps.classify import predict_file
+
+    r = predict_file(args.run_dir, args.file, args.output)
+    if "accuracy" in r:
+        import sys
+
+        print(f"accuracy {r['accuracy']:.4f} on {r['n_test']} labelled sequences", file=sys.stderr)
     return 0

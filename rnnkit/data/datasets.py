@@ -97,24 +97,21 @@ def _pack(series: list, labels, classes=None) -> ClassificationData:
     return ClassificationData(x, lengths, y, [str(c) for c in classes])
 
 
-def japanese_vowels(split: str = "train") -> ClassificationData:
-    """270 train / 370 test utterances, 12 coefficients, 7-29 frames, 9 speaker classes."""
+def _japanese_vowels_raw(split):
     ds = _need("aeon.datasets", "aeon")
     _check_split(split)
     X, y = ds.load_japanese_vowels(split=split)
-    return _pack([np.asarray(s, np.float64) for s in X], y, classes=[str(k) for k in range(1, 10)])
+    return [np.asarray(s, np.float64) for s in X], y, [str(k) for k in range(1, 10)]
 
 
-def basic_motions(split: str = "train") -> ClassificationData:
-    """40 train / 40 test recordings, 6 channels x 100 steps, 4 activities."""
+def _basic_motions_raw(split):
     ds = _need("aeon.datasets", "aeon")
     _check_split(split)
     X, y = ds.load_basic_motions(split=split)
-    return _pack(list(np.asarray(X, np.float64)), y, classes=["badminton", "running", "standing", "walking"])
+    return list(np.asarray(X, np.float64)), y, ["badminton", "running", "standing", "walking"]
 
 
-def digits_rows(split: str = "train", seed: int = 0) -> ClassificationData:
-    """Handwritten digits row by row: 1,201 train / 596 test (seeded, stratified)."""
+def _digits_raw(split, seed=0):
     datasets = _need("sklearn.datasets", "scikit-learn")
     _check_split(split)
     d = datasets.load_digits()
@@ -125,10 +122,35 @@ def digits_rows(split: str = "train", seed: int = 0) -> ClassificationData:
         test[idx[: len(idx) // 3]] = True
     keep = test if split == "test" else ~test
     images = d.images[keep] / 16.0                       # (N, 8, 8): rows are time steps
-    return _pack(list(images.transpose(0, 2, 1)), d.target[keep], classes=list(range(10)))
+    return list(images.transpose(0, 2, 1)), d.target[keep], list(range(10))
+
+
+def japanese_vowels(split: str = "train") -> ClassificationData:
+    """270 train / 370 test utterances, 12 coefficients, 7-29 frames, 9 speaker classes."""
+    return _pack(*_japanese_vowels_raw(split))
+
+
+def basic_motions(split: str = "train") -> ClassificationData:
+    """40 train / 40 test recordings, 6 channels x 100 steps, 4 activities."""
+    return _pack(*_basic_motions_raw(split))
+
+
+def digits_rows(split: str = "train", seed: int = 0) -> ClassificationData:
+    """Handwritten digits row by row: 1,201 train / 596 test (seeded, stratified)."""
+    return _pack(*_digits_raw(split, seed))
+
+
+def labelled_sequences(name: str, split: str = "train"):
+    """``(xs, labels)`` of a built-in classification set with its values as shipped: a list of
+    (L_i, D) float64 arrays and the label of each as a string."""
+    if name not in _RAW:
+        raise ValueError(f"dataset: expected one of {', '.join(_RAW)}, got {name!r}")
+    series, y, _ = _RAW[name](split)
+    return [np.ascontiguousarray(s.T) for s in series], np.array([str(v) for v in np.asarray(y).tolist()])
 
 
 CLASSIFICATION_DATASETS = {"japanese-vowels": japanese_vowels, "digits": digits_rows, "basic-motions": basic_motions}
+_RAW = {"japanese-vowels": _japanese_vowels_raw, "digits": _digits_raw, "basic-motions": _basic_motions_raw}
 
 
 def _check_split(split):

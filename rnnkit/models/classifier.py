@@ -25,7 +25,7 @@ POOLING = ("last", "mean", "attention")
 @register("classifier")
 class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, dtype=np.float32, seed=None):
+                 pooling="last", dropout=0.0, classes=None, scaler=None, dtype=np.float32, seed=None):
         super().__init__(dtype, seed)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
@@ -33,7 +33,9 @@ class SequenceClassifier(TaskModel):
         self.pooling = pooling
         self.config = dict(kind="classifier", input_size=input_size, hidden_size=hidden_size, n_classes=n_classes,
                            cell=cell, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
-                           dropout=dropout)
+                           dropout=dropout, classes=classes, scaler=scaler)
+        if classes is not None and len(classes) != n_classes:
+            raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
                             dropout=dropout, dtype=dtype, seed=s[0])
         width = hidden_size * (2 if bidirectional else 1)
@@ -105,6 +107,32 @@ class SequenceClassifier(TaskModel):
         loss, cache = cross_entropy(out, y)
         self.backward(cross_entropy_backward(cache))
         return loss, None, x.shape[1]
+
+    def evaluate(self, batch, state=None):
+        """Summed cross-entropy and the number right, without gradients."""
+        x, y, lengths = batch
+        out = self.forward(x, lengths)
+        self.clear_cache()
+        loss, _ = cross_entropy(out, y, reduction="sum")
+        return loss, None, x.shape[1], {"correct": int((out.argmax(-1) == y).sum()), "n": x.shape[1]}
+
+    def metrics(self, mean_loss, sums=None):
+        return {"accuracy": sums["correct"] / sums["n"]} if sums and sums.get("n") else {}
+
+    def predict_sequences(self, xs, chunk=512) -> list:
+        """Class names (or ids, without ``classes``) for raw (L_i, D) sequences: the training
+        standardisation (``scaler`` in the config) is applied first."""
+        from ..data.labelled import Standardizer, pad_sequences
+
+        if self.config["scaler"] is not None:
+            xs = Standardizer.from_dict(self.config["scaler"]).transform(xs)
+        out = []
+        for s in range(0, len(xs), chunk):
+            x, lengths = pad_sequences(xs[s:s + chunk])
+            out.append(self.predict(x.astype(self.dtype), lengths, chunk))
+        ids = np.concatenate(out)
+        classes = self.config["classes"]
+        return [classes[i] for i in ids] if classes is not None else ids.tolist()
 
     def predict(self, x, lengths=None, chunk=512) -> np.ndarray:
         """Class ids (N,), in eval mode (no dropout)."""

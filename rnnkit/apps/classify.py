@@ -1,0 +1,152 @@
+"""Sequence classification on the user's files or a built-in dataset: read, standardise on the
+training set, train a :class:`~rnnkit.models.SequenceClassifier` through the Trainer, score the
+test set (accuracy, confusion matrix), predict new files.
+
+Data: a list of (L_i, D) float sequences and a label each, from ``.npz`` or UEA ``.ts`` files
+(:mod:`rnnkit.data.readers`) or from a built-in set (``japanese-vowels``, ``basic-motions``,
+``digits``: shipped in installed packages; ``dna``: generated), all through the same
+:class:`~rnnkit.data.labelled.LabelledSequences` adapter.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from .. import runs
+from ..data import labelled as LS
+from ..errors import UserError
+from ..io import atomic_write_text
+from .common import fit, resumed_config, saved_run
+
+KIND = "classifier"
+BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna")
+
+
+def builtin(name: str, length=100, seed=0):
+    """``(train, test)`` as ``(xs, labels)`` pairs for a built-in dataset."""
+    if name == "dna":
+        from ..data.tasks import dna_motifs
+
+        def part(n, rng):
+            d = dna_motifs(n, length, rng=rng)
+            return [d.x[:, j] for j in range(n)], np.array(["motif" if v else "none" for v in d.y])
+        return part(2000, [seed, 1]), part(500, [seed, 2])
+    from ..data import datasets as D
+
+    if name not in D.CLASSIFICATION_DATASETS:
+        raise UserError(f"--dataset: expected one of {', '.join(BUILTIN)}, got {name!r}")
+    return D.labelled_sequences(name, "train"), D.labelled_sequences(name, "test")
+
+
+def read_labelled(path, classes=None, n_features=None, need_labels=True):
+    """``(xs, y_ids, classes)`` from a ``.npz`` / ``.ts`` file; labels checked against ``classes``."""
+    from ..data.readers import read_sequences
+
+    xs, y = read_sequences(path)
+    if n_features is not None:
+        LS.check_features(xs, n_features, path)
+    if y is None:
+        if need_labels:
+            raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
+        return xs, None, classes
+    y, classes = LS.encode_labels(y, classes, path)
+    return xs, y, classes
+
+
+def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,
+                     bidirectional=False, pooling="last", dropout=0.0, batch_size=32, config=None, out_dir=None,
+                     resume=False, overwrite=False, progress=False, log=print, names=None) -> dict:
+    """Train on ``train`` = ``(xs, labels)`` (labels raw: names or numbers), validate on ``valid``
+    or a seeded stratified ``valid_fraction`` of the training set, and score ``test``.
+    Returns the scores; with ``out_dir`` writes a run directory with ``scores.json`` and ``confusion.png``."""
+    from ..models.base import model_from_config
+    from ..models.classifier import SequenceClassifier
+    from ..plots import plot_confusion
+
+    names = names or {}
+    xs, y_raw = train
+    for part, key in ((valid, "valid"), (test, "test")):      # every input checked before anything is written
+        if part is not None:
+            LS.check_features(part[0], xs[0].shape[1], names.get(key, f"{key} set"))
+    ckpt = saved_run(out_dir, KIND) if resume else None
+    if ckpt is None:
+        runs.prepare(out_dir, KIND, overwrite=overwrite)
+    y, classes = LS.encode_labels(y_raw, ckpt["model_config"]["classes"] if ckpt else None, names.get("train"))
+    if valid is None:
+        tr, va = LS.split(len(xs), valid_fraction, seed=config.seed, y=y)
+        valid_xs, valid_y = [xs[i] for i in va], y[va]
+        xs, y = [xs[i] for i in tr], y[tr]
+    else:
+        valid_xs, valid_y = valid[0], LS.encode_labels(valid[1], classes, names.get("valid"))[0]
+    if ckpt is not None:
+        model = model_from_config(ckpt["model_config"])
+        config = resumed_config(ckpt, config.steps)
+        scaler = LS.Standardizer.from_dict(model.config["scaler"])
+    else:
+        scaler = LS.Standardizer.fit(xs)
+        model = SequenceClassifier(xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers,
+                                   bidirectional=bidirectional, pooling=pooling, dropout=dropout, classes=classes,
+                                   scaler=scaler.to_dict(), seed=config.seed)
+    train_data = LS.LabelledSequences(scaler.transform(xs), y, batch_size, seed=config.seed)
+    val_data = LS.LabelledSequences(scaler.transform(valid_xs), valid_y, 256, shuffle=False)
+    extra = {"data": {**{k: str(v) for k, v in names.items()}, "valid_fraction": valid_fraction,
+                      "batch_size": batch_size}}
+    if ckpt is None:
+        log(f"training {SequenceClassifier.__name__} ({model.num_parameters():,} parameters) on {len(xs)} sequences "
+            f"({len(valid_xs)} for validation), {len(classes)} classes, {xs[0].shape[1]} features")
+    trainer, result = fit(model, train_data, val_data, config, out_dir, extra=extra, ckpt=ckpt, progress=progress,
+                          log=log)
+    model = runs.load(out_dir, "best")
+    scores = {"stop_reason": result["stop_reason"], "steps": result["step"], "n_train": len(xs),
+              "n_valid": len(valid_xs), "classes": classes, "best_val_loss": result["best_val_loss"]}
+    if test is not None:
+        test_xs, test_y = test
+        scores.update(score(model, test_xs, test_y, names.get("test")))
+        log(f"test accuracy {scores['accuracy']:.4f} on {scores['n_test']} sequences "
+            f"(majority class {scores['majority_baseline']:.4f})")
+        plot_confusion(np.array(scores["confusion"]), classes, f"accuracy {scores['accuracy']:.3f}",
+                       os.path.join(out_dir, "confusion.png"))
+    atomic_write_text(os.path.join(out_dir, "scores.json"), json.dumps(scores, indent=2))
+    return scores
+
+
+def score(model, xs, labels, path=None) -> dict:
+    """Accuracy, majority baseline and confusion matrix of ``model`` on raw labelled sequences.
+    Labels never seen in training count as wrong, with one warning."""
+    classes = model.config["classes"]
+    labels = [str(v) for v in np.asarray(labels).tolist()]
+    unseen = sorted({v for v in labels if v not in classes})
+    if unseen:
+        print(f"rnnkit classify: warning: {path or 'test set'}: labels never seen in training count as wrong: "
+              f"{', '.join(unseen[:10])}", file=sys.stderr)
+    pred = model.predict_sequences(xs)
+    k = len(classes)
+    conf = np.zeros((k, k), np.int64)
+    index = {c: i for i, c in enumerate(classes)}
+    for t, p in zip(labels, pred):
+        if t in index:
+            conf[index[t], index[p]] += 1
+    acc = float(np.mean([t == p for t, p in zip(labels, pred)]))
+    _, counts = np.unique(labels, return_counts=True)
+    return {"accuracy": acc, "n_test": len(labels), "majority_baseline": float(counts.max() / len(labels)),
+            "confusion": conf.tolist(), "unseen_labels": unseen}
+
+
+def predict_file(run_dir, path, output=None) -> dict:
+    """Predict every sequence of ``path``; write one label a line to ``output`` (or stdout). With
+    labels in the file, the accuracy too."""
+    from ..data.readers import read_sequences
+
+    model = runs.load(run_dir, kinds=(KIND,))
+    xs, y = read_sequences(path)
+    LS.check_features(xs, model.config["input_size"], path)
+    pred = model.predict_sequences(xs)
+    text = "".join(f"{p}\n" for p in pred)
+    if output:
+        atomic_write_text(output, text)
+    else:
+        sys.stdout.write(text)
+    return score(model, xs, y, path) if y is not None else {"n": len(xs)}
