@@ -19,3 +19,43 @@ def test_help_imports_no_numpy():
     code = "import sys; from rnnkit.cli import build_parser; build_parser(); print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+FORBIDDEN = {   # package -> what it must never import (imports point down only)
+    "functional": {"kernels", "nn", "models", "apps", "train", "commands", "cli", "data"},
+    "kernels": {"nn", "models", "apps", "train", "commands", "cli", "data"},
+    "nn": {"models", "apps", "train", "commands", "cli", "data"},
+    "models": {"apps", "train", "commands", "cli"},
+    "data": {"nn", "models", "apps", "train", "commands", "cli"},
+    "train": {"apps", "commands", "cli"},
+    "apps": {"commands", "cli"},
+}
+
+
+def _imports(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            parts = path.relative_to(ROOT / "rnnkit").parts[:-1]
+            base = parts[: len(parts) - (node.level - 1)]
+            target = (list(base) + (node.module.split(".") if node.module else []))
+            if target:
+                yield target[0]
+            else:
+                yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rnnkit."):
+            yield node.module.split(".")[1]
+
+
+def test_imports_point_down_only():
+    """functional never imports kernels (the time loop is chosen in nn/), nothing imports the apps
+    or the command line from below, and so on (DESIGN.md's layers)."""
+    bad = []
+    for package, forbidden in FORBIDDEN.items():
+        for path in sorted((ROOT / "rnnkit" / package).glob("*.py")):
+            for target in _imports(path):
+                if target in forbidden:
+                    bad.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert not bad, bad

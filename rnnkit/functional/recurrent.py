@@ -9,6 +9,11 @@ Variable-length batches follow PyTorch's packed-sequence semantics: a boolean ``
 shape ``(L, N, 1)`` marks valid steps; at a padded step the state is carried unchanged, the
 output is zero and no gradient flows into the step. A reverse direction runs on each sequence
 reversed within its own length (:func:`reverse_index`), so it starts at each sequence's end.
+
+This module is the reference implementation and imports nothing above it. A faster loop with
+the same contract (``loop(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask) -> (y, state, h_prev,
+steps)``, where ``steps`` has its own ``layer_backward``) is passed in by the caller:
+:mod:`rnnkit.nn.recurrent` chooses it, once, from one mapping.
 """
 from __future__ import annotations
 
@@ -18,7 +23,6 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..kernels import fast_sequence
 from .activations import hard_sigmoid, hard_sigmoid_grad
 from .gru import gru_step, gru_step_backward
 from .lstm import lstm_step, lstm_step_backward
@@ -138,22 +142,24 @@ def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=
     return dx_proj, dhh, d
 
 
-def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, reverse=False, rev=None):
+def reference_loop(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
+    """The NumPy time loop (natural order): ``(y, state, h_prev, step caches)``."""
+    x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
+    if b_ih is not None:
+        x_proj += b_ih
+    return sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
+
+
+def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, reverse=False, rev=None,
+                  loop=None):
     """One direction of one layer over a whole sequence.
 
     x: (L, N, H_in); state0: tuple of (N, H). Returns ``(y, state, cache)``, ``y`` (L, N, H)
-    in natural time order.
+    in natural time order. ``loop`` runs the time loop (default: :func:`reference_loop`).
     """
     if reverse:
         x = reverse_time(x, rev)
-    fast = fast_sequence() if ops.fused else None
-    if fast is not None:
-        y, state, h_prev, steps = fast.layer_forward(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
-    else:
-        x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
-        if b_ih is not None:
-            x_proj += b_ih
-        y, state, h_prev, steps = sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
+    y, state, h_prev, steps = (loop or reference_loop)(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
     if reverse:
         y = reverse_time(y, rev)
     return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None)
@@ -168,10 +174,8 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     """
     if reverse:
         dy = reverse_time(dy, cache.rev)
-    if not record and hasattr(cache.steps, "kind"):   # the fast path's buffers, its own backward
-        from ..kernels.sequence import layer_backward as fast_backward
-
-        dx, dstate0, grads = fast_backward(ops, dy, dstate, cache.x, cache.steps, W_ih, W_hh)
+    if not record and hasattr(cache.steps, "layer_backward"):   # a fast loop's buffers: its own backward
+        dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh)
         return (reverse_time(dx, cache.rev) if reverse else dx), dstate0, grads
     dh = np.empty(dy.shape, dy.dtype) if record else None
     dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)

@@ -33,6 +33,10 @@ class FastSteps:
         self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
         self.Cb, self.HN = Cb, HN
 
+    def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh):
+        """This loop's own backward (see :func:`layer_backward`)."""
+        return layer_backward(ops, dy, dstate, x, self, W_ih, W_hh)
+
     def __len__(self):
         return self.A.shape[1] // self.N
 

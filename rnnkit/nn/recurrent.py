@@ -7,9 +7,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
-from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reverse_index
+from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from .module import Module
+
+
+# The one place that maps a backend to its time-loop implementation (same contract for both).
+TIME_LOOPS = {"numpy": lambda: reference_loop, "numba": lambda: kernels.fast_sequence().layer_forward}
+
+
+def time_loop(ops):
+    """The time loop for a cell family: the selected backend's (``RNNKIT_KERNELS``), or the
+    reference for variants the fused kernels do not implement (``ops.fused`` false)."""
+    return TIME_LOOPS[kernels.backend()]() if ops.fused else reference_loop
 
 
 class RNNBase(Module):
@@ -139,7 +150,7 @@ class RNNBase(Module):
                     self.ops, inp, tuple(s[row] for s in state0),
                     p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"],
                     p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"),
-                    mask=mask, reverse=d == 1, rev=rev)
+                    mask=mask, reverse=d == 1, rev=rev, loop=time_loop(self.ops))
                 for f, s in zip(final, st):
                     f[row] = s
                 outs.append(y)
