@@ -66,6 +66,32 @@ def record_gradient_flow(model, batch):
     return loss, out
 
 
+class FlowRecorder:
+    """A Trainer callback that records ``||dL/dh_t||`` (batch mean, first recurrent layer) during
+    step 1 and every ``every``-th training step: the recording is switched on before the step
+    and read after it, so the measured step is an ordinary training step."""
+
+    def __init__(self, model, every: int):
+        self.layers = recurrent_layers(model)
+        self.every, self.flows, self.steps = every, [], []
+        self._switch(every > 0)
+
+    def _switch(self, on: bool) -> None:
+        for _, m in self.layers:
+            m.record_hidden_grads, m.hidden_grads = on, {}
+
+    def __call__(self, trainer) -> None:
+        m = self.layers[0][1]
+        if m.record_hidden_grads and m.hidden_grads:
+            dh = m.hidden_grads[min(m.hidden_grads)]                     # (L, N, H), layer 0 forward
+            self.flows.append(np.linalg.norm(dh.astype(np.float64), axis=-1).mean(axis=1))
+            self.steps.append(trainer.step)
+        self._switch(self.every > 0 and (trainer.step + 1) % self.every == 0)
+
+    def close(self) -> None:
+        self._switch(False)
+
+
 def gradient_flow(model, batch, reduce="mean") -> dict:
     """``{"<module>.l<layer>[_reverse]": (L,) array}`` of ``||dL/dh_t||`` for t = 1..L.
 

@@ -78,7 +78,12 @@ class TrainConfig:
 
 
 class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept as it was."""
+    """The loss or the gradient became NaN or infinite; the last good checkpoint is kept as it was.
+    ``step``, ``loss`` and ``grad_norm`` say where."""
+
+    def __init__(self, message, step=None, loss=None, grad_norm=None):
+        super().__init__(message)
+        self.step, self.loss, self.grad_norm = step, loss, grad_norm
 
 
 class Terminated(KeyboardInterrupt):
@@ -237,14 +242,15 @@ class Trainer:
         model.zero_grad()
         t0 = time.perf_counter()
         loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
-        if not math.isfinite(loss):
+        norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
+        if not (math.isfinite(loss) and math.isfinite(norm)):
             model.zero_grad()
             last = self.path("checkpoint.npz") if self.out_dir else ""
             kept = (f"the last good checkpoint, {last}, is kept" if last and os.path.exists(last)
                     else "no checkpoint had been written yet")
-            raise TrainingDiverged(f"training diverged: the loss became {loss} at step {self.step + 1}; {kept}; "
-                                   f"try a lower --lr or a smaller --clip")
-        norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf)
+            what = f"the loss became {loss}" if not math.isfinite(loss) else f"the gradient norm became {norm}"
+            raise TrainingDiverged(f"training diverged: {what} at step {self.step + 1}; {kept}; "
+                                   f"try a lower --lr or a smaller --clip", self.step + 1, loss, norm)
         self.optimizer.step()
         lr = self.optimizer.lr
         if self.schedule is not None and c.schedule != "plateau":

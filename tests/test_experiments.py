@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from rnnkit import experiments
+from rnnkit.apps import experiments
 from rnnkit.cli import main
 from rnnkit.data import tasks
 from rnnkit.models import SequenceModel

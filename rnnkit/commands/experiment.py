@@ -90,7 +90,7 @@ def register(sub):
 
 
 def run_vanishing(args):
-    from ..experiments import run_vanishing as go
+    from ..apps.experiments import run_vanishing as go
 
     go(task=args.task, Ts=args.Ts, cells=args.cells, steps=args.steps, out_dir=args.out, hidden=args.hidden,
        lr=args.lr, batch_size=args.batch_size, clip=args.clip, seed=args.seed, eval_every=args.eval_every,
@@ -101,7 +101,7 @@ def run_vanishing(args):
 
 
 def run_exploding(args):
-    from ..experiments import run_exploding as go
+    from ..apps.experiments import run_exploding as go
 
     go(task=args.task, T=args.T, steps=args.steps, out_dir=args.out, hidden=args.hidden, gain=args.gain, lr=args.lr,
        clip=args.clip or 1.0, batch_size=args.batch_size, seed=args.seed, progress=args.progress)
@@ -110,7 +110,7 @@ def run_exploding(args):
 
 
 def run_truncation(args):
-    from ..experiments import run_truncation as go
+    from ..apps.experiments import run_truncation as go
 
     if any(0 < k < 1 for k in args.task_windows):
         raise ValueError("task-windows: expected 0 (full) or a positive window")

@@ -267,3 +267,22 @@ def make_task(name: str, n: int, T: int, seed=None, dtype=np.float32) -> TaskDat
     if name in ("reber", "digits"):
         return TASKS[name](n, None, seed, dtype)
     return TASKS[name](n, T, seed, dtype)
+
+
+class TaskBatches:
+    """Batches of a generated task for the Trainer: ``batch(i, epoch)`` is ``(x, y, lengths)`` of
+    ``batch_size`` fresh examples generated from the seed ``[seed, epoch, i]`` (an endless supply,
+    and a pure function of ``(i, epoch)``), or, given a fixed ``train`` set (digits), drawn from it
+    with that seed. ``len()`` is ``steps``: one epoch is the whole run."""
+
+    def __init__(self, task: str, T: int, batch_size: int, seed=0, steps: int = 1, train: TaskData | None = None):
+        self.task, self.T, self.batch_size, self.seed, self.steps, self.train = task, T, batch_size, seed, steps, train
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def batch(self, i: int, epoch: int = 0):
+        rng = np.random.default_rng([self.seed, 1, epoch, i])
+        d = (self.train.take(rng.integers(0, len(self.train), self.batch_size)) if self.train is not None
+             else make_task(self.task, self.batch_size, self.T, seed=rng))
+        return d.x, d.y, d.lengths

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.tasks import TaskData, make_task
-from .io import atomic_write_text
-from .diagnostics import record_gradient_flow
-from .models.sequence import SequenceModel
-from .optim import SGD, Adam, clip_grad_norm, grad_norm
-from .plots import _pyplot
-from .plots import save_figure as _save
+from ..data.tasks import TaskBatches, TaskData, make_task
+from ..diagnostics import FlowRecorder
+from ..io import atomic_write_text
+from ..models.sequence import SequenceModel
+from ..train import Trainer, TrainConfig, TrainingDiverged
+from ..plots import _pyplot
+from ..plots import save_figure as _save
 
 # -- what "solved" means per task -----------------------------------------------------
 
@@ -92,32 +92,17 @@ def is_solved(task, data, value) -> bool:
     return value >= thr if SPECS[task].higher_is_better else value < thr
 
 
-class TaskStream:
-    """Training batches: freshly generated every step for the synthetic tasks (an endless supply),
-    drawn from a fixed training split for digits. ``test`` is held out."""
-
-    def __init__(self, task, T, n_test, seed):
-        if task not in SPECS:
-            raise ValueError(f"task: expected one of {', '.join(SPECS)}, got {task!r}")
-        self.task, self.T = task, T
-        self.rng = np.random.default_rng([seed, 1])
-        if task == "digits":
-            full = make_task("digits", None, T, seed=seed)
-            perm = np.random.default_rng([seed, 2]).permutation(len(full))
-            n_test = min(n_test, len(full) // 3)
-            self.test, self.train = full.take(perm[:n_test]), full.take(perm[n_test:])
-        else:
-            self.test = make_task(task, n_test, T, seed=[seed, 3])
-            self.train = None
-
-    def batch(self, n) -> TaskData:
-        if self.train is not None:
-            return self.train.take(self.rng.integers(0, len(self.train), n))
-        return make_task(self.task, n, self.T, seed=self.rng)
-
-
-def as_batch(d: TaskData):
-    return d.x, d.y, d.lengths
+def test_set(task, T, n_test, seed):
+    """``(test, train)``: the held-out test set, and for digits the fixed training split (the
+    generated tasks draw fresh training examples instead, so ``train`` is None)."""
+    if task not in SPECS:
+        raise ValueError(f"task: expected one of {', '.join(SPECS)}, got {task!r}")
+    if task == "digits":
+        full = make_task("digits", None, T, seed=seed)
+        perm = np.random.default_rng([seed, 2]).permutation(len(full))
+        n_test = min(n_test, len(full) // 3)
+        return full.take(perm[:n_test]), full.take(perm[n_test:])
+    return make_task(task, n_test, T, seed=[seed, 3]), None
 
 
 def evaluate(model, task, data: TaskData, chunk=500):
@@ -133,82 +118,62 @@ def evaluate(model, task, data: TaskData, chunk=500):
     return sum(losses) / len(data), metric_of(task, data, out)
 
 
-def flow_of(model, batch):
-    """One training step's forward and backward with dL/dh_t recorded: returns (loss, (L,) batch-mean
-    norms of the first layer's forward direction). Gradients accumulate as in a normal step."""
-    loss, flows = record_gradient_flow(model, batch)
-    return loss, next(iter(flows.values())).mean(axis=1)
-
-
 # -- the vanishing-gradient experiment ---------------------------------------------------
 
 
 def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100,
                flow_every=50, n_test=1000, optimizer="adam", init="default", gain=1.0, bptt=0, progress=None,
                time_limit=0.0, gate="sigmoid", forget_bias=None):
-    """Train one model on one task; returns a result dict (curves and gradient flow included).
-    ``gate`` applies to LSTM / GRU cells and ``forget_bias`` to LSTMs; other cells ignore them."""
-    stream = TaskStream(task, T, n_test, seed)
-    d = stream.test
+    """Train one model on one task with the Trainer (in memory); returns a result dict (curves and
+    gradient flow included). ``gate`` applies to LSTM / GRU cells and ``forget_bias`` to LSTMs;
+    other cells ignore them. Divergence (a non-finite loss or gradient) ends the run and is reported."""
+    d, train = test_set(task, T, n_test, seed)
     model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=cell, init=init, recurrent_gain=gain,
                           gate=gate if cell in ("lstm", "gru") else "sigmoid",
                           forget_bias=forget_bias if cell == "lstm" else None, seed=seed)
     model.bptt = bptt
-    opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr)
-    curve, flows, flow_steps = [], [], []
-    solved_step = diverged = None
+    config = TrainConfig(steps=steps, lr=lr, optimizer=optimizer, clip=clip, stateful=False, log_every=1,
+                         eval_every=steps + 1, checkpoint_every=steps + 1, time_limit=time_limit, seed=seed)
+    data = TaskBatches(task, T, batch_size, seed, steps, train)
+    flow = FlowRecorder(model, flow_every)
+    evals, solved = {}, [None]
+
+    def check(trainer):
+        s = trainer.step
+        if s % eval_every == 0 or s == steps:
+            evals[s] = dict(zip(("test_loss", "metric"), evaluate(model, task, d)))
+            if solved[0] is None and is_solved(task, d, evals[s]["metric"]):
+                solved[0] = s
+        if progress is not None:
+            progress(s, {**trainer.history[-1], **evals.get(s, {})})
+
+    trainer = Trainer(model, data, None, config, None, progress=False, callbacks=[flow, check])
+    diverged = None
     t0 = time.perf_counter()
-    step = 0
     with np.errstate(over="ignore", invalid="ignore"):   # divergence is detected and reported below
-        for step, row in _steps(model, stream, opt, task, d, steps, batch_size, clip, eval_every, flow_every,
-                                flows, flow_steps, curve):
-            if row is None:
-                diverged = step
-                break
-            if solved_step is None and "metric" in row and is_solved(task, d, row["metric"]):
-                solved_step = step
-            if progress is not None:
-                progress(step, row)
-            if time_limit and time.perf_counter() - t0 > time_limit:
-                break
-        wall = time.perf_counter() - t0
-        last = [r for r in curve if "metric" in r]
-        if diverged is None and (not last or last[-1]["step"] != step):
-            test_loss, metric = evaluate(model, task, d)
-            last.append({"step": step, "test_loss": test_loss, "metric": metric})
-    final = last[-1]["metric"] if last and diverged is None else math.nan
+        try:
+            trainer.run()
+        except TrainingDiverged as e:
+            diverged = e
+        finally:
+            flow.close()
+    wall = time.perf_counter() - t0
+    step = trainer.step if diverged is None else diverged.step
+    curve = [{"step": r["step"], "loss": float(r["loss"]), "grad_norm": float(r["grad_norm"]), **evals.get(r["step"], {})}
+             for r in trainer.history if "loss" in r]
+    if diverged is not None:
+        curve.append({"step": diverged.step, "loss": diverged.loss, "grad_norm": diverged.grad_norm})
+    elif trainer.step not in evals:
+        evals[trainer.step] = dict(zip(("test_loss", "metric"), evaluate(model, task, d)))
+        curve[-1].update(evals[trainer.step])
+    final = evals[max(evals)]["metric"] if evals and diverged is None else math.nan
     return {
         "task": task, "T": T, "cell": cell, "metric": SPECS[task].metric, "final": final,
         "trivial": trivial_metric(task, d), "solved_at": solved_threshold(task, d),
-        "solved": diverged is None and is_solved(task, d, final), "steps_to_solve": solved_step,
-        "steps": step, "wall_time": wall, "diverged_at": diverged, "curve": curve,
-        "flow": np.array(flows) if flows else np.zeros((0, d.x.shape[0])), "flow_steps": flow_steps,
+        "solved": diverged is None and is_solved(task, d, final), "steps_to_solve": solved[0],
+        "steps": step, "wall_time": wall, "diverged_at": None if diverged is None else diverged.step, "curve": curve,
+        "flow": np.array(flow.flows) if flow.flows else np.zeros((0, d.x.shape[0])), "flow_steps": flow.steps,
     }
-
-
-def _steps(model, stream, opt, task, d, steps, batch_size, clip, eval_every, flow_every, flows, flow_steps, curve):
-    """Yield ``(step, row)`` after each optimizer step; ``row`` is None when the step diverged."""
-    for step in range(1, steps + 1):
-        b = stream.batch(batch_size)
-        model.zero_grad()
-        if flow_every and (step == 1 or step % flow_every == 0):
-            loss, f = flow_of(model, as_batch(b))
-            flows.append(f)
-            flow_steps.append(step)
-        else:
-            loss, _, _ = model.train_step(as_batch(b))
-        norm = clip_grad_norm(model, clip) if clip > 0 else grad_norm(model)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            curve.append({"step": step, "loss": loss, "grad_norm": norm})
-            yield step, None
-            return
-        opt.step()
-        row = {"step": step, "loss": float(loss), "grad_norm": float(norm)}
-        if step % eval_every == 0 or step == steps:
-            test_loss, metric = evaluate(model, task, d)
-            row.update(test_loss=test_loss, metric=metric)
-        curve.append(row)
-        yield step, row
 
 
 TABLE_COLUMNS = ["task", "T", "cell", "metric", "final", "trivial", "solved", "steps_to_solve", "steps", "wall_time"]
