@@ -13,7 +13,7 @@ import sys
 
 from . import __version__
 from .commands import COMMANDS
-from .commands._args import OneLineParser
+from .commands._args import OneLineParser, check_resume, given_options
 from .errors import UserError  # noqa: F401  (re-exported: rnnkit.cli.UserError)
 
 
@@ -36,6 +36,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "resume", False):
+            check_resume(args, given_options(build_parser(), sys.argv[1:] if argv is None else argv))
         return args.run(args) or 0
     except KeyboardInterrupt as exc:
         status = getattr(exc, "exit_status", 130)

@@ -296,7 +296,13 @@ class Trainer:
         c, total = self.config, self.total_steps
         end = total if stop_at is None else min(total, stop_at)
         self.stop_reason = None
-        bar = tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        # a run the clock will stop (a time limit shorter than the step budget could take) counts
+        # seconds, so its bar has a true total; otherwise it counts steps
+        by_time = bool(c.time_limit) and (self.step == 0 or self.elapsed / self.step * (total - self.step)
+                                          > c.time_limit - self.elapsed)
+        bar = (tqdm(total=round(c.time_limit), initial=min(round(self.elapsed), round(c.time_limit)), unit="s",
+                    disable=not self.progress, dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}") if by_time else
+               tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True))
         window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
         start = time.perf_counter() - self.elapsed
         try:
@@ -315,7 +321,7 @@ class Trainer:
                     self.log(self.last)
                     bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{self.last['tokens_per_s']:.0f}")
                     window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
-                bar.update(1)
+                bar.update(min(self.elapsed, c.time_limit) - bar.n if by_time else 1)
                 final = self.step >= total or (c.time_limit and self.elapsed >= c.time_limit)
                 if self.step % c.eval_every == 0 or final:
                     res = self._eval_and_track()

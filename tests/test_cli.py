@@ -36,6 +36,18 @@ def test_help_and_version():
         assert flag in r.stdout
 
 
+def test_resume_refuses_changed_settings(run_dir):
+    r = rnnkit("train", run_dir / "t.txt", "--out", run_dir / "run", "--resume", "--hidden", 32, "--lr", "0.01")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "hidden-size 32 (the run has 16)" in r.stderr and "lr 0.01 (the run has 0.002)" in r.stderr
+
+
+def test_help_shows_real_defaults():
+    out = rnnkit("train", "--help").stdout
+    assert "(default: True)" not in out and "(default: False)" not in out
+    assert "learning rate (default: 0.002)" in " ".join(out.split())
+
+
 def test_sample_eval_plot(run_dir):
     r = rnnkit("sample", run_dir / "run", "--length", 40, "--seed", 1, "--prime", "It was")
     assert r.returncode == 0, r.stderr

@@ -63,10 +63,74 @@ def fraction(text):
     return v
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's real default, except for on/off flags (``--no-progress`` is not
+    "default: True") and options without one."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0 or action.default in (None, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_parser(sub, name, help, description=None):
     """Add a subcommand parser that prints one-line errors."""
-    return sub.add_parser(name, help=help, description=description or help,
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter)
+
+
+def given_options(parser, argv) -> set:
+    """The destinations the command line set explicitly (not left at their defaults): the
+    arguments are parsed once more with every default suppressed."""
+    def suppress(p):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for child in a.choices.values():
+                    suppress(child)
+            elif a.dest != "help":
+                a.default = argparse.SUPPRESS
+        p._defaults.clear()
+    suppress(parser)
+    return set(vars(parser.parse_args(argv)))
+
+
+# Settings a resumed run may change: they do not alter what the run computes, only how long it
+# runs and how often it reports. Everything else must match the run, or resuming is refused.
+RESUMABLE = {"steps", "epochs", "time_limit", "patience", "eval_every", "checkpoint_every", "log_every", "progress",
+             "resume", "out"}
+
+
+def check_resume(args, given: set) -> None:
+    """Refuse ``--resume`` with options that differ from the run's saved settings, naming each
+    difference (the run would not be the run it continues)."""
+    import os
+
+    from .. import io
+    from ..errors import UserError
+
+    path = os.path.join(str(args.out), "checkpoint.npz")
+    if not os.path.isfile(path):
+        return                                          # the app says there is nothing to resume
+    try:
+        ckpt = io.load(path)
+    except ValueError:
+        return
+    saved = {}
+    for part in (ckpt.get("extra", {}).get("data", {}), ckpt.get("model_config", {}), ckpt.get("config", {})):
+        if isinstance(part, dict):
+            saved.update(part)
+    diffs = []
+    for dest in sorted(given - RESUMABLE):
+        if dest in saved and saved[dest] != getattr(args, dest) and not _same_path(saved[dest], getattr(args, dest)):
+            diffs.append(f"{dest.replace('_', '-')} {getattr(args, dest)!r} (the run has {saved[dest]!r})")
+    if diffs:
+        raise UserError(f"--resume: {args.out} was trained with other settings; these cannot change on resume: "
+                        f"{'; '.join(diffs)}. Drop them, or start a new run (another --out, or --overwrite)")
+
+
+def _same_path(a, b) -> bool:
+    import os
+
+    return isinstance(a, str) and isinstance(b, str) and os.path.abspath(a) == os.path.abspath(b)
 
 
 def stderr(msg: str) -> None:
