@@ -122,3 +122,21 @@ def test_cell_bad_input():
         c(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="no forward pass"):
         c.backward((np.zeros((2, 4)), np.zeros((2, 4))))
+
+
+def test_nonfinite_weights_are_refused_on_load_naming_the_parameter():
+    m = rnnkit.LSTM(3, 4, num_layers=2, seed=0)
+    sd = m.state_dict()
+    sd["weight_hh_l1"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"weight_hh_l1: expected finite values, got 1 NaN or infinite"):
+        rnnkit.LSTM(3, 4, num_layers=2, seed=1).load_state_dict(sd)
+    rnnkit.LSTM(3, 4, num_layers=2, seed=1).load_state_dict(sd, allow_nonfinite=True)   # when asked for
+
+
+def test_nonfinite_upstream_gradient_names_the_module():
+    m = rnnkit.GRU(3, 4, seed=0)
+    y, _ = m(np.ones((5, 2, 3), np.float32))
+    dy = np.ones_like(y)
+    dy[2, 1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"GRU.backward dy .*: expected finite values, got 1 NaN or inf"):
+        m.backward(dy)

@@ -59,11 +59,12 @@ class Module:
         """``{name: gradient}`` (views, not copies) over this module and its submodules."""
         return {name: g for name, _, g in self.named_parameters()}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, allow_nonfinite: bool = False) -> None:
         """Copy ``state`` into the parameters in place (references held by optimizers stay valid).
 
         Accepts NumPy arrays or anything ``np.asarray`` understands (CPU torch tensors).
-        Missing, extra or mis-shaped entries raise ``ValueError`` naming every offender.
+        Missing, extra or mis-shaped entries raise ``ValueError`` naming every offender, and so do
+        NaN or infinite values unless ``allow_nonfinite``.
         """
         if not isinstance(state, dict):
             raise TypeError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
@@ -82,6 +83,9 @@ class Module:
                 problems.append(f"{name}: expected a floating array, got dtype {arr.dtype}")
             elif arr.shape != own[name].shape:
                 problems.append(f"{name}: expected shape {own[name].shape}, got {arr.shape}")
+            elif not allow_nonfinite and not np.isfinite(arr).all():
+                bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                problems.append(f"{name}: expected finite values, got {bad} NaN or infinite")
             arrays[name] = arr
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))

@@ -182,6 +182,7 @@ class RNNBase(Module):
         dy = as_float_array(dy, f"{type(self).__name__}.backward dy", self.dtype)
         want = (N, L, D * H) if self.batch_first else (L, N, D * H)
         check_shape(dy, want, f"{type(self).__name__}.backward dy")
+        check_finite(dy, f"{type(self).__name__}.backward dy (the gradient handed to the module)")
         if self.batch_first:
             dy = dy.transpose(1, 0, 2)
         dfinal = self._split_dstate(dstate, N)
