@@ -245,7 +245,7 @@ def test_train_writes_a_run_with_vocabularies_and_scores(trained, capsys):
     assert isinstance(model.predict(["abc"])[0], str)
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
     from rnnkit import io as rio
     from rnnkit.train import Trainer
 
@@ -273,6 +273,11 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch):
                        for s in (p / "metrics.jsonl").read_text().splitlines()]
     assert strip(tmp_path / "whole") == strip(tmp_path / "part")
     assert (tmp_path / "whole" / "scores.json").read_text() == (tmp_path / "part" / "scores.json").read_text()
+    with open(tmp_path / "train.tsv", "a") as f:
+        f.write("abc\tAH B K\n")
+    capsys.readouterr()
+    assert main(["seq2seq", "train", "--out", str(tmp_path / "part"), "--resume", "--steps", "12"]) == 2
+    assert "train.tsv is not the file the run in" in capsys.readouterr().err
 
 
 def test_translate_from_file_and_stdin_with_scores(trained, capsys, monkeypatch):
