@@ -1,0 +1,145 @@
+"""Run directories are owned: one writer at a time (a lock), stale locks reported, SIGTERM and
+kill -9 followed by --resume give the uninterrupted run's weights, and a checkpoint write that
+fails midway leaves the previous checkpoint intact."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rnnkit import io, runs
+from rnnkit.errors import UserError
+
+TEXT = "It was the best of times, it was the worst of times, it was the age of wisdom. " * 60
+TINY = ["--hidden", "8", "--layers", "1", "--embed", "4", "--seq-len", "8", "--batch-size", "4",
+        "--eval-every", "50", "--no-progress"]
+
+
+def start(text, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "rnnkit", "train", str(text), "--out", str(out), *TINY, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run(text, out, *extra):
+    p = start(text, out, *extra)
+    out_, err = p.communicate(timeout=300)
+    return p.returncode, out_, err
+
+
+def wait_for(cond, timeout=120):
+    t0 = time.time()
+    while not cond():
+        if time.time() - t0 > timeout:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.02)
+
+
+def weights(out, which="checkpoint.npz"):
+    tree = io.load(os.path.join(out, which))
+    return tree["model"], tree["optimizer"], tree["progress"]["step"]
+
+
+def same_weights(a, b):
+    (ma, oa, sa), (mb, ob, sb) = weights(a), weights(b)
+    assert sa == sb
+    for k in ma:
+        np.testing.assert_array_equal(ma[k], mb[k])
+    return True
+
+
+def log_without_times(out):
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    return [{k: v for k, v in r.items() if k not in ("elapsed", "tokens_per_s")} for r in rows]
+
+
+@pytest.fixture
+def text(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text(TEXT)
+    return p
+
+
+def test_a_second_writer_is_refused_and_the_first_run_is_untouched(text, tmp_path):
+    lone, shared = tmp_path / "lone", tmp_path / "shared"
+    assert run(text, lone, "--steps", "600")[0] == 0
+    a = start(text, shared, "--steps", "600")
+    wait_for(lambda: (shared / "run.lock").exists() or a.poll() is not None)
+    code_new, _, err_new = run(text, shared, "--steps", "600")               # a fresh train on the same --out
+    code_res, _, err_res = run(text, shared, "--steps", "600", "--resume")    # a resume beside the running job
+    assert a.wait(timeout=300) == 0
+    assert code_new == 2 and "already holds a charlm run" in err_new
+    if code_res == 2:                       # the first may have written no checkpoint yet: then nothing to resume
+        assert ("is in use by process" in err_res) or ("no checkpoint" in err_res) or ("holds no run" in err_res)
+    else:                                   # or it had finished: the resume found nothing left to do
+        pytest.fail(f"a resume beside a running job must be refused, got exit {code_res}: {err_res}")
+    assert same_weights(lone, shared)
+    assert log_without_times(lone) == log_without_times(shared)
+    assert not (shared / "run.lock").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_then_resumed_equals_uninterrupted(text, tmp_path, sig):
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ("--steps", "1500", "--checkpoint-every", "100")
+    assert run(text, full, *args)[0] == 0
+    p = start(text, part, *args)
+    wait_for(lambda: (part / "checkpoint.npz").exists())
+    p.send_signal(sig)
+    code = p.wait(timeout=120)
+    if sig == signal.SIGTERM:
+        assert code == 143 and "checkpoint saved" in p.stderr.read()
+        assert not (part / "run.lock").exists()
+    else:
+        assert code == -9 and (part / "run.lock").exists()
+        c, _, err = run(text, part, *args, "--resume")
+        assert c == 2 and "no longer running" in err and len(err.strip().splitlines()) == 1
+        (part / "run.lock").unlink()                                   # the user clears the stale lock
+    step = weights(part)[2]
+    assert 0 < step < 1500
+    c, _, err = run(text, part, *args, "--resume")
+    assert c == 0, err
+    assert same_weights(full, part)
+    assert log_without_times(full) == log_without_times(part)
+
+
+def test_a_checkpoint_write_failing_midway_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.npz"
+    io.save(path, {"model": {"w": np.arange(3.0)}, "step": 1})
+    before = path.read_bytes()
+    real_fsync = os.fsync
+
+    def broken(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="No space left"):
+        io.save(path, {"model": {"w": np.arange(1000.0)}, "step": 2})
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert path.read_bytes() == before
+    assert io.load(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]      # no temporary left behind
+
+
+def test_lock_and_prepare(tmp_path):
+    d = tmp_path / "r"
+    with runs.RunLock(d):
+        with pytest.raises(UserError, match="is in use by process"):
+            runs.RunLock(d).__enter__()
+    assert not (d / "run.lock").exists()
+    (d / "run.lock").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": os.uname().nodename}))
+    with pytest.raises(UserError, match="no longer running; the run it wrote is intact"):
+        runs.RunLock(d).__enter__()
+    (d / "run.lock").unlink()
+    (d / "notes.txt").write_text("mine")
+    for kw in ({}, {"overwrite": True}):
+        with pytest.raises(UserError, match="files that are not an rnnkit run"):
+            runs.prepare(d, "charlm", **kw)
+    assert (d / "notes.txt").read_text() == "mine"
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(UserError, match="expected a directory, got an existing file"):
+        runs.prepare(f, "charlm")
