@@ -400,15 +400,3 @@ def test_bad_arguments(trained, tmp_path, capsys):
                              "--out", str(tmp_path / "r")], "expected one data source, got both")
     _one_line_error(capsys, ["seq2seq", "train", "--out", str(trained / "run"), "--resume", "--overwrite"],
                     "expected one of them, got both")
-
-
-def test_tag_commands_end_to_end(tmp_path, capsys):
-    run = tmp_path / "tag"
-    assert main(["tag", "train", "--length", "24", "--steps", "3", "--hidden", "4", "--n-test", "10",
-                 "--out", str(run)]) == 0
-    out = capsys.readouterr().out
-    assert "unidirectional gru" in out and "bidirectional gru" in out and "motif-start F1" in out
-    assert main(["tag", "eval", str(run), "--n", "10"]) == 0
-    assert "bidirectional - unidirectional F1" in capsys.readouterr().out
-    assert main(["tag", "eval", str(tmp_path)]) == 2
-    assert "not a tag run directory" in capsys.readouterr().err

@@ -338,8 +338,12 @@ def test_refusals(files, capsys):
     assert tag_train(files, run, "--steps", "1") == 2
     assert "already holds a tagger run" in capsys.readouterr().err
     resume = ["tag", "train", "--out", str(run), "--resume", "--steps", "2", "--no-progress"]
-    assert main(resume + ["--valid", str(files / "test.conll")]) == 2
-    assert "trained without it" in capsys.readouterr().err
+    for changed, name in ((["--valid", str(files / "test.conll")], "valid"), (["--batch-size", "3"], "batch-size"),
+                          (["--word-dropout", "0"], "word-dropout"), (["--unidirectional"], "bidirectional"),
+                          (["--column", "xpos"], "column")):
+        assert main(resume + changed) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"cannot change on resume: {name} " in err, err
     (files / "train.conllu").write_text(TRAIN_CONLLU.replace("cat", "cow"), encoding="utf-8")
     assert main(resume) == 2
     assert "content has changed" in capsys.readouterr().err

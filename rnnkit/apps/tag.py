@@ -1,8 +1,10 @@
 """Tagging on the user's own data (CoNLL, CoNLL-U) or on the built-in DNA motif-start task:
 read -> vocabularies -> :class:`~rnnkit.models.tagger.Tagger` -> ``fit`` -> score, predict.
 
-A run records where its data came from (``extra["data"]``: the files and a digest of each, or the
-DNA generator's settings), so ``--resume`` and ``rnnkit tag eval`` find the same sentences again.
+A run records where its data came from and how it is batched (``extra["data"]``: the files and a
+digest of each, or the DNA generator's settings; the validation split, batch size and word
+dropout), under the command line's option names, so ``--resume`` and ``rnnkit tag eval`` find
+the same sentences again and ``--resume`` with a different setting is refused.
 """
 from __future__ import annotations
 
@@ -57,8 +59,8 @@ def load_data(spec: dict):
     """``(train, val, test or None)`` sentence lists for a run's data description ``spec``."""
     if spec["source"] == "dna":
         seed = spec["seed"]
-        sents = dna_sentences(spec["n_train"], spec["length"], seed=[seed, 11])
-        test = dna_sentences(spec["n_test"], spec["length"], seed=[seed, 12])
+        sents = dna_sentences(spec["dna_train"], spec["dna_length"], seed=[seed, 11])
+        test = dna_sentences(spec["dna_test"], spec["dna_length"], seed=[seed, 12])
         train, val = split_validation(sents, spec["val_fraction"], seed)
         return train, val, test
     for key in ("train", "valid", "test"):
@@ -82,8 +84,8 @@ def data_spec(args) -> dict:
             if getattr(args, flag) is not None:
                 raise UserError(f"--{flag}: expected --train FILE with it (without --train the built-in DNA "
                                 f"task is used)")
-        return {"source": "dna", "length": args.dna_length, "n_train": args.dna_train, "n_test": args.dna_test,
-                "val_fraction": args.val_fraction, "seed": args.seed}
+        return {"source": "dna", "dna_length": args.dna_length, "dna_train": args.dna_train,
+                "dna_test": args.dna_test, "val_fraction": args.val_fraction, "seed": args.seed}
     spec = {"source": "files", "column": args.column, "val_fraction": args.val_fraction, "seed": args.seed}
     for key in ("train", "valid", "test"):
         path = getattr(args, key)
@@ -146,7 +148,7 @@ def _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite, log):
         f"{model.num_parameters():,} parameters) on {len(train):,} sentences "
         f"({sum(len(t) for t, _ in train):,} tokens); {len(val):,} for validation; "
         f"{len(words) - len(words.specials):,} words, {len(tags)} tags")
-    return model, {"data": spec, "batch_size": batch_size, "word_dropout": word_dropout}, (train, val, test)
+    return model, {"data": dict(spec, batch_size=batch_size, word_dropout=word_dropout)}, (train, val, test)
 
 
 def train_tagger(spec, out, *, model_kw=None, config=None, batch_size=32, word_dropout=0.25, resume=False,
@@ -166,9 +168,10 @@ def train_tagger(spec, out, *, model_kw=None, config=None, batch_size=32, word_d
         warn(f"warning: validation tags never seen in training (not scored): {', '.join(unseen[:10])}"
              + (" ..." if len(unseen) > 10 else ""))
     vocab_args = (model.word_vocab, model.char_vocab if model.chars else None, model.tag_vocab)
-    train_data = TaggedBatches(train, *vocab_args, extra["batch_size"], shuffle=True, seed=config.seed,
-                               word_dropout=extra["word_dropout"])
-    val_data = TaggedBatches(val, *vocab_args, extra["batch_size"], shuffle=False) if val else None
+    d = extra["data"]
+    train_data = TaggedBatches(train, *vocab_args, d["batch_size"], shuffle=True, seed=config.seed,
+                               word_dropout=d["word_dropout"])
+    val_data = TaggedBatches(val, *vocab_args, d["batch_size"], shuffle=False) if val else None
     _, result = fit(model, train_data, val_data, config, out, extra=extra, ckpt=ckpt, progress=progress, log=log)
     scores = None
     if test:
