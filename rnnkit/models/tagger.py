@@ -53,8 +53,8 @@ def _vocab(v, what):
 
 @register("tagger")
 class Tagger(TaskModel):
-    """Args: ``word_vocab``, ``char_vocab`` (None without characters), ``tag_vocab`` (Vocab or
-    dict); ``embed_size`` (word embedding), ``char_embed_size`` and ``char_hidden_size`` (per
+    """Args: ``word_vocab``, ``tag_vocab``, ``char_vocab`` (each a Vocab or its ``to_dict()``;
+    ``char_vocab`` None without characters); ``embed_size`` (word embedding), ``char_embed_size`` and ``char_hidden_size`` (per
     direction; ``char_embed_size=0`` or ``chars=False`` turns the character encoder off),
     ``hidden_size`` (per direction), ``num_layers``, ``cell`` (``lstm``, ``gru``, ``rnn_tanh``,
     ``rnn_relu``; both encoders), ``bidirectional`` (the sentence layers), ``dropout``.
