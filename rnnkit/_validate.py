@@ -25,10 +25,14 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     return x
 
 
+class NonFiniteError(ValueError):
+    """NaN or infinite values where finite ones were expected (the Trainer reports it as divergence)."""
+
+
 def check_finite(x: np.ndarray, name: str) -> None:
     if not np.isfinite(x).all():
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(f"{name}: expected finite values, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}")
+        raise NonFiniteError(f"{name}: expected finite values, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}")
 
 
 def check_shape(x: np.ndarray, expected: tuple, name: str) -> None:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from . import __version__, io
+from ._validate import NonFiniteError
 from .errors import UserError
 from .models.common import rng_state, set_rng_state
 from .optim import clip_grad_norm, make_optimizer, make_schedule
@@ -92,10 +93,6 @@ class Terminated(KeyboardInterrupt):
     exit_status = 143
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def _pack_state(state):
     if state is None:
         return None
@@ -136,6 +133,7 @@ class Trainer:
         self.elapsed = 0.0
         self.last = {}            # latest logged metrics
         self.history = []         # every logged record of this process (what metrics.jsonl gets)
+        self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}   # steps since the last log line
         self.best_state = None    # the weights with the best validation loss, in memory
         self.stop_reason = None
 
@@ -166,7 +164,7 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "rng": rng_state(self.model), "carry": _pack_state(self.carry),
             "progress": {"step": self.step, "epoch": self.epoch, "index": self.index, "best_val": self.best_val,
-                         "bad_evals": self.bad_evals, "elapsed": self.elapsed},
+                         "bad_evals": self.bad_evals, "elapsed": self.elapsed, "window": dict(self.window)},
         })
 
     def save_best(self) -> None:
@@ -188,6 +186,7 @@ class Trainer:
         p = ckpt["progress"]
         self.step, self.epoch, self.index = int(p["step"]), int(p["epoch"]), int(p["index"])
         self.best_val, self.bad_evals, self.elapsed = float(p["best_val"]), int(p["bad_evals"]), float(p["elapsed"])
+        self.window = dict(p.get("window", self.window))
         self._truncate_log()
 
     def _truncate_log(self) -> None:
@@ -241,7 +240,10 @@ class Trainer:
         model.train()
         model.zero_grad()
         t0 = time.perf_counter()
-        loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
+        try:
+            loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
+        except NonFiniteError:              # a NaN met a module's check inside the step: divergence too
+            loss, state, n = math.nan, None, 0
         norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
         if not (math.isfinite(loss) and math.isfinite(norm)):
             model.zero_grad()
@@ -282,13 +284,30 @@ class Trainer:
             return self._with_signals(stop_at)
 
     def _with_signals(self, stop_at):
-        on_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
+        """Run with SIGINT and SIGTERM deferred to the end of the current step: a step is never
+        half-applied (some parameters updated, the counter not) when its checkpoint is saved.
+        A second signal before then interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._run(stop_at)
+        self._signal = None
+
+        def defer(signum, frame):
+            if self._signal is not None:
+                raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            self._signal = signum
+
+        previous = {s: signal.signal(s, defer) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._run(stop_at)
         finally:
-            if on_main:
-                signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _check_signal(self) -> None:
+        s = getattr(self, "_signal", None)
+        if s is not None:
+            self._signal = None
+            raise Terminated() if s == signal.SIGTERM else KeyboardInterrupt()
 
     def _run(self, stop_at):
         from tqdm.auto import tqdm
@@ -303,7 +322,7 @@ class Trainer:
         bar = (tqdm(total=round(c.time_limit), initial=min(round(self.elapsed), round(c.time_limit)), unit="s",
                     disable=not self.progress, dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}") if by_time else
                tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True))
-        window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
+        window = self.window
         start = time.perf_counter() - self.elapsed
         try:
             while self.step < end and self.stop_reason is None:
@@ -320,7 +339,7 @@ class Trainer:
                                  "elapsed": self.elapsed}
                     self.log(self.last)
                     bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{self.last['tokens_per_s']:.0f}")
-                    window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
+                    window = self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
                 bar.update(min(self.elapsed, c.time_limit) - bar.n if by_time else 1)
                 final = self.step >= total or (c.time_limit and self.elapsed >= c.time_limit)
                 if self.step % c.eval_every == 0 or final:
@@ -336,6 +355,7 @@ class Trainer:
                     self.save_checkpoint()
                 if c.time_limit and self.elapsed >= c.time_limit:
                     self.stop_reason = f"time limit of {c.time_limit:g} s reached"
+                self._check_signal()
         except KeyboardInterrupt:
             self.save_checkpoint()
             bar.close()
