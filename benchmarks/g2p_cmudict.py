@@ -264,7 +264,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0, help="training time budget")
     ap.add_argument("--points", type=int, default=8, help="evaluations along the training time")
-    ap.add_argument("--work", default=os.path.join("runs", "g2p_cmudict"), help="data, run and snapshots (an earlier run there is replaced)")
+    ap.add_argument("--work", default=os.path.join("runs", "g2p_cmudict"),
+                    help="data, run and snapshots (an earlier run there is replaced)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"), help="where the .md and .json go")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads per process")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of this many words (quick checks)")

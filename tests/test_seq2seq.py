@@ -237,7 +237,8 @@ def test_train_writes_a_run_with_vocabularies_and_scores(trained, capsys):
         assert (run / name).exists(), name
     model = runs.load(run)
     assert model.config["kind"] == "seq2seq" and model.src_tokens == "chars" and model.tgt_tokens == "words"
-    assert model.tgt_vocab.itos[4:] == ["AH", "B", "K", "S"] and model.max_len == 4 + 10          # longest target (bcab) + 10
+    assert model.tgt_vocab.itos[4:] == ["AH", "B", "K", "S"]
+    assert model.max_len == 4 + 10                            # the longest target (bcab) + 10
     scores = json.loads((run / "scores.json").read_text())["valid"]
     assert scores["sources"] == 3 and 0 <= scores["exact_match"] <= 1 and scores["token_error_rate"] >= 0
     val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]

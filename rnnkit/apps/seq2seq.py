@@ -134,9 +134,10 @@ def train(*, train_path=None, valid_path=None, task=None, src_tokens="chars", tg
         f"{model.num_parameters():,} parameters; decoder limit {model.max_len} tokens")
     trainer, result = fit(model, train_data, valid_data, config, out, extra={"data": data}, ckpt=ckpt,
                           overwrite=overwrite, progress=progress, log=log)
-    log(f"{result['stop_reason']} at step {result['step']}; best validation loss {result['best_val_loss']:.4f}")
+    # trainer.step, not result["step"]: the result's last log record (a few steps back) overrides its step
+    log(f"{result['stop_reason']} at step {trainer.step}; best validation loss {result['best_val_loss']:.4f}")
     best = runs.load(out, kinds=(KIND,))
-    scores = {"step": result["step"], "valid": score_pairs(best, valid_pairs, progress=progress)}
+    scores = {"step": trainer.step, "valid": score_pairs(best, valid_pairs, progress=progress)}
     log(f"validation: exact match {scores['valid']['exact_match']:.4f}, token error rate "
         f"{scores['valid']['token_error_rate']:.4f} ({scores['valid']['sources']} sources, greedy)")
     if data["task"] == "dates":

@@ -76,7 +76,8 @@ class Seq2Seq(TaskModel):
         self.config = dict(kind="seq2seq", src_vocab=self.src_vocab.to_dict(), tgt_vocab=self.tgt_vocab.to_dict(),
                            embed_size=E, hidden_size=H, cell=cell, num_layers=num_layers, dropout=dropout,
                            attention=attention, bidirectional=bidirectional, teacher_forcing=teacher_forcing,
-                           src_tokens=src_tokens, tgt_tokens=tgt_tokens, max_len=None if max_len is None else int(max_len))
+                           src_tokens=src_tokens, tgt_tokens=tgt_tokens,
+                           max_len=None if max_len is None else int(max_len))
         self.cell_kind, self.H, self.E, self.D = cell, H, E, D
         self.teacher_forcing, self.max_len = teacher_forcing, max_len
         self.src_tokens, self.tgt_tokens = src_tokens, tgt_tokens
