@@ -364,4 +364,4 @@ class Trainer:
         self.save_checkpoint()
         if self.stop_reason is None:
             self.stop_reason = "finished" if self.step >= total else f"stopped at step {self.step}"
-        return {"step": self.step, "best_val_loss": self.best_val, "stop_reason": self.stop_reason, **self.last}
+        return {**self.last, "step": self.step, "best_val_loss": self.best_val, "stop_reason": self.stop_reason}

@@ -29,8 +29,7 @@ from ..diagnostics import FlowRecorder
 from ..io import atomic_write_text
 from ..models.sequence import SequenceModel
 from ..train import Trainer, TrainConfig, TrainingDiverged
-from ..plots import _pyplot
-from ..plots import save_figure as _save
+from ..plots import plot_exploding, plot_flow_heatmaps, plot_flow_profiles, plot_task_curves
 
 # -- what "solved" means per task -----------------------------------------------------
 
@@ -266,81 +265,6 @@ def _json_default(v):
     raise TypeError(type(v).__name__)
 
 
-# -- plots ------------------------------------------------------------------------------------
-
-
-def plot_flow_heatmaps(results, out_png):
-    """One panel per run: log10 ||dL/dh_t|| with time step across and training step down."""
-    plt = _pyplot()
-    n = len(results)
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4 * rows), squeeze=False, layout="constrained")
-    logs = [np.log10(np.maximum(r["flow"], 1e-30)) for r in results if r["flow"].size]
-    vmax = max((float(np.nanmax(v)) for v in logs), default=0.0)
-    vmin = max(min((float(np.nanmin(v)) for v in logs), default=-10.0), vmax - 12)
-    im = None
-    for ax, r in zip(axes.flat, results):
-        f = r["flow"]
-        if not f.size:
-            ax.set_axis_off()
-            continue
-        im = ax.imshow(np.log10(np.maximum(f, 1e-30)), aspect="auto", origin="upper", cmap="magma",
-                       vmin=vmin, vmax=vmax, interpolation="nearest",
-                       extent=(0.5, f.shape[1] + 0.5, max(r["flow_steps"][-1], r["flow_steps"][0] + 1),
-                               r["flow_steps"][0]))
-        ax.set_title(f"{r['cell']}  T={r['T']}  ({r['metric']} {_fmt(r['final'])})")
-        ax.set_xlabel("time step t")
-        ax.set_ylabel("training step")
-    for ax in list(axes.flat)[n:]:
-        ax.set_axis_off()
-    if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="log10 ||dL/dh_t||")
-    fig.suptitle(f"Gradient flow through time: {results[0]['task']} (loss at the last step)")
-    _save(fig, plt, out_png)
-
-
-def plot_flow_profiles(results, out_png):
-    """||dL/dh_t|| / ||dL/dh_T|| against t, early and late in training, one line per run."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    for ax, which, title in ((axes[0], 0, "at the first training step"), (axes[1], -1, "at the end of training")):
-        for r in results:
-            if not r["flow"].size:
-                continue
-            f = r["flow"][which]
-            ax.semilogy(np.arange(1, len(f) + 1), np.maximum(f / max(f[-1], 1e-300), 1e-30),
-                        label=f"{r['cell']} T={r['T']}")
-        ax.set_title(f"gradient reaching step t, {title}")
-        ax.set_xlabel("time step t")
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("||dL/dh_t|| / ||dL/dh_T||")
-    axes[1].legend(fontsize=8)
-    _save(fig, plt, out_png)
-
-
-def plot_task_curves(results, out_png):
-    """Held-out loss against training step, one panel per T, the trivial baseline dashed."""
-    plt = _pyplot()
-    Ts = sorted({r["T"] for r in results})
-    fig, axes = plt.subplots(1, len(Ts), figsize=(5.5 * len(Ts), 4), squeeze=False)
-    for ax, T in zip(axes[0], Ts):
-        for r in (r for r in results if r["T"] == T):
-            ev = [c for c in r["curve"] if "metric" in c]
-            ax.plot([c["step"] for c in ev], [c["metric"] for c in ev], "-", label=r["cell"])
-        r0 = next(r for r in results if r["T"] == T)
-        ax.axhline(r0["trivial"], ls="--", color="gray", label="trivial baseline")
-        if r0["metric"] == "mse":
-            ax.set_yscale("log")
-            ax.axhline(r0["solved_at"], ls=":", color="green", label="solved")
-        ax.set_title(f"{r0['task']}, T={T}")
-        ax.set_xlabel("training step")
-        ax.set_ylabel(f"held-out {r0['metric']}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    _save(fig, plt, out_png)
-
-
 # -- the exploding-gradient experiment ----------------------------------------------------
 
 
@@ -364,26 +288,7 @@ def run_exploding(task="adding", T=100, steps=600, out_dir="experiment", hidden=
     md = write_table(runs, out_dir, "exploding", columns=cols,
                      note=f"tanh RNN, hidden {hidden}, recurrent weights {gain} x orthogonal, SGD lr {lr}, batch {batch_size}.")
     _save_runs(runs, out_dir)
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for r in runs:
-        label = f"clip {r['clip']:g}" if r["clip"] else "no clipping"
-        st = [c["step"] for c in r["curve"]]
-        axes[0].semilogy(st, [max(c["grad_norm"], 1e-12) if math.isfinite(c["grad_norm"]) else np.nan
-                              for c in r["curve"]], label=label, lw=1)
-        axes[1].semilogy(st, [c["loss"] if math.isfinite(c["loss"]) else np.nan for c in r["curve"]], label=label, lw=1)
-        if r["diverged_at"]:
-            for ax in axes:
-                ax.axvline(r["diverged_at"], color="red", ls=":", lw=1)
-    axes[0].set_title("gradient norm before clipping")
-    axes[1].set_title("training loss")
-    axes[1].axhline(runs[0]["trivial"], ls="--", color="gray", label="trivial baseline")
-    for ax in axes:
-        ax.set_xlabel("training step")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    fig.suptitle(f"Exploding gradients: tanh RNN, recurrent weights {gain} x orthogonal, SGD lr {lr}")
-    _save(fig, plt, os.path.join(out_dir, "exploding.png"))
+    plot_exploding(runs, gain, lr, os.path.join(out_dir, "exploding.png"))
     log(md)
     return runs
 
