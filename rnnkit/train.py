@@ -35,6 +35,10 @@ from .models.common import rng_state, set_rng_state
 from .optim import clip_grad_norm, make_optimizer, make_schedule
 
 
+DIVERGENCE_ACTIONS = ("stop", "skip", "rollback")
+MAX_SKIPS, MAX_ROLLBACKS = 20, 5       # in a row / in one run: past that, the run stops
+
+
 @dataclass
 class TrainConfig:
     steps: int = 1000             # optimizer steps in all (ignored when ``epochs`` is set)
@@ -52,6 +56,9 @@ class TrainConfig:
     patience: int = 0             # evaluations without improvement before stopping; 0 = never
     time_limit: float = 0.0       # seconds; 0 = no limit
     seed: int = 0
+    on_divergence: str = "stop"   # stop | skip (drop a non-finite step's update) | rollback (last checkpoint, lr / 2)
+    divergence_factor: float = 0.0  # also diverged when the smoothed loss stays above k x its minimum (0: off)
+    divergence_steps: int = 20    # ... for this many consecutive steps
 
     def __post_init__(self):
         positive = {"steps": self.steps, "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
@@ -71,6 +78,13 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+        if self.on_divergence not in DIVERGENCE_ACTIONS:
+            raise ValueError(f"on-divergence: expected one of {', '.join(DIVERGENCE_ACTIONS)}, got {self.on_divergence!r}")
+        if not (isinstance(self.divergence_factor, (int, float)) and (self.divergence_factor == 0
+                                                                      or self.divergence_factor > 1)):
+            raise ValueError(f"divergence-factor: expected 0 (off) or a number > 1, got {self.divergence_factor!r}")
+        if not isinstance(self.divergence_steps, (int, np.integer)) or self.divergence_steps < 1:
+            raise ValueError(f"divergence-steps: expected an integer >= 1, got {self.divergence_steps!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -134,6 +148,8 @@ class Trainer:
         self.last = {}            # latest logged metrics
         self.history = []         # every logged record of this process (what metrics.jsonl gets)
         self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}   # steps since the last log line
+        self.last_checkpoint = None   # in-memory runs with rollback: the last checkpoint tree
+        self._smooth, self._lowest, self._high, self._skips, self.rollbacks = None, math.inf, 0, 0, 0
         self.best_state = None    # the weights with the best validation loss, in memory
         self.stop_reason = None
 
@@ -155,17 +171,24 @@ class Trainer:
             f.flush()
 
     # -- checkpoints ----------------------------------------------------------------
-    def save_checkpoint(self) -> None:
-        if self.out_dir is None:
-            return
-        io.save(self.path("checkpoint.npz"), {
-            "kind": self.model.config["kind"], "rnnkit_version": __version__, "config": asdict(self.config), "model_config": self.model.config, "extra": self.extra,
+    def checkpoint_tree(self) -> dict:
+        """Everything a resume needs (what ``checkpoint.npz`` holds)."""
+        return {
+            "kind": self.model.config["kind"], "rnnkit_version": __version__, "config": asdict(self.config),
+            "model_config": self.model.config, "extra": self.extra,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "rng": rng_state(self.model), "carry": _pack_state(self.carry),
             "progress": {"step": self.step, "epoch": self.epoch, "index": self.index, "best_val": self.best_val,
                          "bad_evals": self.bad_evals, "elapsed": self.elapsed, "window": dict(self.window)},
-        })
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.out_dir is None:
+            if self.config.on_divergence == "rollback":
+                self.last_checkpoint = self.checkpoint_tree()
+            return
+        io.save(self.path("checkpoint.npz"), self.checkpoint_tree())
 
     def save_best(self) -> None:
         self.best_state = self.model.state_dict()
@@ -175,7 +198,7 @@ class Trainer:
                                          "model": self.model.state_dict(), "step": self.step,
                                          "val_loss": self.best_val})
 
-    def restore(self, ckpt: dict) -> None:
+    def restore(self, ckpt: dict, truncate_log: bool = True) -> None:
         """Continue from a checkpoint dict (as loaded by :func:`rnnkit.io.load`)."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -187,7 +210,8 @@ class Trainer:
         self.step, self.epoch, self.index = int(p["step"]), int(p["epoch"]), int(p["index"])
         self.best_val, self.bad_evals, self.elapsed = float(p["best_val"]), int(p["bad_evals"]), float(p["elapsed"])
         self.window = dict(p.get("window", self.window))
-        self._truncate_log()
+        if truncate_log:
+            self._truncate_log()
 
     def _truncate_log(self) -> None:
         """Drop log lines written after the checkpoint, so a resumed log reads like an unbroken one."""
@@ -245,14 +269,11 @@ class Trainer:
         except NonFiniteError:              # a NaN met a module's check inside the step: divergence too
             loss, state, n = math.nan, None, 0
         norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
-        if not (math.isfinite(loss) and math.isfinite(norm)):
+        problem = self._divergence(loss, norm)
+        if problem:
             model.zero_grad()
-            last = self.path("checkpoint.npz") if self.out_dir else ""
-            kept = (f"the last good checkpoint, {last}, is kept" if last and os.path.exists(last)
-                    else "no checkpoint had been written yet")
-            what = f"the loss became {loss}" if not math.isfinite(loss) else f"the gradient norm became {norm}"
-            raise TrainingDiverged(f"training diverged: {what} at step {self.step + 1}; {kept}; "
-                                   f"try a lower --lr or a smaller --clip", self.step + 1, loss, norm)
+            return self._on_divergence(problem, loss, norm)
+        self._skips = 0
         self.optimizer.step()
         lr = self.optimizer.lr
         if self.schedule is not None and c.schedule != "plateau":
@@ -264,6 +285,59 @@ class Trainer:
         if self.index >= len(self.train_data):
             self.index, self.epoch, self.carry = 0, self.epoch + 1, None
         return {"loss": loss, "grad_norm": float(norm), "lr": lr, "tokens": n, "seconds": dt}
+
+    # -- the divergence guard -------------------------------------------------------
+    def _divergence(self, loss, norm) -> str | None:
+        """What went wrong with this step, or None: a non-finite loss or gradient, or (with
+        ``divergence_factor`` k) a smoothed loss above k x its lowest value for ``divergence_steps``."""
+        if not math.isfinite(loss):
+            return f"the loss became {loss}"
+        if not math.isfinite(norm):
+            return f"the gradient norm became {norm}"
+        c = self.config
+        if c.divergence_factor:
+            self._smooth = loss if self._smooth is None else 0.9 * self._smooth + 0.1 * loss
+            self._lowest = min(self._lowest, self._smooth)
+            self._high = self._high + 1 if self._smooth > c.divergence_factor * self._lowest else 0
+            if self._high >= c.divergence_steps:
+                return (f"the smoothed loss {self._smooth:.4g} stayed above {c.divergence_factor:g} x its lowest "
+                        f"value {self._lowest:.4g} for {self._high} steps")
+        return None
+
+    def _on_divergence(self, problem, loss, norm):
+        """Apply ``on_divergence``; returns None (the loop goes on) or raises ``TrainingDiverged``."""
+        c, step = self.config, self.step + 1
+        last = self.path("checkpoint.npz") if self.out_dir else None
+        have = (last and os.path.exists(last)) or self.last_checkpoint is not None
+        action = c.on_divergence
+        if action == "skip" and not (math.isfinite(loss) and math.isfinite(norm)):
+            ok = self._skips < MAX_SKIPS
+        else:
+            ok = action == "rollback" and have and self.rollbacks < MAX_ROLLBACKS
+        if action == "stop" or not ok:
+            kept = f"the last good checkpoint, {last}, is kept" if last and have else "no checkpoint had been written"
+            why = {"skip": f"; {self._skips} steps skipped in a row", "rollback": f"; {self.rollbacks} rollbacks done"}
+            raise TrainingDiverged(f"training diverged at step {step}: {problem} (loss {loss:.4g}, gradient norm "
+                                   f"{norm:.4g}){why.get(action, '') if action != 'stop' else ''}; {kept}; "
+                                   f"try a lower --lr, a smaller --clip or --on-divergence rollback", step, loss, norm)
+        if action == "skip":                  # drop this batch's update and go on with the next batch
+            self._skips += 1
+            self.index += 1
+            if self.index >= len(self.train_data):
+                self.index, self.epoch, self.carry = 0, self.epoch + 1, None
+            self.log({"step": self.step, "event": "skipped", "why": problem})
+            return None
+        self.restore(self.last_checkpoint if last is None else io.load(last), truncate_log=False)
+        self.rollbacks += 1
+        if self.schedule is not None:
+            self.schedule.base_lr *= 0.5
+            self.optimizer.lr = self.schedule.lr_at(self.schedule.count)
+        else:
+            self.optimizer.lr *= 0.5
+        self._smooth, self._lowest, self._high = None, math.inf, 0
+        self.log({"step": self.step, "event": "rollback", "why": f"{problem} at step {step}",
+                  "lr": self.optimizer.lr})
+        return None
 
     def run(self, stop_at: int | None = None) -> dict:
         """Train until the step budget, the time limit or early stopping. ``stop_at`` stops after
@@ -327,6 +401,12 @@ class Trainer:
         try:
             while self.step < end and self.stop_reason is None:
                 m = self.train_one()
+                if m is None:                       # a skipped step or a rollback: nothing to log
+                    if not by_time:
+                        bar.n = self.step
+                        bar.refresh()
+                    self._check_signal()
+                    continue
                 for k in ("loss", "tokens", "seconds"):
                     window[k] += m[k]
                 window["n"] += 1

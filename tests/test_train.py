@@ -8,6 +8,7 @@ import torch
 from rnnkit import io
 from rnnkit.data.text import CharVocab, StreamBatches
 from rnnkit.models import CharLM
+from rnnkit.models.base import TaskModel
 from rnnkit.train import TrainingDiverged, Trainer, TrainConfig
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
@@ -124,7 +125,7 @@ def test_config_rejects_bad_values(field, value, match):
 def test_nonfinite_loss_is_reported(tmp_path):
     tr = make_trainer(tmp_path)
     tr.model.head.params["bias"][0] = np.inf
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 1; no checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 1: the loss became nan \(loss nan, gradient norm nan\); no checkpoint"):
         tr.train_one()
     assert all(not g.any() for g in tr.model.grad_dict().values())     # nothing half-applied
 
@@ -138,3 +139,61 @@ def test_divergence_keeps_the_last_checkpoint(tmp_path):
         tr.run()
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
     assert not (tmp_path / "run.lock").exists()
+
+
+class Quadratic(TaskModel):
+    """loss = (w - target)^2: plain SGD diverges for lr > 1 and converges for lr < 1."""
+
+    def __init__(self, dtype=np.float64, seed=0):
+        super().__init__(dtype, seed)
+        self.add_param("w", np.zeros(1))
+        self.config = {"kind": "quadratic"}
+
+    def train_step(self, batch, state=None):
+        d = self.params["w"] - batch
+        self.grads["w"] += 2 * d
+        return float((d ** 2).sum()), None, 1
+
+    def evaluate(self, batch, state=None):
+        return float(((self.params["w"] - batch) ** 2).sum()), None, 1
+
+
+class Targets:
+    def __init__(self, bad=()):
+        self.bad = bad
+
+    def __len__(self):
+        return 10
+
+    def batch(self, i, epoch=0):
+        return np.array([np.nan if (epoch, i) in self.bad else 3.0])
+
+
+def test_skip_drops_a_nonfinite_step_and_goes_on():
+    cfg = TrainConfig(steps=8, lr=0.1, optimizer="sgd", clip=0, stateful=False, log_every=1, on_divergence="skip")
+    tr = Trainer(Quadratic(), Targets(bad={(0, 3)}), None, cfg, None, progress=False)
+    tr.run()
+    assert tr.step == 8 and np.isfinite(tr.model.params["w"]).all()
+    assert [r["event"] for r in tr.history if "event" in r] == ["skipped"]
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step 4: the loss became nan .*gradient norm nan"):
+        Trainer(Quadratic(), Targets(bad={(0, 3)}), None, TrainConfig(steps=8, lr=0.1, optimizer="sgd", clip=0,
+                                                                      stateful=False), None, progress=False).run()
+
+
+def test_rollback_halves_the_learning_rate_and_recovers(tmp_path):
+    for out in (None, tmp_path / "run"):
+        cfg = TrainConfig(steps=60, lr=1.5, optimizer="sgd", clip=0, stateful=False, log_every=1, checkpoint_every=1,
+                          on_divergence="rollback", divergence_factor=10, divergence_steps=1)
+        tr = Trainer(Quadratic(), Targets(), None, cfg, out, progress=False)
+        tr.run()
+        events = [r for r in tr.history if r.get("event") == "rollback"]
+        assert events and events[0]["lr"] == 0.75 and tr.rollbacks == len(events)
+        assert tr.step == 60 and float(((tr.model.params["w"] - 3.0) ** 2).sum()) < 1e-6
+
+
+def test_sustained_high_loss_stops_naming_step_loss_and_norm():
+    cfg = TrainConfig(steps=60, lr=1.5, optimizer="sgd", clip=0, stateful=False, divergence_factor=10,
+                      divergence_steps=3)
+    with pytest.raises(TrainingDiverged, match=r"smoothed loss .* stayed above 10 x its lowest value .* for 3 "
+                                               r"steps \(loss .*, gradient norm .*\)"):
+        Trainer(Quadratic(), Targets(), None, cfg, None, progress=False).run()

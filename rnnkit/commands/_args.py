@@ -197,6 +197,14 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     g.add_argument("--time-limit", type=nonneg_float, default=0.0, help="stop after this many seconds (0: none)")
     g.add_argument("--seed", type=int, default=0, help="random seed (initialisation, shuffling, dropout)")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide the progress bar")
+    g.add_argument("--on-divergence", choices=("stop", "skip", "rollback"), default="stop",
+                   help="when the loss or gradient becomes NaN/inf (or see --divergence-factor): stop with the last "
+                        "checkpoint kept; skip that step's update; or reload the last checkpoint with half the "
+                        "learning rate")
+    g.add_argument("--divergence-factor", type=nonneg_float, default=0.0,
+                   help="also treat as divergence a smoothed loss above this many times its lowest value (0: off)")
+    g.add_argument("--divergence-steps", type=positive_int, default=20,
+                   help="... for this many steps in a row")
     p.set_defaults(default_steps=steps)
     return g
 
@@ -209,4 +217,6 @@ def fit_config(args, stateful=False):
                        optimizer=args.optimizer, weight_decay=args.weight_decay, clip=args.clip,
                        schedule=args.schedule, warmup=args.warmup, stateful=stateful, eval_every=args.eval_every,
                        checkpoint_every=args.checkpoint_every or args.eval_every, log_every=args.log_every,
-                       patience=args.patience, time_limit=args.time_limit, seed=args.seed)
+                       patience=args.patience, time_limit=args.time_limit, seed=args.seed,
+                       on_divergence=args.on_divergence, divergence_factor=args.divergence_factor,
+                       divergence_steps=args.divergence_steps)
