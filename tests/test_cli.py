@@ -102,3 +102,21 @@ def test_bad_input_is_one_line(run_dir, args, match):
 def test_main_without_command_prints_help(capsys):
     assert main([]) == 0
     assert "COMMAND" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_memory_estimate_counts_the_parameters_exactly(cell):
+    from rnnkit.apps.lm import memory_estimate
+    from rnnkit.models import CharLM
+
+    est = memory_estimate(30, 8, 12, 2, cell, 4, 16)
+    assert est["parameters"] == CharLM(30, 8, 12, 2, cell).num_parameters()
+    assert est["total"] == est["weights"] + est["activations"] and est["weights"] == 4 * 4 * est["parameters"]
+
+
+def test_dry_run_and_refusal_of_a_model_larger_than_memory(run_dir):
+    r = rnnkit("train", run_dir / "t.txt", "--dry-run")
+    assert r.returncode == 0 and "parameters" in r.stdout and "MiB" in r.stdout
+    r = rnnkit("train", run_dir / "t.txt", "--hidden", 100000, "--out", run_dir / "huge")
+    assert r.returncode == 2 and "GiB free here" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (run_dir / "huge").exists()

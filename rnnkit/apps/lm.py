@@ -31,6 +31,49 @@ def stream_data(text, vocab, seq_len, batch_size, val_fraction):
     return train, val
 
 
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "rnn": 1, "rnn-relu": 1}
+MOMENTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "sgd": 1}
+
+
+def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch_size, seq_len, optimizer="adam",
+                    itemsize=4) -> dict:
+    """What a CharLM training step needs, in bytes, computed before anything is allocated:
+    parameters, their gradients and the optimizer's moments, and the activations BPTT keeps
+    (per layer and step: the gate activations, h and c; the logits and their gradient)."""
+    G = GATES[cell]
+    params = vocab_size * embed_size + hidden_size * vocab_size + vocab_size
+    for layer in range(num_layers):
+        width = embed_size if layer == 0 else hidden_size
+        params += G * hidden_size * (width + hidden_size) + 2 * G * hidden_size
+    tokens = batch_size * seq_len
+    kept = tokens * (num_layers * (G + 2) * hidden_size + embed_size + 2 * vocab_size)
+    out = {"parameters": params, "weights": (2 + MOMENTS[optimizer]) * params * itemsize,
+           "activations": kept * itemsize}
+    out["total"] = out["weights"] + out["activations"]
+    return out
+
+
+def available_memory() -> int | None:
+    """Bytes the system says it can still give (``MemAvailable``), or None where it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(est: dict) -> None:
+    free = available_memory()
+    if free is not None and est["total"] > 0.9 * free:
+        raise UserError(f"this configuration needs about {est['total'] / 2**30:.1f} GiB ({est['parameters']:,} "
+                        f"parameters: {est['weights'] / 2**30:.1f} GiB with gradients and optimizer moments; "
+                        f"{est['activations'] / 2**30:.1f} GiB of activations kept for BPTT), more than the "
+                        f"{free / 2**30:.1f} GiB free here; use a smaller --hidden-size, --batch-size or --seq-len")
+
+
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
              batch_size=32, val_fraction=0.1, config=None, resume=False, overwrite=False, progress=True,
              callbacks=(), log=print):
@@ -53,6 +96,8 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
     else:
         runs.prepare(out, KIND, overwrite=overwrite)
         vocab = CharVocab.from_text(text)
+        check_memory(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size, seq_len,
+                                     config.optimizer))
         model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
                        seed=config.seed)
         extra = {"vocab": vocab.to_dict(), "text_digest": text_digest(text),

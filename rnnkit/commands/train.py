@@ -16,6 +16,8 @@ def register(sub):
     f.add_argument("--no-stateful", dest="stateful", action="store_false", default=True,
                    help="start every window from a zero state (full BPTT per window) instead of carrying it")
     f.add_argument("--val-fraction", type=fraction, default=0.1, help="tail of the text held out for validation")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the parameter count and the memory a training step needs, then exit")
     p.set_defaults(run=run)
 
 
@@ -25,6 +27,16 @@ def run(args):
     from ._args import fit_config
 
     text = read_text(args.text_file)
+    if args.dry_run:
+        vocab = lm.CharVocab.from_text(text)
+        est = lm.memory_estimate(len(vocab), args.embed_size, args.hidden_size, args.num_layers, args.cell,
+                                 args.batch_size, args.seq_len, args.optimizer)
+        free = lm.available_memory()
+        print(f"{est['parameters']:,} parameters (vocabulary {len(vocab)}); memory for training: "
+              f"{est['weights'] / 2**20:,.1f} MiB of weights, gradients and optimizer moments + "
+              f"{est['activations'] / 2**20:,.1f} MiB of activations kept for BPTT = {est['total'] / 2**20:,.1f} MiB"
+              + (f" ({free / 2**30:.1f} GiB free here)" if free else ""))
+        return 0
     config = fit_config(args, stateful=args.stateful)
     config.steps = args.steps or (None if args.resume else config.steps)
     _, result, _ = lm.train_lm(text, args.out, cell=args.cell, hidden_size=args.hidden_size,
