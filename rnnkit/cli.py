@@ -36,6 +36,11 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
+        from .runs import check_output
+
+        for dest, directory in (("out", True), ("output", False), ("png", False)):   # before any work
+            if getattr(args, dest, None) not in (None, "-"):
+                check_output(getattr(args, dest), directory, f"--{dest}")
         if getattr(args, "resume", False):
             check_resume(args, given_options(build_parser(), sys.argv[1:] if argv is None else argv))
         return args.run(args) or 0
@@ -43,8 +48,7 @@ def main(argv=None) -> int:
         status = getattr(exc, "exit_status", 130)
         print(f"rnnkit: {'terminated' if status == 143 else 'interrupted'}", file=sys.stderr)
         return status
-    except (UserError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
-            UnicodeDecodeError, ImportError) as exc:
+    except (UserError, ValueError, TypeError, OSError, UnicodeDecodeError, ImportError) as exc:
         if os.environ.get("RNNKIT_DEBUG"):
             raise
         print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)

@@ -62,6 +62,25 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
+def finite_json(tree):
+    """``tree`` with NaN and infinite floats replaced by None (JSON has no such numbers) and NumPy
+    scalars turned into Python numbers."""
+    if isinstance(tree, dict):
+        return {k: finite_json(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [finite_json(v) for v in tree]
+    if isinstance(tree, (float, np.floating)):
+        return float(tree) if np.isfinite(tree) else None
+    if isinstance(tree, np.integer):
+        return int(tree)
+    return tree
+
+
+def json_text(tree, indent=None) -> str:
+    """Strict JSON (never ``NaN`` or ``Infinity``, which other readers reject): non-finite numbers become null."""
+    return json.dumps(finite_json(tree), indent=indent, allow_nan=False)
+
+
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

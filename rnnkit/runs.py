@@ -89,6 +89,25 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False) -> None:
                     f"replace it, or choose another --out")
 
 
+def check_output(path, directory: bool, flag: str) -> None:
+    """Before any work: ``path`` can be written as a directory (``directory``) or a file, i.e. it
+    is not the wrong kind of thing already, no part of its parent is a file, and the nearest
+    existing parent is writable."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        if directory and not os.path.isdir(path):
+            raise UserError(f"{flag} {path}: expected a directory, got an existing file")
+        if not directory and os.path.isdir(path):
+            raise UserError(f"{flag} {path}: expected a file name, got a directory")
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"{flag} {path}: cannot be created, {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{flag} {path}: cannot be created, {parent} is not writable")
+
+
 def require_kind(run_dir, kinds) -> dict:
     """The config of the run in ``run_dir``; a one-line error when it is missing or of another kind."""
     run_dir = os.fspath(run_dir)

@@ -167,7 +167,7 @@ class Trainer:
         if self.out_dir is None:
             return
         with open(self.path("metrics.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(io.json_text(record) + "\n")
             f.flush()
 
     # -- checkpoints ----------------------------------------------------------------

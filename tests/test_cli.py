@@ -2,7 +2,9 @@
 import json
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from rnnkit.cli import main
@@ -120,3 +122,28 @@ def test_dry_run_and_refusal_of_a_model_larger_than_memory(run_dir):
     r = rnnkit("train", run_dir / "t.txt", "--hidden", 100000, "--out", run_dir / "huge")
     assert r.returncode == 2 and "GiB free here" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (run_dir / "huge").exists()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["experiment", "exploding", "--out", "{d}/afile/sub", "--steps", "5"], "{d}/afile is a file, not a directory"),
+    (["experiment", "vanishing", "--out", "{d}/afile", "--steps", "5"], "expected a directory, got an existing file"),
+    (["plot", "{d}/run", "--png", "{d}/afile/x.png"], "{d}/afile is a file, not a directory"),
+    (["classify", "train", "--dataset", "dna", "--out", "{d}/afile"], "expected a directory, got an existing file"),
+    (["sample", "{d}/run"] , None),
+])
+def test_output_paths_are_checked_before_any_work(run_dir, argv, msg):
+    (run_dir / "afile").write_text("mine")
+    t0 = time.perf_counter()
+    r = rnnkit(*[a.format(d=run_dir) for a in argv])
+    if msg is None:
+        assert r.returncode == 0
+        return
+    assert r.returncode == 2 and msg.format(d=run_dir) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert time.perf_counter() - t0 < 30 and (run_dir / "afile").read_text() == "mine"
+
+
+def test_metrics_and_scores_are_strict_json():
+    from rnnkit import io
+
+    text = io.json_text({"a": float("inf"), "b": [1.0, float("nan")], "c": np.float32(2.5)})
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": 2.5} and "Infinity" not in text

@@ -9,7 +9,6 @@ Data: a list of (L_i, D) float sequences and a label each, from ``.npz`` or UEA 
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -18,7 +17,7 @@ import numpy as np
 from .. import runs
 from ..data import labelled as LS
 from ..errors import UserError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, json_text
 from .common import fit, resumed_config, saved_run
 
 KIND = "classifier"
@@ -109,7 +108,7 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
             f"(majority class {scores['majority_baseline']:.4f})")
         plot_confusion(np.array(scores["confusion"]), classes, f"accuracy {scores['accuracy']:.3f}",
                        os.path.join(out_dir, "confusion.png"))
-    atomic_write_text(os.path.join(out_dir, "scores.json"), json.dumps(scores, indent=2))
+    atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(scores, indent=2))
     return scores
 
 

@@ -7,7 +7,6 @@ the values before it. Within those, the windows whose targets fall in the last
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -17,7 +16,7 @@ from .. import runs
 from ..data import datasets as D
 from ..data import timeseries as TS
 from ..errors import UserError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, json_text
 from ..train import Trainer, TrainConfig
 from .common import fit, resumed_config, saved_run
 
@@ -119,6 +118,6 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     for k, s in scores.items():
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
     if out_dir:
-        atomic_write_text(os.path.join(out_dir, "scores.json"), json.dumps(result, indent=2))
+        atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(result, indent=2))
         plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"))
     return result

@@ -19,7 +19,6 @@ lengths of those closest references.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 
@@ -29,7 +28,7 @@ from .. import runs
 from ..data import seq2seq as S
 from ..data.readers import read_pairs, read_sources
 from ..errors import UserError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, json_text
 from ..models.base import model_from_config
 from ..models.seq2seq import Seq2Seq
 from .common import fit, resumed_config, saved_run
@@ -142,7 +141,7 @@ def train(*, train_path=None, valid_path=None, task=None, src_tokens="chars", tg
         f"{scores['valid']['token_error_rate']:.4f} ({scores['valid']['sources']} sources, greedy)")
     if data["task"] == "dates":
         scores["dates_by_format"] = date_formats(best, n_test, data["seed"], log)
-    atomic_write_text(os.path.join(out, "scores.json"), json.dumps(scores, indent=2))
+    atomic_write_text(os.path.join(out, "scores.json"), json_text(scores, indent=2))
     log(f"wrote {os.path.join(out, 'scores.json')}  (rnnkit seq2seq translate {out} TEXT | --input FILE)")
     return best, scores
 
@@ -256,7 +255,7 @@ def translate(run_dir, text=None, input_path=None, output=None, beam=1, alpha=0.
         f"token error rate {result['token_error_rate']:.4f} ({result['token_errors']}/{result['reference_tokens']} "
         f"tokens)")
     if scores_path is not None:
-        atomic_write_text(scores_path, json.dumps({"run": os.fspath(run_dir), "input": os.fspath(input_path),
+        atomic_write_text(scores_path, json_text({"run": os.fspath(run_dir), "input": os.fspath(input_path),
                                                    "beam": beam, **result}, indent=2))
     return result
 

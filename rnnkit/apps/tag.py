@@ -9,7 +9,6 @@ the same sentences again and ``--resume`` with a different setting is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -232,9 +231,9 @@ def format_scores(s: dict) -> str:
 
 
 def write_scores(out, scores) -> None:
-    from ..io import atomic_write_text
+    from ..io import atomic_write_text, json_text
 
-    atomic_write_text(os.path.join(out, "scores.json"), json.dumps(scores, indent=2))
+    atomic_write_text(os.path.join(out, "scores.json"), json_text(scores, indent=2))
 
 
 def evaluate_run(run_dir, test=None, column=None) -> dict:
