@@ -106,7 +106,9 @@ def load(path) -> dict:
             keys = json.loads(str(z["__keys__"]))
             arrays = {k: z[f"a{i}"] for i, k in enumerate(keys)}
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path} is not an rnnkit checkpoint ({type(exc).__name__}: {exc})") from None
+        why = "it holds pickled objects, which rnnkit never loads" if "pickle" in str(exc) else \
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise ValueError(f"{path} is not an rnnkit checkpoint ({why})") from None
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an rnnkit checkpoint (format {meta.get('format')!r})")
     if meta.get("version") != VERSION:

@@ -220,8 +220,24 @@ class Trainer:
         path = self.path("metrics.jsonl")
         if not os.path.exists(path):
             return
-        with open(path, encoding="utf-8") as f:
-            kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        kept, bad = [], []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                    step = int(record.get("step", 0))
+                except (ValueError, TypeError, AttributeError):
+                    if line.strip():
+                        bad.append(n)
+                    continue
+                if step <= self.step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        if bad:
+            import sys
+
+            print(f"rnnkit: warning: {path}, line{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}"
+                  f"{', ...' if len(bad) > 5 else ''}: not a JSON record (a write cut short?); dropped on resume",
+                  file=sys.stderr)
         io.atomic_write_text(path, "".join(kept))
 
     # -- evaluation -----------------------------------------------------------------

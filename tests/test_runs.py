@@ -143,3 +143,22 @@ def test_lock_and_prepare(tmp_path):
     f.write_text("x")
     with pytest.raises(UserError, match="expected a directory, got an existing file"):
         runs.prepare(f, "charlm")
+
+
+def test_damaged_run_files_are_one_line(text, tmp_path):
+    out = tmp_path / "r"
+    assert run(text, out, "--steps", "20", "--checkpoint-every", "10")[0] == 0
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 21, "loss": 1.0')                      # a write cut short
+    code, _, err = run(text, out, "--steps", "30", "--resume")
+    assert code == 0 and "metrics.jsonl, line" in err and "dropped on resume" in err
+    assert all(json.loads(line) for line in open(out / "metrics.jsonl"))
+    # a checkpoint of another kind, and random bytes
+    io.save(out / "checkpoint.npz", {"kind": "seq2seq", "model_config": {"kind": "seq2seq"}, "config": {},
+                                     "model": {}, "progress": {}, "extra": {}})
+    code, _, err = run(text, out, "--steps", "40", "--resume")
+    assert code == 2 and "expected the checkpoint of a charlm run, got one of a seq2seq run" in err
+    (out / "checkpoint.npz").write_bytes(os.urandom(300))
+    code, _, err = run(text, out, "--steps", "40", "--resume")
+    assert code == 2 and "is not an rnnkit checkpoint" in err and "allow_pickle" not in err
+    assert len(err.strip().splitlines()) == 1
