@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from rnnkit import io
+from rnnkit.errors import UserError
 from rnnkit.data.text import CharVocab, StreamBatches, pydoc_topics_text, read_text, split_ids
 
 
 def test_read_text_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(UserError, match="missing.txt: file not found"):
         read_text(tmp_path / "missing.txt")
-    with pytest.raises(IsADirectoryError, match="directory"):
+    with pytest.raises(UserError, match="expected a file, got a directory"):
         read_text(tmp_path)
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match="empty"):

@@ -57,7 +57,8 @@ def _show(line: str, width=60) -> str:
     return repr(line if len(line) <= width else line[:width] + "...")
 
 
-def _check_path(path) -> str:
+def check_path(path) -> str:
+    """``path`` as a string, once it is known to be an existing file (one-line error otherwise)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise UserError(f"{path}: file not found")
@@ -84,7 +85,7 @@ def read_lines(path, what="text") -> list:
     """The lines of a UTF-8 text file (``"\\n"`` or ``"\\r\\n"`` ends removed); ``-`` reads stdin."""
     if os.fspath(path) == "-":
         return _decode_lines(sys.stdin.buffer.read(), "<stdin>", what)
-    path = _check_path(path)
+    path = check_path(path)
     with open(path, "rb") as f:
         return _decode_lines(f.read(), path, what)
 
@@ -358,7 +359,7 @@ def read_npz_sequences(path):
     ``x`` (N, L, D) without lengths (all full length); ``x`` (N, L) meaning D = 1; or one array per
     sequence, ``x_0``, ``x_1``, ... each (L_i, D) or (L_i,). ``y`` (N,) ints or strings is optional.
     """
-    path = _check_path(path)
+    path = check_path(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] != b"PK":

@@ -3,8 +3,6 @@ out for truncated BPTT (each batch row a contiguous stream, so state can be carr
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .vocab import Vocab
@@ -14,11 +12,9 @@ UNK = "\ufffd"  # shown for characters outside the vocabulary
 
 def read_text(path) -> str:
     """Read a UTF-8 text file; one clear error for a missing, unreadable, empty or non-UTF-8 file."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"text file not found: {path}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"expected a text file, got a directory: {path}")
+    from .readers import check_path
+
+    path = check_path(path)
     with open(path, "rb") as f:
         raw = f.read()
     try:
