@@ -48,6 +48,12 @@ def main(argv=None) -> int:
         status = getattr(exc, "exit_status", 130)
         print(f"rnnkit: {'terminated' if status == 143 else 'interrupted'}", file=sys.stderr)
         return status
+    except MemoryError:
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        print(f"rnnkit {args.command}: error: ran out of memory; use a smaller --hidden-size, --batch-size or "
+              f"sequence length (rnnkit train --dry-run estimates what a configuration needs)", file=sys.stderr)
+        return 2
     except (UserError, ValueError, TypeError, OSError, UnicodeDecodeError, ImportError) as exc:
         if os.environ.get("RNNKIT_DEBUG"):
             raise

@@ -147,3 +147,20 @@ def test_metrics_and_scores_are_strict_json():
 
     text = io.json_text({"a": float("inf"), "b": [1.0, float("nan")], "c": np.float32(2.5)})
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": 2.5} and "Infinity" not in text
+
+
+def test_demo_never_writes_over_a_run(run_dir):
+    r = rnnkit("demo", "--out", run_dir / "run", "--minutes", "0.01", "--no-progress")
+    assert r.returncode == 2 and "already holds a charlm run" in r.stderr
+
+
+def test_out_of_memory_is_one_line(run_dir, monkeypatch, capsys):
+    import rnnkit.apps.lm
+
+    def boom(*args, **kw):
+        raise MemoryError()
+
+    monkeypatch.setattr(rnnkit.apps.lm, "load", boom)
+    assert main(["sample", str(run_dir / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "ran out of memory" in err and len(err.strip().splitlines()) == 1
