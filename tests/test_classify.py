@@ -145,3 +145,14 @@ def test_bad_input_is_one_line(files, tmp_path, capsys, argv, msg):
         return
     assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()         # nothing was started
+
+
+def test_a_configuration_larger_than_free_memory_is_refused_before_training(files, tmp_path, monkeypatch, capsys):
+    import rnnkit.apps.lm
+
+    monkeypatch.setattr(rnnkit.apps.lm, "available_memory", lambda: 1_000_000)      # 1 MB free
+    code = main(["classify", "train", "--train", str(files / "train.npz"), "--hidden-size", "64",
+                 "--out", str(tmp_path / "o")] + TINY[2:])
+    err = capsys.readouterr().err
+    assert code == 2 and "more than the 0.0 GiB free here" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

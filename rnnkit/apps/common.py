@@ -38,6 +38,40 @@ def resumed_config(ckpt: dict, steps=None, epochs=None) -> TrainConfig:
     return cfg
 
 
+MOMENTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "sgd": 1}
+
+
+def memory_needed(model, batch, optimizer="adam") -> dict:
+    """Bytes a training step of ``model`` on ``batch`` needs beyond the parameters it already holds:
+    gradients and optimizer moments, and what BPTT keeps for every recurrent layer (per step,
+    sequence, layer and direction: the gate activations, h and c). An estimate made before the
+    first step; the parts outside the recurrent layers (embeddings, heads) are not counted."""
+    from ..diagnostics import recurrent_layers
+
+    item = model.dtype.itemsize
+    arrays = [a for a in (batch if isinstance(batch, tuple) else (batch,)) if hasattr(a, "shape") and a.ndim >= 2]
+    L, N = arrays[0].shape[:2] if arrays else (1, 1)
+    kept = sum(L * N * m.num_layers * m.num_directions * (m.ops.n_gates + 2) * m.hidden_size
+               for _, m in recurrent_layers(model))
+    out = {"parameters": model.num_parameters(), "weights": (1 + MOMENTS.get(optimizer, 2)) * model.num_parameters()
+           * item, "activations": kept * item}
+    out["total"] = out["weights"] + out["activations"]
+    return out
+
+
+def check_memory(model, batch, optimizer="adam") -> None:
+    """A one-line refusal when a training step would not fit in the memory this machine has free."""
+    from .lm import available_memory
+
+    est = memory_needed(model, batch, optimizer)
+    free = available_memory()
+    if free is not None and est["total"] > 0.9 * free:
+        raise UserError(f"this configuration needs about {est['total'] / 2**30:.1f} GiB more for training "
+                        f"({est['parameters']:,} parameters: {est['weights'] / 2**30:.1f} GiB of gradients and "
+                        f"optimizer moments, {est['activations'] / 2**30:.1f} GiB kept for BPTT), more than the "
+                        f"{free / 2**30:.1f} GiB free here; use a smaller --hidden-size or --batch-size")
+
+
 def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None, ckpt=None, overwrite=False,
         progress=True, callbacks=(), log=print):
     """Train ``model`` in ``out_dir`` (a new run, or the run ``ckpt`` came from) and return
@@ -45,6 +79,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
     kind = model.config["kind"]
     if ckpt is None:
         runs.prepare(out_dir, kind, resume=False, overwrite=overwrite)
+    check_memory(model, train_data.batch(0, 0), config.optimizer)
     trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
                       callbacks=callbacks)
     if ckpt is not None:
