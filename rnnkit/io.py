@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -101,19 +102,27 @@ def save(path, tree: dict) -> None:
 def load(path) -> dict:
     """Load a checkpoint written by :func:`save`; clear errors for anything else."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: expected a checkpoint file, got a directory")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                raise ValueError(f"format {got!r}")
+            if meta.get("version") != VERSION:
+                return _wrong_version(path, meta.get("version"))
             keys = json.loads(str(z["__keys__"]))
             arrays = {k: z[f"a{i}"] for i, k in enumerate(keys)}
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+            return _join(meta["tree"], arrays)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, TypeError, AttributeError, IndexError,
+            RecursionError, MemoryError, zlib.error) as exc:
         why = "it holds pickled objects, which rnnkit never loads" if "pickle" in str(exc) else \
-            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         raise ValueError(f"{path} is not an rnnkit checkpoint ({why})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an rnnkit checkpoint (format {meta.get('format')!r})")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint format version {meta.get('version')}, this rnnkit reads version {VERSION}")
-    return _join(meta["tree"], arrays)
+
+
+def _wrong_version(path, version):
+    raise ValueError(f"{path}: checkpoint format version {version}, this rnnkit reads version {VERSION}")

@@ -34,8 +34,9 @@ def read_config(run_dir) -> dict | None:
     try:
         with open(path, encoding="utf-8") as f:
             cfg = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: expected the run's JSON settings, could not read it ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"{path}: expected the run's JSON settings, could not read it "
+                        f"({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(cfg, dict):
         raise UserError(f"{path}: expected a JSON object, got {type(cfg).__name__}")
     return cfg
@@ -152,11 +153,12 @@ def load(run_dir, which: str = "best", kinds=()):
 
     require_kind(run_dir, kinds)
     tree, path = load_tree(run_dir, which)
-    model = model_from_config(tree["model_config"])
     try:
+        model = model_from_config(tree["model_config"])
         model.load_state_dict(tree["model"])
-    except ValueError as exc:
-        raise UserError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, MemoryError) as exc:
+        raise UserError(f"{path}: the saved model cannot be rebuilt ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200]})") from None
     model.eval()
     model.run_extra = tree.get("extra", {})
     return model

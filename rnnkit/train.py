@@ -226,7 +226,7 @@ class Trainer:
                 try:
                     record = json.loads(line)
                     step = int(record.get("step", 0))
-                except (ValueError, TypeError, AttributeError):
+                except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
                     if line.strip():
                         bad.append(n)
                     continue

@@ -2,9 +2,8 @@
 one-line message within 5 s, never another exception, never a hang. The machinery is
 benchmarks/fuzz_readers.py (seed files, mutations, a forked child per case) at a small fixed seed.
 
-The violations found so far are pinned one by one by strict xfails at the end (exact inputs), and
-tolerated by signature (exception type and where it is raised) in the random cases, so any other
-violation fails here and a fix shows up as XPASS (then drop its signature from KNOWN)."""
+The violations the fuzzer found are fixed; their exact inputs are kept at the end as regression
+tests. KNOWN would tolerate a violation by signature in the random cases (it is empty)."""
 import importlib.util
 import io
 import itertools
@@ -34,18 +33,7 @@ def _load_fuzzer():
 
 F = _load_fuzzer()
 
-_CHECKPOINT_BUGS = [("FileNotFoundError", "io.py"), ("AttributeError", "io.py"), ("KeyError", "io.py"),
-                    ("TypeError", "io.py"), ("RecursionError", "decoder.py")]
-KNOWN = {   # reader -> [(exception type, file it is raised in, or text of the command line's last line)]
-    "csv": [("IsADirectoryError", "timeseries.py"), ("_csv.Error", "timeseries.py")],
-    "npz": [("MemoryError", "_format_impl.py"), ("zlib.error", "zipfile.py")],
-    "sources": [("IndexError", "readers.py")],
-    "checkpoint": _CHECKPOINT_BUGS,
-    "best.npz": _CHECKPOINT_BUGS + [("TypeError", "_validate.py"), ("TypeError", "base.py"),
-                                    ("TypeError", "charlm.py"), ("TypeError", "module.py"), ("MemoryError", "")],
-    "config.json": [("RecursionError", "decoder.py")],
-    "metrics.jsonl": [("exit status 1", "OverflowError"), ("exit status 1", "RecursionError")],
-}
+KNOWN: dict = {}   # reader -> [(exception type, where)]: contract violations accepted for now (none)
 
 
 def is_known(name, out) -> bool:
@@ -98,7 +86,7 @@ def test_metrics_log_damaged_before_resume_keeps_the_contract(fz):
         assert keeps_contract(out), (data[:60], out)
 
 
-# -- the violations found, one exact input each ----------------------------------------------------
+# -- the violations the fuzzer found (all fixed): one exact input each, kept as regression tests ----
 
 
 def _bad_deflate_npz():
@@ -127,7 +115,7 @@ def _metrics_line(fz, line):
     return fz.readers["metrics.jsonl"].seeds[0] + line + b"\n"
 
 
-VIOLATIONS = [  # (id, reader, input (fz -> bytes or None for a directory), where the library goes wrong)
+VIOLATIONS = [  # (id, reader, input (fz -> bytes or None for a directory), where the library went wrong)
     ("csv-directory", "csv", lambda fz: None,
      "rnnkit/data/timeseries.py read_csv_column opens a directory: IsADirectoryError"),
     ("csv-huge-field", "csv", lambda fz: b"date,value\n2020-01," + b"9" * 200_000 + b"\n",
@@ -170,9 +158,7 @@ VIOLATIONS = [  # (id, reader, input (fz -> bytes or None for a directory), wher
 ]
 
 
-@pytest.mark.parametrize("name,make,reason", [pytest.param(r, m, why, id=i, marks=pytest.mark.xfail(strict=True,
-                                                                                                  reason=why))
-                                              for i, r, m, why in VIOLATIONS])
-def test_known_violation(fz, name, make, reason):
+@pytest.mark.parametrize("name,make,reason", [pytest.param(r, m, why, id=i) for i, r, m, why in VIOLATIONS])
+def test_once_broke_the_contract(fz, name, make, reason):
     out = outcome(fz, name, make(fz))
     assert keeps_contract(out), f"{out['type']}: {out['message'][:200]} ({reason})"

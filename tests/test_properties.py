@@ -11,9 +11,9 @@ directions, layouts, dtypes and length vectors, checked against invariants inste
 
 Sizes: L 1..6, N 1..4, H_in 1..4, H 1..5, 1..2 layers, 1..2 directions; lengths in [1, L] with at
 least one full-length sequence. Each property runs under both kernel backends where that matters.
-Two library bugs are kept out of the properties (``assume``) and pinned by strict xfails at the end:
-the numba backward writes into ``dstate`` when N == 1 or H == 1, and the NumPy float32 LSTM with
-H == 1 and N >= 2 is wrong where NumPy's in-place ``negative`` is broken.
+Two bugs these properties found are pinned by regression tests at the end: the numba backward
+wrote into the caller's ``dstate`` when N == 1 or H == 1, and the NumPy float32 LSTM with H == 1
+and N >= 2 was wrong where NumPy's in-place ``negative`` is broken (the sigmoid no longer uses it).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnkit import kernels
@@ -100,25 +100,13 @@ def run(case, m, x, state, G, Gs):
     return rnnkit_run(m, case.cell, x, state, lengths, G, tuple(g.copy() for g in Gs))
 
 
-# -- known library bugs, each pinned by a strict xfail test at the end of this file ------------------
-
-
 def _numpy_negative_in_place_is_broken() -> bool:
     """NumPy 2.3.5 (AVX2 here) negates an in-place float32 view of stride 4 wrongly: ``a[4]`` becomes
-    ``-a[1]``. rnnkit's sigmoid runs ``np.negative(x, out=x)`` on the LSTM's o-gate column."""
+    ``-a[1]``. rnnkit's sigmoid used to run ``np.negative(x, out=x)`` on the LSTM's o-gate column."""
     a = np.arange(8, dtype=np.float32)
     v = a[::4]
     np.negative(v, out=v)
     return a[4] != -4.0
-
-
-NEGATIVE_BROKEN = _numpy_negative_in_place_is_broken()
-
-
-def hits_numpy_lstm_bug(case, backend) -> bool:
-    """The NumPy time loop's float32 LSTM with H = 1 and N >= 2 gives wrong o gates (NEGATIVE_BROKEN)."""
-    return (NEGATIVE_BROKEN and backend == "numpy" and case.cell == "lstm" and case.dtype == np.float32
-            and case.hidden == 1 and case.N >= 2)
 
 
 # -- shapes ----------------------------------------------------------------------------------------
@@ -158,7 +146,6 @@ def test_shapes_and_dtypes_are_pytorchs(case):
 @SETTINGS
 @given(case=cases(padded=True), scale=st.sampled_from([0.0, 1.0, 1e3]))
 def test_padded_inputs_change_nothing(backend, case, scale):
-    assume(not hits_numpy_lstm_bug(case, backend))
     m = case.module()
     x, state, G, Gs = case.problem()
     x2 = x.copy()
@@ -188,7 +175,6 @@ def test_padded_inputs_change_nothing(backend, case, scale):
 @SETTINGS
 @given(case=cases(padded=True))
 def test_sequence_in_padded_batch_equals_it_alone(backend, case):
-    assume(not hits_numpy_lstm_bug(case, backend))
     m = case.module()
     x, state, G, Gs = case.problem()
     with kernels.use(backend):
@@ -247,7 +233,6 @@ def test_backward_matches_central_differences(backend, case):
 @SETTINGS
 @given(case=cases())
 def test_numba_and_numpy_backends_agree(case):
-    assume(not hits_numpy_lstm_bug(case, "numpy"))
     x, state, G, Gs = case.problem()
     out = {}
     for backend in BACKENDS:
@@ -269,8 +254,6 @@ def test_numba_and_numpy_backends_agree(case):
 @SETTINGS
 @given(case=cases())
 def test_forward_and_backward_leave_their_arguments_alone(backend, case):
-    if backend == "numba":
-        assume(case.N > 1 and case.hidden > 1)   # the known bug below
     m = case.module()
     x, state, G, Gs = case.problem()
     given_arrays = [x, G, *Gs, *(state or ())]
@@ -283,15 +266,12 @@ def test_forward_and_backward_leave_their_arguments_alone(backend, case):
         np.testing.assert_array_equal(a, b, err_msg=f"argument {k} of (x, dy, dstate..., state...) was modified")
 
 
-# -- known bugs: strict xfails, so a fix shows up as XPASS and the exclusions above can go ------------
+# -- regression tests for the two bugs the properties found ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit/kernels/sequence.py layer_backward: np.ascontiguousarray(dstate[0].T) "
-                   "(and dstate[1].T for the LSTM) is a view of the caller's dh_n / dc_n when N == 1 or H == 1, "
-                   "and the numba kernels then write the running gradient into it")
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("N,H", [(1, 3), (2, 1)])
-def test_known_bug_numba_backward_overwrites_dstate(cell, N, H):
+def test_numba_backward_leaves_dstate_alone(cell, N, H):
     cls, _, kw = CELLS[cell]
     m = cls(2, H, dtype=np.float64, seed=0, **kw)
     rng = np.random.default_rng(0)
@@ -303,11 +283,7 @@ def test_known_bug_numba_backward_overwrites_dstate(cell, N, H):
     np.testing.assert_array_equal(dh, before)
 
 
-@pytest.mark.xfail(NEGATIVE_BROKEN, strict=True,
-                   reason="NumPy 2.3.5 in-place np.negative on a float32 view of stride 4 reads the wrong elements; "
-                   "rnnkit/functional/activations.py sigmoid does np.negative(x, out=out) on the LSTM o-gate block "
-                   "a[:, 3H:], which for H == 1 and N >= 2 is exactly such a view (numpy backend, float32)")
-def test_known_bug_numpy_lstm_float32_hidden_1():
+def test_numpy_lstm_float32_hidden_1_is_right_even_where_numpy_negative_is_broken():
     m = CELLS["lstm"][0](1, 1, dtype=np.float32, seed=0)
     x = np.random.default_rng(0).standard_normal((1, 2, 1)).astype(np.float32)
     with kernels.use("numpy"):

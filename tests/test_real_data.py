@@ -219,7 +219,7 @@ def test_forecast_csv_bad_input(tmp_path, capsys, content, argv, msg):
 
 def test_forecast_missing_csv_and_unknown_dataset(tmp_path, capsys):
     assert main(["forecast", "--dataset", str(tmp_path / "none.csv"), "--no-progress"]) == 2
-    assert "CSV file not found" in capsys.readouterr().err
+    assert "none.csv: file not found" in capsys.readouterr().err
     assert main(["forecast", "--dataset", "moonphase", "--no-progress"]) == 2
     assert "expected one of sunspots, co2, airline, mackey-glass or a CSV file" in capsys.readouterr().err
 

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,9 +76,10 @@ def _decode_lines(raw: bytes, name: str, what: str) -> list:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise UserError(f"{where(name, line)}: expected UTF-8 text, got byte 0x{raw[exc.start]:02x} "
                         f"at byte offset {exc.start}") from None
+    text = text.removeprefix("\ufeff")
     if not text.strip():
         raise UserError(f"{name}: expected {what}, got an empty file")
-    lines = [s.removesuffix("\r") for s in text.removeprefix("\ufeff").split("\n")]
+    lines = [s.removesuffix("\r") for s in text.split("\n")]
     return lines[:-1] if lines[-1] == "" else lines
 
 
@@ -298,7 +300,9 @@ def _valid_sequences(x, lengths, path, at=None):
 def _npz_get(npz, key, path) -> np.ndarray:
     try:
         return npz[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
+        if isinstance(exc, MemoryError):
+            raise UserError(f"{path}: array '{key}' is larger than the memory free here") from None
         if "allow_pickle" in str(exc):
             raise UserError(f"{path}: '{key}' is an object array, which only loads through pickle (refused: "
                             f"it can run code); save the sequences padded instead: {NPZ_LAYOUT}") from None

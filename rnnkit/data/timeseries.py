@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 
 import numpy as np
 
@@ -142,10 +141,15 @@ class LinearAR:
 
 def read_csv_column(path, column=None) -> np.ndarray:
     """One numeric column of a CSV file with a header row (the only numeric-looking one, or ``column``)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"CSV file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    from .readers import read_lines
+
+    lines = read_lines(path, "a CSV file with a header row")
+    reader, rows = csv.reader(lines), []
+    try:
+        for row in reader:
+            rows.append(row)
+    except csv.Error as exc:                      # e.g. a field larger than the csv module takes
+        raise ValueError(f"{path}, line {reader.line_num}: expected CSV, got: {exc}") from None
     rows = [r for r in rows if any(c.strip() for c in r)]
     if len(rows) < 2:
         raise ValueError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")

@@ -8,10 +8,12 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Logistic function ``1 / (1 + exp(-x))``, accurate in both tails.
 
     For very negative ``x`` ``exp(-x)`` overflows to inf and the result is exactly 0, as it
-    should be; the overflow warning is silenced.
+    should be; the overflow warning is silenced. ``-x`` is a multiplication by -1: NumPy 2.3's
+    in-place ``np.negative`` reads the wrong elements of a strided float32 view on AVX2
+    (``tests/test_properties.py`` pins it), and the gate blocks are such views.
     """
     with np.errstate(over="ignore"):
-        out = np.negative(x, out=out)
+        out = np.multiply(x, x.dtype.type(-1), out=out)
         np.exp(out, out=out)
         out += 1.0
         return np.reciprocal(out, out=out)

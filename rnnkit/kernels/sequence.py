@@ -125,9 +125,11 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
     DS = np.empty((GH, N), dt) if gru else None          # the GRU's per-step gradient of W_hh h + b_hh
     DHN = np.empty((H, L * N), dt) if gru else None      # ... whose n block is kept for dW_hh
     dmat, dmat2 = np.zeros((H, N), dt), np.empty((H, N), dt)
-    ddir, ddir2 = np.ascontiguousarray(dstate[0].T, dtype=dt), np.empty((H, N), dt)
+    # copies, always: the kernels write into them, and a transpose that is already contiguous
+    # (N == 1 or H == 1) would otherwise be the caller's own array
+    ddir, ddir2 = np.array(dstate[0].T, dtype=dt, order="C"), np.empty((H, N), dt)
     if steps.kind == "lstm":
-        dc, dc2 = np.ascontiguousarray(dstate[1].T, dtype=dt), np.empty((H, N), dt)
+        dc, dc2 = np.array(dstate[1].T, dtype=dt, order="C"), np.empty((H, N), dt)
     relu, precise, scratch = ops.name == "rnn_relu", dt == np.float64, np.empty(N, dt)
     for t in range(L - 1, -1, -1):
         if steps.kind == "lstm":
