@@ -148,9 +148,9 @@ def test_bad_input_is_one_line(files, tmp_path, capsys, argv, msg):
 
 
 def test_a_configuration_larger_than_free_memory_is_refused_before_training(files, tmp_path, monkeypatch, capsys):
-    import rnnkit.apps.lm
+    import rnnkit.apps.common
 
-    monkeypatch.setattr(rnnkit.apps.lm, "available_memory", lambda: 10_000)              # 10 kB free
+    monkeypatch.setattr(rnnkit.apps.common, "available_memory", lambda: 10_000)              # 10 kB free
     code = main(["classify", "train", "--train", str(files / "train.npz"), "--hidden-size", "64",
                  "--out", str(tmp_path / "o")] + TINY[2:])
     err = capsys.readouterr().err

@@ -59,17 +59,32 @@ def memory_needed(model, batch, optimizer="adam") -> dict:
     return out
 
 
-def check_memory(model, batch, optimizer="adam") -> None:
-    """A one-line refusal when a training step would not fit in the memory this machine has free."""
-    from .lm import available_memory
+def available_memory() -> int | None:
+    """Bytes the system says it can still give (``MemAvailable``), or None where it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
-    est = memory_needed(model, batch, optimizer)
+
+def refuse_if_too_big(est: dict, change: str) -> None:
+    """A one-line refusal when the estimate ``est`` (``parameters``, ``weights``, ``activations``,
+    ``total`` in bytes) does not fit in the memory this machine has free; ``change`` says what to lower."""
     free = available_memory()
     if free is not None and est["total"] > 0.9 * free:
-        raise UserError(f"this configuration needs about {est['total'] / 2**30:.1f} GiB more for training "
-                        f"({est['parameters']:,} parameters: {est['weights'] / 2**30:.1f} GiB of gradients and "
-                        f"optimizer moments, {est['activations'] / 2**30:.1f} GiB kept for BPTT), more than the "
-                        f"{free / 2**30:.1f} GiB free here; use a smaller --hidden-size or --batch-size")
+        raise UserError(f"this configuration needs about {est['total'] / 2**30:.1f} GiB for training "
+                        f"({est['parameters']:,} parameters: {est['weights'] / 2**30:.1f} GiB with gradients and "
+                        f"optimizer moments; {est['activations'] / 2**30:.1f} GiB kept for BPTT), more than the "
+                        f"{free / 2**30:.1f} GiB free here; use a smaller {change}")
+
+
+def check_memory(model, batch, optimizer="adam") -> None:
+    """Before the first step of any app: gradients, moments and BPTT activations must fit."""
+    refuse_if_too_big(memory_needed(model, batch, optimizer), "--hidden-size or --batch-size")
 
 
 def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None, ckpt=None, overwrite=False,

@@ -10,7 +10,7 @@ import numpy as np
 from .. import runs
 from ..data.text import CharVocab
 from ..errors import UserError
-from .common import fit, resumed_config, saved_run
+from .common import fit, refuse_if_too_big, resumed_config, saved_run
 
 KIND = "charlm"
 
@@ -53,27 +53,6 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
     return out
 
 
-def available_memory() -> int | None:
-    """Bytes the system says it can still give (``MemAvailable``), or None where it does not say."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def check_memory(est: dict) -> None:
-    free = available_memory()
-    if free is not None and est["total"] > 0.9 * free:
-        raise UserError(f"this configuration needs about {est['total'] / 2**30:.1f} GiB ({est['parameters']:,} "
-                        f"parameters: {est['weights'] / 2**30:.1f} GiB with gradients and optimizer moments; "
-                        f"{est['activations'] / 2**30:.1f} GiB of activations kept for BPTT), more than the "
-                        f"{free / 2**30:.1f} GiB free here; use a smaller --hidden-size, --batch-size or --seq-len")
-
-
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
              batch_size=32, val_fraction=0.1, config=None, resume=False, overwrite=False, progress=True,
              callbacks=(), log=print):
@@ -96,8 +75,8 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
     else:
         runs.prepare(out, KIND, overwrite=overwrite)
         vocab = CharVocab.from_text(text)
-        check_memory(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size, seq_len,
-                                     config.optimizer))
+        refuse_if_too_big(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size,
+                                          seq_len, config.optimizer), "--hidden-size, --batch-size or --seq-len")
         model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
                        seed=config.seed)
         extra = {"vocab": vocab.to_dict(), "text_digest": text_digest(text),

@@ -31,7 +31,9 @@ def run(args):
         vocab = lm.CharVocab.from_text(text)
         est = lm.memory_estimate(len(vocab), args.embed_size, args.hidden_size, args.num_layers, args.cell,
                                  args.batch_size, args.seq_len, args.optimizer)
-        free = lm.available_memory()
+        from ..apps.common import available_memory
+
+        free = available_memory()
         print(f"{est['parameters']:,} parameters (vocabulary {len(vocab)}); memory for training: "
               f"{est['weights'] / 2**20:,.1f} MiB of weights, gradients and optimizer moments + "
               f"{est['activations'] / 2**20:,.1f} MiB of activations kept for BPTT = {est['total'] / 2**20:,.1f} MiB"
