@@ -30,9 +30,10 @@ window_list = _int_list(0, "comma-separated integers >= 0 (0 = full BPTT)")
 
 def cell_list(text):
     vals = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in vals if v not in CELLS]
+    names = CELLS + ("rnn_tanh", "rnn_relu")                # PyTorch's spellings are accepted too
+    bad = [v for v in vals if v not in names]
     if not vals or bad:
-        raise argparse.ArgumentTypeError(f"expected comma-separated cells from {', '.join(CELLS)}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated cells from {', '.join(names)}, got {text!r}")
     return vals
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
 from ..nn import Dropout, Embedding, Linear
 from .base import TaskModel, register
-from .common import child_seeds, first, make_rnn
+from .common import canonical_cell, child_seeds, first, make_rnn
 
 
 @register("charlm")
@@ -24,7 +24,7 @@ class CharLM(TaskModel):
         super().__init__(dtype, seed)
         s = child_seeds(seed, 4)
         self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
-                           hidden_size=int(hidden_size), num_layers=int(num_layers), cell=cell, dropout=float(dropout))
+                           hidden_size=int(hidden_size), num_layers=int(num_layers), cell=canonical_cell(cell), dropout=float(dropout))
         self.embed = Embedding(vocab_size, embed_size, dtype=dtype, seed=s[0])
         self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1])
         self.drop = Dropout(dropout, dtype=dtype, seed=s[2])

@@ -17,7 +17,7 @@ import numpy as np
 from ..functional.losses import cross_entropy, cross_entropy_backward
 from ..nn import Linear
 from .base import TaskModel, register
-from .common import child_seeds, first, make_rnn
+from .common import canonical_cell, child_seeds, first, make_rnn
 
 POOLING = ("last", "mean", "attention")
 
@@ -32,7 +32,7 @@ class SequenceClassifier(TaskModel):
         s = child_seeds(seed, 3)
         self.pooling = pooling
         self.config = dict(kind="classifier", input_size=input_size, hidden_size=hidden_size, n_classes=n_classes,
-                           cell=cell, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
+                           cell=canonical_cell(cell), num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
                            dropout=dropout, classes=classes, scaler=scaler)
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")

@@ -9,6 +9,12 @@ CELL_NAMES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 CELL_ALIASES = {"rnn": "rnn_tanh", "rnn-tanh": "rnn_tanh", "rnn-relu": "rnn_relu"}
 
 
+def canonical_cell(cell: str) -> str:
+    """PyTorch's spelling of a cell type (``'rnn'`` -> ``'rnn_tanh'``, ``'rnn-relu'`` -> ``'rnn_relu'``),
+    the one every config and checkpoint records."""
+    return CELL_ALIASES.get(cell, cell)
+
+
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kw):
     """``'lstm'``, ``'gru'``, ``'rnn_tanh'`` or ``'rnn_relu'`` (PyTorch's spellings; ``'rnn'`` and
     ``'rnn-relu'`` are accepted too) -> the layer module."""

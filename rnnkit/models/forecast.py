@@ -37,7 +37,7 @@ class Forecaster(TaskModel):
         self.net = SequenceModel(1, hidden_size, self.n_out, "regression", cell=cell, num_layers=num_layers,
                                  dtype=dtype, seed=seed)
         self.scaler = None if scaler is None else Scaler.from_dict(scaler)
-        self.config = dict(kind="forecaster", window=window, horizon=horizon, cell=cell, hidden_size=hidden_size,
+        self.config = dict(kind="forecaster", window=window, horizon=horizon, cell=self.net.config["cell"], hidden_size=hidden_size,
                            num_layers=num_layers, strategy=strategy, scaler=scaler)
 
     # -- data -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from ..functional.init import init_recurrent
 from ..functional.losses import cross_entropy, cross_entropy_backward, mse, mse_backward
 from ..nn import Linear
 from .base import TaskModel, register
-from .common import child_seeds, first, make_rnn
+from .common import canonical_cell, child_seeds, first, make_rnn
 
 
 @register("sequence")
@@ -30,7 +30,7 @@ class SequenceModel(TaskModel):
         s = child_seeds(seed, 2)
         self.task = task
         self.config = dict(kind="sequence", input_size=input_size, hidden_size=hidden_size, n_out=n_out,
-                           task=task, cell=cell, num_layers=num_layers, init=init,
+                           task=task, cell=canonical_cell(cell), num_layers=num_layers, init=init,
                            recurrent_gain=recurrent_gain, forget_bias=forget_bias, gate=gate,
                            bidirectional=bidirectional)
         kw = {}

@@ -38,7 +38,7 @@ from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward
 from ..nn import Dropout, Embedding, Linear
 from .base import TaskModel, register
-from .common import child_seeds, first, make_rnn
+from .common import canonical_cell, child_seeds, first, make_rnn
 
 TAG_SPECIALS = ()  # tags have no specials: every output of the head is a real tag
 
@@ -75,7 +75,7 @@ class Tagger(TaskModel):
                            char_vocab=None if self.char_vocab is None else self.char_vocab.to_dict(),
                            embed_size=embed_size, char_embed_size=char_embed_size,
                            char_hidden_size=char_hidden_size, hidden_size=hidden_size, num_layers=num_layers,
-                           cell=cell, bidirectional=bidirectional, dropout=dropout, chars=bool(chars))
+                           cell=canonical_cell(cell), bidirectional=bidirectional, dropout=dropout, chars=bool(chars))
         s = child_seeds(seed, 7)
         width = embed_size
         self.word_embed = Embedding(len(self.word_vocab), embed_size, dtype=dtype, seed=s[0])
