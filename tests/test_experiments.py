@@ -160,3 +160,16 @@ def test_experiment_vanishing_init_and_gate_options(tmp_path):
     r = experiments.train_task("adding", 6, "lstm", 1, hidden=3, init="orthogonal", gate="hard_sigmoid",
                                forget_bias=2.0, n_test=5, flow_every=0)
     assert r["steps"] == 1
+
+
+def test_experiment_results_are_not_written_over(tmp_path, capsys):
+    argv = ["experiment", "exploding", "--T", "10", "--steps", "3", "--hidden", "4", "--out", str(tmp_path),
+            "--no-progress"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already holds files" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert main(argv + ["--overwrite"]) == 0
