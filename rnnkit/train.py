@@ -210,6 +210,9 @@ class Trainer:
         self.step, self.epoch, self.index = int(p["step"]), int(p["epoch"]), int(p["index"])
         self.best_val, self.bad_evals, self.elapsed = float(p["best_val"]), int(p["bad_evals"]), float(p["elapsed"])
         self.window = dict(p.get("window", self.window))
+        best = self.path("best.npz") if self.out_dir is not None else None
+        if best is not None and os.path.exists(best):       # the best weights so far are this run's too
+            self.best_state = io.load(best)["model"]
         if truncate_log:
             self._truncate_log()
 

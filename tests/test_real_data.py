@@ -200,6 +200,9 @@ def test_forecast_command_on_a_csv(tmp_path):
     a, b = rnnkit.runs.load(full, "last"), rnnkit.runs.load(out, "last")
     for k, v in a.state_dict().items():
         np.testing.assert_array_equal(v, b.state_dict()[k])
+    # ... and is scored with the same best weights, found before or after the resume
+    sa, sb = (json.loads((d / "scores.json").read_text())["scores"] for d in (full, out))
+    assert sa == sb
     assert main(common + ["--out", str(out)]) == 2                         # never overwritten silently
 
 
