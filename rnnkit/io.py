@@ -112,17 +112,15 @@ def load(path) -> dict:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
                 raise ValueError(f"format {got!r}")
-            if meta.get("version") != VERSION:
-                return _wrong_version(path, meta.get("version"))
-            keys = json.loads(str(z["__keys__"]))
-            arrays = {k: z[f"a{i}"] for i, k in enumerate(keys)}
-            return _join(meta["tree"], arrays)
+            version = meta.get("version")
+            if version == VERSION:
+                keys = json.loads(str(z["__keys__"]))
+                tree = _join(meta["tree"], {k: z[f"a{i}"] for i, k in enumerate(keys)})
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, TypeError, AttributeError, IndexError,
             RecursionError, MemoryError, zlib.error) as exc:
         why = "it holds pickled objects, which rnnkit never loads" if "pickle" in str(exc) else \
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         raise ValueError(f"{path} is not an rnnkit checkpoint ({why})") from None
-
-
-def _wrong_version(path, version):
-    raise ValueError(f"{path}: checkpoint format version {version}, this rnnkit reads version {VERSION}")
+    if version != VERSION:
+        raise ValueError(f"{path}: checkpoint format version {version}, this rnnkit reads version {VERSION}")
+    return tree
