@@ -40,19 +40,15 @@ def builtin(name: str, length=100, seed=0):
     return D.labelled_sequences(name, "train"), D.labelled_sequences(name, "test")
 
 
-def read_labelled(path, classes=None, n_features=None, need_labels=True):
-    """``(xs, y_ids, classes)`` from a ``.npz`` / ``.ts`` file; labels checked against ``classes``."""
+def read_labelled(path):
+    """``(xs, labels)`` of a labelled ``.npz`` / ``.ts`` file, the labels as read (checked against
+    the training classes later, by :func:`train_classifier`)."""
     from ..data.readers import read_sequences
 
     xs, y = read_sequences(path)
-    if n_features is not None:
-        LS.check_features(xs, n_features, path)
     if y is None:
-        if need_labels:
-            raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
-        return xs, None, classes
-    y, classes = LS.encode_labels(y, classes, path)
-    return xs, y, classes
+        raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
+    return xs, y
 
 
 def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,

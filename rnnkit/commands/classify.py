@@ -46,31 +46,20 @@ def run_train(args):
     valid = test = None
     if args.train:
         names = {"train": args.train}
-        train = _raw(args.train)
+        train = app.read_labelled(args.train)
     else:
         names = {"train": args.dataset, "test": f"{args.dataset} (test split)"}
         train, test = app.builtin(args.dataset, args.length, args.seed)
     if args.test:
-        names["test"], test = args.test, _raw(args.test)
+        names["test"], test = args.test, app.read_labelled(args.test)
     if args.valid:
-        names["valid"], valid = args.valid, _raw(args.valid)
+        names["valid"], valid = args.valid, app.read_labelled(args.valid)
     app.train_classifier(train, test, valid, args.valid_fraction, cell=args.cell, hidden_size=args.hidden_size,
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
                          dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
                          resume=args.resume, overwrite=args.overwrite, progress=args.progress, names=names)
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
     return 0
-
-
-def _raw(path):
-    """``(xs, labels)`` of a labelled file, labels as read (checked against the classes later)."""
-    from ..data.readers import read_sequences
-    from ..errors import UserError
-
-    xs, y = read_sequences(path)
-    if y is None:
-        raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
-    return xs, y
 
 
 def run_predict(args):
