@@ -22,7 +22,6 @@ import socket
 from . import __version__, io
 from .errors import UserError
 
-RUN_FILES = ("config.json", "checkpoint.npz", "best.npz", "metrics.jsonl")
 LOCK = "run.lock"
 
 

@@ -107,6 +107,11 @@ class Terminated(KeyboardInterrupt):
     exit_status = 143
 
 
+def _new_window() -> dict:
+    """Sums over the steps since the last log line."""
+    return {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
+
+
 def _pack_state(state):
     if state is None:
         return None
@@ -147,7 +152,7 @@ class Trainer:
         self.elapsed = 0.0
         self.last = {}            # latest logged metrics
         self.history = []         # every logged record of this process (what metrics.jsonl gets)
-        self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}   # steps since the last log line
+        self.window = _new_window()
         self.last_checkpoint = None   # in-memory runs with rollback: the last checkpoint tree
         self._smooth, self._lowest, self._high, self._skips, self.rollbacks = None, math.inf, 0, 0, 0
         self.best_state = None    # the weights with the best validation loss, in memory
@@ -194,8 +199,8 @@ class Trainer:
         self.best_state = self.model.state_dict()
         if self.out_dir is None:
             return
-        io.save(self.path("best.npz"), {"kind": self.model.config["kind"], "model_config": self.model.config, "extra": self.extra,
-                                         "model": self.model.state_dict(), "step": self.step,
+        io.save(self.path("best.npz"), {"kind": self.model.config["kind"], "model_config": self.model.config,
+                                         "extra": self.extra, "model": self.best_state, "step": self.step,
                                          "val_loss": self.best_val})
 
     def restore(self, ckpt: dict, truncate_log: bool = True) -> None:
@@ -300,10 +305,14 @@ class Trainer:
         dt = time.perf_counter() - t0
         self.carry = state if c.stateful else None
         self.step += 1
+        self._advance()
+        return {"loss": loss, "grad_norm": float(norm), "lr": lr, "tokens": n, "seconds": dt}
+
+    def _advance(self) -> None:
+        """Move the data position to the next batch (and epoch, where one ends: no state carried over)."""
         self.index += 1
         if self.index >= len(self.train_data):
             self.index, self.epoch, self.carry = 0, self.epoch + 1, None
-        return {"loss": loss, "grad_norm": float(norm), "lr": lr, "tokens": n, "seconds": dt}
 
     # -- the divergence guard -------------------------------------------------------
     def _divergence(self, loss, norm) -> str | None:
@@ -337,13 +346,11 @@ class Trainer:
             kept = f"the last good checkpoint, {last}, is kept" if last and have else "no checkpoint had been written"
             why = {"skip": f"; {self._skips} steps skipped in a row", "rollback": f"; {self.rollbacks} rollbacks done"}
             raise TrainingDiverged(f"training diverged at step {step}: {problem} (loss {loss:.4g}, gradient norm "
-                                   f"{norm:.4g}){why.get(action, '') if action != 'stop' else ''}; {kept}; "
+                                   f"{norm:.4g}){why.get(action, '')}; {kept}; "
                                    f"try a lower --lr, a smaller --clip or --on-divergence rollback", step, loss, norm)
         if action == "skip":                  # drop this batch's update and go on with the next batch
             self._skips += 1
-            self.index += 1
-            if self.index >= len(self.train_data):
-                self.index, self.epoch, self.carry = 0, self.epoch + 1, None
+            self._advance()
             self.log({"step": self.step, "event": "skipped", "why": problem})
             return None
         self.restore(self.last_checkpoint if last is None else io.load(last), truncate_log=False)
@@ -438,7 +445,7 @@ class Trainer:
                                  "elapsed": self.elapsed}
                     self.log(self.last)
                     bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{self.last['tokens_per_s']:.0f}")
-                    window = self.window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
+                    window = self.window = _new_window()
                 bar.update(min(self.elapsed, c.time_limit) - bar.n if by_time else 1)
                 final = self.step >= total or (c.time_limit and self.elapsed >= c.time_limit)
                 if self.step % c.eval_every == 0 or final:
