@@ -44,25 +44,35 @@ def _key(path, layer, d):
     return f"{path}.l{layer}{'_reverse' if d else ''}"
 
 
+def _recorders(model) -> list:
+    layers = recurrent_layers(model)
+    if not layers:
+        raise ValueError(f"gradient_flow: expected a model containing RNN/LSTM/GRU layers, got {type(model).__name__}")
+    return layers
+
+
+def _set_recording(layers, on: bool) -> None:
+    for _, m in layers:
+        m.record_hidden_grads, m.hidden_grads = on, {}
+
+
+def _recorded(layers) -> dict:
+    """``{"<module>.l<layer>[_reverse]": (L, N) norms over the hidden units}`` of the last backward."""
+    return {_key(path, layer, d): np.linalg.norm(dh.astype(np.float64), axis=-1)
+            for path, m in layers for (layer, d), dh in sorted(m.hidden_grads.items())}
+
+
 def record_gradient_flow(model, batch):
     """Run ``model.train_step(batch)`` with dL/dh_t recorded in every recurrent layer. Returns
     ``(loss, {"<module>.l<layer>[_reverse]": (L, N) norms over the hidden units})``; parameter
     gradients accumulate as in any training step."""
-    layers = recurrent_layers(model)
-    if not layers:
-        raise ValueError(f"gradient_flow: expected a model containing RNN/LSTM/GRU layers, got {type(model).__name__}")
-    for _, m in layers:
-        m.record_hidden_grads, m.hidden_grads = True, {}
+    layers = _recorders(model)
+    _set_recording(layers, True)
     try:
         loss, _, _ = model.train_step(batch)
+        out = _recorded(layers)
     finally:
-        for _, m in layers:
-            m.record_hidden_grads = False
-    out = {}
-    for path, m in layers:
-        for (layer, d), dh in sorted(m.hidden_grads.items()):
-            out[_key(path, layer, d)] = np.linalg.norm(dh.astype(np.float64), axis=-1)
-        m.hidden_grads = {}
+        _set_recording(layers, False)
     return loss, out
 
 
@@ -72,24 +82,19 @@ class FlowRecorder:
     and read after it, so the measured step is an ordinary training step."""
 
     def __init__(self, model, every: int):
-        self.layers = recurrent_layers(model)
+        self.layers = _recorders(model)
         self.every, self.flows, self.steps = every, [], []
-        self._switch(every > 0)
-
-    def _switch(self, on: bool) -> None:
-        for _, m in self.layers:
-            m.record_hidden_grads, m.hidden_grads = on, {}
+        _set_recording(self.layers, every > 0)
 
     def __call__(self, trainer) -> None:
-        m = self.layers[0][1]
-        if m.record_hidden_grads and m.hidden_grads:
-            dh = m.hidden_grads[min(m.hidden_grads)]                     # (L, N, H), layer 0 forward
-            self.flows.append(np.linalg.norm(dh.astype(np.float64), axis=-1).mean(axis=1))
+        recorded = _recorded(self.layers)
+        if recorded:
+            self.flows.append(next(iter(recorded.values())).mean(axis=1))    # layer 0, forward direction
             self.steps.append(trainer.step)
-        self._switch(self.every > 0 and (trainer.step + 1) % self.every == 0)
+        _set_recording(self.layers, self.every > 0 and (trainer.step + 1) % self.every == 0)
 
     def close(self) -> None:
-        self._switch(False)
+        _set_recording(self.layers, False)
 
 
 def gradient_flow(model, batch, reduce="mean") -> dict:
