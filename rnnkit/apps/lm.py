@@ -10,7 +10,7 @@ import numpy as np
 from .. import runs
 from ..data.text import CharVocab
 from ..errors import UserError
-from .common import fit, refuse_if_too_big, resumed_config, saved_run
+from .common import MOMENTS, fit, refuse_if_too_big, resumed_config, saved_run
 
 KIND = "charlm"
 
@@ -31,16 +31,15 @@ def stream_data(text, vocab, seq_len, batch_size, val_fraction):
     return train, val
 
 
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "rnn": 1, "rnn-relu": 1}
-MOMENTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "sgd": 1}
-
-
 def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch_size, seq_len, optimizer="adam",
                     itemsize=4) -> dict:
     """What a CharLM training step needs, in bytes, computed before anything is allocated:
     parameters, their gradients and the optimizer's moments, and the activations BPTT keeps
     (per layer and step: the gate activations, h and c; the logits and their gradient)."""
-    G = GATES[cell]
+    from ..functional.recurrent import CELLS
+    from ..models.common import canonical_cell
+
+    G = CELLS[canonical_cell(cell)].n_gates
     params = vocab_size * embed_size + hidden_size * vocab_size + vocab_size
     for layer in range(num_layers):
         width = embed_size if layer == 0 else hidden_size
