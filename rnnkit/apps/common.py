@@ -2,12 +2,26 @@
 one :class:`~rnnkit.train.Trainer`."""
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
 from .. import io, runs
 from ..errors import UserError
 from ..train import Trainer, TrainConfig
+
+
+def digest(data, length=None) -> str:
+    """SHA-256 hex digest of ``data`` (bytes, or text as UTF-8), cut to ``length`` characters: how a
+    run recognises the data it was trained on when it is resumed."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()[:length]
+
+
+def file_digest(path, length=None) -> str:
+    """:func:`digest` of a file's bytes."""
+    with open(path, "rb") as f:
+        return digest(f.read(), length)
 
 
 def saved_run(out_dir, kind: str) -> dict:

@@ -2,7 +2,6 @@
 evaluate on another text. load -> model -> Trainer -> score."""
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -10,13 +9,13 @@ import numpy as np
 from .. import runs
 from ..data.text import CharVocab
 from ..errors import UserError
-from .common import MOMENTS, fit, refuse_if_too_big, resumed_config, saved_run
+from .common import MOMENTS, digest, fit, refuse_if_too_big, resumed_config, saved_run
 
 KIND = "charlm"
 
 
 def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return digest(text, 16)
 
 
 def stream_data(text, vocab, seq_len, batch_size, val_fraction):

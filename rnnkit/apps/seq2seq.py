@@ -18,7 +18,6 @@ lengths of those closest references.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 
@@ -31,7 +30,7 @@ from ..errors import UserError
 from ..io import atomic_write_text, json_text
 from ..models.base import model_from_config
 from ..models.seq2seq import Seq2Seq
-from .common import fit, resumed_config, saved_run
+from .common import file_digest, fit, resumed_config, saved_run
 
 KIND = "seq2seq"
 VALID_BATCH = 256      # validation and decoding batch size (no gradients: larger is faster)
@@ -66,11 +65,6 @@ def read_pair_file(path, src_tokens="chars", tgt_tokens="chars") -> list:
                        [t for _, t in records], src_tokens, tgt_tokens)
 
 
-def _digest(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def load_data(data: dict) -> tuple[list, list]:
     """The (train, valid) pairs a run's data description names: a generated task or files."""
     if data["task"] is not None:
@@ -85,7 +79,7 @@ def load_data(data: dict) -> tuple[list, list]:
 def _check_unchanged(data: dict, out) -> None:
     for key in ("train", "valid"):
         path = data.get(key)
-        if path is not None and data.get(f"{key}_sha256") not in (None, _digest(path)):
+        if path is not None and data.get(f"{key}_sha256") not in (None, file_digest(path)):
             raise UserError(f"--resume: {path} is not the file the run in {out} was trained on (its content changed)")
 
 
@@ -119,7 +113,7 @@ def train(*, train_path=None, valid_path=None, task=None, src_tokens="chars", tg
         train_pairs, valid_pairs = load_data(data)
         for key in ("train", "valid"):
             if data[key] is not None:
-                data[f"{key}_sha256"] = _digest(data[key])
+                data[f"{key}_sha256"] = file_digest(data[key])
         src_vocab, tgt_vocab = S.task_vocab(task) if task else S.build_vocabs(train_pairs)
         data["max_src_len"] = max(len(s) for s, _ in train_pairs)
         model = Seq2Seq(src_vocab, tgt_vocab, **(model_kw or {}), src_tokens=src_tokens, tgt_tokens=tgt_tokens,

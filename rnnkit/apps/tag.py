@@ -8,7 +8,6 @@ the same sentences again and ``--resume`` with a different setting is refused.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from ..data.readers import read_conll, read_lines
 from ..data.tagging import TaggedBatches, check_sentence, dna_sentences
 from ..data.vocab import Vocab
 from ..errors import UserError
-from .common import fit, resumed_config, saved_run
+from .common import file_digest, fit, resumed_config, saved_run
 
 KIND = "tagger"
 
@@ -30,11 +29,6 @@ def warn(msg: str) -> None:
 
 
 # -- data ----------------------------------------------------------------------------------------
-
-def file_digest(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
-
 
 def read_tagged(path, column=None, what="--train"):
     """Tagged sentences of a CoNLL / CoNLL-U file (a file without tags is a one-line error)."""
@@ -64,7 +58,7 @@ def load_data(spec: dict):
         return train, val, test
     for key in ("train", "valid", "test"):
         if spec.get(key) and spec.get(f"{key}_digest") and os.path.exists(spec[key]) \
-                and file_digest(spec[key]) != spec[f"{key}_digest"]:
+                and file_digest(spec[key], 16) != spec[f"{key}_digest"]:
             raise UserError(f"--{key} {spec[key]}: expected the file the run was trained with, got one whose "
                             f"content has changed")
     sents = read_tagged(spec["train"], spec.get("column"), "--train")
@@ -97,7 +91,7 @@ def with_digests(spec: dict) -> dict:
     out = dict(spec)
     for key in ("train", "valid", "test"):
         if out.get(key):
-            out[f"{key}_digest"] = file_digest(out[key])
+            out[f"{key}_digest"] = file_digest(out[key], 16)
     return out
 
 
