@@ -32,10 +32,17 @@ from . import __version__, io
 from ._validate import NonFiniteError
 from .errors import UserError
 from .models.common import rng_state, set_rng_state
-from .optim import clip_grad_norm, make_optimizer, make_schedule
+from .optim import Schedule, clip_grad_norm, make_optimizer, make_schedule
 
 
 DIVERGENCE_ACTIONS = ("stop", "skip", "rollback")
+# What a resumed run cannot change: the work already done depends on them (the optimizer's saved
+# moments belong to one optimizer; the seed drew the data order and dropout masks; a stateful run
+# carries the state of a stream). Every other field of TrainConfig may change on resume, is
+# applied from the resumed step on, and is logged in metrics.jsonl.
+FIXED_ON_RESUME = {"optimizer": "the saved optimizer moments belong to the first one",
+                   "seed": "it drew the data order and the dropout masks of the steps already taken",
+                   "stateful": "the carried state belongs to the data layout"}
 MAX_SKIPS, MAX_ROLLBACKS = 20, 5       # in a row / in one run: past that, the run stops
 
 
@@ -203,12 +210,36 @@ class Trainer:
                                          "extra": self.extra, "model": self.best_state, "step": self.step,
                                          "val_loss": self.best_val})
 
+    def config_changes(self, saved: dict) -> dict:
+        """``{field: [saved value, this trainer's value]}`` for every training setting that differs
+        from the checkpoint's; a change of a field in ``FIXED_ON_RESUME`` is a one-line error."""
+        old = asdict(TrainConfig.from_dict(saved))
+        changes = {k: [old[k], v] for k, v in asdict(self.config).items() if old[k] != v}
+        fixed = [f"{k.replace('_', '-')} {v[1]!r} (the run has {v[0]!r}: {FIXED_ON_RESUME[k]})"
+                 for k, v in changes.items() if k in FIXED_ON_RESUME]
+        if fixed:
+            raise UserError(f"--resume: these settings cannot change on resume: {'; '.join(fixed)}")
+        return changes
+
     def restore(self, ckpt: dict, truncate_log: bool = True) -> None:
-        """Continue from a checkpoint dict (as loaded by :func:`rnnkit.io.load`)."""
+        """Continue from a checkpoint dict (as loaded by :func:`rnnkit.io.load`). Training settings
+        of this trainer's config that differ from the checkpoint's (learning rate, budget, clipping,
+        schedule, patience, ...) apply from here on and are logged as a ``"resumed"`` event; those
+        in ``FIXED_ON_RESUME`` are refused."""
+        changes = self.config_changes(ckpt["config"])
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.schedule is not None and ckpt.get("schedule") is not None:
+        saved_schedule = ckpt["config"].get("schedule", "none")
+        if self.schedule is not None and ckpt.get("schedule") is not None and saved_schedule == self.config.schedule:
             self.schedule.load_state_dict(ckpt["schedule"])
+        elif isinstance(self.schedule, Schedule):   # a new step-driven schedule: at the step reached
+            self.schedule.count = int(ckpt["progress"]["step"])
+        if "lr" in changes or "schedule" in changes:
+            if isinstance(self.schedule, Schedule):
+                self.schedule.base_lr = self.config.lr
+                self.optimizer.lr = self.schedule.lr_at(self.schedule.count)
+            else:                                   # none or plateau: the new rate as it is
+                self.optimizer.lr = self.config.lr
         set_rng_state(self.model, ckpt["rng"])
         self.carry = _unpack_state(ckpt["carry"])
         p = ckpt["progress"]
@@ -220,6 +251,8 @@ class Trainer:
             self.best_state = io.load(best)["model"]
         if truncate_log:
             self._truncate_log()
+        if changes:
+            self.log({"step": self.step, "event": "resumed", "changed": changes, "lr": self.optimizer.lr})
 
     def _truncate_log(self) -> None:
         """Drop log lines written after the checkpoint, so a resumed log reads like an unbroken one."""
@@ -355,7 +388,7 @@ class Trainer:
             return None
         self.restore(self.last_checkpoint if last is None else io.load(last), truncate_log=False)
         self.rollbacks += 1
-        if self.schedule is not None:
+        if isinstance(self.schedule, Schedule):
             self.schedule.base_lr *= 0.5
             self.optimizer.lr = self.schedule.lr_at(self.schedule.count)
         else:

@@ -1,5 +1,6 @@
 """The rnnkit command end to end on a small text, and its error messages for bad input."""
 import json
+import math
 import subprocess
 import sys
 import time
@@ -7,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from rnnkit import io
 from rnnkit.cli import main
 
 TEXT = "It was the best of times, it was the worst of times, it was the age of wisdom. " * 30
@@ -39,9 +41,35 @@ def test_help_and_version():
 
 
 def test_resume_refuses_changed_settings(run_dir):
-    r = rnnkit("train", run_dir / "t.txt", "--out", run_dir / "run", "--resume", "--hidden", 32, "--lr", "0.01")
+    r = rnnkit("train", run_dir / "t.txt", "--out", run_dir / "run", "--resume", "--hidden", 32, "--lr", "0.01",
+               "--seed", 3, "--batch-size", 5)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "hidden-size 32 (the run has 16)" in r.stderr and "lr 0.01 (the run has 0.002)" in r.stderr
+    assert "hidden-size 32 (the run has 16)" in r.stderr
+    assert "seed 3 (the run has 0: it drew the data order" in r.stderr
+    assert "batch-size 5 (the run has 4: the order of the remaining batches depends on it)" in r.stderr
+    assert "lr" not in r.stderr.replace("already", "")       # a new learning rate is allowed
+
+
+def test_resume_applies_and_logs_changed_training_settings(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "run", run)
+    r = rnnkit("train", run_dir / "t.txt", "--out", run, "--resume", "--steps", 20, "--lr", "0.01", "--clip", "1",
+               "--schedule", "cosine", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "finished at step 20" in r.stdout
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    resumed = [x for x in records if x.get("event") == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["step"] == 12
+    assert resumed[0]["changed"] == {"steps": [12, 20], "lr": [0.002, 0.01], "clip": [5.0, 1.0],
+                                     "schedule": ["none", "cosine"]}
+    # the cosine schedule starts where the run is: step 12 of 20 from a base of 0.01
+    assert resumed[0]["lr"] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 12 / 20)))
+    later = [x for x in records if x.get("step", 0) > 12 and "loss" in x]
+    assert later and all(x["lr"] < 0.01 for x in later) and later[-1]["step"] == 20
+    ckpt = io.load(run / "checkpoint.npz")
+    assert ckpt["config"]["lr"] == 0.01 and ckpt["config"]["clip"] == 1.0 and ckpt["config"]["steps"] == 20
 
 
 def test_help_shows_real_defaults():

@@ -85,6 +85,40 @@ def test_resume_is_bit_for_bit(tmp_path, dropout, schedule):
     assert steps(tmp_path / "full") == steps(tmp_path / "part")
 
 
+def test_resume_with_a_new_learning_rate_is_the_run_with_that_rate_from_there(tmp_path):
+    """A changed lr applies from the resumed step: the result equals an uninterrupted run whose
+    optimizer rate was switched at that step; the change is logged; fixed settings are refused."""
+    part = make_trainer(tmp_path / "part", steps=12)
+    part.run(stop_at=6)
+    ckpt = io.load(tmp_path / "part" / "checkpoint.npz")
+    resumed = make_trainer(tmp_path / "part", steps=12)
+    resumed.config.lr = 3e-3
+    resumed.restore(ckpt)
+    resumed.run()
+    ref = make_trainer(None, steps=12)
+    ref.run(stop_at=6)
+    ref.optimizer.lr = 3e-3
+    ref.run()
+    for k, v in ref.model.state_dict().items():
+        np.testing.assert_array_equal(v, resumed.model.state_dict()[k], err_msg=k)
+    events = [json.loads(line) for line in open(tmp_path / "part" / "metrics.jsonl") if '"resumed"' in line]
+    assert events == [{"step": 6, "event": "resumed", "changed": {"lr": [0.01, 0.003]}, "lr": 0.003}]
+    for field, value in (("optimizer", "sgd"), ("seed", 4), ("stateful", False)):
+        other = make_trainer(tmp_path / "part", steps=12)
+        setattr(other.config, field, value)
+        with pytest.raises(ValueError, match=f"--resume: these settings cannot change on resume: {field}"):
+            other.restore(ckpt)
+
+
+def test_rollback_under_the_plateau_schedule():
+    cfg = TrainConfig(steps=30, lr=1.5, optimizer="sgd", clip=0, stateful=False, log_every=1, checkpoint_every=1,
+                      schedule="plateau", on_divergence="rollback", divergence_factor=10, divergence_steps=1)
+    tr = Trainer(Quadratic(), Targets(), None, cfg, None, progress=False)
+    tr.run()
+    events = [r for r in tr.history if r.get("event") == "rollback"]
+    assert events and events[0]["lr"] == 0.75 and tr.step == 30
+
+
 def test_logs_checkpoints_and_best(tmp_path):
     tr = make_trainer(tmp_path, steps=10)
     result = tr.run()

@@ -53,10 +53,11 @@ def read_labelled(path):
 
 def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,
                      bidirectional=False, pooling="last", dropout=0.0, batch_size=32, config=None, out_dir=None,
-                     resume=False, overwrite=False, progress=False, log=print, names=None) -> dict:
+                     resume=False, changes=None, overwrite=False, progress=False, log=print, names=None) -> dict:
     """Train on ``train`` = ``(xs, labels)`` (labels raw: names or numbers), validate on ``valid``
     or a seeded stratified ``valid_fraction`` of the training set, and score ``test``.
-    Returns the scores; with ``out_dir`` writes a run directory with ``scores.json`` and ``confusion.png``."""
+    Returns the scores; with ``out_dir`` writes a run directory with ``scores.json`` and ``confusion.png``.
+    With ``resume`` the run's own settings are used, ``changes`` (TrainConfig fields) applied."""
     from ..models.base import model_from_config
     from ..models.classifier import SequenceClassifier
     from ..plots import plot_confusion
@@ -69,6 +70,8 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     ckpt = saved_run(out_dir, KIND) if resume else None
     if ckpt is None:
         runs.prepare(out_dir, KIND, overwrite=overwrite)
+    else:
+        config = resumed_config(ckpt, changes)
     y, classes = LS.encode_labels(y_raw, ckpt["model_config"]["classes"] if ckpt else None, names.get("train"))
     if valid is None:
         tr, va = LS.split(len(xs), valid_fraction, seed=config.seed, y=y)
@@ -78,7 +81,6 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
         valid_xs, valid_y = valid[0], LS.encode_labels(valid[1], classes, names.get("valid"))[0]
     if ckpt is not None:
         model = model_from_config(ckpt["model_config"])
-        config = resumed_config(ckpt, config.steps)
         scaler = LS.Standardizer.from_dict(model.config["scaler"])
     else:
         scaler = LS.Standardizer.fit(xs)

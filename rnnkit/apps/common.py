@@ -42,14 +42,23 @@ def saved_run(out_dir, kind: str) -> dict:
     return ckpt
 
 
-def resumed_config(ckpt: dict, steps=None, epochs=None) -> TrainConfig:
-    """The saved training settings, with a new budget when one is given (to extend a finished run)."""
-    cfg = TrainConfig.from_dict(ckpt["config"])
-    if steps is not None:
-        cfg.steps, cfg.epochs = steps, None
-    elif epochs is not None:
-        cfg.epochs = epochs
-    return cfg
+def resumed_config(ckpt: dict, changes: dict | None = None) -> TrainConfig:
+    """The run's saved training settings with ``changes`` (TrainConfig fields, e.g. ``{"steps":
+    4000, "lr": 1e-3}``) applied: a new ``steps`` replaces an ``epochs`` budget. The trainer
+    refuses the fields that cannot change and logs the others when it restores the run."""
+    saved = dict(ckpt["config"])
+    changes = dict(changes or {})
+    unknown = sorted(set(changes) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"resume changes: expected TrainConfig fields, got {', '.join(unknown)}")
+    if changes.get("epochs") is None:
+        changes.pop("epochs", None)
+        if changes.get("steps") is not None:
+            changes["epochs"] = None
+    try:
+        return TrainConfig.from_dict({**saved, **changes})
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 MOMENTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "sgd": 1}

@@ -70,7 +70,7 @@ def train_forecaster(train, window=24, horizon=1, cell="lstm", hidden_size=32, n
 
 def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_size=None, cell="lstm", hidden_size=32,
                  num_layers=1, strategy="recursive", config=None, batch_size=32, val_fraction=0.1, season=None,
-                 out_dir=None, overwrite=False, resume=False, progress=False, log=print) -> dict:
+                 out_dir=None, overwrite=False, resume=False, changes=None, progress=False, log=print) -> dict:
     """Train on everything before the test tail and score the rolling-origin forecasts of the tail
     beside the last-value, seasonal-naive and linear-autoregression baselines (RMSE and MAE,
     original units). With ``out_dir``: a run directory with ``scores.json`` and ``forecast.png``."""
@@ -78,14 +78,14 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
 
     config = config or TrainConfig(steps=1500, lr=3e-3, clip=1.0, stateful=False)
     ckpt = None
-    if resume:                                   # every setting comes from the run; a new --steps extends it
+    if resume:                                   # every setting comes from the run, with ``changes`` applied
         ckpt = saved_run(out_dir, KIND)
         d, m = ckpt["extra"]["data"], ckpt["model_config"]
         dataset, column, test_size, val_fraction, season = (d["dataset"], d["column"], d["test_size"],
                                                             d["val_fraction"], d["season"])
         window, horizon, strategy, batch_size = m["window"], m["horizon"], m["strategy"], d["batch_size"]
         cell, hidden_size, num_layers = m["cell"], m["hidden_size"], m["num_layers"]
-        config = resumed_config(ckpt, config.steps if config.steps else None)
+        config = resumed_config(ckpt, changes)
     elif out_dir is not None:
         runs.prepare(out_dir, KIND, overwrite=overwrite)
     series, period, name = load_series(dataset, column)

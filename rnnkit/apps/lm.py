@@ -52,10 +52,11 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
 
 
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
-             batch_size=32, val_fraction=0.1, config=None, resume=False, overwrite=False, progress=True,
-             callbacks=(), log=print):
+             batch_size=32, val_fraction=0.1, config=None, resume=False, changes=None, overwrite=False,
+             progress=True, callbacks=(), log=print):
     """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` in ``out``.
-    On resume every setting comes from the run; ``config.steps`` extends it when given."""
+    On resume every setting comes from the run, with ``changes`` (TrainConfig fields such as
+    ``steps`` or ``lr``) applied and logged."""
     from ..models import CharLM
     from ..models.base import model_from_config
 
@@ -69,7 +70,7 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         d = extra["data"]
         seq_len, batch_size, val_fraction = d["seq_len"], d["batch_size"], d["val_fraction"]
         model = model_from_config(ckpt["model_config"])
-        config = resumed_config(ckpt, config.steps if config is not None and config.steps else None)
+        config = resumed_config(ckpt, changes)
     else:
         runs.prepare(out, KIND, overwrite=overwrite)
         vocab = CharVocab.from_text(text)

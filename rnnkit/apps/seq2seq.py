@@ -88,10 +88,10 @@ def _check_unchanged(data: dict, out) -> None:
 
 def train(*, train_path=None, valid_path=None, task=None, src_tokens="chars", tgt_tokens="chars", valid_fraction=0.05,
           n_train=20_000, n_valid=1000, n_test=2000, batch_size=64, max_len=None, model_kw=None, config=None,
-          out="runs/seq2seq", resume=False, steps=None, epochs=None, overwrite=False, progress=True, log=print):
+          out="runs/seq2seq", resume=False, changes=None, overwrite=False, progress=True, log=print):
     """Train a Seq2Seq run in ``out`` with the :class:`~rnnkit.train.TrainConfig` ``config``, or
-    (``resume``) continue the one there with its own data, model and settings (``steps`` or
-    ``epochs``, when given, extend its budget). Returns ``(model with the best weights, scores)``."""
+    (``resume``) continue the one there with its own data, model and settings, ``changes``
+    (TrainConfig fields such as ``steps`` or ``lr``) applied. Returns ``(model with the best weights, scores)``."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite: expected one of them, got both")
     if resume:
@@ -100,7 +100,7 @@ def train(*, train_path=None, valid_path=None, task=None, src_tokens="chars", tg
         _check_unchanged(data, out)
         train_pairs, valid_pairs = load_data(data)
         model = model_from_config(ckpt["model_config"])
-        config = resumed_config(ckpt, steps, epochs)
+        config = resumed_config(ckpt, changes)
     else:
         ckpt = None
         if not overwrite:

@@ -106,7 +106,7 @@ def build_vocabs(train, chars=True):
 
 # -- training ------------------------------------------------------------------------------------
 
-def _resumed(out, paths, budget):
+def _resumed(out, paths, changes):
     """``(model, extra, config, data)`` of the run in ``out``, its data read again (from ``paths``
     where given: moved copies, checked against the recorded digests)."""
     from ..models.base import model_from_config
@@ -120,7 +120,7 @@ def _resumed(out, paths, budget):
             spec[key] = os.path.abspath(path)
     data = load_data(spec)
     model = model_from_config(ckpt["model_config"])
-    return model, dict(ckpt["extra"], data=spec), resumed_config(ckpt, *budget), data, ckpt
+    return model, dict(ckpt["extra"], data=spec), resumed_config(ckpt, changes), data, ckpt
 
 
 def _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite, log):
@@ -145,14 +145,15 @@ def _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite, log):
 
 
 def train_tagger(spec, out, *, model_kw=None, config=None, batch_size=32, word_dropout=0.25, resume=False,
-                 budget=(None, None), paths=None, overwrite=False, progress=True, log=print):
+                 changes=None, paths=None, overwrite=False, progress=True, log=print):
     """Train (or continue) a tagger on the data ``spec`` describes; score it on the test sentences.
     On resume the model, the data description and the training settings come from the run
-    (``paths`` may point at moved copies of its files, ``budget = (steps, epochs)`` extends it).
+    (``paths`` may point at moved copies of its files; ``changes``, TrainConfig fields such as
+    ``steps`` or ``lr``, are applied and logged).
     Returns ``(result, scores or None)``."""
     ckpt = None
     if resume:
-        model, extra, config, (train, val, test), ckpt = _resumed(out, paths, budget)
+        model, extra, config, (train, val, test), ckpt = _resumed(out, paths, changes)
     else:
         model, extra, (train, val, test) = _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite,
                                                 log)

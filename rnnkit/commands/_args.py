@@ -93,20 +93,27 @@ def given_options(parser, argv) -> set:
     return set(vars(parser.parse_args(argv)))
 
 
-# Settings a resumed run may change: they do not alter what the run computes, only how long it
-# runs and how often it reports. Everything else must match the run, or resuming is refused.
-RESUMABLE = {"steps", "epochs", "time_limit", "patience", "eval_every", "checkpoint_every", "log_every", "progress",
-             "resume", "out"}
+# Training settings a resumed run may change: they apply from the resumed step on and are logged
+# in metrics.jsonl (rnnkit.train.Trainer.restore). The run's model, data and the settings the steps
+# already taken depend on (seed, optimizer, batch size) must match, or resuming is refused.
+CHANGEABLE = {"steps", "epochs", "lr", "weight_decay", "clip", "schedule", "warmup", "eval_every", "checkpoint_every",
+              "log_every", "patience", "time_limit", "on_divergence", "divergence_factor", "divergence_steps"}
+RESUMABLE = CHANGEABLE | {"progress", "resume", "out"}
+WHY_FIXED = {"batch_size": "the order of the remaining batches depends on it",
+             "seed": "it drew the data order and dropout masks of the steps already taken",
+             "optimizer": "the saved optimizer moments belong to the first one"}
 
 
 def check_resume(args, given: set) -> None:
-    """Refuse ``--resume`` with options that differ from the run's saved settings, naming each
-    difference (the run would not be the run it continues)."""
+    """Refuse ``--resume`` with options that differ from the run's saved model, data or fixed
+    training settings, naming each difference (the run would not be the run it continues); set
+    ``args.changes`` to the training settings given, which the resumed run applies and logs."""
     import os
 
     from .. import io
     from ..errors import UserError
 
+    args.changes = {dest: getattr(args, dest) for dest in sorted(given & CHANGEABLE) if hasattr(args, dest)}
     path = os.path.join(str(args.out), "checkpoint.npz")
     if not os.path.isfile(path):
         return                                          # the app says there is nothing to resume
@@ -121,7 +128,8 @@ def check_resume(args, given: set) -> None:
     diffs = []
     for dest in sorted(given - RESUMABLE):
         if dest in saved and saved[dest] != getattr(args, dest) and not _same_path(saved[dest], getattr(args, dest)):
-            diffs.append(f"{dest.replace('_', '-')} {getattr(args, dest)!r} (the run has {saved[dest]!r})")
+            why = f": {WHY_FIXED[dest]}" if dest in WHY_FIXED else ""
+            diffs.append(f"{dest.replace('_', '-')} {getattr(args, dest)!r} (the run has {saved[dest]!r}{why})")
     if diffs:
         raise UserError(f"--resume: {args.out} was trained with other settings; these cannot change on resume: "
                         f"{'; '.join(diffs)}. Drop them, or start a new run (another --out, or --overwrite)")

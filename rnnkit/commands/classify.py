@@ -42,7 +42,6 @@ def run_train(args):
     from ._args import fit_config
 
     config = fit_config(args)
-    config.steps = args.steps or (None if args.resume else config.steps)
     valid = test = None
     if args.train:
         names = {"train": args.train}
@@ -57,7 +56,8 @@ def run_train(args):
     app.train_classifier(train, test, valid, args.valid_fraction, cell=args.cell, hidden_size=args.hidden_size,
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
                          dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
-                         resume=args.resume, overwrite=args.overwrite, progress=args.progress, names=names)
+                         resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
+                         progress=args.progress, names=names)
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
     return 0
 

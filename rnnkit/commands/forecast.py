@@ -28,12 +28,11 @@ def run(args):
     from ._args import fit_config
 
     config = fit_config(args)
-    config.steps = args.steps or (None if args.resume else config.steps)
     run_forecast(dataset=args.dataset, column=args.column, horizon=args.horizon, window=args.window,
                  test_size=args.test_size, cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
                  strategy=args.strategy, config=config, batch_size=args.batch_size,
-                 val_fraction=args.val_fraction, season=args.season, out_dir=args.out, overwrite=args.overwrite, resume=args.resume,
-                 progress=args.progress)
+                 val_fraction=args.val_fraction, season=args.season, out_dir=args.out, overwrite=args.overwrite,
+                 resume=args.resume, changes=getattr(args, "changes", None), progress=args.progress)
     print(f"wrote {args.out}/scores.json, {args.out}/forecast.png (run directory: config.json, best.npz, "
           f"metrics.jsonl)")
     return 0

@@ -89,7 +89,7 @@ def run_train(args):
     train(train_path=args.train, valid_path=args.valid, task=args.task, src_tokens=src_tokens, tgt_tokens=tgt_tokens,
           valid_fraction=args.valid_fraction, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
           batch_size=args.batch_size, max_len=args.max_len, model_kw=model_kw, config=fit_config(args, stateful=False),
-          out=args.out, resume=args.resume, steps=args.steps, epochs=args.epochs, overwrite=args.overwrite,
+          out=args.out, resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
           progress=args.progress)
     return 0
 

@@ -76,7 +76,7 @@ def run_train(args):
     result, scores = train_tagger(
         None if args.resume else data_spec(args), args.out, model_kw=model_kw, config=fit_config(args),
         batch_size=args.batch_size, word_dropout=args.word_dropout, resume=args.resume,
-        budget=(args.steps, args.epochs), paths=paths, overwrite=args.overwrite, progress=args.progress)
+        changes=getattr(args, "changes", None), paths=paths, overwrite=args.overwrite, progress=args.progress)
     line = f"{result['stop_reason']} at step {result['step']}"
     if "loss" in result:
         line += f"; train loss {result['loss']:.4f}"

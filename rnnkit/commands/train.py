@@ -40,10 +40,10 @@ def run(args):
               + (f" ({free / 2**30:.1f} GiB free here)" if free else ""))
         return 0
     config = fit_config(args, stateful=args.stateful)
-    config.steps = args.steps or (None if args.resume else config.steps)
     _, result, _ = lm.train_lm(text, args.out, cell=args.cell, hidden_size=args.hidden_size,
                                num_layers=args.num_layers, embed_size=args.embed_size, dropout=args.dropout,
                                seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=args.val_fraction,
-                               config=config, resume=args.resume, overwrite=args.overwrite, progress=args.progress)
+                               config=config, resume=args.resume, changes=getattr(args, "changes", None),
+                               overwrite=args.overwrite, progress=args.progress)
     print(lm.summary(result, args.out))
     return 0
