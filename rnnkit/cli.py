@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from . import __version__
 from .commands import COMMANDS
 from .commands._args import OneLineParser, check_resume, given_options
-from .errors import UserError  # noqa: F401  (re-exported: rnnkit.cli.UserError)
+from .errors import Terminated, UserError  # noqa: F401  (re-exported: rnnkit.cli.UserError)
 
 
 def build_parser() -> OneLineParser:
@@ -29,12 +31,28 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 0
+    # SIGTERM unwinds like Ctrl-C (locks released, partial files removed, status 143); training
+    # defers it to the end of a step and saves a checkpoint first
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _run(args, argv)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, argv) -> int:
     try:
         from .runs import check_output
 

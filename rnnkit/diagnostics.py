@@ -96,6 +96,16 @@ class FlowRecorder:
     def close(self) -> None:
         _set_recording(self.layers, False)
 
+    def state_dict(self) -> dict:
+        """The norms recorded so far (the live lists: a checkpoint tree holding them is always current)."""
+        return {"flows": self.flows, "steps": self.steps}
+
+    def load_state_dict(self, d: dict, step: int) -> None:
+        """Continue a resumed run at ``step`` with the norms recorded before it."""
+        self.flows[:] = [np.asarray(f) for f in d["flows"]]
+        self.steps[:] = [int(s) for s in d["steps"]]
+        _set_recording(self.layers, self.every > 0 and (step + 1) % self.every == 0)
+
 
 def gradient_flow(model, batch, reduce="mean") -> dict:
     """``{"<module>.l<layer>[_reverse]": (L,) array}`` of ``||dL/dh_t||`` for t = 1..L.

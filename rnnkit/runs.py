@@ -80,6 +80,7 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False) -> None:
             raise UserError(f"--resume: {out_dir} holds {_a(found)} run, not {_a(kind)} run")
         if not os.path.exists(os.path.join(out_dir, "checkpoint.npz")):
             raise UserError(f"--resume: {out_dir} has no checkpoint.npz to resume from")
+        RunLock(out_dir).check_free()           # before the resume reads or trims anything there
         return
     if overwrite:
         RunLock(out_dir).check_free()

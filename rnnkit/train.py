@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__, io
 from ._validate import NonFiniteError
-from .errors import UserError
+from .errors import Terminated, UserError  # noqa: F401  (Terminated: rnnkit.train.Terminated)
 from .models.common import rng_state, set_rng_state
 from .optim import Schedule, clip_grad_norm, make_optimizer, make_schedule
 
@@ -108,12 +108,6 @@ class TrainingDiverged(UserError):
         self.step, self.loss, self.grad_norm = step, loss, grad_norm
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: handled like Ctrl-C (a checkpoint is saved), exit status 143."""
-
-    exit_status = 143
-
-
 def _new_window() -> dict:
     """Sums over the steps since the last log line."""
     return {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
@@ -137,7 +131,9 @@ class Trainer:
     (``None``: in memory only; the log is ``history`` and the best weights ``best_state``).
 
     ``extra`` (JSON values, e.g. the vocabulary) is saved with every checkpoint and best model.
-    ``callbacks`` are called as ``cb(trainer)`` after every step.
+    ``callbacks`` are called as ``cb(trainer)`` after every step; a callback with ``state_dict()``
+    and ``load_state_dict(state, step)`` (e.g. a recorder) has its state saved in every checkpoint
+    and given back on restore, so a resumed run's callbacks know what they knew.
     """
 
     def __init__(self, model, train_data, val_data, config: TrainConfig, out_dir, extra=None, progress=True,
@@ -158,7 +154,7 @@ class Trainer:
         self.bad_evals = 0
         self.elapsed = 0.0
         self.last = {}            # latest logged metrics
-        self.history = []         # every logged record of this process (what metrics.jsonl gets)
+        self.history = []         # every logged record of the run (what metrics.jsonl holds)
         self.window = _new_window()
         self.last_checkpoint = None   # in-memory runs with rollback: the last checkpoint tree
         self._smooth, self._lowest, self._high, self._skips, self.rollbacks = None, math.inf, 0, 0, 0
@@ -191,6 +187,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "rng": rng_state(self.model), "carry": _pack_state(self.carry),
+            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
             "progress": {"step": self.step, "epoch": self.epoch, "index": self.index, "best_val": self.best_val,
                          "bad_evals": self.bad_evals, "elapsed": self.elapsed, "window": dict(self.window)},
         }
@@ -246,6 +243,9 @@ class Trainer:
         self.step, self.epoch, self.index = int(p["step"]), int(p["epoch"]), int(p["index"])
         self.best_val, self.bad_evals, self.elapsed = float(p["best_val"]), int(p["bad_evals"]), float(p["elapsed"])
         self.window = dict(p.get("window", self.window))
+        for cb, state in zip(self.callbacks, ckpt.get("callbacks") or []):
+            if state is not None and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(state, self.step)
         best = self.path("best.npz") if self.out_dir is not None else None
         if best is not None and os.path.exists(best):       # the best weights so far are this run's too
             self.best_state = io.load(best)["model"]
@@ -261,7 +261,7 @@ class Trainer:
         path = self.path("metrics.jsonl")
         if not os.path.exists(path):
             return
-        kept, bad = [], []
+        kept, bad, records = [], [], []
         with open(path, encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):
                 try:
@@ -273,6 +273,7 @@ class Trainer:
                     continue
                 if step <= self.step:
                     kept.append(line if line.endswith("\n") else line + "\n")
+                    records.append(record)
         if bad:
             import sys
 
@@ -280,6 +281,7 @@ class Trainer:
                   f"{', ...' if len(bad) > 5 else ''}: not a JSON record (a write cut short?); dropped on resume",
                   file=sys.stderr)
         io.atomic_write_text(path, "".join(kept))
+        self.history = records
 
     # -- evaluation -----------------------------------------------------------------
     def evaluate(self) -> dict:

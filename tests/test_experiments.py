@@ -162,14 +162,58 @@ def test_experiment_vanishing_init_and_gate_options(tmp_path):
     assert r["steps"] == 1
 
 
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_experiment_results_are_not_written_over(tmp_path, capsys):
-    argv = ["experiment", "exploding", "--T", "10", "--steps", "3", "--hidden", "4", "--out", str(tmp_path),
-            "--no-progress"]
+    common = ["experiment", "exploding", "--T", "10", "--hidden", "4", "--out", str(tmp_path), "--no-progress"]
+    argv = common + ["--steps", "3"]
     assert main(argv) == 0
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    before = _files(tmp_path)
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "already holds files" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-    assert main(argv + ["--overwrite"]) == 0
+    assert "already holds an experiment-exploding run" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+    assert _files(tmp_path) == before
+    assert main(common + ["--steps", "4", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "steps 4 (the experiment has 3)" in err and len(err.strip().splitlines()) == 1
+    assert main(argv + ["--resume"]) == 0          # nothing left to train: the finished runs are read back
+    assert json.loads((tmp_path / "runs.json").read_text()) == json.loads(before["runs.json"])
+
+
+
+
+def test_experiment_sigterm_then_resume_equals_uninterrupted(tmp_path):
+    """SIGTERM in the second of two runs: exit 143 with a checkpoint; --resume keeps the finished run,
+    continues the other from its checkpoint, and every result equals an uninterrupted experiment's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["experiment", "vanishing", "--task", "adding", "--T", "20", "--cells", "rnn,gru", "--steps", "600",
+            "--hidden", "16", "--eval-every", "50", "--flow-every", "25", "--n-test", "100", "--no-progress"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    cmd = [sys.executable, "-m", "rnnkit", *args]
+    assert subprocess.run(cmd + ["--out", str(full)], capture_output=True).returncode == 0
+    p = subprocess.Popen(cmd + ["--out", str(part)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = part / "runs" / "adding-T20-gru" / "checkpoint.npz"
+    deadline = time.time() + 120
+    while not second.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=120) == 143
+    assert "--resume" in p.stderr.read()
+    assert (part / "runs" / "adding-T20-rnn" / "result.json").exists()
+    assert not (part / "runs" / "adding-T20-gru" / "result.json").exists()
+    assert not (part / "run.lock").exists()
+    r = subprocess.run(cmd + ["--out", str(part), "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def results(d):
+        return [{k: v for k, v in run.items() if k != "wall_time"} for run in json.loads((d / "runs.json").read_text())]
+
+    assert results(full) == results(part)

@@ -9,7 +9,10 @@
 * :func:`run_truncation`: full BPTT against truncation windows: time and peak memory of a
   training step on a long sequence, and what the window does to the adding problem.
 
-Every function writes its files into ``out_dir`` and returns the table rows.
+Every function writes its files into ``out_dir`` and returns the table rows. Each training run
+is a run directory under ``out_dir/runs/`` (checkpoints every ``eval_every`` steps, metrics.jsonl,
+``result.json`` when done), so an experiment stopped by Ctrl-C, SIGTERM or a crash continues with
+``resume=True``: finished runs are read back, the interrupted one resumes from its checkpoint.
 """
 from __future__ import annotations
 
@@ -24,9 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import __version__, runs
 from ..data.tasks import TaskBatches, TaskData, make_task
+from ..errors import UserError
 from ..diagnostics import FlowRecorder
 from ..io import atomic_write_text
+from ..io import load as load_tree
 from ..models.sequence import SequenceModel
 from ..train import Trainer, TrainConfig, TrainingDiverged
 from ..plots import plot_exploding, plot_flow_heatmaps, plot_flow_profiles, plot_task_curves
@@ -122,33 +128,35 @@ def evaluate(model, task, data: TaskData, chunk=500):
 
 def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100,
                flow_every=50, n_test=1000, optimizer="adam", init="default", gain=1.0, bptt=0, progress=None,
-               time_limit=0.0, gate="sigmoid", forget_bias=None):
-    """Train one model on one task with the Trainer (in memory); returns a result dict (curves and
-    gradient flow included). ``gate`` applies to LSTM / GRU cells and ``forget_bias`` to LSTMs;
-    other cells ignore them. Divergence (a non-finite loss or gradient) ends the run and is reported."""
+               time_limit=0.0, gate="sigmoid", forget_bias=None, run_dir=None):
+    """Train one model on one task with the Trainer; returns a result dict (curves and gradient flow
+    included). ``gate`` applies to LSTM / GRU cells and ``forget_bias`` to LSTMs; other cells
+    ignore them. Divergence (a non-finite loss or gradient) ends the run and is reported.
+
+    With ``run_dir`` the run is a run directory (a checkpoint every ``eval_every`` steps, with
+    the evaluations and gradient flow so far): a finished one (``result.json``) is read back, an
+    interrupted one continues from its checkpoint, bit for bit."""
+    done = None if run_dir is None else os.path.join(run_dir, "result.json")
+    if done is not None and os.path.exists(done):
+        return _read_result(done)
     d, train = test_set(task, T, n_test, seed)
     model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=cell, init=init, recurrent_gain=gain,
                           gate=gate if cell in ("lstm", "gru") else "sigmoid",
                           forget_bias=forget_bias if cell == "lstm" else None, seed=seed)
     model.bptt = bptt
     config = TrainConfig(steps=steps, lr=lr, optimizer=optimizer, clip=clip, stateful=False, log_every=1,
-                         eval_every=steps + 1, checkpoint_every=steps + 1, time_limit=time_limit, seed=seed)
+                         eval_every=steps + 1, checkpoint_every=eval_every, time_limit=time_limit, seed=seed)
     data = TaskBatches(task, T, batch_size, seed, steps, train)
     flow = FlowRecorder(model, flow_every)
-    evals, solved = {}, [None]
-
-    def check(trainer):
-        s = trainer.step
-        if s % eval_every == 0 or s == steps:
-            evals[s] = dict(zip(("test_loss", "metric"), evaluate(model, task, d)))
-            if solved[0] is None and is_solved(task, d, evals[s]["metric"]):
-                solved[0] = s
+    tracker = _Evaluations(model, task, d, eval_every, steps, progress)
+    trainer = Trainer(model, data, None, config, run_dir, progress=False, callbacks=[flow, tracker])
+    if run_dir is not None and os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
+        trainer.restore(load_tree(os.path.join(run_dir, "checkpoint.npz")))
         if progress is not None:
-            progress(s, {**trainer.history[-1], **evals.get(s, {})})
-
-    trainer = Trainer(model, data, None, config, None, progress=False, callbacks=[flow, check])
+            for s in range(trainer.step):
+                progress(s + 1, {})
+    evals = tracker.evals
     diverged = None
-    t0 = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):   # divergence is detected and reported below
         try:
             trainer.run()
@@ -156,23 +164,118 @@ def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0
             diverged = e
         finally:
             flow.close()
-    wall = time.perf_counter() - t0
     step = trainer.step if diverged is None else diverged.step
     curve = [{"step": r["step"], "loss": float(r["loss"]), "grad_norm": float(r["grad_norm"]), **evals.get(r["step"], {})}
              for r in trainer.history if "loss" in r]
+    solved = tracker.solved
     if diverged is not None:
         curve.append({"step": diverged.step, "loss": diverged.loss, "grad_norm": diverged.grad_norm})
     elif trainer.step not in evals:
         evals[trainer.step] = dict(zip(("test_loss", "metric"), evaluate(model, task, d)))
         curve[-1].update(evals[trainer.step])
     final = evals[max(evals)]["metric"] if evals and diverged is None else math.nan
-    return {
+    result = {
         "task": task, "T": T, "cell": cell, "metric": SPECS[task].metric, "final": final,
         "trivial": trivial_metric(task, d), "solved_at": solved_threshold(task, d),
-        "solved": diverged is None and is_solved(task, d, final), "steps_to_solve": solved[0],
-        "steps": step, "wall_time": wall, "diverged_at": None if diverged is None else diverged.step, "curve": curve,
+        "solved": diverged is None and is_solved(task, d, final), "steps_to_solve": solved,
+        "steps": step, "wall_time": trainer.elapsed, "diverged_at": None if diverged is None else diverged.step,
+        "curve": curve,
         "flow": np.array(flow.flows) if flow.flows else np.zeros((0, d.x.shape[0])), "flow_steps": flow.steps,
     }
+    if done is not None:
+        atomic_write_text(done, json.dumps(_slim(result), default=_json_default))
+    return result
+
+
+class _Evaluations:
+    """A Trainer callback: the held-out metric every ``eval_every`` steps and at the last step, and
+    the first step at which the task counts as solved (checkpointed with the run)."""
+
+    def __init__(self, model, task, data, eval_every, steps, progress=None):
+        self.model, self.task, self.data, self.every, self.steps = model, task, data, eval_every, steps
+        self.progress, self.evals, self.solved = progress, {}, None
+
+    def __call__(self, trainer):
+        s = trainer.step
+        if s % self.every == 0 or s == self.steps:
+            self.evals[s] = dict(zip(("test_loss", "metric"), evaluate(self.model, self.task, self.data)))
+            if self.solved is None and is_solved(self.task, self.data, self.evals[s]["metric"]):
+                self.solved = s
+        if self.progress is not None:
+            self.progress(s, {**trainer.history[-1], **self.evals.get(s, {})})
+
+    def state_dict(self) -> dict:
+        return {"evals": [[s, float(e["test_loss"]), float(e["metric"])] for s, e in self.evals.items()],
+                "solved": self.solved}
+
+    def load_state_dict(self, state: dict, step: int) -> None:
+        self.evals = {int(s): {"test_loss": loss, "metric": m} for s, loss, m in state["evals"]}
+        self.solved = state["solved"]
+
+
+def _slim(result: dict) -> dict:
+    """A result as JSON values (the gradient-flow array as nested lists)."""
+    return {**{k: v for k, v in result.items() if k != "flow"}, "flow": result["flow"].tolist()}
+
+
+def _read_result(path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    r["flow"] = np.array(r["flow"]) if r["flow"] else np.zeros((0, r["T"]))
+    return r
+
+
+# -- the experiment's directory ---------------------------------------------------------------
+
+
+class experiment_dir:
+    """``with experiment_dir(out_dir, name, settings, resume, overwrite) as runs_dir:`` checks
+    ``out_dir`` (new, or ``overwrite`` of an old experiment, or ``resume`` of this experiment with
+    the same ``settings``), records it in ``config.json``, locks it while the experiment runs, and
+    on Ctrl-C / SIGTERM says how to continue. ``runs_dir`` is where the training runs go."""
+
+    def __init__(self, out_dir, name, settings: dict, resume=False, overwrite=False):
+        self.out_dir, self.kind = os.fspath(out_dir), f"experiment-{name}"
+        self.settings = json.loads(json.dumps(settings, default=_json_default))
+        self.resume, self.overwrite = resume, overwrite
+
+    def _check(self):
+        if not self.resume:
+            runs.prepare(self.out_dir, self.kind, overwrite=self.overwrite)
+            return
+        cfg = runs.read_config(self.out_dir) if os.path.isdir(self.out_dir) else None
+        found = None if cfg is None else cfg.get("kind")
+        if found != self.kind:
+            raise UserError(f"--resume: {self.out_dir} holds no {self.kind.replace('-', ' ')} to resume"
+                            + (f" (it holds {runs._a(found)} run)" if found else ""))
+        saved = cfg.get("settings", {})
+        diffs = [f"{k.replace('_', '-')} {v!r} (the experiment has {saved.get(k)!r})"
+                 for k, v in self.settings.items() if saved.get(k) != v]
+        if diffs:
+            raise UserError(f"--resume: {self.out_dir} was run with other settings; these cannot change on resume: "
+                            f"{'; '.join(diffs)}. Drop them, or start anew (another --out, or --overwrite)")
+
+    def __enter__(self):
+        self._check()
+        self.lock = runs.RunLock(self.out_dir)
+        self.lock.__enter__()
+        atomic_write_text(os.path.join(self.out_dir, "config.json"), json.dumps(
+            {"kind": self.kind, "rnnkit_version": __version__, "settings": self.settings}, indent=2))
+        return os.path.join(self.out_dir, "runs")
+
+    def __exit__(self, kind, exc, tb):
+        self.lock.__exit__(kind, exc, tb)
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            import sys
+
+            print(f"\ninterrupted; the finished runs and a checkpoint of the current one are in {self.out_dir}. "
+                  f"Continue with the same command and --resume", file=sys.stderr)
+        return False
+
+
+def _settings(args: dict) -> dict:
+    """An experiment function's arguments that decide its results (not where or how it reports)."""
+    return {k: v for k, v in args.items() if k not in ("out_dir", "log", "progress", "resume", "overwrite")}
 
 
 TABLE_COLUMNS = ["task", "T", "cell", "metric", "final", "trivial", "solved", "steps_to_solve", "steps", "wall_time"]
@@ -212,8 +315,17 @@ def _csv_text(rows, columns) -> str:
 
 def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=3000, out_dir="experiment",
                   hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100, flow_every=50,
-                  n_test=1000, log=print, progress=True, init="default", gate="sigmoid", forget_bias=None):
-    """Train every (T, cell) with the same budget; write table, heatmaps and curves into ``out_dir``."""
+                  n_test=1000, log=print, progress=True, init="default", gate="sigmoid", forget_bias=None,
+                  resume=False, overwrite=False):
+    """Train every (T, cell) with the same budget; write table, heatmaps and curves into ``out_dir``
+    (``resume``: continue an interrupted one there; ``overwrite``: replace an old one)."""
+    with experiment_dir(out_dir, "vanishing", _settings(locals()), resume, overwrite) as runs_dir:
+        return _vanishing(task, Ts, cells, steps, out_dir, hidden, lr, batch_size, clip, seed, eval_every,
+                          flow_every, n_test, log, progress, init, gate, forget_bias, runs_dir)
+
+
+def _vanishing(task, Ts, cells, steps, out_dir, hidden, lr, batch_size, clip, seed, eval_every, flow_every, n_test,
+               log, progress, init, gate, forget_bias, runs_dir):
     from tqdm.auto import tqdm
 
     results = []
@@ -229,7 +341,8 @@ def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=
 
             r = train_task(task, T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=clip,
                            seed=seed, eval_every=eval_every, flow_every=flow_every, n_test=n_test, progress=tick,
-                           init=init, gate=gate, forget_bias=forget_bias)
+                           init=init, gate=gate, forget_bias=forget_bias,
+                           run_dir=os.path.join(runs_dir, f"{task}-T{T}-{cell}"))
             bar.close()
             results.append(r)
             log(f"{task} T={T} {cell}: {r['metric']} {_fmt(r['final'])} (trivial {_fmt(r['trivial'])}), "
@@ -249,12 +362,8 @@ def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=
 
 def _save_runs(results, out_dir):
     """Curves and gradient flow of every run as JSON (plots can be redrawn from it)."""
-    slim = []
-    for r in results:
-        s = {k: v for k, v in r.items() if k != "flow"}
-        s["flow"] = r["flow"].tolist()
-        slim.append(s)
-    atomic_write_text(os.path.join(out_dir, "runs.json"), json.dumps(slim, default=_json_default))
+    atomic_write_text(os.path.join(out_dir, "runs.json"), json.dumps([_slim(r) for r in results],
+                                                                      default=_json_default))
 
 
 def _json_default(v):
@@ -269,28 +378,34 @@ def _json_default(v):
 
 
 def run_exploding(task="adding", T=100, steps=600, out_dir="experiment", hidden=64, gain=3.0, lr=0.1, clip=1.0,
-                  batch_size=50, seed=0, log=print, progress=True):
+                  batch_size=50, seed=0, log=print, progress=True, resume=False, overwrite=False):
     """A tanh RNN with recurrent weights ``gain`` x orthogonal, trained with SGD with and without
     norm clipping from the same initialisation and the same batches."""
-    runs = []
+    with experiment_dir(out_dir, "exploding", _settings(locals()), resume, overwrite) as runs_dir:
+        return _exploding(task, T, steps, out_dir, hidden, gain, lr, clip, batch_size, seed, log, runs_dir)
+
+
+def _exploding(task, T, steps, out_dir, hidden, gain, lr, clip, batch_size, seed, log, runs_dir):
+    rows = []
     for c in (0.0, clip):
         r = train_task(task, T, "rnn", steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=c, seed=seed,
-                       eval_every=max(steps // 20, 1), flow_every=0, optimizer="sgd", init="orthogonal", gain=gain)
+                       eval_every=max(steps // 20, 1), flow_every=0, optimizer="sgd", init="orthogonal", gain=gain,
+                       run_dir=os.path.join(runs_dir, f"clip-{c:g}"))
         r["clip"] = c
         r["max_grad_norm"] = max(x["grad_norm"] for x in r["curve"])
         r["final_loss"] = r["curve"][-1]["loss"]
         r["outcome"] = (f"diverged at step {r['diverged_at']}" if r["diverged_at"]
                         else ("diverged (loss > 100 x trivial)" if not r["final"] < 100 * r["trivial"] else "trained"))
-        runs.append(r)
+        rows.append(r)
         log(f"clip {c or 'off'}: {r['outcome']}, max gradient norm {r['max_grad_norm']:.3g}, "
             f"final {r['metric']} {_fmt(r['final'])}")
     cols = ["task", "T", "cell", "clip", "outcome", "max_grad_norm", "metric", "final", "trivial", "steps", "wall_time"]
-    md = write_table(runs, out_dir, "exploding", columns=cols,
+    md = write_table(rows, out_dir, "exploding", columns=cols,
                      note=f"tanh RNN, hidden {hidden}, recurrent weights {gain} x orthogonal, SGD lr {lr}, batch {batch_size}.")
-    _save_runs(runs, out_dir)
-    plot_exploding(runs, gain, lr, os.path.join(out_dir, "exploding.png"))
+    _save_runs(rows, out_dir)
+    plot_exploding(rows, gain, lr, os.path.join(out_dir, "exploding.png"))
     log(md)
-    return runs
+    return rows
 
 
 # -- truncated vs full BPTT --------------------------------------------------------------------
@@ -323,8 +438,15 @@ def measure_truncation(L=1000, windows=(0, 50, 100, 200), cell="lstm", hidden=12
 
 
 def run_truncation(L=1000, windows=(0, 50, 100, 200), T=100, task_windows=(0, 75, 50, 25), cell="lstm", steps=2000,
-                   out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, seed=0, log=print, progress=True):
+                   out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, seed=0, log=print, progress=True,
+                   resume=False, overwrite=False):
     """Time/memory of truncation on a long sequence, then the adding problem trained per window."""
+    with experiment_dir(out_dir, "truncation", _settings(locals()), resume, overwrite) as runs_dir:
+        return _truncation(L, windows, T, task_windows, cell, steps, out_dir, hidden, lr, batch_size, seed, log,
+                           runs_dir)
+
+
+def _truncation(L, windows, T, task_windows, cell, steps, out_dir, hidden, lr, batch_size, seed, log, runs_dir):
     cost = measure_truncation(L, windows, cell=cell, seed=seed)
     md1 = write_table(cost, out_dir, "truncation_cost", columns=["L", "window", "time_ms", "peak_mb"],
                       note=f"{cell}, hidden 128, batch 32: one training step (forward + backward) on L={L} steps.")
@@ -332,7 +454,7 @@ def run_truncation(L=1000, windows=(0, 50, 100, 200), T=100, task_windows=(0, 75
     rows = []
     for k in task_windows:
         r = train_task("adding", T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, seed=seed, bptt=k,
-                       flow_every=0)
+                       flow_every=0, run_dir=os.path.join(runs_dir, f"window-{k or 'full'}"))
         r["window"] = k or "full"
         rows.append(r)
         log(f"adding T={T} window {r['window']}: mse {_fmt(r['final'])}, solved "

@@ -46,19 +46,10 @@ def _common(p, out, steps, lr, clip, batch=50, hidden=64):
     p.add_argument("--clip", type=nonneg_float, default=clip, help="max gradient norm (0: no clipping)")
     p.add_argument("--seed", type=int, default=0, help="random seed (data and initialisation)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
-
-
-def _check_out(args) -> None:
-    """Before any training: an --out that already holds files is not written over without --overwrite."""
-    import os
-
-    from ..errors import UserError
-
-    if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
-        raise UserError(f"--out {args.out} already holds files ({', '.join(sorted(os.listdir(args.out))[:4])}"
-                        f"{', ...' if len(os.listdir(args.out)) > 4 else ''}); pass --overwrite to replace the "
-                        f"experiment's results there, or choose another --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted experiment in --out (finished runs are kept, the current one "
+                        "resumes from its checkpoint)")
+    p.add_argument("--overwrite", action="store_true", help="replace the experiment already in --out")
 
 
 def register(sub):
@@ -106,11 +97,10 @@ def register(sub):
 def run_vanishing(args):
     from ..apps.experiments import run_vanishing as go
 
-    _check_out(args)
     go(task=args.task, Ts=args.Ts, cells=args.cells, steps=args.steps, out_dir=args.out, hidden=args.hidden,
        lr=args.lr, batch_size=args.batch_size, clip=args.clip, seed=args.seed, eval_every=args.eval_every,
        flow_every=args.flow_every, n_test=args.n_test, progress=args.progress, init=args.init, gate=args.gate,
-       forget_bias=args.forget_bias)
+       forget_bias=args.forget_bias, resume=args.resume, overwrite=args.overwrite)
     print(f"wrote {args.out}/results.csv, results.md, gradient_flow.png, gradient_flow_profile.png, loss_curves.png")
     return 0
 
@@ -118,9 +108,9 @@ def run_vanishing(args):
 def run_exploding(args):
     from ..apps.experiments import run_exploding as go
 
-    _check_out(args)
     go(task=args.task, T=args.T, steps=args.steps, out_dir=args.out, hidden=args.hidden, gain=args.gain, lr=args.lr,
-       clip=args.clip or 1.0, batch_size=args.batch_size, seed=args.seed, progress=args.progress)
+       clip=args.clip or 1.0, batch_size=args.batch_size, seed=args.seed, progress=args.progress, resume=args.resume,
+       overwrite=args.overwrite)
     print(f"wrote {args.out}/exploding.csv, exploding.md, exploding.png")
     return 0
 
@@ -128,11 +118,10 @@ def run_exploding(args):
 def run_truncation(args):
     from ..apps.experiments import run_truncation as go
 
-    _check_out(args)
     if any(0 < k < 1 for k in args.task_windows):
         raise ValueError("task-windows: expected 0 (full) or a positive window")
     go(L=args.length, windows=args.windows, T=args.T, task_windows=args.task_windows, cell=args.cell,
        steps=args.steps, out_dir=args.out, hidden=args.hidden, lr=args.lr, batch_size=args.batch_size,
-       seed=args.seed, progress=args.progress)
+       seed=args.seed, progress=args.progress, resume=args.resume, overwrite=args.overwrite)
     print(f"wrote {args.out}/truncation_cost.md, truncation_adding.md, truncation.png")
     return 0
