@@ -139,9 +139,16 @@ def test_memory_estimate_counts_the_parameters_exactly(cell):
     from rnnkit.apps.lm import memory_estimate
     from rnnkit.models import CharLM
 
+    from rnnkit.apps.common import memory_needed
+
     est = memory_estimate(30, 8, 12, 2, cell, 4, 16)
-    assert est["parameters"] == CharLM(30, 8, 12, 2, cell).num_parameters()
-    assert est["total"] == est["weights"] + est["activations"] and est["weights"] == 4 * 4 * est["parameters"]
+    model = CharLM(30, 8, 12, 2, cell)
+    assert est["parameters"] == model.num_parameters()
+    assert est["total"] == est["weights"] + est["activations"] + est["backward"]
+    assert est["weights"] == 4 * 4 * est["parameters"]
+    # the estimate before the model exists is the one made from the model (which holds its weights already)
+    after = memory_needed(model, np.zeros((16, 4), np.int64))
+    assert after["activations"] == est["activations"] and after["weights"] == est["weights"] - 4 * est["parameters"]
 
 
 def test_dry_run_and_refusal_of_a_model_larger_than_memory(run_dir):

@@ -48,6 +48,10 @@ def same_weights(a, b):
     assert sa == sb
     for k in ma:
         np.testing.assert_array_equal(ma[k], mb[k])
+    assert oa["steps"] == ob["steps"] and oa["lr"] == ob["lr"] and oa["state"].keys() == ob["state"].keys()
+    for name, moments in oa["state"].items():              # Adam's moments too: the resumed run is the same run
+        for k, v in moments.items():
+            np.testing.assert_array_equal(v, ob["state"][name][k], err_msg=f"{name}.{k}")
     return True
 
 
@@ -162,3 +166,60 @@ def test_damaged_run_files_are_one_line(text, tmp_path):
     code, _, err = run(text, out, "--steps", "40", "--resume")
     assert code == 2 and "is not an rnnkit checkpoint" in err and "allow_pickle" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _step_peak(model, batch) -> int:
+    """Bytes NumPy allocates at the peak of one training step beyond what was held before it."""
+    import tracemalloc
+
+    model.train_step(batch, None)              # warm-up: caches and workspaces that persist
+    model.zero_grad()
+    model.clear_cache()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        model.train_step(batch, None)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def _models_and_batches():
+    from rnnkit.apps.tag import build_vocabs
+    from rnnkit.data import seq2seq as S
+    from rnnkit.data.labelled import LabelledSequences
+    from rnnkit.data.tagging import TaggedBatches
+    from rnnkit.data.text import CharVocab, StreamBatches
+    from rnnkit.models import CharLM
+    from rnnkit.models.classifier import SequenceClassifier
+    from rnnkit.models.seq2seq import Seq2Seq
+    from rnnkit.models.tagger import Tagger
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(3, 12))) for _ in range(400)]
+    pairs = [(w, w[::-1]) for w in words]
+    sv, tv = S.build_vocabs(pairs)
+    for attention in ("general", "additive"):
+        yield f"seq2seq-{attention}", Seq2Seq(sv, tv, hidden_size=64, attention=attention, seed=0), \
+            S.PairBatches(pairs, sv, tv, 64).batch(0, 0)
+    v = CharVocab.from_text(TEXT)
+    yield "charlm", CharLM(len(v), 32, 128, 2, "lstm", seed=0), StreamBatches(v.encode(TEXT), 16, 64).batch(0, 0)
+    xs = [rng.standard_normal((int(rng.integers(20, 60)), 6)).astype(np.float32) for _ in range(64)]
+    yield "classifier", SequenceClassifier(6, 64, 3, bidirectional=True, seed=0), \
+        LabelledSequences(xs, rng.integers(0, 3, 64), 64).batch(0, 0)
+    sentences = [(w.split(), ["X"] * len(w.split())) for w in (" ".join(words[i:i + 15]) for i in range(0, 400, 5))]
+    wv, cv, tg = build_vocabs(sentences)
+    yield "tagger", Tagger(wv, tg, cv, seed=0), TaggedBatches(sentences, wv, cv, tg, 32).batch(0, 0)
+
+
+@pytest.mark.parametrize("name", ["seq2seq-general", "seq2seq-additive", "charlm", "classifier", "tagger"])
+def test_the_memory_estimate_is_near_the_measured_peak_of_a_step(name):
+    """What the refusal before training relies on: the estimate of the step's activations and
+    their gradients is within [0.75, 2] of the peak NumPy allocates in a real step."""
+    from rnnkit.apps.common import memory_needed
+
+    model, batch = next((m, b) for n, m, b in _models_and_batches() if n == name)
+    est = memory_needed(model, batch)
+    peak = _step_peak(model, batch)
+    ratio = (est["activations"] + est["backward"]) / peak
+    assert 0.75 <= ratio <= 2.0, (name, est, peak)

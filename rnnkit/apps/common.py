@@ -65,21 +65,57 @@ MOMENTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1, "sgd": 1}
 
 
 def memory_needed(model, batch, optimizer="adam") -> dict:
-    """Bytes a training step of ``model`` on ``batch`` needs beyond the parameters it already holds:
-    gradients and optimizer moments, and what BPTT keeps for every recurrent layer (per step,
-    sequence, layer and direction: the gate activations, h and c). An estimate made before the
-    first step; the parts outside the recurrent layers (embeddings, heads) are not counted."""
-    from ..diagnostics import recurrent_layers
+    """Bytes a training step of ``model`` on ``batch`` needs beyond the parameters it already holds,
+    estimated before the first step: gradients and optimizer moments, and what the backward pass
+    keeps per token (``L x N`` from the batch's longest time-major array): for every recurrent
+    layer and direction the gate activations, h and c; every linear layer's output and its
+    gradient (the logits of a large vocabulary dominate here); every embedding's output; and for
+    attention the scores against every source position (times the attention width when additive).
+    A model whose parts see other sequences than the batch's (the tagger's character encoder
+    runs over C x M characters) says so with ``token_counts(batch) -> {child name: tokens}``."""
+    from ..nn import RNNBase
+    from ..nn.attention import Attention
+    from ..nn.layers import Embedding, Linear
 
     item = model.dtype.itemsize
     arrays = [a for a in (batch if isinstance(batch, tuple) else (batch,)) if hasattr(a, "shape") and a.ndim >= 2]
-    L, N = arrays[0].shape[:2] if arrays else (1, 1)
-    kept = sum(L * N * m.num_layers * m.num_directions * (m.ops.n_gates + 2) * m.hidden_size
-               for _, m in recurrent_layers(model))
-    out = {"parameters": model.num_parameters(), "weights": (1 + MOMENTS.get(optimizer, 2)) * model.num_parameters()
-           * item, "activations": kept * item}
-    out["total"] = out["weights"] + out["activations"]
+    N = arrays[0].shape[1] if arrays else 1
+    lengths = [a.shape[0] for a in arrays if a.shape[1] == N] or [1]
+    L, S = max(lengths), max(lengths)               # S: the longest source a decoder attends over
+    counts = model.token_counts(batch) if hasattr(model, "token_counts") else {}
+    kept = 0
+    for name, child in [("", model)] + list(model._modules.items()):
+        tokens = counts.get(name, L * N)
+        for m in [child] if not name else _modules(child):
+            if isinstance(m, RNNBase):
+                kept += tokens * m.num_layers * m.num_directions * (m.ops.n_gates + 2) * m.hidden_size
+            elif isinstance(m, Linear):
+                kept += tokens * 2 * m.out_features
+            elif isinstance(m, Embedding):
+                kept += tokens * m.embedding_dim
+            elif isinstance(m, Attention):
+                width = len(m.params["v"]) if m.kind in ("additive", "concat") else 0
+                kept += tokens * (S * (2 + width) + m.key_size)
+    return estimate(model.num_parameters(), 1 + MOMENTS.get(optimizer, 2), kept, item)
+
+
+def estimate(parameters: int, copies: int, kept: int, itemsize: int) -> dict:
+    """A training step's memory in bytes: ``copies`` arrays the size of the parameters (gradients,
+    optimizer moments, and the parameters themselves when not yet allocated), the ``kept``
+    activation values, and as much again for the gradients the backward pass makes of them (a
+    step's measured peak is 1.5-2.2x the kept activations: tests/test_runs.py checks the estimate
+    against it)."""
+    out = {"parameters": parameters, "weights": copies * parameters * itemsize, "activations": kept * itemsize,
+           "backward": kept * itemsize}
+    out["total"] = out["weights"] + out["activations"] + out["backward"]
     return out
+
+
+def _modules(model):
+    """``model`` and every module under it."""
+    yield model
+    for child in model._modules.values():
+        yield from _modules(child)
 
 
 def available_memory() -> int | None:
@@ -101,7 +137,8 @@ def refuse_if_too_big(est: dict, change: str) -> None:
     if free is not None and est["total"] > 0.9 * free:
         raise UserError(f"this configuration needs about {est['total'] / 2**30:.1f} GiB for training "
                         f"({est['parameters']:,} parameters: {est['weights'] / 2**30:.1f} GiB with gradients and "
-                        f"optimizer moments; {est['activations'] / 2**30:.1f} GiB kept for BPTT), more than the "
+                        f"optimizer moments; {est['activations'] / 2**30:.1f} GiB kept for BPTT and as much for its "
+                        f"gradients), more than the "
                         f"{free / 2**30:.1f} GiB free here; use a smaller {change}")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .. import runs
 from ..data.text import CharVocab
 from ..errors import UserError
-from .common import MOMENTS, digest, fit, refuse_if_too_big, resumed_config, saved_run
+from .common import MOMENTS, digest, estimate, fit, refuse_if_too_big, resumed_config, saved_run
 
 KIND = "charlm"
 
@@ -45,10 +45,7 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
         params += G * hidden_size * (width + hidden_size) + 2 * G * hidden_size
     tokens = batch_size * seq_len
     kept = tokens * (num_layers * (G + 2) * hidden_size + embed_size + 2 * vocab_size)
-    out = {"parameters": params, "weights": (2 + MOMENTS[optimizer]) * params * itemsize,
-           "activations": kept * itemsize}
-    out["total"] = out["weights"] + out["activations"]
-    return out
+    return estimate(params, 2 + MOMENTS[optimizer], kept, itemsize)
 
 
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,

@@ -36,7 +36,8 @@ def run(args):
         free = available_memory()
         print(f"{est['parameters']:,} parameters (vocabulary {len(vocab)}); memory for training: "
               f"{est['weights'] / 2**20:,.1f} MiB of weights, gradients and optimizer moments + "
-              f"{est['activations'] / 2**20:,.1f} MiB of activations kept for BPTT = {est['total'] / 2**20:,.1f} MiB"
+              f"{est['activations'] / 2**20:,.1f} MiB of activations kept for BPTT + "
+              f"{est['backward'] / 2**20:,.1f} MiB for their gradients = {est['total'] / 2**20:,.1f} MiB"
               + (f" ({free / 2**30:.1f} GiB free here)" if free else ""))
         return 0
     config = fit_config(args, stateful=args.stateful)

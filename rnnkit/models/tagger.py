@@ -90,6 +90,10 @@ class Tagger(TaskModel):
         self.out_drop = Dropout(dropout, dtype=dtype, seed=s[5])
         self.head = Linear(hidden_size * (2 if bidirectional else 1), len(self.tag_vocab), dtype=dtype, seed=s[6])
 
+    def token_counts(self, batch) -> dict:
+        """For the memory estimate: the character encoder runs over C x M characters."""
+        return {"char_embed": batch.chars.size, "char_rnn": batch.chars.size} if self.chars else {}
+
     # -- forward / backward --------------------------------------------------------------------
     def _char_features(self, chars, char_lengths, lengths, L):
         """The character encoding of every token, scattered into the (L, N, 2 * H_c) grid."""

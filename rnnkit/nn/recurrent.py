@@ -137,7 +137,7 @@ class RNNBase(Module):
                 mask = length_mask(lengths, L)
             if self.bidirectional:
                 rev = reverse_index(lengths, L)
-        D, H = self.num_directions, self.hidden_size
+        D = self.num_directions
         final = tuple(np.empty_like(s) for s in state0)
         caches, drop_masks = [], []
         inp = np.ascontiguousarray(x)
