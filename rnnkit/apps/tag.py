@@ -170,7 +170,7 @@ def train_tagger(spec, out, *, model_kw=None, config=None, batch_size=32, word_d
     scores = None
     if test:
         best = runs.load(out, kinds=(KIND,))
-        scores = score(best, test)
+        scores = score(best, test, progress=progress)
         write_scores(out, scores)
     return result, scores
 
@@ -191,13 +191,13 @@ def tag_scores(gold, pred) -> dict:
     return {"per_tag": per, "macro_f1": float(np.mean([v["f1"] for v in per.values()]))}
 
 
-def score(model, sentences, pred=None) -> dict:
+def score(model, sentences, pred=None, progress=False) -> dict:
     """Accuracy, per-tag P/R/F1, macro F1, and accuracy on the tokens the model never saw in
     training (OOV) of ``model`` on tagged ``sentences`` (``pred``: its predictions, when made
     already). Gold tags the model does not know count as errors (one warning line)."""
     for i, (tokens, tags) in enumerate(sentences):
         check_sentence(tokens, tags, f"sentence {i}")
-    pred = model.predict([t for t, _ in sentences]) if pred is None else pred
+    pred = model.predict([t for t, _ in sentences], progress=progress) if pred is None else pred
     gold_flat = [g for _, gs in sentences for g in gs]
     pred_flat = [p for ps in pred for p in ps]
     oov = np.array([t not in model.word_vocab.stoi for tokens, _ in sentences for t in tokens])
@@ -231,7 +231,7 @@ def write_scores(out, scores) -> None:
     atomic_write_text(os.path.join(out, "scores.json"), json_text(scores, indent=2))
 
 
-def evaluate_run(run_dir, test=None, column=None) -> dict:
+def evaluate_run(run_dir, test=None, column=None, progress=False) -> dict:
     """Scores of a run's best weights on ``test`` (a CoNLL file) or, by default, on the run's own
     test data: its ``--test`` file, or the DNA test set regenerated from its seed."""
     model = runs.load(run_dir, kinds=(KIND,))
@@ -244,7 +244,7 @@ def evaluate_run(run_dir, test=None, column=None) -> dict:
         sentences = read_tagged(spec["test"], spec.get("column"), "--test")
     else:
         raise UserError(f"{run_dir} was trained without --test: expected --test FILE to evaluate on")
-    return score(model, sentences)
+    return score(model, sentences, progress=progress)
 
 
 # -- prediction ----------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def _conll_from_lines(lines, column):
         os.unlink(tmp)
 
 
-def predict_file(run_dir, path, output=None, fmt="auto", column=None) -> dict | None:
+def predict_file(run_dir, path, output=None, fmt="auto", column=None, progress=False) -> dict | None:
     """Tag ``path`` with the run's model; write ``token<TAB>tag`` lines, a blank line after each
     sentence, to ``output`` (stdout when None). Returns the scores when the input has gold tags."""
     model = runs.load(run_dir, kinds=(KIND,))
@@ -295,7 +295,7 @@ def predict_file(run_dir, path, output=None, fmt="auto", column=None) -> dict | 
     if unknown:
         total = sum(len(s) for s in sentences)
         warn(f"warning: {unknown:,} of {total:,} tokens are not in the run's vocabulary; read as <unk>")
-    pred = model.predict(sentences)
+    pred = model.predict(sentences, progress=progress)
     text = "".join("".join(f"{t}\t{p}\n" for t, p in zip(s, ps)) + "\n" for s, ps in zip(sentences, pred))
     if output is None:
         sys.stdout.write(text)

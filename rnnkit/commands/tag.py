@@ -50,6 +50,7 @@ def register(sub):
     pr.add_argument("--output", "-o", metavar="F", help="write the tagged tokens here instead of stdout")
     pr.add_argument("--format", choices=("auto", "conll", "lines"), default="auto", help="how to read FILE")
     pr.add_argument("--column", help="gold tag column of a CoNLL(-U) FILE (default: upos / the last column)")
+    pr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     pr.set_defaults(run=run_predict)
 
     e = add_parser(s, "eval", "score a tagger on its own test data (its --test file or the regenerated DNA test "
@@ -57,6 +58,7 @@ def register(sub):
     e.add_argument("run_dir", metavar="RUN")
     e.add_argument("--test", metavar="FILE", help="tagged CoNLL / CoNLL-U sentences to score on instead")
     e.add_argument("--column", help="tag column of --test (default: the run's)")
+    e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     e.set_defaults(run=run_eval)
 
 
@@ -95,7 +97,7 @@ def run_predict(args):
 
     from ..apps.tag import format_scores, predict_file
 
-    scores = predict_file(args.run_dir, args.file, args.output, args.format, args.column)
+    scores = predict_file(args.run_dir, args.file, args.output, args.format, args.column, args.progress)
     if scores is not None:
         print(format_scores(scores), file=sys.stderr if args.output is None else sys.stdout)
     return 0
@@ -104,5 +106,5 @@ def run_predict(args):
 def run_eval(args):
     from ..apps.tag import evaluate_run, format_scores
 
-    print(format_scores(evaluate_run(args.run_dir, args.test, args.column)))
+    print(format_scores(evaluate_run(args.run_dir, args.test, args.column, args.progress)))
     return 0

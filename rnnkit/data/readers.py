@@ -8,7 +8,8 @@
 * Tagged tokens, CoNLL columns or CoNLL-U (:func:`read_conll`).
 
 Bad input raises :class:`~rnnkit.errors.UserError` with one line naming the file, the line
-(1-based) where there is one, what was expected and what arrived.
+(1-based) where there is one, what was expected and what arrived. Reading a file of more than
+``BIG_INPUT_LINES`` lines shows a progress bar on stderr (``TQDM_DISABLE=1`` hides it).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ..errors import UserError, where
 
 CONLLU_FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TOKENIZERS = {"chars": list, "words": str.split}
+BIG_INPUT_LINES = 500_000
 NPZ_LAYOUT = "np.savez(path, x=<(N, L, D) floats, zero-padded>, lengths=<(N,) ints>, y=<(N,) labels>)"
 
 
@@ -125,7 +127,7 @@ def read_pairs(path, tokens="chars") -> Records:
     tokenize = _tokenizer(tokens)
     lines = read_lines(path, "'source<TAB>target' lines")
     items, starts = [], []
-    for n, line in enumerate(lines, 1):
+    for n, line in _numbered(lines, path):
         if line.strip():
             items.append(_split_pair(line, where(path, n), tokenize, True))
             starts.append(n)
@@ -172,9 +174,17 @@ def _is_conllu(path, lines) -> bool:
     return len(first.split("\t")) == len(CONLLU_FIELDS)
 
 
+def _numbered(lines, path):
+    """``enumerate(lines, 1)``, with a progress bar for a big input."""
+    from tqdm.auto import tqdm
+
+    return enumerate(tqdm(lines, disable=len(lines) < BIG_INPUT_LINES, desc=f"reading {os.path.basename(path)}",
+                          unit="line", unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5), 1)
+
+
 def _conllu_rows(lines, path, col):
     """``(line, form, tag)`` for each word line, None at each blank line (CoNLL-U)."""
-    for n, line in enumerate(lines, 1):
+    for n, line in _numbered(lines, path):
         if not line.strip():
             yield None
             continue
@@ -192,7 +202,7 @@ def _plain_rows(lines, path, col):
     """``(line, token, tag or None)`` for each token line, None at each break (plain CoNLL:
     token in column 1, tag in column ``col`` or the last; one column = no tags)."""
     first = None  # (line, number of columns)
-    for n, line in enumerate(lines, 1):
+    for n, line in _numbered(lines, path):
         cols = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
         if not line.strip() or cols[0] == "-DOCSTART-":
             yield None

@@ -30,6 +30,8 @@ run predicts from raw tokens (:meth:`Tagger.predict`).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..data.tagging import IGNORE, check_sentence, make_batch, token_positions
@@ -158,14 +160,19 @@ class Tagger(TaskModel):
         return {"accuracy": sums["correct"] / sums["n"]}
 
     # -- prediction ------------------------------------------------------------------------------
-    def predict(self, sentences, batch_size=64) -> list:
+    def predict(self, sentences, batch_size=64, progress=False) -> list:
         """Tag lists for ``sentences`` (lists of token strings), in eval mode, ``batch_size``
-        sentences at a time. Unknown words and characters are read as ``<unk>``."""
+        sentences at a time (a progress bar on stderr with ``progress``). Unknown words and
+        characters are read as ``<unk>``."""
+        from tqdm.auto import tqdm
+
         for i, tokens in enumerate(sentences):
             check_sentence(tokens, None, f"sentence {i}")
         was = self.training
         self.eval()
         out = []
+        bar = tqdm(total=len(sentences), disable=not progress, unit="sent", desc="tagging", file=sys.stderr,
+                   dynamic_ncols=True, leave=False)
         try:
             for s in range(0, len(sentences), batch_size):
                 chunk = sentences[s:s + batch_size]
@@ -174,7 +181,9 @@ class Tagger(TaskModel):
                 ids = self.forward(batch).argmax(-1)                        # (L, N)
                 self.clear_cache()
                 out.extend([self.tag_vocab.itos[i] for i in ids[: len(tokens), n]] for n, tokens in enumerate(chunk))
+                bar.update(len(chunk))
         finally:
+            bar.close()
             self.train(was)
         return out
 
