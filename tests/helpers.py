@@ -15,8 +15,9 @@ TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
 
 
 def make_pair(cell, input_size, hidden, layers=1, bidirectional=False, batch_first=False, bias=True,
-              dtype=np.float64, seed=0):
+              dtype=np.float64, seed=0, proj_size=0):
     ours_cls, torch_cls, kw = CELLS[cell]
+    kw = dict(kw, proj_size=proj_size) if proj_size else kw
     torch.manual_seed(seed)
     theirs = torch_cls(input_size, hidden, layers, bias=bias, batch_first=batch_first,
                        bidirectional=bidirectional, dtype=TORCH_DTYPE[dtype], **kw)
@@ -27,17 +28,18 @@ def make_pair(cell, input_size, hidden, layers=1, bidirectional=False, batch_fir
 
 
 def random_problem(cell, L, N, input_size, hidden, layers, bidirectional, batch_first, lengths, with_state,
-                   dtype, seed):
+                   dtype, seed, proj_size=0):
     """Input, initial state (or None), output and final-state weightings G for loss = sum(G * out)."""
     rng = np.random.default_rng(seed)
     D = 2 if bidirectional else 1
     x = rng.standard_normal((N, L, input_size) if batch_first else (L, N, input_size)).astype(dtype)
-    n_states = 2 if cell == "lstm" else 1
+    sizes = (proj_size or hidden, hidden)[: 2 if cell == "lstm" else 1]      # h (projected), c
     state = None
     if with_state:
-        state = tuple(0.5 * rng.standard_normal((layers * D, N, hidden)).astype(dtype) for _ in range(n_states))
-    G = rng.standard_normal((N, L, D * hidden) if batch_first else (L, N, D * hidden)).astype(dtype)
-    Gs = tuple(rng.standard_normal((layers * D, N, hidden)).astype(dtype) for _ in range(n_states))
+        state = tuple(0.5 * rng.standard_normal((layers * D, N, H)).astype(dtype) for H in sizes)
+    out = D * sizes[0]
+    G = rng.standard_normal((N, L, out) if batch_first else (L, N, out)).astype(dtype)
+    Gs = tuple(rng.standard_normal((layers * D, N, H)).astype(dtype) for H in sizes)
     return x, state, G, Gs
 
 
@@ -84,10 +86,11 @@ def assert_close(a, b, dtype, what):
 
 
 def compare_with_torch(cell, layers=1, bidirectional=False, batch_first=False, bias=True, lengths=None,
-                       with_state=False, dtype=np.float64, L=6, N=3, input_size=4, hidden=5, seed=0):
-    ours, theirs = make_pair(cell, input_size, hidden, layers, bidirectional, batch_first, bias, dtype, seed)
+                       with_state=False, dtype=np.float64, L=6, N=3, input_size=4, hidden=5, seed=0, proj_size=0):
+    ours, theirs = make_pair(cell, input_size, hidden, layers, bidirectional, batch_first, bias, dtype, seed,
+                             proj_size)
     x, state, G, Gs = random_problem(cell, L, N, input_size, hidden, layers, bidirectional, batch_first, lengths,
-                                     with_state, dtype, seed)
+                                     with_state, dtype, seed, proj_size)
     a = rnnkit_run(ours, cell, x, state, lengths, G, Gs)
     b = torch_run(theirs, cell, x, state, lengths, G, Gs, batch_first)
     assert_close(a["y"], b["y"], dtype, "output")

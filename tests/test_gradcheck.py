@@ -49,6 +49,36 @@ def test_finite_differences(backend, cell, layers, bidirectional, batch_first, l
         m.clear_cache()
 
 
+@pytest.mark.parametrize("gate", ["sigmoid", "hard_sigmoid"])
+@pytest.mark.parametrize("layers,bidirectional,lengths", [(1, False, None), (2, True, [4, 2, 1]), (2, False, [4, 1, 3])])
+def test_finite_differences_lstm_with_projection(gate, layers, bidirectional, lengths):
+    from rnnkit import LSTM
+
+    m = LSTM(3, 5, layers, bidirectional=bidirectional, proj_size=2, gate=gate, dtype=np.float64, seed=layers)
+    rng = np.random.default_rng(layers)
+    L, N, D = 4, 3, 2 if bidirectional else 1
+    x = rng.standard_normal((L, N, 3))
+    states = [0.5 * rng.standard_normal((layers * D, N, 2)), 0.5 * rng.standard_normal((layers * D, N, 5))]
+    G = rng.standard_normal((L, N, 2 * D))
+    Gs = [rng.standard_normal(s.shape) for s in states]
+
+    def loss():
+        y, final = m(x, tuple(states), lengths=lengths)
+        return float((G * y).sum() + sum((g * f).sum() for g, f in zip(Gs, final)))
+
+    m.zero_grad()
+    m(x, tuple(states), lengths=lengths)
+    dx, dstates = m.backward(G, tuple(Gs))
+    checks = [(name, p, m.grads[name]) for name, p in m.params.items()]
+    checks += [("x", x, dx)] + [(f"state{i}", s, d) for i, (s, d) in enumerate(zip(states, dstates))]
+    assert any(name.startswith("weight_hr") for name, _, _ in checks)
+    for name, arr, grad in checks:
+        for idx in sample_indices(arr.shape, 6, rng):
+            num = numeric_grad(loss, arr, idx)
+            assert grad[idx] == pytest.approx(num, rel=1e-6, abs=1e-8), (name, idx)
+    m.clear_cache()
+
+
 def test_padded_steps_contribute_nothing():
     """Changing x past a sequence's length changes no output, state or gradient."""
     for cell, (cls, _, kw) in CELLS.items():

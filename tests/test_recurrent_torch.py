@@ -45,6 +45,39 @@ def test_larger_random_configuration(backend, cell):
     compare_with_torch(cell, 2, True, True, True, lengths, True, np.float64, L=20, N=7, input_size=9, hidden=12)
 
 
+@pytest.mark.parametrize("layers,bidirectional,batch_first,lengths,with_state",
+                         [(1, False, False, None, False), (2, True, False, LENGTHS, True), (3, False, True, LENGTHS, False),
+                          (2, True, True, None, True), (1, True, False, LENGTHS, True)],
+                         ids=lambda v: "len" if isinstance(v, list) else str(v))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_with_projection_is_torchs_proj_size(layers, bidirectional, batch_first, lengths, with_state, dtype):
+    """Outputs, final (h, c), and the gradients of every parameter (weight_hr included), the input
+    and the initial state equal torch.nn.LSTM(proj_size=...) to 1e-10 in float64."""
+    compare_with_torch("lstm", layers, bidirectional, batch_first, True, lengths, with_state, dtype, hidden=6,
+                       proj_size=3, seed=layers)
+
+
+def test_every_torch_lstm_state_dict_loads_including_projections():
+    for kw in ({}, {"proj_size": 2}, {"proj_size": 4, "bidirectional": True, "num_layers": 2}, {"bias": False, "proj_size": 1}):
+        theirs = torch.nn.LSTM(3, 5, **kw)
+        ours = rnnkit.LSTM(3, 5, **kw)
+        assert list(ours.state_dict()) == list(theirs.state_dict()), kw
+        ours.load_state_dict(theirs.state_dict())
+        x = np.random.default_rng(0).standard_normal((4, 2, 3)).astype(np.float32)
+        np.testing.assert_allclose(ours(x)[0], theirs(torch.tensor(x))[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw,msg", [({"proj_size": 5}, "expected a size below hidden_size=5, got 5"),
+                                    ({"proj_size": -1}, "expected an integer >= 0, got -1")])
+def test_bad_proj_size(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        rnnkit.LSTM(3, 5, **kw)
+    from rnnkit.nn.recurrent import RNNBase
+
+    with pytest.raises(ValueError, match="only an LSTM projects its hidden state"):
+        RNNBase("gru", 3, 5, proj_size=2)
+
+
 def test_state_dict_names_and_layouts_match_torch():
     for cell, (ours_cls, torch_cls, kw) in CELLS.items():
         ours = ours_cls(3, 4, 2, bidirectional=True, **kw)

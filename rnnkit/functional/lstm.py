@@ -32,7 +32,7 @@ class LSTMCache(NamedTuple):
 def lstm_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
     """``state = (h_prev, c_prev)``; returns ``((h, c), cache)``. ``gate`` squashes i, f, o."""
     h_prev, c_prev = state
-    H = h_prev.shape[1]
+    H = c_prev.shape[1]  # (h_prev has P < H units in an LSTM with a projection)
     a = h_prev @ W_hh.T  # (N, H) @ (H, 4H) -> (N, 4H)
     a += x_proj
     if b_hh is not None:

@@ -9,6 +9,8 @@ import numpy as np
 
 from .. import kernels
 from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
+from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
+from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from .module import Module
 
@@ -30,7 +32,8 @@ class RNNBase(Module):
 
     * ``x``: (L, N, H_in), or (N, L, H_in) with ``batch_first=True``.
     * ``state``: (D * num_layers, N, H) initial hidden state (LSTM: a tuple ``(h_0, c_0)``);
-      zeros when omitted.
+      zeros when omitted. With an LSTM ``proj_size`` P > 0, ``h`` has P units (``c`` keeps H)
+      and so do the outputs.
     * ``lengths``: optional (N,) integers in [1, L]; gives PyTorch's packed-sequence result.
     * ``y``: (L, N, D * H) top layer outputs for every step (zero past each sequence's length).
     * ``state``: (D * num_layers, N, H) final states, row ``layer * D + direction``
@@ -44,7 +47,7 @@ class RNNBase(Module):
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0):
         super().__init__(dtype, seed)
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -62,16 +65,29 @@ class RNNBase(Module):
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.suffixes = ("", "_reverse")[: self.num_directions]
-        G, H = self.ops.n_gates, self.hidden_size
+        if not isinstance(proj_size, (int, np.integer)) or isinstance(proj_size, bool) or proj_size < 0:
+            raise ValueError(f"proj_size: expected an integer >= 0, got {proj_size!r}")
+        if proj_size and not mode.startswith("lstm"):
+            raise ValueError(f"proj_size: only an LSTM projects its hidden state, got proj_size={proj_size} for "
+                             f"{type(self).__name__}")
+        if proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size: expected a size below hidden_size={self.hidden_size}, got {proj_size}")
+        self.proj_size = int(proj_size)
+        self.output_size = self.proj_size or self.hidden_size    # units of h and of each direction's output
+        # the projected LSTM's gate function and its derivative (its loop is lstmp's, not the registry's)
+        self._gate = (hard_sigmoid, hard_sigmoid_grad) if mode.endswith("_hard") else (sigmoid, sigmoid_grad)
+        G, H, P = self.ops.n_gates, self.hidden_size, self.output_size
         k = 1.0 / np.sqrt(H)
         for layer in range(self.num_layers):
-            h_in = self.input_size if layer == 0 else H * self.num_directions
+            h_in = self.input_size if layer == 0 else P * self.num_directions
             for sfx in self.suffixes:
                 self.add_param(f"weight_ih_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H, h_in)))
-                self.add_param(f"weight_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H, H)))
+                self.add_param(f"weight_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H, P)))
                 if self.bias:
                     self.add_param(f"bias_ih_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
                     self.add_param(f"bias_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
+                if self.proj_size:
+                    self.add_param(f"weight_hr_l{layer}{sfx}", self.rng.uniform(-k, k, (P, H)))
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -81,6 +97,8 @@ class RNNBase(Module):
             s += ", gate='hard_sigmoid'"
         for name in ("bias", "batch_first", "dropout", "bidirectional"):
             s += f", {name}={getattr(self, name)}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s + f", dtype={self.dtype}"
 
     # -- checks ---------------------------------------------------------------------
@@ -98,11 +116,12 @@ class RNNBase(Module):
         return x
 
     def _split_state(self, state, N, what="state"):
-        """Return a tuple of ``ops.n_states`` arrays (D*layers, N, H), validated (or zeros)."""
-        rows, H = self.num_layers * self.num_directions, self.hidden_size
-        n = self.ops.n_states
+        """Return a tuple of ``ops.n_states`` arrays (D*layers, N, H), validated (or zeros); with a
+        projection ``h`` has ``proj_size`` units."""
+        rows, n = self.num_layers * self.num_directions, self.ops.n_states
+        sizes = (self.output_size, self.hidden_size)[:n]
         if state is None:
-            return tuple(np.zeros((rows, N, H), self.dtype) for _ in range(n))
+            return tuple(np.zeros((rows, N, H), self.dtype) for H in sizes)
         if n == 2:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(f"{type(self).__name__} {what}: expected a tuple (h, c), got {type(state).__name__}")
@@ -112,9 +131,10 @@ class RNNBase(Module):
                 raise TypeError(f"{type(self).__name__} {what}: expected one array h, got a {type(state).__name__}")
             state, names = (state,), ("h",)
         out = []
-        for s, nm in zip(state, names):
+        for s, nm, H in zip(state, names, sizes):
             s = as_float_array(s, f"{what} {nm}", self.dtype)
-            check_shape(s, (rows, N, H), f"{type(self).__name__} {what} {nm} (D*num_layers, N, H)")
+            check_shape(s, (rows, N, H), f"{type(self).__name__} {what} {nm} (D*num_layers, N, "
+                                         f"{'P' if H != self.hidden_size else 'H'})")
             check_finite(s, f"{what} {nm}")
             out.append(s)
         return tuple(out)
@@ -146,11 +166,15 @@ class RNNBase(Module):
             for d, sfx in enumerate(self.suffixes):
                 row = layer * D + d
                 p = self.params
-                y, st, cache = layer_forward(
-                    self.ops, inp, tuple(s[row] for s in state0),
-                    p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"],
-                    p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"),
-                    mask=mask, reverse=d == 1, rev=rev, loop=time_loop(self.ops))
+                args = (inp, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"],
+                        p[f"weight_hh_l{layer}{sfx}"])
+                bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
+                if self.proj_size:
+                    y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
+                                                       reverse=d == 1, rev=rev, gate=self._gate[0])
+                else:
+                    y, st, cache = layer_forward(self.ops, *args, *bias, mask=mask, reverse=d == 1, rev=rev,
+                                                 loop=time_loop(self.ops))
                 for f, s in zip(final, st):
                     f[row] = s
                 outs.append(y)
@@ -178,7 +202,7 @@ class RNNBase(Module):
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):
         caches, drop_masks, given_state, (L, N), mask = self._take_cache()
-        D, H = self.num_directions, self.hidden_size
+        D, H = self.num_directions, self.output_size
         dy = as_float_array(dy, f"{type(self).__name__}.backward dy", self.dtype)
         want = (N, L, D * H) if self.batch_first else (L, N, D * H)
         check_shape(dy, want, f"{type(self).__name__}.backward dy")
@@ -195,10 +219,14 @@ class RNNBase(Module):
             for d, sfx in enumerate(self.suffixes):
                 row = layer * D + d
                 p = self.params
-                dx, ds0, g = layer_backward(
-                    self.ops, d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal),
-                    caches[row], p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"], reverse=d == 1,
-                    record=self.record_hidden_grads)
+                args = (d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal), caches[row],
+                        p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"])
+                if self.proj_size:
+                    dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
+                                                      record=self.record_hidden_grads, gate_grad=self._gate[1])
+                    self.grads[f"weight_hr_l{layer}{sfx}"] += g["W_hr"]
+                else:
+                    dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads)
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = g["h"]
                 self.grads[f"weight_ih_l{layer}{sfx}"] += g["W_ih"]
@@ -216,15 +244,14 @@ class RNNBase(Module):
         return dx
 
     def _split_dstate(self, dstate, N):
-        rows, H = self.num_layers * self.num_directions, self.hidden_size
         if dstate is None:
-            return tuple(np.zeros((rows, N, H), self.dtype) for _ in range(self.ops.n_states))
+            return self._split_state(None, N)
         if self.ops.n_states == 2:
             if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
                 raise TypeError(f"{type(self).__name__}.backward dstate: expected a tuple (dh_n, dc_n), "
                                 f"got {type(dstate).__name__}")
-            parts = [None if s is None else s for s in dstate]
-            parts = [np.zeros((rows, N, H), self.dtype) if s is None else s for s in parts]
+            zeros = self._split_state(None, N)
+            parts = [z if s is None else s for s, z in zip(dstate, zeros)]
             return self._split_state(tuple(parts), N, "backward dstate")
         return self._split_state(dstate, N, "backward dstate")
 
@@ -247,12 +274,17 @@ class LSTM(RNNBase):
     .. math::
         i, f, o = \sigma(\cdot),\ g = \tanh(\cdot),\ c_t = f \odot c_{t-1} + i \odot g,\ h_t = o \odot \tanh(c_t)
 
-    The state is a tuple ``(h, c)``, each (D * num_layers, N, H). See :class:`RNNBase`."""
+    The state is a tuple ``(h, c)``, each (D * num_layers, N, H). See :class:`RNNBase`.
+
+    ``proj_size=P`` (0 < P < H) projects the hidden state, as PyTorch's ``proj_size`` (LSTMP, Sak
+    et al. 2014): :math:`h_t = W_{hr} (o \odot \tanh(c_t))` with ``weight_hr_l{k}`` (P, H), so
+    ``h``, the outputs and the recurrent input have P units and ``c`` keeps H. It runs on the NumPy
+    time loop (:mod:`rnnkit.functional.lstmp`)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid"):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0):
         super().__init__(_gated("lstm", gate), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, proj_size=proj_size)
 
 
 def _gated(mode: str, gate: str) -> str:

@@ -20,6 +20,9 @@ class Stream:
         if rnn.bidirectional:
             raise ValueError("stream: a bidirectional layer needs the whole sequence; streaming works with "
                              "bidirectional=False only")
+        if getattr(rnn, "proj_size", 0):
+            raise ValueError(f"stream: an LSTM with proj_size={rnn.proj_size} is not streamed; call it one step at a "
+                             f"time instead: y, state = lstm(x_t[None], state)")
         self._fast = rnn.ops.fused and kernels.fast_sequence() is not None
         self.rnn, self.N = rnn, int(batch_size)
         H, dt, G = rnn.hidden_size, rnn.dtype, rnn.ops.n_gates
