@@ -51,9 +51,18 @@ class Module:
         for _, _, g in self.named_parameters():
             g.fill(0)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """``{name: copy of parameter}`` with PyTorch's names and layouts."""
-        return {name: p.copy() for name, p, _ in self.named_parameters()}
+    def state_dict(self, format: str = "numpy") -> dict:
+        """``{name: copy of parameter}`` with PyTorch's names and layouts: NumPy arrays, or with
+        ``format="torch"`` tensors that a ``torch.nn`` module's ``load_state_dict`` takes."""
+        if format not in ("numpy", "torch"):
+            raise ValueError(f"state_dict format: expected 'numpy' or 'torch', got {format!r}")
+        out = {name: p.copy() for name, p, _ in self.named_parameters()}
+        if format == "torch":
+            from .._optional import require
+
+            torch = require("torch", "torch", "state_dict(format='torch')")
+            out = {k: torch.from_numpy(v) for k, v in out.items()}
+        return out
 
     def grad_dict(self) -> dict[str, np.ndarray]:
         """``{name: gradient}`` (views, not copies) over this module and its submodules."""

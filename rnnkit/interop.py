@@ -1,0 +1,112 @@
+"""rnnkit <-> PyTorch, both ways.
+
+* :func:`to_torch` gives the ``torch.nn`` module with the same outputs: ``RNN`` / ``LSTM`` /
+  ``GRU`` (``proj_size`` included), ``Linear``, ``Embedding``, and for the application models
+  the twins in :mod:`rnnkit.torch_twins` (the character LM and the sequence classifier).
+* :func:`from_torch` the reverse.
+* ``module.state_dict(format="torch")`` gives tensors that ``torch_module.load_state_dict``
+  accepts; ``module.load_state_dict`` takes a torch state dict as it is.
+
+Parameter names and layouts are PyTorch's throughout, so every conversion is a copy of the
+same arrays. What torch cannot express (the hard-sigmoid gate) is a one-line error. Needs the
+``torch`` extra (``pip install 'rnnkit[torch]'``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._optional import require
+from .errors import UserError
+
+
+def _torch():
+    return require("torch", "torch", "PyTorch interop")
+
+
+def _torch_dtype(dtype):
+    torch = _torch()
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+
+
+def _rnn_kwargs(m) -> dict:
+    if m.mode.endswith("_hard"):
+        raise UserError(f"to_torch: {type(m).__name__}(gate='hard_sigmoid') has no torch.nn counterpart "
+                        f"(torch's LSTM and GRU gates are the logistic sigmoid)")
+    if m.mode not in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
+        raise UserError(f"to_torch: the {m.mode!r} cell has no torch.nn counterpart")
+    kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, dropout=m.dropout,
+              bidirectional=m.bidirectional)
+    if getattr(m, "proj_size", 0):
+        kw["proj_size"] = m.proj_size
+    return kw
+
+
+def to_torch(module):
+    """The ``torch.nn`` module equivalent to an rnnkit module or model, with its weights."""
+    torch = _torch()
+    from .models.charlm import CharLM
+    from .models.classifier import SequenceClassifier
+    from .nn import RNNBase
+    from .nn.layers import Embedding, Linear
+
+    dt = _torch_dtype(module.dtype)
+    if isinstance(module, RNNBase):
+        from .torch_twins import torch_rnn
+
+        kw = _rnn_kwargs(module)
+        out = torch_rnn(module.mode, module.input_size, module.hidden_size, kw.pop("num_layers"), dtype=dt, **kw)
+    elif isinstance(module, Linear):
+        out = torch.nn.Linear(module.in_features, module.out_features, bias="bias" in module.params, dtype=dt)
+    elif isinstance(module, Embedding):
+        out = torch.nn.Embedding(module.num_embeddings, module.embedding_dim, dtype=dt)
+    elif isinstance(module, (CharLM, SequenceClassifier)):
+        from .torch_twins import TorchCharLM, TorchClassifier
+
+        _rnn_kwargs(module.rnn)                              # a variant torch cannot express: one line
+        twin = TorchCharLM if isinstance(module, CharLM) else TorchClassifier
+        out = twin(**{k: v for k, v in module.config.items() if k != "kind"}, dtype=dt)
+        out.rnnkit_config = dict(module.config)
+    else:
+        raise UserError(f"to_torch: expected an rnnkit RNN / LSTM / GRU, Linear, Embedding, CharLM or "
+                        f"SequenceClassifier, got {type(module).__name__}")
+    out.load_state_dict(module.state_dict(format="torch"))
+    out.train(module.training)
+    return out
+
+
+def from_torch(module, dtype=None):
+    """The rnnkit module or model equivalent to a ``torch.nn.RNN / LSTM / GRU``, ``Linear``,
+    ``Embedding`` or one of the twins of :mod:`rnnkit.torch_twins`, with its weights (``dtype``:
+    the torch module's, float32 or float64, unless given)."""
+    torch = _torch()
+    from . import nn as rk
+    from .models.charlm import CharLM
+    from .models.classifier import SequenceClassifier
+    from .torch_twins import TorchCharLM, TorchClassifier
+
+    first = next(module.parameters(), None)
+    dtype = np.dtype(dtype or (np.float64 if first is not None and first.dtype == torch.float64 else np.float32))
+    tn = torch.nn
+    if isinstance(module, (tn.RNN, tn.LSTM, tn.GRU)):
+        kw = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+                  dropout=module.dropout, bidirectional=module.bidirectional, dtype=dtype)
+        if isinstance(module, tn.LSTM):
+            out = rk.LSTM(module.input_size, module.hidden_size, proj_size=module.proj_size, **kw)
+        elif isinstance(module, tn.GRU):
+            out = rk.GRU(module.input_size, module.hidden_size, **kw)
+        else:
+            out = rk.RNN(module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **kw)
+    elif isinstance(module, tn.Linear):
+        out = rk.Linear(module.in_features, module.out_features, bias=module.bias is not None, dtype=dtype)
+    elif isinstance(module, tn.Embedding):
+        out = rk.Embedding(module.num_embeddings, module.embedding_dim, dtype=dtype)
+    elif isinstance(module, (TorchCharLM, TorchClassifier)):
+        cfg = dict(getattr(module, "rnnkit_config", None) or module.config)
+        cls = CharLM if isinstance(module, TorchCharLM) else SequenceClassifier
+        out = cls(**{k: v for k, v in cfg.items() if k != "kind"}, dtype=dtype)
+    else:
+        raise UserError(f"from_torch: expected torch.nn.RNN / LSTM / GRU / Linear / Embedding or an rnnkit twin, "
+                        f"got {type(module).__name__}")
+    out.load_state_dict({k: v.detach().cpu() for k, v in module.state_dict().items()})
+    out.train(module.training)
+    return out

@@ -1,0 +1,92 @@
+"""rnnkit <-> PyTorch both ways: to_torch / from_torch give the same outputs and bit-identical
+weights; state_dict(format="torch") loads into torch; what torch cannot express is one line."""
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.interop import from_torch, to_torch
+from rnnkit.models import CharLM
+from rnnkit.models.classifier import SequenceClassifier
+
+RNNS = [(rnnkit.RNN, {"nonlinearity": "relu"}), (rnnkit.RNN, {}), (rnnkit.GRU, {"bidirectional": True}),
+        (rnnkit.LSTM, {"num_layers": 2}), (rnnkit.LSTM, {"proj_size": 3, "bidirectional": True, "num_layers": 2}),
+        (rnnkit.LSTM, {"batch_first": True, "bias": False})]
+
+
+def same_weights(a: dict, b: dict):
+    assert list(a) == list(b)
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+
+
+@pytest.mark.parametrize("cls,kw", RNNS, ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recurrent_layers_round_trip(cls, kw, dtype):
+    ours = cls(4, 6, dtype=dtype, seed=1, **kw)
+    theirs = to_torch(ours)
+    x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(dtype)
+    y, _ = ours(x)
+    yt, _ = theirs(torch.from_numpy(x))
+    np.testing.assert_allclose(yt.detach().numpy(), y, rtol=1e-6, atol=1e-6)
+    back = from_torch(theirs)
+    assert type(back) is cls and back.dtype == np.dtype(dtype)
+    same_weights(back.state_dict(), ours.state_dict())
+    np.testing.assert_array_equal(back(x)[0], y)
+
+
+def test_torch_modules_come_over_with_their_configuration():
+    t = torch.nn.LSTM(3, 7, 2, proj_size=2, bidirectional=True, batch_first=True, dtype=torch.float64)
+    ours = from_torch(t)
+    assert (ours.proj_size, ours.num_layers, ours.bidirectional, ours.batch_first) == (2, 2, True, True)
+    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    np.testing.assert_allclose(ours(x)[0], t(torch.from_numpy(x))[0].detach().numpy(), rtol=1e-12, atol=1e-12)
+    for layer in (torch.nn.Linear(3, 4), torch.nn.Embedding(9, 5), torch.nn.RNN(3, 4, nonlinearity="relu")):
+        same_weights(from_torch(layer).state_dict(), {k: v.detach() for k, v in layer.state_dict().items()})
+
+
+def test_state_dict_as_tensors_loads_into_torch():
+    ours = rnnkit.GRU(3, 4, 2, seed=0)
+    sd = ours.state_dict(format="torch")
+    assert all(isinstance(v, torch.Tensor) for v in sd.values())
+    theirs = torch.nn.GRU(3, 4, 2)
+    theirs.load_state_dict(sd)                         # strict: every name and shape matches
+    with pytest.raises(ValueError, match="expected 'numpy' or 'torch'"):
+        ours.state_dict(format="jax")
+
+
+def test_char_lm_twin():
+    ours = CharLM(20, 8, 16, 2, "lstm", seed=0)
+    theirs = to_torch(ours)
+    x = np.random.default_rng(0).integers(0, 20, (7, 3))
+    logits, (h, c) = ours(x)
+    lt, (ht, ct) = theirs(torch.from_numpy(x))
+    np.testing.assert_allclose(lt.detach().numpy(), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ct.detach().numpy(), c, rtol=1e-5, atol=1e-6)
+    back = from_torch(theirs)
+    assert isinstance(back, CharLM) and back.config == ours.config
+    same_weights(back.state_dict(), ours.state_dict())
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_classifier_twin_with_padded_batches(pooling, bidirectional):
+    ours = SequenceClassifier(3, 5, 4, cell="gru", bidirectional=bidirectional, pooling=pooling, classes=list("abcd"),
+                              dtype=np.float64, seed=2)
+    theirs = to_torch(ours)
+    x = np.random.default_rng(0).standard_normal((6, 4, 3))
+    lengths = np.array([6, 1, 3, 5])
+    out = ours(x, lengths)
+    np.testing.assert_allclose(theirs(torch.from_numpy(x), lengths).detach().numpy(), out, rtol=1e-10, atol=1e-12)
+    back = from_torch(theirs)
+    assert back.config == ours.config                  # class names and scaler survive the trip
+    np.testing.assert_array_equal(back(x, lengths), out)
+
+
+def test_what_torch_cannot_express_is_one_line():
+    with pytest.raises(ValueError, match=r"gate='hard_sigmoid'\) has no torch.nn counterpart"):
+        to_torch(rnnkit.LSTM(3, 4, gate="hard_sigmoid"))
+    with pytest.raises(ValueError, match="expected an rnnkit RNN / LSTM / GRU"):
+        to_torch(rnnkit.nn.Dropout(0.1))
+    with pytest.raises(ValueError, match="expected torch.nn.RNN / LSTM / GRU"):
+        from_torch(torch.nn.Conv1d(2, 2, 1))
