@@ -1,6 +1,7 @@
 """``rnnkit train TEXT_FILE``: train a character-level language model."""
 from __future__ import annotations
 
+from ..errors import UserError
 from ._args import add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
 
 
@@ -18,6 +19,12 @@ def register(sub):
     f.add_argument("--val-fraction", type=fraction, default=0.1, help="tail of the text held out for validation")
     p.add_argument("--dry-run", action="store_true",
                    help="print the parameter count and the memory a training step needs, then exit")
+    e = p.add_argument_group("engine")
+    e.add_argument("--engine", choices=("numpy", "torch"), default="numpy",
+                   help="numpy: rnnkit's own kernels; torch: forward and backward on PyTorch "
+                        "(DistributedDataParallel over --nproc processes), the same run directory")
+    e.add_argument("--nproc", type=positive_int, default=1,
+                   help="processes for --engine torch (--batch-size is the global batch, split between them)")
     p.set_defaults(run=run)
 
 
@@ -41,6 +48,10 @@ def run(args):
               + (f" ({free / 2**30:.1f} GiB free here)" if free else ""))
         return 0
     config = fit_config(args, stateful=args.stateful)
+    if args.engine == "torch":
+        return _run_torch(args, text, config)
+    if args.nproc > 1:
+        raise UserError("--nproc: more than one process needs --engine torch")
     _, result, _ = lm.train_lm(text, args.out, cell=args.cell, hidden_size=args.hidden_size,
                                num_layers=args.num_layers, embed_size=args.embed_size, dropout=args.dropout,
                                seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=args.val_fraction,
@@ -48,3 +59,37 @@ def run(args):
                                overwrite=args.overwrite, progress=args.progress)
     print(lm.summary(result, args.out))
     return 0
+
+
+def _run_torch(args, text, config):
+    """``--engine torch``: check the run directory and the data here, then train on PyTorch."""
+    from dataclasses import asdict
+
+    from .. import runs
+    from ..apps import lm
+    from ..apps.common import saved_run
+    from ..distributed import launch
+
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", args.nproc))     # a launcher such as torchrun says how many
+    if args.batch_size % world:
+        raise UserError(f"--batch-size {args.batch_size}: expected a multiple of --nproc {world} "
+                        f"(each process takes an equal share of every batch)")
+    if world > 1 and config.time_limit:
+        raise UserError("--time-limit: not with --nproc > 1 (each process has its own clock; stop by --steps)")
+    if args.resume:
+        ckpt = saved_run(args.out, lm.KIND)
+        if ckpt["extra"].get("text_digest") != lm.text_digest(text):
+            raise UserError(f"--resume: this is not the text the run in {args.out} was trained on")
+        if ckpt["extra"]["data"]["batch_size"] % world:
+            raise UserError(f"--nproc {world}: the run's batch of {ckpt['extra']['data']['batch_size']} rows "
+                            f"does not split evenly between {world} processes")
+    else:
+        runs.prepare(args.out, lm.KIND, overwrite=args.overwrite)
+    spec = {"text_file": args.text_file, "out": args.out, "resume": args.resume,
+            "changes": getattr(args, "changes", None), "config": asdict(config), "progress": args.progress,
+            "model": {"embed_size": args.embed_size, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
+                      "cell": args.cell, "dropout": args.dropout},
+            "data": {"seq_len": args.seq_len, "batch_size": args.batch_size, "val_fraction": args.val_fraction}}
+    return launch(spec, args.nproc)
