@@ -1,0 +1,83 @@
+"""The projected LSTM (``proj_size``) beside the plain LSTM and PyTorch's LSTMP: one training
+step (forward + full BPTT), torch-rnn's shapes (T=50, N=50, D=64, float32), median of repeats.
+
+    python benchmarks/proj_size.py [--repeats 15]
+
+The projected LSTM runs on rnnkit's NumPy time loop (the fused kernels have no projection);
+this measures what that costs. Writes benchmarks/results/proj_size.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import rnnkit
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def rnnkit_step(m, x, dy):
+    m.zero_grad()
+    y, _ = m(x)
+    m.backward(dy)
+
+
+def torch_step(m, x, dy):
+    m.zero_grad()
+    y, _ = m(x)
+    y.backward(dy)
+
+
+def timed(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=15)
+    args = p.parse_args()
+    T, N, D = 50, 50, 64
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, N, D)).astype(np.float32)
+    rows = []
+    for H, P in ((128, 64), (256, 128), (512, 256)):
+        plain = rnnkit.LSTM(D, H, seed=0)
+        proj = rnnkit.LSTM(D, H, proj_size=P, seed=0)
+        tproj = torch.nn.LSTM(D, H, proj_size=P)
+        dy_h = rng.standard_normal((T, N, H)).astype(np.float32)
+        dy_p = rng.standard_normal((T, N, P)).astype(np.float32)
+        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy_p)
+        row = {"H": H, "P": P,
+               "rnnkit_plain_ms": timed(lambda: rnnkit_step(plain, x, dy_h), args.repeats),
+               "rnnkit_proj_ms": timed(lambda: rnnkit_step(proj, x, dy_p), args.repeats),
+               "torch_proj_ms": timed(lambda: torch_step(tproj, xt, dyt), args.repeats)}
+        rows.append(row)
+        print(row)
+    md = (f"One training step (forward + BPTT), T={T}, N={N}, D={D}, float32, {torch.get_num_threads()} threads; "
+          "median of repeats.\n\n| H | P | rnnkit LSTM (fused kernels) ms | rnnkit LSTM proj_size (NumPy loop) ms | "
+          "torch LSTM proj_size ms | rnnkit proj / torch proj |\n|---|---|---|---|---|---|\n")
+    for r in rows:
+        md += (f"| {r['H']} | {r['P']} | {r['rnnkit_plain_ms']:.1f} | {r['rnnkit_proj_ms']:.1f} | "
+               f"{r['torch_proj_ms']:.1f} | {r['rnnkit_proj_ms'] / r['torch_proj_ms']:.2f} |\n")
+    print(md)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "proj_size.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(RESULTS, "proj_size.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
