@@ -31,25 +31,21 @@ import numpy as np
 from ._optional import require
 from .errors import UserError
 from .models.charlm import CharLM
+from .models.classifier import SequenceClassifier
 
 
 def _torch():
     return require("torch", "torch", "--engine torch")
 
 
-def _rows(n: int, rank: int, world: int) -> slice:
-    """This process's share of ``n`` rows: contiguous, as even as can be."""
-    bounds = np.linspace(0, n, world + 1).round().astype(int)
-    return slice(int(bounds[rank]), int(bounds[rank + 1]))
+class TorchEngine:
+    """Mixin for an rnnkit model whose forward and backward run on its torch twin, data-parallel
+    over the processes of ``torch.distributed`` (or one process without it). Its config,
+    parameters, state dict and checkpoints stay the rnnkit model's. Call :meth:`_attach` at the
+    end of ``__init__``; ``train_step`` / ``evaluate`` use :meth:`_share`, :meth:`_sum` and
+    :meth:`_backward`."""
 
-
-class DistributedCharLM(CharLM):
-    """A :class:`CharLM` whose forward and backward run on its torch twin, data-parallel over
-    the processes of ``torch.distributed`` (one process without it). Its config, parameters,
-    state dict and checkpoints are the CharLM's (kind ``charlm``)."""
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
+    def _attach(self):
         torch = _torch()
         from .interop import to_torch
 
@@ -62,22 +58,36 @@ class DistributedCharLM(CharLM):
         dist = torch.distributed
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.rank = dist.get_rank() if self.world > 1 else 0
-        if self.world > 1:
-            self.net = torch.nn.parallel.DistributedDataParallel(self.twin)
-        else:
-            self.net = self.twin
+        self.net = torch.nn.parallel.DistributedDataParallel(self.twin) if self.world > 1 else self.twin
 
-    # -- the collective pieces ---------------------------------------------------------
+    def _share(self, n: int) -> slice:
+        """This process's rows of a batch of ``n``: contiguous, as even as can be."""
+        bounds = np.linspace(0, n, self.world + 1).round().astype(int)
+        return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+
     def _sum(self, values):
-        """Sum of ``values`` (floats) over the processes."""
+        """Sums of ``values`` (floats) over the processes."""
         torch = _torch()
         t = torch.tensor(values, dtype=torch.float64)
         if self.world > 1:
             torch.distributed.all_reduce(t)
         return t.tolist()
 
+    def _backward(self, mean_loss, n_local: int, n_total: int):
+        """Backward of this process's mean loss, weighted so that DDP's average of the processes'
+        gradients is the gradient of the whole batch's mean (shares may differ by a row); the
+        gradients land in rnnkit's arrays. Returns the whole batch's mean loss."""
+        mean_loss.mul(n_local * self.world / n_total).backward()
+        grads = self.grad_dict()
+        for name, p in self.twin.named_parameters():
+            if p.grad is not None:
+                grads[name] += p.grad.numpy()
+            p.grad = None
+        (total,) = self._sum([float(mean_loss.detach()) * n_local])
+        return total / n_total
+
     def _gather_state(self, state):
-        """Every process's rows of the final state -> the global state (as one process has it)."""
+        """Every process's rows of a final state -> the whole batch's (as one process has it)."""
         torch = _torch()
         parts = state if isinstance(state, tuple) else (state,)
         out = []
@@ -92,36 +102,34 @@ class DistributedCharLM(CharLM):
             out.append(s.numpy())
         return tuple(out) if isinstance(state, tuple) else out[0]
 
+
+def _tensor(a):
+    return _torch().from_numpy(np.ascontiguousarray(a))
+
+
+class DistributedCharLM(TorchEngine, CharLM):
+    """:class:`CharLM` on the torch engine (kind ``charlm``: its runs are ordinary runs)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._attach()
+
     def _local(self, x, y, state):
-        torch = _torch()
-        rows = _rows(x.shape[1], self.rank, self.world)
-        xl = torch.from_numpy(np.ascontiguousarray(x[:, rows]))
-        yl = torch.from_numpy(np.ascontiguousarray(y[:, rows]))
+        rows = self._share(x.shape[1])
         st = None
         if state is not None:
-            parts = state if isinstance(state, tuple) else (state,)
-            parts = tuple(torch.from_numpy(np.ascontiguousarray(s[:, rows])) for s in parts)
+            parts = tuple(_tensor(s[:, rows]) for s in (state if isinstance(state, tuple) else (state,)))
             st = parts if isinstance(state, tuple) else parts[0]
-        return xl, yl, st
+        return _tensor(x[:, rows]), _tensor(y[:, rows]), st
 
-    # -- the TaskModel contract, on torch ----------------------------------------------
     def train_step(self, batch, state=None):
         torch = _torch()
         x, y = batch
-        if x.shape[1] % self.world:
-            raise UserError(f"--batch-size {x.shape[1]}: expected a multiple of the {self.world} processes")
         xl, yl, st = self._local(x, y, state)
         self.twin.train(self.training)
         logits, new = self.net(xl, st)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), yl.reshape(-1))
-        for p in self.twin.parameters():
-            p.grad = None
-        loss.backward()                                    # DDP averages the gradients over the processes
-        grads = self.grad_dict()
-        for name, p in self.twin.named_parameters():
-            grads[name] += p.grad.numpy()
-        (total,) = self._sum([float(loss.detach())])
-        return total / self.world, self._gather_state(new), y.size
+        return self._backward(loss, yl.numel(), y.size), self._gather_state(new), y.size
 
     def evaluate(self, batch, state=None):
         torch = _torch()
@@ -136,6 +144,41 @@ class DistributedCharLM(CharLM):
         return total, self._gather_state(new), y.size
 
 
+class DistributedClassifier(TorchEngine, SequenceClassifier):
+    """:class:`SequenceClassifier` on the torch engine (kind ``classifier``)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._attach()
+
+    def train_step(self, batch, state=None):
+        torch = _torch()
+        x, y, lengths = batch
+        rows = self._share(x.shape[1])
+        self.twin.train(self.training)
+        if rows.stop > rows.start:
+            logits = self.net(_tensor(x[:, rows]), _tensor(np.asarray(lengths)[rows]))
+            loss = torch.nn.functional.cross_entropy(logits, _tensor(y[rows]))
+        else:                          # a share of nothing still joins DDP's gradient exchange
+            loss = sum(p.sum() for p in self.twin.parameters()) * 0.0
+        return self._backward(loss, rows.stop - rows.start, x.shape[1]), None, x.shape[1]
+
+    def evaluate(self, batch, state=None):
+        torch = _torch()
+        x, y, lengths = batch
+        rows = self._share(x.shape[1])
+        loss_sum = right = 0.0
+        if rows.stop > rows.start:
+            self.twin.eval()
+            with torch.no_grad():
+                logits = self.twin(_tensor(x[:, rows]), _tensor(np.asarray(lengths)[rows]))
+                target = _tensor(y[rows])
+                loss_sum = float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+                right = float((logits.argmax(-1) == target).sum())
+        loss_sum, right = self._sum([loss_sum, right])
+        return loss_sum, None, x.shape[1], {"correct": int(right), "n": x.shape[1]}
+
+
 # -- launching ---------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -144,27 +187,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(spec: dict, nproc: int) -> int:
-    """Train the run ``spec`` describes (see :func:`worker`) on ``nproc`` processes of this
-    machine, or, under a launcher that set ``RANK`` / ``WORLD_SIZE``, as one of its processes."""
+def launch(fn, args: tuple, nproc: int):
+    """``fn(rank, world, *args)`` in every process of a ``torch.distributed`` group: ``nproc``
+    processes spawned on this machine, or, under a launcher that set ``RANK`` / ``WORLD_SIZE`` /
+    ``MASTER_ADDR`` / ``MASTER_PORT`` (torchrun), this process as one of its group. Returns
+    what process 0 returns (when it runs here)."""
     torch = _torch()
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return worker(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), spec)
+        return _in_group(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), fn, args)
     if nproc == 1:
-        return worker(0, 1, spec)
+        return fn(0, 1, *args)
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    torch.multiprocessing.spawn(_spawned, args=(nproc, spec), nprocs=nproc, join=True)
-    return 0
+    torch.multiprocessing.spawn(_in_group, args=(nproc, fn, args), nprocs=nproc, join=True)
+    return None
 
 
-def _spawned(rank, world, spec):
-    worker(rank, world, spec)
+def _in_group(rank, world, fn, args):
+    torch = _torch()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))   # the cores, shared between the processes
+    backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() >= world else "gloo"
+    torch.distributed.init_process_group(backend, rank=rank, world_size=world)
+    try:
+        return fn(rank, world, *args)
+    finally:
+        torch.distributed.destroy_process_group()
 
 
-def worker(rank: int, world: int, spec: dict) -> int:
-    """One process: join the group, build the model and data exactly as ``rnnkit train`` does,
-    and run rnnkit's Trainer (process 0 writes ``spec['out']``)."""
+def train_lm_process(rank: int, world: int, spec: dict) -> int:
+    """One process of ``rnnkit train --engine torch``: the model and data exactly as ``rnnkit
+    train`` builds them, and rnnkit's Trainer (process 0 writes ``spec['out']``)."""
     torch = _torch()
     from . import io
     from .apps import lm
@@ -172,40 +224,32 @@ def worker(rank: int, world: int, spec: dict) -> int:
     from .data.text import CharVocab, read_text
     from .train import Trainer, TrainConfig
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    if world > 1:
-        backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() >= world else "gloo"
-        torch.distributed.init_process_group(backend, rank=rank, world_size=world)
-    try:
-        text = read_text(spec["text_file"])
-        out = spec["out"]
-        if spec["resume"]:
-            ckpt = io.load(os.path.join(out, "checkpoint.npz"))
-            vocab, extra = CharVocab.from_dict(ckpt["extra"]["vocab"]), ckpt["extra"]
-            config = resumed_config(ckpt, spec.get("changes"))
-            model = DistributedCharLM.from_config(ckpt["model_config"])
-        else:
-            ckpt = None
-            vocab = CharVocab.from_text(text)
-            config = TrainConfig(**spec["config"])
-            m = spec["model"]
-            model = DistributedCharLM(len(vocab), m["embed_size"], m["hidden_size"], m["num_layers"], m["cell"],
-                                      m["dropout"], seed=config.seed)
-            extra = {"vocab": vocab.to_dict(), "text_digest": lm.text_digest(text), "data": spec["data"]}
-        d = extra["data"]
-        train, val = lm.stream_data(text, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])
-        torch.manual_seed(config.seed * 1000 + rank)       # torch's dropout masks, per process
-        trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
-                          progress=spec.get("progress", True) and rank == 0)
-        if ckpt is not None:
-            trainer.restore(ckpt)
-        result = trainer.run()
-        if rank == 0:
-            print(lm.summary(result, out))
-        return 0
-    finally:
-        if world > 1:
-            torch.distributed.destroy_process_group()
+    text = read_text(spec["text_file"])
+    out = spec["out"]
+    if spec["resume"]:
+        ckpt = io.load(os.path.join(out, "checkpoint.npz"))
+        vocab, extra = CharVocab.from_dict(ckpt["extra"]["vocab"]), ckpt["extra"]
+        config = resumed_config(ckpt, spec.get("changes"))
+        model = DistributedCharLM.from_config(ckpt["model_config"])
+    else:
+        ckpt = None
+        vocab = CharVocab.from_text(text)
+        config = TrainConfig(**spec["config"])
+        m = spec["model"]
+        model = DistributedCharLM(len(vocab), m["embed_size"], m["hidden_size"], m["num_layers"], m["cell"],
+                                  m["dropout"], seed=config.seed)
+        extra = {"vocab": vocab.to_dict(), "text_digest": lm.text_digest(text), "data": spec["data"]}
+    d = extra["data"]
+    train, val = lm.stream_data(text, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])
+    torch.manual_seed(config.seed * 1000 + rank)       # torch's dropout masks, per process
+    trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
+                      progress=spec.get("progress", True) and rank == 0)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    result = trainer.run()
+    if rank == 0:
+        print(lm.summary(result, out))
+    return 0
 
 
 def main(argv=None) -> int:

@@ -78,3 +78,22 @@ def test_bad_engine_options_are_one_line(runs, tmp_path, extra, msg):
     r = rnnkit_cli("train", runs / "t.txt", "--out", tmp_path / "x", "--steps", 2, *ARGS, *extra)
     assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_classifier_on_two_processes_with_uneven_shares(tmp_path):
+    """A batch of 7 sequences splits 4 / 3: the weighting keeps the gradient the whole batch's mean."""
+    rng = np.random.default_rng(0)
+    n, L = 60, 12
+    x = rng.standard_normal((n, L, 3)).astype(np.float32)
+    lengths = rng.integers(3, L + 1, n)
+    y = np.where(x[np.arange(n), 0, 0] > 0, "up", "down")
+    np.savez(tmp_path / "train.npz", x=x, lengths=lengths, y=y)
+    args = ["classify", "train", "--train", tmp_path / "train.npz", "--steps", 10, "--batch-size", 7,
+            "--hidden-size", 8, "--eval-every", 5, "--log-every", 1, "--bidirectional", "--no-progress"]
+    for name, extra in (("one", []), ("two", ["--engine", "torch", "--nproc", 2])):
+        r = rnnkit_cli(*args, "--out", tmp_path / name, *extra)
+        assert r.returncode == 0, r.stderr
+    one, two = curve(tmp_path / "one"), curve(tmp_path / "two")
+    assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 10
+    np.testing.assert_allclose([v for _, v in two], [v for _, v in one], rtol=1e-4)
+    assert json.loads((tmp_path / "two" / "scores.json").read_text())["steps"] == 10

@@ -9,6 +9,7 @@ Data: a list of (L_i, D) float sequences and a label each, from ``.npz`` or UEA 
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -53,11 +54,49 @@ def read_labelled(path):
 
 def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,
                      bidirectional=False, pooling="last", dropout=0.0, batch_size=32, config=None, out_dir=None,
-                     resume=False, changes=None, overwrite=False, progress=False, log=print, names=None) -> dict:
+                     resume=False, changes=None, overwrite=False, progress=False, log=print, names=None,
+                     engine="numpy", nproc=1) -> dict:
     """Train on ``train`` = ``(xs, labels)`` (labels raw: names or numbers), validate on ``valid``
     or a seeded stratified ``valid_fraction`` of the training set, and score ``test``.
     Returns the scores; with ``out_dir`` writes a run directory with ``scores.json`` and ``confusion.png``.
-    With ``resume`` the run's own settings are used, ``changes`` (TrainConfig fields) applied."""
+    With ``resume`` the run's own settings are used, ``changes`` (TrainConfig fields) applied.
+    ``engine="torch"`` runs the forward and backward passes on PyTorch, data-parallel over
+    ``nproc`` processes (:mod:`rnnkit.distributed`); the run directory is the same."""
+    kw = dict(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
+              dropout=dropout, batch_size=batch_size, config=config, out_dir=out_dir, resume=resume, changes=changes,
+              overwrite=overwrite, progress=progress, names=names)
+    if engine == "numpy":
+        if nproc != 1:
+            raise UserError("--nproc: more than one process needs --engine torch")
+        return _train(train, test, valid, valid_fraction, **kw, log=log)
+    if engine != "torch":
+        raise UserError(f"--engine: expected numpy or torch, got {engine!r}")
+    from ..distributed import launch
+
+    if batch_size < nproc:
+        raise UserError(f"--batch-size {batch_size}: expected at least one sequence per process (--nproc {nproc})")
+    if resume:
+        saved_run(out_dir, KIND)                                # one line here, before any process starts
+    else:
+        runs.prepare(out_dir, KIND, overwrite=overwrite)
+    launch(_process, (train, test, valid, valid_fraction, kw), nproc)
+    with open(os.path.join(out_dir, "scores.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _process(rank, world, train, test, valid, valid_fraction, kw):
+    """One process of a torch-engine run (process 0 writes the run directory)."""
+    from ..distributed import DistributedClassifier
+
+    quiet = dict(kw, progress=False) if rank else kw
+    return _train(train, test, valid, valid_fraction, **quiet, log=print if rank == 0 else (lambda *a: None),
+                  model_cls=DistributedClassifier, writer=rank == 0)
+
+
+def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers, bidirectional, pooling, dropout,
+           batch_size, config, out_dir, resume, changes, overwrite, progress, log, names, model_cls=None,
+           writer=True):
+    from ..io import load
     from ..models.base import model_from_config
     from ..models.classifier import SequenceClassifier
     from ..plots import plot_confusion
@@ -67,11 +106,12 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     for part, key in ((valid, "valid"), (test, "test")):      # every input checked before anything is written
         if part is not None:
             LS.check_features(part[0], xs[0].shape[1], names.get(key, f"{key} set"))
-    ckpt = saved_run(out_dir, KIND) if resume else None
-    if ckpt is None:
-        runs.prepare(out_dir, KIND, overwrite=overwrite)
-    else:
+    ckpt = None
+    if resume:
+        ckpt = saved_run(out_dir, KIND) if writer else load(os.path.join(out_dir, "checkpoint.npz"))
         config = resumed_config(ckpt, changes)
+    elif writer:
+        runs.prepare(out_dir, KIND, overwrite=overwrite)
     y, classes = LS.encode_labels(y_raw, ckpt["model_config"]["classes"] if ckpt else None, names.get("train"))
     if valid is None:
         tr, va = LS.split(len(xs), valid_fraction, seed=config.seed, y=y)
@@ -80,11 +120,11 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     else:
         valid_xs, valid_y = valid[0], LS.encode_labels(valid[1], classes, names.get("valid"))[0]
     if ckpt is not None:
-        model = model_from_config(ckpt["model_config"])
+        model = model_cls.from_config(ckpt["model_config"]) if model_cls else model_from_config(ckpt["model_config"])
         scaler = LS.Standardizer.from_dict(model.config["scaler"])
     else:
         scaler = LS.Standardizer.fit(xs)
-        model = SequenceClassifier(xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers,
+        model = (model_cls or SequenceClassifier)(xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers,
                                    bidirectional=bidirectional, pooling=pooling, dropout=dropout, classes=classes,
                                    scaler=scaler.to_dict(), seed=config.seed)
     train_data = LS.LabelledSequences(scaler.transform(xs), y, batch_size, seed=config.seed)
@@ -94,8 +134,10 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     if ckpt is None:
         log(f"training {SequenceClassifier.__name__} ({model.num_parameters():,} parameters) on {len(xs)} sequences "
             f"({len(valid_xs)} for validation), {len(classes)} classes, {xs[0].shape[1]} features")
-    trainer, result = fit(model, train_data, val_data, config, out_dir, extra=extra, ckpt=ckpt, progress=progress,
-                          log=log)
+    trainer, result = fit(model, train_data, val_data, config, out_dir if writer else None, extra=extra, ckpt=ckpt,
+                          progress=progress, log=log)
+    if not writer:
+        return None
     model = runs.load(out_dir, "best")
     scores = {"stop_reason": result["stop_reason"], "steps": result["step"], "n_train": len(xs),
               "n_valid": len(valid_xs), "classes": classes, "best_val_loss": result["best_val_loss"]}

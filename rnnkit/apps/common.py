@@ -152,7 +152,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
     """Train ``model`` in ``out_dir`` (a new run, or the run ``ckpt`` came from) and return
     ``(trainer, result)``. The directory is checked before anything is written."""
     kind = model.config["kind"]
-    if ckpt is None:
+    if ckpt is None and out_dir is not None:
         runs.prepare(out_dir, kind, resume=False, overwrite=overwrite)
     check_memory(model, train_data.batch(0, 0), config.optimizer)
     trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,

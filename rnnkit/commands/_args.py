@@ -217,6 +217,17 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     return g
 
 
+def add_engine_args(p):
+    """--engine numpy|torch, --nproc (training on PyTorch's DistributedDataParallel)."""
+    e = p.add_argument_group("engine")
+    e.add_argument("--engine", choices=("numpy", "torch"), default="numpy",
+                   help="numpy: rnnkit's own kernels; torch: forward and backward on PyTorch "
+                        "(DistributedDataParallel over --nproc processes), the same run directory")
+    e.add_argument("--nproc", type=positive_int, default=1,
+                   help="processes for --engine torch (--batch-size is the global batch, split between them)")
+    return e
+
+
 def fit_config(args, stateful=False):
     """The :class:`rnnkit.train.TrainConfig` the parsed arguments describe."""
     from ..train import TrainConfig

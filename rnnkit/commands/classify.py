@@ -1,7 +1,7 @@
 """``rnnkit classify train|predict``: sequence classification on your .npz / .ts files or a built-in set."""
 from __future__ import annotations
 
-from ._args import OneLineParser, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
+from ._args import OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna")
 
@@ -28,6 +28,7 @@ def register(sub):
     g.add_argument("--pooling", choices=("last", "mean", "attention"), default="last", help="pooling over time")
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
+    add_engine_args(t)
     t.set_defaults(run=run_train)
 
     pr = add_parser(s, "predict", "predict the class of every sequence of a file with a trained run")
@@ -57,7 +58,7 @@ def run_train(args):
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
                          dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
                          resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
-                         progress=args.progress, names=names)
+                         progress=args.progress, names=names, engine=args.engine, nproc=args.nproc)
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
     return 0
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from ._args import add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
+from ._args import add_engine_args, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
 
 
 def register(sub):
@@ -19,12 +19,7 @@ def register(sub):
     f.add_argument("--val-fraction", type=fraction, default=0.1, help="tail of the text held out for validation")
     p.add_argument("--dry-run", action="store_true",
                    help="print the parameter count and the memory a training step needs, then exit")
-    e = p.add_argument_group("engine")
-    e.add_argument("--engine", choices=("numpy", "torch"), default="numpy",
-                   help="numpy: rnnkit's own kernels; torch: forward and backward on PyTorch "
-                        "(DistributedDataParallel over --nproc processes), the same run directory")
-    e.add_argument("--nproc", type=positive_int, default=1,
-                   help="processes for --engine torch (--batch-size is the global batch, split between them)")
+    add_engine_args(p)
     p.set_defaults(run=run)
 
 
@@ -68,7 +63,7 @@ def _run_torch(args, text, config):
     from .. import runs
     from ..apps import lm
     from ..apps.common import saved_run
-    from ..distributed import launch
+    from ..distributed import launch, train_lm_process
 
     import os
 
@@ -92,4 +87,5 @@ def _run_torch(args, text, config):
             "model": {"embed_size": args.embed_size, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
                       "cell": args.cell, "dropout": args.dropout},
             "data": {"seq_len": args.seq_len, "batch_size": args.batch_size, "val_fraction": args.val_fraction}}
-    return launch(spec, args.nproc)
+    launch(train_lm_process, (spec,), args.nproc)
+    return 0
