@@ -221,10 +221,11 @@ def train_lm_process(rank: int, world: int, spec: dict) -> int:
     from . import io
     from .apps import lm
     from .apps.common import resumed_config
-    from .data.text import CharVocab, read_text
+    from .data.corpus import load_corpus
+    from .data.text import CharVocab
     from .train import Trainer, TrainConfig
 
-    text = read_text(spec["text_file"])
+    corpus = load_corpus(spec["text_file"])
     out = spec["out"]
     if spec["resume"]:
         ckpt = io.load(os.path.join(out, "checkpoint.npz"))
@@ -233,14 +234,14 @@ def train_lm_process(rank: int, world: int, spec: dict) -> int:
         model = DistributedCharLM.from_config(ckpt["model_config"])
     else:
         ckpt = None
-        vocab = CharVocab.from_text(text)
+        vocab = corpus.vocab
         config = TrainConfig(**spec["config"])
         m = spec["model"]
         model = DistributedCharLM(len(vocab), m["embed_size"], m["hidden_size"], m["num_layers"], m["cell"],
                                   m["dropout"], seed=config.seed)
-        extra = {"vocab": vocab.to_dict(), "text_digest": lm.text_digest(text), "data": spec["data"]}
+        extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest, "data": spec["data"]}
     d = extra["data"]
-    train, val = lm.stream_data(text, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])
+    train, val = lm.stream_data(corpus, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])
     torch.manual_seed(config.seed * 1000 + rank)       # torch's dropout masks, per process
     trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
                       progress=spec.get("progress", True) and rank == 0)

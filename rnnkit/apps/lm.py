@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .. import runs
+from ..data.corpus import Corpus
 from ..data.text import CharVocab
 from ..errors import UserError
 from .common import MOMENTS, digest, estimate, fit, refuse_if_too_big, resumed_config, saved_run
@@ -18,15 +19,25 @@ def text_digest(text: str) -> str:
     return digest(text, 16)
 
 
-def stream_data(text, vocab, seq_len, batch_size, val_fraction):
-    """``(train, val)`` :class:`~rnnkit.data.text.StreamBatches` over the text's ids; the tail is validation."""
+def as_corpus(text) -> Corpus:
+    """A text (str) or a :class:`~rnnkit.data.corpus.Corpus` (a prepared one is memory-mapped)."""
+    return text if isinstance(text, Corpus) else Corpus.from_text(text)
+
+
+def stream_data(corpus: Corpus, vocab, seq_len, batch_size, val_fraction):
+    """``(train, val)`` :class:`~rnnkit.data.text.StreamBatches` over the corpus's ids (views of
+    them: a memory-mapped corpus stays on disk); the tail is validation. ``vocab`` is the
+    model's: a corpus encoded with another is mapped to it window by window."""
     from ..data.text import StreamBatches, split_ids
 
-    train_ids, val_ids = split_ids(vocab.encode(text), val_fraction)
-    train = StreamBatches(train_ids, batch_size, seq_len)
+    table = None
+    if corpus.vocab.itos != vocab.itos:
+        table = np.array([vocab.stoi.get(c, 0) for c in corpus.vocab.itos], np.int64)
+    train_ids, val_ids = split_ids(corpus.ids, val_fraction)
+    train = StreamBatches(train_ids, batch_size, seq_len, table)
     val = None
     if len(val_ids) > 1:
-        val = StreamBatches(val_ids, max(1, min(batch_size, (len(val_ids) - 1) // seq_len)), seq_len)
+        val = StreamBatches(val_ids, max(1, min(batch_size, (len(val_ids) - 1) // seq_len)), seq_len, table)
     return train, val
 
 
@@ -51,17 +62,19 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
              batch_size=32, val_fraction=0.1, config=None, resume=False, changes=None, overwrite=False,
              progress=True, callbacks=(), log=print):
-    """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` in ``out``.
-    On resume every setting comes from the run, with ``changes`` (TrainConfig fields such as
-    ``steps`` or ``lr``) applied and logged."""
+    """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` (a
+    string, or a :class:`~rnnkit.data.corpus.Corpus`: a prepared one trains without being read
+    into memory) in ``out``. On resume every setting comes from the run, with ``changes``
+    (TrainConfig fields such as ``steps`` or ``lr``) applied and logged."""
     from ..models import CharLM
     from ..models.base import model_from_config
 
+    corpus = as_corpus(text)
     ckpt = None
     if resume:
         ckpt = saved_run(out, KIND)
         extra = ckpt["extra"]
-        if extra.get("text_digest") != text_digest(text):
+        if extra.get("text_digest") != corpus.digest:
             raise UserError(f"--resume: this is not the text the run in {out} was trained on")
         vocab = CharVocab.from_dict(extra["vocab"])
         d = extra["data"]
@@ -70,18 +83,18 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         config = resumed_config(ckpt, changes)
     else:
         runs.prepare(out, KIND, overwrite=overwrite)
-        vocab = CharVocab.from_text(text)
+        vocab = corpus.vocab
         refuse_if_too_big(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size,
                                           seq_len, config.optimizer), "--hidden-size, --batch-size or --seq-len")
         model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
                        seed=config.seed)
-        extra = {"vocab": vocab.to_dict(), "text_digest": text_digest(text),
+        extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest,
                  "data": {"seq_len": seq_len, "batch_size": batch_size, "val_fraction": val_fraction}}
-    train, val = stream_data(text, vocab, seq_len, batch_size, val_fraction)
+    train, val = stream_data(corpus, vocab, seq_len, batch_size, val_fraction)
     m = model.config
     if ckpt is None:
         log(f"training a {m['num_layers']}-layer {m['cell'].upper()} (hidden {m['hidden_size']}, "
-            f"{model.num_parameters():,} parameters) on {len(text):,} characters, vocabulary {len(vocab)}")
+            f"{model.num_parameters():,} parameters) on {len(corpus):,} characters, vocabulary {len(vocab)}")
     trainer, result = fit(model, train, val, config, out, extra=extra, ckpt=ckpt, progress=progress,
                           callbacks=callbacks, log=log)
     return trainer, result, vocab
@@ -94,22 +107,25 @@ def load(run_dir, which="best"):
 
 
 def evaluate_text(model, vocab, text, batch_size=16, seq_len=128, progress=False) -> dict:
-    """Mean loss (nats and bits per character) of ``model`` on ``text``, carried state, with a progress bar."""
+    """Mean loss (nats and bits per character) of ``model`` on ``text`` (a string or a
+    :class:`~rnnkit.data.corpus.Corpus`), carried state, with a progress bar."""
     from tqdm.auto import tqdm
 
     from ..data.text import StreamBatches
 
-    if len(text) < 2:
-        raise UserError(f"expected at least 2 characters to evaluate, got {len(text)}")
-    ids = vocab.encode(text)
-    data = StreamBatches(ids, max(1, min(batch_size, (len(ids) - 1) // 2)), seq_len)
+    corpus = as_corpus(text)
+    if len(corpus) < 2:
+        raise UserError(f"expected at least 2 characters to evaluate, got {len(corpus)}")
+    table = np.array([vocab.stoi.get(c, 0) for c in corpus.vocab.itos], np.int64)
+    data = StreamBatches(corpus.ids, max(1, min(batch_size, (len(corpus) - 1) // 2)), seq_len, table)
     total, count, state = 0.0, 0, None
     for i in tqdm(range(len(data)), disable=not progress, unit="window", desc="eval", leave=False):
         loss, state, n = model.evaluate(data.batch(i, 0), state)[:3]
         total, count = total + loss, count + n
     mean = total / count
+    unknown = np.flatnonzero((table == 0) & (np.array(corpus.vocab.itos) != vocab.itos[0]))
     return {"loss": mean, "bpc": mean / math.log(2), "characters": count,
-            "unknown": sum(text.count(c) for c in vocab.unknown(text))}
+            "unknown": int(np.isin(corpus.ids, unknown).sum()) if unknown.size else 0}
 
 
 def summary(result, out) -> str:

@@ -7,7 +7,7 @@ from ._args import add_parser, positive_int
 def register(sub):
     p = add_parser(sub, "eval", "loss and bits per character of a trained character model on a text file")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("text_file", metavar="TEXT_FILE")
+    p.add_argument("text_file", metavar="TEXT_FILE", help="UTF-8 text, or a corpus directory made by `rnnkit prepare`")
     p.add_argument("--batch-size", type=positive_int, default=16, help="parallel streams")
     p.add_argument("--seq-len", type=positive_int, default=128, help="characters per window")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
@@ -17,10 +17,10 @@ def register(sub):
 
 def run(args):
     from ..apps.lm import evaluate_text, load
-    from ..data.text import read_text
+    from ..data.corpus import load_corpus
 
     model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
-    text = read_text(args.text_file)
+    text = load_corpus(args.text_file)
     r = evaluate_text(model, vocab, text, args.batch_size, args.seq_len, progress=args.progress)
     print(f"loss {r['loss']:.4f} nats/char, {r['bpc']:.4f} bits/char over {r['characters']:,} characters")
     if r["unknown"]:

@@ -7,7 +7,8 @@ from ._args import add_engine_args, add_fit_args, add_parser, add_rnn_args, add_
 
 def register(sub):
     p = add_parser(sub, "train", "train a character-level language model on a UTF-8 text file")
-    p.add_argument("text_file", metavar="TEXT_FILE", help="UTF-8 text to learn")
+    p.add_argument("text_file", metavar="TEXT_FILE",
+                   help="UTF-8 text to learn, or a corpus directory made by `rnnkit prepare` (read as needed)")
     add_run_args(p, "runs/charlm")
     g = add_rnn_args(p, hidden_size=256, num_layers=2)
     g.add_argument("--embed-size", "--embed", dest="embed_size", type=positive_int, default=64,
@@ -25,12 +26,12 @@ def register(sub):
 
 def run(args):
     from ..apps import lm
-    from ..data.text import read_text
+    from ..data.corpus import load_corpus
     from ._args import fit_config
 
-    text = read_text(args.text_file)
+    text = load_corpus(args.text_file)           # a text file, or a corpus made by `rnnkit prepare` (mapped)
     if args.dry_run:
-        vocab = lm.CharVocab.from_text(text)
+        vocab = text.vocab
         est = lm.memory_estimate(len(vocab), args.embed_size, args.hidden_size, args.num_layers, args.cell,
                                  args.batch_size, args.seq_len, args.optimizer)
         from ..apps.common import available_memory
@@ -75,7 +76,7 @@ def _run_torch(args, text, config):
         raise UserError("--time-limit: not with --nproc > 1 (each process has its own clock; stop by --steps)")
     if args.resume:
         ckpt = saved_run(args.out, lm.KIND)
-        if ckpt["extra"].get("text_digest") != lm.text_digest(text):
+        if ckpt["extra"].get("text_digest") != text.digest:
             raise UserError(f"--resume: this is not the text the run in {args.out} was trained on")
         if ckpt["extra"]["data"]["batch_size"] % world:
             raise UserError(f"--nproc {world}: the run's batch of {ckpt['extra']['data']['batch_size']} rows "

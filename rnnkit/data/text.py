@@ -89,17 +89,19 @@ class StreamBatches:
     Row ``b`` holds tokens ``[b * n, (b + 1) * n)``; window ``w`` is columns
     ``[w * seq_len, (w + 1) * seq_len)`` as input and the same shifted by one as target, so
     the state at the end of window ``w`` is the right initial state for window ``w + 1``.
-    Yields time-major ``(x, y)``, each (L, N) int64.
+    Yields time-major ``(x, y)``, each (L, N) int64. ``ids`` may be any integer array, a memory
+    map included (rows and windows are views: only the window asked for is read); ``table``
+    maps its ids to the model's (a corpus encoded with another vocabulary).
     """
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, table: np.ndarray | None = None):
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len: expected integers >= 1, got {batch_size} and {seq_len}")
         n = (len(ids) - 1) // batch_size
         if n < 1:
             raise ValueError(f"text too short: {len(ids)} characters cannot fill {batch_size} rows "
                              f"of at least 2 characters; use a smaller --batch-size or more text")
-        self.batch_size, self.seq_len = batch_size, seq_len
+        self.batch_size, self.seq_len, self.table = batch_size, seq_len, table
         self.inputs = ids[: n * batch_size].reshape(batch_size, n)
         self.targets = ids[1: n * batch_size + 1].reshape(batch_size, n)
         self.num_windows = -(-n // seq_len)
@@ -110,7 +112,10 @@ class StreamBatches:
     def batch(self, w: int, epoch: int = 0):
         """Window ``w`` as time-major ``(x, y)``; the same in every epoch (the stream is not shuffled)."""
         s = slice(w * self.seq_len, (w + 1) * self.seq_len)
-        return np.ascontiguousarray(self.inputs[:, s].T), np.ascontiguousarray(self.targets[:, s].T)
+        x, y = self.inputs[:, s].T, self.targets[:, s].T
+        if self.table is not None:
+            return self.table[x], self.table[y]
+        return np.ascontiguousarray(x, np.int64), np.ascontiguousarray(y, np.int64)   # copies, off any memory map
 
     def __iter__(self):
         for w in range(self.num_windows):

@@ -1,0 +1,164 @@
+"""A character corpus as token ids: in memory for a text, or memory-mapped from a prepared
+directory for corpora larger than memory.
+
+``prepare(TEXT_FILE, DIR)`` (``rnnkit prepare``) reads the file in chunks twice, never whole:
+once for its characters (the vocabulary) and its digest, once to write the ids as the smallest
+unsigned integers that hold the vocabulary (one byte per character for up to 256 distinct
+characters) into ``DIR/ids.bin``, beside ``DIR/corpus.json`` (vocabulary, dtype, length,
+source, digest). :meth:`Corpus.open` maps ``ids.bin`` without reading it; the training batches
+(:class:`~rnnkit.data.text.StreamBatches`) slice views of it, so a training process holds a
+window at a time, whatever the corpus size. The digest is the SHA-256 of the file's bytes, as
+for a text read whole, so a run trained on the text resumes on its prepared corpus and back.
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+
+from ..errors import UserError
+from .text import CharVocab
+
+CHUNK = 1 << 24          # bytes read at a time (16 MiB)
+BAR_FROM = 1 << 23       # files from this size (8 MiB) show a progress bar
+FORMAT = "rnnkit-corpus"
+
+
+def _digest(h) -> str:
+    return h.hexdigest()[:16]
+
+
+class Corpus:
+    """Token ids (``ids``: an array or a read-only memory map) with their :class:`CharVocab` and
+    the digest of the text they encode."""
+
+    def __init__(self, ids: np.ndarray, vocab: CharVocab, digest: str, source: str | None = None):
+        self.ids, self.vocab, self.digest, self.source = ids, vocab, digest, source
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_text(cls, text: str, vocab: CharVocab | None = None) -> "Corpus":
+        vocab = vocab or CharVocab.from_text(text)
+        return cls(vocab.encode_array(text, _dtype(len(vocab))), vocab,
+                   _digest(hashlib.sha256(text.encode("utf-8"))))
+
+    @classmethod
+    def open(cls, path) -> "Corpus":
+        """The prepared corpus in directory ``path`` (see :func:`prepare`), memory-mapped."""
+        path = os.fspath(path)
+        meta_path = os.path.join(path, "corpus.json")
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}")
+            vocab = CharVocab.from_dict(meta["vocab"])
+            n, dtype = int(meta["length"]), np.dtype(meta["dtype"])
+        except FileNotFoundError:
+            raise UserError(f"{path}: expected a corpus prepared by `rnnkit prepare` (with corpus.json), "
+                            f"got none") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{meta_path}: expected the description of a prepared corpus, could not read it "
+                            f"({' '.join(str(exc).split())[:120]})") from None
+        ids_path = os.path.join(path, "ids.bin")
+        size = os.path.getsize(ids_path) if os.path.exists(ids_path) else -1
+        if size != n * dtype.itemsize:
+            raise UserError(f"{ids_path}: expected {n * dtype.itemsize:,} bytes ({n:,} ids of {dtype}), got "
+                            f"{'no file' if size < 0 else f'{size:,}'}; prepare the corpus again")
+        ids = np.memmap(ids_path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype)
+        return cls(ids, vocab, meta["digest"], meta.get("source"))
+
+
+def is_corpus(path) -> bool:
+    """``path`` is a directory prepared by :func:`prepare`."""
+    return os.path.isdir(path) and os.path.exists(os.path.join(path, "corpus.json"))
+
+
+def load_corpus(path, progress=False) -> Corpus:
+    """A text file (read whole and encoded) or a prepared corpus directory (memory-mapped)."""
+    if is_corpus(path):
+        return Corpus.open(path)
+    from .text import read_text
+
+    return Corpus.from_text(read_text(path))
+
+
+def _dtype(n_symbols: int) -> np.dtype:
+    return np.dtype(np.uint8 if n_symbols <= 256 else np.uint16 if n_symbols <= 65536 else np.uint32)
+
+
+def _chunks(path, progress, desc):
+    """``(text chunk, raw bytes)`` of a UTF-8 file, read CHUNK bytes at a time; a byte that is not
+    UTF-8 is one line naming its offset."""
+    from tqdm.auto import tqdm
+
+    size = os.path.getsize(path)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc=desc, disable=not progress or size < BAR_FROM, leave=False,
+               file=sys.stderr)
+    with open(path, "rb") as f, bar:
+        while True:
+            raw = f.read(CHUNK)
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as exc:
+                raise UserError(f"{path} is not UTF-8 text: undecodable byte 0x{raw[exc.start]:02x} at offset "
+                                f"{offset + exc.start}") from None
+            yield text, raw
+            offset += len(raw)
+            bar.update(len(raw))
+            if not raw:
+                return
+
+
+def prepare(src, out, progress=True, overwrite=False) -> dict:
+    """Encode the UTF-8 text file ``src`` into the corpus directory ``out`` (two passes over the
+    file in chunks; ``corpus.json`` is written last, so an interrupted preparation leaves no
+    corpus, never a wrong one). Returns what was written."""
+    from .readers import check_path
+
+    src = check_path(src)
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out}: expected a directory, got an existing file")
+    if os.path.isdir(out) and os.listdir(out):
+        if not is_corpus(out):
+            raise UserError(f"--out {out}: expected a new or empty directory, got one with other files")
+        if not overwrite:
+            raise UserError(f"--out {out} already holds a prepared corpus; pass --overwrite to replace it")
+    h, chars, n = hashlib.sha256(), set(), 0
+    for text, raw in _chunks(src, progress, "reading"):
+        h.update(raw)
+        if text:
+            codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+            chars.update(chr(c) for c in np.unique(codes).tolist())
+            n += len(codes)
+    if not n:
+        raise UserError(f"{src} is empty: expected some text to prepare")
+    vocab = CharVocab.from_text("".join(sorted(chars)))
+    dtype = _dtype(len(vocab))
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, ".ids.bin.tmp")
+    with open(tmp, "wb") as f:
+        for text, _ in _chunks(src, progress, "encoding"):
+            if text:
+                f.write(vocab.encode_array(text, dtype).tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    if os.path.exists(os.path.join(out, "corpus.json")):
+        os.remove(os.path.join(out, "corpus.json"))     # the old description goes before its ids do
+    os.replace(tmp, os.path.join(out, "ids.bin"))
+    meta = {"format": FORMAT, "source": os.path.abspath(src), "digest": _digest(h), "length": n,
+            "dtype": dtype.name, "vocab": vocab.to_dict()}
+    from ..io import atomic_write_text
+
+    atomic_write_text(os.path.join(out, "corpus.json"), json.dumps(meta, indent=1))
+    return {"characters": n, "vocabulary": len(vocab), "dtype": dtype.name,
+            "bytes": n * dtype.itemsize, "source_bytes": os.path.getsize(src)}
