@@ -125,23 +125,23 @@ def _find_layer(src, name, keras):
             raise UserError(f"from_keras: expected a Keras SimpleRNN, LSTM, GRU or Bidirectional layer, "
                             f"got {type(src).__name__}")
         return src
-    found = [layer for layer in _all_layers(src) if isinstance(layer, kinds)]
+    found = [layer for layer in _all_layers(src, keras) if isinstance(layer, kinds)]
     if name is not None:
         found = [layer for layer in found if layer.name == name]
         if not found:
             raise UserError(f"from_keras: no recurrent layer called {name!r} in model {src.name!r}; it has "
-                            f"{[layer.name for layer in _all_layers(src) if isinstance(layer, kinds)]}")
+                            f"{[layer.name for layer in _all_layers(src, keras) if isinstance(layer, kinds)]}")
     if len(found) != 1:
         raise UserError(f"from_keras: model {src.name!r} has {len(found)} recurrent layers "
                         f"{[layer.name for layer in found]}; name one with name=")
     return found[0]
 
 
-def _all_layers(model):
+def _all_layers(model, keras):
     for layer in model.layers:
         yield layer
-        if hasattr(layer, "layers") and not hasattr(layer, "forward_layer"):   # a nested model
-            yield from _all_layers(layer)
+        if isinstance(layer, keras.Model):   # a nested model
+            yield from _all_layers(layer, keras)
 
 
 def _spec_from_layer(layer, keras):

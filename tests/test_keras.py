@@ -162,13 +162,16 @@ def test_missing_keras_names_the_extra(monkeypatch):
 
 
 @pytest.mark.parametrize("module", [
-    rnnkit.RNN(H_IN, H, nonlinearity="relu", seed=0), rnnkit.LSTM(H_IN, H, bidirectional=True, seed=1),
-    rnnkit.GRU(H_IN, H, seed=2), rnnkit.GRU(H_IN, H, bidirectional=True, reset_after=False, seed=3),
-    rnnkit.LSTM(H_IN, H, gate="hard_sigmoid", bias=False, seed=4)], ids=repr)
+    rnnkit.RNN(H_IN, H, nonlinearity="relu", batch_first=True, seed=0),
+    rnnkit.LSTM(H_IN, H, bidirectional=True, batch_first=True, seed=1),
+    rnnkit.GRU(H_IN, H, batch_first=True, seed=2),
+    rnnkit.GRU(H_IN, H, bidirectional=True, reset_after=False, batch_first=True, seed=3),
+    rnnkit.LSTM(H_IN, H, gate="hard_sigmoid", bias=False, batch_first=True, seed=4)], ids=repr)
 def test_to_keras_computes_the_same(module):
-    module.batch_first = True
+    """The Keras layer computes what the module does, and from_keras brings back the same module."""
     layer = to_keras(module)
     x = np.random.default_rng(5).standard_normal((N, L, H_IN)).astype(np.float32)
     assert_same(module, layer, x, module.num_directions)
     back = from_keras(layer)
     assert repr(back) == repr(module)
+    np.testing.assert_allclose(back(x)[0], module(x)[0], rtol=1e-5, atol=1e-6)
