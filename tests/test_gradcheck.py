@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
+import rnnkit
 from rnnkit import kernels
 
 from .helpers import CELLS, numeric_grad, sample_indices
@@ -104,3 +105,83 @@ def test_padded_steps_contribute_nothing():
         np.testing.assert_allclose(dx1, dx2, rtol=1e-12)
         for k in g1:
             np.testing.assert_allclose(g1[k], m.grads[k], rtol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("gate", ["sigmoid", "hard_sigmoid"])
+@pytest.mark.parametrize("layers,bidirectional,lengths,with_state",
+                         [(1, False, None, False), (2, True, [4, 2, 1], True), (1, True, None, True),
+                          (2, False, [3, 4, 2], False)])
+def test_gru_reset_before_finite_differences(gate, layers, bidirectional, lengths, with_state):
+    """GRU(reset_after=False): every parameter, the input and the initial state."""
+    m = rnnkit.GRU(3, 3, layers, bidirectional=bidirectional, dtype=np.float64, seed=layers, gate=gate,
+                   reset_after=False)
+    assert m.ops.name.startswith("gru_reset_before") and "reset_after=False" in repr(m)
+    rng = np.random.default_rng(7 + layers)
+    L, N, D = 4, 3, 2 if bidirectional else 1
+    x = rng.standard_normal((L, N, 3))
+    h0 = 0.5 * rng.standard_normal((layers * D, N, 3))
+    G, Gh = rng.standard_normal((L, N, 3 * D)), rng.standard_normal((layers * D, N, 3))
+
+    def loss():
+        y, h = m(x, h0 if with_state else None, lengths=lengths)
+        return float((G * y).sum() + (Gh * h).sum())
+
+    m(x, h0 if with_state else None, lengths=lengths)
+    out = m.backward(G, Gh)
+    dx, dh0 = out if with_state else (out, None)
+    checks = [(name, p, m.grads[name]) for name, p in m.params.items()] + [("x", x, dx)]
+    if with_state:
+        checks.append(("h0", h0, dh0))
+    for name, arr, grad in checks:
+        for idx in sample_indices(arr.shape, 6, rng):
+            assert grad[idx] == pytest.approx(numeric_grad(loss, arr, idx), rel=1e-6, abs=1e-8), (name, idx)
+    m.clear_cache()
+
+
+def test_gru_reset_before_against_torch_autograd():
+    """The same equations written with torch operations (float64): outputs and every gradient; and
+    the layer equals a loop over GRUCell(reset_after=False) with the same weights."""
+    import torch
+
+    m = rnnkit.GRU(3, 4, dtype=np.float64, seed=3, reset_after=False)
+    rng = np.random.default_rng(3)
+    x, h0, G = rng.standard_normal((5, 2, 3)), rng.standard_normal((1, 2, 4)), rng.standard_normal((5, 2, 4))
+    y, h = m(x, h0)
+    dx, dh0 = m.backward(G, np.zeros_like(h0))
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in m.params.items()}
+    xt, ht = torch.tensor(x, requires_grad=True), torch.tensor(h0[0], requires_grad=True)
+    W_ir, W_iz, W_in = p["weight_ih_l0"].chunk(3)
+    W_hr, W_hz, W_hn = p["weight_hh_l0"].chunk(3)
+    b_ir, b_iz, b_in = p["bias_ih_l0"].chunk(3)
+    b_hr, b_hz, b_hn = p["bias_hh_l0"].chunk(3)
+    hs, hh = [], ht
+    for t in range(5):
+        r = torch.sigmoid(xt[t] @ W_ir.T + b_ir + hh @ W_hr.T + b_hr)
+        z = torch.sigmoid(xt[t] @ W_iz.T + b_iz + hh @ W_hz.T + b_hz)
+        n = torch.tanh(xt[t] @ W_in.T + b_in + (r * hh) @ W_hn.T + b_hn)
+        hh = (1 - z) * n + z * hh
+        hs.append(hh)
+    yt = torch.stack(hs)
+    (yt * torch.tensor(G)).sum().backward()
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dh0[0], ht.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for k in m.params:
+        np.testing.assert_allclose(m.grads[k], p[k].grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+
+    cell = rnnkit.GRUCell(3, 4, dtype=np.float64, reset_after=False)
+    assert "reset_after=False" in repr(cell)
+    cell.load_state_dict({k[:-3]: v for k, v in m.params.items()})
+    hc, caches = h0[0], []
+    for t in range(5):
+        hc, c = cell.forward_cached(x[t], hc)
+        caches.append(c)
+        np.testing.assert_allclose(hc, y[t], rtol=1e-13)
+    d = np.zeros_like(hc)
+    for t in range(4, -1, -1):
+        _, d = cell.backward_cached(d + G[t], caches[t])
+    for k in cell.params:
+        np.testing.assert_allclose(cell.grads[k], m.grads[k + "_l0"], rtol=1e-10, err_msg=k)
+    np.testing.assert_allclose(d, dh0[0], rtol=1e-10)
+    with pytest.raises(ValueError, match="reset_after: expected True or False"):
+        rnnkit.GRU(3, 4, reset_after="no")

@@ -6,7 +6,7 @@ import rnnkit
 from rnnkit import kernels
 
 CASES = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("gru", {}),
-         ("lstm", {"gate": "hard_sigmoid"}), ("gru", {"gate": "hard_sigmoid"})]
+         ("lstm", {"gate": "hard_sigmoid"}), ("gru", {"gate": "hard_sigmoid"}), ("gru", {"reset_after": False})]
 CLS = {"rnn": rnnkit.RNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}
 
 

@@ -11,6 +11,17 @@ r"""GRU: one time step, forward and backward, in PyTorch's formulation (gate ord
 The trap: the reset gate multiplies :math:`W_{hn} h + b_{hn}` (bias included), not :math:`h`.
 So the gradient of the recurrent pre-activation ``dhh`` differs from that of the input
 projection ``dx_proj`` in the n block: ``dhh_n = dx_proj_n * r``.
+
+The other form (Keras's ``reset_after=False``, ONNX's ``linear_before_reset=0``; the original
+paper's) applies the reset gate before the recurrent product:
+
+.. math::
+    n = \tanh(W_{in} x + b_{in} + W_{hn} (r \odot h) + b_{hn})
+
+Here ``dhh`` equals ``dx_proj`` in every block, but the n rows of ``W_hh`` multiply
+``r * h``, not ``h``, so their weight gradient is ``dhh_n^T (r * h)``:
+:func:`gru_reset_before_weight_hh_grad` forms it, and the time loop calls it through
+``CellOps.weight_hh_grad`` in place of ``dhh^T h``.
 """
 from __future__ import annotations
 
@@ -59,3 +70,58 @@ def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad):
     dhh[:, 2 * H :] *= r
     dh_prev = dh * z + dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)
     return dx, dhh, (dh_prev,)
+
+
+class GRUResetBeforeCache(NamedTuple):
+    h_prev: np.ndarray  # (N, H)
+    gates: np.ndarray   # (N, 3H) activations r, z, n
+
+
+def gru_reset_before_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
+    """The reset gate applied before the recurrent product: ``n = tanh(x_n + W_hn (r * h) + b_hn)``.
+    ``state = (h_prev,)``; returns ``((h,), cache)``."""
+    (h_prev,) = state
+    H = h_prev.shape[1]
+    gates = np.empty_like(x_proj)                       # (N, 3H)
+    a = h_prev @ W_hh[: 2 * H].T                        # (N, H) @ (H, 2H) -> (N, 2H)
+    if b_hh is not None:
+        a += b_hh[: 2 * H]
+    a += x_proj[:, : 2 * H]
+    gate(a, out=gates[:, : 2 * H])                      # r, z
+    r, z = gates[:, :H], gates[:, H : 2 * H]
+    hn = (r * h_prev) @ W_hh[2 * H :].T                 # (N, H) @ (H, H) -> (N, H)
+    if b_hh is not None:
+        hn += b_hh[2 * H :]
+    hn += x_proj[:, 2 * H :]
+    n = np.tanh(hn, out=gates[:, 2 * H :])
+    h = n + z * (h_prev - n)                            # (1 - z) n + z h_prev
+    return (h,), GRUResetBeforeCache(h_prev, gates)
+
+
+def gru_reset_before_step_backward(dstate, cache: GRUResetBeforeCache, W_hh, gate_grad=sigmoid_grad):
+    """Returns ``(dx_proj, dhh, (dh_prev,))``; ``dhh`` is ``dx_proj`` (every block's recurrent
+    pre-activation enters like the projection), the n block's weight gradient needs ``r * h``."""
+    (dh,) = dstate
+    H = dh.shape[1]
+    g, h_prev = cache.gates, cache.h_prev
+    r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
+    dx = np.empty_like(g)                               # (N, 3H)
+    dn = dh * (1.0 - z) * (1.0 - n * n)
+    dx[:, 2 * H :] = dn
+    drh = dn @ W_hh[2 * H :]                            # (N, H) @ (H, H) -> (N, H): d(r * h_prev)
+    dx[:, :H] = drh * h_prev * gate_grad(r)
+    dx[:, H : 2 * H] = dh * (h_prev - n) * gate_grad(z)
+    dh_prev = dh * z + drh * r + dx[:, : 2 * H] @ W_hh[: 2 * H]  # (N, 2H) @ (2H, H) -> (N, H)
+    return dx, dx, (dh_prev,)
+
+
+def gru_reset_before_weight_hh_grad(dhh, h_prev, steps):
+    """``dW_hh`` (3H, H) from ``dhh`` (M, 3H) and ``h_prev`` (M, H), the rows of ``steps`` (the
+    step caches) stacked in the same order: the r, z rows multiplied ``h_prev``, the n rows
+    ``r * h_prev``."""
+    H = h_prev.shape[1]
+    r = np.concatenate([s.gates[:, :H] for s in steps])  # (M, H)
+    dW = np.empty((3 * H, H), dhh.dtype)
+    dW[: 2 * H] = dhh[:, : 2 * H].T @ h_prev            # (2H, M) @ (M, H)
+    dW[2 * H :] = dhh[:, 2 * H :].T @ (r * h_prev)      # (H, M) @ (M, H)
+    return dW

@@ -24,9 +24,15 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .activations import hard_sigmoid, hard_sigmoid_grad
-from .gru import gru_step, gru_step_backward
+from .gru import (gru_reset_before_step, gru_reset_before_step_backward, gru_reset_before_weight_hh_grad, gru_step,
+                  gru_step_backward)
 from .lstm import lstm_step, lstm_step_backward
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
+
+
+def outer_weight_hh_grad(dhh, h_prev, steps):
+    """``dW_hh = dhh^T h_prev``: every row block of ``W_hh`` multiplies the state entering the step."""
+    return dhh.T @ h_prev  # (G*H, M) @ (M, H)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class CellOps:
     step: Callable
     step_backward: Callable
     fused: bool = True  # the fast kernels implement it (the hard-sigmoid variants run on NumPy)
+    # (dhh (M, G*H), h_prev (M, H), step caches) -> dW_hh; only the reset-before GRU needs its own
+    weight_hh_grad: Callable = outer_weight_hh_grad
 
 
 CELLS: dict[str, CellOps] = {
@@ -51,6 +59,13 @@ CELLS: dict[str, CellOps] = {
                          partial(lstm_step_backward, gate_grad=hard_sigmoid_grad), fused=False),
     "gru_hard": CellOps("gru_hard", 3, 1, partial(gru_step, gate=hard_sigmoid),
                         partial(gru_step_backward, gate_grad=hard_sigmoid_grad), fused=False),
+    # the reset gate applied before the recurrent product (GRU(reset_after=False), Keras / ONNX)
+    "gru_reset_before": CellOps("gru_reset_before", 3, 1, gru_reset_before_step, gru_reset_before_step_backward,
+                                fused=False, weight_hh_grad=gru_reset_before_weight_hh_grad),
+    "gru_reset_before_hard": CellOps(
+        "gru_reset_before_hard", 3, 1, partial(gru_reset_before_step, gate=hard_sigmoid),
+        partial(gru_reset_before_step_backward, gate_grad=hard_sigmoid_grad), fused=False,
+        weight_hh_grad=gru_reset_before_weight_hh_grad),
 }
 
 
@@ -184,7 +199,7 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     flat_dhh = dhh.reshape(L * N, GH)
     grads = {
         "W_ih": flat_dxp.T @ cache.x.reshape(L * N, -1),         # (G*H, L*N) @ (L*N, H_in)
-        "W_hh": flat_dhh.T @ cache.h_prev.reshape(L * N, -1),    # (G*H, L*N) @ (L*N, H)
+        "W_hh": ops.weight_hh_grad(flat_dhh, cache.h_prev.reshape(L * N, -1), cache.steps),  # (G*H, H)
         "b_ih": flat_dxp.sum(axis=0),
         "b_hh": flat_dhh.sum(axis=0),
     }

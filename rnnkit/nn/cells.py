@@ -18,7 +18,7 @@ import numpy as np
 from .._validate import as_float_array, check_finite, check_positive_int, check_shape
 from ..functional.recurrent import CELLS, step_gates
 from .module import Module
-from .recurrent import _gated
+from .recurrent import _gated, _gru_mode
 
 
 class _Cell(Module):
@@ -75,7 +75,7 @@ class _Cell(Module):
         d = self._states(dstate, x.shape[0], "backward dstate")
         dx_proj, dhh, dprev = self.ops.step_backward(d, step_cache, self.params["weight_hh"])
         self.grads["weight_ih"] += dx_proj.T @ x               # (G*H, N) @ (N, H_in)
-        self.grads["weight_hh"] += dhh.T @ step_cache.h_prev   # (G*H, N) @ (N, H)
+        self.grads["weight_hh"] += self.ops.weight_hh_grad(dhh, step_cache.h_prev, [step_cache])  # (G*H, H)
         if self.bias:
             self.grads["bias_ih"] += dx_proj.sum(axis=0)
             self.grads["bias_hh"] += dhh.sum(axis=0)
@@ -113,7 +113,13 @@ class LSTMCell(_Cell):
 
 
 class GRUCell(_Cell):
-    """One GRU step (gates r, z, n; reset applied to ``W_hn h + b_hn``). ``x`` (N, H_in), ``h`` (N, H) -> ``h'``."""
+    """One GRU step (gates r, z, n; reset applied to ``W_hn h + b_hn``, or with ``reset_after=False``
+    to ``h`` before the product: ``W_hn (r * h) + b_hn``). ``x`` (N, H_in), ``h`` (N, H) -> ``h'``."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, gate="sigmoid"):
-        super().__init__(_gated("gru", gate), input_size, hidden_size, bias, dtype, seed)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, gate="sigmoid",
+                 reset_after=True):
+        super().__init__(_gated(_gru_mode(reset_after), gate), input_size, hidden_size, bias, dtype, seed)
+        self.reset_after = bool(reset_after)
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")

@@ -95,6 +95,8 @@ class RNNBase(Module):
             s += f", nonlinearity={self.mode[4:]!r}"
         if self.mode.endswith("_hard"):
             s += ", gate='hard_sigmoid'"
+        if self.mode.startswith("gru_reset_before"):
+            s += ", reset_after=False"
         for name in ("bias", "batch_first", "dropout", "bidirectional"):
             s += f", {name}={getattr(self, name)}"
         if self.proj_size:
@@ -303,9 +305,20 @@ class GRU(RNNBase):
         n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})),\quad
         h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
-    Note the reset gate multiplies ``W_hn h + b_hn``, bias included. See :class:`RNNBase`."""
+    Note the reset gate multiplies ``W_hn h + b_hn``, bias included. ``reset_after=False`` applies
+    it before the recurrent product instead, ``n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)``
+    (Keras's ``reset_after=False``, ONNX's ``linear_before_reset=0``; same parameter names and
+    shapes; it runs on the NumPy time loop). See :class:`RNNBase`."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid"):
-        super().__init__(_gated("gru", gate), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True):
+        super().__init__(_gated(_gru_mode(reset_after), gate), input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, dtype, seed)
+        self.reset_after = bool(reset_after)
+
+
+def _gru_mode(reset_after) -> str:
+    """``'gru'`` (PyTorch's form, ``reset_after=True``) or ``'gru_reset_before'``."""
+    if reset_after not in (True, False):
+        raise ValueError(f"reset_after: expected True or False, got {reset_after!r}")
+    return "gru" if reset_after else "gru_reset_before"
