@@ -20,7 +20,10 @@ beside it:
   ``src_len`` -> ``logits`` (N, V), ``h_next`` [, ``c_next``], ``htilde_next``, ``alpha`` (S, N)),
   which a loop outside drives from ``token = BOS`` and the encoder's outputs, feeding each
   step's ``*_next`` back in;
-* ``sequence`` (the generated tasks' model): ``x`` (L, N, H_in), ``lengths`` -> ``out``.
+* ``sequence`` (the generated tasks' model): ``x`` (L, N, H_in), ``lengths`` -> ``out``;
+* a bare :class:`~rnnkit.nn.RNN`, :class:`~rnnkit.nn.LSTM` or :class:`~rnnkit.nn.GRU`: ``x``
+  (L, N, H_in) (or (N, L, H_in) with ``batch_first``), ``lengths`` (N,) int32, ``h0`` [, ``c0``]
+  (D * num_layers, N, H) -> ``y`` (L, N, D * H), ``h_n`` [, ``c_n``], the module's forward.
 
 Ids are int64, lengths int32 (ONNX's ``sequence_lens``), everything else float32 unless said.
 Each recurrent layer is one ONNX operator with PyTorch's gate blocks reordered to ONNX's (LSTM
@@ -235,6 +238,24 @@ def _states(g: Graph, rnn, names, rows: int | str, N="N"):
 
 
 # -- the models ------------------------------------------------------------------------------------
+def _module(rnn):
+    """A bare RNN / LSTM / GRU: ``x``, ``lengths`` (N,) int32, ``h0`` [, ``c0``] -> ``y``, ``h_n`` [, ``c_n``]."""
+    g = Graph(type(rnn).__name__.lower())
+    H, rows = rnn.hidden_size, rnn.num_layers * rnn.num_directions
+    axes = ["N", "L"] if rnn.batch_first else ["L", "N"]
+    x = g.input("x", rnn.dtype, axes + [rnn.input_size])
+    if rnn.batch_first:
+        x = g.op("Transpose", x, perm=[1, 0, 2])                               # (N, L, H_in) -> (L, N, H_in)
+    lengths = g.input("lengths", np.int32, ["N"])
+    y, finals = recurrent(g, rnn, x, lengths, _states(g, rnn, ("h0", "c0"), rows))
+    if rnn.batch_first:
+        y = g.op("Transpose", y, perm=[1, 0, 2])
+    g.output(y, "y", rnn.dtype, axes + [rnn.num_directions * H])
+    for f, name in zip(finals, ("h_n", "c_n")):
+        g.output(f, name, rnn.dtype, [rows, "N", H])
+    return {"rnn": g}
+
+
 def _charlm(model):
     rnn, V = model.rnn, model.config["vocab_size"]
     out = {}
@@ -415,7 +436,7 @@ def _seq2seq(model):
 
 
 BUILDERS = {"charlm": _charlm, "classifier": _classifier, "forecaster": _forecaster, "tagger": _tagger,
-            "seq2seq": _seq2seq, "sequence": _sequence}
+            "seq2seq": _seq2seq, "sequence": _sequence, "rnn": _module}
 
 
 # -- public functions --------------------------------------------------------------------------------
@@ -423,14 +444,17 @@ def graphs(model) -> dict:
     """``{graph name: onnx.ModelProto}`` for a task model (see the module docstring), each checked
     with ``onnx.checker``."""
     from . import __version__
+    from .nn.recurrent import RNNBase
 
-    kind = getattr(model, "kind", type(model).__name__)
+    kind = "rnn" if isinstance(model, RNNBase) else getattr(model, "kind", type(model).__name__)
     if kind not in BUILDERS:
         raise UserError(f"ONNX export: no ONNX graph for a {kind!r} model (exported: {', '.join(BUILDERS)})")
     if np.dtype(model.dtype) != np.float32:
-        raise UserError(f"ONNX export: expected a float32 model, got {np.dtype(model.dtype)}")
+        raise UserError(f"ONNX export: expected a float32 model, got {np.dtype(model.dtype)} (onnxruntime "
+                        f"runs RNN, LSTM and GRU in float32)")
     built = BUILDERS[kind](model)
-    meta = {"rnnkit.version": __version__, "rnnkit.kind": kind, "rnnkit.config": json.dumps(model.config)}
+    config = {"kind": kind, "repr": repr(model)} if kind == "rnn" else model.config
+    meta = {"rnnkit.version": __version__, "rnnkit.kind": kind, "rnnkit.config": json.dumps(config)}
     extra = getattr(model, "run_extra", None) or {}
     if "vocab" in extra:                                                       # the character LM's vocabulary
         meta["rnnkit.vocab"] = json.dumps(extra["vocab"])
