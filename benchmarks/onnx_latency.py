@@ -172,7 +172,8 @@ def main():
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "onnx_latency.md"), "w") as f:
         f.write(text + "\n")
-    out = {"machine": platform.machine(), "cpus": os.cpu_count(), "model": dict(vocab=V, embed=E, hidden=H, layers=LAYERS),
+    out = {"machine": platform.machine(), "cpus": os.cpu_count(),
+           "model": dict(vocab=V, embed=E, hidden=H, layers=LAYERS),
            "export_ms": ms, "export_bytes": size, "step_us": step, "sequence_us_per_char": seq, "seq_len": SEQ,
            "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__}}
     with open(os.path.join(HERE, "results", "onnx_latency.json"), "w") as f:

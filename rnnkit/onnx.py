@@ -26,6 +26,7 @@ beside it:
   (D * num_layers, N, H) -> ``y`` (L, N, D * H), ``h_n`` [, ``c_n``], the module's forward.
 
 Ids are int64, lengths int32 (ONNX's ``sequence_lens``), everything else float32 unless said.
+The graphs compute the model in eval mode (no dropout).
 Each recurrent layer is one ONNX operator with PyTorch's gate blocks reordered to ONNX's (LSTM
 i, o, f, c; GRU z, r, h) and ``B = [W_b; R_b]``; the GRU uses ``linear_before_reset=1``
 (PyTorch's reset gate multiplies ``W_hn h + b_hn``); hard-sigmoid gates are ONNX's
@@ -114,6 +115,7 @@ class Graph:
 
     def output(self, value: str, name: str, dtype, shape) -> None:
         elem = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        self._used[name] = 1
         self.nodes.append(self.onnx.helper.make_node("Identity", [value], [name]))
         self.outputs.append(self.onnx.helper.make_tensor_value_info(name, elem, shape))
 

@@ -181,8 +181,8 @@ def test_tagger(chars, cell, bidirectional):
     close(sessions(m)["tagger"](**feeds)["logits"], want)
 
 
-@pytest.mark.parametrize("cell,attention,bidirectional,layers", [("gru", "general", True, 1), ("lstm", "additive", True, 2),
-                                                                 ("gru", "concat", False, 2), ("lstm", "dot", False, 1)])
+@pytest.mark.parametrize("cell,attention,bidirectional,layers", [
+    ("gru", "general", True, 1), ("lstm", "additive", True, 2), ("gru", "concat", False, 2), ("lstm", "dot", False, 1)])
 def test_seq2seq_encoder_and_decoder_steps_greedy(cell, attention, bidirectional, layers):
     sv, tv = S.task_vocab("dates")
     m = Seq2Seq(sv, tv, 5, 6, cell=cell, num_layers=layers, attention=attention, bidirectional=bidirectional, seed=10)
@@ -214,8 +214,9 @@ def rnnkit(*args):
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx_cli")
     (d / "t.txt").write_text("the cat sat on the mat. " * 20, encoding="utf-8")
-    r = rnnkit("train", d / "t.txt", "--out", d / "run", "--steps", 3, "--hidden", 8, "--layers", 1, "--embed", 4,
-               "--seq-len", 8, "--batch-size", 2, "--eval-every", 3, "--checkpoint-every", 3, "--no-progress")
+    r = rnnkit("train", d / "t.txt", "--out", d / "run", "--steps", 3, "--hidden", 8, "--layers", 1,
+               "--embed", 4, "--seq-len", 8, "--batch-size", 2, "--eval-every", 3, "--checkpoint-every", 3,
+               "--no-progress")
     assert r.returncode == 0, r.stderr
     return d / "run"
 
