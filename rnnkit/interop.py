@@ -32,6 +32,9 @@ def _rnn_kwargs(m) -> dict:
     if m.mode.endswith("_hard"):
         raise UserError(f"to_torch: {type(m).__name__}(gate='hard_sigmoid') has no torch.nn counterpart "
                         f"(torch's LSTM and GRU gates are the logistic sigmoid)")
+    if "reset_before" in m.mode:
+        raise UserError("to_torch: GRU(reset_after=False) has no torch.nn counterpart (torch's GRU applies the "
+                        "reset gate after the recurrent product)")
     if m.mode not in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
         raise UserError(f"to_torch: the {m.mode!r} cell has no torch.nn counterpart")
     kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, dropout=m.dropout,

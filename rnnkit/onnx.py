@@ -41,6 +41,7 @@ import os
 
 import numpy as np
 
+from ._optional import require
 from .errors import UserError
 
 # Opset 14: the first at which every operator used here has its present definition. RNN, LSTM
@@ -48,7 +49,6 @@ from .errors import UserError
 # and ReduceSum / Unsqueeze / Squeeze take their axes as inputs since 13. Choosing the lowest
 # such opset lets the files run on the widest range of runtimes (onnxruntime >= 1.8).
 OPSET = 14
-EXTRA = "pip install 'rnnkit[onnx]'"
 
 # rnnkit's hard_sigmoid, clip(x / 6 + 1 / 2, 0, 1), is exactly ONNX's HardSigmoid(alpha, beta)
 HARD_SIGMOID = (1.0 / 6.0, 0.5)
@@ -61,15 +61,14 @@ CELLS = {
     "lstm_hard": ("LSTM", (0, 3, 1, 2), ("HardSigmoid", "Tanh", "Tanh")),
     "gru": ("GRU", (1, 0, 2), ("Sigmoid", "Tanh")),                       # r z n -> z r h
     "gru_hard": ("GRU", (1, 0, 2), ("HardSigmoid", "Tanh")),
+    # GRU(reset_after=False): the reset gate before the recurrent product, ONNX's linear_before_reset=0
+    "gru_reset_before": ("GRU", (1, 0, 2), ("Sigmoid", "Tanh")),
+    "gru_reset_before_hard": ("GRU", (1, 0, 2), ("HardSigmoid", "Tanh")),
 }
 
 
 def _onnx():
-    try:
-        import onnx  # the top-level package: this module's absolute imports never see itself
-    except ImportError:
-        raise ImportError(f"ONNX export needs the onnx package, part of the onnx extra: {EXTRA}") from None
-    return onnx
+    return require("onnx", "onnx", "ONNX export")   # the top-level package: absolute imports never see this module
 
 
 class Graph:
@@ -195,7 +194,7 @@ def recurrent_op(g: Graph, mode: str, x: str, weights: list, H: int, lengths=Non
         attrs["activation_alpha"] = [HARD_SIGMOID[0]] * (len(acts) * D)
         attrs["activation_beta"] = [HARD_SIGMOID[1]] * (len(acts) * D)
     if op == "GRU":
-        attrs["linear_before_reset"] = 1
+        attrs["linear_before_reset"] = 0 if "reset_before" in mode else 1
     n_states = 2 if op == "LSTM" else 1
     while inputs[-1] == "":
         inputs.pop()                                                           # trailing optional inputs
@@ -210,6 +209,9 @@ def recurrent(g: Graph, rnn, x: str, lengths=None, state=()) -> tuple:
     layer. ``state``: names of (D*layers, N, H) initial states, or empty for zeros. Returns
     ``(y (L, N, D*H), finals)``, finals (D*layers, N, H) like the module's."""
     D, H = rnn.num_directions, rnn.hidden_size
+    if getattr(rnn, "proj_size", 0):
+        raise UserError(f"ONNX export: an LSTM with proj_size={rnn.proj_size} has no ONNX counterpart (ONNX's LSTM "
+                        f"operator has no projection of the hidden state)")
     p, finals = rnn.params, []
     for layer in range(rnn.num_layers):
         weights = [(p[f"weight_ih_l{layer}{s}"], p[f"weight_hh_l{layer}{s}"], p.get(f"bias_ih_l{layer}{s}"),

@@ -86,6 +86,8 @@ def test_classifier_twin_with_padded_batches(pooling, bidirectional):
 def test_what_torch_cannot_express_is_one_line():
     with pytest.raises(ValueError, match=r"gate='hard_sigmoid'\) has no torch.nn counterpart"):
         to_torch(rnnkit.LSTM(3, 4, gate="hard_sigmoid"))
+    with pytest.raises(ValueError, match=r"GRU\(reset_after=False\) has no torch.nn counterpart"):
+        to_torch(rnnkit.GRU(3, 4, reset_after=False))
     with pytest.raises(ValueError, match="expected an rnnkit RNN / LSTM / GRU"):
         to_torch(rnnkit.nn.Dropout(0.1))
     with pytest.raises(ValueError, match="expected torch.nn.RNN / LSTM / GRU"):

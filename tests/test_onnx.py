@@ -48,13 +48,16 @@ def module(mode, layers, bidirectional, batch_first=False, bias=True):
     kw = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias, seed=1)
     if mode.startswith("rnn"):
         return RNN(3, 4, nonlinearity=mode[4:], **kw)
+    if "reset_before" in mode:
+        kw["reset_after"] = False
     cls = LSTM if mode.startswith("lstm") else GRU
     return cls(3, 4, gate="hard_sigmoid" if mode.endswith("hard") else "sigmoid", **kw)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru", "lstm_hard", "gru_hard"])
+@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru", "lstm_hard", "gru_hard", "gru_reset_before",
+                                  "gru_reset_before_hard"])
 def test_recurrent_modules_match(mode, layers, bidirectional):
     m = module(mode, layers, bidirectional)
     rng = np.random.default_rng(0)
@@ -258,3 +261,8 @@ def test_cli_export_errors(run_dir, tmp_path, monkeypatch, capsys):
     assert main(["export", str(run_dir), "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'rnnkit[onnx]'" in err[0]
+
+
+def test_a_projected_lstm_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="proj_size=2 has no ONNX counterpart"):
+        rx.graphs(LSTM(3, 4, proj_size=2))
