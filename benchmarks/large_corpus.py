@@ -1,0 +1,110 @@
+"""Corpora larger than memory: preparation speed, and training / evaluation memory that does
+not grow with the corpus.
+
+    python benchmarks/large_corpus.py [--mb 120] [--steps 20]
+
+Builds a text of about ``--mb`` MB from the Python sources and documentation on this machine
+(repeated until it is large enough), then measures, each in its own process:
+
+* ``rnnkit prepare``: wall time and MB/s;
+* ``rnnkit train`` for ``--steps`` steps on the prepared corpus, on a prepared corpus a tenth
+  of the size, and on the raw text file (read whole): peak resident memory of each;
+* ``rnnkit eval`` of that model on the whole prepared corpus: time and characters per second.
+
+Prints a Markdown table and writes benchmarks/results/large_corpus.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RUNNER = ("import resource, sys; from rnnkit.cli import main; rc = main(sys.argv[1:]); "
+          "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
+def build_text(path, mb):
+    """Python's own sources and docs, repeated to ``mb`` MB."""
+    from rnnkit.data.text import pydoc_topics_text
+
+    parts = [pydoc_topics_text()]
+    lib = sysconfig.get_paths()["stdlib"]
+    for root, _, files in os.walk(lib):
+        for name in sorted(files):
+            if name.endswith(".py") and "test" not in root:
+                try:
+                    with open(os.path.join(root, name), encoding="utf-8") as f:
+                        parts.append(f.read())
+                except (UnicodeDecodeError, OSError):
+                    pass
+    base = "\n".join(parts)
+    with open(path, "w", encoding="utf-8") as f:
+        written = 0
+        while written < mb * 1e6:
+            f.write(base)
+            written += len(base.encode("utf-8"))
+    return os.path.getsize(path)
+
+
+def rnnkit(*args):
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", RUNNER, *map(str, args)], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode:
+        raise SystemExit(f"rnnkit {' '.join(map(str, args))} failed: {r.stderr[-2000:]}")
+    peak = int(r.stderr.rsplit("PEAK_KB", 1)[1].split()[0]) * 1024
+    return wall, peak, r.stdout
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mb", type=float, default=120)
+    p.add_argument("--steps", type=int, default=20)
+    args = p.parse_args()
+    train_args = ["--steps", args.steps, "--hidden", 128, "--layers", 2, "--embed", 32, "--seq-len", 64,
+                  "--batch-size", 32, "--eval-every", 10 ** 9, "--no-progress"]
+    rows, out = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        big, small = os.path.join(tmp, "big.txt"), os.path.join(tmp, "small.txt")
+        size = build_text(big, args.mb)
+        build_text(small, args.mb / 10)
+        wall, peak, _ = rnnkit("prepare", big, "-o", os.path.join(tmp, "big"), "--no-progress")
+        out["prepare"] = {"bytes": size, "seconds": wall, "mb_per_s": size / 1e6 / wall, "peak_bytes": peak}
+        rnnkit("prepare", small, "-o", os.path.join(tmp, "small"), "--no-progress")
+        for name, src in (("prepared corpus, full size", os.path.join(tmp, "big")),
+                          ("prepared corpus, a tenth", os.path.join(tmp, "small")),
+                          ("raw text file, read whole", big)):
+            run = os.path.join(tmp, f"run{len(rows)}")
+            wall, peak, _ = rnnkit("train", src, "--out", run, *train_args)
+            rows.append({"input": name, "train_seconds": wall, "peak_bytes": peak})
+            print(rows[-1], file=sys.stderr)
+        wall, peak, text = rnnkit("eval", os.path.join(tmp, "run0"), os.path.join(tmp, "big"), "--batch-size", 256,
+                                  "--seq-len", 256, "--no-progress")
+        out["eval"] = {"seconds": wall, "chars_per_s": size / wall, "peak_bytes": peak, "output": text.strip()}
+    out["train"] = rows
+    md = (f"Text of {size / 1e6:,.0f} MB (Python sources and docs, repeated). `rnnkit prepare`: "
+          f"{out['prepare']['seconds']:.1f} s, {out['prepare']['mb_per_s']:.0f} MB/s, peak memory "
+          f"{out['prepare']['peak_bytes'] / 2**20:,.0f} MiB.\n\n"
+          f"`rnnkit train` ({args.steps} steps, 2-layer LSTM 128, batch 32 x 64), peak resident memory of the process:\n\n"
+          "| input | peak memory (MiB) | wall time with start-up (s) |\n|---|---|---|\n")
+    for r in rows:
+        md += f"| {r['input']} | {r['peak_bytes'] / 2**20:,.0f} | {r['train_seconds']:.1f} |\n"
+    md += (f"\n`rnnkit eval` on the whole prepared corpus (batch 256 x 256): {out['eval']['seconds']:.0f} s, "
+           f"{out['eval']['chars_per_s']:,.0f} characters/s, peak {out['eval']['peak_bytes'] / 2**20:,.0f} MiB "
+           f"({out['eval']['output'].splitlines()[0]}).\n")
+    print(md)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "large_corpus.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(RESULTS, "large_corpus.json"), "w") as f:
+        json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
