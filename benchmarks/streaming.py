@@ -68,17 +68,41 @@ def torch_latency(cell, H):
     return _median_us(run)
 
 
-def sampling_rate():
+def sampling_rate(batch=1):
+    """Characters per second of ``CharLM.sample`` drawing ``batch`` samples together."""
     from rnnkit.data.text import CharVocab
     from rnnkit.models import CharLM
 
     vocab = CharVocab.from_text("".join(chr(32 + i) for i in range(99)))
     m = CharLM(len(vocab), 64, 256, 1, cell="lstm", seed=0)
-    m.sample(vocab, length=50, rng=0)
+    n = None if batch == 1 else batch
+    m.sample(vocab, length=50, rng=0, n=n)
+    length = 3000 if batch == 1 else 500
     t = time.perf_counter()
-    n = 3000
-    m.sample(vocab, length=n, temperature=0.8, rng=1)
-    return n / (time.perf_counter() - t)
+    m.sample(vocab, length=length, temperature=0.8, rng=1, n=n)
+    return length * batch / (time.perf_counter() - t)
+
+
+def torch_sampling_rate(batch=1):
+    """The same model in PyTorch (embedding, LSTM, linear), sampled step by step under no_grad."""
+    import torch
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    emb, lstm, head = torch.nn.Embedding(100, 64), torch.nn.LSTM(64, 256), torch.nn.Linear(256, 100)
+    length = 1000 if batch == 1 else 300
+
+    def run(steps):
+        idx, state = torch.zeros(1, batch, dtype=torch.long), None
+        with torch.no_grad():
+            for _ in range(steps):
+                y, state = lstm(emb(idx), state)
+                p = torch.softmax(head(y[0]) / 0.8, dim=-1)
+                idx = torch.multinomial(p, 1).T
+    run(20)
+    t = time.perf_counter()
+    run(length)
+    return length * batch / (time.perf_counter() - t)
 
 
 def main():
@@ -89,10 +113,15 @@ def main():
             ours, theirs = rnnkit_latency(cell, H), torch_latency(cell, H)
             rows.append({"cell": cell, "hidden": H, "rnnkit_us": ours, "torch_us": theirs, "ratio": ours / theirs})
             print(f"{cell:<5} {H:>6} {ours:>15.2f} {theirs:>19.2f} {ours / theirs:>7.3f}", flush=True)
-    rate = sampling_rate()
-    print(f"\nsampling (CharLM: 1-layer LSTM 256, embedding 64, vocabulary 100): {rate:,.0f} characters/s")
+    sampling = []
+    print("\nsampling (CharLM: 1-layer LSTM 256, embedding 64, vocabulary 100), characters/s:")
+    print(f"{'batch':>5} {'rnnkit':>10} {'torch':>10} {'rnnkit/torch':>13}")
+    for batch in (1, 64):
+        ours, theirs = sampling_rate(batch), torch_sampling_rate(batch)
+        sampling.append({"batch": batch, "rnnkit_chars_per_s": ours, "torch_chars_per_s": theirs})
+        print(f"{batch:>5} {ours:>10,.0f} {theirs:>10,.0f} {ours / theirs:>13.2f}", flush=True)
     out = {"machine": platform.machine(), "cpus": os.cpu_count(), "input": D, "batch": 1, "latency": rows,
-           "sampling_chars_per_s": rate}
+           "sampling_chars_per_s": sampling[0]["rnnkit_chars_per_s"], "sampling": sampling}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "streaming.json"), "w") as f:
         json.dump(out, f, indent=1)

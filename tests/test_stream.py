@@ -68,3 +68,30 @@ def test_charlm_sampling_through_the_stream_matches_full_forwards(cell):
     assert got == vocab.decode(ids[3:])
     s1 = m.sample(vocab, length=40, temperature=0.8, top_k=3, prime="ab", rng=5)
     assert s1 == m.sample(vocab, length=40, temperature=0.8, top_k=3, prime="ab", rng=5) and len(s1) == 40
+
+
+def test_batched_sampling_draws_from_the_model_and_matches_greedy():
+    """n samples at once: at temperature 0 every row is the one-at-a-time greedy text; otherwise
+    the first character's frequencies over many rows follow the model's softmax (top-k cut)."""
+    from rnnkit.data.text import CharVocab
+    from rnnkit.functional.losses import softmax
+    from rnnkit.models import CharLM
+
+    vocab = CharVocab.from_text("abcdefgh ")
+    m = CharLM(len(vocab), 4, 8, 2, "lstm", seed=0)
+    greedy = m.sample(vocab, 15, temperature=0, prime="abc")
+    assert m.sample(vocab, 15, temperature=0, prime="abc", n=3) == [greedy] * 3
+    m.eval()
+    logits, _ = m.forward(vocab.encode("ab")[:, None])
+    m.clear_cache()
+    for top_k in (0, 3):
+        z = logits[-1, 0].astype(np.float64)
+        if top_k:
+            z = np.where(z >= np.sort(z)[-top_k], z, -np.inf)
+        p = softmax(z / 0.7)
+        rows = m.sample(vocab, 1, temperature=0.7, top_k=top_k, prime="ab", n=20000, rng=5)
+        freq = np.bincount([vocab.stoi[r] for r in rows], minlength=len(vocab)) / len(rows)
+        np.testing.assert_allclose(freq, p, atol=0.015)
+        assert freq[p == 0].sum() == 0
+    with pytest.raises(ValueError, match="n: expected an integer >= 1"):
+        m.sample(vocab, 5, n=0)

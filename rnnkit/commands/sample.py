@@ -12,6 +12,9 @@ def register(sub):
     p.add_argument("--top-k", type=nonneg_int, default=0, help="sample among the k likeliest characters (0: all)")
     p.add_argument("--prime", default="", help="text to condition on")
     p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--num", type=positive_int, default=1,
+                   help="independent samples, drawn together as one batch (printed one after another, "
+                        "separated by a blank line)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which weights: best validation or last checkpoint")
     p.set_defaults(run=run)
@@ -29,8 +32,13 @@ def run(args):
         print(f"note: the prime has characters the model never saw ({''.join(sorted(unknown))!r}); "
               "they are read as the unknown character", file=sys.stderr)
     t0 = time.perf_counter()
-    text = model.sample(vocab, args.length, args.temperature, args.top_k, args.prime, rng=args.seed)
+    if args.num == 1:
+        texts = [model.sample(vocab, args.length, args.temperature, args.top_k, args.prime, rng=args.seed)]
+    else:
+        texts = model.sample(vocab, args.length, args.temperature, args.top_k, args.prime, rng=args.seed,
+                             n=args.num)
     dt = time.perf_counter() - t0
-    print(args.prime + text)
-    print(f"[{args.length} characters in {dt:.2f} s, {args.length / dt:.0f} chars/s]", file=sys.stderr)
+    print("\n\n".join(args.prime + t for t in texts))
+    total = args.length * args.num
+    print(f"[{total} characters in {dt:.2f} s, {total / dt:.0f} chars/s]", file=sys.stderr)
     return 0

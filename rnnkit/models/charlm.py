@@ -63,16 +63,20 @@ class CharLM(TaskModel):
     def metrics(self, mean_loss: float, sums=None) -> dict:
         return {"bpc": mean_loss / math.log(2)}
 
-    def sample(self, vocab, length=500, temperature=1.0, top_k=0, prime="", rng=None) -> str:
+    def sample(self, vocab, length=500, temperature=1.0, top_k=0, prime="", rng=None, n=None):
         """Generate ``length`` characters after ``prime``, one step at a time.
 
         ``temperature`` divides the logits (0 means always take the most likely character);
-        ``top_k > 0`` samples only among the k most likely.
+        ``top_k > 0`` samples only among the k most likely. With ``n``, ``n`` independent samples
+        are drawn together, one batch row each (one stream step serves all of them), and a list
+        of ``n`` strings is returned.
         """
         if temperature < 0:
             raise ValueError(f"temperature: expected a number >= 0, got {temperature}")
         if top_k < 0:
             raise ValueError(f"top_k: expected an integer >= 0 (0 = no limit), got {top_k}")
+        if n is not None:
+            return self._sample_batch(vocab, length, temperature, top_k, prime, np.random.default_rng(rng), n)
         rng = np.random.default_rng(rng)
         was_training = self.training
         self.eval()
@@ -89,6 +93,38 @@ class CharLM(TaskModel):
             last = stream.step(E[nxt][None])[0] @ W + b
         self.train(was_training)
         return vocab.decode(out)
+
+    def _sample_batch(self, vocab, length, temperature, top_k, prime, rng, n) -> list:
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+        was_training = self.training
+        self.eval()
+        ids = vocab.encode(prime) if prime else rng.integers(1, len(vocab), size=1)
+        logits, state = self.forward(np.repeat(ids[:, None], n, axis=1))   # the prime, once per row
+        self.clear_cache()
+        stream = self.rnn.stream(n, state)
+        E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
+        last = logits[-1]                                                  # (n, V)
+        out = np.empty((length, n), np.int64)
+        for t in range(length):
+            out[t] = nxt = self._pick_rows(last.astype(np.float64), temperature, top_k, rng)
+            last = stream.step(E[nxt]) @ W + b
+        self.train(was_training)
+        return [vocab.decode(out[:, i]) for i in range(n)]
+
+    @staticmethod
+    def _pick_rows(logits, temperature, top_k, rng) -> np.ndarray:
+        """One character per row of ``logits`` (n, V): the argmax at temperature 0, else a draw from
+        the softmax of ``logits / temperature`` (restricted to each row's top k)."""
+        if temperature == 0:
+            return logits.argmax(1)
+        if top_k:
+            k = min(top_k, logits.shape[1])
+            cut = np.partition(logits, -k, axis=1)[:, -k][:, None]
+            logits = np.where(logits >= cut, logits, -np.inf)
+        p = softmax(logits / temperature, axis=-1)
+        u = rng.random((len(p), 1))
+        return np.minimum((p.cumsum(1) < u).sum(1), p.shape[1] - 1)
 
     @staticmethod
     def _pick(logits, temperature, top_k, rng) -> int:
