@@ -11,6 +11,7 @@ _EXPORTS = {
     "CharLM": "models", "SequenceModel": "models", "SequenceClassifier": "models", "Forecaster": "models",
     "Seq2Seq": "models", "Tagger": "models", "Vocab": "data.vocab",
     "load": "runs", "Trainer": "train", "TrainConfig": "train", "UserError": "errors",
+    "set_num_threads": "threads",
 }
 __all__ = list(_EXPORTS)
 

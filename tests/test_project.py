@@ -59,3 +59,17 @@ def test_imports_point_down_only():
                 if target in forbidden:
                     bad.append(f"{path.relative_to(ROOT)} imports {target}")
     assert not bad, bad
+
+
+def test_thread_count_from_the_environment():
+    code = ("import rnnkit; from rnnkit.threads import num_threads; rnnkit.LSTM(2, 3); print(num_threads()); "
+            "rnnkit.set_num_threads(2); print(num_threads())")
+    import os
+
+    env = dict(os.environ, RNNKIT_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["1", "2"]
+    env["RNNKIT_NUM_THREADS"] = "many"
+    r = subprocess.run([sys.executable, "-m", "rnnkit", "classify", "train", "--dataset", "dna", "--steps", "1"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "RNNKIT_NUM_THREADS: expected an integer >= 1, got 'many'" in r.stderr

@@ -10,6 +10,7 @@ from typing import Iterator
 import numpy as np
 
 from .._validate import resolve_dtype
+from ..threads import apply_environment
 
 
 class Module:
@@ -17,6 +18,7 @@ class Module:
     ``self.grads`` gets a zero array of the same shape per parameter."""
 
     def __init__(self, dtype=np.float32, seed=None):
+        apply_environment()                        # RNNKIT_NUM_THREADS, once, before the first product
         object.__setattr__(self, "_modules", {})
         self.dtype = resolve_dtype(dtype)
         self.rng = np.random.default_rng(seed)
