@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from _results import save  # noqa: E402  (benchmarks/ is the script's directory)
+
 CONFIGS = [("rnnkit (numpy engine)", []), ("torch, 1 process", ["--engine", "torch"]),
            ("torch DDP, 2 processes", ["--engine", "torch", "--nproc", "2"])]
 
@@ -60,12 +61,7 @@ def main():
     for r in rows:
         md += (f"| {r['engine']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f}x | "
                f"{r['final_loss']:.4f} | {r['wall_s']:.1f} |\n")
-    print(md)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "ddp_throughput.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(RESULTS, "ddp_throughput.json"), "w") as f:
-        json.dump({"config": vars(args), "rows": rows}, f, indent=2)
+    save("ddp_throughput", md, {"config": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

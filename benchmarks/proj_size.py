@@ -9,8 +9,6 @@ this measures what that costs. Writes benchmarks/results/proj_size.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 
@@ -19,7 +17,8 @@ import torch
 
 import rnnkit
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from _results import save  # noqa: E402  (benchmarks/ is the script's directory)
+
 
 
 def rnnkit_step(m, x, dy):
@@ -71,12 +70,7 @@ def main():
     for r in rows:
         md += (f"| {r['H']} | {r['P']} | {r['rnnkit_plain_ms']:.1f} | {r['rnnkit_proj_ms']:.1f} | "
                f"{r['torch_proj_ms']:.1f} | {r['rnnkit_proj_ms'] / r['torch_proj_ms']:.2f} |\n")
-    print(md)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "proj_size.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(RESULTS, "proj_size.json"), "w") as f:
-        json.dump(rows, f, indent=2)
+    save("proj_size", md, rows)
 
 
 if __name__ == "__main__":
