@@ -125,6 +125,15 @@ def seed_files(template_run: str | None) -> dict:
                     npz_bytes(compressed=True, x=x, lengths=np.array([2, 3]))]
     seeds["checkpoint"] = [checkpoint_bytes({"model": {"w": np.ones((2, 3), np.float32)}, "step": 3,
                                              "list": [1, 2.5, None, "x"], "nested": {"a": [np.arange(3)]}})]
+    from rnnkit.data.corpus import prepare
+
+    with tempfile.TemporaryDirectory() as d:              # a prepared corpus: its two files
+        with open(os.path.join(d, "t.txt"), "w", encoding="utf-8") as f:
+            f.write("the cat sat on the mat; naïve café " * 20)
+        prepare(os.path.join(d, "t.txt"), os.path.join(d, "c"), progress=False)
+        for name in ("corpus.json", "ids.bin"):
+            with open(os.path.join(d, "c", name), "rb") as f:
+                seeds[name] = [f.read()]
     if template_run:
         for name in ("best.npz", "config.json", "metrics.jsonl"):
             with open(os.path.join(template_run, name), "rb") as f:
@@ -501,6 +510,7 @@ def make_readers(template_run: str | None) -> dict:
     from rnnkit import io as rio
     from rnnkit import runs
     from rnnkit.data import readers as R
+    from rnnkit.data.corpus import Corpus
     from rnnkit.data.text import read_text
     from rnnkit.data.timeseries import read_csv_column
 
@@ -516,6 +526,10 @@ def make_readers(template_run: str | None) -> dict:
         file_reader("sources", ".txt", R.read_sources), file_reader("conll", ".conll", R.read_conll),
         file_reader("conllu", ".conllu", R.read_conll), file_reader("ts", ".ts", R.read_ts),
         file_reader("checkpoint", ".npz", rio.load, crafted_checkpoints()),
+        Reader("corpus.json", "corpus.json", seeds["corpus.json"], lambda d: Corpus.open(d),
+               crafted_json(seeds["corpus.json"][0]), {"ids.bin": seeds["ids.bin"][0]}),
+        Reader("ids.bin", "ids.bin", seeds["ids.bin"], lambda d: Corpus.open(d), [],
+               {"corpus.json": seeds["corpus.json"][0]}),
     ]
     if template_run:
         files = {}

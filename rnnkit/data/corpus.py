@@ -72,6 +72,10 @@ class Corpus:
             raise UserError(f"{ids_path}: expected {n * dtype.itemsize:,} bytes ({n:,} ids of {dtype}), got "
                             f"{'no file' if size < 0 else f'{size:,}'}; prepare the corpus again")
         ids = np.memmap(ids_path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype)
+        top = max((int(ids[s:s + CHUNK].max()) for s in range(0, n, CHUNK)), default=0)   # one sequential read
+        if top >= len(vocab):
+            raise UserError(f"{ids_path}: expected ids below the vocabulary's {len(vocab)}, got {top}; prepare the "
+                            f"corpus again")
         return cls(ids, vocab, meta["digest"], meta.get("source"))
 
 
@@ -133,16 +137,16 @@ def prepare(src, out, progress=True, overwrite=False) -> dict:
             raise UserError(f"--out {out}: expected a new or empty directory, got one with other files")
         if not overwrite:
             raise UserError(f"--out {out} already holds a prepared corpus; pass --overwrite to replace it")
-    h, chars, n = hashlib.sha256(), set(), 0
+    h, seen, n = hashlib.sha256(), np.zeros(0x110000, bool), 0      # one flag per Unicode code point
     for text, raw in _chunks(src, progress, "reading"):
         h.update(raw)
         if text:
             codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-            chars.update(chr(c) for c in np.unique(codes).tolist())
+            seen[codes] = True
             n += len(codes)
     if not n:
         raise UserError(f"{src} is empty: expected some text to prepare")
-    vocab = CharVocab.from_text("".join(sorted(chars)))
+    vocab = CharVocab.from_text("".join(map(chr, np.flatnonzero(seen).tolist())))
     dtype = _dtype(len(vocab))
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, ".ids.bin.tmp")
