@@ -1,8 +1,9 @@
 """rnnkit <-> PyTorch, both ways.
 
 * :func:`to_torch` gives the ``torch.nn`` module with the same outputs: ``RNN`` / ``LSTM`` /
-  ``GRU`` (``proj_size`` included), ``Linear``, ``Embedding``, and for the application models
-  the twins in :mod:`rnnkit.torch_twins` (the character LM and the sequence classifier).
+  ``GRU`` (``proj_size`` included), ``Linear``, ``Embedding``, and for every application model
+  its twin in :mod:`rnnkit.torch_twins` (character LM, sequence classifier, sequence model,
+  forecaster, tagger, sequence-to-sequence).
 * :func:`from_torch` the reverse.
 * ``module.state_dict(format="torch")`` gives tensors that ``torch_module.load_state_dict``
   accepts; ``module.load_state_dict`` takes a torch state dict as it is.
@@ -44,15 +45,28 @@ def _rnn_kwargs(m) -> dict:
     return kw
 
 
+def _twins() -> dict:
+    """rnnkit application model class -> its torch twin's class."""
+    from . import torch_twins as T
+    from .models.charlm import CharLM
+    from .models.classifier import SequenceClassifier
+    from .models.forecast import Forecaster
+    from .models.seq2seq import Seq2Seq
+    from .models.sequence import SequenceModel
+    from .models.tagger import Tagger
+
+    return {CharLM: T.TorchCharLM, SequenceClassifier: T.TorchClassifier, SequenceModel: T.TorchSequenceModel,
+            Forecaster: T.TorchForecaster, Tagger: T.TorchTagger, Seq2Seq: T.TorchSeq2Seq}
+
+
 def to_torch(module):
     """The ``torch.nn`` module equivalent to an rnnkit module or model, with its weights."""
     torch = _torch()
-    from .models.charlm import CharLM
-    from .models.classifier import SequenceClassifier
     from .nn import RNNBase
     from .nn.layers import Embedding, Linear
 
     dt = _torch_dtype(module.dtype)
+    twins = _twins()
     if isinstance(module, RNNBase):
         from .torch_twins import torch_rnn
 
@@ -62,19 +76,26 @@ def to_torch(module):
         out = torch.nn.Linear(module.in_features, module.out_features, bias="bias" in module.params, dtype=dt)
     elif isinstance(module, Embedding):
         out = torch.nn.Embedding(module.num_embeddings, module.embedding_dim, dtype=dt)
-    elif isinstance(module, (CharLM, SequenceClassifier)):
-        from .torch_twins import TorchCharLM, TorchClassifier
-
-        _rnn_kwargs(module.rnn)                              # a variant torch cannot express: one line
-        twin = TorchCharLM if isinstance(module, CharLM) else TorchClassifier
-        out = twin(**{k: v for k, v in module.config.items() if k != "kind"}, dtype=dt)
+    elif type(module) in twins:
+        for m in _modules(module):                           # a variant torch cannot express: one line
+            if isinstance(m, RNNBase):
+                _rnn_kwargs(m)
+            elif "reset_before" in getattr(m, "mode", ""):
+                raise UserError("to_torch: GRUCell(reset_after=False) has no torch.nn counterpart")
+        out = twins[type(module)](**{k: v for k, v in module.config.items() if k != "kind"}, dtype=dt)
         out.rnnkit_config = dict(module.config)
     else:
-        raise UserError(f"to_torch: expected an rnnkit RNN / LSTM / GRU, Linear, Embedding, CharLM or "
-                        f"SequenceClassifier, got {type(module).__name__}")
+        raise UserError(f"to_torch: expected an rnnkit RNN / LSTM / GRU, Linear, Embedding or application model "
+                        f"({', '.join(c.__name__ for c in twins)}), got {type(module).__name__}")
     out.load_state_dict(module.state_dict(format="torch"))
     out.train(module.training)
     return out
+
+
+def _modules(module):
+    yield module
+    for child in module._modules.values():
+        yield from _modules(child)
 
 
 def from_torch(module, dtype=None):
@@ -83,9 +104,6 @@ def from_torch(module, dtype=None):
     the torch module's, float32 or float64, unless given)."""
     torch = _torch()
     from . import nn as rk
-    from .models.charlm import CharLM
-    from .models.classifier import SequenceClassifier
-    from .torch_twins import TorchCharLM, TorchClassifier
 
     first = next(module.parameters(), None)
     dtype = np.dtype(dtype or (np.float64 if first is not None and first.dtype == torch.float64 else np.float32))
@@ -103,10 +121,13 @@ def from_torch(module, dtype=None):
         out = rk.Linear(module.in_features, module.out_features, bias=module.bias is not None, dtype=dtype)
     elif isinstance(module, tn.Embedding):
         out = rk.Embedding(module.num_embeddings, module.embedding_dim, dtype=dtype)
-    elif isinstance(module, (TorchCharLM, TorchClassifier)):
-        cfg = dict(getattr(module, "rnnkit_config", None) or module.config)
-        cls = CharLM if isinstance(module, TorchCharLM) else SequenceClassifier
-        out = cls(**{k: v for k, v in cfg.items() if k != "kind"}, dtype=dtype)
+    elif type(module) in {twin: cls for cls, twin in _twins().items()}:
+        cls = {twin: cls for cls, twin in _twins().items()}[type(module)]
+        cfg = getattr(module, "rnnkit_config", None) or getattr(module, "config", None)
+        if cfg is None:
+            raise UserError(f"from_torch: this {type(module).__name__} has no rnnkit configuration (make twins with "
+                            f"to_torch, which records it as .rnnkit_config)")
+        out = cls.from_config(cfg, dtype=dtype)
     else:
         raise UserError(f"from_torch: expected torch.nn.RNN / LSTM / GRU / Linear / Embedding or an rnnkit twin, "
                         f"got {type(module).__name__}")

@@ -69,3 +69,157 @@ class TorchClassifier(nn.Module):
             e = self.score(y)[:, :, 0].masked_fill(mask[:, :, 0] == 0, float("-inf"))
             pooled = (torch.softmax(e, dim=0)[:, :, None] * y).sum(0)
         return self.head(pooled)
+
+
+class TorchSequenceModel(nn.Module):
+    """Twin of :class:`rnnkit.models.SequenceModel` (the experiments' model and the forecaster's
+    network): x (L, N, H_in) [, lengths] -> (N, n_out) from the last valid step, or (L, N, n_out)
+    for ``task='sequence'``."""
+
+    def __init__(self, input_size, hidden_size, n_out, task, cell="lstm", num_layers=1, bidirectional=False,
+                 dtype=torch.float32, **_):
+        super().__init__()
+        self.task = task
+        self.rnn = torch_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, bidirectional=bidirectional)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_out, dtype=dtype)
+
+    def forward(self, x, lengths=None):
+        L, N = x.shape[:2]
+        if lengths is None:
+            y, _ = self.rnn(x)
+            t = torch.full((N,), L - 1)
+        else:
+            lengths = torch.as_tensor(lengths).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+            y, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=L)
+            t = lengths - 1
+        if self.task == "sequence":
+            return self.head(y)
+        return self.head(y[t, torch.arange(N)])
+
+
+class TorchForecaster(nn.Module):
+    """Twin of :class:`rnnkit.models.Forecaster`'s network: a window (window, N, 1) of values
+    relative to its last one, in scaled units -> (N, horizon or 1) changes from it."""
+
+    def __init__(self, window=24, horizon=1, cell="lstm", hidden_size=32, num_layers=1, strategy="recursive",
+                 dtype=torch.float32, **_):
+        super().__init__()
+        n_out = horizon if strategy == "direct" else 1
+        self.net = TorchSequenceModel(1, hidden_size, n_out, "regression", cell=cell, num_layers=num_layers,
+                                      dtype=dtype)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class TorchTagger(nn.Module):
+    """Twin of :class:`rnnkit.models.Tagger`: the fields of a :class:`~rnnkit.data.tagging.TaggedBatch`
+    (words (L, N), lengths (N,), chars (C, M), char_lengths (M,)) -> logits (L, N, n_tags)."""
+
+    def __init__(self, word_vocab, tag_vocab, char_vocab=None, embed_size=64, char_embed_size=24,
+                 char_hidden_size=24, hidden_size=64, num_layers=1, cell="lstm", bidirectional=True, dropout=0.0,
+                 chars=True, dtype=torch.float32, **_):
+        super().__init__()
+        n_words, n_tags = len(word_vocab["itos"]), len(tag_vocab["itos"])
+        self.chars = bool(chars) and char_embed_size > 0
+        width = embed_size
+        self.word_embed = nn.Embedding(n_words, embed_size, dtype=dtype)
+        if self.chars:
+            self.char_embed = nn.Embedding(len(char_vocab["itos"]), char_embed_size, dtype=dtype)
+            self.char_rnn = torch_rnn(cell, char_embed_size, char_hidden_size, 1, dtype=dtype, bidirectional=True)
+            width += 2 * char_hidden_size
+        self.rnn = torch_rnn(cell, width, hidden_size, num_layers, dtype=dtype, bidirectional=bidirectional,
+                             dropout=dropout if num_layers > 1 else 0.0)
+        self.in_drop, self.out_drop = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_tags, dtype=dtype)
+
+    def forward(self, words, lengths, chars=None, char_lengths=None):
+        L, N = words.shape
+        lengths = torch.as_tensor(lengths).cpu()
+        x = self.word_embed(words)
+        if self.chars:
+            packed = nn.utils.rnn.pack_padded_sequence(self.char_embed(chars), torch.as_tensor(char_lengths).cpu(),
+                                                       enforce_sorted=False)
+            h_n = self.char_rnn(packed)[1]
+            h_n = h_n[0] if isinstance(h_n, tuple) else h_n                 # (2, M, H_c)
+            enc = torch.cat([h_n[0], h_n[1]], dim=1)                        # (M, 2 H_c)
+            t, n = torch.nonzero(torch.arange(L)[:, None] < lengths[None, :], as_tuple=True)   # time-major order
+            grid = x.new_zeros((L, N, enc.shape[1]))
+            grid[t, n] = enc
+            x = torch.cat([x, grid], dim=2)
+        packed = nn.utils.rnn.pack_padded_sequence(self.in_drop(x), lengths, enforce_sorted=False)
+        y, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=L)
+        return self.head(self.out_drop(y))
+
+
+class TorchAttention(nn.Module):
+    """Twin of :class:`rnnkit.nn.Attention` (dot, general, concat, additive; same parameter names):
+    query (N, Hq), keys (S, N, Hk), mask (S, N) -> context (N, Hk), weights (S, N)."""
+
+    def __init__(self, query_size, key_size, kind="additive", attn_size=None, dtype=torch.float32):
+        super().__init__()
+        self.kind, A = kind, attn_size or key_size
+        p = lambda *shape: nn.Parameter(torch.zeros(*shape, dtype=dtype))  # noqa: E731  (loaded from rnnkit)
+        if kind == "additive":
+            self.weight_q, self.weight_k, self.bias, self.v = p(A, query_size), p(A, key_size), p(A), p(A)
+        elif kind == "general":
+            self.weight = p(key_size, query_size)
+        elif kind == "concat":
+            self.weight, self.v = p(A, query_size + key_size), p(A)
+
+    def forward(self, q, K, mask):
+        if self.kind == "dot":
+            e = torch.einsum("snh,nh->sn", K, q)
+        elif self.kind == "general":
+            e = torch.einsum("snh,nh->sn", K, q @ self.weight.T)
+        else:
+            Hq = q.shape[1]
+            Wq, Wk = (self.weight[:, :Hq], self.weight[:, Hq:]) if self.kind == "concat" else (self.weight_q,
+                                                                                              self.weight_k)
+            pre = K @ Wk.T + (q @ Wq.T)[None]
+            if self.kind == "additive":
+                pre = pre + self.bias
+            e = torch.tanh(pre) @ self.v
+        alpha = torch.softmax(e.masked_fill(~mask, float("-inf")), dim=0)
+        return (alpha[:, :, None] * K).sum(0), alpha
+
+
+class TorchSeq2Seq(nn.Module):
+    """Twin of :class:`rnnkit.models.Seq2Seq` with teacher forcing: src (S, N), src_len (N,),
+    tgt_in (T, N) -> logits (T, N, V_tgt); the same encoder, bridge, input-feeding decoder cell,
+    attention and output layers under the same names."""
+
+    def __init__(self, src_vocab, tgt_vocab, embed_size=32, hidden_size=64, cell="gru", num_layers=1, dropout=0.0,
+                 attention="general", bidirectional=True, dtype=torch.float32, **_):
+        super().__init__()
+        H, E, D = hidden_size, embed_size, 2 if bidirectional else 1
+        self.cell_kind, self.H, self.D = cell, H, D
+        self.src_embed = nn.Embedding(len(src_vocab["itos"]), E, dtype=dtype)
+        self.encoder = torch_rnn(cell, E, H, num_layers, dtype=dtype, bidirectional=bidirectional,
+                                 dropout=dropout if num_layers > 1 else 0.0)
+        self.bridge = nn.Linear(D * H, H, dtype=dtype)
+        self.tgt_embed = nn.Embedding(len(tgt_vocab["itos"]), E, dtype=dtype)
+        self.cell = (nn.GRUCell if cell == "gru" else nn.LSTMCell)(E + H, H, dtype=dtype)
+        self.attn = TorchAttention(H, D * H, kind=attention, dtype=dtype)
+        self.combine = nn.Linear(D * H + H, H, dtype=dtype)
+        self.out = nn.Linear(H, len(tgt_vocab["itos"]), dtype=dtype)
+
+    def forward(self, src, src_len, tgt_in):
+        S, N = src.shape
+        src_len = torch.as_tensor(src_len).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.src_embed(src), src_len, enforce_sorted=False)
+        out, final = self.encoder(packed)
+        enc, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=S)
+        h_n = (final[0] if self.cell_kind == "lstm" else final)[-self.D:]
+        s0 = torch.tanh(self.bridge(torch.cat(list(h_n), dim=1)))
+        state = (s0, torch.zeros_like(s0)) if self.cell_kind == "lstm" else s0
+        mask = torch.arange(S)[:, None] < src_len[None, :]
+        htilde, logits = s0.new_zeros((N, self.H)), []
+        for t in range(tgt_in.shape[0]):
+            state = self.cell(torch.cat([self.tgt_embed(tgt_in[t]), htilde], dim=1), state)
+            h = state[0] if self.cell_kind == "lstm" else state
+            ctx, _ = self.attn(h, enc, mask)
+            htilde = torch.tanh(self.combine(torch.cat([ctx, h], dim=1)))
+            logits.append(self.out(htilde))
+        return torch.stack(logits)

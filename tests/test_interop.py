@@ -92,3 +92,63 @@ def test_what_torch_cannot_express_is_one_line():
         to_torch(rnnkit.nn.Dropout(0.1))
     with pytest.raises(ValueError, match="expected torch.nn.RNN / LSTM / GRU"):
         from_torch(torch.nn.Conv1d(2, 2, 1))
+
+
+def _round_trip(model, run_ours, run_theirs):
+    theirs = to_torch(model)
+    np.testing.assert_allclose(run_theirs(theirs).detach().numpy(), run_ours(model), rtol=1e-9, atol=1e-10)
+    back = from_torch(theirs)
+    assert type(back) is type(model) and back.config == model.config
+    same_weights(back.state_dict(), model.state_dict())
+
+
+@pytest.mark.parametrize("task,bidirectional", [("regression", False), ("classification", True), ("sequence", True)])
+def test_sequence_model_and_forecaster_twins(task, bidirectional):
+    from rnnkit.models import Forecaster, SequenceModel
+
+    m = SequenceModel(3, 5, 4, task, cell="gru", num_layers=2, bidirectional=bidirectional, dtype=np.float64, seed=1)
+    x = np.random.default_rng(0).standard_normal((6, 4, 3))
+    lengths = np.array([6, 2, 5, 1])
+    _round_trip(m, lambda o: o.forward(x, lengths), lambda t: t(torch.from_numpy(x), lengths))
+    f = Forecaster(window=8, horizon=3, strategy="direct", hidden_size=6, dtype=np.float64, seed=2)
+    w = np.random.default_rng(1).standard_normal((8, 5, 1))
+    _round_trip(f, lambda o: o.net.forward(w), lambda t: t(torch.from_numpy(w)))
+
+
+@pytest.mark.parametrize("chars", [True, False])
+def test_tagger_twin(chars):
+    from rnnkit.apps.tag import build_vocabs
+    from rnnkit.data.tagging import make_batch
+    from rnnkit.models.tagger import Tagger
+
+    sents = [("the cat sat".split(), ["D", "N", "V"]), ("a dog".split(), ["D", "N"]), (["runs"], ["V"])]
+    words, cv, tags = build_vocabs(sents, chars)
+    m = Tagger(words, tags, cv, embed_size=5, char_embed_size=3 if chars else 0, char_hidden_size=4, hidden_size=6,
+               chars=chars, dtype=np.float64, seed=0)
+    b = make_batch(sents, words, cv if chars else None, tags)
+
+    def theirs(t):
+        extra = (torch.from_numpy(b.chars), b.char_lengths) if chars else ()
+        return t(torch.from_numpy(b.words), b.lengths, *extra)
+
+    _round_trip(m, lambda o: o.forward(b), theirs)
+
+
+@pytest.mark.parametrize("attention,cell,bidirectional", [("general", "gru", True), ("additive", "lstm", True),
+                                                          ("concat", "gru", False), ("dot", "lstm", False)])
+def test_seq2seq_twin(attention, cell, bidirectional):
+    from rnnkit.data import seq2seq as S
+    from rnnkit.models.seq2seq import Seq2Seq
+
+    pairs = [("abc", "cba"), ("de", "ed"), ("fghi", "ihgf"), ("a", "a")]
+    sv, tv = S.build_vocabs(pairs)
+    m = Seq2Seq(sv, tv, embed_size=4, hidden_size=5, cell=cell, attention=attention, bidirectional=bidirectional,
+                num_layers=2, dtype=np.float64, seed=3)
+    src, src_len, tgt_in, _ = S.PairBatches(pairs, sv, tv, 4, shuffle=False).batch(0, 0)
+
+    def ours(o):
+        out = o.forward(src, src_len, tgt_in)
+        o.clear_cache()
+        return out
+
+    _round_trip(m, ours, lambda t: t(torch.from_numpy(src), src_len, torch.from_numpy(tgt_in)))
