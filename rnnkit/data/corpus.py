@@ -71,8 +71,10 @@ class Corpus:
         if size != n * dtype.itemsize:
             raise UserError(f"{ids_path}: expected {n * dtype.itemsize:,} bytes ({n:,} ids of {dtype}), got "
                             f"{'no file' if size < 0 else f'{size:,}'}; prepare the corpus again")
+        scan = np.memmap(ids_path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype)
+        top = max((int(scan[s:s + CHUNK].max()) for s in range(0, n, CHUNK)), default=0)  # one sequential read
+        del scan                   # unmapped: the pages it read leave this process (they stay in the page cache)
         ids = np.memmap(ids_path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype)
-        top = max((int(ids[s:s + CHUNK].max()) for s in range(0, n, CHUNK)), default=0)   # one sequential read
         if top >= len(vocab):
             raise UserError(f"{ids_path}: expected ids below the vocabulary's {len(vocab)}, got {top}; prepare the "
                             f"corpus again")
