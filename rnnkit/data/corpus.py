@@ -44,9 +44,14 @@ class Corpus:
 
     @classmethod
     def from_text(cls, text: str, vocab: CharVocab | None = None) -> "Corpus":
+        """A text in memory, encoded a chunk at a time (the temporaries stay a chunk's size)."""
         vocab = vocab or CharVocab.from_text(text)
-        return cls(vocab.encode_array(text, _dtype(len(vocab))), vocab,
-                   _digest(hashlib.sha256(text.encode("utf-8"))))
+        ids, h = np.empty(len(text), _dtype(len(vocab))), hashlib.sha256()
+        for s in range(0, len(text), CHUNK):
+            part = text[s:s + CHUNK]
+            ids[s:s + len(part)] = vocab.encode_array(part, ids.dtype)
+            h.update(part.encode("utf-8"))
+        return cls(ids, vocab, _digest(h))
 
     @classmethod
     def open(cls, path) -> "Corpus":
