@@ -5,12 +5,18 @@ arrays) loads unchanged and gives the same outputs and gradients.
 """
 from __future__ import annotations
 
+import math
+import warnings
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import kernels
 from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
 from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
+from ..functional.init import forget_bias_blocks, identity, orthogonal, set_forget_bias
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
+from ..functional.noise import StepNoise
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from .module import Module
 
@@ -25,8 +31,19 @@ def time_loop(ops):
     return TIME_LOOPS[kernels.backend()]() if ops.fused else reference_loop
 
 
+RECURRENT_INITS = ("default", "orthogonal", "identity")
+
+
+class LayerMasks(NamedTuple):
+    """The regularisation masks of one direction of one layer for one forward call (None: off)."""
+
+    input: np.ndarray | None   # (N, H_in) input dropout, 0 or 1/(1-p), the same at every step
+    weight: np.ndarray | None  # (G*H, H) DropConnect on weight_hh, 0 or 1/(1-p)
+    step: StepNoise | None     # recurrent dropout (N, H) and zoneout masks (L, N, H) in natural time order
+
+
 class RNNBase(Module):
-    """Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
+    r"""Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
 
     Forward: ``y, state = m(x, state=None, lengths=None)``
 
@@ -44,10 +61,44 @@ class RNNBase(Module):
     ``m.grads`` and returns the gradient of ``x``. When forward was given a ``state``, it
     returns ``(dx, dstate_0)`` instead (LSTM: ``(dx, (dh_0, dc_0))``). ``dstate`` is the
     gradient w.r.t. the returned final state (LSTM: a tuple, either entry may be None).
+
+    ``dropout`` acts between layers, on every unit of every step of a layer's output (PyTorch's),
+    so it needs ``num_layers > 1`` (with one layer it warns, as PyTorch does).
+
+    Keyword options (defaults: PyTorch's layer, unchanged and as fast):
+
+    * ``recurrent_init``: ``'default'`` (PyTorch's U(-1/sqrt(H), 1/sqrt(H))), ``'orthogonal'``
+      (each whole (G*H, H) ``weight_hh`` as ``torch.nn.init.orthogonal_``: columns orthonormal,
+      :math:`W_{hh}^T W_{hh} = I`; Saxe et al. 2014; Keras's ``Orthogonal`` on its transposed
+      kernel) or ``'identity'`` (the IRNN, Le et al. 2015: :math:`W_{hh} = I` and both biases 0;
+      RNN only: a gated cell's stacked weight has no single identity).
+    * ``forget_bias`` (LSTM): the forget gate's bias, all of it in ``bias_ih``'s f block and 0 in
+      ``bias_hh``'s (:func:`~rnnkit.functional.init.set_forget_bias`; Jozefowicz et al. 2015).
+    * ``recurrent_dropout=p`` (Gal & Ghahramani 2016, Keras's): one mask :math:`m` (N, H) per
+      sequence, layer and direction on the state where it enters the recurrent product,
+      :math:`(h_{t-1} \odot m) W_{hh}^T`, :math:`m \in \{0, 1/(1-p)\}`; ``c`` and the GRU's carried
+      :math:`z \odot h_{t-1}` are not masked.
+    * ``input_dropout=p``: one mask (N, H_in) per sequence, layer and direction on the layer's
+      input, the same at every step (Gal & Ghahramani's input mask; Keras's ``dropout``).
+    * ``zoneout=z`` or ``(z_h, z_c)`` (Krueger et al. 2017): :math:`s_t = d_t \odot s_{t-1} +
+      (1 - d_t) \odot \tilde s_t` with a fresh :math:`d_t \sim` Bernoulli(z) per unit and step, for
+      ``h`` (and ``c``, LSTM only); in evaluation :math:`d_t = z`, the expectation.
+    * ``weight_dropout=p`` (DropConnect on the recurrent weights, Wan et al. 2013, as in AWD-LSTM,
+      Merity et al. 2018): the forward uses :math:`W_{hh} \odot M / (1-p)`, one mask :math:`M`
+      per forward call, layer and direction; the gradient reaches ``weight_hh`` through the mask.
+
+    The four regularisers are on in training mode only (``m.eval()`` turns all off, zoneout to its
+    expectation), draw their masks from ``m.rng`` (reproducible from the seed, saved in
+    checkpoints) at the start of each forward call (:meth:`draw_masks`), respect ``lengths`` and
+    combine freely. Recurrent dropout and zoneout run on the NumPy time loop; input and weight
+    dropout only change what the (fast) loop is given. They are not implemented with
+    ``proj_size`` (recurrent dropout and zoneout).
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0, *,
+                 recurrent_init="default", forget_bias=None, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
+                 weight_dropout=0.0):
         super().__init__(dtype, seed)
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -62,6 +113,9 @@ class RNNBase(Module):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = check_probability(dropout, "dropout")
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"dropout acts between recurrent layers, so a non-zero dropout expects num_layers > 1, "
+                          f"got dropout={self.dropout} and num_layers=1", UserWarning, stacklevel=3)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.suffixes = ("", "_reverse")[: self.num_directions]
@@ -88,6 +142,57 @@ class RNNBase(Module):
                     self.add_param(f"bias_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
                 if self.proj_size:
                     self.add_param(f"weight_hr_l{layer}{sfx}", self.rng.uniform(-k, k, (P, H)))
+        self._set_options(recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout)
+
+    def _set_options(self, recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout):
+        """Validate and record the initialisation and regularisation options; apply the first two."""
+        name = type(self).__name__
+        if recurrent_init not in RECURRENT_INITS:
+            raise ValueError(f"recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
+        if recurrent_init == "identity" and not self.mode.startswith("rnn_"):
+            raise ValueError(f"recurrent_init='identity' is the IRNN's, for RNN layers: {name}'s weight_hh stacks "
+                             f"{self.ops.n_gates} gate blocks and has no single identity; use 'orthogonal'")
+        self.recurrent_init = recurrent_init
+        if forget_bias is not None:
+            forget_bias_blocks(self)
+            if not isinstance(forget_bias, (int, float, np.floating)) or isinstance(forget_bias, bool) or \
+                    not math.isfinite(forget_bias):
+                raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
+            forget_bias = float(forget_bias)
+        self.forget_bias = forget_bias
+        self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
+        self.input_dropout = check_probability(input_dropout, "input_dropout")
+        self.weight_dropout = check_probability(weight_dropout, "weight_dropout")
+        self.zoneout = self._check_zoneout(zoneout)
+        if self.proj_size and (self.recurrent_dropout or any(self._zone)):
+            raise ValueError(f"{name}: recurrent_dropout and zoneout are not implemented with proj_size (the "
+                             f"projected LSTM has its own time loop); input_dropout and weight_dropout are")
+        self._regularised = bool(self.recurrent_dropout or self.input_dropout or self.weight_dropout or any(self._zone))
+        for layer in range(self.num_layers):
+            for sfx in self.suffixes:
+                W = self.params[f"weight_hh_l{layer}{sfx}"]
+                if recurrent_init == "orthogonal":
+                    W[...] = orthogonal(W.shape, self.rng)
+                elif recurrent_init == "identity":
+                    W[...] = identity(W.shape)
+                    for b in (f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"):
+                        if b in self.params:
+                            self.params[b][...] = 0.0
+        if forget_bias is not None:
+            set_forget_bias(self, forget_bias)
+
+    def _check_zoneout(self, zoneout):
+        """``z`` or ``(z_h, z_c)`` -> the value kept in ``self.zoneout`` (a float when both agree);
+        sets ``self._zone``, one probability per state."""
+        lstm = self.ops.n_states == 2
+        if isinstance(zoneout, (tuple, list)):
+            if len(zoneout) != 2 or not lstm:
+                raise ValueError(f"zoneout: expected a probability, or a pair (z_h, z_c) for an LSTM, got {zoneout!r}")
+            zh, zc = (check_probability(z, "zoneout") for z in zoneout)
+        else:
+            zh = zc = check_probability(zoneout, "zoneout")
+        self._zone = (zh, zc) if lstm else (zh,)
+        return zh if zh == zc else (zh, zc)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -101,6 +206,10 @@ class RNNBase(Module):
             s += f", {name}={getattr(self, name)}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
+        for name, off in (("recurrent_init", "default"), ("forget_bias", None), ("recurrent_dropout", 0.0),
+                          ("input_dropout", 0.0), ("zoneout", 0.0), ("weight_dropout", 0.0)):
+            if getattr(self, name) != off:
+                s += f", {name}={getattr(self, name)!r}"
         return s + f", dtype={self.dtype}"
 
     # -- checks ---------------------------------------------------------------------
@@ -144,6 +253,46 @@ class RNNBase(Module):
     def _pack_state(self, arrays):
         return (arrays[0], arrays[1]) if self.ops.n_states == 2 else arrays[0]
 
+    # -- regularisation masks ----------------------------------------------------------
+    def draw_masks(self, L, N) -> list | None:
+        """The masks a forward call over ``L`` steps of ``N`` sequences uses: a
+        :class:`LayerMasks` per layer and direction (row ``layer * D + direction``), or None
+        when no regularisation option is on. Forward draws them first, from ``self.rng``, so
+        restoring ``self.rng``'s state before a call replays them (tests do, to compare with
+        another implementation or to take finite differences). In evaluation only zoneout
+        remains, as its expectation (floats instead of masks)."""
+        if not self._regularised:
+            return None
+        if not self.training:
+            if not any(self._zone):
+                return None
+            zone = tuple(z or None for z in self._zone)
+            return [LayerMasks(None, None, StepNoise(None, zone))] * (self.num_layers * self.num_directions)
+        G, H, P, D = self.ops.n_gates, self.hidden_size, self.output_size, self.num_directions
+        sizes = (P, H)[: self.ops.n_states]
+        out = []
+        for layer in range(self.num_layers):
+            h_in = self.input_size if layer == 0 else P * D
+            for _ in range(D):
+                inp = self._keep((N, h_in), self.input_dropout)
+                weight = self._keep((G * H, P), self.weight_dropout)
+                rec = self._keep((N, P), self.recurrent_dropout)
+                zone = None
+                if any(self._zone):   # d = 1 keeps the previous value
+                    zone = tuple((self.rng.random((L, N, n)) < z).astype(self.dtype) if z else None
+                                 for z, n in zip(self._zone, sizes))
+                step = None if rec is None and zone is None else StepNoise(rec, zone)
+                out.append(LayerMasks(inp, weight, step))
+        return out
+
+    def _keep(self, shape, p):
+        """A dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``; None when ``p`` is 0."""
+        if not p:
+            return None
+        keep = (self.rng.random(shape) >= p).astype(self.dtype)
+        keep /= self.dtype.type(1.0 - p)
+        return keep
+
     # -- forward --------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None):
         x = self._check_input(x)
@@ -161,22 +310,26 @@ class RNNBase(Module):
                 rev = reverse_index(lengths, L)
         D = self.num_directions
         final = tuple(np.empty_like(s) for s in state0)
-        caches, drop_masks = [], []
+        caches, drop_masks, w_hh = [], [], []
+        noise = self.draw_masks(L, N)
         inp = np.ascontiguousarray(x)
         for layer in range(self.num_layers):
             outs = []
             for d, sfx in enumerate(self.suffixes):
                 row = layer * D + d
                 p = self.params
-                args = (inp, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"],
-                        p[f"weight_hh_l{layer}{sfx}"])
+                x_in, W_hh, step_noise = inp, p[f"weight_hh_l{layer}{sfx}"], None
+                if noise is not None:
+                    x_in, W_hh, step_noise = self._apply_masks(noise[row], inp, W_hh)
+                w_hh.append(W_hh)
+                args = (x_in, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"], W_hh)
                 bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
                 if self.proj_size:
                     y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
                                                        reverse=d == 1, rev=rev, gate=self._gate[0])
                 else:
                     y, st, cache = layer_forward(self.ops, *args, *bias, mask=mask, reverse=d == 1, rev=rev,
-                                                 loop=time_loop(self.ops))
+                                                 loop=time_loop(self.ops), noise=step_noise)
                 for f, s in zip(final, st):
                     f[row] = s
                 outs.append(y)
@@ -191,19 +344,32 @@ class RNNBase(Module):
             inp = out
         if np.may_share_memory(inp, caches[-1].h_prev):
             inp = inp.copy()  # the fast path's output is a view of its state buffer: hand out a copy
-        self._cache = (caches, drop_masks, given_state, (L, N), mask)
+        self._cache = (caches, drop_masks, given_state, (L, N), mask, noise, w_hh)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_state(final)
 
+    @staticmethod
+    def _apply_masks(masks: LayerMasks, inp, W_hh):
+        """The input and recurrent weight one direction sees, and its time-loop noise."""
+        if masks.input is not None:
+            inp = inp * masks.input             # (L, N, H_in) * (N, H_in): the same mask at every step
+        if masks.weight is not None:
+            W_hh = W_hh * masks.weight          # (G*H, H) DropConnect
+        return inp, W_hh, masks.step
+
     def stream(self, batch_size=1, state=None):
-        """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers)."""
+        """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers).
+        The regularisers are off in inference; zoneout's expectation, which the stream's kernels do
+        not compute, steps through :meth:`forward` one step at a time instead (same interface)."""
+        if any(self._zone):
+            return StepStream(self, batch_size, state)
         from .stream import Stream
 
         return Stream(self, batch_size, state)
 
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):
-        caches, drop_masks, given_state, (L, N), mask = self._take_cache()
+        caches, drop_masks, given_state, (L, N), mask, noise, w_hh = self._take_cache()
         D, H = self.num_directions, self.output_size
         dy = as_float_array(dy, f"{type(self).__name__}.backward dy", self.dtype)
         want = (N, L, D * H) if self.batch_first else (L, N, D * H)
@@ -222,7 +388,7 @@ class RNNBase(Module):
                 row = layer * D + d
                 p = self.params
                 args = (d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal), caches[row],
-                        p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"])
+                        p[f"weight_ih_l{layer}{sfx}"], w_hh[row])
                 if self.proj_size:
                     dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
                                                       record=self.record_hidden_grads, gate_grad=self._gate[1])
@@ -231,7 +397,12 @@ class RNNBase(Module):
                     dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads)
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = g["h"]
+                masks = None if noise is None else noise[row]
+                if masks is not None and masks.input is not None:
+                    dx = dx * masks.input
                 self.grads[f"weight_ih_l{layer}{sfx}"] += g["W_ih"]
+                if masks is not None and masks.weight is not None:
+                    g["W_hh"] = g["W_hh"] * masks.weight   # through W_hh * M / (1 - p)
                 self.grads[f"weight_hh_l{layer}{sfx}"] += g["W_hh"]
                 if self.bias:
                     self.grads[f"bias_ih_l{layer}{sfx}"] += g["b_ih"]
@@ -258,16 +429,51 @@ class RNNBase(Module):
         return self._split_state(dstate, N, "backward dstate")
 
 
+class StepStream:
+    """Step-by-step inference through the layer's own :meth:`RNNBase.forward` in evaluation mode,
+    one step a call (``step``, ``reset``, ``state`` as :class:`~rnnkit.nn.stream.Stream`): for
+    options the stream's kernels do not implement (zoneout)."""
+
+    def __init__(self, rnn, batch_size=1, state=None):
+        if rnn.bidirectional:
+            raise ValueError("stream: a bidirectional layer needs the whole sequence; streaming works with "
+                             "bidirectional=False only")
+        self.rnn, self.N = rnn, int(batch_size)
+        self.reset(state)
+
+    def reset(self, state=None):
+        """Zero the state, or set it (as the layer takes it)."""
+        self._state = self.rnn._pack_state(self.rnn._split_state(state, self.N))
+
+    @property
+    def state(self):
+        return self._state
+
+    def step(self, x):
+        """``x`` (N, H_in) -> ``y`` (N, H), the top layer's new hidden state."""
+        was_training = self.rnn.training
+        self.rnn.training = False
+        try:
+            x = np.asarray(x)
+            y, self._state = self.rnn(x[:, None] if self.rnn.batch_first else x[None], self._state)
+        finally:
+            self.rnn.training = was_training
+            self.rnn.clear_cache()
+        return y[:, 0] if self.rnn.batch_first else y[0]
+
+
 class RNN(RNNBase):
     r"""Elman RNN: :math:`h_t = \tanh(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh})`
-    (or ReLU with ``nonlinearity='relu'``). See :class:`RNNBase` for shapes and backward."""
+    (or ReLU with ``nonlinearity='relu'``). See :class:`RNNBase` for shapes, backward and the
+    keyword ``options`` (``recurrent_init`` -- ``'identity'`` with ReLU is the IRNN --,
+    ``recurrent_dropout``, ``input_dropout``, ``zoneout``, ``weight_dropout``)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, **options):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype, seed)
+                         dropout, bidirectional, dtype, seed, **options)
 
 
 class LSTM(RNNBase):
@@ -281,12 +487,17 @@ class LSTM(RNNBase):
     ``proj_size=P`` (0 < P < H) projects the hidden state, as PyTorch's ``proj_size`` (LSTMP, Sak
     et al. 2014): :math:`h_t = W_{hr} (o \odot \tanh(c_t))` with ``weight_hr_l{k}`` (P, H), so
     ``h``, the outputs and the recurrent input have P units and ``c`` keeps H. It runs on the NumPy
-    time loop (:mod:`rnnkit.functional.lstmp`)."""
+    time loop (:mod:`rnnkit.functional.lstmp`).
+
+    Keyword ``options`` (:class:`RNNBase`): ``forget_bias``, ``recurrent_init``,
+    ``recurrent_dropout``, ``input_dropout``, ``zoneout`` (a float, or ``(z_h, z_c)``: ``c`` gets
+    its own probability), ``weight_dropout``."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0,
+                 **options):
         super().__init__(_gated("lstm", gate), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, proj_size=proj_size)
+                         bidirectional, dtype, seed, proj_size=proj_size, **options)
 
 
 def _gated(mode: str, gate: str) -> str:
@@ -308,12 +519,15 @@ class GRU(RNNBase):
     Note the reset gate multiplies ``W_hn h + b_hn``, bias included. ``reset_after=False`` applies
     it before the recurrent product instead, ``n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)``
     (Keras's ``reset_after=False``, ONNX's ``linear_before_reset=0``; same parameter names and
-    shapes; it runs on the NumPy time loop). See :class:`RNNBase`."""
+    shapes; it runs on the NumPy time loop). See :class:`RNNBase`, and there the keyword
+    ``options`` (``recurrent_init``, ``recurrent_dropout`` -- on ``h`` in the products, the carried
+    ``z * h_{t-1}`` unmasked --, ``input_dropout``, ``zoneout``, ``weight_dropout``)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True,
+                 **options):
         super().__init__(_gated(_gru_mode(reset_after), gate), input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, dtype, seed)
+                         batch_first, dropout, bidirectional, dtype, seed, **options)
         self.reset_after = bool(reset_after)
 
 
