@@ -16,7 +16,7 @@ from rnnkit.errors import UserError
 from rnnkit.functional import init
 from rnnkit.interop import to_torch
 from rnnkit.models import CharLM
-from rnnkit.nn.recurrent import StepStream
+from rnnkit.nn.recurrent_options import StepStream
 
 from .helpers import assert_close, numeric_grad, sample_indices
 

@@ -5,20 +5,17 @@ arrays) loads unchanged and gives the same outputs and gradients.
 """
 from __future__ import annotations
 
-import math
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 
 from .. import kernels
 from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
 from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
-from ..functional.init import forget_bias_blocks, identity, orthogonal, set_forget_bias
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
-from ..functional.noise import StepNoise
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from .module import Module
+from .recurrent_options import StepStream, apply_masks, draw_masks, set_options
 
 
 # The one place that maps a backend to its time-loop implementation (same contract for both).
@@ -29,17 +26,6 @@ def time_loop(ops):
     """The time loop for a cell family: the selected backend's (``RNNKIT_KERNELS``), or the
     reference for variants the fused kernels do not implement (``ops.fused`` false)."""
     return TIME_LOOPS[kernels.backend()]() if ops.fused else reference_loop
-
-
-RECURRENT_INITS = ("default", "orthogonal", "identity")
-
-
-class LayerMasks(NamedTuple):
-    """The regularisation masks of one direction of one layer for one forward call (None: off)."""
-
-    input: np.ndarray | None   # (N, H_in) input dropout, 0 or 1/(1-p), the same at every step
-    weight: np.ndarray | None  # (G*H, H) DropConnect on weight_hh, 0 or 1/(1-p)
-    step: StepNoise | None     # recurrent dropout (N, H) and zoneout masks (L, N, H) in natural time order
 
 
 class RNNBase(Module):
@@ -142,57 +128,7 @@ class RNNBase(Module):
                     self.add_param(f"bias_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
                 if self.proj_size:
                     self.add_param(f"weight_hr_l{layer}{sfx}", self.rng.uniform(-k, k, (P, H)))
-        self._set_options(recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout)
-
-    def _set_options(self, recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout):
-        """Validate and record the initialisation and regularisation options; apply the first two."""
-        name = type(self).__name__
-        if recurrent_init not in RECURRENT_INITS:
-            raise ValueError(f"recurrent_init: expected one of {RECURRENT_INITS}, got {recurrent_init!r}")
-        if recurrent_init == "identity" and not self.mode.startswith("rnn_"):
-            raise ValueError(f"recurrent_init='identity' is the IRNN's, for RNN layers: {name}'s weight_hh stacks "
-                             f"{self.ops.n_gates} gate blocks and has no single identity; use 'orthogonal'")
-        self.recurrent_init = recurrent_init
-        if forget_bias is not None:
-            forget_bias_blocks(self)
-            if not isinstance(forget_bias, (int, float, np.floating)) or isinstance(forget_bias, bool) or \
-                    not math.isfinite(forget_bias):
-                raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
-            forget_bias = float(forget_bias)
-        self.forget_bias = forget_bias
-        self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
-        self.input_dropout = check_probability(input_dropout, "input_dropout")
-        self.weight_dropout = check_probability(weight_dropout, "weight_dropout")
-        self.zoneout = self._check_zoneout(zoneout)
-        if self.proj_size and (self.recurrent_dropout or any(self._zone)):
-            raise ValueError(f"{name}: recurrent_dropout and zoneout are not implemented with proj_size (the "
-                             f"projected LSTM has its own time loop); input_dropout and weight_dropout are")
-        self._regularised = bool(self.recurrent_dropout or self.input_dropout or self.weight_dropout or any(self._zone))
-        for layer in range(self.num_layers):
-            for sfx in self.suffixes:
-                W = self.params[f"weight_hh_l{layer}{sfx}"]
-                if recurrent_init == "orthogonal":
-                    W[...] = orthogonal(W.shape, self.rng)
-                elif recurrent_init == "identity":
-                    W[...] = identity(W.shape)
-                    for b in (f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"):
-                        if b in self.params:
-                            self.params[b][...] = 0.0
-        if forget_bias is not None:
-            set_forget_bias(self, forget_bias)
-
-    def _check_zoneout(self, zoneout):
-        """``z`` or ``(z_h, z_c)`` -> the value kept in ``self.zoneout`` (a float when both agree);
-        sets ``self._zone``, one probability per state."""
-        lstm = self.ops.n_states == 2
-        if isinstance(zoneout, (tuple, list)):
-            if len(zoneout) != 2 or not lstm:
-                raise ValueError(f"zoneout: expected a probability, or a pair (z_h, z_c) for an LSTM, got {zoneout!r}")
-            zh, zc = (check_probability(z, "zoneout") for z in zoneout)
-        else:
-            zh = zc = check_probability(zoneout, "zoneout")
-        self._zone = (zh, zc) if lstm else (zh,)
-        return zh if zh == zc else (zh, zc)
+        set_options(self, recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -253,45 +189,12 @@ class RNNBase(Module):
     def _pack_state(self, arrays):
         return (arrays[0], arrays[1]) if self.ops.n_states == 2 else arrays[0]
 
-    # -- regularisation masks ----------------------------------------------------------
     def draw_masks(self, L, N) -> list | None:
-        """The masks a forward call over ``L`` steps of ``N`` sequences uses: a
-        :class:`LayerMasks` per layer and direction (row ``layer * D + direction``), or None
-        when no regularisation option is on. Forward draws them first, from ``self.rng``, so
-        restoring ``self.rng``'s state before a call replays them (tests do, to compare with
-        another implementation or to take finite differences). In evaluation only zoneout
-        remains, as its expectation (floats instead of masks)."""
-        if not self._regularised:
-            return None
-        if not self.training:
-            if not any(self._zone):
-                return None
-            zone = tuple(z or None for z in self._zone)
-            return [LayerMasks(None, None, StepNoise(None, zone))] * (self.num_layers * self.num_directions)
-        G, H, P, D = self.ops.n_gates, self.hidden_size, self.output_size, self.num_directions
-        sizes = (P, H)[: self.ops.n_states]
-        out = []
-        for layer in range(self.num_layers):
-            h_in = self.input_size if layer == 0 else P * D
-            for _ in range(D):
-                inp = self._keep((N, h_in), self.input_dropout)
-                weight = self._keep((G * H, P), self.weight_dropout)
-                rec = self._keep((N, P), self.recurrent_dropout)
-                zone = None
-                if any(self._zone):   # d = 1 keeps the previous value
-                    zone = tuple((self.rng.random((L, N, n)) < z).astype(self.dtype) if z else None
-                                 for z, n in zip(self._zone, sizes))
-                step = None if rec is None and zone is None else StepNoise(rec, zone)
-                out.append(LayerMasks(inp, weight, step))
-        return out
-
-    def _keep(self, shape, p):
-        """A dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``; None when ``p`` is 0."""
-        if not p:
-            return None
-        keep = (self.rng.random(shape) >= p).astype(self.dtype)
-        keep /= self.dtype.type(1.0 - p)
-        return keep
+        """The masks a forward call over ``L`` steps of ``N`` sequences uses, drawn from
+        ``self.rng`` (:func:`rnnkit.nn.recurrent_options.draw_masks`): a ``LayerMasks`` per layer and
+        direction, or None when no option is on. Forward draws them first, so restoring
+        ``self.rng``'s state before a call replays them."""
+        return draw_masks(self, L, N)
 
     # -- forward --------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None):
@@ -320,7 +223,7 @@ class RNNBase(Module):
                 p = self.params
                 x_in, W_hh, step_noise = inp, p[f"weight_hh_l{layer}{sfx}"], None
                 if noise is not None:
-                    x_in, W_hh, step_noise = self._apply_masks(noise[row], inp, W_hh)
+                    x_in, W_hh, step_noise = apply_masks(noise[row], inp, W_hh)
                 w_hh.append(W_hh)
                 args = (x_in, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"], W_hh)
                 bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
@@ -347,15 +250,6 @@ class RNNBase(Module):
         self._cache = (caches, drop_masks, given_state, (L, N), mask, noise, w_hh)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_state(final)
-
-    @staticmethod
-    def _apply_masks(masks: LayerMasks, inp, W_hh):
-        """The input and recurrent weight one direction sees, and its time-loop noise."""
-        if masks.input is not None:
-            inp = inp * masks.input             # (L, N, H_in) * (N, H_in): the same mask at every step
-        if masks.weight is not None:
-            W_hh = W_hh * masks.weight          # (G*H, H) DropConnect
-        return inp, W_hh, masks.step
 
     def stream(self, batch_size=1, state=None):
         """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers).
@@ -427,39 +321,6 @@ class RNNBase(Module):
             parts = [z if s is None else s for s, z in zip(dstate, zeros)]
             return self._split_state(tuple(parts), N, "backward dstate")
         return self._split_state(dstate, N, "backward dstate")
-
-
-class StepStream:
-    """Step-by-step inference through the layer's own :meth:`RNNBase.forward` in evaluation mode,
-    one step a call (``step``, ``reset``, ``state`` as :class:`~rnnkit.nn.stream.Stream`): for
-    options the stream's kernels do not implement (zoneout)."""
-
-    def __init__(self, rnn, batch_size=1, state=None):
-        if rnn.bidirectional:
-            raise ValueError("stream: a bidirectional layer needs the whole sequence; streaming works with "
-                             "bidirectional=False only")
-        self.rnn, self.N = rnn, int(batch_size)
-        self.reset(state)
-
-    def reset(self, state=None):
-        """Zero the state, or set it (as the layer takes it)."""
-        self._state = self.rnn._pack_state(self.rnn._split_state(state, self.N))
-
-    @property
-    def state(self):
-        return self._state
-
-    def step(self, x):
-        """``x`` (N, H_in) -> ``y`` (N, H), the top layer's new hidden state."""
-        was_training = self.rnn.training
-        self.rnn.training = False
-        try:
-            x = np.asarray(x)
-            y, self._state = self.rnn(x[:, None] if self.rnn.batch_first else x[None], self._state)
-        finally:
-            self.rnn.training = was_training
-            self.rnn.clear_cache()
-        return y[:, 0] if self.rnn.batch_first else y[0]
 
 
 class RNN(RNNBase):
