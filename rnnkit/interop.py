@@ -38,6 +38,9 @@ def _rnn_kwargs(m) -> dict:
                         "reset gate after the recurrent product)")
     if m.mode not in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
         raise UserError(f"to_torch: the {m.mode!r} cell has no torch.nn counterpart")
+    if getattr(m, "zoneout", 0.0):
+        raise UserError(f"to_torch: zoneout={m.zoneout!r} has no torch.nn counterpart (in evaluation it mixes each "
+                        f"state with the previous one); the dropout options are off in evaluation and map exactly")
     kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, dropout=m.dropout,
               bidirectional=m.bidirectional)
     if getattr(m, "proj_size", 0):

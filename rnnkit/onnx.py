@@ -212,6 +212,9 @@ def recurrent(g: Graph, rnn, x: str, lengths=None, state=()) -> tuple:
     if getattr(rnn, "proj_size", 0):
         raise UserError(f"ONNX export: an LSTM with proj_size={rnn.proj_size} has no ONNX counterpart (ONNX's LSTM "
                         f"operator has no projection of the hidden state)")
+    if getattr(rnn, "zoneout", 0.0):
+        raise UserError(f"ONNX export: zoneout={rnn.zoneout!r} has no ONNX counterpart (in evaluation it mixes each "
+                        f"state with the previous one, which the RNN / LSTM / GRU operators cannot)")
     p, finals = rnn.params, []
     for layer in range(rnn.num_layers):
         weights = [(p[f"weight_ih_l{layer}{s}"], p[f"weight_hh_l{layer}{s}"], p.get(f"bias_ih_l{layer}{s}"),

@@ -60,12 +60,14 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
 
 
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
-             batch_size=32, val_fraction=0.1, config=None, resume=False, changes=None, overwrite=False,
-             progress=True, callbacks=(), log=print):
+             batch_size=32, val_fraction=0.1, rnn_options=None, config=None, resume=False, changes=None,
+             overwrite=False, progress=True, callbacks=(), log=print):
     """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` (a
     string, or a :class:`~rnnkit.data.corpus.Corpus`: a prepared one trains without being read
-    into memory) in ``out``. On resume every setting comes from the run, with ``changes``
-    (TrainConfig fields such as ``steps`` or ``lr``) applied and logged."""
+    into memory) in ``out``. ``rnn_options`` are the recurrent layer's keyword options
+    (``recurrent_dropout``, ``zoneout``, ...: :class:`~rnnkit.models.CharLM`). On resume every
+    setting comes from the run, with ``changes`` (TrainConfig fields such as ``steps`` or ``lr``)
+    applied and logged."""
     from ..models import CharLM
     from ..models.base import model_from_config
 
@@ -87,7 +89,7 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         refuse_if_too_big(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size,
                                           seq_len, config.optimizer), "--hidden-size, --batch-size or --seq-len")
         model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
-                       seed=config.seed)
+                       seed=config.seed, **(rnn_options or {}))
         extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest,
                  "data": {"seq_len": seq_len, "batch_size": batch_size, "val_fraction": val_fraction}}
     train, val = stream_data(corpus, vocab, seq_len, batch_size, val_fraction)

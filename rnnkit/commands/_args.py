@@ -181,6 +181,45 @@ def add_rnn_args(p, cell="lstm", hidden_size=64, num_layers=1, dropout=0.0, cell
     return g
 
 
+def zoneout_value(text):
+    """``Z`` (h and c) or ``ZH,ZC`` (an LSTM's h and c), each in [0, 1): a float, or a list when they differ."""
+    parts = text.split(",")
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"expected Z or ZH,ZC, got {text!r}")
+    values = [fraction(v) for v in parts]
+    return values[0] if len(values) == 1 or values[0] == values[1] else values
+
+
+# The recurrent layers' initialisation and regularisation options, in the models' config spelling
+RNN_OPTIONS = {"recurrent_dropout": 0.0, "input_dropout": 0.0, "zoneout": 0.0, "weight_dropout": 0.0,
+               "forget_bias": None, "recurrent_init": "default"}
+
+
+def add_rnn_option_args(g):
+    """--recurrent-dropout, --input-dropout, --zoneout, --weight-dropout, --forget-bias, --recurrent-init
+    (the options of rnnkit.nn.RNN / LSTM / GRU), on the model argument group ``g``."""
+    g.add_argument("--recurrent-dropout", type=fraction, default=0.0,
+                   help="dropout on h_{t-1} where it enters the recurrent product, one mask per sequence "
+                        "(Gal & Ghahramani 2016)")
+    g.add_argument("--input-dropout", type=fraction, default=0.0,
+                   help="dropout on each recurrent layer's input, one mask per sequence for every step")
+    g.add_argument("--zoneout", type=zoneout_value, default=0.0, metavar="Z[,ZC]",
+                   help="probability that a unit keeps its previous value at a step (Krueger et al. 2017); "
+                        "ZH,ZC gives an LSTM's cell state its own")
+    g.add_argument("--weight-dropout", type=fraction, default=0.0,
+                   help="DropConnect on the recurrent weights, one mask per window (AWD-LSTM)")
+    g.add_argument("--forget-bias", type=float, default=None,
+                   help="initial forget-gate bias of an LSTM (default: PyTorch's random one)")
+    g.add_argument("--recurrent-init", choices=("default", "orthogonal", "identity"), default="default",
+                   help="initial recurrent weights: PyTorch's uniform, orthogonal, or the identity (RNN cells)")
+    return g
+
+
+def rnn_options(args) -> dict:
+    """The recurrent options the parsed arguments give, as the model takes them."""
+    return {k: getattr(args, k) for k in RNN_OPTIONS}
+
+
 def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100, checkpoint_every=None,
                  schedule="none", patience=0):
     """Optimisation and bookkeeping: the fields of :class:`rnnkit.train.TrainConfig`."""

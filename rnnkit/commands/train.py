@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from ._args import add_engine_args, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
+from ._args import (add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args, add_run_args,
+                    fraction, positive_int)
 
 
 def register(sub):
@@ -13,6 +14,7 @@ def register(sub):
     g = add_rnn_args(p, hidden_size=256, num_layers=2)
     g.add_argument("--embed-size", "--embed", dest="embed_size", type=positive_int, default=64,
                    help="character embedding size")
+    add_rnn_option_args(g)
     f = add_fit_args(p, steps=1000, lr=2e-3, eval_every=200)
     f.add_argument("--seq-len", type=positive_int, default=64, help="characters per window (TBPTT length)")
     f.add_argument("--no-stateful", dest="stateful", action="store_false", default=True,
@@ -27,7 +29,7 @@ def register(sub):
 def run(args):
     from ..apps import lm
     from ..data.corpus import load_corpus
-    from ._args import fit_config
+    from ._args import fit_config, rnn_options
 
     text = load_corpus(args.text_file)           # a text file, or a corpus made by `rnnkit prepare` (mapped)
     if args.dry_run:
@@ -51,7 +53,7 @@ def run(args):
     _, result, _ = lm.train_lm(text, args.out, cell=args.cell, hidden_size=args.hidden_size,
                                num_layers=args.num_layers, embed_size=args.embed_size, dropout=args.dropout,
                                seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=args.val_fraction,
-                               config=config, resume=args.resume, changes=getattr(args, "changes", None),
+                               rnn_options=rnn_options(args), config=config, resume=args.resume, changes=getattr(args, "changes", None),
                                overwrite=args.overwrite, progress=args.progress)
     print(lm.summary(result, args.out))
     return 0
@@ -68,7 +70,15 @@ def _run_torch(args, text, config):
 
     import os
 
+    from ._args import RNN_OPTIONS, rnn_options
+
     world = int(os.environ.get("WORLD_SIZE", args.nproc))     # a launcher such as torchrun says how many
+    asked = [rnn_options(args)] + ([saved_run(args.out, lm.KIND)["model_config"]] if args.resume else [])
+    for options in asked:                                       # the options given, and the run's
+        used = [k.replace("_", "-") for k, v in RNN_OPTIONS.items() if options.get(k, v) != v]
+        if used:
+            raise UserError(f"--engine torch: torch.nn's recurrent layers have no {', '.join('--' + k for k in used)}; "
+                            f"train with --engine numpy")
     if args.batch_size % world:
         raise UserError(f"--batch-size {args.batch_size}: expected a multiple of --nproc {world} "
                         f"(each process takes an equal share of every batch)")

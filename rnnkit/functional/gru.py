@@ -38,11 +38,13 @@ class GRUCache(NamedTuple):
     hn: np.ndarray      # (N, H) W_hn h_prev + b_hn
 
 
-def gru_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
-    """``state = (h_prev,)``; returns ``((h,), cache)``. ``gate`` squashes r and z."""
+def gru_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid, h_rec=None):
+    """``state = (h_prev,)``; returns ``((h,), cache)``. ``gate`` squashes r and z. ``h_rec``, when
+    given, enters the recurrent product in place of ``h_prev`` (recurrent dropout: ``h_prev *
+    mask``); the carried term ``z * h_prev`` keeps ``h_prev``, as in Gal & Ghahramani and Keras."""
     (h_prev,) = state
     H = h_prev.shape[1]
-    hh = h_prev @ W_hh.T  # (N, H) @ (H, 3H) -> (N, 3H)
+    hh = (h_prev if h_rec is None else h_rec) @ W_hh.T  # (N, H) @ (H, 3H) -> (N, 3H)
     if b_hh is not None:
         hh += b_hh
     a = x_proj[:, : 2 * H] + hh[:, : 2 * H]
@@ -55,8 +57,8 @@ def gru_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
     return (h,), GRUCache(h_prev, gates, hn)
 
 
-def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad):
-    """Returns ``(dx_proj, dhh, (dh_prev,))``."""
+def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad, rec_mask=None):
+    """Returns ``(dx_proj, dhh, (dh_prev,))``; ``rec_mask`` is the mask of the forward's ``h_rec``."""
     (dh,) = dstate
     H = dh.shape[1]
     g = cache.gates
@@ -68,57 +70,68 @@ def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad):
     dx[:, H : 2 * H] = dh * (cache.h_prev - n) * gate_grad(z)
     dhh = dx.copy()
     dhh[:, 2 * H :] *= r
-    dh_prev = dh * z + dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)
+    dh_rec = dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)
+    if rec_mask is not None:
+        dh_rec *= rec_mask
+    dh_prev = dh * z + dh_rec
     return dx, dhh, (dh_prev,)
 
 
 class GRUResetBeforeCache(NamedTuple):
     h_prev: np.ndarray  # (N, H)
     gates: np.ndarray   # (N, 3H) activations r, z, n
+    h_rec: np.ndarray | None = None  # (N, H) the state in the recurrent products, when not h_prev
 
 
-def gru_reset_before_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
+def gru_reset_before_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid, h_rec=None):
     """The reset gate applied before the recurrent product: ``n = tanh(x_n + W_hn (r * h) + b_hn)``.
-    ``state = (h_prev,)``; returns ``((h,), cache)``."""
+    ``state = (h_prev,)``; returns ``((h,), cache)``. ``h_rec`` as in :func:`gru_step`."""
     (h_prev,) = state
     H = h_prev.shape[1]
+    h_r = h_prev if h_rec is None else h_rec            # (N, H) the state in the recurrent products
     gates = np.empty_like(x_proj)                       # (N, 3H)
-    a = h_prev @ W_hh[: 2 * H].T                        # (N, H) @ (H, 2H) -> (N, 2H)
+    a = h_r @ W_hh[: 2 * H].T                           # (N, H) @ (H, 2H) -> (N, 2H)
     if b_hh is not None:
         a += b_hh[: 2 * H]
     a += x_proj[:, : 2 * H]
     gate(a, out=gates[:, : 2 * H])                      # r, z
     r, z = gates[:, :H], gates[:, H : 2 * H]
-    hn = (r * h_prev) @ W_hh[2 * H :].T                 # (N, H) @ (H, H) -> (N, H)
+    hn = (r * h_r) @ W_hh[2 * H :].T                    # (N, H) @ (H, H) -> (N, H)
     if b_hh is not None:
         hn += b_hh[2 * H :]
     hn += x_proj[:, 2 * H :]
     n = np.tanh(hn, out=gates[:, 2 * H :])
     h = n + z * (h_prev - n)                            # (1 - z) n + z h_prev
-    return (h,), GRUResetBeforeCache(h_prev, gates)
+    return (h,), GRUResetBeforeCache(h_prev, gates, h_rec)
 
 
-def gru_reset_before_step_backward(dstate, cache: GRUResetBeforeCache, W_hh, gate_grad=sigmoid_grad):
+def gru_reset_before_step_backward(dstate, cache: GRUResetBeforeCache, W_hh, gate_grad=sigmoid_grad,
+                                   rec_mask=None):
     """Returns ``(dx_proj, dhh, (dh_prev,))``; ``dhh`` is ``dx_proj`` (every block's recurrent
-    pre-activation enters like the projection), the n block's weight gradient needs ``r * h``."""
+    pre-activation enters like the projection), the n block's weight gradient needs ``r * h``.
+    ``rec_mask`` is the mask of the forward's ``h_rec``."""
     (dh,) = dstate
     H = dh.shape[1]
     g, h_prev = cache.gates, cache.h_prev
+    h_r = h_prev if cache.h_rec is None else cache.h_rec
     r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
     dx = np.empty_like(g)                               # (N, 3H)
     dn = dh * (1.0 - z) * (1.0 - n * n)
     dx[:, 2 * H :] = dn
     drh = dn @ W_hh[2 * H :]                            # (N, H) @ (H, H) -> (N, H): d(r * h_prev)
-    dx[:, :H] = drh * h_prev * gate_grad(r)
+    dx[:, :H] = drh * h_r * gate_grad(r)
     dx[:, H : 2 * H] = dh * (h_prev - n) * gate_grad(z)
-    dh_prev = dh * z + drh * r + dx[:, : 2 * H] @ W_hh[: 2 * H]  # (N, 2H) @ (2H, H) -> (N, H)
+    if rec_mask is None:
+        dh_prev = dh * z + drh * r + dx[:, : 2 * H] @ W_hh[: 2 * H]  # (N, 2H) @ (2H, H) -> (N, H)
+    else:                                               # the products saw h_prev * mask, the carry h_prev
+        dh_prev = dh * z + (drh * r + dx[:, : 2 * H] @ W_hh[: 2 * H]) * rec_mask
     return dx, dx, (dh_prev,)
 
 
 def gru_reset_before_weight_hh_grad(dhh, h_prev, steps):
     """``dW_hh`` (3H, H) from ``dhh`` (M, 3H) and ``h_prev`` (M, H), the rows of ``steps`` (the
     step caches) stacked in the same order: the r, z rows multiplied ``h_prev``, the n rows
-    ``r * h_prev``."""
+    ``r * h_prev`` (with recurrent dropout, ``h_prev`` is the masked state the products saw)."""
     H = h_prev.shape[1]
     r = np.concatenate([s.gates[:, :H] for s in steps])  # (M, H)
     dW = np.empty((3 * H, H), dhh.dtype)

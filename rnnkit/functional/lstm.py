@@ -29,11 +29,13 @@ class LSTMCache(NamedTuple):
     tanh_c: np.ndarray  # (N, H)
 
 
-def lstm_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
-    """``state = (h_prev, c_prev)``; returns ``((h, c), cache)``. ``gate`` squashes i, f, o."""
+def lstm_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid, h_rec=None):
+    """``state = (h_prev, c_prev)``; returns ``((h, c), cache)``. ``gate`` squashes i, f, o.
+    ``h_rec``, when given, enters the recurrent product in place of ``h_prev`` (recurrent
+    dropout: ``h_prev * mask``)."""
     h_prev, c_prev = state
     H = c_prev.shape[1]  # (h_prev has P < H units in an LSTM with a projection)
-    a = h_prev @ W_hh.T  # (N, H) @ (H, 4H) -> (N, 4H)
+    a = (h_prev if h_rec is None else h_rec) @ W_hh.T  # (N, H) @ (H, 4H) -> (N, 4H)
     a += x_proj
     if b_hh is not None:
         a += b_hh
@@ -47,9 +49,10 @@ def lstm_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid):
     return (h, c), LSTMCache(h_prev, c_prev, a, tanh_c)
 
 
-def lstm_step_backward(dstate, cache: LSTMCache, W_hh, gate_grad=sigmoid_grad):
+def lstm_step_backward(dstate, cache: LSTMCache, W_hh, gate_grad=sigmoid_grad, rec_mask=None):
     """``dstate = (dh, dc)`` w.r.t. the step's outputs; returns ``(dx_proj, dhh, (dh_prev, dc_prev))``.
-    ``gate_grad`` is the gate's derivative as a function of its output."""
+    ``gate_grad`` is the gate's derivative as a function of its output; ``rec_mask`` the mask
+    the forward's ``h_rec`` applied to ``h_prev``."""
     dh, dc = dstate
     H = dh.shape[1]
     a = cache.gates
@@ -62,5 +65,7 @@ def lstm_step_backward(dstate, cache: LSTMCache, W_hh, gate_grad=sigmoid_grad):
     da[:, 2 * H : 3 * H] = dc * i * (1.0 - g * g)
     da[:, 3 * H :] = dh * t * gate_grad(o)
     dh_prev = da @ W_hh  # (N, 4H) @ (4H, H) -> (N, H)
+    if rec_mask is not None:
+        dh_prev *= rec_mask
     dc_prev = dc * f
     return da, da, (dh_prev, dc_prev)

@@ -27,6 +27,7 @@ from .activations import hard_sigmoid, hard_sigmoid_grad
 from .gru import (gru_reset_before_step, gru_reset_before_step_backward, gru_reset_before_weight_hh_grad, gru_step,
                   gru_step_backward)
 from .lstm import lstm_step, lstm_step_backward
+from .noise import StepNoise, noisy_sequence_backward, noisy_sequence_forward
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
 
 
@@ -89,6 +90,7 @@ class LayerCache(NamedTuple):
     steps: list              # per-step caches from ops.step
     mask: np.ndarray | None  # (L, N, 1) bool, processing order
     rev: np.ndarray | None   # (L, N) time index for per-sequence reversal, or None
+    noise: StepNoise | None = None  # recurrent dropout / zoneout masks, processing order
 
 
 def length_mask(lengths: np.ndarray, seq_len: int) -> np.ndarray:
@@ -157,27 +159,38 @@ def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=
     return dx_proj, dhh, d
 
 
-def reference_loop(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
-    """The NumPy time loop (natural order): ``(y, state, h_prev, step caches)``."""
+def reference_loop(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, noise=None):
+    """The NumPy time loop (natural order): ``(y, state, h_prev, step caches)``. ``noise``
+    (a :class:`~rnnkit.functional.noise.StepNoise`) adds recurrent dropout and zoneout."""
     x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     if b_ih is not None:
         x_proj += b_ih
+    if noise is not None:
+        return noisy_sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask, noise)
     return sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
 
 
 def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, reverse=False, rev=None,
-                  loop=None):
+                  loop=None, noise=None):
     """One direction of one layer over a whole sequence.
 
     x: (L, N, H_in); state0: tuple of (N, H). Returns ``(y, state, cache)``, ``y`` (L, N, H)
     in natural time order. ``loop`` runs the time loop (default: :func:`reference_loop`).
+    ``noise`` (:class:`~rnnkit.functional.noise.StepNoise`, zoneout masks in natural time order)
+    runs on :func:`reference_loop`: the fused kernels have no per-step hook.
     """
     if reverse:
         x = reverse_time(x, rev)
-    y, state, h_prev, steps = (loop or reference_loop)(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
+        if noise is not None and noise.zone is not None:
+            noise = noise._replace(zone=tuple(reverse_time(z, rev) if isinstance(z, np.ndarray) else z
+                                              for z in noise.zone))
+    if noise is None:
+        y, state, h_prev, steps = (loop or reference_loop)(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
+    else:
+        y, state, h_prev, steps = reference_loop(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask, noise)
     if reverse:
         y = reverse_time(y, rev)
-    return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None)
+    return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None, noise)
 
 
 def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False, record=False):
@@ -193,7 +206,11 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
         dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh)
         return (reverse_time(dx, cache.rev) if reverse else dx), dstate0, grads
     dh = np.empty(dy.shape, dy.dtype) if record else None
-    dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)
+    if cache.noise is None:
+        dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)
+    else:
+        dx_proj, dhh, dstate0 = noisy_sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, cache.noise,
+                                                        record=dh)
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)

@@ -17,16 +17,29 @@ class CharLM(TaskModel):
 
     Shapes: ``x`` (L, N) int ids -> logits (L, N, V); ``state`` as the recurrent layer's
     ((num_layers, N, H), a tuple for the LSTM).
+
+    ``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the embeddings
+    included), ``zoneout`` (a float, or ``[z_h, z_c]`` for an LSTM), ``weight_dropout``,
+    ``forget_bias`` (LSTM) and ``recurrent_init`` are the recurrent layer's options
+    (:class:`~rnnkit.nn.recurrent.RNNBase`); ``dropout`` acts between the recurrent layers and
+    before the output layer.
     """
 
     def __init__(self, vocab_size, embed_size=64, hidden_size=256, num_layers=2, cell="lstm", dropout=0.0,
-                 dtype=np.float32, seed=None):
+                 dtype=np.float32, seed=None, *, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
+                 weight_dropout=0.0, forget_bias=None, recurrent_init="default"):
         super().__init__(dtype, seed)
         s = child_seeds(seed, 4)
-        self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
-                           hidden_size=int(hidden_size), num_layers=int(num_layers), cell=canonical_cell(cell), dropout=float(dropout))
+        options = dict(recurrent_dropout=recurrent_dropout, input_dropout=input_dropout, zoneout=zoneout,
+                       weight_dropout=weight_dropout, forget_bias=forget_bias, recurrent_init=recurrent_init)
         self.embed = Embedding(vocab_size, embed_size, dtype=dtype, seed=s[0])
-        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1])
+        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1],
+                            **options)
+        options.update({k: getattr(self.rnn, k) for k in options})           # validated, as JSON keeps them
+        options["zoneout"] = list(options["zoneout"]) if isinstance(options["zoneout"], tuple) else options["zoneout"]
+        self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
+                           hidden_size=int(hidden_size), num_layers=int(num_layers), cell=canonical_cell(cell),
+                           dropout=float(dropout), **options)
         self.drop = Dropout(dropout, dtype=dtype, seed=s[2])
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=s[3])
 

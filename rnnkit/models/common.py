@@ -17,8 +17,12 @@ def canonical_cell(cell: str) -> str:
 
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kw):
     """``'lstm'``, ``'gru'``, ``'rnn_tanh'`` or ``'rnn_relu'`` (PyTorch's spellings; ``'rnn'`` and
-    ``'rnn-relu'`` are accepted too) -> the layer module."""
+    ``'rnn-relu'`` are accepted too) -> the layer module. A model's ``dropout`` also acts outside
+    its recurrent layers, so a one-layer stack is given none between layers (there is no "between"),
+    without the warning the layer gives a user who asks for it."""
     cell = CELL_ALIASES.get(cell, cell)
+    if num_layers == 1 and kw.get("dropout"):
+        kw["dropout"] = 0.0
     if cell == "rnn_tanh":
         return RNN(input_size, hidden_size, num_layers, nonlinearity="tanh", **kw)
     if cell == "rnn_relu":

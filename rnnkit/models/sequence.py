@@ -41,7 +41,7 @@ class SequenceModel(TaskModel):
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional, dtype=dtype,
                             seed=s[0], **kw)
         if init != "default" or forget_bias is not None:
-            init_recurrent(self.rnn, init, forget_bias=forget_bias)
+            init_recurrent(self.rnn, None if init == "default" else init, forget_bias=forget_bias)
         if recurrent_gain != 1.0:
             for name, p in self.rnn.params.items():
                 if name.startswith("weight_hh"):

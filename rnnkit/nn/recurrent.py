@@ -5,6 +5,8 @@ arrays) loads unchanged and gives the same outputs and gradients.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import kernels
@@ -13,6 +15,7 @@ from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, s
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from .module import Module
+from .recurrent_options import StepStream, apply_masks, draw_masks, set_options
 
 
 # The one place that maps a backend to its time-loop implementation (same contract for both).
@@ -26,7 +29,7 @@ def time_loop(ops):
 
 
 class RNNBase(Module):
-    """Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
+    r"""Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
 
     Forward: ``y, state = m(x, state=None, lengths=None)``
 
@@ -44,10 +47,44 @@ class RNNBase(Module):
     ``m.grads`` and returns the gradient of ``x``. When forward was given a ``state``, it
     returns ``(dx, dstate_0)`` instead (LSTM: ``(dx, (dh_0, dc_0))``). ``dstate`` is the
     gradient w.r.t. the returned final state (LSTM: a tuple, either entry may be None).
+
+    ``dropout`` acts between layers, on every unit of every step of a layer's output (PyTorch's),
+    so it needs ``num_layers > 1`` (with one layer it warns, as PyTorch does).
+
+    Keyword options (defaults: PyTorch's layer, unchanged and as fast):
+
+    * ``recurrent_init``: ``'default'`` (PyTorch's U(-1/sqrt(H), 1/sqrt(H))), ``'orthogonal'``
+      (each whole (G*H, H) ``weight_hh`` as ``torch.nn.init.orthogonal_``: columns orthonormal,
+      :math:`W_{hh}^T W_{hh} = I`; Saxe et al. 2014; Keras's ``Orthogonal`` on its transposed
+      kernel) or ``'identity'`` (the IRNN, Le et al. 2015: :math:`W_{hh} = I` and both biases 0;
+      RNN only: a gated cell's stacked weight has no single identity).
+    * ``forget_bias`` (LSTM): the forget gate's bias, all of it in ``bias_ih``'s f block and 0 in
+      ``bias_hh``'s (:func:`~rnnkit.functional.init.set_forget_bias`; Jozefowicz et al. 2015).
+    * ``recurrent_dropout=p`` (Gal & Ghahramani 2016, Keras's): one mask :math:`m` (N, H) per
+      sequence, layer and direction on the state where it enters the recurrent product,
+      :math:`(h_{t-1} \odot m) W_{hh}^T`, :math:`m \in \{0, 1/(1-p)\}`; ``c`` and the GRU's carried
+      :math:`z \odot h_{t-1}` are not masked.
+    * ``input_dropout=p``: one mask (N, H_in) per sequence, layer and direction on the layer's
+      input, the same at every step (Gal & Ghahramani's input mask; Keras's ``dropout``).
+    * ``zoneout=z`` or ``(z_h, z_c)`` (Krueger et al. 2017): :math:`s_t = d_t \odot s_{t-1} +
+      (1 - d_t) \odot \tilde s_t` with a fresh :math:`d_t \sim` Bernoulli(z) per unit and step, for
+      ``h`` (and ``c``, LSTM only); in evaluation :math:`d_t = z`, the expectation.
+    * ``weight_dropout=p`` (DropConnect on the recurrent weights, Wan et al. 2013, as in AWD-LSTM,
+      Merity et al. 2018): the forward uses :math:`W_{hh} \odot M / (1-p)`, one mask :math:`M`
+      per forward call, layer and direction; the gradient reaches ``weight_hh`` through the mask.
+
+    The four regularisers are on in training mode only (``m.eval()`` turns all off, zoneout to its
+    expectation), draw their masks from ``m.rng`` (reproducible from the seed, saved in
+    checkpoints) at the start of each forward call (:meth:`draw_masks`), respect ``lengths`` and
+    combine freely. Recurrent dropout and zoneout run on the NumPy time loop; input and weight
+    dropout only change what the (fast) loop is given. They are not implemented with
+    ``proj_size`` (recurrent dropout and zoneout).
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0, *,
+                 recurrent_init="default", forget_bias=None, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
+                 weight_dropout=0.0):
         super().__init__(dtype, seed)
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -62,6 +99,9 @@ class RNNBase(Module):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = check_probability(dropout, "dropout")
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"dropout acts between recurrent layers, so a non-zero dropout expects num_layers > 1, "
+                          f"got dropout={self.dropout} and num_layers=1", UserWarning, stacklevel=3)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.suffixes = ("", "_reverse")[: self.num_directions]
@@ -88,6 +128,7 @@ class RNNBase(Module):
                     self.add_param(f"bias_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
                 if self.proj_size:
                     self.add_param(f"weight_hr_l{layer}{sfx}", self.rng.uniform(-k, k, (P, H)))
+        set_options(self, recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -101,6 +142,10 @@ class RNNBase(Module):
             s += f", {name}={getattr(self, name)}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
+        for name, off in (("recurrent_init", "default"), ("forget_bias", None), ("recurrent_dropout", 0.0),
+                          ("input_dropout", 0.0), ("zoneout", 0.0), ("weight_dropout", 0.0)):
+            if getattr(self, name) != off:
+                s += f", {name}={getattr(self, name)!r}"
         return s + f", dtype={self.dtype}"
 
     # -- checks ---------------------------------------------------------------------
@@ -144,6 +189,13 @@ class RNNBase(Module):
     def _pack_state(self, arrays):
         return (arrays[0], arrays[1]) if self.ops.n_states == 2 else arrays[0]
 
+    def draw_masks(self, L, N) -> list | None:
+        """The masks a forward call over ``L`` steps of ``N`` sequences uses, drawn from
+        ``self.rng`` (:func:`rnnkit.nn.recurrent_options.draw_masks`): a ``LayerMasks`` per layer and
+        direction, or None when no option is on. Forward draws them first, so restoring
+        ``self.rng``'s state before a call replays them."""
+        return draw_masks(self, L, N)
+
     # -- forward --------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None):
         x = self._check_input(x)
@@ -161,22 +213,26 @@ class RNNBase(Module):
                 rev = reverse_index(lengths, L)
         D = self.num_directions
         final = tuple(np.empty_like(s) for s in state0)
-        caches, drop_masks = [], []
+        caches, drop_masks, w_hh = [], [], []
+        noise = self.draw_masks(L, N)
         inp = np.ascontiguousarray(x)
         for layer in range(self.num_layers):
             outs = []
             for d, sfx in enumerate(self.suffixes):
                 row = layer * D + d
                 p = self.params
-                args = (inp, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"],
-                        p[f"weight_hh_l{layer}{sfx}"])
+                x_in, W_hh, step_noise = inp, p[f"weight_hh_l{layer}{sfx}"], None
+                if noise is not None:
+                    x_in, W_hh, step_noise = apply_masks(noise[row], inp, W_hh)
+                w_hh.append(W_hh)
+                args = (x_in, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"], W_hh)
                 bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
                 if self.proj_size:
                     y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
                                                        reverse=d == 1, rev=rev, gate=self._gate[0])
                 else:
                     y, st, cache = layer_forward(self.ops, *args, *bias, mask=mask, reverse=d == 1, rev=rev,
-                                                 loop=time_loop(self.ops))
+                                                 loop=time_loop(self.ops), noise=step_noise)
                 for f, s in zip(final, st):
                     f[row] = s
                 outs.append(y)
@@ -191,19 +247,23 @@ class RNNBase(Module):
             inp = out
         if np.may_share_memory(inp, caches[-1].h_prev):
             inp = inp.copy()  # the fast path's output is a view of its state buffer: hand out a copy
-        self._cache = (caches, drop_masks, given_state, (L, N), mask)
+        self._cache = (caches, drop_masks, given_state, (L, N), mask, noise, w_hh)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_state(final)
 
     def stream(self, batch_size=1, state=None):
-        """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers)."""
+        """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers).
+        The regularisers are off in inference; zoneout's expectation, which the stream's kernels do
+        not compute, steps through :meth:`forward` one step at a time instead (same interface)."""
+        if any(self._zone):
+            return StepStream(self, batch_size, state)
         from .stream import Stream
 
         return Stream(self, batch_size, state)
 
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):
-        caches, drop_masks, given_state, (L, N), mask = self._take_cache()
+        caches, drop_masks, given_state, (L, N), mask, noise, w_hh = self._take_cache()
         D, H = self.num_directions, self.output_size
         dy = as_float_array(dy, f"{type(self).__name__}.backward dy", self.dtype)
         want = (N, L, D * H) if self.batch_first else (L, N, D * H)
@@ -222,7 +282,7 @@ class RNNBase(Module):
                 row = layer * D + d
                 p = self.params
                 args = (d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal), caches[row],
-                        p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"])
+                        p[f"weight_ih_l{layer}{sfx}"], w_hh[row])
                 if self.proj_size:
                     dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
                                                       record=self.record_hidden_grads, gate_grad=self._gate[1])
@@ -231,7 +291,12 @@ class RNNBase(Module):
                     dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads)
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = g["h"]
+                masks = None if noise is None else noise[row]
+                if masks is not None and masks.input is not None:
+                    dx = dx * masks.input
                 self.grads[f"weight_ih_l{layer}{sfx}"] += g["W_ih"]
+                if masks is not None and masks.weight is not None:
+                    g["W_hh"] = g["W_hh"] * masks.weight   # through W_hh * M / (1 - p)
                 self.grads[f"weight_hh_l{layer}{sfx}"] += g["W_hh"]
                 if self.bias:
                     self.grads[f"bias_ih_l{layer}{sfx}"] += g["b_ih"]
@@ -260,14 +325,16 @@ class RNNBase(Module):
 
 class RNN(RNNBase):
     r"""Elman RNN: :math:`h_t = \tanh(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh})`
-    (or ReLU with ``nonlinearity='relu'``). See :class:`RNNBase` for shapes and backward."""
+    (or ReLU with ``nonlinearity='relu'``). See :class:`RNNBase` for shapes, backward and the
+    keyword ``options`` (``recurrent_init`` -- ``'identity'`` with ReLU is the IRNN --,
+    ``recurrent_dropout``, ``input_dropout``, ``zoneout``, ``weight_dropout``)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, **options):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype, seed)
+                         dropout, bidirectional, dtype, seed, **options)
 
 
 class LSTM(RNNBase):
@@ -281,12 +348,17 @@ class LSTM(RNNBase):
     ``proj_size=P`` (0 < P < H) projects the hidden state, as PyTorch's ``proj_size`` (LSTMP, Sak
     et al. 2014): :math:`h_t = W_{hr} (o \odot \tanh(c_t))` with ``weight_hr_l{k}`` (P, H), so
     ``h``, the outputs and the recurrent input have P units and ``c`` keeps H. It runs on the NumPy
-    time loop (:mod:`rnnkit.functional.lstmp`)."""
+    time loop (:mod:`rnnkit.functional.lstmp`).
+
+    Keyword ``options`` (:class:`RNNBase`): ``forget_bias``, ``recurrent_init``,
+    ``recurrent_dropout``, ``input_dropout``, ``zoneout`` (a float, or ``(z_h, z_c)``: ``c`` gets
+    its own probability), ``weight_dropout``."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0,
+                 **options):
         super().__init__(_gated("lstm", gate), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, proj_size=proj_size)
+                         bidirectional, dtype, seed, proj_size=proj_size, **options)
 
 
 def _gated(mode: str, gate: str) -> str:
@@ -308,12 +380,15 @@ class GRU(RNNBase):
     Note the reset gate multiplies ``W_hn h + b_hn``, bias included. ``reset_after=False`` applies
     it before the recurrent product instead, ``n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)``
     (Keras's ``reset_after=False``, ONNX's ``linear_before_reset=0``; same parameter names and
-    shapes; it runs on the NumPy time loop). See :class:`RNNBase`."""
+    shapes; it runs on the NumPy time loop). See :class:`RNNBase`, and there the keyword
+    ``options`` (``recurrent_init``, ``recurrent_dropout`` -- on ``h`` in the products, the carried
+    ``z * h_{t-1}`` unmasked --, ``input_dropout``, ``zoneout``, ``weight_dropout``)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True,
+                 **options):
         super().__init__(_gated(_gru_mode(reset_after), gate), input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, dtype, seed)
+                         batch_first, dropout, bidirectional, dtype, seed, **options)
         self.reset_after = bool(reset_after)
 
 
