@@ -42,3 +42,38 @@ def test_segments_give_the_unsegmented_pass(backend, mode, reverse, k):
         np.testing.assert_allclose(a, b, **close)
     for name in g:
         np.testing.assert_allclose(g2[name], g[name], **close, err_msg=name)
+
+
+@pytest.mark.parametrize("cls,kw", [("LSTM", {"num_layers": 2, "bidirectional": True}), ("GRU", {"batch_first": True}),
+                                    ("RNN", {"num_layers": 2, "input_dropout": 0.3, "weight_dropout": 0.2})])
+@pytest.mark.parametrize("recompute", [3, "sqrt"])
+def test_the_module_option_gives_the_same_outputs_and_gradients(cls, kw, recompute):
+    import rnnkit
+
+    a = getattr(rnnkit, cls)(3, 4, dtype=np.float64, seed=2, **kw)
+    b = getattr(rnnkit, cls)(3, 4, dtype=np.float64, seed=2, recompute=recompute, **kw)
+    assert f"recompute={recompute!r}" in repr(b)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 11, 3) if kw.get("batch_first") else (11, 5, 3))
+    lengths = [11, 3, 7, 1, 10]
+    outs = []
+    for m in (a, b):
+        m.rng = np.random.default_rng(9)                   # the same dropout masks for both
+        m.zero_grad()
+        y, _ = m(x, lengths=lengths)
+        dx = m.backward(np.cos(y))
+        outs.append((y, dx, {k: v.copy() for k, v in m.grads.items()}))
+    (ya, dxa, ga), (yb, dxb, gb) = outs
+    np.testing.assert_allclose(yb, ya, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dxb, dxa, rtol=1e-12, atol=1e-12)
+    for k in ga:
+        np.testing.assert_allclose(gb[k], ga[k], rtol=1e-11, atol=1e-12, err_msg=k)
+
+
+def test_bad_recompute_values():
+    import rnnkit
+
+    with pytest.raises(ValueError, match="expected 0 \\(off\\), a segment length >= 1 or 'sqrt', got -1"):
+        rnnkit.LSTM(3, 4, recompute=-1)
+    with pytest.raises(ValueError, match="not with proj_size, recurrent_dropout or zoneout"):
+        rnnkit.LSTM(3, 4, recompute=4, zoneout=0.1)

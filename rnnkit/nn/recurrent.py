@@ -5,6 +5,7 @@ arrays) loads unchanged and gives the same outputs and gradients.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -13,6 +14,7 @@ from .. import kernels
 from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
 from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
+from ..functional.recompute import segmented_layer_backward, segmented_layer_forward
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from .module import Module
 from .recurrent_options import StepStream, apply_masks, draw_masks, set_options
@@ -84,7 +86,7 @@ class RNNBase(Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0, *,
                  recurrent_init="default", forget_bias=None, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
-                 weight_dropout=0.0):
+                 weight_dropout=0.0, recompute=0):
         super().__init__(dtype, seed)
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -129,6 +131,7 @@ class RNNBase(Module):
                 if self.proj_size:
                     self.add_param(f"weight_hr_l{layer}{sfx}", self.rng.uniform(-k, k, (P, H)))
         set_options(self, recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout)
+        self.recompute = _check_recompute(recompute, self)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -143,7 +146,7 @@ class RNNBase(Module):
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
         for name, off in (("recurrent_init", "default"), ("forget_bias", None), ("recurrent_dropout", 0.0),
-                          ("input_dropout", 0.0), ("zoneout", 0.0), ("weight_dropout", 0.0)):
+                          ("input_dropout", 0.0), ("zoneout", 0.0), ("weight_dropout", 0.0), ("recompute", 0)):
             if getattr(self, name) != off:
                 s += f", {name}={getattr(self, name)!r}"
         return s + f", dtype={self.dtype}"
@@ -230,6 +233,10 @@ class RNNBase(Module):
                 if self.proj_size:
                     y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
                                                        reverse=d == 1, rev=rev, gate=self._gate[0])
+                elif self.recompute:
+                    k = self.recompute if self.recompute != "sqrt" else max(1, math.ceil(math.sqrt(L)))
+                    y, st, cache = segmented_layer_forward(self.ops, *args, *bias, mask=mask, reverse=d == 1, rev=rev,
+                                                           loop=time_loop(self.ops), k=k)
                 else:
                     y, st, cache = layer_forward(self.ops, *args, *bias, mask=mask, reverse=d == 1, rev=rev,
                                                  loop=time_loop(self.ops), noise=step_noise)
@@ -245,7 +252,7 @@ class RNNBase(Module):
                 out = out * keep
             drop_masks.append(keep)
             inp = out
-        if np.may_share_memory(inp, caches[-1].h_prev):
+        if not self.recompute and np.may_share_memory(inp, caches[-1].h_prev):
             inp = inp.copy()  # the fast path's output is a view of its state buffer: hand out a copy
         self._cache = (caches, drop_masks, given_state, (L, N), mask, noise, w_hh)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
@@ -287,6 +294,10 @@ class RNNBase(Module):
                     dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
                                                       record=self.record_hidden_grads, gate_grad=self._gate[1])
                     self.grads[f"weight_hr_l{layer}{sfx}"] += g["W_hr"]
+                elif self.recompute:
+                    if self.record_hidden_grads:
+                        raise ValueError("recompute: recording dL/dh_t needs every step's cache; use recompute=0")
+                    dx, ds0, g = segmented_layer_backward(self.ops, *args, reverse=d == 1, loop=time_loop(self.ops))
                 else:
                     dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads)
                 if self.record_hidden_grads:
@@ -321,6 +332,17 @@ class RNNBase(Module):
             parts = [z if s is None else s for s, z in zip(dstate, zeros)]
             return self._split_state(tuple(parts), N, "backward dstate")
         return self._split_state(dstate, N, "backward dstate")
+
+
+def _check_recompute(recompute, m):
+    """``recompute``: 0 (off), a segment length k >= 1, or ``"sqrt"`` (k = ceil(sqrt(L)) per call)."""
+    if recompute == "sqrt":
+        pass
+    elif not isinstance(recompute, (int, np.integer)) or isinstance(recompute, bool) or recompute < 0:
+        raise ValueError(f"recompute: expected 0 (off), a segment length >= 1 or 'sqrt', got {recompute!r}")
+    if recompute and (m.proj_size or m.recurrent_dropout or any(m._zone)):
+        raise ValueError("recompute: not with proj_size, recurrent_dropout or zoneout (their loops keep every step)")
+    return recompute if recompute == "sqrt" else int(recompute)
 
 
 class RNN(RNNBase):
