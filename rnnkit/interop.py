@@ -70,6 +70,7 @@ def to_torch(module):
 
     dt = _torch_dtype(module.dtype)
     twins = _twins()
+    model_class = next((c for c in type(module).__mro__ if c in twins), None)   # subclasses too (the engines')
     if isinstance(module, RNNBase):
         from .torch_twins import torch_rnn
 
@@ -79,13 +80,13 @@ def to_torch(module):
         out = torch.nn.Linear(module.in_features, module.out_features, bias="bias" in module.params, dtype=dt)
     elif isinstance(module, Embedding):
         out = torch.nn.Embedding(module.num_embeddings, module.embedding_dim, dtype=dt)
-    elif type(module) in twins:
+    elif model_class is not None:
         for m in _modules(module):                           # a variant torch cannot express: one line
             if isinstance(m, RNNBase):
                 _rnn_kwargs(m)
             elif "reset_before" in getattr(m, "mode", ""):
                 raise UserError("to_torch: GRUCell(reset_after=False) has no torch.nn counterpart")
-        out = twins[type(module)](**{k: v for k, v in module.config.items() if k != "kind"}, dtype=dt)
+        out = twins[model_class](**{k: v for k, v in module.config.items() if k != "kind"}, dtype=dt)
         out.rnnkit_config = dict(module.config)
     else:
         raise UserError(f"to_torch: expected an rnnkit RNN / LSTM / GRU, Linear, Embedding or application model "
