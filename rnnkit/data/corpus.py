@@ -61,14 +61,20 @@ class Corpus:
         try:
             with open(meta_path, encoding="utf-8") as f:
                 meta = json.load(f)
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}")
-            vocab = CharVocab.from_dict(meta["vocab"])
-            n, dtype = int(meta["length"]), np.dtype(meta["dtype"])
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"a JSON object with format {FORMAT!r}")
+            chars, n, dtype = meta["vocab"]["chars"], meta["length"], meta["dtype"]
+            if not (isinstance(chars, list) and chars and all(isinstance(c, str) and len(c) == 1 for c in chars)):
+                raise ValueError("vocab.chars: expected a list of single characters")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ValueError(f"length: expected an integer >= 0, got {n!r}")
+            if dtype not in ("uint8", "uint16", "uint32") or not isinstance(meta.get("digest"), str):
+                raise ValueError(f"dtype uint8 / uint16 / uint32 and a digest, got {dtype!r}")
+            vocab, dtype = CharVocab(chars), np.dtype(dtype)
         except FileNotFoundError:
             raise UserError(f"{path}: expected a corpus prepared by `rnnkit prepare` (with corpus.json), "
                             f"got none") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, AttributeError) as exc:
             raise UserError(f"{meta_path}: expected the description of a prepared corpus, could not read it "
                             f"({' '.join(str(exc).split())[:120]})") from None
         ids_path = os.path.join(path, "ids.bin")
