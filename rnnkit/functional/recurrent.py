@@ -27,7 +27,7 @@ from .activations import hard_sigmoid, hard_sigmoid_grad
 from .gru import (gru_reset_before_step, gru_reset_before_step_backward, gru_reset_before_weight_hh_grad, gru_step,
                   gru_step_backward)
 from .lstm import lstm_step, lstm_step_backward
-from .noise import StepNoise, noisy_sequence_backward, noisy_sequence_forward
+from .noise import StepNoise, zone_at
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
 
 
@@ -111,17 +111,28 @@ def reverse_time(x: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
     return x[rev, np.arange(x.shape[1])[None, :]]
 
 
-def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None):
-    """Run ``ops.step`` over ``x_proj`` (L, N, G*H). Returns ``(y, state, h_prev, step_caches)``."""
+def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None, noise=None):
+    """Run ``ops.step`` over ``x_proj`` (L, N, G*H). Returns ``(y, state, h_prev, step_caches)``.
+
+    ``noise`` (a :class:`~rnnkit.functional.noise.StepNoise`) adds recurrent dropout (the step
+    sees ``h_{t-1} * m`` in its recurrent product, and ``h_prev`` holds that) and zoneout
+    (``s_t = s~_t + d_t (s_{t-1} - s~_t)`` for each zoned-out state)."""
     L, N = x_proj.shape[:2]
     H = W_hh.shape[1]
     y = np.empty((L, N, H), dtype=x_proj.dtype)       # (L, N, H)
-    h_prev = np.empty((L, N, H), dtype=x_proj.dtype)  # (L, N, H)
+    h_prev = np.empty((L, N, H), dtype=x_proj.dtype)  # (L, N, H): what each recurrent product saw
     caches = [None] * L
     state = tuple(state0)
+    rec, zone = (None, None) if noise is None else (noise.rec, noise.zone)
     for t in range(L):
-        h_prev[t] = state[0]
-        new, caches[t] = ops.step(x_proj[t], state, W_hh, b_hh)
+        if rec is None:
+            h_prev[t] = state[0]
+            new, caches[t] = ops.step(x_proj[t], state, W_hh, b_hh)
+        else:
+            h_prev[t] = h_in = state[0] * rec
+            new, caches[t] = ops.step(x_proj[t], state, W_hh, b_hh, h_rec=h_in)
+        if zone is not None:
+            new = tuple(a if d is None else a + d * (s - a) for a, s, d in zip(new, state, zone_at(zone, t)))
         if mask is not None:
             m = mask[t]
             new = tuple(np.where(m, a, b) for a, b in zip(new, state))
@@ -132,12 +143,14 @@ def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None):
     return y, state, h_prev, caches
 
 
-def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=None):
+def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=None, noise=None):
     """Backward through time. ``dy`` (L, N, H), ``dstate`` gradients w.r.t. the final state.
 
     Returns ``(dx_proj, dhh, dstate0)`` with ``dx_proj``/``dhh`` of shape (L, N, G*H). With
     ``record`` (an (L, N, H) array) it also stores the total gradient of the loss with respect
     to each step's hidden output, dL/dh_t, through the output and through every later step.
+    ``noise``: the masks the forward pass used (zoneout: the step gets ``(1 - d_t) g`` and the
+    previous state ``d_t g`` more).
     """
     L, N, H = dy.shape
     GH = W_hh.shape[0]
@@ -145,17 +158,24 @@ def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=
     dhh = np.empty((L, N, GH), dtype=dy.dtype)
     if mask is not None:
         dy = dy * mask  # outputs at padded steps are constant zeros
+    rec, zone = (None, None) if noise is None else (noise.rec, noise.zone)
     d = tuple(dstate)
     for t in range(L - 1, -1, -1):
         d = (d[0] + dy[t],) + d[1:]
         if record is not None:
             record[t] = d[0]
-        if mask is None:
-            dx_proj[t], dhh[t], d = ops.step_backward(d, caches[t], W_hh)
+        g = d if mask is None else tuple(x * mask[t] for x in d)    # nothing flows into a padded step
+        g_step = g
+        if zone is not None:
+            z_t = zone_at(zone, t)
+            g_step = tuple(x if z is None else x * (1 - z) for x, z in zip(g, z_t))
+        if rec is None:
+            dx_proj[t], dhh[t], dprev = ops.step_backward(g_step, caches[t], W_hh)
         else:
-            m = mask[t]
-            dx_proj[t], dhh[t], dprev = ops.step_backward(tuple(g * m for g in d), caches[t], W_hh)
-            d = tuple(np.where(m, p, g) for p, g in zip(dprev, d))
+            dx_proj[t], dhh[t], dprev = ops.step_backward(g_step, caches[t], W_hh, rec_mask=rec)
+        if zone is not None:
+            dprev = tuple(p if z is None else p + z * x for p, x, z in zip(dprev, g, z_t))
+        d = dprev if mask is None else tuple(np.where(mask[t], p, x) for p, x in zip(dprev, d))
     return dx_proj, dhh, d
 
 
@@ -165,9 +185,7 @@ def reference_loop(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, ma
     x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     if b_ih is not None:
         x_proj += b_ih
-    if noise is not None:
-        return noisy_sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask, noise)
-    return sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask)
+    return sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask, noise)
 
 
 def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, reverse=False, rev=None,
@@ -206,11 +224,8 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
         dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh)
         return (reverse_time(dx, cache.rev) if reverse else dx), dstate0, grads
     dh = np.empty(dy.shape, dy.dtype) if record else None
-    if cache.noise is None:
-        dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh)
-    else:
-        dx_proj, dhh, dstate0 = noisy_sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, cache.noise,
-                                                        record=dh)
+    dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh,
+                                              noise=cache.noise)
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)
