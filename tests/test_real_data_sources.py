@@ -73,6 +73,18 @@ def test_debian_file_looks_in_rnnkit_data_then_says_how_to_get_it(tmp_path, monk
         D.debian_file("DNA.rda", tmp_path / "nowhere.rda")
 
 
+def test_classify_command_names_the_missing_debian_package(tmp_path, monkeypatch, capsys):
+    from rnnkit.cli import main
+
+    pytest.importorskip("pyreadr")
+    monkeypatch.setenv("RNNKIT_DATA", str(tmp_path))
+    if os.path.isfile("/" + os.path.join(D.R_LIBRARY, "mlbench", "data", "DNA.rda")):
+        pytest.skip("r-cran-mlbench is installed here")
+    assert main(["classify", "train", "--dataset", "splice-junctions", "--steps", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "r-cran-mlbench (not on PyPI)" in err
+
+
 def _real(name):
     try:
         return D.debian_file(name)
