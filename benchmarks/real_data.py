@@ -89,14 +89,29 @@ CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figure
         "RBF network 95.9%, DIPOL92 95.2%, logistic discrimination 93.9%, C4.5 92.4%, backprop MLP 91.2%, "
         "k-NN 84.5% (StatLog: Michie, Spiegelhalter & Taylor 1994; the StatLog dna.names)"),
     "spoken-digits": (
-        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "mean", "--steps", "1500"], None,
+        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "mean", "--lr", "3e-3", "--schedule",
+         "cosine", "--steps", "1500"], None,
         "none for this split (the package's MFCCs; FSDD's own split needs the recording numbers, which the "
         "package drops)"),
 }
+# How the options above were chosen: each candidate trained on part of the training data and was
+# scored on a held-out part of it, never on the test part. Held-out accuracy / bits per base.
+TUNING = [
+    "splice junctions (1,600 of the 2,000 training windows to train, the other 400 seeded ones to score; "
+    "bidirectional, attention pooling unless said): GRU 32 lr 1e-2 87.0%; GRU 64 lr 1e-2 cosine 86.3%; "
+    "GRU 64 + AdamW weight decay 0.3 89.3%; LSTM 64 + AdamW 0.3 88.8%; 2-layer GRU 32 dropout 0.3 + AdamW 0.1 "
+    "80.5%; GRU 16 + AdamW 0.3 89.8% (chosen); GRU 8 79.3%; GRU 16 + AdamW 1.0 (stopped, 67% at step 1400); "
+    "GRU 64 last-step pooling (stopped, 74% at step 600). Every run fits the training windows almost "
+    "exactly (training loss below 0.02) while held-out accuracy stays near 89%.",
+    "spoken digits (80% of the 2,400 training recordings to train, 20% to score): bidirectional GRU 64, mean "
+    "pooling, lr 3e-3 cosine, 98.1% (the one run).",
+    "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
+    "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
+]
 MARKOV_ORDERS = range(9)
 MARKOV_ALPHA = 0.5
-YEAST_LM = ["--cell", "lstm", "--hidden-size", "128", "--num-layers", "2", "--embed-size", "8", "--seq-len", "100",
-            "--steps", "1500"]
+YEAST_LM = ["--cell", "lstm", "--hidden-size", "128", "--num-layers", "1", "--embed-size", "8", "--seq-len", "100",
+            "--schedule", "cosine", "--steps", "1200"]
 
 
 def _load(fn, *a):
@@ -204,7 +219,9 @@ def cli_markdown(rows, genome):
         met = "-" if r["goal"] is None else ("yes" if r["accuracy"] > r["goal"] else f"NO ({100 * (r['accuracy'] - r['goal']):+.1f} points)")
         md.append(f"| {r['dataset']} | {r['n_train'] + r['n_valid']} / {r['n_test']} | {pct(r['accuracy'])} | "
                   f"{pct(r['majority'])} | {pct(r['logistic'])} | {goal} | {met} | {r['seconds']:.0f} s | {r['published']} |")
-    md += ["", "Options: " + "; ".join(f"{r['dataset']}: `{r['options']}`" for r in rows), ""]
+    md += ["", "Options: " + "; ".join(f"{r['dataset']}: `{r['options']}`" for r in rows), "",
+           "How they were chosen (held-out parts of the training data only):", ""]
+    md += [f"* {t}" for t in TUNING] + [""]
     g = genome
     if "skipped" in g:
         return md + [f"Genome language model: skipped: {g['skipped']}"]
