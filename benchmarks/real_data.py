@@ -93,6 +93,15 @@ CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figure
          "cosine", "--steps", "1500"], None,
         "none for this split (the package's MFCCs; FSDD's own split needs the recording numbers, which the "
         "package drops)"),
+    "japanese-vowels": (
+        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "mean", "--lr", "3e-3", "--schedule",
+         "cosine", "--steps", "800"], 0.99,
+        "MLSTM-FCN 100%, LSTM-FCN 99% (Karim et al. 2019); 1-NN DTW about 94.9% (UEA archive, Bagnall et al. "
+        "2018): as quoted in issue 13, not re-checked here; 94.1% (Kudo, Toyama & Shimbo 1999)"),
+    "basic-motions": (
+        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "mean", "--lr", "3e-3", "--schedule",
+         "cosine", "--valid-fraction", "0.2", "--steps", "400"], 1.0,
+        "1-NN DTW about 97.5% (UEA archive, Bagnall et al. 2018): as quoted in issue 13, not re-checked here"),
 }
 # How the options above were chosen: each candidate trained on part of the training data and was
 # scored on a held-out part of it, never on the test part. Held-out accuracy / bits per base.
@@ -106,7 +115,8 @@ TUNING = [
     "The larger models fit the training windows almost exactly (training loss below 0.02) while held-out "
     "accuracy stays near 89-91%; the logistic-regression baseline trained on the same 1,600 scores 94.0%.",
     "spoken digits (80% of the 2,400 training recordings to train, 20% to score): bidirectional GRU 64, mean "
-    "pooling, lr 3e-3 cosine, 98.1% (the one run).",
+    "pooling, lr 3e-3 cosine, 98.1% (the one run); the same model on JapaneseVowels (216 / 54 of its 270 "
+    "training utterances) 100%, and on BasicMotions (32 / 8 of its 40 recordings, 400 steps) 100%: one run each.",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]
@@ -217,8 +227,8 @@ def cli_markdown(rows, genome):
         if "skipped" in r:
             md.append(f"| {r['dataset']} | skipped: {r['skipped']} | | | | | | | {r['published']} |")
             continue
-        goal = "-" if r["goal"] is None else f"> {pct(r['goal'])}"
-        met = "-" if r["goal"] is None else ("yes" if r["accuracy"] > r["goal"] else f"NO ({100 * (r['accuracy'] - r['goal']):+.1f} points)")
+        goal = "-" if r["goal"] is None else f">= {pct(r['goal'])}"
+        met = "-" if r["goal"] is None else ("yes" if r["accuracy"] >= r["goal"] else f"NO ({100 * (r['accuracy'] - r['goal']):+.1f} points)")
         md.append(f"| {r['dataset']} | {r['n_train'] + r['n_valid']} / {r['n_test']} | {pct(r['accuracy'])} | "
                   f"{pct(r['majority'])} | {pct(r['logistic'])} | {goal} | {met} | {r['seconds']:.0f} s | {r['published']} |")
     md += ["", "Options: " + "; ".join(f"{r['dataset']}: `{r['options']}`" for r in rows), "",
