@@ -113,7 +113,9 @@ TUNING = [
     "0.3 91.3% / 91.5% (chosen: LSTM 16, lr 1e-2 cosine, 2,000 steps); LSTM 16 + AdamW 0.1 90.3%; 2-layer "
     "LSTM 16 89.8%; LSTM 16 for 4,000 steps 91.3%; GRU 64 last-step pooling (stopped, 74% at step 600). "
     "The larger models fit the training windows almost exactly (training loss below 0.02) while held-out "
-    "accuracy stays near 89-91%; the logistic-regression baseline trained on the same 1,600 scores 94.0%.",
+    "accuracy stays near 89-91%; the logistic-regression baseline trained on the same 1,600 scores 94.0%. "
+    "Not a matter of knowing where the junction is: the chosen model given each step's position as a fifth "
+    "input scores 90.5%.",
     "spoken digits (80% of the 2,400 training recordings to train, 20% to score): bidirectional GRU 64, mean "
     "pooling, lr 3e-3 cosine, 98.1% (the one run); the same model on JapaneseVowels (216 / 54 of its 270 "
     "training utterances) 100%, and on BasicMotions (32 / 8 of its 40 recordings, 400 steps) 100%: one run each.",
