@@ -3,7 +3,7 @@ classification set on its own split, the DNA task uni- vs bidirectional, and gen
 through the commands a user runs on their own files, beside baselines computed here and
 published figures.
 
-    python benchmarks/real_data.py            # about 25 minutes on 2 cores
+    python benchmarks/real_data.py            # about 5 minutes on 2 cores (262 s last time)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
 
 Prints Markdown tables and writes ``benchmarks/results/real_data.json`` and ``real_data.md``.
