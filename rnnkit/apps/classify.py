@@ -22,7 +22,7 @@ from ..io import atomic_write_text, json_text
 from .common import fit, resumed_config, saved_run
 
 KIND = "classifier"
-BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna")
+BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
 
 def builtin(name: str, length=100, seed=0):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ._args import OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
 
-BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna")
+BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
 
 def register(sub):
@@ -21,7 +21,8 @@ def register(sub):
     d.add_argument("--valid-fraction", type=fraction, default=0.1, help="share of the training set held out for "
                                                                          "validation when there is no --valid")
     d.add_argument("--dataset", choices=BUILTIN, default="japanese-vowels",
-                   help="built-in set used when no --train is given (dna: generated motif sequences)")
+                   help="built-in set used when no --train is given (dna: generated motif sequences; "
+                        "splice-junctions: a Debian package's file, see README)")
     d.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
     g = add_rnn_args(t, hidden_size=64)
     g.add_argument("--bidirectional", action="store_true")

