@@ -65,6 +65,7 @@ def _twins() -> dict:
 def to_torch(module):
     """The ``torch.nn`` module equivalent to an rnnkit module or model, with its weights."""
     torch = _torch()
+    from .models.common import modules_of
     from .nn import RNNBase
     from .nn.layers import Embedding, Linear
 
@@ -81,7 +82,7 @@ def to_torch(module):
     elif isinstance(module, Embedding):
         out = torch.nn.Embedding(module.num_embeddings, module.embedding_dim, dtype=dt)
     elif model_class is not None:
-        for m in _modules(module):                           # a variant torch cannot express: one line
+        for m in modules_of(module):                           # a variant torch cannot express: one line
             if isinstance(m, RNNBase):
                 _rnn_kwargs(m)
             elif "reset_before" in getattr(m, "mode", ""):
@@ -94,12 +95,6 @@ def to_torch(module):
     out.load_state_dict(module.state_dict(format="torch"))
     out.train(module.training)
     return out
-
-
-def _modules(module):
-    yield module
-    for child in module._modules.values():
-        yield from _modules(child)
 
 
 def from_torch(module, dtype=None):

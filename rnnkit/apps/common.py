@@ -73,6 +73,7 @@ def memory_needed(model, batch, optimizer="adam") -> dict:
     attention the scores against every source position (times the attention width when additive).
     A model whose parts see other sequences than the batch's (the tagger's character encoder
     runs over C x M characters) says so with ``token_counts(batch) -> {child name: tokens}``."""
+    from ..models.common import modules_of
     from ..nn import RNNBase
     from ..nn.attention import Attention
     from ..nn.layers import Embedding, Linear
@@ -86,7 +87,7 @@ def memory_needed(model, batch, optimizer="adam") -> dict:
     kept = 0
     for name, child in [("", model)] + list(model._modules.items()):
         tokens = counts.get(name, L * N)
-        for m in [child] if not name else _modules(child):
+        for m in [child] if not name else modules_of(child):
             if isinstance(m, RNNBase):
                 kept += tokens * m.num_layers * m.num_directions * (m.ops.n_gates + 2) * m.hidden_size
             elif isinstance(m, Linear):
@@ -109,13 +110,6 @@ def estimate(parameters: int, copies: int, kept: int, itemsize: int) -> dict:
            "backward": kept * itemsize}
     out["total"] = out["weights"] + out["activations"] + out["backward"]
     return out
-
-
-def _modules(model):
-    """``model`` and every module under it."""
-    yield model
-    for child in model._modules.values():
-        yield from _modules(child)
 
 
 def available_memory() -> int | None:
