@@ -171,17 +171,22 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
 #   columns by the gate activations (forward) and then by their gradients (backward);
 # * ``bias`` (G*H,): the biases folded into the projection (b_ih, plus b_hh where it can be);
 # * ``Hb``, ``Cb`` (H, (L+1)*N): states; step t reads column block t and writes block t+1;
-# * ``valid`` (L, N) bool: False marks a padded step, whose state is carried.
+# * ``v`` (n,) bool: step t's validity of the kernel's columns; False marks a padded step, whose
+#   state is carried.
+#
+# A kernel call handles one step of one part of the batch: the n columns starting at ``col``
+# (= t*N + the part's first sequence), with ``stride`` = N between a step's block and the next.
+# The parts' time loops run side by side on separate threads (kernels/sequence.py).
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_forward_fm(hh, A, bias, Hb, Cb, tc, valid, t, precise):
+def lstm_forward_fm(hh, A, bias, Hb, Cb, tc, v, col, stride, precise):
     """``tc`` (N,) scratch: tanh(c) is not kept; backward recomputes it from the kept c."""
     # Rows are sliced to step t's columns first: indexing a[n] from 0 lets LLVM vectorise the
     # loops; a[col + n] with a runtime offset did not (3.5x slower, measured).
     G, N = hh.shape
     H = G // 4
-    col, nxt, v = t * N, (t + 1) * N, valid[t]
+    nxt = col + stride
     for k in range(G):
         a, b, bk = A[k, col:col + N], hh[k], bias[k]
         if 2 * H <= k < 3 * H:
@@ -215,14 +220,14 @@ def lstm_forward_fm(hh, A, bias, Hb, Cb, tc, valid, t, precise):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, valid, t, ddir_out, dc_out, th, precise):
+def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, v, col, stride, ddir_out, dc_out, th, precise):
     """Step t backward: the gate gradients are written over the activations in ``A``. The
     recurrent gradient arrives in two parts, ``dmat`` (W_hh^T da of step t+1) and ``ddir`` (carried
     over padded steps); at a padded step the output gradient in ``DY`` is ignored. ``th`` (N,)
     scratch receives tanh(c_t), recomputed with the forward's function from the kept c_t (at a
     valid step the kept state is the new c), so it equals the forward's value bit for bit."""
     H, N = dmat.shape
-    col, nxt, v = t * N, (t + 1) * N, valid[t]
+    nxt = col + stride
     for j in range(H):
         ai, af, ag, ao = A[j, col:col + N], A[H + j, col:col + N], A[2 * H + j, col:col + N], A[3 * H + j, col:col + N]
         cp, cn, dy = Cb[j, col:col + N], Cb[j, nxt:nxt + N], DY[j, col:col + N]
@@ -248,10 +253,10 @@ def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, valid, t, ddir_out, dc_out,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid, t, precise):
+def gru_forward_fm(hh, A, bias, b_hn, Hb, HN, v, col, stride, precise):
     G, N = hh.shape
     H = G // 3
-    col, nxt, v = t * N, (t + 1) * N, valid[t]
+    nxt = col + stride
     for k in range(2 * H):
         a, b, bk = A[k, col:col + N], hh[k], bias[k]
         if precise:
@@ -280,12 +285,11 @@ def gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid, t, precise):
 
 
 @njit(cache=True, nogil=True)
-def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, valid, t, DS, DHN, ddir_out):
+def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, v, col, DS, DHN, ddir_out):
     """As lstm_backward_fm. The gradient of W_hh h + b_hh differs from the projection's only in
     its n block (r * dn): that block alone is kept, in ``DHN`` (H, L*N), and the whole step's
     (G*H, N) goes to the scratch ``DS`` for the product with W_hh^T."""
     H, N = dmat.shape
-    col, v = t * N, valid[t]
     for j in range(H):
         ar, az, an = A[j, col:col + N], A[H + j, col:col + N], A[2 * H + j, col:col + N]
         er, ez, en, kn = DS[j], DS[H + j], DS[2 * H + j], DHN[j, col:col + N]
@@ -306,9 +310,9 @@ def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, valid, t, DS, DHN, ddir_out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def rnn_forward_fm(hh, A, bias, Hb, valid, t, relu, precise):
+def rnn_forward_fm(hh, A, bias, Hb, v, col, stride, relu, precise):
     H, N = hh.shape
-    col, nxt, v = t * N, (t + 1) * N, valid[t]
+    nxt = col + stride
     for j in range(H):
         a, b, bj, hp, hnew = A[j, col:col + N], hh[j], bias[j], Hb[j, col:col + N], Hb[j, nxt:nxt + N]
         if relu:
@@ -326,9 +330,8 @@ def rnn_forward_fm(hh, A, bias, Hb, valid, t, relu, precise):
 
 
 @njit(cache=True, nogil=True)
-def rnn_backward_fm(dmat, ddir, DY, A, valid, t, relu, ddir_out):
+def rnn_backward_fm(dmat, ddir, DY, A, v, col, relu, ddir_out):
     H, N = dmat.shape
-    col, v = t * N, valid[t]
     for j in range(H):
         a, dy, dm, dd, ddo = A[j, col:col + N], DY[j, col:col + N], dmat[j], ddir[j], ddir_out[j]
         for n in range(N):

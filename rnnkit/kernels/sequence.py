@@ -23,6 +23,7 @@ import numpy as np
 from ..functional.gru import GRUCache
 from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
+from ..threads import batch_parts, run_parts
 from . import _numba as K
 
 
@@ -79,30 +80,44 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
             bias += b_hh
     valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0])
     precise = dt == np.float64
-    hh = np.empty((GH, N), dt)
     Hb = np.empty((H, (L + 1) * N), dt)
     Hb[:, :N] = state0[0].T
+    parts = batch_parts(N)
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        scratch = np.empty(N, dt)
-        for t in range(L):
-            np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (4H, H) @ (H, N)
-            K.lstm_forward_fm(hh, A, bias, Hb, Cb, scratch, valid, t, precise)
+
+        def loop(lo, hi):
+            hh, scratch = np.empty((GH, hi - lo), dt), np.empty(hi - lo, dt)
+            for t in range(L):
+                col = t * N + lo
+                np.matmul(W_hh, Hb[:, col:col + hi - lo], out=hh)       # (4H, H) @ (H, n)
+                K.lstm_forward_fm(hh, A, bias, Hb, Cb, scratch, valid[t, lo:hi], col, N, precise)
+        run_parts(loop, parts)
         steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb)
         state = (_state_block(Hb, L, N).copy(), _state_block(Cb, L, N).copy())
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
-        for t in range(L):
-            np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (3H, H) @ (H, N)
-            K.gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid, t, precise)
+
+        def loop(lo, hi):
+            hh = np.empty((GH, hi - lo), dt)
+            for t in range(L):
+                col = t * N + lo
+                np.matmul(W_hh, Hb[:, col:col + hi - lo], out=hh)       # (3H, H) @ (H, n)
+                K.gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid[t, lo:hi], col, N, precise)
+        run_parts(loop, parts)
         steps = FastSteps(kind, N, A, Hb, valid, HN=HN)
         state = (_state_block(Hb, L, N).copy(),)
     else:
         relu = ops.name == "rnn_relu"
-        for t in range(L):
-            np.matmul(W_hh, Hb[:, t * N:(t + 1) * N], out=hh)   # (H, H) @ (H, N)
-            K.rnn_forward_fm(hh, A, bias, Hb, valid, t, relu, precise)
+
+        def loop(lo, hi):
+            hh = np.empty((GH, hi - lo), dt)
+            for t in range(L):
+                col = t * N + lo
+                np.matmul(W_hh, Hb[:, col:col + hi - lo], out=hh)       # (H, H) @ (H, n)
+                K.rnn_forward_fm(hh, A, bias, Hb, valid[t, lo:hi], col, N, relu, precise)
+        run_parts(loop, parts)
         steps = FastSteps(kind, N, A, Hb, valid)
         state = (_state_block(Hb, L, N).copy(),)
     y = Hb[:, N:].T.reshape(L, N, H)
@@ -121,26 +136,36 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
     A, Hb, valid = steps.A, steps.Hb, steps.valid
     DY = np.ascontiguousarray(dy.reshape(L * N, H).T)          # (H, L*N)
     W_hhT = np.ascontiguousarray(W_hh.T)                       # (H, G*H): BLAS's fast orientation
-    gru = steps.kind == "gru"
-    DS = np.empty((GH, N), dt) if gru else None          # the GRU's per-step gradient of W_hh h + b_hh
-    DHN = np.empty((H, L * N), dt) if gru else None      # ... whose n block is kept for dW_hh
-    dmat, dmat2 = np.zeros((H, N), dt), np.empty((H, N), dt)
-    # copies, always: the kernels write into them, and a transpose that is already contiguous
-    # (N == 1 or H == 1) would otherwise be the caller's own array
-    ddir, ddir2 = np.array(dstate[0].T, dtype=dt, order="C"), np.empty((H, N), dt)
-    if steps.kind == "lstm":
-        dc, dc2 = np.array(dstate[1].T, dtype=dt, order="C"), np.empty((H, N), dt)
-    relu, precise, scratch = ops.name == "rnn_relu", dt == np.float64, np.empty(N, dt)
-    for t in range(L - 1, -1, -1):
-        if steps.kind == "lstm":
-            K.lstm_backward_fm(dmat, ddir, DY, dc, A, steps.Cb, valid, t, ddir2, dc2, scratch, precise)
-            dc, dc2 = dc2, dc
-        elif steps.kind == "gru":
-            K.gru_backward_fm(dmat, ddir, DY, A, steps.HN, Hb, valid, t, DS, DHN, ddir2)
-        else:
-            K.rnn_backward_fm(dmat, ddir, DY, A, valid, t, relu, ddir2)
-        np.matmul(W_hhT, DS if gru else A[:, t * N:(t + 1) * N], out=dmat2)  # (H, G*H) @ (G*H, N)
-        dmat, dmat2, ddir, ddir2 = dmat2, dmat, ddir2, ddir
+    gru, lstm = steps.kind == "gru", steps.kind == "lstm"
+    DHN = np.empty((H, L * N), dt) if gru else None      # the GRU's n block of dW_hh's gradient
+    relu, precise = ops.name == "rnn_relu", dt == np.float64
+    # the recurrent gradient leaving step 0, in two parts (see the kernels), and the cell state's
+    dmat, ddir = np.zeros((H, N), dt), np.empty((H, N), dt)
+    dc0 = np.empty((H, N), dt) if lstm else None
+
+    def loop(lo, hi):
+        n = hi - lo
+        DS = np.empty((GH, n), dt) if gru else None      # the GRU's step gradient of W_hh h + b_hh
+        dm, dm2 = np.zeros((H, n), dt), np.empty((H, n), dt)
+        # copies, always: the kernels write into them
+        dd, dd2 = np.array(dstate[0][lo:hi].T, dtype=dt, order="C"), np.empty((H, n), dt)
+        if lstm:
+            dc, dc2, scratch = np.array(dstate[1][lo:hi].T, dtype=dt, order="C"), np.empty((H, n), dt), np.empty(n, dt)
+        for t in range(L - 1, -1, -1):
+            col, v = t * N + lo, valid[t, lo:hi]
+            if lstm:
+                K.lstm_backward_fm(dm, dd, DY, dc, A, steps.Cb, v, col, N, dd2, dc2, scratch, precise)
+                dc, dc2 = dc2, dc
+            elif gru:
+                K.gru_backward_fm(dm, dd, DY, A, steps.HN, Hb, v, col, DS, DHN, dd2)
+            else:
+                K.rnn_backward_fm(dm, dd, DY, A, v, col, relu, dd2)
+            np.matmul(W_hhT, DS if gru else A[:, col:col + n], out=dm2)  # (H, G*H) @ (G*H, n)
+            dm, dm2, dd, dd2 = dm2, dm, dd2, dd
+        dmat[:, lo:hi], ddir[:, lo:hi] = dm, dd
+        if lstm:
+            dc0[:, lo:hi] = dc
+    run_parts(loop, batch_parts(N))
     X, Hprev = x.reshape(L * N, -1), Hb[:, : L * N].T
     grads = {"W_ih": A @ X, "b_ih": A.sum(axis=1)}       # (G*H, L*N) @ (L*N, H_in)
     if gru:                                              # rows r, z as the projection's, n from DHN
@@ -149,5 +174,5 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
     else:
         grads["W_hh"], grads["b_hh"] = A @ Hprev, grads["b_ih"].copy()   # (G*H, L*N) @ (L*N, H)
     dx = (A.T @ W_ih).reshape(L, N, -1)         # (L*N, G*H) @ (G*H, H_in)
-    dstate0 = tuple(np.ascontiguousarray(d.T) for d in ((dmat + ddir, dc) if steps.kind == "lstm" else (dmat + ddir,)))
+    dstate0 = tuple(np.ascontiguousarray(d.T) for d in ((dmat + ddir, dc0) if lstm else (dmat + ddir,)))
     return dx, dstate0, grads
