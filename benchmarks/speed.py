@@ -216,24 +216,57 @@ def main():
     with open(args.out, "w") as f:
         json.dump({"machine": platform.platform(), "sgemm_flops": peak, "batch": B, "seq_len": T, "input": D,
                    "vocab": V, "rows": rows}, f, indent=2)
-    print(f"wrote {args.out}")
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(markdown(rows, peak, [int(h) for h in args.hidden.split(",")]))
+    print(f"wrote {args.out} and its .md")
+
+
+def paired(step_a, step_b, repeats, warmup=3):
+    """torch-rnn's protocol: the two steps alternate (the order swapped every repeat), so a
+    change in the machine's load hits both; returns the median times and the median of the
+    paired ratios a / b."""
+    for _ in range(warmup):
+        step_a(), step_b()
+    ta, tb = [], []
+    for r in range(repeats):
+        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            (step_a, step_b)[which]()
+            (ta, tb)[which].append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
 
 def measure(workload, cell, layers, H, args, peak):
     """One row of the table: times in this process, memory in fresh ones."""
-    t_r = time_it(MAKERS["rnnkit"](cell, H, layers, workload), args.repeats)
-    t_t = time_it(MAKERS["torch"](cell, H, layers, workload), args.repeats)
+    t_r, t_t, ratio = paired(MAKERS["rnnkit"](cell, H, layers, workload),
+                             MAKERS["torch"](cell, H, layers, workload), args.repeats)
     m_r = m_t = float("nan")
     if not args.no_memory:
         m_r, m_t = (memory(lib, cell, H, layers, workload) for lib in ("rnnkit", "torch"))
     fl = step_flops(cell, H, layers, workload) / t_r
     row = dict(workload=workload, cell=cell, layers=layers, hidden=H, rnnkit_s=t_r, torch_s=t_t,
-               time_ratio=t_r / t_t, rnnkit_bytes=m_r, torch_bytes=m_t,
+               time_ratio=ratio, rnnkit_bytes=m_r, torch_bytes=m_t,
                memory_ratio=m_r / m_t if m_t > 0 else float("nan"), rnnkit_flops=fl, peak_fraction=fl / peak)
     print(f"{workload:8} {cell:5} {layers:>2} {H:>4} | {t_r * 1e3:9.2f} {t_t * 1e3:9.2f} {row['time_ratio']:6.2f} | "
           f"{m_r / 2**20:9.1f} {m_t / 2**20:9.1f} {row['memory_ratio']:6.2f} | "
           f"{fl / 1e9:7.2f} {fl / peak:7.1%}", flush=True)
     return row
+
+
+def markdown(rows, peak, hidden):
+    """The time tables as NOTES.md shows them: ms per step rnnkit / PyTorch (median paired ratio)."""
+    out = [f"`python benchmarks/speed.py` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+           f"sgemm {peak / 1e9:.1f} GFLOP/s measured in the same run (1024^3, 2 threads); batch {B}, sequence {T}, "
+           f"input {D}, float32, forward + full BPTT; ms per step rnnkit / PyTorch (median of paired ratios)."]
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        out += ["", f"**{workload}**", "", "| cell | layers | " + " | ".join(f"H={h}" for h in hidden) + " |",
+                "|---|---|" + "---|" * len(hidden)]
+        for key in dict.fromkeys((r["cell"], r["layers"]) for r in rows if r["workload"] == workload):
+            cells = {r["hidden"]: r for r in rows if (r["workload"], r["cell"], r["layers"]) == (workload, *key)}
+            out.append(f"| {key[0].upper()} | {key[1]} | " + " | ".join(
+                f"{cells[h]['rnnkit_s'] * 1e3:.1f} / {cells[h]['torch_s'] * 1e3:.1f} ({cells[h]['time_ratio']:.2f})"
+                if h in cells else "-" for h in hidden) + " |")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

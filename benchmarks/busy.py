@@ -1,0 +1,92 @@
+"""A good neighbour on a busy machine: how much rnnkit's and PyTorch's training steps slow down
+when one CPU-bound process shares the cores (issue 16, item 5).
+
+For each model, both libraries' steps are timed in alternation (speed.py's paired protocol),
+first on the quiet machine, then with one competing process running a pure-Python busy loop
+(one core's worth of work, started before and killed after the busy measurement). The slowdown
+is busy / quiet for each library. rnnkit is measured three ways, to find the cause rather than
+guess it:
+
+* ``split`` (the default): the fast time loop split by batch into one part per thread, each
+  part's per-step products on single-threaded BLAS (rnnkit.threads.run_parts);
+* ``unsplit``: one time loop whose per-step products use two BLAS threads, as before attempt 12
+  (the split disabled through ``rnnkit.threads.MIN_PART``);
+* ``1 thread``: ``rnnkit.set_num_threads(1)``: one loop, single-threaded BLAS everywhere.
+
+    python benchmarks/busy.py                  # CharLM steps, LSTM and GRU, 2 layers, H 128 and 256
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speed  # noqa: E402
+from _results import save  # noqa: E402
+
+VARIANTS = ("split", "unsplit", "1 thread")
+
+
+def competitor():
+    """One CPU-bound process: a pure-Python loop, no threads."""
+    p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(1.0)
+    return p
+
+
+def variant(name):
+    import rnnkit
+    from rnnkit import threads
+
+    threads.MIN_PART = 8 if name != "unsplit" else 10 ** 9
+    rnnkit.set_num_threads(1 if name == "1 thread" else threads.cores())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", default="lstm,gru")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", default="128,256")
+    ap.add_argument("--workload", default="charlm", choices=("charlm", "module"))
+    ap.add_argument("--repeats", type=int, default=11)
+    args = ap.parse_args()
+    rows = []
+    for cell in args.cells.split(","):
+        for H in map(int, args.hidden.split(",")):
+            torch_step = speed.make_torch(cell, H, args.layers, args.workload)
+            for name in VARIANTS:
+                variant(name)
+                ours = speed.make_rnnkit(cell, H, args.layers, args.workload)
+                q_r, q_t, _ = speed.paired(ours, torch_step, args.repeats)
+                p = competitor()
+                try:
+                    b_r, b_t, _ = speed.paired(ours, torch_step, args.repeats)
+                finally:
+                    p.kill()
+                    p.wait()
+                row = dict(cell=cell, hidden=H, layers=args.layers, variant=name, quiet_rnnkit_s=q_r, quiet_torch_s=q_t,
+                           busy_rnnkit_s=b_r, busy_torch_s=b_t, slowdown_rnnkit=b_r / q_r, slowdown_torch=b_t / q_t)
+                rows.append(row)
+                print(f"{cell} H={H} {name:9}: rnnkit {q_r * 1e3:7.1f} -> {b_r * 1e3:7.1f} ms (x{b_r / q_r:.2f}); "
+                      f"torch {q_t * 1e3:7.1f} -> {b_t * 1e3:7.1f} ms (x{b_t / q_t:.2f})", flush=True)
+    variant("split")
+    md = [f"`python benchmarks/busy.py` ({args.workload} step, {args.layers} layers, batch {speed.B} x {speed.T}), "
+          f"{os.cpu_count()} cores; busy = one pure-Python CPU-bound process running beside; ms per step, "
+          "median of alternating repeats.", "",
+          "| cell | H | rnnkit time loop | rnnkit quiet | rnnkit busy | rnnkit slowdown | PyTorch quiet | PyTorch busy "
+          "| PyTorch slowdown |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['cell'].upper()} | {r['hidden']} | {r['variant']} | {r['quiet_rnnkit_s'] * 1e3:.1f} | "
+                  f"{r['busy_rnnkit_s'] * 1e3:.1f} | {r['slowdown_rnnkit']:.2f}x | {r['quiet_torch_s'] * 1e3:.1f} | "
+                  f"{r['busy_torch_s'] * 1e3:.1f} | {r['slowdown_torch']:.2f}x |")
+    save("busy", "\n".join(md) + "\n", {"rows": rows, "repeats": args.repeats})
+
+
+if __name__ == "__main__":
+    main()
