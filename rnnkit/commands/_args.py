@@ -163,7 +163,7 @@ def cell_name(text):
 def add_run_args(p, out):
     """--out, --resume, --overwrite."""
     g = p.add_argument_group("run directory")
-    g.add_argument("--out", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
+    g.add_argument("--out", "-o", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first)")
     return g

@@ -38,7 +38,7 @@ def cell_list(text):
 
 
 def _common(p, out, steps, lr, clip, batch=50, hidden=64):
-    p.add_argument("--out", default=out, help="output directory (tables, PNGs, runs.json)")
+    p.add_argument("--out", "-o", default=out, help="output directory (tables, PNGs, runs.json)")
     p.add_argument("--steps", type=positive_int, default=steps, help="training steps per run (the same budget for every run)")
     p.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units")
     p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
