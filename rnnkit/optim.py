@@ -213,8 +213,12 @@ def _grads(params):
 
 def grad_norm(params) -> float:
     """Global L2 norm of all gradients (float64 accumulation)."""
-    return math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
-                         for g in _grads(params)))
+    return math.sqrt(sum(_sq(g) for g in _grads(params)))
+
+
+def _sq(g) -> float:
+    d = g.ravel().astype(np.float64, copy=False)     # one float64 copy of a float32 gradient, none of a float64
+    return float(np.dot(d, d))
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
