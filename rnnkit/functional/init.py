@@ -92,6 +92,8 @@ def forget_bias_blocks(module) -> slice:
     if not any(name.startswith("bias_ih") for name in module.params):
         raise ValueError("forget_bias: this LSTM has no biases (bias=False)")
     H = module.hidden_size
+    if getattr(getattr(module, "variant", None), "coupled_gates", False):
+        return slice(0, H)                             # coupled gates: blocks f, g, o
     return slice(H, 2 * H)
 
 

@@ -111,6 +111,13 @@ def reverse_time(x: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
     return x[rev, np.arange(x.shape[1])[None, :]]
 
 
+def reverse_noise(noise: StepNoise | None, rev) -> StepNoise | None:
+    """The step noise of a reverse direction: zoneout masks (natural time order) reversed like its input."""
+    if noise is None or noise.zone is None:
+        return noise
+    return noise._replace(zone=tuple(reverse_time(z, rev) if isinstance(z, np.ndarray) else z for z in noise.zone))
+
+
 def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None, noise=None):
     """Run ``ops.step`` over ``x_proj`` (L, N, G*H). Returns ``(y, state, h_prev, step_caches)``.
 
@@ -198,10 +205,7 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     runs on :func:`reference_loop`: the fused kernels have no per-step hook.
     """
     if reverse:
-        x = reverse_time(x, rev)
-        if noise is not None and noise.zone is not None:
-            noise = noise._replace(zone=tuple(reverse_time(z, rev) if isinstance(z, np.ndarray) else z
-                                              for z in noise.zone))
+        x, noise = reverse_time(x, rev), reverse_noise(noise, rev)
     if noise is None:
         y, state, h_prev, steps = (loop or reference_loop)(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
     else:
