@@ -253,9 +253,22 @@ STEPS = {"lstm": (lstm_variant_step, lstm_variant_step_backward, 2),
          "gru": (gru_variant_step, gru_variant_step_backward, 1)}
 
 
+def accumulator(v: Variant, p) -> dict:
+    """Zero gradients for the extra parameters ``p`` (and the GRU's ``b_hh``, which sits after the
+    normalisation), which the step-backward adds into."""
+    acc = {name: np.zeros_like(a) for name, a in p.items()}
+    if v.family == "gru":
+        acc["b_hh"] = np.zeros_like(p["ln_hh_bias"])
+    return acc
+
+
 def bind(v: Variant, p, acc=None) -> CellOps:
     """A :class:`CellOps` whose step and step-backward are the variant's, bound to its extra
-    parameters ``p`` (local names) and, for backward, to the gradient accumulator ``acc``."""
+    parameters ``p`` (local names) and, for backward, to the gradient accumulator ``acc`` (a fresh
+    :func:`accumulator` when None: gradients that nobody reads, for a backward run only for its
+    state gradients, as the Jacobian diagnostics do)."""
+    if acc is None and p:
+        acc = accumulator(v, p)
     step, back, n_states = STEPS[v.family]
     return CellOps(v.family, v.n_gates, n_states, partial(step, v=v, p=p), partial(back, v=v, p=p, acc=acc),
                    fused=False)
@@ -295,8 +308,7 @@ def variant_layer_backward(v: Variant, p, dy, dstate, cache: VariantLayerCache, 
     the extra parameters' local names, and with ``record`` ``h`` (dL/dh_t, natural order)."""
     if reverse:
         dy = reverse_time(dy, cache.rev)
-    acc = {name: np.zeros_like(a) for name, a in p.items()}
-    acc["b_hh"] = np.zeros(W_hh.shape[0], dy.dtype)
+    acc = accumulator(v, p)
     dh = np.empty(dy.shape, dy.dtype) if record else None
     dx_proj, dhh, dstate0 = sequence_backward(bind(v, p, acc), dy, dstate, cache.steps, W_hh, cache.mask,
                                               record=dh, noise=cache.noise)
@@ -305,7 +317,6 @@ def variant_layer_backward(v: Variant, p, dy, dstate, cache: VariantLayerCache, 
     grads = {"b_ih": flat_dxp.sum(axis=0),
              "W_hh": dhh.reshape(L * N, GH).T @ cache.h_prev.reshape(L * N, -1),   # (G*H, L*N) @ (L*N, H)
              "b_hh": acc.pop("b_hh") if v.family == "gru" else flat_dxp.sum(axis=0)}
-    acc.pop("b_hh", None)
     if v.layer_norm:
         dx_proj, grads["ln_ih_weight"], grads["ln_ih_bias"] = layer_norm_backward(dx_proj, cache.ln_x,
                                                                                 p["ln_ih_weight"])

@@ -135,8 +135,10 @@ class RNNBase(Module):
             raise ValueError(f"proj_size: expected a size below hidden_size={self.hidden_size}, got {proj_size}")
         self.proj_size = int(proj_size)
         self.output_size = self.proj_size or self.hidden_size    # units of h and of each direction's output
-        self.variant = check_variant(self, layer_norm, peepholes, coupled_gates, cell_clip, self.proj_size)
-        if self.variant is not None:
+        self.variant = v = check_variant(self, layer_norm, peepholes, coupled_gates, cell_clip, self.proj_size)
+        self.layer_norm, self.peepholes = bool(v and v.layer_norm), bool(v and v.peepholes)
+        self.coupled_gates, self.cell_clip = bool(v and v.coupled_gates), v and v.cell_clip
+        if v is not None:
             self.ops = bind(self.variant, {})   # its n_gates / n_states; forward binds the parameters
         # the projected LSTM's gate function and its derivative (its loop is lstmp's, not the registry's)
         self._gate = (hard_sigmoid, hard_sigmoid_grad) if mode.endswith("_hard") else (sigmoid, sigmoid_grad)
@@ -169,13 +171,9 @@ class RNNBase(Module):
             s += f", {name}={getattr(self, name)}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
-        v = self.variant
-        for name, on in (("layer_norm", v and v.layer_norm), ("peepholes", v and v.peepholes),
-                         ("coupled_gates", v and v.coupled_gates)):
-            if on:
-                s += f", {name}=True"
-        if v and v.cell_clip is not None:
-            s += f", cell_clip={v.cell_clip}"
+        for name in ("layer_norm", "peepholes", "coupled_gates", "cell_clip"):
+            if getattr(self, name):
+                s += f", {name}={getattr(self, name)}"
         for name, off in (("recurrent_init", "default"), ("forget_bias", None), ("recurrent_dropout", 0.0),
                           ("input_dropout", 0.0), ("zoneout", 0.0), ("weight_dropout", 0.0), ("recompute", 0)):
             if getattr(self, name) != off:
@@ -223,8 +221,9 @@ class RNNBase(Module):
     def _pack_state(self, arrays):
         return (arrays[0], arrays[1]) if self.ops.n_states == 2 else arrays[0]
 
-    def _variant_params(self, layer, sfx) -> dict:
-        """The gate variant's extra parameters of one layer and direction, by their local names."""
+    def variant_params(self, layer, sfx) -> dict:
+        """The gate variant's extra parameters of layer ``layer``, direction suffix ``sfx`` ('' or
+        '_reverse'), by their local names (``ln_ih_weight``, ...)."""
         return {name: self.params[f"{name}_l{layer}{sfx}"] for name in self.variant.param_shapes(self.hidden_size)}
 
     def draw_masks(self, L, N) -> list | None:
@@ -266,7 +265,7 @@ class RNNBase(Module):
                 args = (x_in, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"], W_hh)
                 bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
                 if self.variant is not None:
-                    y, st, cache = variant_layer_forward(self.variant, self._variant_params(layer, sfx), *args,
+                    y, st, cache = variant_layer_forward(self.variant, self.variant_params(layer, sfx), *args,
                                                          *bias, mask=mask, reverse=d == 1, rev=rev, noise=step_noise)
                 elif self.proj_size:
                     y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
@@ -330,7 +329,7 @@ class RNNBase(Module):
                 args = (d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal), caches[row],
                         p[f"weight_ih_l{layer}{sfx}"], w_hh[row])
                 if self.variant is not None:
-                    dx, ds0, g = variant_layer_backward(self.variant, self._variant_params(layer, sfx), *args,
+                    dx, ds0, g = variant_layer_backward(self.variant, self.variant_params(layer, sfx), *args,
                                                         reverse=d == 1, record=self.record_hidden_grads)
                     for name in self.variant.param_shapes(H):
                         self.grads[f"{name}_l{layer}{sfx}"] += g[name]

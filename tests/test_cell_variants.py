@@ -1,0 +1,262 @@
+"""Gate variants of the LSTM and GRU (issue 15): layer_norm, peepholes, coupled_gates, cell_clip.
+
+Every variant and the legal combinations are held to a PyTorch reference written here step by step
+(torch autograd, torch's own ``layer_norm``) at 1e-10 in float64 (outputs, final states, the input,
+initial-state and every parameter gradient), with lengths, both directions and two layers, alone and
+with the regularisers (their masks replayed), and to float64 central differences."""
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.diagnostics import jacobian_norms
+from rnnkit.errors import UserError
+from rnnkit.functional.layernorm import layer_norm, layer_norm_backward
+from rnnkit.functional.recurrent import step_gates
+from rnnkit.interop import to_torch
+from rnnkit.models import CharLM
+from rnnkit.nn.recurrent_options import StepStream
+
+from .helpers import numeric_grad, sample_indices
+from .test_regularisation import OPTIONS, compare, pack, problem, run_ours, torch_reference
+
+F = torch.nn.functional
+VARIANTS = {
+    "lstm-ln": ("lstm", dict(layer_norm=True)),
+    "lstm-peep": ("lstm", dict(peepholes=True)),
+    "lstm-coupled": ("lstm", dict(coupled_gates=True)),
+    "lstm-clip": ("lstm", dict(cell_clip=0.3)),
+    "lstm-peep-coupled": ("lstm", dict(peepholes=True, coupled_gates=True)),
+    "lstm-all": ("lstm", dict(layer_norm=True, peepholes=True, coupled_gates=True, cell_clip=0.4)),
+    "lstm-hard-all": ("lstm", dict(layer_norm=True, peepholes=True, cell_clip=0.4, gate="hard_sigmoid")),
+    "gru-ln": ("gru", dict(layer_norm=True)),
+    "gru-hard-ln": ("gru", dict(layer_norm=True, gate="hard_sigmoid")),
+}
+# (layers, bidirectional, lengths, initial state)
+LAYOUTS = [(1, False, None, True), (2, True, [5, 2, 4], False), (2, False, [3, 5, 1], True)]
+
+
+def build(name, layers=2, bidirectional=True, seed=0, **options):
+    """A float64 variant layer whose extra parameters are moved away from their initial 1 / 0."""
+    family, kw = VARIANTS[name]
+    cls = rnnkit.LSTM if family == "lstm" else rnnkit.GRU
+    m = cls(3, 4, layers, bidirectional=bidirectional, dtype=np.float64, seed=seed, **kw, **options)
+    rng = np.random.default_rng(seed + 100)
+    for k, p in m.params.items():
+        if k.startswith(("ln_", "peephole")):
+            p += 0.4 * rng.standard_normal(p.shape)
+    return m
+
+
+def torch_variant_cell(v):
+    """One step of the variant ``v`` in torch: the equations of :mod:`rnnkit.functional.variants`."""
+    # (torch's F.hardsigmoid differentiates with a float32 1/6, so the hard gate is written out)
+    sig = torch.sigmoid if v.gate == "sigmoid" else (lambda a: torch.clamp(a / 6 + 0.5, 0, 1))
+
+    def ln(a, p, part, blocks):
+        n = F.layer_norm(a.reshape(a.shape[0], blocks, -1), (a.shape[1] // blocks,), eps=1e-5).reshape(a.shape)
+        return n * p[f"ln_{part}_weight"] + p[f"ln_{part}_bias"]
+
+    def cell(mode, x, h, c, h_rec, W_ih, W_hh, b_ih, b_hh, **p):
+        H, G = h.shape[1], v.n_gates
+        gi, gh = x @ W_ih.T, h_rec @ W_hh.T
+        if v.layer_norm:
+            gi, gh = ln(gi, p, "ih", G), ln(gh, p, "hh", G)
+        gi = gi if b_ih is None else gi + b_ih
+        gh = gh if b_hh is None else gh + b_hh
+        if v.family == "gru":
+            r, z = sig(gi[:, :H] + gh[:, :H]), sig(gi[:, H:2 * H] + gh[:, H:2 * H])
+            n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+            return (1 - z) * n + z * h, None
+        a = (gi + gh).chunk(G, dim=1)
+        af, ag, ao = a if v.coupled_gates else a[1:]
+        zero = torch.zeros(H, dtype=x.dtype)
+        w = p.get("peephole_weight")
+        if w is None:
+            p_i = p_o = p_f = zero
+        elif v.coupled_gates:
+            p_i, p_o, p_f = zero, w[:H], w[H:]
+        else:
+            p_i, p_o, p_f = w[:H], w[H:2 * H], w[2 * H:]
+        f = sig(af + p_f * c)
+        i = 1 - f if v.coupled_gates else sig(a[0] + p_i * c)
+        c_new = f * c + i * torch.tanh(ag)
+        if v.cell_clip is not None:
+            c_new = torch.clamp(c_new, -v.cell_clip, v.cell_clip)
+        o = sig(ao + p_o * c_new)
+        return o * torch.tanh(ln(c_new, p, "c", 1) if v.layer_norm else c_new), c_new
+
+    return cell
+
+
+# -- PyTorch reference ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layers,bidirectional,lengths,with_state", LAYOUTS, ids=["uni", "bi-len", "stack-len"])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_matches_a_torch_reference(name, layers, bidirectional, lengths, with_state):
+    m = build(name, layers, bidirectional, seed=layers)
+    x, states, G, Gs = problem(m, with_state=with_state)
+    masks, ours = run_ours(m, x, states, lengths, G, Gs)
+    assert masks is None
+    compare(ours, torch_reference(m, x, states, lengths, None, G, Gs, cell=torch_variant_cell(m.variant)))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", ["lstm-all", "gru-ln", "lstm-peep"])
+def test_composes_with_the_regularisers(name, training):
+    """Recurrent / input / weight dropout and zoneout (masks replayed in torch) around a variant cell."""
+    m = build(name, seed=4, **OPTIONS["all"])
+    m.train(training)
+    x, states, G, Gs = problem(m)
+    masks, ours = run_ours(m, x, states, [5, 2, 4], G, Gs)
+    assert (masks is not None) and (masks[0].step is not None)     # zoneout's expectation in evaluation
+    compare(ours, torch_reference(m, x, states, [5, 2, 4], masks, G, Gs, cell=torch_variant_cell(m.variant)))
+
+
+# -- finite differences --------------------------------------------------------------------------
+
+FD = [(name, 2, True, [4, 1, 3], {}) for name in sorted(VARIANTS)]
+FD += [(name, 1, False, None, {}) for name in ("lstm-all", "gru-ln")]
+FD += [("lstm-all", 2, True, [4, 2, 3], OPTIONS["all"]), ("gru-ln", 2, False, [4, 2, 3], OPTIONS["all"])]
+
+
+@pytest.mark.parametrize("name,layers,bidirectional,lengths,options", FD,
+                         ids=lambda v: "len" if isinstance(v, list) else ("reg" if v else str(v)))
+def test_finite_differences(name, layers, bidirectional, lengths, options):
+    m = build(name, layers, bidirectional, seed=3, **options)
+    x, states, G, Gs = problem(m, L=4, seed=2)
+    rng_state = m.rng.bit_generator.state
+
+    def loss():
+        m.rng.bit_generator.state = rng_state          # the same masks every call
+        y, final = m(x, pack(m, states), lengths=lengths)
+        finals = final if m.ops.n_states == 2 else (final,)
+        m.clear_cache()
+        return float((G * y).sum() + sum((g * f).sum() for g, f in zip(Gs, finals)))
+
+    _, ours = run_ours(m, x, states, lengths, G, Gs)
+    rng = np.random.default_rng(0)
+    checks = [(k, p, ours["grads"][k]) for k, p in m.params.items()] + [("x", x, ours["dx"])]
+    checks += [(f"state{i}", s, d) for i, (s, d) in enumerate(zip(states, ours["dstate"]))]
+    for pname, arr, grad in checks:
+        for idx in sample_indices(arr.shape, 3, rng):
+            assert grad[idx] == pytest.approx(numeric_grad(loss, arr, idx), rel=1e-6, abs=1e-8), (pname, idx)
+
+
+def test_layer_norm_function_against_torch():
+    rng = np.random.default_rng(0)
+    a, g, b, dy = rng.standard_normal((2, 3, 8)), rng.standard_normal(8), rng.standard_normal(8), \
+        rng.standard_normal((2, 3, 8))
+    y, cache = layer_norm(a, g, b, blocks=2)
+    da, dg, db = layer_norm_backward(dy, cache, g)
+    at, gt, bt = (torch.tensor(v, requires_grad=True) for v in (a, g, b))
+    yt = F.layer_norm(at.reshape(2, 3, 2, 4), (4,), eps=1e-5).reshape(2, 3, 8) * gt + bt
+    (yt * torch.tensor(dy)).sum().backward()
+    for ours, theirs in ((y, yt.detach()), (da, at.grad), (dg, gt.grad), (db, bt.grad)):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-12, atol=1e-13)
+
+
+# -- structure, modes, state dicts ----------------------------------------------------------------
+
+def test_parameters_names_shapes_and_initial_values():
+    m = rnnkit.LSTM(3, 4, 2, bidirectional=True, layer_norm=True, peepholes=True, coupled_gates=True, seed=0)
+    sd = m.state_dict()
+    assert sd["weight_ih_l0"].shape == (12, 3) and sd["weight_hh_l1_reverse"].shape == (12, 4)   # f, g, o
+    for sfx in ("_l0", "_l1", "_l0_reverse", "_l1_reverse"):
+        np.testing.assert_array_equal(sd["ln_ih_weight" + sfx], np.ones(12))
+        np.testing.assert_array_equal(sd["ln_hh_bias" + sfx], np.zeros(12))
+        np.testing.assert_array_equal(sd["ln_c_weight" + sfx], np.ones(4))
+        np.testing.assert_array_equal(sd["peephole_weight" + sfx], np.zeros(8))            # p_o, p_f
+    assert rnnkit.LSTM(3, 4, peepholes=True).params["peephole_weight_l0"].shape == (12,)   # p_i, p_o, p_f
+    assert set(rnnkit.GRU(3, 4, layer_norm=True).params) == {
+        "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "ln_ih_weight_l0", "ln_ih_bias_l0",
+        "ln_hh_weight_l0", "ln_hh_bias_l0"}
+    assert "layer_norm=True, peepholes=True, coupled_gates=True" in repr(m)
+    cfb = rnnkit.LSTM(3, 4, coupled_gates=True, forget_bias=2.0)
+    np.testing.assert_array_equal(cfb.params["bias_ih_l0"][:4], 2.0)     # the f block is the first of three
+
+
+def test_zero_peepholes_are_the_plain_lstm_and_defaults_stay_fused():
+    plain = rnnkit.LSTM(3, 4, 2, dtype=np.float64, seed=1)
+    peep = rnnkit.LSTM(3, 4, 2, dtype=np.float64, seed=1, peepholes=True)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    np.testing.assert_allclose(peep(x)[0], plain(x)[0], rtol=1e-13, atol=1e-15)
+    assert plain.variant is None and plain.ops.fused and not peep.ops.fused
+
+
+@pytest.mark.parametrize("name", ["lstm-all", "gru-ln"])
+def test_evaluation_equals_training_without_regularisers_and_round_trips(name, tmp_path):
+    m = build(name, seed=2)
+    x = np.random.default_rng(1).standard_normal((5, 3, 3))
+    y_train, _ = m(x, lengths=[5, 3, 4])
+    m.eval()
+    y_eval, _ = m(x, lengths=[5, 3, 4])
+    np.testing.assert_array_equal(y_train, y_eval)
+    other = build(name, seed=9)
+    other.load_state_dict(m.state_dict())
+    np.testing.assert_array_equal(other.eval()(x, lengths=[5, 3, 4])[0], y_eval)
+    with pytest.raises(ValueError, match="missing keys.*ln_"):
+        other.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("ln_")})
+
+
+def test_clip_acts_and_bounds_the_cell_state():
+    m = build("lstm-clip", layers=1, bidirectional=False, seed=0)
+    m.params["weight_ih_l0"] *= 8                       # drive the cell state past the clip
+    x = np.random.default_rng(0).standard_normal((6, 3, 3))
+    _, (h, c) = m(x)
+    inside = np.stack([s.inside for s in m._cache[0][0].steps])
+    assert np.abs(c).max() <= 0.3 and (~inside).any() and inside.any()
+
+
+def test_coupled_gates_and_diagnostics_see_i_as_one_minus_f():
+    m = build("lstm-peep-coupled", layers=1, bidirectional=False)
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    m(x)
+    gates = step_gates(m.ops, m._cache[0][0].steps[2])
+    np.testing.assert_allclose(gates["i"], 1 - gates["f"], rtol=0, atol=1e-15)
+    m.clear_cache()
+    m.record_hidden_grads = True
+    m(x)
+    m.backward(np.random.default_rng(1).standard_normal((4, 2, 4)))
+    assert m.hidden_grads[(0, 0)].shape == (4, 2, 4) and np.isfinite(m.hidden_grads[(0, 0)]).all()
+    norms = jacobian_norms(m, x)
+    assert norms.shape == (4,) and np.isfinite(norms).all() and norms[-1] > 0
+
+
+def test_stream_and_sampling_step_through_forward():
+    from rnnkit.data.text import CharVocab
+
+    text = "the quick brown fox jumps over the lazy dog. " * 4
+    vocab = CharVocab.from_text(text)
+    model = CharLM(len(vocab), 8, 12, 2, "lstm", seed=0, dtype=np.float64, layer_norm=True, peepholes=True,
+                   cell_clip=2.0)
+    s = model.rnn.stream(2)
+    assert isinstance(s, StepStream)
+    x = np.random.default_rng(0).standard_normal((3, 2, 8))
+    ys = [s.step(x[t]).copy() for t in range(3)]
+    y, (h, c) = model.rnn(x)
+    np.testing.assert_allclose(np.stack(ys), y, rtol=1e-12)
+    np.testing.assert_allclose(s.state[1], c, rtol=1e-12)
+    assert len(model.sample(vocab, length=5, rng=0)) == 5
+    with pytest.raises(UserError, match="layer_norm"):
+        to_torch(model)
+
+
+def test_illegal_combinations_are_one_line():
+    cases = [
+        (lambda: rnnkit.LSTM(3, 4, proj_size=2, layer_norm=True), "not implemented with proj_size"),
+        (lambda: rnnkit.LSTM(3, 4, peepholes=True, recompute=2), "recompute: not with .*gate variants"),
+        (lambda: rnnkit.RNN(3, 4, layer_norm=True), "layer_norm is not an option of 'rnn_tanh'"),
+        (lambda: rnnkit.GRU(3, 4, peepholes=True, cell_clip=1.0), "peepholes, cell_clip are not an option of 'gru'"),
+        (lambda: rnnkit.GRU(3, 4, reset_after=False, layer_norm=True), "reset_after=True"),
+        (lambda: rnnkit.LSTM(3, 4, cell_clip=0), "cell_clip: expected a positive number"),
+        (lambda: rnnkit.LSTM(3, 4, cell_clip=float("inf")), "cell_clip: expected a positive number"),
+        (lambda: rnnkit.LSTM(3, 4, layer_norm="yes"), "layer_norm: expected True or False, got 'yes'"),
+    ]
+    for make, match in cases:
+        with pytest.raises(ValueError, match=match) as e:
+            make()
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="stream"):
+        from rnnkit.nn.stream import Stream
+        Stream(rnnkit.LSTM(3, 4, peepholes=True))
