@@ -260,3 +260,54 @@ def test_illegal_combinations_are_one_line():
     with pytest.raises(ValueError, match="stream"):
         from rnnkit.nn.stream import Stream
         Stream(rnnkit.LSTM(3, 4, peepholes=True))
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def test_train_saves_reloads_and_samples(tmp_path, capsys):
+    from rnnkit.cli import main
+
+    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40, encoding="utf-8")
+    common = ["train", str(tmp_path / "t.txt"), "--out", str(tmp_path / "run"), "--hidden", "8", "--layers", "2",
+              "--embed", "4", "--seq-len", "8", "--batch-size", "2", "--eval-every", "3", "--no-progress"]
+    flags = ["--layer-norm", "--peepholes", "--coupled-gates", "--cell-clip", "2.5"]
+    assert main(common + ["--steps", "3"] + flags) == 0
+    model = rnnkit.load(tmp_path / "run")
+    assert (model.rnn.layer_norm, model.rnn.peepholes, model.rnn.coupled_gates, model.rnn.cell_clip) == \
+        (True, True, True, 2.5)
+    assert model.rnn.params["weight_ih_l1"].shape == (24, 8) and "rnn.ln_c_bias_l1" in model.state_dict()
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "run"), "--length", "12"]) == 0
+    assert len(capsys.readouterr().out.splitlines()[0]) >= 12
+    assert main(common + ["--steps", "4", "--resume"]) == 0                 # the options come from the run
+    assert main(common + ["--steps", "5", "--resume", "--engine", "torch"]) == 2
+    assert "--layer-norm, --peepholes, --coupled-gates, --cell-clip" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "t.txt"), "--out", str(tmp_path / "bad"), "--cell", "gru",
+                 "--coupled-gates", "--steps", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "coupled_gates is not an option of 'gru'" in err and err.count("\n") == 1
+
+
+def test_experiment_vanishing_compares_variants_by_name(tmp_path, capsys):
+    import csv
+    import json
+
+    from rnnkit.cli import main
+
+    out = tmp_path / "v"
+    cells = "lstm,lstm-ln,gru-ln,lstm-peep-coupled"
+    assert main(["experiment", "vanishing", "--task", "adding", "--T", "8", "--cells", cells, "--steps", "4",
+                 "--eval-every", "4", "--flow-every", "2", "--n-test", "20", "--hidden", "6", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["cell"] for r in rows] == cells.split(",")
+    runs = json.load(open(out / "runs.json"))
+    flows = [np.array(r["flow"]) for r in runs]
+    assert all(f.shape == (3, 8) and np.isfinite(f).all() for f in flows)
+    assert not np.allclose(flows[0], flows[1])                  # layer norm changes the gradient flow
+    capsys.readouterr()
+    for bad in ("gru-peep", "rnn-ln", "lstm-ln-ln"):
+        with pytest.raises(SystemExit) as e:
+            main(["experiment", "vanishing", "--cells", bad, "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "variant suffixes" in err and len(err.strip().splitlines()) == 1

@@ -69,6 +69,8 @@ def init_recurrent(module, scheme: str | None = None, forget_bias: float | None 
 def _init_blocks(module, scheme, gain, rng):
     H, G = module.hidden_size, module.ops.n_gates
     for name, p in module.params.items():
+        if name.startswith(("ln_", "peephole_")):      # gate variants' gains, biases, peepholes keep theirs
+            continue
         if scheme == "default":
             p[...] = uniform(p.shape, 1.0 / np.sqrt(H), rng)
             continue
