@@ -311,3 +311,36 @@ def test_experiment_vanishing_compares_variants_by_name(tmp_path, capsys):
             main(["experiment", "vanishing", "--cells", bad, "--out", str(tmp_path / "x")])
         err = capsys.readouterr().err
         assert e.value.code == 2 and "variant suffixes" in err and len(err.strip().splitlines()) == 1
+
+
+# -- ONNX export -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [dict(peepholes=True), dict(coupled_gates=True),
+                                     dict(peepholes=True, coupled_gates=True, bias=False)],
+                         ids=["peep", "coupled", "both-nobias"])
+def test_onnx_export_of_peepholes_and_coupled_gates(options):
+    """ONNX's P input and input_forget=1 (the i block written as minus the f block), on onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    from .test_onnx import LENGTHS, close, sessions
+
+    m = rnnkit.LSTM(3, 4, 2, bidirectional=True, seed=1, **options)
+    rng = np.random.default_rng(0)
+    for k, p in m.params.items():
+        if k.startswith("peephole"):
+            p[...] = rng.standard_normal(p.shape)
+    N = len(LENGTHS)
+    x = 2 * rng.standard_normal((5, N, 3)).astype(np.float32)
+    h0, c0 = (rng.standard_normal((4, N, 4)).astype(np.float32) for _ in range(2))
+    y, (h, c) = m(x, (h0, c0), lengths=LENGTHS)
+    m.clear_cache()
+    got = sessions(m)["rnn"](x=x, lengths=LENGTHS.astype(np.int32), h0=h0, c0=c0)
+    close(got["y"], y), close(got["h_n"], h), close(got["c_n"], c)
+
+
+def test_onnx_refuses_layer_norm_and_cell_clip_in_one_line():
+    import rnnkit.onnx as rx
+
+    for m, what in ((rnnkit.GRU(3, 4, layer_norm=True), "layer_norm"), (rnnkit.LSTM(3, 4, cell_clip=1.0), "cell_clip")):
+        with pytest.raises(UserError, match=f"ONNX export: {what}") as e:
+            rx.graphs(m)
+        assert "\n" not in str(e.value)
