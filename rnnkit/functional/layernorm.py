@@ -36,11 +36,17 @@ def layer_norm(a, gain, bias, blocks=1, eps=EPS):
     """``a`` (..., G*H) normalised over each of ``blocks`` blocks of its last axis; ``gain``,
     ``bias`` (G*H,). Returns ``(y (..., G*H), cache)``."""
     shape = a.shape
-    b = a.reshape(shape[:-1] + (blocks, shape[-1] // blocks))        # (..., G, H)
-    mu = b.mean(axis=-1, keepdims=True)
-    centred = b - mu
-    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
-    a_hat = centred * inv_std                                         # (..., G, H)
+    H = shape[-1] // blocks
+    b = a.reshape(shape[:-1] + (blocks, H))                           # (..., G, H)
+    mu = b.sum(axis=-1, keepdims=True)
+    mu *= 1.0 / H
+    a_hat = b - mu                                                    # centred, normalised in place below
+    inv_std = np.einsum("...i,...i->...", a_hat, a_hat)[..., None]   # (..., G, 1) sum of squares
+    inv_std *= 1.0 / H
+    inv_std += eps
+    np.sqrt(inv_std, out=inv_std)
+    np.reciprocal(inv_std, out=inv_std)
+    a_hat *= inv_std
     y = a_hat.reshape(shape) * gain
     y += bias
     return y, LayerNormCache(a_hat, inv_std)
@@ -50,12 +56,16 @@ def layer_norm_backward(dy, cache: LayerNormCache, gain):
     """``dy`` (..., G*H) -> ``(da (..., G*H), dgain (G*H,), dbias (G*H,))``, the parameter
     gradients summed over every leading axis."""
     a_hat, inv_std = cache
-    shape = dy.shape
-    flat_hat = a_hat.reshape(shape)
+    shape, H = dy.shape, a_hat.shape[-1]
     lead = tuple(range(dy.ndim - 1))
-    dgain = (dy * flat_hat).sum(axis=lead)
+    dgain = (dy * a_hat.reshape(shape)).sum(axis=lead)
     dbias = dy.sum(axis=lead)
     g = (dy * gain).reshape(a_hat.shape)                              # (..., G, H)
-    da = g - g.mean(axis=-1, keepdims=True) - a_hat * (g * a_hat).mean(axis=-1, keepdims=True)
-    da *= inv_std
-    return da.reshape(shape), dgain, dbias
+    mean_g = g.sum(axis=-1, keepdims=True)
+    mean_g *= 1.0 / H
+    mean_ga = np.einsum("...i,...i->...", g, a_hat)[..., None]       # (..., G, 1)
+    mean_ga *= 1.0 / H
+    g -= mean_g
+    g -= a_hat * mean_ga
+    g *= inv_std
+    return g.reshape(shape), dgain, dbias
