@@ -10,6 +10,7 @@ layer-normalised LSTM within 2x of the plain one. Writes benchmarks/results/vari
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -53,7 +54,7 @@ def main():
     T, N, D = 50, 50, 64
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, N, D)).astype(np.float32)
-    rows = []
+    rows, load_before = [], os.getloadavg()[0]
     for H in (int(h) for h in args.sizes.split(",")):
         dy = rng.standard_normal((T, N, H)).astype(np.float32)
         plain = rnnkit.LSTM(D, H, seed=0)
@@ -74,7 +75,11 @@ def main():
         base = r["plain_fused_ms"]
         md += (f"| {r['H']} | {base:.1f} | {r['plain_numpy_ms']:.1f} | "
                + " | ".join(f"{r[n + '_ms']:.1f} ({r[n + '_ms'] / base:.2f}x)" for n in names) + " |\n")
-    save("variants_speed", md, rows)
+    load = (load_before, os.getloadavg()[0])
+    md += (f"\nLoad average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores"
+           + (": a busy machine, so the times are inflated and the ratios only indicative.\n"
+              if max(load) > 0.5 * os.cpu_count() else ".\n"))
+    save("variants_speed", md, {"rows": rows, "load_average": load, "cores": os.cpu_count()})
 
 
 if __name__ == "__main__":
