@@ -17,8 +17,7 @@ from rnnkit.interop import to_torch
 from rnnkit.models import CharLM
 from rnnkit.nn.recurrent_options import StepStream
 
-from .helpers import numeric_grad, sample_indices
-from .test_regularisation import OPTIONS, compare, pack, problem, run_ours, torch_reference
+from .test_regularisation import OPTIONS, assert_finite_differences, compare, problem, run_ours, torch_reference
 
 F = torch.nn.functional
 VARIANTS = {
@@ -123,24 +122,7 @@ FD += [("lstm-all", 2, True, [4, 2, 3], OPTIONS["all"]), ("gru-ln", 2, False, [4
 @pytest.mark.parametrize("name,layers,bidirectional,lengths,options", FD,
                          ids=lambda v: "len" if isinstance(v, list) else ("reg" if v else str(v)))
 def test_finite_differences(name, layers, bidirectional, lengths, options):
-    m = build(name, layers, bidirectional, seed=3, **options)
-    x, states, G, Gs = problem(m, L=4, seed=2)
-    rng_state = m.rng.bit_generator.state
-
-    def loss():
-        m.rng.bit_generator.state = rng_state          # the same masks every call
-        y, final = m(x, pack(m, states), lengths=lengths)
-        finals = final if m.ops.n_states == 2 else (final,)
-        m.clear_cache()
-        return float((G * y).sum() + sum((g * f).sum() for g, f in zip(Gs, finals)))
-
-    _, ours = run_ours(m, x, states, lengths, G, Gs)
-    rng = np.random.default_rng(0)
-    checks = [(k, p, ours["grads"][k]) for k, p in m.params.items()] + [("x", x, ours["dx"])]
-    checks += [(f"state{i}", s, d) for i, (s, d) in enumerate(zip(states, ours["dstate"]))]
-    for pname, arr, grad in checks:
-        for idx in sample_indices(arr.shape, 3, rng):
-            assert grad[idx] == pytest.approx(numeric_grad(loss, arr, idx), rel=1e-6, abs=1e-8), (pname, idx)
+    assert_finite_differences(build(name, layers, bidirectional, seed=3, **options), lengths)
 
 
 def test_layer_norm_function_against_torch():

@@ -213,7 +213,12 @@ FD += [(cell, "all", 1, False, None) for cell in sorted(CELLS)]
 @pytest.mark.parametrize("cell,option,layers,bidirectional,lengths", FD,
                          ids=lambda v: "len" if isinstance(v, list) else str(v))
 def test_finite_differences(cell, option, layers, bidirectional, lengths):
-    m = build(cell, OPTIONS[option], layers, bidirectional, seed=3)
+    assert_finite_differences(build(cell, OPTIONS[option], layers, bidirectional, seed=3), lengths)
+
+
+def assert_finite_differences(m, lengths):
+    """Central differences for 3 entries of every parameter, the input and the initial states, with
+    the module's masks replayed at every call, against its backward."""
     x, states, G, Gs = problem(m, L=4, seed=2)
     rng_state = m.rng.bit_generator.state
 

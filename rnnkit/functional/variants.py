@@ -66,7 +66,7 @@ import numpy as np
 from .activations import GATES
 from .gru import gru_gates, gru_gates_backward
 from .layernorm import LayerNormCache, layer_norm, layer_norm_backward
-from .recurrent import CellOps, reverse_noise, reverse_time, sequence_backward, sequence_forward
+from .recurrent import CellOps, input_backward, reverse_noise, reverse_time, sequence_backward, sequence_forward
 
 
 @dataclass(frozen=True)
@@ -322,10 +322,4 @@ def variant_layer_backward(v: Variant, p, dy, dstate, cache: VariantLayerCache, 
                                                                                 p["ln_ih_weight"])
         acc.pop("ln_ih_weight"), acc.pop("ln_ih_bias")
     grads.update(acc)
-    grads["W_ih"] = dx_proj.reshape(L * N, GH).T @ cache.x.reshape(L * N, -1)       # (G*H, L*N) @ (L*N, H_in)
-    dx = dx_proj @ W_ih                                   # (L, N, G*H) @ (G*H, H_in) -> (L, N, H_in)
-    if reverse:
-        dx = reverse_time(dx, cache.rev)
-    if record:
-        grads["h"] = reverse_time(dh, cache.rev) if reverse else dh
-    return dx, dstate0, grads
+    return input_backward(dx_proj, W_ih, cache, grads, reverse, dh), dstate0, grads

@@ -1,8 +1,9 @@
 """The recurrent layers' initialisation and regularisation options (issue 15): validation and
 initialisation at construction, the masks a forward call draws, and a step-by-step stream for the
 options :class:`~rnnkit.nn.stream.Stream` does not implement, and the checks of the gate variants
-(layer_norm, peepholes, coupled_gates, cell_clip; :mod:`rnnkit.functional.variants`). The equations and references are in
-:class:`~rnnkit.nn.recurrent.RNNBase`'s docstring and :mod:`rnnkit.functional.noise`."""
+(layer_norm, peepholes, coupled_gates, cell_clip; :mod:`rnnkit.functional.variants`). The equations
+and references are in :class:`~rnnkit.nn.recurrent.RNNBase`'s docstring, :mod:`rnnkit.functional.noise`
+and :mod:`rnnkit.functional.variants`."""
 from __future__ import annotations
 
 import math
