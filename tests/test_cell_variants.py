@@ -120,7 +120,8 @@ FD += [("lstm-all", 2, True, [4, 2, 3], OPTIONS["all"]), ("gru-ln", 2, False, [4
 
 
 @pytest.mark.parametrize("name,layers,bidirectional,lengths,options", FD,
-                         ids=lambda v: "len" if isinstance(v, list) else ("reg" if v else str(v)))
+                         ids=[f"{n}-{k}layer-{'bi' if b else 'uni'}{'-len' if le else ''}{'-reg' if o else ''}"
+                              for n, k, b, le, o in FD])
 def test_finite_differences(name, layers, bidirectional, lengths, options):
     assert_finite_differences(build(name, layers, bidirectional, seed=3, **options), lengths)
 
