@@ -327,3 +327,11 @@ def test_onnx_refuses_layer_norm_and_cell_clip_in_one_line():
         with pytest.raises(UserError, match=f"ONNX export: {what}") as e:
             rx.graphs(m)
         assert "\n" not in str(e.value)
+
+
+def test_keras_refuses_the_variants_in_one_line():
+    from rnnkit.keras import to_keras                                # refused before Keras is imported
+
+    with pytest.raises(UserError, match="to_keras: peepholes, cell_clip: Keras's LSTM") as e:
+        to_keras(rnnkit.LSTM(3, 4, peepholes=True, cell_clip=1.0))
+    assert "\n" not in str(e.value)
