@@ -176,6 +176,8 @@ def recurrent_spectrum(model) -> list:
     rows = []
     for path, m in recurrent_layers(model):
         names = GATE_NAMES[m.mode.split("_")[0]] or ("h",)
+        if getattr(m, "coupled_gates", False):
+            names = names[1:]                     # coupled gates: W_hh has the f, g, o blocks only
         H = m.hidden_size
         for name, W in m.params.items():
             if not name.startswith("weight_hh"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.diagnostics import jacobian_norms
+from rnnkit.diagnostics import gate_statistics, jacobian_norms, recurrent_spectrum
 from rnnkit.errors import UserError
 from rnnkit.functional.layernorm import layer_norm, layer_norm_backward
 from rnnkit.functional.recurrent import step_gates
@@ -204,6 +204,9 @@ def test_coupled_gates_and_diagnostics_see_i_as_one_minus_f():
     assert m.hidden_grads[(0, 0)].shape == (4, 2, 4) and np.isfinite(m.hidden_grads[(0, 0)]).all()
     norms = jacobian_norms(m, x)
     assert norms.shape == (4,) and np.isfinite(norms).all() and norms[-1] > 0
+    assert [r["gate"] for r in recurrent_spectrum(m)] == ["f", "g", "o"]
+    stats = gate_statistics(m, x)
+    assert {r["gate"] for r in stats} == {"i", "f", "g", "o"}
 
 
 def test_stream_and_sampling_step_through_forward():
