@@ -4,6 +4,8 @@ Every variant and the legal combinations are held to a PyTorch reference written
 (torch autograd, torch's own ``layer_norm``) at 1e-10 in float64 (outputs, final states, the input,
 initial-state and every parameter gradient), with lengths, both directions and two layers, alone and
 with the regularisers (their masks replayed), and to float64 central differences."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -98,6 +100,37 @@ def test_matches_a_torch_reference(name, layers, bidirectional, lengths, with_st
     masks, ours = run_ours(m, x, states, lengths, G, Gs)
     assert masks is None
     compare(ours, torch_reference(m, x, states, lengths, None, G, Gs, cell=torch_variant_cell(m.variant)))
+
+
+LSTM_OPTIONS = dict(layer_norm=True, peepholes=True, coupled_gates=True, cell_clip=0.4)
+SUBSETS = [dict((k, LSTM_OPTIONS[k]) for k in keys) for n in range(1, 5)
+           for keys in itertools.combinations(LSTM_OPTIONS, n)]
+
+
+@pytest.mark.parametrize("options", SUBSETS, ids=["+".join(o) for o in SUBSETS])
+def test_every_lstm_combination_matches_torch(options):
+    """All 15 non-empty subsets of the four LSTM options: two layers, bidirectional, lengths, initial state."""
+    m = rnnkit.LSTM(3, 4, 2, bidirectional=True, dtype=np.float64, seed=5, **options)
+    rng = np.random.default_rng(5)
+    for k, p in m.params.items():
+        if k.startswith(("ln_", "peephole")):
+            p += 0.4 * rng.standard_normal(p.shape)
+    x, states, G, Gs = problem(m)
+    _, ours = run_ours(m, x, states, [5, 2, 4], G, Gs)
+    compare(ours, torch_reference(m, x, states, [5, 2, 4], None, G, Gs, cell=torch_variant_cell(m.variant)))
+
+
+@pytest.mark.parametrize("name", ["lstm-all", "gru-ln"])
+def test_batch_first_is_the_transposed_time_major_layer(name):
+    m, bf = build(name, seed=6), build(name, seed=6, batch_first=True)
+    x = np.random.default_rng(0).standard_normal((5, 3, 3))
+    y, _ = m(x, lengths=[5, 2, 4])
+    y_bf, _ = bf(x.transpose(1, 0, 2), lengths=[5, 2, 4])
+    np.testing.assert_array_equal(y_bf, y.transpose(1, 0, 2))
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(bf.backward(dy.transpose(1, 0, 2)), m.backward(dy).transpose(1, 0, 2), rtol=1e-12)
+    for k in m.grads:
+        np.testing.assert_allclose(bf.grads[k], m.grads[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
