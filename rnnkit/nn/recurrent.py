@@ -418,11 +418,8 @@ class LSTM(RNNBase):
 
     Keyword ``options`` (:class:`RNNBase`): ``forget_bias``, ``recurrent_init``,
     ``recurrent_dropout``, ``input_dropout``, ``zoneout`` (a float, or ``(z_h, z_c)``: ``c`` gets
-    its own probability), ``weight_dropout``, and the gate variants (:mod:`rnnkit.functional.variants`):
-    ``layer_norm`` (:math:`h_t = o_t \odot \tanh(\mathrm{LN}(c_t))`, projections normalised per gate
-    block), ``peepholes`` (:math:`p_i \odot c_{t-1}`, :math:`p_f \odot c_{t-1}`, :math:`p_o \odot c_t`
-    added to the gates' pre-activations), ``coupled_gates`` (:math:`i_t = 1 - f_t`, weights with
-    three blocks f, g, o) and ``cell_clip`` (:math:`c_t` clipped to :math:`[-k, k]`)."""
+    its own probability), ``weight_dropout``, and the gate variants ``layer_norm``, ``peepholes``,
+    ``coupled_gates``, ``cell_clip`` (equations there and in :mod:`rnnkit.functional.variants`)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0,
@@ -452,9 +449,8 @@ class GRU(RNNBase):
     (Keras's ``reset_after=False``, ONNX's ``linear_before_reset=0``; same parameter names and
     shapes; it runs on the NumPy time loop). See :class:`RNNBase`, and there the keyword
     ``options`` (``recurrent_init``, ``recurrent_dropout`` -- on ``h`` in the products, the carried
-    ``z * h_{t-1}`` unmasked --, ``input_dropout``, ``zoneout``, ``weight_dropout``), and
-    ``layer_norm`` (``reset_after=True`` only): ``LN(W_ih x) + b_ih`` and ``LN(W_hh h) + b_hh`` per
-    gate block, the reset gate multiplying ``LN(W_hh h)_n + b_hn`` (:mod:`rnnkit.functional.variants`)."""
+    ``z * h_{t-1}`` unmasked --, ``input_dropout``, ``zoneout``, ``weight_dropout``, and
+    ``layer_norm`` with ``reset_after=True``: :mod:`rnnkit.functional.variants`)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True,
