@@ -264,7 +264,7 @@ def test_stream_and_sampling_step_through_forward():
 def test_illegal_combinations_are_one_line():
     cases = [
         (lambda: rnnkit.LSTM(3, 4, proj_size=2, layer_norm=True), "not implemented with proj_size"),
-        (lambda: rnnkit.LSTM(3, 4, peepholes=True, recompute=2), "recompute: not with .*gate variants"),
+        (lambda: rnnkit.LSTM(3, 4, peepholes=True, recompute=2), "recompute: not with .*nor with the gate variants"),
         (lambda: rnnkit.RNN(3, 4, layer_norm=True), "layer_norm is not an option of 'rnn_tanh'"),
         (lambda: rnnkit.GRU(3, 4, peepholes=True, cell_clip=1.0), "peepholes, cell_clip are not an option of 'gru'"),
         (lambda: rnnkit.GRU(3, 4, reset_after=False, layer_norm=True), "reset_after=True"),

@@ -384,8 +384,8 @@ def _check_recompute(recompute, m):
     elif not isinstance(recompute, (int, np.integer)) or isinstance(recompute, bool) or recompute < 0:
         raise ValueError(f"recompute: expected 0 (off), a segment length >= 1 or 'sqrt', got {recompute!r}")
     if recompute and (m.proj_size or m.recurrent_dropout or any(m._zone) or m.variant is not None):
-        raise ValueError("recompute: not with proj_size, recurrent_dropout, zoneout or the gate variants (layer_norm, "
-                         "peepholes, coupled_gates, cell_clip: their loops keep every step)")
+        raise ValueError("recompute: not with proj_size, recurrent_dropout or zoneout, nor with the gate variants "
+                         "(layer_norm, peepholes, coupled_gates, cell_clip): their loops keep every step")
     return recompute if recompute == "sqrt" else int(recompute)
 
 
