@@ -23,6 +23,7 @@ import numpy as np
 
 from . import kernels
 from .functional.recurrent import GATE_NAMES, SQUASHED, layer_forward, sequence_backward, step_gates
+from .functional.variants import bind, variant_layer_forward
 from .nn import RNNBase
 
 
@@ -152,12 +153,19 @@ def jacobian_norms(rnn: RNNBase, x, layer=0, direction=0, sample=0) -> np.ndarra
         W_hh = p[f"weight_hh_l{layer}{sfx}"]
         tiled = np.repeat(inp, H, axis=1)                       # H copies of the sequence
         state0 = tuple(np.zeros((H, H), rnn.dtype) for _ in range(rnn.ops.n_states))
-        _, _, cache = layer_forward(rnn.ops, tiled, state0, p[f"weight_ih_l{layer}{sfx}"], W_hh,
-                                    p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
+        args = (tiled, state0, p[f"weight_ih_l{layer}{sfx}"], W_hh, p.get(f"bias_ih_l{layer}{sfx}"),
+                p.get(f"bias_hh_l{layer}{sfx}"))
+        ops = rnn.ops
+        if rnn.variant is not None:                             # a gate variant: its steps, bound
+            extra = rnn.variant_params(layer, sfx)
+            ops = bind(rnn.variant, extra)
+            _, _, cache = variant_layer_forward(rnn.variant, extra, *args)
+        else:
+            _, _, cache = layer_forward(ops, *args)
         L = tiled.shape[0]
         seed = (np.eye(H, dtype=rnn.dtype),) + tuple(np.zeros((H, H), rnn.dtype) for _ in range(rnn.ops.n_states - 1))
         rows = np.empty((L, H, H), rnn.dtype)                   # rows[t][i] = d h_L[i] / d h_t
-        sequence_backward(rnn.ops, np.zeros((L, H, H), rnn.dtype), seed, cache.steps, W_hh, record=rows)
+        sequence_backward(ops, np.zeros((L, H, H), rnn.dtype), seed, cache.steps, W_hh, record=rows)
     return np.array([np.linalg.norm(rows[t].astype(np.float64), 2) for t in range(L)])
 
 
@@ -168,6 +176,8 @@ def recurrent_spectrum(model) -> list:
     rows = []
     for path, m in recurrent_layers(model):
         names = GATE_NAMES[m.mode.split("_")[0]] or ("h",)
+        if getattr(m, "coupled_gates", False):
+            names = names[1:]                     # coupled gates: W_hh has the f, g, o blocks only
         H = m.hidden_size
         for name, W in m.params.items():
             if not name.startswith("weight_hh"):

@@ -41,6 +41,10 @@ def _rnn_kwargs(m) -> dict:
     if getattr(m, "zoneout", 0.0):
         raise UserError(f"to_torch: zoneout={m.zoneout!r} has no torch.nn counterpart (in evaluation it mixes each "
                         f"state with the previous one); the dropout options are off in evaluation and map exactly")
+    on = [name for name in ("layer_norm", "peepholes", "coupled_gates", "cell_clip") if getattr(m, name, None)]
+    if on:
+        raise UserError(f"to_torch: {type(m).__name__}({', '.join(f'{n}={getattr(m, n)}' for n in on)}) has no "
+                        f"torch.nn counterpart (torch's LSTM and GRU have no such cells)")
     kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, dropout=m.dropout,
               bidirectional=m.bidirectional)
     if getattr(m, "proj_size", 0):

@@ -278,12 +278,15 @@ def to_keras(module):
     the module's ``batch_first``. Stacked modules (``num_layers > 1``) are refused: convert one
     layer at a time.
     """
-    keras = _keras()
     if not isinstance(module, (RNN, LSTM, GRU)):
         raise UserError(f"to_keras: expected an rnnkit RNN, LSTM or GRU, got {type(module).__name__}")
     if module.num_layers != 1:
         raise UserError(f"to_keras: the module has num_layers={module.num_layers}; Keras layers hold one layer "
                         "each, so convert a one-layer module")
+    if module.variant is not None:
+        on = [n for n in ("layer_norm", "peepholes", "coupled_gates", "cell_clip") if getattr(module, n)]
+        raise UserError(f"to_keras: {', '.join(on)}: Keras's LSTM and GRU layers have no such option")
+    keras = _keras()
     kind = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[module.mode.split("_")[0]]
     opts = dict(return_sequences=True, return_state=True, use_bias=module.bias, dtype=module.dtype.name)
     if kind == "SimpleRNN":

@@ -168,13 +168,15 @@ def _onnx_layout(w: np.ndarray, order, H: int) -> np.ndarray:
     return np.concatenate([w[k * H:(k + 1) * H] for k in order], axis=0)
 
 
-def recurrent_op(g: Graph, mode: str, x: str, weights: list, H: int, lengths=None, init=()) -> tuple:
+def recurrent_op(g: Graph, mode: str, x: str, weights: list, H: int, lengths=None, init=(), peepholes=None,
+                 input_forget=False) -> tuple:
     """One ONNX RNN / LSTM / GRU operator for one layer of ``len(weights)`` directions.
 
     ``weights``: per direction ``(weight_ih, weight_hh, bias_ih or None, bias_hh or None)`` in
     PyTorch's layout; ``x`` (L, N, H_in); ``init``: ``(h_0,)`` or ``(h_0, c_0)`` names, each
-    (D, N, H), or empty for zeros. Returns ``(y (L, N, D*H), finals)`` with each final state
-    (D, N, H)."""
+    (D, N, H), or empty for zeros; ``peepholes``: per direction the LSTM's (3H,) ``P`` (ONNX's
+    p_i, p_o, p_f), or None; ``input_forget``: the LSTM's attribute. Returns ``(y (L, N, D*H),
+    finals)`` with each final state (D, N, H)."""
     op, order, acts = _cell(mode)
     D = len(weights)
     W = np.stack([_onnx_layout(w_ih, order, H) for w_ih, _, _, _ in weights])   # (D, G*H, H_in)
@@ -186,8 +188,13 @@ def recurrent_op(g: Graph, mode: str, x: str, weights: list, H: int, lengths=Non
         inputs.append(g.const(B, "B"))
     else:
         inputs.append("")
-    inputs += [lengths or ""] + (list(init) or [""])
+    n_states = 2 if op == "LSTM" else 1
+    inputs += [lengths or ""] + (list(init) or [""] * n_states)
+    if peepholes is not None:
+        inputs.append(g.const(np.stack(peepholes), "P"))                      # (D, 3H)
     attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward", activations=list(acts) * D)
+    if input_forget:
+        attrs["input_forget"] = 1
     if "HardSigmoid" in acts:
         # one alpha / beta per activation: whichever way a runtime consumes the list (per
         # activation, or only for those that take one) HardSigmoid gets (1/6, 1/2)
@@ -195,7 +202,6 @@ def recurrent_op(g: Graph, mode: str, x: str, weights: list, H: int, lengths=Non
         attrs["activation_beta"] = [HARD_SIGMOID[1]] * (len(acts) * D)
     if op == "GRU":
         attrs["linear_before_reset"] = 0 if "reset_before" in mode else 1
-    n_states = 2 if op == "LSTM" else 1
     while inputs[-1] == "":
         inputs.pop()                                                           # trailing optional inputs
     outs = g.op(op, *inputs, outputs=1 + n_states, **attrs)
@@ -215,17 +221,36 @@ def recurrent(g: Graph, rnn, x: str, lengths=None, state=()) -> tuple:
     if getattr(rnn, "zoneout", 0.0):
         raise UserError(f"ONNX export: zoneout={rnn.zoneout!r} has no ONNX counterpart (in evaluation it mixes each "
                         f"state with the previous one, which the RNN / LSTM / GRU operators cannot)")
+    if getattr(rnn, "layer_norm", False) or getattr(rnn, "cell_clip", None):
+        raise UserError(f"ONNX export: {'layer_norm' if rnn.layer_norm else f'cell_clip={rnn.cell_clip}'} has no ONNX "
+                        f"counterpart (ONNX's LSTM / GRU have no normalisation, and its clip bounds the gates' "
+                        f"pre-activations, not the cell state); peepholes and coupled_gates export")
     p, finals = rnn.params, []
     for layer in range(rnn.num_layers):
         weights = [(p[f"weight_ih_l{layer}{s}"], p[f"weight_hh_l{layer}{s}"], p.get(f"bias_ih_l{layer}{s}"),
                     p.get(f"bias_hh_l{layer}{s}")) for s in rnn.suffixes]
+        peep = [p[f"peephole_weight_l{layer}{s}"] for s in rnn.suffixes] if getattr(rnn, "peepholes", False) else None
+        coupled = getattr(rnn, "coupled_gates", False)
+        if coupled:
+            weights, peep = _coupled(weights, peep, H)
         init = state if rnn.num_layers == 1 else \
             [g.op("Slice", s, g.ints(layer * D), g.ints((layer + 1) * D), g.ints(0)) for s in state]
-        x, f = recurrent_op(g, rnn.mode, x, weights, H, lengths, init)
+        x, f = recurrent_op(g, rnn.mode, x, weights, H, lengths, init, peep, input_forget=coupled)
         finals.append(f)
     if rnn.num_layers == 1:
         return x, finals[0]
     return x, tuple(g.op("Concat", *parts, axis=0) for parts in zip(*finals))
+
+
+def _coupled(weights, peep, H):
+    """A coupled-gate LSTM's three blocks (f, g, o) as ONNX's four: the i block is minus the f block
+    (weights, biases and peephole), so i = sigmoid(-a_f) = 1 - f exactly whichever gate a
+    runtime derives under ``input_forget=1`` (onnxruntime computes f = 1 - i; the spec does not say)."""
+    def four(w):
+        return None if w is None else np.concatenate([-w[:H], w])
+    weights = [tuple(four(w) for w in ws) for ws in weights]
+    peep = None if peep is None else [np.concatenate([-w[H:], w]) for w in peep]   # [p_o, p_f] -> [p_i, p_o, p_f]
+    return weights, peep
 
 
 def cell_step(g: Graph, cell, x: str, state: tuple) -> tuple:

@@ -104,10 +104,11 @@ def tensor(a):
     return None if a is None else torch.from_numpy(np.asarray(a))
 
 
-def torch_reference(m, x, states, lengths, masks, G, Gs):
+def torch_reference(m, x, states, lengths, masks, G, Gs, cell=torch_cell):
     """The whole stacked, bidirectional, packed layer in torch, given rnnkit's masks (None: no
     regularisation drawn). A padded step carries the state and outputs zero; the reverse direction
-    walks t = L-1 .. 0, so each sequence starts from its own last step."""
+    walks t = L-1 .. 0, so each sequence starts from its own last step. ``cell`` is one step (a gate
+    variant's gets its extra parameters as keywords, by their names without the layer suffix)."""
     L, N = x.shape[:2]
     D, mode = m.num_directions, m.ops.name
     lstm = m.ops.n_states == 2
@@ -124,6 +125,8 @@ def torch_reference(m, x, states, lengths, masks, G, Gs):
             lm = masks[row] if masks is not None else None
             W_ih, W_hh = params[f"weight_ih_l{layer}{sfx}"], params[f"weight_hh_l{layer}{sfx}"]
             b_ih, b_hh = params.get(f"bias_ih_l{layer}{sfx}"), params.get(f"bias_hh_l{layer}{sfx}")
+            extra = {n: params[f"{n}_l{layer}{sfx}"] for n in (m.variant.param_shapes(m.hidden_size) if m.variant
+                                                                 else ())}
             xi = inp if lm is None or lm.input is None else inp * tensor(lm.input)
             if lm is not None and lm.weight is not None:
                 W_hh = W_hh * tensor(lm.weight)
@@ -134,7 +137,8 @@ def torch_reference(m, x, states, lengths, masks, G, Gs):
             c = (st[1][row] if st is not None else zeros) if lstm else None
             ys = [None] * L
             for t in (range(L) if d == 0 else range(L - 1, -1, -1)):
-                h_new, c_new = torch_cell(mode, xi[t], h, c, h if rec is None else h * rec, W_ih, W_hh, b_ih, b_hh)
+                h_new, c_new = cell(mode, xi[t], h, c, h if rec is None else h * rec, W_ih, W_hh, b_ih, b_hh,
+                                    **extra)
                 if zone is not None:
                     dz = [None if z is None else (tensor(z[t]) if isinstance(z, np.ndarray) else z) for z in zone]
                     if dz[0] is not None:
@@ -209,7 +213,12 @@ FD += [(cell, "all", 1, False, None) for cell in sorted(CELLS)]
 @pytest.mark.parametrize("cell,option,layers,bidirectional,lengths", FD,
                          ids=lambda v: "len" if isinstance(v, list) else str(v))
 def test_finite_differences(cell, option, layers, bidirectional, lengths):
-    m = build(cell, OPTIONS[option], layers, bidirectional, seed=3)
+    assert_finite_differences(build(cell, OPTIONS[option], layers, bidirectional, seed=3), lengths)
+
+
+def assert_finite_differences(m, lengths):
+    """Central differences for 3 entries of every parameter, the input and the initial states, with
+    the module's masks replayed at every call, against its backward."""
     x, states, G, Gs = problem(m, L=4, seed=2)
     rng_state = m.rng.bit_generator.state
 

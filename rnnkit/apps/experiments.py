@@ -33,6 +33,7 @@ from ..errors import UserError
 from ..diagnostics import FlowRecorder
 from ..io import atomic_write_text
 from ..io import load as load_tree
+from ..models.common import split_cell_variant
 from ..models.sequence import SequenceModel
 from ..train import Trainer, TrainConfig, TrainingDiverged
 from ..plots import plot_exploding, plot_flow_heatmaps, plot_flow_profiles, plot_task_curves
@@ -131,7 +132,8 @@ def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0
                time_limit=0.0, gate="sigmoid", forget_bias=None, run_dir=None):
     """Train one model on one task with the Trainer; returns a result dict (curves and gradient flow
     included). ``gate`` applies to LSTM / GRU cells and ``forget_bias`` to LSTMs; other cells
-    ignore them. Divergence (a non-finite loss or gradient) ends the run and is reported.
+    ignore them. ``cell`` may name a gate variant (``'lstm-ln'``, ``'gru-ln'``, ``'lstm-peep'``,
+    ``'lstm-coupled'``, combined as ``'lstm-ln-peep'``: :func:`~rnnkit.models.common.split_cell_variant`). Divergence (a non-finite loss or gradient) ends the run and is reported.
 
     With ``run_dir`` the run is a run directory (a checkpoint every ``eval_every`` steps, with
     the evaluations and gradient flow so far): a finished one (``result.json``) is read back, an
@@ -140,9 +142,10 @@ def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0
     if done is not None and os.path.exists(done):
         return _read_result(done)
     d, train = test_set(task, T, n_test, seed)
-    model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=cell, init=init, recurrent_gain=gain,
-                          gate=gate if cell in ("lstm", "gru") else "sigmoid",
-                          forget_bias=forget_bias if cell == "lstm" else None, seed=seed)
+    base, variant = split_cell_variant(cell)
+    model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=base, init=init, recurrent_gain=gain,
+                          gate=gate if base in ("lstm", "gru") else "sigmoid",
+                          forget_bias=forget_bias if base == "lstm" else None, seed=seed, **variant)
     model.bptt = bptt
     config = TrainConfig(steps=steps, lr=lr, optimizer=optimizer, clip=clip, stateful=False, log_every=1,
                          eval_every=steps + 1, checkpoint_every=eval_every, time_limit=time_limit, seed=seed)

@@ -192,12 +192,14 @@ def zoneout_value(text):
 
 # The recurrent layers' initialisation and regularisation options, in the models' config spelling
 RNN_OPTIONS = {"recurrent_dropout": 0.0, "input_dropout": 0.0, "zoneout": 0.0, "weight_dropout": 0.0,
-               "forget_bias": None, "recurrent_init": "default"}
+               "forget_bias": None, "recurrent_init": "default", "layer_norm": False, "peepholes": False,
+               "coupled_gates": False, "cell_clip": None}
 
 
 def add_rnn_option_args(g):
-    """--recurrent-dropout, --input-dropout, --zoneout, --weight-dropout, --forget-bias, --recurrent-init
-    (the options of rnnkit.nn.RNN / LSTM / GRU), on the model argument group ``g``."""
+    """--recurrent-dropout, --input-dropout, --zoneout, --weight-dropout, --forget-bias, --recurrent-init and
+    the gate variants --layer-norm, --peepholes, --coupled-gates, --cell-clip (the options of rnnkit.nn.RNN /
+    LSTM / GRU), on the model argument group ``g``."""
     g.add_argument("--recurrent-dropout", type=fraction, default=0.0,
                    help="dropout on h_{t-1} where it enters the recurrent product, one mask per sequence "
                         "(Gal & Ghahramani 2016)")
@@ -212,6 +214,15 @@ def add_rnn_option_args(g):
                    help="initial forget-gate bias of an LSTM (default: PyTorch's random one)")
     g.add_argument("--recurrent-init", choices=("default", "orthogonal", "identity"), default="default",
                    help="initial recurrent weights: PyTorch's uniform, orthogonal, or the identity (RNN cells)")
+    g.add_argument("--layer-norm", action="store_true",
+                   help="layer normalisation of the input and recurrent projections per gate block, and of an "
+                        "LSTM's cell state (Ba et al. 2016); LSTM and GRU")
+    g.add_argument("--peepholes", action="store_true",
+                   help="LSTM peephole connections from the cell state to the gates (Gers & Schmidhuber 2000)")
+    g.add_argument("--coupled-gates", action="store_true",
+                   help="LSTM input gate coupled to the forget gate, i = 1 - f (three weight blocks)")
+    g.add_argument("--cell-clip", type=positive_float, default=None, metavar="X",
+                   help="clip an LSTM's cell state to [-X, X] (no gradient through a clipped unit)")
     return g
 
 

@@ -29,11 +29,25 @@ window_list = _int_list(0, "comma-separated integers >= 0 (0 = full BPTT)")
 
 
 def cell_list(text):
+    """Cells, comma-separated; a cell may carry gate-variant suffixes (``lstm-ln``, ``gru-ln``,
+    ``lstm-peep``, ``lstm-coupled``, combined as ``lstm-ln-peep``)."""
+    from ..models.common import CELL_VARIANTS, split_cell_variant
+
     vals = [v.strip() for v in text.split(",") if v.strip()]
     names = CELLS + ("rnn_tanh", "rnn_relu")                # PyTorch's spellings are accepted too
-    bad = [v for v in vals if v not in names]
+    bad = []
+    for v in vals:
+        try:
+            base, variant = split_cell_variant(v)
+        except ValueError:
+            base, variant = None, {}
+        lstm_only = set(variant) - {"layer_norm"}
+        if base not in names or (variant and base not in ("lstm", "gru")) or (base == "gru" and lstm_only):
+            bad.append(v)
     if not vals or bad:
-        raise argparse.ArgumentTypeError(f"expected comma-separated cells from {', '.join(names)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated cells from {', '.join(names)}, optionally with variant suffixes "
+            f"{', '.join('-' + s for s in CELL_VARIANTS)} (LSTM; GRU: -ln), got {text!r}")
     return vals
 
 

@@ -47,19 +47,36 @@ def gru_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid, h_rec=None):
     hh = (h_prev if h_rec is None else h_rec) @ W_hh.T  # (N, H) @ (H, 3H) -> (N, 3H)
     if b_hh is not None:
         hh += b_hh
+    h, gates = gru_gates(x_proj, hh, h_prev, gate)
+    return (h,), GRUCache(h_prev, gates, hh[:, 2 * H :])
+
+
+def gru_gates(x_proj, hh, h_prev, gate=sigmoid):
+    """The gate arithmetic once the recurrent pre-activation ``hh`` (N, 3H) (``W_hh h + b_hh``, or a
+    normalised form of it) is known: returns ``(h, gates)`` with ``gates`` (N, 3H) = r, z, n."""
+    H = h_prev.shape[1]
     a = x_proj[:, : 2 * H] + hh[:, : 2 * H]
     gates = np.empty_like(hh)
     gate(a, out=gates[:, : 2 * H])                      # r, z
     r, z = gates[:, :H], gates[:, H : 2 * H]
-    hn = hh[:, 2 * H :]
-    n = np.tanh(x_proj[:, 2 * H :] + r * hn, out=gates[:, 2 * H :])
-    h = n + z * (h_prev - n)                            # (1 - z) n + z h_prev
-    return (h,), GRUCache(h_prev, gates, hn)
+    n = np.tanh(x_proj[:, 2 * H :] + r * hh[:, 2 * H :], out=gates[:, 2 * H :])
+    return n + z * (h_prev - n), gates                  # (1 - z) n + z h_prev
 
 
 def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad, rec_mask=None):
     """Returns ``(dx_proj, dhh, (dh_prev,))``; ``rec_mask`` is the mask of the forward's ``h_rec``."""
     (dh,) = dstate
+    dx, dhh = gru_gates_backward(dh, cache, gate_grad)
+    dh_rec = dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)
+    if rec_mask is not None:
+        dh_rec *= rec_mask
+    dh_prev = dh * cache.gates[:, dh.shape[1] : 2 * dh.shape[1]] + dh_rec   # dh * z + ...
+    return dx, dhh, (dh_prev,)
+
+
+def gru_gates_backward(dh, cache, gate_grad=sigmoid_grad):
+    """The gradients of :func:`gru_gates`' inputs from ``dh`` (N, H) and a cache with ``gates``,
+    ``h_prev`` and ``hn`` (the n block of ``hh``): ``(dx_proj, dhh)``, each (N, 3H)."""
     H = dh.shape[1]
     g = cache.gates
     r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
@@ -70,11 +87,7 @@ def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad, rec
     dx[:, H : 2 * H] = dh * (cache.h_prev - n) * gate_grad(z)
     dhh = dx.copy()
     dhh[:, 2 * H :] *= r
-    dh_rec = dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)
-    if rec_mask is not None:
-        dh_rec *= rec_mask
-    dh_prev = dh * z + dh_rec
-    return dx, dhh, (dh_prev,)
+    return dx, dhh
 
 
 class GRUResetBeforeCache(NamedTuple):

@@ -69,6 +69,8 @@ def init_recurrent(module, scheme: str | None = None, forget_bias: float | None 
 def _init_blocks(module, scheme, gain, rng):
     H, G = module.hidden_size, module.ops.n_gates
     for name, p in module.params.items():
+        if name.startswith(("ln_", "peephole_")):      # gate variants' gains, biases, peepholes keep theirs
+            continue
         if scheme == "default":
             p[...] = uniform(p.shape, 1.0 / np.sqrt(H), rng)
             continue
@@ -92,6 +94,8 @@ def forget_bias_blocks(module) -> slice:
     if not any(name.startswith("bias_ih") for name in module.params):
         raise ValueError("forget_bias: this LSTM has no biases (bias=False)")
     H = module.hidden_size
+    if getattr(getattr(module, "variant", None), "coupled_gates", False):
+        return slice(0, H)                             # coupled gates: blocks f, g, o
     return slice(H, 2 * H)
 
 

@@ -111,6 +111,13 @@ def reverse_time(x: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
     return x[rev, np.arange(x.shape[1])[None, :]]
 
 
+def reverse_noise(noise: StepNoise | None, rev) -> StepNoise | None:
+    """The step noise of a reverse direction: zoneout masks (natural time order) reversed like its input."""
+    if noise is None or noise.zone is None:
+        return noise
+    return noise._replace(zone=tuple(reverse_time(z, rev) if isinstance(z, np.ndarray) else z for z in noise.zone))
+
+
 def sequence_forward(ops: CellOps, x_proj, state0, W_hh, b_hh=None, mask=None, noise=None):
     """Run ``ops.step`` over ``x_proj`` (L, N, G*H). Returns ``(y, state, h_prev, step_caches)``.
 
@@ -198,10 +205,7 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     runs on :func:`reference_loop`: the fused kernels have no per-step hook.
     """
     if reverse:
-        x = reverse_time(x, rev)
-        if noise is not None and noise.zone is not None:
-            noise = noise._replace(zone=tuple(reverse_time(z, rev) if isinstance(z, np.ndarray) else z
-                                              for z in noise.zone))
+        x, noise = reverse_time(x, rev), reverse_noise(noise, rev)
     if noise is None:
         y, state, h_prev, steps = (loop or reference_loop)(ops, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
     else:
@@ -230,14 +234,23 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)
     grads = {
-        "W_ih": flat_dxp.T @ cache.x.reshape(L * N, -1),         # (G*H, L*N) @ (L*N, H_in)
         "W_hh": ops.weight_hh_grad(flat_dhh, cache.h_prev.reshape(L * N, -1), cache.steps),  # (G*H, H)
         "b_ih": flat_dxp.sum(axis=0),
         "b_hh": flat_dhh.sum(axis=0),
     }
+    return input_backward(dx_proj, W_ih, cache, grads, reverse, dh), dstate0, grads
+
+
+def input_backward(dx_proj, W_ih, cache, grads: dict, reverse=False, dh=None):
+    """The end of a layer's backward, from the gradient of the input projection ``dx_proj``
+    (L, N, G*H): ``grads["W_ih"]`` (one product over all steps), ``grads["h"]`` from the recorded
+    ``dh`` when given, and the returned input gradient, both in natural time order. ``cache`` has
+    the input ``x`` and the reversal ``rev`` in processing order."""
+    L, N, GH = dx_proj.shape
+    grads["W_ih"] = dx_proj.reshape(L * N, GH).T @ cache.x.reshape(L * N, -1)   # (G*H, L*N) @ (L*N, H_in)
     dx = dx_proj @ W_ih  # (L, N, G*H) @ (G*H, H_in) -> (L, N, H_in)
     if reverse:
         dx = reverse_time(dx, cache.rev)
-    if record:
+    if dh is not None:
         grads["h"] = reverse_time(dh, cache.rev) if reverse else dh
-    return dx, dstate0, grads
+    return dx

@@ -20,18 +20,21 @@ class CharLM(TaskModel):
 
     ``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the embeddings
     included), ``zoneout`` (a float, or ``[z_h, z_c]`` for an LSTM), ``weight_dropout``,
-    ``forget_bias`` (LSTM) and ``recurrent_init`` are the recurrent layer's options
+    ``forget_bias`` (LSTM), ``recurrent_init`` and the gate variants ``layer_norm`` (LSTM, GRU),
+    ``peepholes``, ``coupled_gates``, ``cell_clip`` (LSTM) are the recurrent layer's options
     (:class:`~rnnkit.nn.recurrent.RNNBase`); ``dropout`` acts between the recurrent layers and
     before the output layer.
     """
 
     def __init__(self, vocab_size, embed_size=64, hidden_size=256, num_layers=2, cell="lstm", dropout=0.0,
                  dtype=np.float32, seed=None, *, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
-                 weight_dropout=0.0, forget_bias=None, recurrent_init="default"):
+                 weight_dropout=0.0, forget_bias=None, recurrent_init="default", layer_norm=False, peepholes=False,
+                 coupled_gates=False, cell_clip=None):
         super().__init__(dtype, seed)
         s = child_seeds(seed, 4)
         options = dict(recurrent_dropout=recurrent_dropout, input_dropout=input_dropout, zoneout=zoneout,
-                       weight_dropout=weight_dropout, forget_bias=forget_bias, recurrent_init=recurrent_init)
+                       weight_dropout=weight_dropout, forget_bias=forget_bias, recurrent_init=recurrent_init,
+                       layer_norm=layer_norm, peepholes=peepholes, coupled_gates=coupled_gates, cell_clip=cell_clip)
         self.embed = Embedding(vocab_size, embed_size, dtype=dtype, seed=s[0])
         self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1],
                             **options)

@@ -15,6 +15,24 @@ def canonical_cell(cell: str) -> str:
     return CELL_ALIASES.get(cell, cell)
 
 
+# Gate variants by name, for comparing cells side by side ('lstm-ln', 'gru-ln', 'lstm-peep', 'lstm-ln-peep-coupled')
+CELL_VARIANTS = {"ln": "layer_norm", "peep": "peepholes", "coupled": "coupled_gates"}
+
+
+def split_cell_variant(name: str) -> tuple[str, dict]:
+    """``'lstm-ln-peep'`` -> ``('lstm', {'layer_norm': True, 'peepholes': True})``: a cell name followed
+    by ``-`` and suffixes of :data:`CELL_VARIANTS`, or a plain cell name (``'rnn-relu'``) -> ``(name, {})``.
+    Whether the cell has the option is the layer's check."""
+    parts = name.split("-")
+    k = len(parts)
+    while k > 1 and parts[k - 1] in CELL_VARIANTS:
+        k -= 1
+    suffixes = parts[k:]
+    if len(set(suffixes)) != len(suffixes):
+        raise ValueError(f"cell {name!r}: a variant suffix is repeated")
+    return "-".join(parts[:k]), {CELL_VARIANTS[s]: True for s in suffixes}
+
+
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kw):
     """``'lstm'``, ``'gru'``, ``'rnn_tanh'`` or ``'rnn_relu'`` (PyTorch's spellings; ``'rnn'`` and
     ``'rnn-relu'`` are accepted too) -> the layer module. A model's ``dropout`` also acts outside

@@ -19,11 +19,13 @@ class SequenceModel(TaskModel):
     (LSTM / GRU). ``init`` re-initialises the recurrent weights ('default', 'xavier',
     'orthogonal', 'identity': the IRNN with 'rnn-relu'); ``recurrent_gain`` scales them (an
     exploding-gradient set-up uses a large one); ``forget_bias`` sets the LSTM forget-gate bias.
+    ``layer_norm`` (LSTM, GRU), ``peepholes`` and ``coupled_gates`` (LSTM) are the layer's gate
+    variants (:mod:`rnnkit.functional.variants`).
     """
 
     def __init__(self, input_size, hidden_size, n_out, task, cell="lstm", num_layers=1, init="default",
                  recurrent_gain=1.0, forget_bias=None, gate="sigmoid", bidirectional=False, dtype=np.float32,
-                 seed=None):
+                 seed=None, layer_norm=False, peepholes=False, coupled_gates=False):
         super().__init__(dtype, seed)
         if task not in ("regression", "classification", "sequence"):
             raise ValueError(f"task: expected regression, classification or sequence, got {task!r}")
@@ -32,8 +34,10 @@ class SequenceModel(TaskModel):
         self.config = dict(kind="sequence", input_size=input_size, hidden_size=hidden_size, n_out=n_out,
                            task=task, cell=canonical_cell(cell), num_layers=num_layers, init=init,
                            recurrent_gain=recurrent_gain, forget_bias=forget_bias, gate=gate,
-                           bidirectional=bidirectional)
-        kw = {}
+                           bidirectional=bidirectional, layer_norm=layer_norm, peepholes=peepholes,
+                           coupled_gates=coupled_gates)
+        kw = {k: v for k, v in (("layer_norm", layer_norm), ("peepholes", peepholes),
+                                ("coupled_gates", coupled_gates)) if v}
         if gate != "sigmoid":
             if cell not in ("lstm", "gru"):
                 raise ValueError(f"gate: only LSTM and GRU cells have gates, got gate={gate!r} with cell={cell!r}")

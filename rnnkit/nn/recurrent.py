@@ -16,8 +16,9 @@ from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, s
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
 from ..functional.recompute import segmented_layer_backward, segmented_layer_forward
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
+from ..functional.variants import bind, variant_layer_backward, variant_layer_forward
 from .module import Module
-from .recurrent_options import StepStream, apply_masks, draw_masks, set_options
+from .recurrent_options import StepStream, apply_masks, check_variant, draw_masks, set_options
 
 
 # The one place that maps a backend to its time-loop implementation (same contract for both).
@@ -81,12 +82,30 @@ class RNNBase(Module):
     combine freely. Recurrent dropout and zoneout run on the NumPy time loop; input and weight
     dropout only change what the (fast) loop is given. They are not implemented with
     ``proj_size`` (recurrent dropout and zoneout).
+
+    Gate variants (:mod:`rnnkit.functional.variants` has the equations; they run on the NumPy time
+    loop, compose with each other, the regularisers, ``bidirectional``, ``num_layers`` and
+    ``lengths``; not with ``proj_size`` or ``recompute``):
+
+    * ``layer_norm`` (LSTM, GRU; Ba, Kiros & Hinton 2016): :math:`\mathrm{LN}(W_{ih} x)` and
+      :math:`\mathrm{LN}(W_{hh} h)` normalised separately, per gate block, plus ``b_ih``, ``b_hh``;
+      the LSTM's output is :math:`o \odot \tanh(\mathrm{LN}(c))`; the GRU's reset gate multiplies
+      :math:`\mathrm{LN}(W_{hh} h)^n + b_{hn}`. Parameters ``ln_ih_weight_l{k}``, ``ln_ih_bias_l{k}``,
+      ``ln_hh_...``, ``ln_c_...`` (gains init 1, biases 0).
+    * ``peepholes`` (LSTM; Gers & Schmidhuber 2000): :math:`i = \sigma(\cdot + p_i c_{t-1})`,
+      :math:`f = \sigma(\cdot + p_f c_{t-1})`, :math:`o = \sigma(\cdot + p_o c_t)`;
+      ``peephole_weight_l{k}`` is ONNX's ``P`` layout :math:`[p_i, p_o, p_f]` (init 0).
+    * ``coupled_gates`` (LSTM; CIFG, ONNX ``input_forget=1``): :math:`i = 1 - f`; the weights and
+      biases have three blocks, f, g, o (3H rows).
+    * ``cell_clip=k`` (LSTM; TensorFlow's ``cell_clip``): :math:`c_t` clipped to :math:`[-k, k]`, zero
+      gradient through a clipped unit.
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, proj_size=0, *,
                  recurrent_init="default", forget_bias=None, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
-                 weight_dropout=0.0, recompute=0):
+                 weight_dropout=0.0, recompute=0, layer_norm=False, peepholes=False, coupled_gates=False,
+                 cell_clip=None):
         super().__init__(dtype, seed)
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
@@ -116,6 +135,11 @@ class RNNBase(Module):
             raise ValueError(f"proj_size: expected a size below hidden_size={self.hidden_size}, got {proj_size}")
         self.proj_size = int(proj_size)
         self.output_size = self.proj_size or self.hidden_size    # units of h and of each direction's output
+        self.variant = v = check_variant(self, layer_norm, peepholes, coupled_gates, cell_clip, self.proj_size)
+        self.layer_norm, self.peepholes = bool(v and v.layer_norm), bool(v and v.peepholes)
+        self.coupled_gates, self.cell_clip = bool(v and v.coupled_gates), v and v.cell_clip
+        if v is not None:
+            self.ops = bind(self.variant, {})   # its n_gates / n_states; forward binds the parameters
         # the projected LSTM's gate function and its derivative (its loop is lstmp's, not the registry's)
         self._gate = (hard_sigmoid, hard_sigmoid_grad) if mode.endswith("_hard") else (sigmoid, sigmoid_grad)
         G, H, P = self.ops.n_gates, self.hidden_size, self.output_size
@@ -130,6 +154,8 @@ class RNNBase(Module):
                     self.add_param(f"bias_hh_l{layer}{sfx}", self.rng.uniform(-k, k, (G * H,)))
                 if self.proj_size:
                     self.add_param(f"weight_hr_l{layer}{sfx}", self.rng.uniform(-k, k, (P, H)))
+                for name, shape in (self.variant.param_shapes(H) if self.variant else {}).items():
+                    self.add_param(f"{name}_l{layer}{sfx}", self.variant.initial(name, shape, self.dtype))
         set_options(self, recurrent_init, forget_bias, recurrent_dropout, input_dropout, zoneout, weight_dropout)
         self.recompute = _check_recompute(recompute, self)
 
@@ -145,6 +171,9 @@ class RNNBase(Module):
             s += f", {name}={getattr(self, name)}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
+        for name in ("layer_norm", "peepholes", "coupled_gates", "cell_clip"):
+            if getattr(self, name):
+                s += f", {name}={getattr(self, name)}"
         for name, off in (("recurrent_init", "default"), ("forget_bias", None), ("recurrent_dropout", 0.0),
                           ("input_dropout", 0.0), ("zoneout", 0.0), ("weight_dropout", 0.0), ("recompute", 0)):
             if getattr(self, name) != off:
@@ -192,6 +221,11 @@ class RNNBase(Module):
     def _pack_state(self, arrays):
         return (arrays[0], arrays[1]) if self.ops.n_states == 2 else arrays[0]
 
+    def variant_params(self, layer, sfx) -> dict:
+        """The gate variant's extra parameters of layer ``layer``, direction suffix ``sfx`` ('' or
+        '_reverse'), by their local names (``ln_ih_weight``, ...)."""
+        return {name: self.params[f"{name}_l{layer}{sfx}"] for name in self.variant.param_shapes(self.hidden_size)}
+
     def draw_masks(self, L, N) -> list | None:
         """The masks a forward call over ``L`` steps of ``N`` sequences uses, drawn from
         ``self.rng`` (:func:`rnnkit.nn.recurrent_options.draw_masks`): a ``LayerMasks`` per layer and
@@ -230,7 +264,10 @@ class RNNBase(Module):
                 w_hh.append(W_hh)
                 args = (x_in, tuple(s[row] for s in state0), p[f"weight_ih_l{layer}{sfx}"], W_hh)
                 bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
-                if self.proj_size:
+                if self.variant is not None:
+                    y, st, cache = variant_layer_forward(self.variant, self.variant_params(layer, sfx), *args,
+                                                         *bias, mask=mask, reverse=d == 1, rev=rev, noise=step_noise)
+                elif self.proj_size:
                     y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
                                                        reverse=d == 1, rev=rev, gate=self._gate[0])
                 elif self.recompute:
@@ -260,9 +297,10 @@ class RNNBase(Module):
 
     def stream(self, batch_size=1, state=None):
         """A :class:`~rnnkit.nn.stream.Stream` for step-by-step inference (unidirectional layers).
-        The regularisers are off in inference; zoneout's expectation, which the stream's kernels do
-        not compute, steps through :meth:`forward` one step at a time instead (same interface)."""
-        if any(self._zone):
+        The regularisers are off in inference; zoneout's expectation and the gate variants, which the
+        stream's kernels do not compute, step through :meth:`forward` one step at a time instead
+        (same interface)."""
+        if any(self._zone) or self.variant is not None:
             return StepStream(self, batch_size, state)
         from .stream import Stream
 
@@ -290,7 +328,12 @@ class RNNBase(Module):
                 p = self.params
                 args = (d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal), caches[row],
                         p[f"weight_ih_l{layer}{sfx}"], w_hh[row])
-                if self.proj_size:
+                if self.variant is not None:
+                    dx, ds0, g = variant_layer_backward(self.variant, self.variant_params(layer, sfx), *args,
+                                                        reverse=d == 1, record=self.record_hidden_grads)
+                    for name in self.variant.param_shapes(H):
+                        self.grads[f"{name}_l{layer}{sfx}"] += g[name]
+                elif self.proj_size:
                     dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
                                                       record=self.record_hidden_grads, gate_grad=self._gate[1])
                     self.grads[f"weight_hr_l{layer}{sfx}"] += g["W_hr"]
@@ -340,8 +383,9 @@ def _check_recompute(recompute, m):
         pass
     elif not isinstance(recompute, (int, np.integer)) or isinstance(recompute, bool) or recompute < 0:
         raise ValueError(f"recompute: expected 0 (off), a segment length >= 1 or 'sqrt', got {recompute!r}")
-    if recompute and (m.proj_size or m.recurrent_dropout or any(m._zone)):
-        raise ValueError("recompute: not with proj_size, recurrent_dropout or zoneout (their loops keep every step)")
+    if recompute and (m.proj_size or m.recurrent_dropout or any(m._zone) or m.variant is not None):
+        raise ValueError("recompute: not with proj_size, recurrent_dropout or zoneout, nor with the gate variants "
+                         "(layer_norm, peepholes, coupled_gates, cell_clip): their loops keep every step")
     return recompute if recompute == "sqrt" else int(recompute)
 
 
@@ -374,7 +418,8 @@ class LSTM(RNNBase):
 
     Keyword ``options`` (:class:`RNNBase`): ``forget_bias``, ``recurrent_init``,
     ``recurrent_dropout``, ``input_dropout``, ``zoneout`` (a float, or ``(z_h, z_c)``: ``c`` gets
-    its own probability), ``weight_dropout``."""
+    its own probability), ``weight_dropout``, and the gate variants ``layer_norm``, ``peepholes``,
+    ``coupled_gates``, ``cell_clip`` (equations there and in :mod:`rnnkit.functional.variants`)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", proj_size=0,
@@ -404,7 +449,8 @@ class GRU(RNNBase):
     (Keras's ``reset_after=False``, ONNX's ``linear_before_reset=0``; same parameter names and
     shapes; it runs on the NumPy time loop). See :class:`RNNBase`, and there the keyword
     ``options`` (``recurrent_init``, ``recurrent_dropout`` -- on ``h`` in the products, the carried
-    ``z * h_{t-1}`` unmasked --, ``input_dropout``, ``zoneout``, ``weight_dropout``)."""
+    ``z * h_{t-1}`` unmasked --, ``input_dropout``, ``zoneout``, ``weight_dropout``, and
+    ``layer_norm`` with ``reset_after=True``: :mod:`rnnkit.functional.variants`)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None, gate="sigmoid", reset_after=True,

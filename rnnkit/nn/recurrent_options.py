@@ -1,7 +1,9 @@
 """The recurrent layers' initialisation and regularisation options (issue 15): validation and
 initialisation at construction, the masks a forward call draws, and a step-by-step stream for the
-options :class:`~rnnkit.nn.stream.Stream` does not implement. The equations and references are in
-:class:`~rnnkit.nn.recurrent.RNNBase`'s docstring and :mod:`rnnkit.functional.noise`."""
+options :class:`~rnnkit.nn.stream.Stream` does not implement, and the checks of the gate variants
+(layer_norm, peepholes, coupled_gates, cell_clip; :mod:`rnnkit.functional.variants`). The equations
+and references are in :class:`~rnnkit.nn.recurrent.RNNBase`'s docstring, :mod:`rnnkit.functional.noise`
+and :mod:`rnnkit.functional.variants`."""
 from __future__ import annotations
 
 import math
@@ -12,6 +14,7 @@ import numpy as np
 from .._validate import check_probability
 from ..functional.init import forget_bias_blocks, identity, orthogonal, set_forget_bias
 from ..functional.noise import StepNoise
+from ..functional.variants import Variant
 
 RECURRENT_INITS = ("default", "orthogonal", "identity")
 
@@ -135,7 +138,7 @@ def apply_masks(masks: LayerMasks, inp, W_hh):
 class StepStream:
     """Step-by-step inference through the layer's own :meth:`~rnnkit.nn.recurrent.RNNBase.forward` in evaluation mode,
     one step a call (``step``, ``reset``, ``state`` as :class:`~rnnkit.nn.stream.Stream`): for
-    options the stream's kernels do not implement (zoneout)."""
+    options the stream's kernels do not implement (zoneout, the gate variants)."""
 
     def __init__(self, rnn, batch_size=1, state=None):
         if rnn.bidirectional:
@@ -163,3 +166,33 @@ class StepStream:
             self.rnn.training = was_training
             self.rnn.clear_cache()
         return y[:, 0] if self.rnn.batch_first else y[0]
+
+
+def check_variant(m, layer_norm, peepholes, coupled_gates, cell_clip, proj_size):
+    """The :class:`~rnnkit.functional.variants.Variant` the gate-variant options describe, or None
+    when all are off; an option the cell does not have is refused in one line."""
+    name = type(m).__name__
+    for opt, val in (("layer_norm", layer_norm), ("peepholes", peepholes), ("coupled_gates", coupled_gates)):
+        if val not in (True, False):
+            raise ValueError(f"{opt}: expected True or False, got {val!r}")
+    if cell_clip is not None:
+        if not isinstance(cell_clip, (int, float, np.floating, np.integer)) or isinstance(cell_clip, bool) or \
+                not math.isfinite(cell_clip) or cell_clip <= 0:
+            raise ValueError(f"cell_clip: expected a positive number (or None: no clipping), got {cell_clip!r}")
+        cell_clip = float(cell_clip)
+    if not (layer_norm or peepholes or coupled_gates or cell_clip is not None):
+        return None
+    family = m.mode.split("_")[0]
+    lstm_only = [o for o, on in (("peepholes", peepholes), ("coupled_gates", coupled_gates),
+                                 ("cell_clip", cell_clip is not None)) if on]
+    if family == "rnn" or (family == "gru" and lstm_only):
+        opts = (["layer_norm"] if layer_norm and family == "rnn" else []) + lstm_only
+        raise ValueError(f"{name}: {', '.join(opts)} {'is' if len(opts) == 1 else 'are'} not an option of "
+                         f"{m.mode!r} cells (layer_norm: LSTM and GRU; the others: LSTM only)")
+    if m.mode.startswith("gru_reset_before"):
+        raise ValueError(f"{name}: layer_norm is implemented for reset_after=True (PyTorch's GRU) only")
+    if proj_size:
+        raise ValueError(f"{name}: layer_norm, peepholes, coupled_gates and cell_clip are not implemented with "
+                         f"proj_size (the projected LSTM has its own time loop)")
+    return Variant(family, bool(layer_norm), bool(peepholes), bool(coupled_gates), cell_clip,
+                   "hard_sigmoid" if m.mode.endswith("_hard") else "sigmoid")

@@ -23,6 +23,9 @@ class Stream:
         if getattr(rnn, "proj_size", 0):
             raise ValueError(f"stream: an LSTM with proj_size={rnn.proj_size} is not streamed; call it one step at a "
                              f"time instead: y, state = lstm(x_t[None], state)")
+        if getattr(rnn, "variant", None) is not None:
+            raise ValueError("stream: the gate variants (layer_norm, peepholes, coupled_gates, cell_clip) have no "
+                             "stream kernels; use rnn.stream(), which steps them through the layer's forward")
         self._fast = rnn.ops.fused and kernels.fast_sequence() is not None
         self.rnn, self.N = rnn, int(batch_size)
         H, dt, G = rnn.hidden_size, rnn.dtype, rnn.ops.n_gates
