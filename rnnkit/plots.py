@@ -225,8 +225,8 @@ def plot_exploding(runs, gain, lr, out_png):
 
 def plot_strokes(drawings, titles, out_png, cols=8, box=109.0) -> str:
     """A grid of pen drawings: ``drawings`` a list of characters, each a list of (k_i, 2) stroke
-    point arrays in the coordinates of a ``box`` x ``box`` square (y downwards, as in SVG), one
-    line per stroke; ``titles`` one short string each (or None)."""
+    point arrays in the coordinates of a ``box`` x ``box`` square (y downwards, as in SVG; ``box=None``
+    fits each drawing's own extent), one line per stroke; ``titles`` one short string each (or None)."""
     plt = _pyplot()
     n = len(drawings)
     cols = min(cols, n)
@@ -237,10 +237,13 @@ def plot_strokes(drawings, titles, out_png, cols=8, box=109.0) -> str:
     for ax, strokes, title in zip(axes.flat, drawings, titles):
         for s in strokes:
             ax.plot(s[:, 0], s[:, 1], "-", color="black", lw=1.6, solid_capstyle="round")
-        ax.set_xlim(0, box)
-        ax.set_ylim(box, 0)
         ax.set_aspect("equal")
-        ax.add_patch(plt.Rectangle((0, 0), box, box, fill=False, lw=0.4, color="0.7"))
+        if box:
+            ax.set_xlim(0, box)
+            ax.set_ylim(box, 0)
+            ax.add_patch(plt.Rectangle((0, 0), box, box, fill=False, lw=0.4, color="0.7"))
+        else:
+            ax.invert_yaxis()
         if title:
             ax.set_title(title, fontsize=7)
     fig.tight_layout()
