@@ -115,8 +115,8 @@ from rnnkit.data import handwriting as HW  # noqa: E402
 
 def test_kanjivg_character_parsed_with_strokes_radicals_and_pen_ups():
     f = next(f for f in HW.kanjivg_files() if f.name == "06f22.svg")
-    char, paths, radicals = HW.parse_kanjivg(f.read_bytes(), "06f22")
-    assert char == "漢" and len(paths) == 13 and "氵" in radicals
+    char, paths, radicals, general = HW.parse_kanjivg(f.read_bytes(), "06f22")
+    assert char == "漢" and len(paths) == 13 and radicals == ("氵",) and general == "氵"
     chars = HW.load_kanjivg(3, seed=1)
     assert len(chars) == 3 and len({c.code for c in chars}) == 3
     for c in chars:
@@ -309,3 +309,17 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["handwriting", "train", "--data", str(_csv(tmp_path / "two.csv", rows)), "--out",
                  str(tmp_path / "r2")] + TINY) == 2
     assert "split: 2 sequences give 0 test, 0 validation" in capsys.readouterr().err
+
+
+def test_radical_recognition_files_for_classify(tmp_path, monkeypatch):
+    import rnnkit.apps.handwriting as app
+    from rnnkit.data.readers import read_sequences
+
+    chars = HW.load_kanjivg(40, seed=3, keep=lambda radical: radical is not None)
+    assert chars and all(c.radical in c.radicals for c in chars)
+    two = [c for c in chars if c.radical in {chars[0].radical, chars[1].radical}] * 3
+    monkeypatch.setattr(HW, "radical_dataset", lambda top, step: ([c.offsets for c in two], [c.radical for c in two]))
+    train, test = app.export_radicals(str(tmp_path / "rad"), top=2, test_fraction=0.34, log=lambda *a: None)
+    (xs, y), (xt, yt) = read_sequences(train), read_sequences(test)
+    assert len(xs) + len(xt) == len(two) and set(y) == set(yt) == {c.radical for c in two}
+    assert all(x.shape[1] == 3 for x in xs + xt) and len(xt) == pytest.approx(0.34 * len(two), abs=2)

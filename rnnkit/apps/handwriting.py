@@ -156,3 +156,22 @@ def draw_samples(run_dir, out_png, n=16, length=None, bias=0.0, seed=0, real=Non
     titles = [f"held out: {t}" for _, t in real or []] + [f"sample {i + 1}" + (f", bias {bias:g}" if bias else "")
                                                            for i in range(n)]
     return plot_strokes(drawings, titles, out_png, box=HW.BOX if step else None)
+
+
+def export_radicals(prefix, top=10, test_fraction=0.2, seed=0, step=HW.STEP, log=print) -> tuple[str, str]:
+    """The radical-recognition task (:func:`~rnnkit.data.handwriting.radical_dataset`) as the
+    ``.npz`` files ``rnnkit classify train`` reads: ``PREFIX-train.npz`` and ``PREFIX-test.npz``,
+    a seeded split stratified by radical (every character is in one file only)."""
+    from ..data.labelled import split as split_indices
+
+    seqs, labels = HW.radical_dataset(top, step)
+    y = np.array(labels)
+    train, test = split_indices(len(seqs), test_fraction, seed=seed, y=y)
+    paths = (f"{prefix}-train.npz", f"{prefix}-test.npz")
+    for path, part in zip(paths, (train, test)):
+        HW.save_npz(path, [seqs[i] for i in part], y[part])
+    classes, counts = np.unique(y, return_counts=True)
+    log(f"wrote {paths[0]} ({len(train)} characters) and {paths[1]} ({len(test)}): {len(classes)} radicals "
+        f"({', '.join(f'{c} {n}' for c, n in zip(classes, counts))}); train with rnnkit classify train --train "
+        f"{paths[0]} --test {paths[1]}")
+    return paths

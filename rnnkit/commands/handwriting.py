@@ -43,6 +43,18 @@ def register(sub):
     sm.add_argument("--output", "-o", default="samples.png", help="PNG to write")
     sm.set_defaults(run=run_sample)
 
+    ex = add_parser(s, "radicals", "write a recognition task from kanjivg: each character's pen sequence labelled with "
+                                   "its radical, as .npz files for rnnkit classify train",
+                    description="Characters whose general radical (kanjivg's kvg:radical='general') is among the "
+                                "--top most frequent, split by character (seeded, stratified) into PREFIX-train.npz "
+                                "and PREFIX-test.npz: x (N, L, 3) + lengths + y.")
+    ex.add_argument("prefix", metavar="PREFIX", help="output path prefix")
+    ex.add_argument("--top", type=positive_int, default=10, help="the most frequent radicals to keep")
+    ex.add_argument("--test-fraction", type=fraction, default=0.2)
+    ex.add_argument("--step", type=positive_float, default=6.0, help="points every this many units of arc length")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.set_defaults(run=run_radicals)
+
     ev = add_parser(s, "eval", "print the held-out negative log-likelihood per point beside the baselines")
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.set_defaults(run=run_eval)
@@ -72,4 +84,11 @@ def run_eval(args):
     from ..apps.handwriting import eval_handwriting
 
     eval_handwriting(args.run_dir)
+    return 0
+
+
+def run_radicals(args):
+    from ..apps.handwriting import export_radicals
+
+    export_radicals(args.prefix, args.top, args.test_fraction, args.seed, args.step)
     return 0

@@ -61,13 +61,15 @@ def _need(module: str, package: str):
 class Character:
     """One kanjivg character: ``strokes`` a list of (k_i, 2) point arrays in box units (x right, y
     down), ``offsets`` (L, 3) float32 as the model reads them, ``radicals`` the elements kanjivg marks
-    as radicals (possibly none)."""
+    as radicals (possibly none), ``radical`` the one it marks ``kvg:radical="general"`` (the
+    character's dictionary radical; None when unmarked)."""
 
     char: str
     code: str
     strokes: list
     offsets: np.ndarray
     radicals: tuple = field(default_factory=tuple)
+    radical: str | None = None
 
     @property
     def n_strokes(self) -> int:
@@ -86,9 +88,10 @@ def _attr(el, name):
 
 
 def parse_kanjivg(data: bytes, code: str):
-    """One SVG file -> ``(char, stroke path strings in writing order, radicals)``."""
+    """One SVG file -> ``(char, stroke path strings in writing order, radicals, the general radical
+    or None)``."""
     root = ET.fromstring(data)
-    char, radicals, paths = None, [], []
+    char, radicals, paths, general = None, [], [], None
     for el in root.iter():
         tag = _local(el.tag)
         if tag == "g":
@@ -97,9 +100,11 @@ def parse_kanjivg(data: bytes, code: str):
                 char = element
             if _attr(el, "radical") and element:
                 radicals.append(element)
+                if _attr(el, "radical") == "general" and general is None:
+                    general = element
         elif tag == "path" and el.get("d"):
             paths.append(el.get("d"))
-    return char or chr(int(code.split("-")[0], 16)), paths, tuple(dict.fromkeys(radicals))
+    return char or chr(int(code.split("-")[0], 16)), paths, tuple(dict.fromkeys(radicals)), general
 
 
 def bernstein(t):
@@ -165,9 +170,10 @@ def kanjivg_files(variants: bool = False) -> list:
     return files
 
 
-def load_kanjivg(n=None, seed=0, step: float = STEP, variants: bool = False) -> list:
+def load_kanjivg(n=None, seed=0, step: float = STEP, variants: bool = False, keep=None) -> list:
     """kanjivg characters as :class:`Character` records: all of them (about 6,700 without the
-    variants, ~30 s here), or ``n`` drawn without replacement by ``seed``, in file order."""
+    variants, ~30 s here), or ``n`` drawn without replacement by ``seed``, in file order;
+    ``keep(general radical or None)`` filters them before their paths are measured."""
     files = kanjivg_files(variants)
     if n is not None:
         if not 1 <= n <= len(files):
@@ -177,11 +183,30 @@ def load_kanjivg(n=None, seed=0, step: float = STEP, variants: bool = False) -> 
     out = []
     for f in files:
         code = f.name[:-4]
-        char, paths, radicals = parse_kanjivg(f.read_bytes(), code)
+        char, paths, radicals, general = parse_kanjivg(f.read_bytes(), code)
+        if not paths or (keep is not None and not keep(general)):
+            continue
         strokes = [stroke_points(d, step) for d in paths]
-        if strokes:
-            out.append(Character(char, code, strokes, to_offsets(strokes, step), radicals))
+        out.append(Character(char, code, strokes, to_offsets(strokes, step), radicals, general))
     return out
+
+
+def radical_counts(variants: bool = False) -> dict:
+    """{general radical: characters} over kanjivg's files, most frequent first (reads the XML only)."""
+    from collections import Counter
+
+    counts = Counter(parse_kanjivg(f.read_bytes(), f.name[:-4])[3] for f in kanjivg_files(variants))
+    counts.pop(None, None)
+    return dict(counts.most_common())
+
+
+def radical_dataset(top: int = 10, step: float = STEP) -> tuple[list, list]:
+    """A recognition task from kanjivg's own attributes: the characters whose general radical is
+    one of the ``top`` most frequent, as ``(offset sequences, radicals)``; the radical has to be
+    recognised from the pen's movement."""
+    common = set(list(radical_counts())[:top])
+    chars = load_kanjivg(step=step, keep=common.__contains__)
+    return [c.offsets for c in chars], [c.radical for c in chars]
 
 
 # -- the user's strokes -------------------------------------------------------------------------
