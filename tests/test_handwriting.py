@@ -315,11 +315,15 @@ def test_radical_recognition_files_for_classify(tmp_path, monkeypatch):
     import rnnkit.apps.handwriting as app
     from rnnkit.data.readers import read_sequences
 
-    chars = HW.load_kanjivg(40, seed=3, keep=lambda radical: radical is not None)
-    assert chars and all(c.radical in c.radicals for c in chars)
-    two = [c for c in chars if c.radical in {chars[0].radical, chars[1].radical}] * 3
-    monkeypatch.setattr(HW, "radical_dataset", lambda top, step: ([c.offsets for c in two], [c.radical for c in two]))
-    train, test = app.export_radicals(str(tmp_path / "rad"), top=2, test_fraction=0.34, log=lambda *a: None)
+    files = HW.kanjivg_files()
+    some = [f for f in files if f.name[:3] in ("06c", "06d")][:60]        # U+6Cxx-6Dxx: many with the water radical
+    monkeypatch.setattr(HW, "kanjivg_files", lambda variants=False: some)
+    counts = HW.radical_counts()
+    assert list(counts.values()) == sorted(counts.values(), reverse=True) and sum(counts.values()) <= len(some)
+    top2 = list(counts)[:2]
+    train, test = app.export_radicals(str(tmp_path / "rad"), top=2, test_fraction=0.25, log=lambda *a: None)
     (xs, y), (xt, yt) = read_sequences(train), read_sequences(test)
-    assert len(xs) + len(xt) == len(two) and set(y) == set(yt) == {c.radical for c in two}
-    assert all(x.shape[1] == 3 for x in xs + xt) and len(xt) == pytest.approx(0.34 * len(two), abs=2)
+    assert len(xs) + len(xt) == counts[top2[0]] + counts[top2[1]]
+    assert set(y) == set(yt) == set(top2) and all(x.shape[1] == 3 for x in xs + xt)
+    chars = HW.load_kanjivg(keep=lambda radical: radical == top2[1])
+    assert len(chars) == counts[top2[1]] and all(c.radical == top2[1] and c.radical in c.radicals for c in chars)
