@@ -19,8 +19,8 @@ from rnnkit.cli import main as rnnkit_main
 
 # 2,000 of kanjivg's 6,703 plain characters (drawn by the seed), 80/10/10 by character; a one-layer
 # LSTM 128 with a 10-component mixture; 600 steps of 32 characters (12 passes over the training part), cosine lr
-HANDWRITING = ["--characters", "2000", "--hidden-size", "128", "--components", "10", "--lr", "3e-3", "--clip", "5", "--schedule", "cosine",
-               "--eval-every", "100", "--steps", "600"]
+HANDWRITING = ["--characters", "2000", "--hidden-size", "128", "--components", "10", "--lr", "3e-3", "--clip", "5",
+               "--schedule", "cosine", "--eval-every", "100", "--steps", "600"]
 # recognition: the 10 most frequent general radicals, 80/20 by character (stratified), through rnnkit classify train
 RADICALS = ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "mean", "--schedule", "cosine",
             "--steps", "600"]
@@ -129,7 +129,8 @@ def handwriting_markdown(r) -> list:
            f"(`{q['options']}`), {q['seconds']:.0f} s. Stroke count is not used as a task: it is the number of "
            "pen-ups in the input.", "",
            "| model | train / test | accuracy |", "|---|---|---|",
-           f"| rnnkit bidirectional GRU on (dx, dy, pen) | {q['n_train'] + q['n_valid']} / {q['n_test']} | {100 * q['accuracy']:.1f}% |",
+           f"| rnnkit bidirectional GRU on (dx, dy, pen) | {q['n_train'] + q['n_valid']} / {q['n_test']} | "
+           f"{100 * q['accuracy']:.1f}% |",
            f"| logistic regression on the 16 x 16 rendered image (here) | same | {100 * q['image_logistic']:.1f}% |",
            f"| majority class | same | {100 * q['majority']:.1f}% |", "",
            "Published: none known for this task."]

@@ -124,7 +124,8 @@ def train_handwriting(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, te
 def evaluate_run(run_dir, train, test, log=print) -> dict:
     """Held-out NLL per point of the run's best weights beside the baselines fitted on ``train``."""
     model = runs.load(run_dir, "best", kinds=(KIND,))
-    out = {"test_points": int(sum(map(len, test))), "nll_per_point": {"rnnkit": nll(model, test), **baselines(train, test)}}
+    out = {"test_points": int(sum(map(len, test))),
+           "nll_per_point": {"rnnkit": nll(model, test), **baselines(train, test)}}
     for k, v in out["nll_per_point"].items():
         log(f"held-out NLL per point {k:>28}: {v:.4f} nats ({len(test)} sequences, {out['test_points']:,} points)")
     return out

@@ -11,11 +11,12 @@ in other styles).
 
 **From strokes to points.** Each stroke's path is parsed by ``svg.path`` (the extra's maintained
 SVG-path library) and measured along its arc: every segment is evaluated at ``DENSE`` equal
-parameter steps (cubic Béziers, all kanjivg draws, in their Bernstein form from the parsed control
-points; other segments through ``svg.path``'s ``point``), the polyline's cumulative length is taken as the arc length, and points are
-placed every ``step`` units of it (linear interpolation), the stroke's last point always
-included. So a stroke of length l gives ``ceil(l / step) + 1`` points, and strokes drawn fast or
-slow in the SVG are sampled alike (an SVG records shape, not timing).
+parameter steps (cubic Béziers, all that kanjivg draws, in Bernstein form from the parsed control
+points; other segments through ``svg.path``'s ``point``), the polyline's cumulative length is
+taken as the arc length, and points are placed every ``step`` units of it (linear
+interpolation), the stroke's last point always included. So a stroke of length l gives
+``ceil(l / step) + 1`` points, and strokes drawn fast or slow in the SVG are sampled alike (an
+SVG records shape, not timing).
 
 **Offsets.** The points of all strokes in writing order become offsets from the previous point,
 in units of ``step`` (so a step along a stroke has length about 1); the first offset is the
@@ -123,7 +124,7 @@ def stroke_points(d: str, step: float = STEP) -> np.ndarray:
     path = svg_path.parse_path(d)
     dense = [np.array([path[0].point(0.0)])]
     for seg in path:
-        if isinstance(seg, svg_path.CubicBezier):                         # all of kanjivg's strokes: Bernstein form, vectorised
+        if isinstance(seg, svg_path.CubicBezier):          # all of kanjivg's segments: Bernstein form, vectorised
             p = np.array([seg.start, seg.control1, seg.control2, seg.end])
             dense.append(_WEIGHTS @ p)                                   # (DENSE, 4) @ (4,)
         elif not isinstance(seg, svg_path.Move):
@@ -239,7 +240,8 @@ def _read_csv(path) -> list:
         try:
             dx, dy, pen = (float(v) for v in row[1:])
         except ValueError:
-            raise UserError(f"{where(path, n)}: expected numbers for dx, dy and pen, got {','.join(row[1:])!r}") from None
+            raise UserError(f"{where(path, n)}: expected numbers for dx, dy and pen, "
+                            f"got {','.join(row[1:])!r}") from None
         if not (np.isfinite(dx) and np.isfinite(dy)):
             raise UserError(f"{where(path, n)}: expected finite dx and dy, got {dx}, {dy}")
         if pen not in (0.0, 1.0):
@@ -270,7 +272,8 @@ def read_strokes(path) -> list:
         return check_strokes(xs, path)
     if ext == ".csv":
         return _read_csv(path)
-    raise UserError(f"{path}: expected stroke sequences in a .npz or .csv file, got {repr(ext) if ext else 'no extension'}")
+    raise UserError(f"{path}: expected stroke sequences in a .npz or .csv file, "
+                    f"got {repr(ext) if ext else 'no extension'}")
 
 
 def save_npz(path, seqs, labels=None) -> None:
