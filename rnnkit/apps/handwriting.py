@@ -146,16 +146,15 @@ def eval_handwriting(run_dir, log=print) -> dict:
 
 
 def draw_samples(run_dir, out_png, n=16, length=None, bias=0.0, seed=0, real=None) -> str:
-    """``n`` samples of the run's best model as a PNG grid (after ``real`` (strokes, name) pairs to
-    compare with, when given). Offsets are drawn at the run's sampling step (1 for user data)."""
+    """``n`` samples of the run's best model as a PNG grid (after ``real`` (strokes, name) pairs, the
+    held-out characters, to compare with, when given; the first row). Offsets are drawn at the run's sampling step (1 for user data)."""
     from ..plots import plot_strokes
 
     model = runs.load(run_dir, "best", kinds=(KIND,))
     step = runs.read_config(run_dir)["data"]["step"]
     out = model.sample(n, length, bias, rng=seed)                       # (length, n, 3)
     drawings = [d for d, _ in real or []] + [HW.to_strokes(out[:, i], step or 1.0) for i in range(n)]
-    titles = [f"held out: {t}" for _, t in real or []] + [f"sample {i + 1}" + (f", bias {bias:g}" if bias else "")
-                                                           for i in range(n)]
+    titles = [t for _, t in real or []] + [f"sample {i + 1}" + (f", b={bias:g}" if bias else "") for i in range(n)]
     return plot_strokes(drawings, titles, out_png, box=HW.BOX if step else None)
 
 
