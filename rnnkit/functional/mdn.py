@@ -27,7 +27,8 @@ and mapped to the distribution's parameters by
 
 computed in log space: the mixture by log-sum-exp over the components, the Bernoulli as
 ``softplus(ê) - x3 ê``, and :math:`1 - \rho^2 = \mathrm{sech}^2 \hat\rho` so that a saturated
-``tanh`` never makes it zero. With the responsibilities
+``tanh`` never makes it zero (:math:`\cosh^2 \hat\rho` itself overflows float32 only past
+:math:`|\hat\rho| \approx 44`, where the loss becomes inf and the Trainer's divergence guard acts). With the responsibilities
 :math:`\gamma_j = \pi_j \mathcal N_j / \sum_k \pi_k \mathcal N_k` and :math:`C = 1/(1-\rho^2)`,
 the gradients (eqs. 27-33, derived here for this parameterisation) are
 
