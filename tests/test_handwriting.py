@@ -175,6 +175,8 @@ def test_user_strokes_from_npz_and_csv(tmp_path):
     ("sequence,dx,dy,pen\na,0,0,0\na,0,0\n", r"s.csv, line 3: expected 4 fields"),
     ("sequence,dx,dy,pen\na,0,0,0\nb,0,0,1\na,1,1,1\n", r"s.csv, line 4: sequence 'a' continues after other rows"),
     ("sequence,dx,dy,pen\n", r"expected at least one point after the header"),
+    ("sequence,dx,dy,pen\na,1e39,0,0\n", r"s.csv, line 2: expected finite float32 dx and dy, got 1e\+39, 0.0"),
+    ("sequence,dx,dy,pen\na,1,\r,0\n", r"s.csv, line 2: expected numbers for dx, dy and pen"),
 ])
 def test_bad_csv_is_one_line(tmp_path, content, match):
     (tmp_path / "s.csv").write_text(content)
