@@ -74,13 +74,15 @@ def baselines(train, test) -> dict:
 
 def train_handwriting(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, test_fraction=0.1, valid_fraction=0.1,
                       *, hidden_size=128, num_layers=1, n_components=10, cell="lstm", dropout=0.0, batch_size=32,
-                      config=None, out_dir=None, resume=False, changes=None, overwrite=False, progress=False,
+                      config=None, out_dir, resume=False, changes=None, overwrite=False, progress=False,
                       log=print) -> dict:
     """Train on the training part, choose the weights on the validation part, score the test part
-    beside the baselines; ``scores.json`` and ``samples.png`` in the run directory."""
+    beside the baselines; ``scores.json`` and ``samples.png`` in the run directory ``out_dir``."""
     from ..models.base import model_from_config
     from ..models.handwriting import HandwritingModel
+    from ..train import TrainConfig
 
+    config = config or TrainConfig(steps=1500, lr=3e-3, clip=5.0, stateful=False)
     ckpt = None
     if resume:
         ckpt = saved_run(out_dir, KIND)
