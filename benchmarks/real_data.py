@@ -5,7 +5,8 @@ published figures.
 
     python benchmarks/real_data.py            # about 5 minutes on 2 cores (262 s last time)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
-    python benchmarks/real_data.py --only handwriting   # one part alone (writes real_data_handwriting.*)
+    python benchmarks/real_data.py --only handwriting   # one part alone (writes real_data_handwriting.*);
+                                                        # 458 s on a busy machine, RNNKIT_NUM_THREADS=1
 
 Prints Markdown tables and writes ``benchmarks/results/real_data.json`` and ``real_data.md``.
 Needs the datasets extra (``pip install -e '.[datasets]'``; the dev extra includes it). The splice
