@@ -258,6 +258,29 @@ def test_model_gradient_matches_finite_differences():
     assert total / n == pytest.approx(loss)
 
 
+@pytest.mark.parametrize("cell,layers", [("lstm", 1), ("gru", 2)])
+def test_model_matches_its_torch_twin_and_torch_autograd(cell, layers):
+    """The whole step (recurrent layers, head, mixture loss, backward) against torch: the twin from
+    ``to_torch`` runs the network, ``torch_mdn_nll`` the loss, autograd the gradients."""
+    from rnnkit.interop import from_torch, to_torch
+
+    rng = np.random.default_rng(1)
+    m = HandwritingModel(6, layers, 3, cell=cell, dtype=np.float64, seed=2)
+    x, _, lengths = _batch(rng, L=7, N=3)
+    m.zero_grad()
+    loss, _, _ = m.train_step((x, None, lengths))
+    twin = to_torch(m)
+    out = twin(torch.tensor(x), lengths)
+    mask = torch.tensor(m._mask(x, lengths), dtype=torch.float64)
+    ref = (torch_mdn_nll(out, torch.tensor(x), 3) * mask).sum() / mask.sum()
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-10)
+    for name, p in twin.named_parameters():
+        np.testing.assert_allclose(m.grad_dict()[name], p.grad.numpy(), rtol=1e-8, atol=1e-11, err_msg=name)
+    back = from_torch(twin)
+    assert all(np.array_equal(v, m.state_dict()[k]) for k, v in back.state_dict().items())
+
+
 def test_model_sampling_shapes_and_seed():
     m = HandwritingModel(8, 1, 3, sample_length=7, seed=0)
     a, b, c = m.sample(4, rng=5), m.sample(4, rng=5), m.sample(4, rng=6)
