@@ -24,7 +24,7 @@ def register(sub):
                    help="kanjivg: points every this many units of arc length (the box is 109 units)")
     d.add_argument("--test-fraction", type=fraction, default=0.1, help="share of the sequences held out for the score")
     d.add_argument("--valid-fraction", type=fraction, default=0.1, help="share used for validation (best weights)")
-    g = add_rnn_args(t, hidden_size=128, cells=("lstm", "gru", "rnn_tanh"))
+    g = add_rnn_args(t, hidden_size=128)
     g.add_argument("--components", dest="n_components", type=positive_int, default=10,
                    help="mixture components M of the output (1 + 6M outputs a point)")
     add_fit_args(t, steps=1500, batch_size=32, lr=3e-3, clip=5.0, eval_every=100)
