@@ -31,7 +31,7 @@ from .common import canonical_cell, child_seeds, first, make_rnn
 @register("handwriting")
 class HandwritingModel(TaskModel):
     """Args: ``hidden_size``, ``num_layers``, ``n_components`` (M, the mixture's components; Graves
-    used 20), ``cell`` ('lstm', or 'gru' / 'rnn_tanh'), ``dropout`` (between recurrent layers),
+    used 20), ``cell`` ('lstm' as Graves; 'gru', 'rnn_tanh', 'rnn_relu'), ``dropout`` (between layers),
     ``sample_length`` (points :meth:`sample` draws by default: the training set's median length,
     recorded by the app). Shapes: ``x`` (L, N, 3) -> mixture outputs (L, N, 1 + 6M)."""
 
