@@ -260,7 +260,7 @@ def cli_markdown(rows, genome):
     return md
 
 
-PARTS = {"handwriting": (run_handwriting, handwriting_markdown)}   # --only NAME: (run(tmp, out, quick, log), markdown)
+PARTS = {"handwriting": (run_handwriting, handwriting_markdown)}   # --only NAME: (run(quick, tmp, log), markdown)
 
 
 def run_part(args):
@@ -268,7 +268,7 @@ def run_part(args):
     run, markdown = PARTS[args.only]
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(tmp, args.out, args.quick, lambda msg: print(msg, flush=True))
+        result = run(args.quick, tmp, lambda msg: print(msg, flush=True), results_dir=args.out)
     text = "\n".join([f"# Real sequences: {args.only} (`python benchmarks/real_data.py --only {args.only}`)", "",
                       f"{platform.machine()}, {os.cpu_count()} cores, {time.time() - t0:.0f} s in all."]
                      + markdown(result)) + "\n"
@@ -302,7 +302,7 @@ def main():
         cli_steps = 10 if args.quick else None
         cli = [cli_classify(name, cli_steps, tmp) for name in CLI_CLASSIFY]
         genome = cli_genome(cli_steps, tmp)
-        handwriting = run_handwriting(tmp, args.out, args.quick, log)
+        handwriting = run_handwriting(args.quick, tmp, log, results_dir=args.out)
 
     md = ["# Real sequences: rnnkit beside baselines", "",
           f"`python benchmarks/real_data.py` on {platform.machine()}, {os.cpu_count()} cores, "

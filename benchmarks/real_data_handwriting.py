@@ -6,7 +6,8 @@ as PNGs under ``benchmarks/results/``.
     python benchmarks/real_data.py --only handwriting     # this part alone
 
 Kept here (imported by real_data.py) so that the rows of other data sets and this one can change
-independently.
+independently. ``run_handwriting(quick, tmp, log)`` and ``handwriting_markdown(result)`` have the
+signatures of a real_data.py section (``SECTIONS`` on the branches that introduce it).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ RADICALS = ["--bidirectional", "--cell", "lstm", "--hidden-size", "64", "--pooli
 # was not used. Held-out accuracy there:
 RADICALS_TUNING = ("bidirectional GRU 64, mean pooling, 600 cosine steps 94.1%; bidirectional LSTM 64, attention "
                    "pooling, 1,200 cosine steps 99.4% (chosen); logistic regression on the 16 x 16 image 96.5%")
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 PUBLISHED = ("none for kanjivg; Graves (2013) scores IAM-OnDB pen traces in nats per sequence (another data set, "
              "sampling and unit), not comparable")
 
@@ -43,8 +45,9 @@ def _importable(module: str) -> bool:
         return False
 
 
-def run_handwriting(tmp, results_dir, quick=False, log=print) -> dict:
-    """Train through the command line, read its scores, draw samples (bias 0 and 1) into ``results_dir``."""
+def run_handwriting(quick, tmp, log=print, results_dir=RESULTS) -> dict:
+    """Train through the command line, read its scores, draw samples (bias 0 and 1) into ``results_dir``.
+    The first three arguments are what every section of real_data.py takes."""
     argv = list(HANDWRITING)
     if quick:
         argv[argv.index("--characters") + 1], argv[argv.index("--steps") + 1] = "60", "10"
