@@ -5,6 +5,8 @@ published figures.
 
     python benchmarks/real_data.py            # about 5 minutes on 2 cores (262 s last time)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
+    python benchmarks/real_data.py --only handwriting   # one part alone (writes real_data_handwriting.*);
+                                                        # 458 s on a busy machine, RNNKIT_NUM_THREADS=1
 
 Prints Markdown tables and writes ``benchmarks/results/real_data.json`` and ``real_data.md``.
 Needs the datasets extra (``pip install -e '.[datasets]'``; the dev extra includes it). The splice
@@ -29,6 +31,8 @@ from rnnkit.apps.forecast import run_forecast
 from rnnkit.cli import main as rnnkit_main
 from rnnkit.errors import UserError
 from rnnkit.train import TrainConfig
+
+from real_data_handwriting import handwriting_markdown, run_handwriting  # noqa: E402  (beside this file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -256,11 +260,36 @@ def cli_markdown(rows, genome):
     return md
 
 
+PARTS = {"handwriting": (run_handwriting, handwriting_markdown)}   # --only NAME: (run(quick, tmp, log), markdown)
+
+
+def run_part(args):
+    """One part of the benchmark alone, written to ``real_data_<part>[_quick].md`` / ``.json``."""
+    run, markdown = PARTS[args.only]
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(args.quick, tmp, lambda msg: print(msg, flush=True), results_dir=args.out)
+    text = "\n".join([f"# Real sequences: {args.only} (`python benchmarks/real_data.py --only {args.only}`)", "",
+                      f"{platform.machine()}, {os.cpu_count()} cores, {time.time() - t0:.0f} s in all."]
+                     + markdown(result)) + "\n"
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    name = f"real_data_{args.only}" + ("_quick" if args.quick else "")
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump({args.only: result}, f, indent=1)
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny budgets (checks the script, not the models)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--only", choices=sorted(PARTS), default=None,
+                    help="run one part alone; its table goes to real_data_<part>.md / .json")
     args = ap.parse_args()
+    if args.only:
+        return run_part(args)
     f_steps, c_steps, d_steps = (30, 20, 10) if args.quick else (1500, 800, 1000)
     t0 = time.time()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
@@ -273,6 +302,7 @@ def main():
         cli_steps = 10 if args.quick else None
         cli = [cli_classify(name, cli_steps, tmp) for name in CLI_CLASSIFY]
         genome = cli_genome(cli_steps, tmp)
+        handwriting = run_handwriting(args.quick, tmp, log, results_dir=args.out)
 
     md = ["# Real sequences: rnnkit beside baselines", "",
           f"`python benchmarks/real_data.py` on {platform.machine()}, {os.cpu_count()} cores, "
@@ -298,13 +328,14 @@ def main():
     for r in dna["rows"]:
         md.append(f"| {r['task']} | {r['model']} | {r['accuracy']:.4f} | {r.get('f1', float('nan')):.4f} |")
     md += cli_markdown(cli, genome)
+    md += handwriting_markdown(handwriting)
     text = "\n".join(md) + "\n"
     print(text)
     os.makedirs(args.out, exist_ok=True)
     name = "real_data_quick" if args.quick else "real_data"
     with open(os.path.join(args.out, f"{name}.json"), "w") as f:
         json.dump({"forecasts": forecasts, "classification": classes, "dna": dna, "command_line": cli,
-                   "genome": genome}, f, indent=1)
+                   "genome": genome, "handwriting": handwriting}, f, indent=1)
     with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write(text)
 

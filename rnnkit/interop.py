@@ -58,12 +58,14 @@ def _twins() -> dict:
     from .models.charlm import CharLM
     from .models.classifier import SequenceClassifier
     from .models.forecast import Forecaster
+    from .models.handwriting import HandwritingModel
     from .models.seq2seq import Seq2Seq
     from .models.sequence import SequenceModel
     from .models.tagger import Tagger
 
     return {CharLM: T.TorchCharLM, SequenceClassifier: T.TorchClassifier, SequenceModel: T.TorchSequenceModel,
-            Forecaster: T.TorchForecaster, Tagger: T.TorchTagger, Seq2Seq: T.TorchSeq2Seq}
+            Forecaster: T.TorchForecaster, Tagger: T.TorchTagger, Seq2Seq: T.TorchSeq2Seq,
+            HandwritingModel: T.TorchHandwriting}
 
 
 def to_torch(module):

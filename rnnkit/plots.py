@@ -221,3 +221,49 @@ def plot_exploding(runs, gain, lr, out_png):
         ax.legend()
     fig.suptitle(f"Exploding gradients: tanh RNN, recurrent weights {gain} x orthogonal, SGD lr {lr}")
     return save_figure(fig, plt, out_png)
+
+
+def _inside(stroke, size):
+    """The runs of a stroke's points that lie in its cell (a drawing that wanders off its square is
+    cut there, not drawn across its neighbours)."""
+    import numpy as np
+
+    ok = np.all((stroke >= -0.02 * size) & (stroke <= 1.02 * size), axis=1)
+    cuts = np.flatnonzero(np.diff(ok.astype(int))) + 1
+    return [run for run, keep in zip(np.split(stroke, cuts), np.split(ok, cuts)) if keep[0] and len(run) > 1]
+
+
+def plot_strokes(drawings, titles, out_png, cols=8, box=109.0) -> str:
+    """A grid of pen drawings: ``drawings`` a list of characters, each a list of (k_i, 2) stroke
+    point arrays in the coordinates of a ``box`` x ``box`` square (y downwards, as in SVG; ``box=None``
+    scales each drawing's own extent into the square), one line per stroke; ``titles`` one short
+    string each (or None). A drawing that leaves its square is cut at the square's edge. One axes
+    and one line collection for the whole grid (a subplot per drawing took seconds)."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    plt = _pyplot()
+    n = len(drawings)
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    size = box or 1.0
+    gap_x, gap_y = 1.1 * size, 1.3 * size
+    fig, ax = plt.subplots(figsize=(1.3 * cols, 1.5 * rows))
+    lines, frames = [], []
+    for k, (strokes, title) in enumerate(zip(drawings, titles)):
+        x0, y0 = (k % cols) * gap_x, (k // cols) * gap_y
+        if box is None and strokes:
+            pts = np.concatenate(strokes)
+            lo, span = pts.min(0), max(float(np.ptp(pts, 0).max()), 1e-9)
+            strokes = [(s - lo) / span for s in strokes]
+        lines += [run + [x0, y0] for s in strokes for run in _inside(s, size)]
+        frames.append(np.array([[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size], [x0, y0]]))
+        if title:
+            ax.text(x0 + size / 2, y0 - 0.04 * size, title, ha="center", va="bottom", fontsize=7)
+    ax.add_collection(LineCollection(frames, colors="0.75", linewidths=0.4))
+    ax.add_collection(LineCollection(lines, colors="black", linewidths=1.6, capstyle="round"))
+    ax.set_xlim(-0.05 * size, (cols - 1) * gap_x + 1.05 * size)
+    ax.set_ylim((rows - 1) * gap_y + 1.05 * size, -0.25 * size)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    return save_figure(fig, plt, out_png)

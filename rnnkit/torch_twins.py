@@ -223,3 +223,24 @@ class TorchSeq2Seq(nn.Module):
             htilde = torch.tanh(self.combine(torch.cat([ctx, h], dim=1)))
             logits.append(self.out(htilde))
         return torch.stack(logits)
+
+
+class TorchHandwriting(nn.Module):
+    """Twin of :class:`rnnkit.models.handwriting.HandwritingModel`: points x (L, N, 3) [, lengths]
+    -> the mixture density outputs (L, N, 1 + 6M), step t reading point t - 1 (the start token
+    (0, 0, 1) first). The mixture's loss is rnnkit's to write in torch where it is needed."""
+
+    def __init__(self, hidden_size=128, num_layers=1, n_components=10, cell="lstm", dropout=0.0,
+                 dtype=torch.float32, **_):
+        super().__init__()
+        self.rnn = torch_rnn(cell, 3, hidden_size, num_layers, dtype=dtype, dropout=dropout if num_layers > 1 else 0.0)
+        self.head = nn.Linear(hidden_size, 1 + 6 * n_components, dtype=dtype)
+
+    def forward(self, x, lengths=None):
+        start = x.new_tensor([0.0, 0.0, 1.0]).expand(1, x.shape[1], 3)
+        inp = torch.cat([start, x[:-1]], 0)                          # (L, N, 3)
+        if lengths is None:
+            return self.head(self.rnn(inp)[0])
+        packed = nn.utils.rnn.pack_padded_sequence(inp, torch.as_tensor(lengths).cpu(), enforce_sorted=False)
+        y, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=x.shape[0])
+        return self.head(y)
