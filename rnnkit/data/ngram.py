@@ -17,6 +17,8 @@ a symbol that follows many contexts gets a large lower-order share, one that onl
 a single frequent word does not. The discount of each order is ``D_j = n1 / (n1 + 2 n2)`` with
 ``n1``, ``n2`` the numbers of its (j+1)-grams whose count is 1 and 2 (Ney, Essen & Kneser 1994).
 Every ``p_j(. | h)`` sums to 1 over the alphabet, and no symbol of the alphabet gets probability 0.
+The (k+1)-grams are those of the training stream; the lower orders' grams are their suffixes, so
+the stream's first k symbols count only as context.
 
 Counts are kept as sorted int64 keys (the (j+1)-gram read as a base-V number, oldest symbol most
 significant) and looked up with ``searchsorted``, so scoring a whole test stream is a few vector
