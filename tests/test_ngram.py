@@ -113,3 +113,16 @@ def test_austen_novels_from_a_package_tree(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(UserError, match="Rdata.rdb: not found in .*apt-get download r-cran-janeaustenr"):
         D.austen_novels()
+
+
+def test_austen_novels_from_the_debian_package_when_present():
+    pytest.importorskip("pyreadr")
+    from rnnkit.data import datasets as D
+
+    try:
+        D.debian_file("janeaustenr/Rdata.rdb")
+    except UserError as exc:
+        pytest.skip(str(exc))
+    text = D.austen_novels()
+    assert len(text) == 4_025_032 and len(set(text)) == 81
+    assert text.startswith("EMMA\n\nBy Jane Austen") and "PRIDE AND PREJUDICE" in text
