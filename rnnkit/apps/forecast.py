@@ -52,7 +52,8 @@ def train_forecaster(train, window=24, horizon=1, cell="lstm", hidden_size=32, n
         model = model_from_config(ckpt["model_config"])
     else:
         model = Forecaster(window, horizon, cell, hidden_size, num_layers, strategy, log=log, difference=difference,
-                           seasonal_difference=seasonal_difference, dtype=np.float32, seed=config.seed).fit_scaler(train)
+                           seasonal_difference=seasonal_difference, dtype=np.float32, seed=config.seed)
+        model.fit_scaler(train)
     x, y = model.training_windows(train)
     n_val = int(round(x.shape[1] * val_fraction))
     train_data = TS.WindowBatches(x[:, : x.shape[1] - n_val], y[: x.shape[1] - n_val], batch_size, seed=config.seed)

@@ -50,8 +50,8 @@ class Forecaster(TaskModel):
                                  dtype=dtype, seed=seed)
         self.scaler = None if scaler is None else Scaler.from_dict(scaler)
         self.config = dict(kind="forecaster", window=window, horizon=horizon, cell=self.net.config["cell"], hidden_size=hidden_size,
-                           num_layers=num_layers, strategy=strategy, scaler=scaler, log=bool(log), difference=int(difference),
-                           seasonal_difference=int(seasonal_difference))
+                           num_layers=num_layers, strategy=strategy, scaler=scaler, log=bool(log),
+                           difference=int(difference), seasonal_difference=int(seasonal_difference))
 
     # -- data -----------------------------------------------------------------------------
     def fit_scaler(self, train) -> "Forecaster":
@@ -70,10 +70,10 @@ class Forecaster(TaskModel):
         """``x`` (window, N, 1) and ``y`` (N, k) from the training part, in the network's units."""
         if self.scaler is None:
             raise ValueError("Forecaster.training_windows: call fit_scaler first")
-        need = self.window + self.n_out + self.diff.offset
+        need, lags = self.window + self.n_out + self.diff.offset, " + differencing lags" * bool(self.diff.offset)
         if len(train) < need:
-            raise ValueError(f"training part: expected at least window + horizon{' + differencing lags' * bool(self.diff.offset)}"
-                             f" = {need} values, got {len(train)}")
+            raise ValueError(f"training part: expected at least window + horizon{lags} = {need} values, "
+                             f"got {len(train)}")
         xw, yw, _ = windows(self.scaler.transform(self.diff.transform(train)), self.window, self.n_out,
                             start=self.diff.offset)
         x, last = self._inputs(xw)
@@ -100,8 +100,8 @@ class Forecaster(TaskModel):
         z = self.scaler.transform(self.diff.transform(series))
         origins, first = np.asarray(origins), self.window - 1 + self.diff.offset
         if origins.min() < first:
-            raise ValueError(f"origins: expected >= window - 1{' + differencing lags' * bool(self.diff.offset)} = {first}, "
-                             f"got {origins.min()}")
+            lags = " + differencing lags" * bool(self.diff.offset)
+            raise ValueError(f"origins: expected >= window - 1{lags} = {first}, got {origins.min()}")
         idx = origins[None, :] - np.arange(self.window - 1, -1, -1)[:, None]
         zw = z[idx]                                              # (window, N)
         if self.strategy == "direct":
