@@ -4,9 +4,10 @@ through the commands a user runs on their own files, the classic time series bes
 models (``real_timeseries.py``) and Jane Austen's novels beside Kneser-Ney n-grams
 (``real_text.py``), beside baselines computed here and published figures.
 
-    python benchmarks/real_data.py            # about 5 minutes on 2 cores (262 s last time)
+    python benchmarks/real_data.py            # about 12 minutes on 2 cores (the text section: 5 minutes of training)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
     python benchmarks/real_data.py --only timeseries,text    # some sections; the rest keep their results
+    RNNKIT_NUM_THREADS=1 python benchmarks/real_data.py     # on a machine that other work shares
 
 Prints Markdown tables and writes ``benchmarks/results/real_data.json`` and ``real_data.md``.
 Needs the datasets extra (``pip install -e '.[datasets]'``; the dev extra includes it). The splice
