@@ -1,17 +1,19 @@
 """Real sequences, one command: every forecasting set beside its naive and linear baselines, every
-classification set on its own split, the DNA task uni- vs bidirectional, and genomes and speech
-through the commands a user runs on their own files, beside baselines computed here and
-published figures.
+classification set on its own split, the DNA task uni- vs bidirectional, genomes and speech
+through the commands a user runs on their own files, the classic time series beside statistical
+models (``real_timeseries.py``) and Jane Austen's novels beside Kneser-Ney n-grams
+(``real_text.py``), handwriting as pen movement (``real_data_handwriting.py``), beside baselines computed here and published figures.
 
-    python benchmarks/real_data.py            # about 5 minutes on 2 cores (262 s last time)
+    python benchmarks/real_data.py            # about 12 minutes on 2 cores (the text section: 5 minutes of training)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
-    python benchmarks/real_data.py --only handwriting   # one part alone (writes real_data_handwriting.*);
-                                                        # 458 s on a busy machine, RNNKIT_NUM_THREADS=1
+    python benchmarks/real_data.py --only timeseries,text    # some sections; the rest keep their results
+    RNNKIT_NUM_THREADS=1 python benchmarks/real_data.py     # on a machine that other work shares
 
 Prints Markdown tables and writes ``benchmarks/results/real_data.json`` and ``real_data.md``.
 Needs the datasets extra (``pip install -e '.[datasets]'``; the dev extra includes it). The splice
 junctions and the yeast chromosome are R data files in Debian packages, not on PyPI: unpack them
-(``apt-get download r-cran-mlbench r-bioc-biostrings``, ``dpkg-deb -x`` each into one directory)
+(``apt-get download r-cran-mlbench r-bioc-biostrings r-cran-janeaustenr``, ``dpkg-deb -x`` each into one
+directory)
 and set ``RNNKIT_DATA`` to that directory, or their rows are skipped with the message saying so.
 """
 from __future__ import annotations
@@ -31,8 +33,9 @@ from rnnkit.apps.forecast import run_forecast
 from rnnkit.cli import main as rnnkit_main
 from rnnkit.errors import UserError
 from rnnkit.train import TrainConfig
-
-from real_data_handwriting import handwriting_markdown, run_handwriting  # noqa: E402  (beside this file)
+from real_text import run_text, text_markdown  # noqa: E402  (benchmarks/ is the script's directory)
+from real_timeseries import run_timeseries, timeseries_markdown  # noqa: E402
+from real_data_handwriting import handwriting_markdown, run_handwriting  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -225,7 +228,7 @@ def cli_genome(steps, tmp):
             "seconds": wall, "steps": evals[-1]["step"]}
 
 
-def cli_markdown(rows, genome):
+def classify_markdown(rows):
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     md = ["", "## Genomes and speech, through the command line", "",
           "Each set is written as the files a user has and trained by `rnnkit classify train --train F.npz "
@@ -244,7 +247,11 @@ def cli_markdown(rows, genome):
     md += ["", "Options: " + "; ".join(f"{r['dataset']}: `{r['options']}`" for r in rows), "",
            "How they were chosen (held-out parts of the training data only):", ""]
     md += [f"* {t}" for t in TUNING] + [""]
-    g = genome
+    return md
+
+
+def genome_markdown(g):
+    md = []
     if "skipped" in g:
         return md + [f"Genome language model: skipped: {g['skipped']}"]
     md += [f"### Bits per base: {g['dataset']} ({g['bases']:,} bases; first {g['train_bases']:,} to train, "
@@ -260,55 +267,10 @@ def cli_markdown(rows, genome):
     return md
 
 
-PARTS = {"handwriting": (run_handwriting, handwriting_markdown)}   # --only NAME: (run(quick, tmp, log), markdown)
-
-
-def run_part(args):
-    """One part of the benchmark alone, written to ``real_data_<part>[_quick].md`` / ``.json``."""
-    run, markdown = PARTS[args.only]
-    t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(args.quick, tmp, lambda msg: print(msg, flush=True), results_dir=args.out)
-    text = "\n".join([f"# Real sequences: {args.only} (`python benchmarks/real_data.py --only {args.only}`)", "",
-                      f"{platform.machine()}, {os.cpu_count()} cores, {time.time() - t0:.0f} s in all."]
-                     + markdown(result)) + "\n"
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    name = f"real_data_{args.only}" + ("_quick" if args.quick else "")
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump({args.only: result}, f, indent=1)
-    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
-        f.write(text)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny budgets (checks the script, not the models)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
-    ap.add_argument("--only", choices=sorted(PARTS), default=None,
-                    help="run one part alone; its table goes to real_data_<part>.md / .json")
-    args = ap.parse_args()
-    if args.only:
-        return run_part(args)
-    f_steps, c_steps, d_steps = (30, 20, 10) if args.quick else (1500, 800, 1000)
-    t0 = time.time()
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
-
-    fcfg = lambda: TrainConfig(steps=f_steps, lr=3e-3, clip=1.0, stateful=False, eval_every=100)  # noqa: E731
-    forecasts = [run_forecast(d, horizon=h, window=w, strategy=st, config=fcfg(), log=log) for d, h, w, st in FORECASTS]
-    with tempfile.TemporaryDirectory() as tmp:
-        classes = [classify(d, c_steps, os.path.join(tmp, d), log) for d in CLASSIFY]
-        dna = run_dna(d_steps, tmp, log)
-        cli_steps = 10 if args.quick else None
-        cli = [cli_classify(name, cli_steps, tmp) for name in CLI_CLASSIFY]
-        genome = cli_genome(cli_steps, tmp)
-        handwriting = run_handwriting(args.quick, tmp, log, results_dir=args.out)
-
-    md = ["# Real sequences: rnnkit beside baselines", "",
-          f"`python benchmarks/real_data.py` on {platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.time() - t0:.0f} s in all. Forecasts: RMSE / MAE on the held-out last 20% "
-          "(rolling origin, true history), original units; models and scalers fitted on the rest.", "",
-          "## Forecasting", "",
+def forecast_markdown(forecasts):
+    md = ["", "## Forecasting", "",
+          "RMSE / MAE on the held-out last 20% (rolling origin, true history), original units; models and "
+          "scalers fitted on the rest.", "",
           "| dataset | horizon | strategy | rnnkit LSTM | last value | seasonal naive | linear AR (NumPy lstsq) | beats naive |",
           "|---|---|---|---|---|---|---|---|"]
     for r in forecasts:
@@ -318,24 +280,92 @@ def main():
         cell = lambda v: "-" if v is None else f"{v['rmse']:.4g} / {v['mae']:.4g}"  # noqa: E731
         md.append(f"| {r['dataset']} | {r['horizon']} | {r['strategy'] if r['horizon'] > 1 else '-'} | {cell(s['rnnkit'])} | {cell(s['last value'])} | {cell(seas)} | "
                   f"{cell(s['linear AR'])} | {'yes' if s['rnnkit']['rmse'] < naive else 'NO'} |")
-    md += ["", "## Classification (the dataset's own train/test split)", "",
-           "| dataset | train / test | rnnkit LSTM accuracy | majority class | published |", "|---|---|---|---|---|"]
+    return md
+
+
+def builtin_markdown(classes):
+    md = ["", "## Classification (the dataset's own train/test split)", "",
+          "| dataset | train / test | rnnkit LSTM accuracy | majority class | published |", "|---|---|---|---|---|"]
     for r in classes:
         md.append(f"| {r['dataset']} | {r['n_train']} / {r['n_test']} | {r['accuracy']:.4f} | "
                   f"{r['majority_baseline']:.4f} | {PUBLISHED.get(r['dataset'], '-')} |")
-    md += ["", f"## DNA (generated, length {dna['T']}, planted motif TATAAT with one-letter-off distractors)", "",
-           "| task | model | accuracy | motif-start F1 |", "|---|---|---|---|"]
+    return md
+
+
+def dna_markdown(dna):
+    md = ["", f"## DNA (generated, length {dna['T']}, planted motif TATAAT with one-letter-off distractors)", "",
+          "| task | model | accuracy | motif-start F1 |", "|---|---|---|---|"]
     for r in dna["rows"]:
         md.append(f"| {r['task']} | {r['model']} | {r['accuracy']:.4f} | {r.get('f1', float('nan')):.4f} |")
-    md += cli_markdown(cli, genome)
-    md += handwriting_markdown(handwriting)
-    text = "\n".join(md) + "\n"
-    print(text)
+    return md
+
+
+def run_forecasts(quick, tmp, log):
+    steps = 30 if quick else 1500
+    config = lambda: TrainConfig(steps=steps, lr=3e-3, clip=1.0, stateful=False, eval_every=100)  # noqa: E731
+    return [run_forecast(d, horizon=h, window=w, strategy=st, config=config(), log=log) for d, h, w, st in FORECASTS]
+
+
+# Each section: the name --only takes -> (its key in real_data.json, run(quick, tmp, log), markdown(result)).
+# A run of some sections keeps the others' last results in the JSON and rewrites the Markdown from it.
+SECTIONS = {
+    "forecast": ("forecasts", run_forecasts, forecast_markdown),
+    "builtin": ("classification",
+                lambda quick, tmp, log: [classify(d, 20 if quick else 800, os.path.join(tmp, d), log) for d in CLASSIFY],
+                builtin_markdown),
+    "dna": ("dna", lambda quick, tmp, log: run_dna(10 if quick else 1000, tmp, log), dna_markdown),
+    "classify": ("command_line",
+                 lambda quick, tmp, log: [cli_classify(n, 10 if quick else None, tmp) for n in CLI_CLASSIFY],
+                 classify_markdown),
+    "genome": ("genome", lambda quick, tmp, log: cli_genome(10 if quick else None, tmp), genome_markdown),
+    "timeseries": ("timeseries", run_timeseries, timeseries_markdown),
+    "text": ("text", run_text, text_markdown),
+    "handwriting": ("handwriting", run_handwriting, handwriting_markdown),   # sample PNGs into benchmarks/results
+}
+
+
+def sections_arg(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in SECTIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(SECTIONS)}, got {text!r}")
+    return names
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny budgets (checks the script, not the models)")
+    ap.add_argument("--only", type=sections_arg, default=list(SECTIONS),
+                    help=f"run only these sections (comma-separated: {', '.join(SECTIONS)}); the others keep their "
+                         "last results")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
     os.makedirs(args.out, exist_ok=True)
     name = "real_data_quick" if args.quick else "real_data"
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump({"forecasts": forecasts, "classification": classes, "dna": dna, "command_line": cli,
-                   "genome": genome, "handwriting": handwriting}, f, indent=1)
+    path = os.path.join(args.out, f"{name}.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    seconds = results.setdefault("seconds", {})
+    with tempfile.TemporaryDirectory() as tmp:
+        for section in args.only:
+            key, run, _ = SECTIONS[section]
+            t0 = time.time()
+            results[key] = run(args.quick, tmp, log)
+            seconds[section] = time.time() - t0
+    times = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+    md = ["# Real sequences: rnnkit beside baselines", "",
+          f"`python benchmarks/real_data.py [--only SECTIONS]` on {platform.machine()}, {os.cpu_count()} cores "
+          f"(shared with other work while measured, so times are not final), each section's last run: {times}."]
+    for section, (key, _, markdown) in SECTIONS.items():
+        if key in results:
+            md += markdown(results[key])
+    text = "\n".join(md) + "\n"
+    print(text)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
     with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write(text)
 

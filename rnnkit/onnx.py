@@ -367,6 +367,9 @@ def _sequence(model):
 def _forecaster(model):
     if model.scaler is None:
         raise UserError("ONNX export: the forecaster has no scaler (it was never trained); train it first")
+    if model.diff.log or model.diff.lags:
+        raise UserError("ONNX export: expected a forecaster without --log / --difference / --seasonal-difference "
+                        f"(the graph reads the raw window), got log={model.diff.log}, lags={list(model.diff.lags)}")
     g = Graph("forecaster")
     series = g.input("series", np.float64, [model.window, "N"])
     mean = g.const(model.scaler.mean, "mean", np.float64)

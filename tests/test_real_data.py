@@ -260,3 +260,78 @@ def test_classify_dna_command_tiny(tmp_path):
                  "--out", str(out), "--no-progress"]) == 0
     m = json.loads((out / "scores.json").read_text())
     assert m["classes"] == ["motif", "none"] and m["n_test"] == 500 and m["n_train"] + m["n_valid"] == 2000
+
+
+# -- forecaster preprocessing: log and differencing ------------------------------------------------
+
+@pytest.mark.parametrize("log,lags", [(False, (1,)), (True, (12,)), (True, (1, 12)), (False, (1, 1))])
+def test_differencing_round_trip(log, lags):
+    """The transform is the lagged differences of (log) x; inverting the true differenced values of
+    any horizon (longer than a lag too) from any origin gives the series back."""
+    rng = np.random.default_rng(1)
+    t = np.arange(80)
+    x = np.exp(0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12) + 0.05 * rng.standard_normal(80)) * 100
+    d = TS.Differencing(log, lags)
+    u = np.log(x) if log else x
+    ref = u
+    for s in lags:
+        ref = ref[s:] - ref[:-s]
+    z = d.transform(x)
+    assert np.isnan(z[: d.offset]).all() and d.offset == sum(lags)
+    np.testing.assert_allclose(z[d.offset:], ref, rtol=1e-12)
+    origins, H = np.array([d.offset + 3, 40, 60]), 19
+    truth_z = z[origins[:, None] + np.arange(1, H + 1)]
+    np.testing.assert_allclose(d.inverse(x, origins, truth_z), x[origins[:, None] + np.arange(1, H + 1)], rtol=1e-10)
+
+
+def test_forecaster_seasonal_difference_integrates_with_true_history():
+    """A forecaster whose network predicts no change of (1 - B^12) log x forecasts
+    x_{o+h} = x_{o+h-12} * x_o / x_{o-12} for h <= 12, and continues from its own forecasts after."""
+    from rnnkit.models.forecast import Forecaster
+
+    rng = np.random.default_rng(0)
+    x = 100 + np.arange(90.0) + 10 * rng.random(90)
+    f = Forecaster(window=6, horizon=1, hidden_size=3, log=True, seasonal_difference=12, dtype=np.float64,
+                   seed=0).fit_scaler(x[:70])
+    f.net.head.params["weight"][:] = 0.0
+    f.net.head.params["bias"][:] = 0.0                  # the network's output: "no change"
+    o = np.array([40, 60])
+    pred = f.predict(x, o, 14)
+    ratio = x[o] / x[o - 12]
+    np.testing.assert_allclose(pred[:, :12], x[o[:, None] + np.arange(1, 13) - 12] * ratio[:, None], rtol=1e-10)
+    np.testing.assert_allclose(pred[:, 12:], pred[:, :2] * ratio[:, None], rtol=1e-10)
+    x_w, y_w = f.training_windows(x[:70])
+    assert np.isfinite(x_w).all() and x_w.shape[1] == 70 - 12 - 6    # windows start after the lags
+    with pytest.raises(ValueError, match=r"origins: expected >= window - 1 \+ differencing lags = 17, got 16"):
+        f.predict(x, [16])
+    g = Forecaster.from_config(f.config, dtype=np.float64)
+    assert (g.diff.log, g.diff.lags) == (True, (12,)) and g.scaler.mean == f.scaler.mean
+
+
+def test_forecast_command_log_and_differences(tmp_path, capsys):
+    t = np.arange(130)
+    csv = tmp_path / "sales.csv"
+    csv.write_text("sales\n" + "".join(f"{np.exp(3 + 0.01 * i + 0.3 * np.sin(2 * np.pi * i / 12)):.5f}\n" for i in t))
+    out = tmp_path / "run"
+    common = ["forecast", "--dataset", str(csv), "--horizon", "12", "--window", "12", "--test-size", "12", "--hidden",
+              "4", "--log", "--difference", "1", "--seasonal-difference", "12", "--no-progress"]
+    assert main(common + ["--steps", "20", "--out", str(out)]) == 0
+    m = json.loads((out / "scores.json").read_text())
+    assert (m["log"], m["difference"], m["seasonal_difference"]) == (True, 1, 12)
+    assert m["scores"]["rnnkit"]["rmse"] < m["scores"]["last value"]["rmse"]
+    model = rnnkit.runs.load(out)
+    assert (model.diff.log, model.diff.lags) == (True, (1, 12))
+    capsys.readouterr()
+    bad = [a if a != "12" or i != common.index("--seasonal-difference") + 1 else "6" for i, a in enumerate(common)]
+    assert main(bad + ["--steps", "30", "--out", str(out), "--resume"]) == 2
+    assert "seasonal-difference 6 (the run has 12" in capsys.readouterr().err
+    neg = tmp_path / "neg.csv"
+    neg.write_text("v\n" + "".join(f"{np.sin(i / 3):.4f}\n" for i in t))
+    assert main(["forecast", "--dataset", str(neg), "--log", "--steps", "1", "--out", str(tmp_path / "n"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "log transform: expected a positive series, got 0.0 at row 0" in err and len(err.strip().splitlines()) == 1
+    from rnnkit.onnx import graphs
+
+    with pytest.raises(rnnkit.errors.UserError, match="expected a forecaster without --log"):
+        graphs(model)

@@ -39,10 +39,11 @@ def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
 
 def train_forecaster(train, window=24, horizon=1, cell="lstm", hidden_size=32, num_layers=1, strategy="recursive",
                      config=None, batch_size=32, val_fraction=0.1, out_dir=None, overwrite=False, progress=False,
-                     extra=None, ckpt=None):
+                     extra=None, ckpt=None, log=False, difference=0, seasonal_difference=0):
     """Fit the scaler on ``train`` and train a Forecaster on its windows through the Trainer
     (or continue the run ``ckpt`` came from). Returns ``(model, result)``; the model holds the
-    best validation weights (or the last ones when there is no validation part)."""
+    best validation weights (or the last ones when there is no validation part). ``log``,
+    ``difference`` and ``seasonal_difference`` are the Forecaster's preprocessing options."""
     from ..models.base import model_from_config
     from ..models.forecast import Forecaster
 
@@ -50,8 +51,9 @@ def train_forecaster(train, window=24, horizon=1, cell="lstm", hidden_size=32, n
     if ckpt is not None:
         model = model_from_config(ckpt["model_config"])
     else:
-        model = Forecaster(window, horizon, cell, hidden_size, num_layers, strategy, dtype=np.float32,
-                           seed=config.seed).fit_scaler(train)
+        model = Forecaster(window, horizon, cell, hidden_size, num_layers, strategy, log=log, difference=difference,
+                           seasonal_difference=seasonal_difference, dtype=np.float32, seed=config.seed)
+        model.fit_scaler(train)
     x, y = model.training_windows(train)
     n_val = int(round(x.shape[1] * val_fraction))
     train_data = TS.WindowBatches(x[:, : x.shape[1] - n_val], y[: x.shape[1] - n_val], batch_size, seed=config.seed)
@@ -70,10 +72,13 @@ def train_forecaster(train, window=24, horizon=1, cell="lstm", hidden_size=32, n
 
 def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_size=None, cell="lstm", hidden_size=32,
                  num_layers=1, strategy="recursive", config=None, batch_size=32, val_fraction=0.1, season=None,
-                 out_dir=None, overwrite=False, resume=False, changes=None, progress=False, log=print) -> dict:
+                 out_dir=None, overwrite=False, resume=False, changes=None, progress=False, log=print,
+                 log_transform=False, difference=0, seasonal_difference=0) -> dict:
     """Train on everything before the test tail and score the rolling-origin forecasts of the tail
     beside the last-value, seasonal-naive and linear-autoregression baselines (RMSE and MAE,
-    original units). With ``out_dir``: a run directory with ``scores.json`` and ``forecast.png``."""
+    original units). With ``out_dir``: a run directory with ``scores.json`` and ``forecast.png``.
+    ``log_transform``, ``difference`` and ``seasonal_difference`` preprocess the series inside the
+    model (:class:`~rnnkit.models.Forecaster`); ``log`` is the function progress lines go to."""
     from ..plots import plot_forecast
 
     config = config or TrainConfig(steps=1500, lr=3e-3, clip=1.0, stateful=False)
@@ -85,13 +90,15 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
                                                             d["val_fraction"], d["season"])
         window, horizon, strategy, batch_size = m["window"], m["horizon"], m["strategy"], d["batch_size"]
         cell, hidden_size, num_layers = m["cell"], m["hidden_size"], m["num_layers"]
+        log_transform, difference, seasonal_difference = (m.get("log", False), m.get("difference", 0),
+                                                          m.get("seasonal_difference", 0))
         config = resumed_config(ckpt, changes)
     elif out_dir is not None:
         runs.prepare(out_dir, KIND, overwrite=overwrite)
     series, period, name = load_series(dataset, column)
     period = season or period
     test_size = test_size or max(len(series) // 5, horizon + 1)
-    series = TS.check_series(series, window, horizon, test_size, what=name)
+    series = TS.check_series(series, window + difference + seasonal_difference, horizon, test_size, what=name)
     if period >= len(series) - test_size:
         raise UserError(f"--season: expected a period shorter than the training part ({len(series) - test_size} "
                         f"values), got {period}")
@@ -104,7 +111,8 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
                       "season": season, "batch_size": batch_size}}
     model, fit_result = train_forecaster(train, window, horizon, cell, hidden_size, num_layers, strategy, config,
                                          batch_size, val_fraction, out_dir, overwrite=False, progress=progress,
-                                         extra=extra, ckpt=ckpt)
+                                         extra=extra, ckpt=ckpt, log=log_transform, difference=difference,
+                                         seasonal_difference=seasonal_difference)
     pred = model.predict(series, origins, horizon)
     wall = time.perf_counter() - t0
     forecasts = {"rnnkit": pred, "last value": TS.naive_last(series, origins, horizon),
@@ -113,7 +121,8 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         forecasts[f"seasonal naive ({period})"] = TS.seasonal_naive(series, origins, horizon, period)
     scores = {k: TS.score(v, truth) for k, v in forecasts.items()}
     result = {"dataset": name, "n": n, "test_size": test_size, "horizon": horizon, "window": window, "cell": cell,
-              "hidden_size": hidden_size, "strategy": strategy, "steps": fit_result["step"], "train_time": wall,
+              "hidden_size": hidden_size, "strategy": strategy, "log": log_transform, "difference": difference,
+              "seasonal_difference": seasonal_difference, "steps": fit_result["step"], "train_time": wall,
               "scores": scores}
     for k, s in scores.items():
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")

@@ -32,8 +32,13 @@ Genomes:
 
 * :func:`yeast_chromosome_1`: *S. cerevisiae* chromosome I, 230,208 bases (A, C, G, T).
 
-The last two are R data files inside Debian packages, not on PyPI (``r-cran-mlbench``,
-``r-bioc-biostrings``); :func:`debian_file` finds them and pyreadr (datasets extra) reads them.
+Text:
+
+* :func:`austen_novels`: Jane Austen's six novels (janeaustenr), 4,025,032 characters.
+
+The last three are R data inside Debian packages, not on PyPI (``r-cran-mlbench``,
+``r-bioc-biostrings``, ``r-cran-janeaustenr``); :func:`debian_file` finds them and pyreadr
+(datasets extra) reads them.
 """
 from __future__ import annotations
 
@@ -187,7 +192,8 @@ def spoken_digits(split: str = "train", seed: int = 0) -> ClassificationData:
 # -- R data files inside Debian packages (not on PyPI) ------------------------------------------
 
 R_LIBRARY = "usr/lib/R/site-library"
-DEBIAN_DATA = {"DNA.rda": ("r-cran-mlbench", "mlbench"), "yeastSEQCHR1.rda": ("r-bioc-biostrings", "Biostrings")}
+DEBIAN_DATA = {"DNA.rda": ("r-cran-mlbench", "mlbench"), "yeastSEQCHR1.rda": ("r-bioc-biostrings", "Biostrings"),
+               "janeaustenr/Rdata.rdb": ("r-cran-janeaustenr", "janeaustenr")}
 
 
 def debian_file(name: str, path=None) -> str:
@@ -196,12 +202,13 @@ def debian_file(name: str, path=None) -> str:
     unpacks); else in the system's R library (the Debian package installed). Otherwise a
     one-line :class:`~rnnkit.errors.UserError` saying how to get it."""
     deb, rpkg = DEBIAN_DATA[name]
-    inside = os.path.join(R_LIBRARY, rpkg, "data", name)
+    file = os.path.basename(name)                        # a key may name its R package: "janeaustenr/Rdata.rdb"
+    inside = os.path.join(R_LIBRARY, rpkg, "data", file)
     if path is not None:
         places = [os.fspath(path)]
     else:
         root = os.environ.get("RNNKIT_DATA")
-        places = ([os.path.join(root, name), os.path.join(root, inside)] if root else []) + ["/" + inside]
+        places = ([os.path.join(root, file), os.path.join(root, inside)] if root else []) + ["/" + inside]
     for p in places:
         if os.path.isfile(p):
             return p
@@ -263,6 +270,51 @@ def yeast_chromosome_1(path=None) -> str:
     if obj is None or obj.size != 1:
         raise UserError(f"{path or 'yeastSEQCHR1.rda'}: expected one string named yeastSEQCHR1")
     return str(obj.iloc[0, 0])
+
+
+def read_lazyload_db(path) -> list:
+    """The objects of an R package's lazy-load data base (``data/Rdata.rdb``), in file order, each
+    as a pandas data frame. Each object is a 4-byte big-endian length and a zlib stream holding
+    R's serialisation of it, which is what an uncompressed ``.rds`` file holds; pyreadr reads that."""
+    import struct
+    import tempfile
+    import zlib
+
+    pyreadr = _need("pyreadr", "pyreadr")
+    with open(path, "rb") as f:
+        blob = f.read()
+    objects, pos = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        while pos < len(blob):
+            (size,) = struct.unpack(">I", blob[pos: pos + 4])
+            inflate = zlib.decompressobj()
+            try:
+                data = inflate.decompress(blob[pos + 4:])
+            except zlib.error as exc:
+                raise UserError(f"{path}, byte {pos}: expected a zlib-compressed R object, got: {exc}") from None
+            if len(data) != size:
+                raise UserError(f"{path}, byte {pos}: expected an object of {size} bytes, got {len(data)}")
+            rds = os.path.join(tmp, f"{len(objects)}.rds")
+            with open(rds, "wb") as f:
+                f.write(data)
+            try:
+                objects.append(pyreadr.read_r(rds)[None])
+            except Exception as exc:                     # pyreadr's errors carry no file name
+                raise UserError(f"{path}, byte {pos}: expected an R object, got {type(exc).__name__}: {exc}") from None
+            pos = len(blob) - len(inflate.unused_data)
+    return objects
+
+
+def austen_novels(path=None) -> str:
+    """Jane Austen's six novels from the R package janeaustenr (Debian ``r-cran-janeaustenr``; the
+    Project Gutenberg texts, one string a line): each novel's lines joined by newlines, the novels
+    joined by a blank line, in the package's order (Emma, Mansfield Park, Northanger Abbey,
+    Persuasion, Pride and Prejudice, Sense and Sensibility): 4,025,032 characters, 81 distinct."""
+    src = debian_file("janeaustenr/Rdata.rdb", path)
+    novels = [df.iloc[:, 0].fillna("").astype(str) for df in read_lazyload_db(src)]
+    if not novels:
+        raise UserError(f"{src}: expected the novels' text, got no objects")
+    return "\n\n".join("\n".join(lines) for lines in novels)
 
 
 CLASSIFICATION_DATASETS = {"japanese-vowels": japanese_vowels, "digits": digits_rows, "basic-motions": basic_motions,

@@ -38,6 +38,65 @@ class Scaler:
         return s
 
 
+class Differencing:
+    """Optional log transform and lagged differencing of a series, and the inverse that turns
+    forecasts of the differenced series back into the series' own units.
+
+    With ``log=True`` the series is first replaced by ``l_t = log x_t`` (it must be positive).
+    Then each lag ``s`` in ``lags`` (applied in order) replaces the series ``u`` by its
+    difference ``u_t - u_{t-s}``: lag 1 is the ordinary difference ``(1 - B) u``, lag 12 on monthly
+    data the seasonal one ``(1 - B^12) u`` (Box & Jenkins 1970, ch. 9; Hyndman & Athanasopoulos,
+    *Forecasting: Principles and Practice*, 3rd ed., sec. 9.1). The airline model's
+    ``(1 - B)(1 - B^12) log x_t`` is ``Differencing(log=True, lags=(1, 12))``.
+
+    The transformed series keeps the original indexing: its first ``offset = sum(lags)`` values
+    are NaN (undefined) and value ``t`` depends only on ``x_0 .. x_t``, so a forecast from origin
+    ``o`` still sees only the history up to ``o``. The inverse integrates back one lag at a time,
+    deepest first: ``u_{o+h} = d_{o+h} + u_{o+h-s}``, with ``u_{o+h-s}`` the true value when
+    ``h <= s`` and the forecast already rebuilt otherwise; then ``x = exp(l)`` under ``log``.
+    """
+
+    def __init__(self, log: bool = False, lags=()):
+        self.log, self.lags = bool(log), tuple(int(s) for s in lags)
+        if any(s < 1 for s in self.lags):
+            raise ValueError(f"lags: expected positive integers, got {list(lags)}")
+        self.offset = sum(self.lags)
+
+    def levels(self, series) -> list:
+        """``[u_0, u_1, ...]``: the (logged) series and each successive difference, NaN-padded."""
+        u = np.asarray(series, np.float64)
+        if self.log:
+            if (u <= 0).any():
+                bad = int(np.flatnonzero(u <= 0)[0])
+                raise ValueError(f"log transform: expected a positive series, got {u[bad]} at row {bad}")
+            u = np.log(u)
+        out = [u]
+        for s in self.lags:
+            d = np.full_like(u, np.nan)
+            d[s:] = u[s:] - u[:-s]
+            out.append(d)
+            u = d
+        return out
+
+    def transform(self, series) -> np.ndarray:
+        """The differenced series, same length, NaN in its first ``offset`` places."""
+        return self.levels(series)[-1]
+
+    def inverse(self, series, origins, pred) -> np.ndarray:
+        """(N, H) forecasts ``pred`` of the transformed series at ``o+1 .. o+H`` for each origin
+        ``o`` -> forecasts of the series itself, using its true history up to each origin."""
+        levels, origins = self.levels(series), np.asarray(origins)
+        out = np.asarray(pred, np.float64)
+        H = out.shape[1]
+        for k in range(len(self.lags) - 1, -1, -1):            # rebuild level k from level k + 1
+            s, rebuilt = self.lags[k], np.empty_like(out)
+            for h in range(1, H + 1):
+                back = rebuilt[:, h - s - 1] if h > s else levels[k][origins + h - s]
+                rebuilt[:, h - 1] = out[:, h - 1] + back
+            out = rebuilt
+        return np.exp(out) if self.log else out
+
+
 class WindowBatches:
     """Training windows for the Trainer: ``x`` (window, N, 1), ``y`` (N, k).
 

@@ -8,6 +8,14 @@ leaves the training range (CO2, airline passengers) does not leave the network's
 ``strategy='direct'`` predicts all ``horizon`` values at once (one output per step ahead);
 ``'recursive'`` predicts one step and feeds it back ``horizon`` times.
 
+Preprocessing (options, off by default; :class:`~rnnkit.data.timeseries.Differencing`): with
+``log=True`` the network sees ``log x_t``; ``difference=d`` applies ``(1 - B)`` d times and
+``seasonal_difference=s`` applies ``(1 - B^s)`` once, so ``log=True, difference=1,
+seasonal_difference=12`` models ``(1 - B)(1 - B^12) log x_t``, the series Box & Jenkins's airline
+model is fitted to (Box & Jenkins 1970, ch. 9). The scaler and the windows are then fitted on the
+transformed series, and :meth:`Forecaster.predict` integrates the forecasts back (with the true
+history up to each origin) into the series' own units.
+
 Training goes through :class:`~rnnkit.train.Trainer` like every model: :meth:`fit_scaler` on
 the training part, :meth:`training_windows` for the data, then ``train_step`` on batches.
 """
@@ -17,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..data.timeseries import Scaler, windows
+from ..data.timeseries import Differencing, Scaler, windows
 from .base import TaskModel, register
 from .sequence import SequenceModel
 
@@ -25,25 +33,31 @@ from .sequence import SequenceModel
 @register("forecaster")
 class Forecaster(TaskModel):
     def __init__(self, window=24, horizon=1, cell="lstm", hidden_size=32, num_layers=1, strategy="recursive",
-                 scaler=None, dtype=np.float32, seed=None):
+                 scaler=None, log=False, difference=0, seasonal_difference=0, dtype=np.float32, seed=None):
         super().__init__(dtype, seed)
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy: expected 'direct' or 'recursive', got {strategy!r}")
         for name, v in (("window", window), ("horizon", horizon), ("hidden_size", hidden_size)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        for name, v in (("difference", difference), ("seasonal_difference", seasonal_difference)):
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
         self.window, self.horizon, self.strategy = window, horizon, strategy
+        self.diff = Differencing(log, [1] * difference + ([seasonal_difference] if seasonal_difference else []))
         self.n_out = horizon if strategy == "direct" else 1
         self.net = SequenceModel(1, hidden_size, self.n_out, "regression", cell=cell, num_layers=num_layers,
                                  dtype=dtype, seed=seed)
         self.scaler = None if scaler is None else Scaler.from_dict(scaler)
         self.config = dict(kind="forecaster", window=window, horizon=horizon, cell=self.net.config["cell"], hidden_size=hidden_size,
-                           num_layers=num_layers, strategy=strategy, scaler=scaler)
+                           num_layers=num_layers, strategy=strategy, scaler=scaler, log=bool(log),
+                           difference=int(difference), seasonal_difference=int(seasonal_difference))
 
     # -- data -----------------------------------------------------------------------------
     def fit_scaler(self, train) -> "Forecaster":
-        """Fit the scaler on ``train`` (the series before the test tail) and record it in the config."""
-        self.scaler = Scaler(np.asarray(train, np.float64))
+        """Fit the scaler on ``train`` (the series before the test tail, after the log and
+        differencing options) and record it in the config."""
+        self.scaler = Scaler(self.diff.transform(train)[self.diff.offset:])
         self.config["scaler"] = self.scaler.to_dict()
         return self
 
@@ -56,10 +70,12 @@ class Forecaster(TaskModel):
         """``x`` (window, N, 1) and ``y`` (N, k) from the training part, in the network's units."""
         if self.scaler is None:
             raise ValueError("Forecaster.training_windows: call fit_scaler first")
-        xw, yw, _ = windows(self.scaler.transform(train), self.window, self.n_out)
-        if xw.shape[1] < 1:
-            raise ValueError(f"training part: expected more than window + horizon = {self.window + self.n_out} "
-                             f"values, got {len(train)}")
+        need, lags = self.window + self.n_out + self.diff.offset, " + differencing lags" * bool(self.diff.offset)
+        if len(train) < need:
+            raise ValueError(f"training part: expected at least window + horizon{lags} = {need} values, "
+                             f"got {len(train)}")
+        xw, yw, _ = windows(self.scaler.transform(self.diff.transform(train)), self.window, self.n_out,
+                            start=self.diff.offset)
         x, last = self._inputs(xw)
         return x, (yw - last[:, None]).astype(self.dtype)
 
@@ -81,10 +97,11 @@ class Forecaster(TaskModel):
         if self.scaler is None:
             raise ValueError("Forecaster.predict: the model has no scaler; train it first")
         horizon = self.horizon if horizon is None else horizon
-        z = self.scaler.transform(series)
-        origins = np.asarray(origins)
-        if origins.min() < self.window - 1:
-            raise ValueError(f"origins: expected >= window - 1 = {self.window - 1}, got {origins.min()}")
+        z = self.scaler.transform(self.diff.transform(series))
+        origins, first = np.asarray(origins), self.window - 1 + self.diff.offset
+        if origins.min() < first:
+            lags = " + differencing lags" * bool(self.diff.offset)
+            raise ValueError(f"origins: expected >= window - 1{lags} = {first}, got {origins.min()}")
         idx = origins[None, :] - np.arange(self.window - 1, -1, -1)[:, None]
         zw = z[idx]                                              # (window, N)
         if self.strategy == "direct":
@@ -101,4 +118,4 @@ class Forecaster(TaskModel):
                 self.net.clear_cache()
                 out[:, k] = nxt
                 zw = np.concatenate([zw[1:], nxt[None]], axis=0)
-        return self.scaler.inverse(out)
+        return self.diff.inverse(series, origins, self.scaler.inverse(out))
