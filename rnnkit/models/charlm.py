@@ -49,7 +49,7 @@ class CharLM(TaskModel):
         options["zoneout"] = list(options["zoneout"]) if isinstance(options["zoneout"], tuple) else options["zoneout"]
         self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
                            hidden_size=int(hidden_size), num_layers=int(num_layers), cell=canonical_cell(cell),
-                           dropout=float(dropout), **options)
+                           dropout=float(dropout), **options, tie_weights=bool(tie_weights))
         self.drop = Dropout(dropout, dtype=dtype, seed=s[2])
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=s[3])
         if tie_weights:
@@ -57,7 +57,6 @@ class CharLM(TaskModel):
                 raise ValueError(f"tie_weights: expected embed_size equal to the output layer's input size "
                                  f"(hidden_size {self.rnn.output_size}), got embed_size {embed_size}")
             self.head.share_param("weight", self.embed)
-            self.config["tie_weights"] = True
 
     def forward(self, x, state=None):
         e = self.embed(x)                    # (L, N, E)
