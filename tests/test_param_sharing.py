@@ -205,6 +205,24 @@ def test_to_torch_and_back_keep_the_tie():
     np.testing.assert_array_equal(back.embed.params["weight"], model.embed.params["weight"])
 
 
+def test_torch_engine_keeps_the_tie_in_one_memory():
+    """--engine torch: the twin's one tied Parameter is a view of rnnkit's one array, and a
+    training step gives rnnkit's own gradients."""
+    from rnnkit.distributed import DistributedCharLM
+
+    ours = CharLM(7, 5, 5, 1, "lstm", seed=0, tie_weights=True)
+    engine = DistributedCharLM(7, 5, 5, 1, "lstm", seed=0, tie_weights=True)
+    assert engine.twin.head.weight is engine.twin.embed.weight
+    assert np.shares_memory(engine.twin.head.weight.detach().numpy(), engine.embed.params["weight"])
+    x, y = batch()
+    for m in (ours, engine):
+        m.zero_grad()
+        m.train_step((x, y))
+    for (n, _, g), (n2, _, g2) in zip(ours.named_parameters(), engine.named_parameters()):
+        assert n == n2
+        np.testing.assert_allclose(g2, g, rtol=2e-4, atol=1e-6, err_msg=n)
+
+
 def test_onnx_export_of_a_tied_model_computes_the_same_logits():
     pytest.importorskip("onnxruntime")
     from .test_onnx import sessions

@@ -104,8 +104,11 @@ class Module:
         ``fnmatch``: ``"embed.*"``, ``"rnn.*_l0"``); returns their names. A frozen parameter gets no
         update from any optimizer (not even weight decay), is left out of the clipping norm, and
         the layers that own it skip its weight-gradient product (its ``grads`` array stays zero);
-        gradients still flow through it to the layers below. A shared array is frozen everywhere
-        it is used. A pattern that matches nothing is an error naming it."""
+        gradients still flow through it to the layers below: for a frozen ``W`` in ``y = x W^T``,
+        ``W_{t+1} = W_t`` while ``dL/dx = dL/dy W`` is still passed on. A shared array is frozen
+        everywhere it is used. A pattern that matches nothing is an error naming it. (Freezing
+        the lower layers and unfreezing them step by step is ULMFiT's gradual unfreezing:
+        Howard & Ruder 2018.)"""
         pats = [q.strip() for q in str(patterns).split(",") if q.strip()]
         if not pats:
             raise ValueError(f"freeze: expected comma-separated name patterns such as 'embed.*', got {patterns!r}")
