@@ -321,6 +321,28 @@ def test_frozen_parameters_match_torch_requires_grad_false():
     assert ours.frozen_names() == ["embed.weight"]
 
 
+def test_unfreezing_later_matches_torch_per_parameter_adam_steps():
+    """Gradual unfreezing: Adam's bias correction counts each parameter's own steps, as torch's
+    (a parameter frozen for two steps starts its moments at t = 1 when it thaws)."""
+    ours, theirs = tied_pair(layers=1, tie=False)
+    ours.freeze("embed.*,rnn.weight_hh_l0")
+    frozen = [theirs.embed.weight, theirs.rnn.weight_hh_l0]
+    for p in frozen:
+        p.requires_grad_(False)
+    o = optim.Adam(ours, lr=0.05)
+    t = torch.optim.Adam(theirs.parameters(), lr=0.05)
+    for step in range(5):
+        if step == 2:
+            ours.unfreeze("*")
+            for p in frozen:
+                p.requires_grad_(True)
+        x, y = batch(seed=step)
+        ours_step(ours, o, x, y, 1e9)
+        torch_step(theirs, t, x, y, 1e9)
+    assert int(o.state["embed.weight"]["step"]) == 3 and int(o.state["head.weight"]["step"]) == 5
+    assert_same_params(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_frozen_weights_skip_their_gradient_products(cell, backend):
@@ -359,14 +381,14 @@ def test_freezing_a_shared_weight_by_either_name_freezes_it_everywhere():
 
 
 # -- checkpoints, resume, command line --------------------------------------------------
-def make_trainer(out, steps=10):
+def make_trainer(out, steps=10, freeze="rnn.weight_ih_l0"):
     vocab = CharVocab.from_text(TEXT)
     ids = vocab.encode(TEXT)
     train = StreamBatches(ids[:1500], batch_size=3, seq_len=8)
     val = StreamBatches(ids[1500:], batch_size=2, seq_len=8)
     model = CharLM(len(vocab), 12, 12, 1, "lstm", seed=3, tie_weights=True)
     config = TrainConfig(steps=steps, lr=1e-2, optimizer="adamw", weight_decay=0.1, no_decay="bias",
-                         freeze="rnn.weight_ih_l0", clip=0.5, eval_every=5, checkpoint_every=4, log_every=2, seed=3)
+                         freeze=freeze, clip=0.5, eval_every=5, checkpoint_every=4, log_every=2, seed=3)
     return Trainer(model, train, val, config, out, extra={"vocab": vocab.to_dict()}, progress=False)
 
 
@@ -392,6 +414,15 @@ def test_tied_frozen_grouped_run_resumes_bit_for_bit(tmp_path):
 
 def cli(*args):
     return main([str(a) for a in args])
+
+
+def test_resume_with_new_freeze_patterns_applies_them(tmp_path):
+    part = make_trainer(tmp_path / "run")
+    part.run(stop_at=4)
+    resumed = make_trainer(tmp_path / "run", freeze="embed.*")
+    resumed.restore(io.load(tmp_path / "run" / "checkpoint.npz"))
+    assert resumed.model.frozen_names() == ["embed.weight"]
+    assert resumed.history[-1]["changed"]["freeze"] == ["rnn.weight_ih_l0", "embed.*"]
 
 
 def test_cli_train_tie_weights_resume_sample_eval(tmp_path, capsys):
