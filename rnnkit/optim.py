@@ -42,6 +42,17 @@ def _triples(params):
     return out
 
 
+def _once(triples):
+    """``triples``, refused when one array comes under two names (it would be stepped twice)."""
+    seen = {}
+    for name, p, _ in triples:
+        if id(p) in seen:                      # PyTorch refuses a parameter in two groups alike
+            raise ValueError(f"params: expected each parameter once, got {seen[id(p)]} and {name} as one shared "
+                             f"array (pass the module: its named_parameters() lists a shared parameter once)")
+        seen[id(p)] = name
+    return triples
+
+
 def _check(cond, name, value, want):
     if not cond:
         raise ValueError(f"{name}: expected {want}, got {value!r}")
@@ -76,7 +87,7 @@ class Optimizer:
     def __init__(self, params, lr: float, groups=None, no_decay=None, **defaults):
         _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), "lr", lr, "a positive number")
         self.module = params if hasattr(params, "frozen_names") else None
-        self.params = _triples(params.named_parameters() if self.module is not None else params)
+        self.params = _once(_triples(params.named_parameters() if self.module is not None else params))
         self.lr = float(lr)
         self.steps = 0
         self.hyper = tuple(defaults)

@@ -114,17 +114,20 @@ def test_tied_charlm_steps_the_shared_weight_once_like_torch(name, dtype, tol):
     assert ours.head.params["weight"] is ours.embed.params["weight"]
 
 
-def test_stepping_a_shared_weight_twice_would_be_caught():
-    """The comparison above can fail: an optimizer given both names steps the tied array twice
-    and leaves PyTorch's parameters behind (the bug of issue 15)."""
+def test_stepping_a_shared_weight_twice_would_be_caught_and_is_refused():
+    """The comparison above can fail: stepping the tied array under both of its names (the bug of
+    issue 15) leaves PyTorch's parameters behind; an optimizer given both names refuses them."""
     ours, theirs = tied_pair()
-    twice = optim.SGD(list(ours.named_parameters(remove_duplicate=False)), lr=0.3)
-    once = torch.optim.SGD(theirs.parameters(), lr=0.3)
     x, y = batch()
-    ours_step(ours, twice, x, y, 1e9)
-    torch_step(theirs, once, x, y, 1e9)
+    ours.zero_grad()
+    ours.train_step((x, y))
+    for _, p, g in ours.named_parameters(remove_duplicate=False):
+        p -= 0.3 * g                                # what a per-name loop without deduplication did
+    torch_step(theirs, torch.optim.SGD(theirs.parameters(), lr=0.3), x, y, 1e9)
     with pytest.raises(AssertionError):
         assert_same_params(ours, theirs, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="params: expected each parameter once, got embed.weight and head.weight"):
+        optim.SGD(list(ours.named_parameters(remove_duplicate=False)), lr=0.3)
 
 
 def test_tied_gradient_is_the_sum_of_both_uses_and_matches_finite_differences():
