@@ -197,14 +197,17 @@ def test_to_torch_and_back_keep_the_tie():
     from rnnkit.interop import from_torch, to_torch
 
     model, _ = tied_pair(seed=4)
+    model.freeze("rnn.weight_hh_l0")
     twin = to_torch(model)
     assert twin.head.weight is twin.embed.weight
+    assert [n for n, p in twin.named_parameters() if not p.requires_grad] == ["rnn.weight_hh_l0"]
     x, _ = batch()
     ref, _ = model(x)
     model.clear_cache()
     np.testing.assert_allclose(twin(torch.tensor(x))[0].detach().numpy(), ref, rtol=1e-10, atol=1e-12)
     back = from_torch(twin)
     assert back.config["tie_weights"] and back.head.params["weight"] is back.embed.params["weight"]
+    assert back.frozen_names() == ["rnn.weight_hh_l0"]
     np.testing.assert_array_equal(back.embed.params["weight"], model.embed.params["weight"])
 
 
