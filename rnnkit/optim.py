@@ -191,7 +191,8 @@ class SGD(Optimizer):
         _check(0 <= m < 1, where + "momentum", m, "a number in [0, 1)")
         _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
         _check(not h.get("nesterov", self.nesterov) or (m > 0 and h.get("dampening", self.dampening) == 0),
-               where + "nesterov", h.get("nesterov", self.nesterov), "momentum > 0 and dampening 0 with Nesterov momentum")
+               where + "nesterov", h.get("nesterov", self.nesterov),
+               "momentum > 0 and dampening 0 with Nesterov momentum")
 
     def update(self, p, g, s, h, t):
         if h["weight_decay"]:

@@ -246,7 +246,8 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     g.add_argument("--no-decay-bias-norm", dest="no_decay", action="store_const", const="bias,norm", default="",
                    help="no weight decay on biases and normalisation gains (parameters named *bias* or *norm*)")
     g.add_argument("--freeze", default="", metavar="PATTERNS",
-                   help="train with these parameters fixed: comma-separated name patterns, e.g. 'embed.*'")
+                   help="train with these parameters fixed (no update, no weight-gradient product): "
+                        "comma-separated name patterns, e.g. 'embed.*' (default: none)")
     g.add_argument("--clip", type=nonneg_float, default=clip, help="max gradient norm (0: no clipping)")
     g.add_argument("--schedule", choices=("none", "cosine", "step", "exponential", "plateau"), default=schedule,
                    help="learning-rate schedule")

@@ -55,7 +55,8 @@ def run(args):
     _, result, _ = lm.train_lm(text, args.out, cell=args.cell, hidden_size=args.hidden_size,
                                num_layers=args.num_layers, embed_size=args.embed_size, dropout=args.dropout,
                                seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=args.val_fraction,
-                               rnn_options=rnn_options(args), tie_weights=args.tie_weights, config=config, resume=args.resume, changes=getattr(args, "changes", None),
+                               rnn_options=rnn_options(args), tie_weights=args.tie_weights, config=config,
+                               resume=args.resume, changes=getattr(args, "changes", None),
                                overwrite=args.overwrite, progress=args.progress)
     print(lm.summary(result, args.out))
     return 0
