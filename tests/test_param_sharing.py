@@ -376,6 +376,23 @@ def test_frozen_weights_skip_their_gradient_products(cell, backend):
         np.testing.assert_allclose(part[k], full[k], rtol=1e-12)
 
 
+def test_frozen_cell_weights_get_no_gradient_and_the_rest_are_unchanged():
+    from rnnkit.nn import LSTMCell
+
+    cell, ref = (LSTMCell(3, 4, dtype=np.float64, seed=0) for _ in range(2))
+    cell.freeze("weight_*")
+    rng = np.random.default_rng(0)
+    x, dh, dc = rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    outs = []
+    for m in (cell, ref):
+        m.zero_grad()
+        _, cache = m.forward_cached(x)
+        outs.append(m.backward_cached((dh, dc), cache))
+    assert not cell.grads["weight_ih"].any() and not cell.grads["weight_hh"].any()
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(cell.grads["bias_ih"], ref.grads["bias_ih"])
+
+
 def test_freezing_a_shared_weight_by_either_name_freezes_it_everywhere():
     model, _ = tied_pair()
     assert model.freeze("head.weight") == ["embed.weight"]
