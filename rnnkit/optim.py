@@ -13,8 +13,9 @@ and any of the optimizer's own (``weight_decay``, ``momentum``, ``betas``, ...).
 the first group that selects it; the rest use the constructor's settings. A group's ``lr`` is
 kept as a ratio to the optimizer's ``lr``, so a schedule moves every group in proportion (what
 PyTorch's schedules do when their floor is 0). ``no_decay="bias,norm"`` sets ``weight_decay = 0``
-for every parameter whose name contains one of the words, in whatever group it is (biases and
-normalisation gains: Loshchilov & Hutter 2019; the BERT and GPT recipes). A selector that
+for every parameter whose name contains one of the words, in whatever group it is; ``norm`` also
+covers the layer-norm gains and biases (``ln_*``) (biases and normalisation gains: Loshchilov &
+Hutter 2019; the BERT and GPT recipes). A selector that
 matches no parameter is an error.
 
 Frozen parameters (``module.freeze``) are skipped at every step, weight decay included, when the
@@ -73,11 +74,13 @@ def selector(spec):
 
 
 def no_decay_selector(words: str):
-    """``"bias,norm"`` -> a predicate true for names containing any of the words."""
+    """``"bias,norm"`` -> a predicate true for names containing any of the words; ``norm`` also
+    names the layer-norm parameters, whose names start ``ln_`` (``rnn.ln_ih_weight_l0``)."""
     parts = [w.strip() for w in str(words).split(",") if w.strip()]
     if not parts:
         raise ValueError(f"no_decay: expected comma-separated words such as 'bias,norm', got {words!r}")
-    return lambda name: any(w in name for w in parts)
+    norm = "norm" in parts
+    return lambda name: any(w in name for w in parts) or (norm and name.rsplit(".", 1)[-1].startswith("ln_"))
 
 
 class Optimizer:

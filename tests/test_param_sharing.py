@@ -280,6 +280,15 @@ def test_groups_match_torch_param_groups(name):
     assert_same_params(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
+def test_no_decay_norm_covers_the_layer_norm_gains():
+    model = CharLM(7, 6, 6, 1, "lstm", seed=0, layer_norm=True, peepholes=True)
+    opt = optim.AdamW(model, lr=0.1, weight_decay=0.5, no_decay="bias,norm")
+    undecayed = sorted(n for n, _, _ in model.named_parameters() if opt.settings(n)["weight_decay"] == 0)
+    assert undecayed == sorted(["head.bias", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "rnn.ln_ih_weight_l0",
+                                "rnn.ln_ih_bias_l0", "rnn.ln_hh_weight_l0", "rnn.ln_hh_bias_l0",
+                                "rnn.ln_c_weight_l0", "rnn.ln_c_bias_l0"])
+
+
 def test_group_lr_moves_with_the_schedule_in_proportion():
     model, _ = tied_pair()
     opt = optim.SGD(model, lr=1.0, groups=[{"params": ["head.bias"], "lr": 0.25}])

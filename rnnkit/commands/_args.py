@@ -244,7 +244,8 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"), default="adam")
     g.add_argument("--weight-decay", type=nonneg_float, default=0.0)
     g.add_argument("--no-decay-bias-norm", dest="no_decay", action="store_const", const="bias,norm", default="",
-                   help="no weight decay on biases and normalisation gains (parameters named *bias* or *norm*)")
+                   help="no weight decay on biases and normalisation gains (parameters named *bias*, *norm* "
+                        "or ln_* (layer norm))")
     g.add_argument("--freeze", default="", metavar="PATTERNS",
                    help="train with these parameters fixed (no update, no weight-gradient product): "
                         "comma-separated name patterns, e.g. 'embed.*' (default: none)")

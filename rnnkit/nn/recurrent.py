@@ -333,7 +333,7 @@ class RNNBase(Module):
                     dx, ds0, g = variant_layer_backward(self.variant, self.variant_params(layer, sfx), *args,
                                                         reverse=d == 1, record=self.record_hidden_grads)
                     for name in self.variant.param_shapes(H):
-                        self.grads[f"{name}_l{layer}{sfx}"] += g[name]
+                        self.accumulate(f"{name}_l{layer}{sfx}", g[name])
                 elif self.proj_size:
                     dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
                                                       record=self.record_hidden_grads, gate_grad=self._gate[1])
