@@ -238,7 +238,7 @@ def train_lm_process(rank: int, world: int, spec: dict) -> int:
         config = TrainConfig(**spec["config"])
         m = spec["model"]
         model = DistributedCharLM(len(vocab), m["embed_size"], m["hidden_size"], m["num_layers"], m["cell"],
-                                  m["dropout"], seed=config.seed)
+                                  m["dropout"], seed=config.seed, tie_weights=m.get("tie_weights", False))
         extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest, "data": spec["data"]}
     d = extra["data"]
     train, val = lm.stream_data(corpus, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])

@@ -7,6 +7,8 @@
 * :func:`from_torch` the reverse.
 * ``module.state_dict(format="torch")`` gives tensors that ``torch_module.load_state_dict``
   accepts; ``module.load_state_dict`` takes a torch state dict as it is.
+* Tied weights stay tied (one ``Parameter`` in the twin, one array in rnnkit) and frozen
+  parameters are ``requires_grad=False`` in torch, both ways.
 
 Parameter names and layouts are PyTorch's throughout, so every conversion is a copy of the
 same arrays. What torch cannot express (the hard-sigmoid gate) is a one-line error. Needs the
@@ -99,6 +101,8 @@ def to_torch(module):
         raise UserError(f"to_torch: expected an rnnkit RNN / LSTM / GRU, Linear, Embedding or application model "
                         f"({', '.join(c.__name__ for c in twins)}), got {type(module).__name__}")
     out.load_state_dict(module.state_dict(format="torch"))
+    for name in module.frozen_names():                         # frozen: torch's requires_grad=False
+        out.get_parameter(name).requires_grad_(False)
     out.train(module.training)
     return out
 
@@ -137,5 +141,6 @@ def from_torch(module, dtype=None):
         raise UserError(f"from_torch: expected torch.nn.RNN / LSTM / GRU / Linear / Embedding or an rnnkit twin, "
                         f"got {type(module).__name__}")
     out.load_state_dict({k: v.detach().cpu() for k, v in module.state_dict().items()})
+    out.set_frozen([name for name, p in module.named_parameters() if not p.requires_grad])
     out.train(module.training)
     return out

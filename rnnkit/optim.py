@@ -1,20 +1,40 @@
 """Optimizers, gradient clipping and learning-rate schedules, each matching ``torch.optim``'s
 update rule step for step.
 
-The base class owns the parameters, ``zero_grad``, ``step`` and the state dict; each optimizer
-writes only its per-tensor update. Parameters are updated in place, so the arrays a module
-holds stay the arrays the optimizer updates. ``params`` is a module (its
-``named_parameters()``) or an iterable of ``(name, param, grad)`` triples.
+The base class owns the parameters, ``zero_grad``, ``step``, the parameter groups and the state
+dict; each optimizer writes only its per-tensor update. Parameters are updated in place, so the
+arrays a module holds stay the arrays the optimizer updates. ``params`` is a module (its
+``named_parameters()``: a shared parameter once) or an iterable of ``(name, param, grad)`` triples.
+
+Parameter groups (PyTorch's ``param_groups``, in rnnkit's spelling): ``groups`` is a list of dicts,
+each with ``"params"`` (a list of names, a string of comma-separated shell patterns such as
+``"rnn.*,head.weight"``, or a predicate ``name -> bool``) and the settings it overrides: ``lr``
+and any of the optimizer's own (``weight_decay``, ``momentum``, ``betas``, ...). A parameter takes
+the first group that selects it; the rest use the constructor's settings. A group's ``lr`` is
+kept as a ratio to the optimizer's ``lr``, so a schedule moves every group in proportion (what
+PyTorch's schedules do when their floor is 0). ``no_decay="bias,norm"`` sets ``weight_decay = 0``
+for every parameter whose name contains one of the words, in whatever group it is; ``norm`` also
+covers the layer-norm gains and biases (``ln_*``) (biases and normalisation gains: Loshchilov &
+Hutter 2019; the BERT and GPT recipes). A selector that
+matches no parameter is an error.
+
+Frozen parameters (``module.freeze``) are skipped at every step, weight decay included, when the
+optimizer was given the module; their moments and step counts stay as they were (as PyTorch's,
+whose frozen parameters have no gradient). Adam's bias correction and Adagrad's decay count each
+parameter's own steps, as PyTorch's per-parameter ``step`` does.
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 
 import numpy as np
 
 
 def _triples(params):
-    if hasattr(params, "named_parameters"):
+    if hasattr(params, "trainable_parameters"):       # a module: frozen parameters left out
+        params = params.trainable_parameters()
+    elif hasattr(params, "named_parameters"):
         params = params.named_parameters()
     out = list(params)
     for t in out:
@@ -23,21 +43,110 @@ def _triples(params):
     return out
 
 
+def _once(triples):
+    """``triples``, refused when one array comes under two names (it would be stepped twice)."""
+    seen = {}
+    for name, p, _ in triples:
+        if id(p) in seen:                      # PyTorch refuses a parameter in two groups alike
+            raise ValueError(f"params: expected each parameter once, got {seen[id(p)]} and {name} as one shared "
+                             f"array (pass the module: its named_parameters() lists a shared parameter once)")
+        seen[id(p)] = name
+    return triples
+
+
 def _check(cond, name, value, want):
     if not cond:
         raise ValueError(f"{name}: expected {want}, got {value!r}")
 
 
-class Optimizer:
-    """Base class: ``step()`` applies :meth:`update` to every parameter; ``lr`` may be changed
-    between steps (schedules do)."""
+def selector(spec):
+    """A group's ``"params"`` as a predicate on names: a callable as it is, a string of
+    comma-separated shell patterns (``fnmatch``), or a collection of exact names."""
+    if callable(spec):
+        return spec
+    if isinstance(spec, str):
+        pats = [q.strip() for q in spec.split(",") if q.strip()]
+        return lambda name: any(fnmatch.fnmatchcase(name, q) for q in pats)
+    if isinstance(spec, (list, tuple, set, frozenset)) and all(isinstance(n, str) for n in spec):
+        names = set(spec)
+        return names.__contains__
+    raise TypeError(f"groups: expected 'params' to be names, a pattern string or a predicate, got {spec!r}")
 
-    def __init__(self, params, lr: float):
+
+def no_decay_selector(words: str):
+    """``"bias,norm"`` -> a predicate true for names containing any of the words; ``norm`` also
+    names the layer-norm parameters, whose names start ``ln_`` (``rnn.ln_ih_weight_l0``)."""
+    parts = [w.strip() for w in str(words).split(",") if w.strip()]
+    if not parts:
+        raise ValueError(f"no_decay: expected comma-separated words such as 'bias,norm', got {words!r}")
+    norm = "norm" in parts
+    return lambda name: any(w in name for w in parts) or (norm and name.rsplit(".", 1)[-1].startswith("ln_"))
+
+
+class Optimizer:
+    """Base class: ``step()`` applies :meth:`update` to every parameter that is not frozen, with
+    its group's settings; ``lr`` may be changed between steps (schedules do)."""
+
+    def __init__(self, params, lr: float, groups=None, no_decay=None, **defaults):
         _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), "lr", lr, "a positive number")
-        self.params = _triples(params)
+        self.module = params if hasattr(params, "frozen_names") else None
+        self.params = _once(_triples(params.named_parameters() if self.module is not None else params))
         self.lr = float(lr)
         self.steps = 0
+        self.hyper = tuple(defaults)
+        for k, v in defaults.items():
+            setattr(self, k, v)
+        self.check(defaults, "")
+        self.overrides = self._overrides(groups, no_decay)
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in self.params}
+
+    def check(self, h: dict, where: str) -> None:
+        """Validate settings ``h`` (the defaults, or a group's overrides: ``where`` names it)."""
+
+    def _overrides(self, groups, no_decay) -> dict:
+        """``{name: {setting: value}}`` for the parameters whose settings differ from the defaults."""
+        names = [n for n, _, _ in self.params]
+        out = {n: {} for n in names}
+        taken = set()
+        for i, group in enumerate(groups or ()):
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"groups[{i}]: expected a dict with 'params' and settings, got {group!r}")
+            settings = {k: v for k, v in group.items() if k != "params"}
+            unknown = sorted(set(settings) - {"lr", *self.hyper})
+            if unknown:
+                raise ValueError(f"groups[{i}]: expected settings among lr, {', '.join(self.hyper)}, got {unknown}")
+            self.check(settings, f"groups[{i}] ")
+            if "lr" in settings:
+                lr = settings.pop("lr")
+                _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), f"groups[{i}] lr", lr,
+                       "a positive number")
+                settings["lr_scale"] = float(lr) / self.lr
+            pick = selector(group["params"])
+            chosen = [n for n in names if pick(n)]
+            if not chosen:
+                raise ValueError(f"groups[{i}]: 'params' {group['params']!r} selects no parameter "
+                                 f"(names: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
+            for n in chosen:
+                if n not in taken:
+                    out[n].update(settings)
+                    taken.add(n)
+        if no_decay:
+            pick = no_decay_selector(no_decay)
+            for n in names:
+                if pick(n):
+                    out[n]["weight_decay"] = 0.0
+        return {n: o for n, o in out.items() if o}
+
+    def settings(self, name: str) -> dict:
+        """The settings parameter ``name`` is stepped with now: ``lr`` and the optimizer's own."""
+        h = {k: getattr(self, k) for k in self.hyper}
+        o = self.overrides.get(name, {})
+        h.update({k: v for k, v in o.items() if k != "lr_scale"})
+        h["lr"] = self.lr * o.get("lr_scale", 1.0)
+        return h
+
+    def frozen(self) -> set:
+        return set(self.module.frozen_names()) if self.module is not None else set()
 
     def zero_grad(self) -> None:
         for _, _, g in self.params:
@@ -45,17 +154,25 @@ class Optimizer:
 
     def step(self) -> None:
         self.steps += 1
+        frozen = self.frozen()
         for name, p, g in self.params:
-            self.update(p, g, self.state[name])
+            if name not in frozen:
+                s = self.state[name]
+                t = int(s["step"]) + 1 if "step" in s else (self.steps if s else 1)  # older checkpoints: no count
+                s["step"] = np.array(t)
+                self.update(p, g, s, self.settings(name), t)
 
-    def update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:  # pragma: no cover - abstract
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict, h: dict, t: int) -> None:  # pragma: no cover
+        """One parameter's update with settings ``h`` (``h["lr"]`` included) at its ``t``-th step."""
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "lr": self.lr,
+        return {"steps": self.steps, "lr": self.lr, "overrides": {n: dict(o) for n, o in self.overrides.items()},
                 "state": {name: {k: v.copy() for k, v in s.items()} for name, s in self.state.items()}}
 
     def load_state_dict(self, d: dict) -> None:
+        """Moments, step counts and ``lr`` from ``d``; the groups stay this optimizer's own (they
+        are settings, which a resumed run may change)."""
         names = {name for name, _, _ in self.params}
         if set(d["state"]) != names:
             raise ValueError(f"optimizer state: expected entries for {sorted(names)}, got {sorted(d['state'])}")
@@ -67,25 +184,30 @@ class SGD(Optimizer):
     """``g += wd p``; momentum ``b = mu b + (1 - dampening) g`` (``b = g`` on the first step);
     Nesterov ``g += mu b``, else ``g = b``; ``p -= lr g``."""
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(params, lr)
-        _check(0 <= momentum < 1, "momentum", momentum, "a number in [0, 1)")
-        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
-        _check(not nesterov or (momentum > 0 and dampening == 0), "nesterov", nesterov,
-               "momentum > 0 and dampening 0 with Nesterov momentum")
-        self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, groups=None,
+                 no_decay=None):
+        super().__init__(params, lr, groups, no_decay, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                         weight_decay=weight_decay)
 
-    def update(self, p, g, s):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        if self.momentum:
+    def check(self, h, where):
+        m = h.get("momentum", self.momentum)
+        _check(0 <= m < 1, where + "momentum", m, "a number in [0, 1)")
+        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+        _check(not h.get("nesterov", self.nesterov) or (m > 0 and h.get("dampening", self.dampening) == 0),
+               where + "nesterov", h.get("nesterov", self.nesterov),
+               "momentum > 0 and dampening 0 with Nesterov momentum")
+
+    def update(self, p, g, s, h, t):
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * p
+        if h["momentum"]:
             if "momentum" not in s:
                 s["momentum"] = np.array(g, copy=True)
             else:
-                s["momentum"] *= self.momentum
-                s["momentum"] += (1 - self.dampening) * g
-            g = g + self.momentum * s["momentum"] if self.nesterov else s["momentum"]
-        p -= self.lr * g
+                s["momentum"] *= h["momentum"]
+                s["momentum"] += (1 - h["dampening"]) * g
+            g = g + h["momentum"] * s["momentum"] if h["nesterov"] else s["momentum"]
+        p -= h["lr"] * g
 
 
 class Adam(Optimizer):
@@ -95,36 +217,38 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-        super().__init__(params, lr)
-        for i, b in enumerate(betas):
-            _check(0 <= b < 1, f"betas[{i}]", b, "a number in [0, 1)")
-        _check(eps > 0, "eps", eps, "a positive number")
-        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
-        self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, groups=None,
+                 no_decay=None):
+        super().__init__(params, lr, groups, no_decay, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)
 
-    def update(self, p, g, s):
-        b1, b2 = self.betas
-        if self.weight_decay:
+    def check(self, h, where):
+        for i, b in enumerate(h.get("betas", ())):
+            _check(0 <= b < 1, f"{where}betas[{i}]", b, "a number in [0, 1)")
+        _check(h.get("eps", 1) > 0, where + "eps", h.get("eps"), "a positive number")
+        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+
+    def update(self, p, g, s, h, t):
+        (b1, b2), lr, wd = h["betas"], h["lr"], h["weight_decay"]
+        if wd:
             if self.decoupled:
-                p *= 1 - self.lr * self.weight_decay
+                p *= 1 - lr * wd
             else:
-                g = g + self.weight_decay * p
+                g = g + wd * p
         if "m" not in s:
             s["m"], s["v"] = np.zeros_like(p), np.zeros_like(p)
-            if self.amsgrad:
+            if h["amsgrad"]:
                 s["v_max"] = np.zeros_like(p)
         m, v = s["m"], s["v"]
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * (g * g)
-        if self.amsgrad:
+        if h["amsgrad"]:
             np.maximum(s["v_max"], v, out=s["v_max"])
             v = s["v_max"]
-        t = self.steps
-        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
-        p -= (self.lr / (1 - b1 ** t)) * m / denom
+        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + h["eps"]
+        p -= (lr / (1 - b1 ** t)) * m / denom
 
 
 class AdamW(Adam):
@@ -132,75 +256,83 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, groups=None,
+                 no_decay=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, groups, no_decay)
 
 
 class RMSprop(Optimizer):
     """``s = a s + (1-a) g^2``; centered: ``d = sqrt(s - gbar^2) + eps`` else ``sqrt(s) + eps``;
     momentum ``b = mu b + g / d``, ``p -= lr b``; without: ``p -= lr g / d``."""
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
-        super().__init__(params, lr)
-        _check(0 <= alpha < 1, "alpha", alpha, "a number in [0, 1)")
-        _check(eps > 0, "eps", eps, "a positive number")
-        _check(0 <= momentum < 1, "momentum", momentum, "a number in [0, 1)")
-        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
-        self.alpha, self.eps, self.weight_decay, self.momentum, self.centered = alpha, eps, weight_decay, momentum, centered
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 groups=None, no_decay=None):
+        super().__init__(params, lr, groups, no_decay, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered)
 
-    def update(self, p, g, s):
-        a = self.alpha
-        if self.weight_decay:
-            g = g + self.weight_decay * p
+    def check(self, h, where):
+        _check(0 <= h.get("alpha", 0) < 1, where + "alpha", h.get("alpha"), "a number in [0, 1)")
+        _check(h.get("eps", 1) > 0, where + "eps", h.get("eps"), "a positive number")
+        _check(0 <= h.get("momentum", 0) < 1, where + "momentum", h.get("momentum"), "a number in [0, 1)")
+        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+
+    def update(self, p, g, s, h, t):
+        a = h["alpha"]
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * p
         if "square_avg" not in s:
             s["square_avg"] = np.zeros_like(p)
-            if self.centered:
+            if h["centered"]:
                 s["grad_avg"] = np.zeros_like(p)
-            if self.momentum:
+            if h["momentum"]:
                 s["momentum"] = np.zeros_like(p)
         sq = s["square_avg"]
         sq *= a
         sq += (1 - a) * (g * g)
-        if self.centered:
+        if h["centered"]:
             s["grad_avg"] *= a
             s["grad_avg"] += (1 - a) * g
-            denom = np.sqrt(sq - s["grad_avg"] ** 2) + self.eps
+            denom = np.sqrt(sq - s["grad_avg"] ** 2) + h["eps"]
         else:
-            denom = np.sqrt(sq) + self.eps
-        if self.momentum:
-            s["momentum"] *= self.momentum
+            denom = np.sqrt(sq) + h["eps"]
+        if h["momentum"]:
+            s["momentum"] *= h["momentum"]
             s["momentum"] += g / denom
-            p -= self.lr * s["momentum"]
+            p -= h["lr"] * s["momentum"]
         else:
-            p -= self.lr * g / denom
+            p -= h["lr"] * g / denom
 
 
 class Adagrad(Optimizer):
     """``sum += g^2``; ``p -= lr / (1 + (t-1) lr_decay) * g / (sqrt(sum) + eps)``."""
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
-        super().__init__(params, lr)
-        _check(lr_decay >= 0, "lr_decay", lr_decay, "a number >= 0")
-        _check(weight_decay >= 0, "weight_decay", weight_decay, "a number >= 0")
-        _check(initial_accumulator_value >= 0, "initial_accumulator_value", initial_accumulator_value, "a number >= 0")
-        _check(eps > 0, "eps", eps, "a positive number")
-        self.lr_decay, self.weight_decay, self.init_acc, self.eps = lr_decay, weight_decay, initial_accumulator_value, eps
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 groups=None, no_decay=None):
+        super().__init__(params, lr, groups, no_decay, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps)
 
-    def update(self, p, g, s):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
+    def check(self, h, where):
+        _check(h.get("lr_decay", 0) >= 0, where + "lr_decay", h.get("lr_decay"), "a number >= 0")
+        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+        _check(h.get("initial_accumulator_value", 0) >= 0, where + "initial_accumulator_value",
+               h.get("initial_accumulator_value"), "a number >= 0")
+        _check(h.get("eps", 1) > 0, where + "eps", h.get("eps"), "a positive number")
+
+    def update(self, p, g, s, h, t):
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * p
         if "sum" not in s:
-            s["sum"] = np.full_like(p, self.init_acc)
+            s["sum"] = np.full_like(p, h["initial_accumulator_value"])
         s["sum"] += g * g
-        clr = self.lr / (1 + (self.steps - 1) * self.lr_decay)
-        p -= clr * g / (np.sqrt(s["sum"]) + self.eps)
+        clr = h["lr"] / (1 + (t - 1) * h["lr_decay"])
+        p -= clr * g / (np.sqrt(s["sum"]) + h["eps"])
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
 def make_optimizer(name: str, params, lr: float, **kw) -> Optimizer:
-    """An optimizer by name; ``weight_decay=0`` is accepted by all."""
+    """An optimizer by name; ``weight_decay=0``, ``groups`` and ``no_decay`` are accepted by all."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name](params, lr=lr, **kw)

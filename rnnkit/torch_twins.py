@@ -21,15 +21,17 @@ class TorchCharLM(nn.Module):
     """Twin of :class:`rnnkit.models.CharLM`: ids (L, N) -> logits (L, N, V), state."""
 
     def __init__(self, vocab_size, embed_size=64, hidden_size=256, num_layers=2, cell="lstm", dropout=0.0,
-                 dtype=torch.float32, **_):
+                 dtype=torch.float32, tie_weights=False, **_):
         super().__init__()
         self.config = dict(kind="charlm", vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
-                           num_layers=num_layers, cell=cell, dropout=dropout)
+                           num_layers=num_layers, cell=cell, dropout=dropout, tie_weights=tie_weights)
         self.embed = nn.Embedding(vocab_size, embed_size, dtype=dtype)
         self.rnn = torch_rnn(cell, embed_size, hidden_size, num_layers, dtype=dtype,
                              dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size, dtype=dtype)
+        if tie_weights:                         # one Parameter in both places, as rnnkit's one array
+            self.head.weight = self.embed.weight
 
     def forward(self, x, state=None):
         y, state = self.rnn(self.embed(x), state)

@@ -66,6 +66,8 @@ class TrainConfig:
     on_divergence: str = "stop"   # stop | skip (drop a non-finite step's update) | rollback (last checkpoint, lr / 2)
     divergence_factor: float = 0.0  # also diverged when the smoothed loss stays above k x its minimum (0: off)
     divergence_steps: int = 20    # ... for this many consecutive steps
+    no_decay: str = ""            # no weight decay for parameters whose names contain these words ("bias,norm")
+    freeze: str = ""              # parameters not trained: comma-separated name patterns ("embed.*")
 
     def __post_init__(self):
         positive = {"steps": self.steps, "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
@@ -145,7 +147,10 @@ class Trainer:
         self.extra = extra or {}
         self.progress, self.callbacks = progress, list(callbacks)
         self.eval_batches = eval_batches
-        self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr, weight_decay=config.weight_decay)
+        if config.freeze:
+            model.freeze(config.freeze)
+        self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr, weight_decay=config.weight_decay,
+                                        no_decay=config.no_decay or None)
         self.schedule = make_schedule(config.schedule, self.optimizer, total_steps=self.total_steps,
                                       warmup=config.warmup)
         self.step = self.epoch = self.index = 0
@@ -184,7 +189,8 @@ class Trainer:
         return {
             "kind": self.model.config["kind"], "rnnkit_version": __version__, "config": asdict(self.config),
             "model_config": self.model.config, "extra": self.extra,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(), "frozen": self.model.frozen_names(),
+            "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "rng": rng_state(self.model), "carry": _pack_state(self.carry),
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
@@ -225,6 +231,8 @@ class Trainer:
         in ``FIXED_ON_RESUME`` are refused."""
         changes = self.config_changes(ckpt["config"])
         self.model.load_state_dict(ckpt["model"])
+        if "freeze" not in changes:                 # frozen as the run was, unless the patterns changed
+            self.model.set_frozen(ckpt.get("frozen", []))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         saved_schedule = ckpt["config"].get("schedule", "none")
         if self.schedule is not None and ckpt.get("schedule") is not None and saved_schedule == self.config.schedule:

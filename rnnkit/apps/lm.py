@@ -42,7 +42,7 @@ def stream_data(corpus: Corpus, vocab, seq_len, batch_size, val_fraction):
 
 
 def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch_size, seq_len, optimizer="adam",
-                    itemsize=4) -> dict:
+                    itemsize=4, tie_weights=False) -> dict:
     """What a CharLM training step needs, in bytes, computed before anything is allocated:
     parameters, their gradients and the optimizer's moments, and the activations BPTT keeps
     (per layer and step: the gate activations, h and c; the logits and their gradient)."""
@@ -50,7 +50,7 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
     from ..models.common import canonical_cell
 
     G = CELLS[canonical_cell(cell)].n_gates
-    params = vocab_size * embed_size + hidden_size * vocab_size + vocab_size
+    params = vocab_size * embed_size + (0 if tie_weights else hidden_size * vocab_size) + vocab_size
     for layer in range(num_layers):
         width = embed_size if layer == 0 else hidden_size
         params += G * hidden_size * (width + hidden_size) + 2 * G * hidden_size
@@ -60,12 +60,13 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
 
 
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
-             batch_size=32, val_fraction=0.1, rnn_options=None, config=None, resume=False, changes=None,
-             overwrite=False, progress=True, callbacks=(), log=print):
+             batch_size=32, val_fraction=0.1, rnn_options=None, tie_weights=False, config=None, resume=False,
+             changes=None, overwrite=False, progress=True, callbacks=(), log=print):
     """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` (a
     string, or a :class:`~rnnkit.data.corpus.Corpus`: a prepared one trains without being read
     into memory) in ``out``. ``rnn_options`` are the recurrent layer's keyword options
-    (``recurrent_dropout``, ``zoneout``, ...: :class:`~rnnkit.models.CharLM`). On resume every
+    (``recurrent_dropout``, ``zoneout``, ...: :class:`~rnnkit.models.CharLM`); ``tie_weights`` makes
+    the output layer's weight the embedding matrix. On resume every
     setting comes from the run, with ``changes`` (TrainConfig fields such as ``steps`` or ``lr``)
     applied and logged."""
     from ..models import CharLM
@@ -89,7 +90,7 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         refuse_if_too_big(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size,
                                           seq_len, config.optimizer), "--hidden-size, --batch-size or --seq-len")
         model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
-                       seed=config.seed, **(rnn_options or {}))
+                       seed=config.seed, tie_weights=tie_weights, **(rnn_options or {}))
         extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest,
                  "data": {"seq_len": seq_len, "batch_size": batch_size, "val_fraction": val_fraction}}
     train, val = stream_data(corpus, vocab, seq_len, batch_size, val_fraction)

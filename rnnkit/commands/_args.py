@@ -97,7 +97,8 @@ def given_options(parser, argv) -> set:
 # in metrics.jsonl (rnnkit.train.Trainer.restore). The run's model, data and the settings the steps
 # already taken depend on (seed, optimizer, batch size) must match, or resuming is refused.
 CHANGEABLE = {"steps", "epochs", "lr", "weight_decay", "clip", "schedule", "warmup", "eval_every", "checkpoint_every",
-              "log_every", "patience", "time_limit", "on_divergence", "divergence_factor", "divergence_steps"}
+              "log_every", "patience", "time_limit", "on_divergence", "divergence_factor", "divergence_steps",
+              "no_decay", "freeze"}
 RESUMABLE = CHANGEABLE | {"progress", "resume", "out"}
 WHY_FIXED = {"batch_size": "the order of the remaining batches depends on it",
              "seed": "it drew the data order and dropout masks of the steps already taken",
@@ -242,6 +243,12 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"), default="adam")
     g.add_argument("--weight-decay", type=nonneg_float, default=0.0)
+    g.add_argument("--no-decay-bias-norm", dest="no_decay", action="store_const", const="bias,norm", default="",
+                   help="no weight decay on biases and normalisation gains (parameters named *bias*, *norm* "
+                        "or ln_* (layer norm))")
+    g.add_argument("--freeze", default="", metavar="PATTERNS",
+                   help="train with these parameters fixed (no update, no weight-gradient product): "
+                        "comma-separated name patterns, e.g. 'embed.*' (default: none)")
     g.add_argument("--clip", type=nonneg_float, default=clip, help="max gradient norm (0: no clipping)")
     g.add_argument("--schedule", choices=("none", "cosine", "step", "exponential", "plateau"), default=schedule,
                    help="learning-rate schedule")
@@ -288,4 +295,4 @@ def fit_config(args, stateful=False):
                        checkpoint_every=args.checkpoint_every or args.eval_every, log_every=args.log_every,
                        patience=args.patience, time_limit=args.time_limit, seed=args.seed,
                        on_divergence=args.on_divergence, divergence_factor=args.divergence_factor,
-                       divergence_steps=args.divergence_steps)
+                       divergence_steps=args.divergence_steps, no_decay=args.no_decay, freeze=args.freeze)

@@ -14,6 +14,8 @@ def register(sub):
     g = add_rnn_args(p, hidden_size=256, num_layers=2)
     g.add_argument("--embed-size", "--embed", dest="embed_size", type=positive_int, default=64,
                    help="character embedding size")
+    g.add_argument("--tie-weights", action="store_true",
+                   help="the output layer's weight is the embedding matrix (needs --embed-size equal to --hidden-size)")
     add_rnn_option_args(g)
     f = add_fit_args(p, steps=1000, lr=2e-3, eval_every=200)
     f.add_argument("--seq-len", type=positive_int, default=64, help="characters per window (TBPTT length)")
@@ -35,7 +37,7 @@ def run(args):
     if args.dry_run:
         vocab = text.vocab
         est = lm.memory_estimate(len(vocab), args.embed_size, args.hidden_size, args.num_layers, args.cell,
-                                 args.batch_size, args.seq_len, args.optimizer)
+                                 args.batch_size, args.seq_len, args.optimizer, tie_weights=args.tie_weights)
         from ..apps.common import available_memory
 
         free = available_memory()
@@ -53,7 +55,8 @@ def run(args):
     _, result, _ = lm.train_lm(text, args.out, cell=args.cell, hidden_size=args.hidden_size,
                                num_layers=args.num_layers, embed_size=args.embed_size, dropout=args.dropout,
                                seq_len=args.seq_len, batch_size=args.batch_size, val_fraction=args.val_fraction,
-                               rnn_options=rnn_options(args), config=config, resume=args.resume, changes=getattr(args, "changes", None),
+                               rnn_options=rnn_options(args), tie_weights=args.tie_weights, config=config,
+                               resume=args.resume, changes=getattr(args, "changes", None),
                                overwrite=args.overwrite, progress=args.progress)
     print(lm.summary(result, args.out))
     return 0
@@ -96,7 +99,7 @@ def _run_torch(args, text, config):
     spec = {"text_file": args.text_file, "out": args.out, "resume": args.resume,
             "changes": getattr(args, "changes", None), "config": asdict(config), "progress": args.progress,
             "model": {"embed_size": args.embed_size, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
-                      "cell": args.cell, "dropout": args.dropout},
+                      "cell": args.cell, "dropout": args.dropout, "tie_weights": args.tie_weights},
             "data": {"seq_len": args.seq_len, "batch_size": args.batch_size, "val_fraction": args.val_fraction}}
     launch(train_lm_process, (spec,), args.nproc)
     return 0

@@ -51,8 +51,9 @@ def segmented_layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh
     return y, state, SegmentedCache(x, starts, k, mask, rev if reverse else None, (b_ih, b_hh))
 
 
-def segmented_layer_backward(ops: CellOps, dy, dstate, cache: SegmentedCache, W_ih, W_hh, reverse=False, loop=None):
-    """Like ``layer_backward`` (``grads``: ``W_ih, W_hh, b_ih, b_hh``), recomputing each segment."""
+def segmented_layer_backward(ops: CellOps, dy, dstate, cache: SegmentedCache, W_ih, W_hh, reverse=False, loop=None,
+                             skip=()):
+    """Like ``layer_backward`` (``grads``: ``W_ih, W_hh, b_ih, b_hh`` less ``skip``), recomputing each segment."""
     if reverse:
         dy = reverse_time(dy, cache.rev)
     L, k = cache.x.shape[0], cache.k
@@ -63,7 +64,7 @@ def segmented_layer_backward(ops: CellOps, dy, dstate, cache: SegmentedCache, W_
         m = None if cache.mask is None else cache.mask[seg]
         _, _, seg_cache = layer_forward(ops, cache.x[seg], cache.starts[i], W_ih, W_hh, *cache.bias, mask=m,
                                         loop=loop)
-        dx[seg], d, g = layer_backward(ops, dy[seg], d, seg_cache, W_ih, W_hh)
+        dx[seg], d, g = layer_backward(ops, dy[seg], d, seg_cache, W_ih, W_hh, skip=skip)
         grads = g if grads is None else {name: grads[name] + g[name] for name in grads}
     if reverse:
         dx = reverse_time(dx, cache.rev)

@@ -215,17 +215,18 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None, noise)
 
 
-def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False, record=False):
+def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False, record=False, skip=()):
     """Gradients of one direction of one layer.
 
-    Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``; with
+    Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``, less the
+    weight-gradient products named in ``skip`` (frozen weights: not computed at all); with
     ``record=True`` also ``grads["h"]``, dL/dh_t (L, N, H) in natural time order (this runs the
     reference loop, which reads the fast path's buffers just as well).
     """
     if reverse:
         dy = reverse_time(dy, cache.rev)
     if not record and hasattr(cache.steps, "layer_backward"):   # a fast loop's buffers: its own backward
-        dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh)
+        dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh, skip)
         return (reverse_time(dx, cache.rev) if reverse else dx), dstate0, grads
     dh = np.empty(dy.shape, dy.dtype) if record else None
     dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh,
@@ -233,21 +234,21 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     flat_dhh = dhh.reshape(L * N, GH)
-    grads = {
-        "W_hh": ops.weight_hh_grad(flat_dhh, cache.h_prev.reshape(L * N, -1), cache.steps),  # (G*H, H)
-        "b_ih": flat_dxp.sum(axis=0),
-        "b_hh": flat_dhh.sum(axis=0),
-    }
-    return input_backward(dx_proj, W_ih, cache, grads, reverse, dh), dstate0, grads
+    grads = {"b_ih": flat_dxp.sum(axis=0), "b_hh": flat_dhh.sum(axis=0)}
+    if "W_hh" not in skip:
+        grads["W_hh"] = ops.weight_hh_grad(flat_dhh, cache.h_prev.reshape(L * N, -1), cache.steps)  # (G*H, H)
+    return input_backward(dx_proj, W_ih, cache, grads, reverse, dh, skip), dstate0, grads
 
 
-def input_backward(dx_proj, W_ih, cache, grads: dict, reverse=False, dh=None):
+def input_backward(dx_proj, W_ih, cache, grads: dict, reverse=False, dh=None, skip=()):
     """The end of a layer's backward, from the gradient of the input projection ``dx_proj``
-    (L, N, G*H): ``grads["W_ih"]`` (one product over all steps), ``grads["h"]`` from the recorded
-    ``dh`` when given, and the returned input gradient, both in natural time order. ``cache`` has
-    the input ``x`` and the reversal ``rev`` in processing order."""
+    (L, N, G*H): ``grads["W_ih"]`` (one product over all steps; not computed when ``"W_ih"`` is in
+    ``skip``), ``grads["h"]`` from the recorded ``dh`` when given, and the returned input
+    gradient, both in natural time order. ``cache`` has the input ``x`` and the reversal ``rev``
+    in processing order."""
     L, N, GH = dx_proj.shape
-    grads["W_ih"] = dx_proj.reshape(L * N, GH).T @ cache.x.reshape(L * N, -1)   # (G*H, L*N) @ (L*N, H_in)
+    if "W_ih" not in skip:
+        grads["W_ih"] = dx_proj.reshape(L * N, GH).T @ cache.x.reshape(L * N, -1)   # (G*H, L*N) @ (L*N, H_in)
     dx = dx_proj @ W_ih  # (L, N, G*H) @ (G*H, H_in) -> (L, N, H_in)
     if reverse:
         dx = reverse_time(dx, cache.rev)

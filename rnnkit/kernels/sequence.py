@@ -34,9 +34,9 @@ class FastSteps:
         self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
         self.Cb, self.HN = Cb, HN
 
-    def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh):
+    def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh, skip=()):
         """This loop's own backward (see :func:`layer_backward`)."""
-        return layer_backward(ops, dy, dstate, x, self, W_ih, W_hh)
+        return layer_backward(ops, dy, dstate, x, self, W_ih, W_hh, skip)
 
     def __len__(self):
         return self.A.shape[1] // self.N
@@ -126,8 +126,9 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     return y, state, _steps_view(Hb, L, N), steps
 
 
-def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
-    """Returns ``(dx, dstate0, grads)`` as the reference ``layer_backward`` (without reversal).
+def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
+    """Returns ``(dx, dstate0, grads)`` as the reference ``layer_backward`` (without reversal);
+    the weight-gradient products named in ``skip`` (``"W_ih"``, ``"W_hh"``: frozen weights) are not computed.
     The gradients are written over the cached activations, so the cache is spent: one backward
     per forward, which the modules enforce anyway."""
     L, N, H = dy.shape
@@ -167,12 +168,17 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh):
             dc0[:, lo:hi] = dc
     run_parts(loop, batch_parts(N))
     X, Hprev = x.reshape(L * N, -1), Hb[:, : L * N].T
-    grads = {"W_ih": A @ X, "b_ih": A.sum(axis=1)}       # (G*H, L*N) @ (L*N, H_in)
+    grads = {"b_ih": A.sum(axis=1)}
+    if "W_ih" not in skip:
+        grads["W_ih"] = A @ X                            # (G*H, L*N) @ (L*N, H_in)
     if gru:                                              # rows r, z as the projection's, n from DHN
-        grads["W_hh"] = np.concatenate([A[: 2 * H] @ Hprev, DHN @ Hprev])
+        if "W_hh" not in skip:
+            grads["W_hh"] = np.concatenate([A[: 2 * H] @ Hprev, DHN @ Hprev])
         grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], DHN.sum(axis=1)])
     else:
-        grads["W_hh"], grads["b_hh"] = A @ Hprev, grads["b_ih"].copy()   # (G*H, L*N) @ (L*N, H)
+        if "W_hh" not in skip:
+            grads["W_hh"] = A @ Hprev                    # (G*H, L*N) @ (L*N, H)
+        grads["b_hh"] = grads["b_ih"].copy()
     dx = (A.T @ W_ih).reshape(L, N, -1)         # (L*N, G*H) @ (G*H, H_in)
     dstate0 = tuple(np.ascontiguousarray(d.T) for d in ((dmat + ddir, dc0) if lstm else (dmat + ddir,)))
     return dx, dstate0, grads

@@ -24,12 +24,19 @@ class CharLM(TaskModel):
     ``peepholes``, ``coupled_gates``, ``cell_clip`` (LSTM) are the recurrent layer's options
     (:class:`~rnnkit.nn.recurrent.RNNBase`); ``dropout`` acts between the recurrent layers and
     before the output layer.
+
+    ``tie_weights=True`` makes the output layer's weight the embedding matrix itself
+    (Press & Wolf 2017, "Using the Output Embedding to Improve Language Models"; Inan et al. 2017):
+    ``logits_t = W_E h_t + b`` with ``W_E`` (V, E) the embedding table, so ``E`` must equal the
+    recurrent output size ``H``. The one array gets the sum of both gradients,
+    ``dL/dW_E = sum_t dlogits_t^T h_t + scatter(dL/de_t)``, is listed once (as ``embed.weight``) and
+    stepped once.
     """
 
     def __init__(self, vocab_size, embed_size=64, hidden_size=256, num_layers=2, cell="lstm", dropout=0.0,
                  dtype=np.float32, seed=None, *, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
                  weight_dropout=0.0, forget_bias=None, recurrent_init="default", layer_norm=False, peepholes=False,
-                 coupled_gates=False, cell_clip=None):
+                 coupled_gates=False, cell_clip=None, tie_weights=False):
         super().__init__(dtype, seed)
         s = child_seeds(seed, 4)
         options = dict(recurrent_dropout=recurrent_dropout, input_dropout=input_dropout, zoneout=zoneout,
@@ -42,9 +49,14 @@ class CharLM(TaskModel):
         options["zoneout"] = list(options["zoneout"]) if isinstance(options["zoneout"], tuple) else options["zoneout"]
         self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
                            hidden_size=int(hidden_size), num_layers=int(num_layers), cell=canonical_cell(cell),
-                           dropout=float(dropout), **options)
+                           dropout=float(dropout), **options, tie_weights=bool(tie_weights))
         self.drop = Dropout(dropout, dtype=dtype, seed=s[2])
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=s[3])
+        if tie_weights:
+            if int(embed_size) != self.rnn.output_size:
+                raise ValueError(f"tie_weights: expected embed_size equal to the output layer's input size "
+                                 f"(hidden_size {self.rnn.output_size}), got embed_size {embed_size}")
+            self.head.share_param("weight", self.embed)
 
     def forward(self, x, state=None):
         e = self.embed(x)                    # (L, N, E)

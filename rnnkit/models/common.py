@@ -59,9 +59,7 @@ def child_seeds(seed, n: int) -> list:
 
 def modules_of(model):
     """Every module in the tree, depth first, in registration order (for RNG state)."""
-    yield model
-    for m in model._modules.values():
-        yield from modules_of(m)
+    return model.modules()
 
 
 def rng_state(model) -> list:

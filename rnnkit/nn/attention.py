@@ -66,7 +66,7 @@ class Attention(Module):
         check_shape(dcontext, (cache.q.shape[0], self.key_size), "Attention.backward dcontext (N, Hk)")
         dq, dK, grads = attention_backward(dcontext, cache, self.params)
         for k, g in grads.items():
-            self.grads[k] += g
+            self.accumulate(k, g)                    # frozen parameters' gradients stay zero
         return dq, dK
 
     def forward(self, q, keys, mask=None):

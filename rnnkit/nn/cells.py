@@ -74,11 +74,13 @@ class _Cell(Module):
         x, step_cache = cache
         d = self._states(dstate, x.shape[0], "backward dstate")
         dx_proj, dhh, dprev = self.ops.step_backward(d, step_cache, self.params["weight_hh"])
-        self.grads["weight_ih"] += dx_proj.T @ x               # (G*H, N) @ (N, H_in)
-        self.grads["weight_hh"] += self.ops.weight_hh_grad(dhh, step_cache.h_prev, [step_cache])  # (G*H, H)
+        if self.requires_grad("weight_ih"):                     # frozen: no product
+            self.grads["weight_ih"] += dx_proj.T @ x               # (G*H, N) @ (N, H_in)
+        if self.requires_grad("weight_hh"):
+            self.grads["weight_hh"] += self.ops.weight_hh_grad(dhh, step_cache.h_prev, [step_cache])  # (G*H, H)
         if self.bias:
-            self.grads["bias_ih"] += dx_proj.sum(axis=0)
-            self.grads["bias_hh"] += dhh.sum(axis=0)
+            self.accumulate("bias_ih", dx_proj.sum(axis=0))
+            self.accumulate("bias_hh", dhh.sum(axis=0))
         dx = dx_proj @ self.params["weight_ih"]  # (N, G*H) @ (G*H, H_in) -> (N, H_in)
         return dx, self._pack(dprev)
 

@@ -2,9 +2,18 @@
 
 Submodules assigned as attributes are registered in order, and their parameters appear in
 :meth:`Module.state_dict` under dotted names (``rnn.weight_ih_l0``), exactly as in PyTorch.
+
+Sharing (issue 15): :meth:`Module.share_param` makes one module's parameter the very array of
+another's, and its gradient the same gradient array, so both uses accumulate (``+=``) into one
+gradient, ``dL/dW = sum over uses``. A shared array is one parameter: ``named_parameters()`` yields
+it once, under the first name met (PyTorch's ``remove_duplicate=True``), so optimizers, clipping,
+``state_dict`` and checkpoints count it once. Freezing: :meth:`Module.freeze` marks parameters
+(a shared one by any of its names, everywhere it is used); optimizers leave them alone, clipping
+leaves them out of the norm, and the layers skip their weight-gradient products.
 """
 from __future__ import annotations
 
+import fnmatch
 from typing import Iterator
 
 import numpy as np
@@ -24,6 +33,7 @@ class Module:
         self.rng = np.random.default_rng(seed)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.frozen: set[str] = set()             # local names of frozen parameters
         self.training = True
         self._cache = None
 
@@ -39,12 +49,121 @@ class Module:
         self.grads[name] = np.zeros_like(value)
         return value
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """Yield ``(name, parameter, gradient)`` for this module and its submodules."""
-        for name, p in self.params.items():
-            yield prefix + name, p, self.grads[name]
+    def share_param(self, name: str, source: "Module", source_name: str | None = None) -> np.ndarray:
+        """Make parameter ``name`` of this module the array ``source.params[source_name]`` itself
+        (default: the same name), gradient array included: a forward through either module reads
+        the same numbers, and their backward passes both add into one gradient (weight tying,
+        Press & Wolf 2017; Inan et al. 2017). Shapes and dtypes must match."""
+        source_name = name if source_name is None else source_name
+        if source_name not in source.params:
+            raise ValueError(f"share_param: expected a parameter of {type(source).__name__} "
+                             f"({', '.join(source.params)}), got {source_name!r}")
+        p = source.params[source_name]
+        mine = self.params.get(name)
+        if mine is not None and (mine.shape != p.shape or mine.dtype != p.dtype):
+            raise ValueError(f"share_param {name!r}: expected shape {mine.shape} {mine.dtype}, got {p.shape} {p.dtype} "
+                             f"from {type(source).__name__}.{source_name}")
+        self.params[name], self.grads[name] = p, source.grads[source_name]
+        (self.frozen.add if source_name in source.frozen else self.frozen.discard)(name)
+        return p
+
+    def param_slots(self, prefix: str = "") -> Iterator[tuple[str, "Module", str]]:
+        """Every ``(full name, owning module, local name)``, shared arrays under each of their names."""
+        for name in self.params:
+            yield prefix + name, self, name
         for mname, m in self._modules.items():
-            yield from m.named_parameters(prefix + mname + ".")
+            yield from m.param_slots(prefix + mname + ".")
+
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True
+                         ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(name, parameter, gradient)`` for this module and its submodules; a shared array
+        once, under its first name (``remove_duplicate=False``: under every name)."""
+        seen = set()
+        for name, m, local in self.param_slots(prefix):
+            p = m.params[local]
+            if remove_duplicate:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+            yield name, p, m.grads[local]
+
+    def shared_names(self) -> dict[str, str]:
+        """``{alias: name}``: every further name of a shared parameter -> the name it is listed under."""
+        first, out = {}, {}
+        for name, m, local in self.param_slots():
+            key = id(m.params[local])
+            if key in first:
+                out[name] = first[key]
+            else:
+                first[key] = name
+        return out
+
+    # -- freezing -------------------------------------------------------------------
+    def freeze(self, patterns: str = "*", frozen: bool = True) -> list[str]:
+        """Freeze the parameters whose names match ``patterns`` (comma-separated shell patterns,
+        ``fnmatch``: ``"embed.*"``, ``"rnn.*_l0"``); returns their names. A frozen parameter gets no
+        update from any optimizer (not even weight decay), is left out of the clipping norm, and
+        the layers that own it skip its weight-gradient product (its ``grads`` array stays zero);
+        gradients still flow through it to the layers below: for a frozen ``W`` in ``y = x W^T``,
+        ``W_{t+1} = W_t`` while ``dL/dx = dL/dy W`` is still passed on. A shared array is frozen
+        everywhere it is used. A pattern that matches nothing is an error naming it. (Freezing
+        the lower layers and unfreezing them step by step is ULMFiT's gradual unfreezing:
+        Howard & Ruder 2018.)"""
+        pats = [q.strip() for q in str(patterns).split(",") if q.strip()]
+        if not pats:
+            raise ValueError(f"freeze: expected comma-separated name patterns such as 'embed.*', got {patterns!r}")
+        slots = list(self.param_slots())
+        chosen = set()
+        for q in pats:
+            hit = {id(m.params[local]) for name, m, local in slots if fnmatch.fnmatchcase(name, q)}
+            if not hit:
+                names = [n for n, _, _ in self.named_parameters()]
+                raise ValueError(f"freeze: pattern {q!r} matches no parameter (names: {', '.join(names[:8])}"
+                                 f"{', ...' if len(names) > 8 else ''})")
+            chosen |= hit
+        for _, m, local in slots:
+            if id(m.params[local]) in chosen:
+                (m.frozen.add if frozen else m.frozen.discard)(local)
+        return [n for n, p, _ in self.named_parameters() if id(p) in chosen]
+
+    def unfreeze(self, patterns: str = "*") -> list[str]:
+        """Undo :meth:`freeze` for the parameters matching ``patterns``; returns their names."""
+        return self.freeze(patterns, frozen=False)
+
+    def requires_grad(self, name: str) -> bool:
+        """Whether this module's own parameter ``name`` is trained (not frozen)."""
+        return name not in self.frozen
+
+    def frozen_names(self) -> list[str]:
+        """The names (as :meth:`named_parameters` gives them) of the frozen parameters."""
+        frozen = {id(m.params[local]) for _, m, local in self.param_slots() if local in m.frozen}
+        return [n for n, p, _ in self.named_parameters() if id(p) in frozen]
+
+    def set_frozen(self, names) -> None:
+        """Freeze exactly ``names`` (as :meth:`frozen_names` returns them) and unfreeze the rest."""
+        ids = {n: id(p) for n, p, _ in self.named_parameters()}
+        unknown = sorted(set(names) - set(ids))
+        if unknown:
+            raise ValueError(f"frozen parameters: expected names of this model's parameters, got {unknown}")
+        chosen = {ids[n] for n in names}
+        for _, m, local in self.param_slots():
+            (m.frozen.add if id(m.params[local]) in chosen else m.frozen.discard)(local)
+
+    def accumulate(self, name: str, grad) -> None:
+        """``grads[name] += grad``, unless ``name`` is frozen or ``grad`` was not computed (None)."""
+        if grad is not None and name not in self.frozen:
+            self.grads[name] += grad
+
+    def trainable_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """:meth:`named_parameters` without the frozen ones (what optimizers and clipping see)."""
+        frozen = set(self.frozen_names())
+        return ((n, p, g) for n, p, g in self.named_parameters() if n not in frozen)
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every submodule, depth first, in registration order."""
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
 
     def num_parameters(self) -> int:
         return sum(p.size for _, p, _ in self.named_parameters())
@@ -55,7 +174,9 @@ class Module:
 
     def state_dict(self, format: str = "numpy") -> dict:
         """``{name: copy of parameter}`` with PyTorch's names and layouts: NumPy arrays, or with
-        ``format="torch"`` tensors that a ``torch.nn`` module's ``load_state_dict`` takes."""
+        ``format="torch"`` tensors that a ``torch.nn`` module's ``load_state_dict`` takes. A shared
+        parameter is one entry (its first name); with ``format="torch"`` it is listed under each
+        of its names, as PyTorch lists tied parameters."""
         if format not in ("numpy", "torch"):
             raise ValueError(f"state_dict format: expected 'numpy' or 'torch', got {format!r}")
         out = {name: p.copy() for name, p, _ in self.named_parameters()}
@@ -64,6 +185,9 @@ class Module:
 
             torch = require("torch", "torch", "state_dict(format='torch')")
             out = {k: torch.from_numpy(v) for k, v in out.items()}
+            for alias, name in self.shared_names().items():    # torch lists a tied tensor under every name
+                out[alias] = out[name]
+            out = {name: out[name] for name, _, _ in self.param_slots()}
         return out
 
     def grad_dict(self) -> dict[str, np.ndarray]:
@@ -75,21 +199,23 @@ class Module:
 
         Accepts NumPy arrays or anything ``np.asarray`` understands (CPU torch tensors).
         Missing, extra or mis-shaped entries raise ``ValueError`` naming every offender, and so do
-        NaN or infinite values unless ``allow_nonfinite``.
+        NaN or infinite values unless ``allow_nonfinite``. A shared parameter is written once into
+        its one array, so the tie holds after loading; its further names (a PyTorch state dict of a
+        tied model has them) are accepted when they hold the same values.
         """
         if not isinstance(state, dict):
             raise TypeError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
         own = {name: p for name, p, _ in self.named_parameters()}
+        state, problems = self._fold_aliases(state)
         missing = sorted(set(own) - set(state))
         extra = sorted(set(state) - set(own))
-        problems = []
         if missing:
             problems.append(f"missing keys {missing}")
         if extra:
             problems.append(f"unexpected keys {extra}")
         arrays = {}
         for name in own.keys() & state.keys():
-            arr = np.asarray(state[name].detach() if hasattr(state[name], "detach") else state[name])
+            arr = np.asarray(_host(state[name]))
             if not np.issubdtype(arr.dtype, np.floating):
                 problems.append(f"{name}: expected a floating array, got dtype {arr.dtype}")
             elif arr.shape != own[name].shape:
@@ -102,6 +228,22 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
         for name, arr in arrays.items():
             own[name][...] = arr
+
+    def _fold_aliases(self, state: dict) -> tuple[dict, list]:
+        """``state`` with the further names of shared parameters folded into their first name."""
+        aliases = self.shared_names()
+        if not aliases.keys() & state.keys():
+            return state, []
+        state, problems = dict(state), []
+        for alias, name in aliases.items():
+            if alias not in state:
+                continue
+            value = state.pop(alias)
+            if name not in state:
+                state[name] = value
+            elif not np.array_equal(np.asarray(_host(value)), np.asarray(_host(state[name]))):
+                problems.append(f"{alias}: expected the values of {name}, to which it is tied, got different ones")
+        return state, problems
 
     # -- modes ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
@@ -145,3 +287,8 @@ class Module:
 
     def extra_repr(self) -> str:
         return ""
+
+
+def _host(value):
+    """A torch tensor's values without its autograd history; anything else as it is."""
+    return value.detach() if hasattr(value, "detach") else value

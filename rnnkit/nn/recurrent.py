@@ -326,35 +326,38 @@ class RNNBase(Module):
             for d, sfx in enumerate(self.suffixes):
                 row = layer * D + d
                 p = self.params
+                skip = self.frozen_products(layer, sfx)
                 args = (d_out[:, :, d * H:(d + 1) * H], tuple(s[row] for s in dfinal), caches[row],
                         p[f"weight_ih_l{layer}{sfx}"], w_hh[row])
                 if self.variant is not None:
                     dx, ds0, g = variant_layer_backward(self.variant, self.variant_params(layer, sfx), *args,
                                                         reverse=d == 1, record=self.record_hidden_grads)
                     for name in self.variant.param_shapes(H):
-                        self.grads[f"{name}_l{layer}{sfx}"] += g[name]
+                        self.accumulate(f"{name}_l{layer}{sfx}", g[name])
                 elif self.proj_size:
                     dx, ds0, g = lstmp_layer_backward(*args, p[f"weight_hr_l{layer}{sfx}"], reverse=d == 1,
                                                       record=self.record_hidden_grads, gate_grad=self._gate[1])
-                    self.grads[f"weight_hr_l{layer}{sfx}"] += g["W_hr"]
+                    self.accumulate(f"weight_hr_l{layer}{sfx}", g["W_hr"])
                 elif self.recompute:
                     if self.record_hidden_grads:
                         raise ValueError("recompute: recording dL/dh_t needs every step's cache; use recompute=0")
-                    dx, ds0, g = segmented_layer_backward(self.ops, *args, reverse=d == 1, loop=time_loop(self.ops))
+                    dx, ds0, g = segmented_layer_backward(self.ops, *args, reverse=d == 1, loop=time_loop(self.ops),
+                                                          skip=skip)
                 else:
-                    dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads)
+                    dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads,
+                                                skip=skip)
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = g["h"]
                 masks = None if noise is None else noise[row]
                 if masks is not None and masks.input is not None:
                     dx = dx * masks.input
-                self.grads[f"weight_ih_l{layer}{sfx}"] += g["W_ih"]
-                if masks is not None and masks.weight is not None:
+                self.accumulate(f"weight_ih_l{layer}{sfx}", g.get("W_ih"))
+                if masks is not None and masks.weight is not None and "W_hh" in g:
                     g["W_hh"] = g["W_hh"] * masks.weight   # through W_hh * M / (1 - p)
-                self.grads[f"weight_hh_l{layer}{sfx}"] += g["W_hh"]
+                self.accumulate(f"weight_hh_l{layer}{sfx}", g.get("W_hh"))
                 if self.bias:
-                    self.grads[f"bias_ih_l{layer}{sfx}"] += g["b_ih"]
-                    self.grads[f"bias_hh_l{layer}{sfx}"] += g["b_hh"]
+                    self.accumulate(f"bias_ih_l{layer}{sfx}", g["b_ih"])
+                    self.accumulate(f"bias_hh_l{layer}{sfx}", g["b_hh"])
                 for acc, s in zip(dstate0, ds0):
                     acc[row] = s
                 d_in = dx if d_in is None else d_in + dx
@@ -363,6 +366,10 @@ class RNNBase(Module):
         if given_state:
             return dx, self._pack_state(dstate0)
         return dx
+
+    def frozen_products(self, layer, sfx) -> tuple:
+        """The weight-gradient products of one layer and direction not to compute (frozen weights)."""
+        return tuple(k for k in ("W_ih", "W_hh") if f"weight_{k[2:]}_l{layer}{sfx}" in self.frozen)
 
     def _split_dstate(self, dstate, N):
         if dstate is None:
