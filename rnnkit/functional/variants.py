@@ -53,7 +53,9 @@ The time loop is the reference one (:func:`~rnnkit.functional.recurrent.sequence
 here are bound to their extra parameters with :func:`bind`, and their backward adds the extra
 parameters' gradients into a dict the layer's backward creates (``acc``), micrograd's ``+=``.
 ``dhh`` is the gradient of the *raw* recurrent product :math:`W_{hh} h_{t-1}`, so ``dW_hh =
-dhh^T h_prev`` as for every cell. The fused kernels do not implement these cells.
+dhh^T h_prev`` as for every cell. The layer-normalised LSTM alone (no other option) also has a
+fused loop (:mod:`rnnkit.kernels.ln_lstm`), which the module passes in as ``loop``; the others run
+only here.
 """
 from __future__ import annotations
 
@@ -285,11 +287,19 @@ class VariantLayerCache(NamedTuple):
 
 
 def variant_layer_forward(v: Variant, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, reverse=False,
-                          rev=None, noise=None):
+                          rev=None, noise=None, loop=None):
     """Like :func:`~rnnkit.functional.recurrent.layer_forward` for a variant cell with extra
-    parameters ``p``. Returns ``(y (L, N, H), state, cache)``, ``y`` in natural time order."""
+    parameters ``p``. Returns ``(y (L, N, H), state, cache)``, ``y`` in natural time order.
+    ``loop``: a fused time loop for this variant, ``loop(v, p, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
+    -> (y, state, h_prev, steps)`` whose ``steps`` index like the step caches and have their own
+    ``layer_backward`` (the caller passes one only where it computes ``v``); not used with ``noise``."""
     if reverse:
         x, noise = reverse_time(x, rev), reverse_noise(noise, rev)
+    if loop is not None and noise is None:
+        y, state, h_prev, steps = loop(v, p, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
+        if reverse:
+            y = reverse_time(y, rev)
+        return y, state, VariantLayerCache(x, h_prev, steps, mask, rev if reverse else None, None, None)
     x_proj = x @ W_ih.T                                   # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     ln_x = None
     if v.layer_norm:
@@ -308,6 +318,9 @@ def variant_layer_backward(v: Variant, p, dy, dstate, cache: VariantLayerCache, 
     the extra parameters' local names, and with ``record`` ``h`` (dL/dh_t, natural order)."""
     if reverse:
         dy = reverse_time(dy, cache.rev)
+    if not record and hasattr(cache.steps, "layer_backward"):   # a fused loop's buffers: its own backward
+        dx_proj, dstate0, grads = cache.steps.layer_backward(dy, dstate, W_hh)
+        return input_backward(dx_proj, W_ih, cache, grads, reverse), dstate0, grads
     acc = accumulator(v, p)
     dh = np.empty(dy.shape, dy.dtype) if record else None
     dx_proj, dhh, dstate0 = sequence_backward(bind(v, p, acc), dy, dstate, cache.steps, W_hh, cache.mask,

@@ -31,6 +31,16 @@ def time_loop(ops):
     return TIME_LOOPS[kernels.backend()]() if ops.fused else reference_loop
 
 
+def variant_time_loop(v):
+    """The fused time loop for a gate variant the kernels compute (the layer-norm LSTM alone) when
+    the fast backend is selected, else None: the reference loop."""
+    if v is None or kernels.fast_sequence() is None:
+        return None
+    from ..kernels import ln_lstm
+
+    return ln_lstm.layer_forward if ln_lstm.supports(v) else None
+
+
 class RNNBase(Module):
     r"""Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
 
@@ -266,7 +276,8 @@ class RNNBase(Module):
                 bias = (p.get(f"bias_ih_l{layer}{sfx}"), p.get(f"bias_hh_l{layer}{sfx}"))
                 if self.variant is not None:
                     y, st, cache = variant_layer_forward(self.variant, self.variant_params(layer, sfx), *args,
-                                                         *bias, mask=mask, reverse=d == 1, rev=rev, noise=step_noise)
+                                                         *bias, mask=mask, reverse=d == 1, rev=rev, noise=step_noise,
+                                                         loop=variant_time_loop(self.variant))
                 elif self.proj_size:
                     y, st, cache = lstmp_layer_forward(*args, p[f"weight_hr_l{layer}{sfx}"], *bias, mask=mask,
                                                        reverse=d == 1, rev=rev, gate=self._gate[0])
