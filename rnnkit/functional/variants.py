@@ -292,14 +292,14 @@ def variant_layer_forward(v: Variant, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=
     parameters ``p``. Returns ``(y (L, N, H), state, cache)``, ``y`` in natural time order.
     ``loop``: a fused time loop for this variant, ``loop(v, p, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
     -> (y, state, h_prev, steps)`` whose ``steps`` index like the step caches and have their own
-    ``layer_backward`` (the caller passes one only where it computes ``v``); not used with ``noise``."""
+    ``layer_backward`` and ``ln_x`` (the caller passes one only where it computes ``v``); not used with ``noise``."""
     if reverse:
         x, noise = reverse_time(x, rev), reverse_noise(noise, rev)
     if loop is not None and noise is None:
         y, state, h_prev, steps = loop(v, p, x, state0, W_ih, W_hh, b_ih, b_hh, mask)
         if reverse:
             y = reverse_time(y, rev)
-        return y, state, VariantLayerCache(x, h_prev, steps, mask, rev if reverse else None, None, None)
+        return y, state, VariantLayerCache(x, h_prev, steps, mask, rev if reverse else None, None, steps.ln_x)
     x_proj = x @ W_ih.T                                   # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     ln_x = None
     if v.layer_norm:

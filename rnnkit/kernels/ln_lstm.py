@@ -44,13 +44,19 @@ class LNSteps:
         return buf[:, t * self.N:(t + 1) * self.N].T   # (N, rows) view of step t
 
     def __getitem__(self, t):
-        N, (GH, H) = self.N, self.NH.shape[0], self.HC.shape[0]
+        N, GH, H = self.N, self.NH.shape[0], self.HC.shape[0]
         hat_c = self._at(self.HC, t)
         ln_h = LayerNormCache(self._at(self.NH, t).reshape(N, GH // H, H), self._at(self.IH, t)[..., None])
         ln_c = LayerNormCache(hat_c.reshape(N, 1, H), self.IC[t * N:(t + 1) * N, None, None])
         tanh_c = np.tanh(hat_c * self.p["ln_c_weight"] + self.p["ln_c_bias"])
         return VariantLSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._at(self.A, t), tanh_c,
                                 self._at(self.Cb, t + 1), None, ln_h, ln_c)
+
+    @property
+    def ln_x(self) -> LayerNormCache:
+        """The input projection's normalisation, (L, N, G, H) and (L, N, G, 1) views."""
+        L, G = len(self), self.IX.shape[0]
+        return LayerNormCache(self.XH.T.reshape(L, self.N, G, -1), self.IX.T.reshape(L, self.N, G, 1))
 
     def layer_backward(self, dy, dstate, W_hh):
         return layer_backward(self, dy, dstate, W_hh)
