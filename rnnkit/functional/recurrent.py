@@ -247,9 +247,11 @@ def input_backward(dx_proj, W_ih, cache, grads: dict, reverse=False, dh=None, sk
     gradient, both in natural time order. ``cache`` has the input ``x`` and the reversal ``rev``
     in processing order."""
     L, N, GH = dx_proj.shape
+    flat = dx_proj.reshape(L * N, GH)       # a view, also of a fused loop's feature-major buffer
     if "W_ih" not in skip:
-        grads["W_ih"] = dx_proj.reshape(L * N, GH).T @ cache.x.reshape(L * N, -1)   # (G*H, L*N) @ (L*N, H_in)
-    dx = dx_proj @ W_ih  # (L, N, G*H) @ (G*H, H_in) -> (L, N, H_in)
+        grads["W_ih"] = flat.T @ cache.x.reshape(L * N, -1)   # (G*H, L*N) @ (L*N, H_in)
+    dx = (flat @ W_ih).reshape(L, N, -1)    # (L*N, G*H) @ (G*H, H_in): one product (a stacked one
+    #                                         over a strided view is not BLAS's: 100x slower)
     if reverse:
         dx = reverse_time(dx, cache.rev)
     if dh is not None:
