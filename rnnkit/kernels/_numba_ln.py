@@ -22,10 +22,9 @@ from numba import njit
 from ._numba import ONE, ZERO, _sig_exact, _sig_fast, _tanh_fast
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _ln_rows(src, scol, r0, H, N, hat, hcol, mu, inv, ih, eps):
-    """Rows r0..r0+H of ``src`` at columns scol.. normalised into ``hat`` at columns hcol..;
-    ``inv`` (N,) receives 1/sigma. ``hat`` may be ``src`` (in place)."""
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _ln_stats(src, scol, r0, H, N, mu, inv, ih, eps):
+    """Mean ``mu`` (N,) and 1/sigma ``inv`` (N,) of rows r0..r0+H of ``src`` at columns scol.."""
     for n in range(N):
         mu[n] = ZERO
         inv[n] = ZERO
@@ -42,13 +41,9 @@ def _ln_rows(src, scol, r0, H, N, hat, hcol, mu, inv, ih, eps):
             inv[n] += d * d
     for n in range(N):
         inv[n] = ONE / math.sqrt(inv[n] * ih + eps)
-    for k in range(r0, r0 + H):
-        s, h = src[k, scol:scol + N], hat[k, hcol:hcol + N]
-        for n in range(N):
-            h[n] = (s[n] - mu[n]) * inv[n]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _ln_back(D, dcol, Hat, hcol, r0, H, N, inv, gain, Out, ocol, s1, s2, acc, accumulate, ih):
     """Backward of rows r0..r0+H: ``D`` (at dcol) the gradient of the normalised output, ``Hat``
     (at hcol) the normalised values, ``inv`` (N,) 1/sigma; the input's gradient goes to ``Out``
@@ -77,51 +72,56 @@ def _ln_back(D, dcol, Hat, hcol, r0, H, N, inv, gain, Out, ocol, s1, s2, acc, ac
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ln_input_fm(A, XH, IX, gain, lnb, b_ih, consts, mu):
-    """The input projection ``A`` (G*H, M), all steps at once: ``A = LN_ih(A) + b_ih`` per gate
-    block, the normalised values kept in ``XH``, 1/sigma in ``IX`` (G, M); ``mu`` (M,) scratch."""
-    GH, M = A.shape
+def ln_input_fm(A, XH, IX, gain, lnb, b_ih, consts, mu, col, N):
+    """The input projection ``A`` (G*H, L*N) at columns col..col+N (all steps, or a part of them):
+    ``A = LN_ih(A) + b_ih`` per gate block, the normalised values kept in ``XH``, 1/sigma in ``IX``
+    (G, L*N); ``mu`` (N,) scratch."""
+    GH = A.shape[0]
     G = IX.shape[0]
     H = GH // G
     ih, eps = consts[0], consts[1]
     for b in range(G):
-        _ln_rows(A, 0, b * H, H, M, XH, 0, mu, IX[b], ih, eps)
-    for k in range(GH):
-        a, x, gk, bk, ck = A[k], XH[k], gain[k], lnb[k], b_ih[k]
-        for n in range(M):
-            a[n] = (x[n] * gk + bk) + ck
+        inv = IX[b, col:col + N]
+        _ln_stats(A, col, b * H, H, N, mu, inv, ih, eps)
+        for k in range(b * H, (b + 1) * H):
+            a, x, gk, bk, ck = A[k, col:col + N], XH[k, col:col + N], gain[k], lnb[k], b_ih[k]
+            for n in range(N):
+                h = (a[n] - mu[n]) * inv[n]
+                x[n] = h
+                a[n] = (h * gk + bk) + ck
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ln_input_back_fm(A, XH, IX, gain, consts, s1, s2):
-    """Backward of :func:`ln_input_fm` in place: ``A`` holds the gradient of the normalised
-    projection and receives that of ``W_ih x`` (the gain's gradient is the caller's reduction)."""
-    GH, M = A.shape
+def ln_input_back_fm(A, XH, IX, gain, consts, s1, s2, col, N):
+    """Backward of :func:`ln_input_fm` in place at columns col..col+N: ``A`` holds the gradient of
+    the normalised projection and receives that of ``W_ih x`` (the gain's gradient is the
+    caller's reduction)."""
+    GH = A.shape[0]
     G = IX.shape[0]
     H = GH // G
     for b in range(G):
-        _ln_back(A, 0, XH, 0, b * H, H, M, IX[b], gain, A, 0, s1, s2, A, False, consts[0])
+        _ln_back(A, col, XH, col, b * H, H, N, IX[b, col:col + N], gain, A, col, s1, s2, A, False, consts[0])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, g_hh, b_lnh, b_hh, g_c, b_c, consts, mu, inv, v, col,
-                       stride, precise):
+def ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, g_hh, b_lnh, b_hh, g_c, b_c, consts, mu, v, col, stride,
+                       precise):
     """Step t of one part: ``a = LN_hh(hh) + b_hh + A`` (A holds ``LN_ih(W_ih x) + b_ih``), the
     gates written over ``A``; ``c = f c_prev + i g``; ``h = o tanh(LN_c(c))``. Kept for backward:
     the normalised recurrent product in ``NH`` (G*H, L*N) and its 1/sigma in ``IH`` (G, L*N), the
     normalised cell state in ``HC`` (H, L*N) and its 1/sigma in ``IC`` (L*N,). At a padded step
-    (``v`` False) the state is carried. ``mu``, ``inv`` (N,) scratch."""
+    (``v`` False) the state is carried. ``mu`` (4, N) scratch."""
     GH, N = hh.shape
     H = GH // 4
     ih, eps = consts[0], consts[1]
     nxt = col + stride
     for b in range(4):
-        _ln_rows(hh, 0, b * H, H, N, NH, col, mu, inv, ih, eps)
-        ib = IH[b, col:col + N]
-        for n in range(N):
-            ib[n] = inv[n]
+        _ln_stats(hh, 0, b * H, H, N, mu[b], IH[b, col:col + N], ih, eps)
     for k in range(GH):
-        a, x, gk, bk, ck = A[k, col:col + N], NH[k, col:col + N], g_hh[k], b_lnh[k], b_hh[k]
+        a, x, r, gk, bk, ck = A[k, col:col + N], NH[k, col:col + N], hh[k], g_hh[k], b_lnh[k], b_hh[k]
+        m, s = mu[k // H], IH[k // H, col:col + N]
+        for n in range(N):
+            x[n] = (r[n] - m[n]) * s[n]
         if 2 * H <= k < 3 * H:
             if precise:
                 for n in range(N):
@@ -142,18 +142,21 @@ def ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, g_hh, b_lnh, b_hh, g_c, b_
             c = af[n] * cp[n] + ai[n] * ag[n]
             hc[n] = c
             cn[n] = c if v[n] else cp[n]
-    _ln_rows(HC, col, 0, H, N, HC, col, mu, IC[col:col + N], ih, eps)
+    m, s, th = mu[0], IC[col:col + N], mu[1]
+    _ln_stats(HC, col, 0, H, N, m, s, ih, eps)
     for j in range(H):
         ao, hc, hp, hn, gj, bj = A[3 * H + j, col:col + N], HC[j, col:col + N], Hb[j, col:col + N], \
             Hb[j, nxt:nxt + N], g_c[j], b_c[j]
+        for n in range(N):
+            hc[n] = (hc[n] - m[n]) * s[n]
         if precise:
             for n in range(N):
-                mu[n] = math.tanh(hc[n] * gj + bj)
+                th[n] = math.tanh(hc[n] * gj + bj)
         else:
             for n in range(N):
-                mu[n] = _tanh_fast(hc[n] * gj + bj)
+                th[n] = _tanh_fast(hc[n] * gj + bj)
         for n in range(N):
-            hn[n] = ao[n] * mu[n] if v[n] else hp[n]
+            hn[n] = ao[n] * th[n] if v[n] else hp[n]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -72,8 +72,9 @@ def layer_forward(v, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     zeros = np.zeros(GH, dt)
     A, XH, IX = np.empty((GH, M), dt), np.empty((GH, M), dt), np.empty((G, M), dt)
     np.matmul(W_ih, x.reshape(M, I).T, out=A)               # (G*H, H_in) @ (H_in, L*N)
-    K.ln_input_fm(A, XH, IX, p["ln_ih_weight"], p["ln_ih_bias"], zeros if b_ih is None else b_ih, consts,
-                  np.empty(M, dt))
+    b_ih = zeros if b_ih is None else b_ih
+    run_parts(lambda lo, hi: K.ln_input_fm(A, XH, IX, p["ln_ih_weight"], p["ln_ih_bias"], b_ih, consts,
+                                           np.empty(hi - lo, dt), lo, hi - lo), batch_parts(M))
     NH, IH = np.empty((GH, M), dt), np.empty((G, M), dt)
     HC, IC = np.empty((H, M), dt), np.empty(M, dt)
     valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0])
@@ -84,12 +85,12 @@ def layer_forward(v, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
 
     def loop(lo, hi):
         n = hi - lo
-        hh, mu, inv = np.empty((GH, n), dt), np.empty(n, dt), np.empty(n, dt)
+        hh, mu = np.empty((GH, n), dt), np.empty((4, n), dt)
         for t in range(L):
             col = t * N + lo
             np.matmul(W_hh, Hb[:, col:col + n], out=hh)      # (4H, H) @ (H, n)
             K.ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, p["ln_hh_weight"], p["ln_hh_bias"], b_hh,
-                                 p["ln_c_weight"], p["ln_c_bias"], consts, mu, inv, valid[t, lo:hi], col, N, precise)
+                                 p["ln_c_weight"], p["ln_c_bias"], consts, mu, valid[t, lo:hi], col, N, precise)
     run_parts(loop, batch_parts(N))
     steps = LNSteps(p, N, A, NH, IH, HC, IC, XH, IX, Hb, Cb, valid)
     y = Hb[:, N:].T.reshape(L, N, H)
@@ -137,5 +138,6 @@ def layer_backward(steps: LNSteps, dy, dstate, W_hh):
              "ln_c_bias": sum(a[2].sum(axis=1) for a in accs),
              "ln_ih_weight": np.einsum("ij,ij->i", A, steps.XH), "ln_ih_bias": db.copy()}
     M = L * N
-    K.ln_input_back_fm(A, steps.XH, steps.IX, p["ln_ih_weight"], consts, np.empty(M, dt), np.empty(M, dt))
+    run_parts(lambda lo, hi: K.ln_input_back_fm(A, steps.XH, steps.IX, p["ln_ih_weight"], consts, np.empty(hi - lo, dt),
+                                                np.empty(hi - lo, dt), lo, hi - lo), batch_parts(M))
     return A.T.reshape(L, N, GH), (np.ascontiguousarray((dmat + ddir).T), np.ascontiguousarray(dc0.T)), grads
