@@ -4,7 +4,8 @@ torch-rnn's shapes (T=50, N=50, D=64, float32), median of repeats.
     python benchmarks/variants_speed.py [--repeats 15] [--sizes 128,256]
 
 The plain LSTM runs on the fused Numba kernels (and, for reference, on the NumPy time loop);
-the variants (layer_norm, peepholes) run on the NumPy time loop. Issue 15's target: the
+the layer-normalised LSTM on its own fused kernels (rnnkit/kernels/ln_lstm.py), the other
+variants (peepholes, and layer_norm with them) on the NumPy time loop. Issue 15's target: the
 layer-normalised LSTM within 2x of the plain one. Writes benchmarks/results/variants_speed.{md,json}.
 """
 from __future__ import annotations
@@ -68,7 +69,8 @@ def main():
     md = (f"One training step (forward + BPTT) of a one-layer LSTM, T={T}, N={N}, D={D}, float32, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} repeats, the configurations timed in turn "
           "within each repeat. The plain LSTM on the fused "
-          "kernels and on the NumPy loop; the variants on the NumPy loop. x: ratio to the plain LSTM (fused).\n\n"
+          "kernels and on the NumPy loop; layer_norm on its fused kernels, the other variants on the NumPy loop. "
+          "x: ratio to the plain LSTM (fused).\n\n"
           "| H | plain (fused) ms | plain (NumPy loop) ms | " + " | ".join(f"{n} ms" for n in names) + " |\n"
           "|---|---|---|" + "---|" * len(names) + "\n")
     for r in rows:
