@@ -71,6 +71,18 @@ def _ln_back(D, dcol, Hat, hcol, r0, H, N, inv, gain, Out, ocol, s1, s2, acc, ac
             o[n] = ((d[n] * gk - s1[n]) - h[n] * s2[n]) * inv[n]
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _tanh_affine(x, g, b, out, N, precise):
+    """``out = tanh(x g + b)`` over N columns: tanh(LN(c)), by the same code in forward and backward
+    (which recomputes it from the kept normalised c, bit for bit)."""
+    if precise:
+        for n in range(N):
+            out[n] = math.tanh(x[n] * g + b)
+    else:
+        for n in range(N):
+            out[n] = _tanh_fast(x[n] * g + b)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def ln_input_fm(A, XH, IX, gain, lnb, b_ih, consts, mu, col, N):
     """The input projection ``A`` (G*H, L*N) at columns col..col+N (all steps, or a part of them):
@@ -149,12 +161,7 @@ def ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, g_hh, b_lnh, b_hh, g_c, b_
             Hb[j, nxt:nxt + N], g_c[j], b_c[j]
         for n in range(N):
             hc[n] = (hc[n] - m[n]) * s[n]
-        if precise:
-            for n in range(N):
-                th[n] = math.tanh(hc[n] * gj + bj)
-        else:
-            for n in range(N):
-                th[n] = _tanh_fast(hc[n] * gj + bj)
+        _tanh_affine(hc, gj, bj, th, N, precise)
         for n in range(N):
             hn[n] = ao[n] * th[n] if v[n] else hp[n]
 
@@ -174,12 +181,7 @@ def ln_lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, NH, IH, HC, IC, g_hh, g_
         ao, hc, dy, dm, dd, ddo = A[3 * H + j, col:col + N], HC[j, col:col + N], DY[j, col:col + N], \
             dmat[j], ddir[j], ddir_out[j]
         e, ab, gj, bj = DCN[j], acc_bc[j], g_c[j], b_c[j]
-        if precise:
-            for n in range(N):
-                s1[n] = math.tanh(hc[n] * gj + bj)
-        else:
-            for n in range(N):
-                s1[n] = _tanh_fast(hc[n] * gj + bj)
+        _tanh_affine(hc, gj, bj, s1, N, precise)
         for n in range(N):
             ok = v[n]
             carried = dm[n] + dd[n]
