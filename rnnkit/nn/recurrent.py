@@ -94,8 +94,9 @@ class RNNBase(Module):
     ``proj_size`` (recurrent dropout and zoneout).
 
     Gate variants (:mod:`rnnkit.functional.variants` has the equations; they run on the NumPy time
-    loop, compose with each other, the regularisers, ``bidirectional``, ``num_layers`` and
-    ``lengths``; not with ``proj_size`` or ``recompute``):
+    loop, except the layer-norm LSTM alone, which has fused kernels (:mod:`rnnkit.kernels.ln_lstm`,
+    same numbers); they compose with each other, the regularisers, ``bidirectional``, ``num_layers``
+    and ``lengths``; not with ``proj_size`` or ``recompute``):
 
     * ``layer_norm`` (LSTM, GRU; Ba, Kiros & Hinton 2016): :math:`\mathrm{LN}(W_{ih} x)` and
       :math:`\mathrm{LN}(W_{hh} h)` normalised separately, per gate block, plus ``b_ih``, ``b_hh``;
