@@ -118,3 +118,12 @@ def test_recording_reads_the_fused_buffers(two_parts):
 def test_finite_differences_on_the_fused_path(lengths):
     with kernels.use("numba"):
         assert_finite_differences(build(2, True, seed=4), lengths)
+
+
+def test_input_and_weight_dropout_around_the_fused_loop(two_parts):
+    """Input and weight dropout only change what the loop is given: the fused loop, fed the same
+    masks (the same generator state), gives the NumPy loop's numbers."""
+    outs = [flat(run(build(2, True, seed=5, input_dropout=0.3, weight_dropout=0.4), backend, 19, SPLIT_LENGTHS,
+                     True)[0]) for backend in ("numpy", "numba")]
+    for k, a in outs[0].items():
+        np.testing.assert_allclose(outs[1][k], a, rtol=1e-10, atol=1e-12, err_msg=k)
