@@ -137,7 +137,7 @@ def test_forecaster_learns_a_sine_better_than_the_last_value(strategy):
 
 # -- the sequence classifier ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_classifier_gradients_finite_differences(pooling, bidirectional):
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_classifier_padding_does_not_matter_and_attention_weights():
     x2[3:, 1] = 99.0                                                # garbage in the padding
     np.testing.assert_allclose(m.predict(x, lengths), m.predict(x2, lengths))
     with pytest.raises(ValueError, match="pooling: expected one of"):
-        SequenceClassifier(2, 3, 2, pooling="max")
+        SequenceClassifier(2, 3, 2, pooling="min")
 
 
 # -- commands -------------------------------------------------------------------------------------
