@@ -81,6 +81,32 @@ def test_learns_the_direction(files, tmp_path):
     assert json.loads((out / "scores.json").read_text())["accuracy"] >= 0.9
 
 
+def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
+    """--recurrent-dropout, --input-dropout, --zoneout ... reach the model and its config; a
+    stopped run resumes bit for bit (the masks come from the checkpointed RNG); --engine torch
+    refuses them in one line; a default run records none of them."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--pooling", "max", "--bidirectional",
+            "--recurrent-dropout", "0.2", "--input-dropout", "0.1", "--zoneout", "0.1", "--forget-bias", "1"] + TINY
+    out, full = tmp_path / "run", tmp_path / "full"
+    assert main(base + ["--steps", "6", "--out", str(out)]) == 0
+    assert main(base + ["--steps", "12", "--out", str(out), "--resume"]) == 0
+    assert main(base + ["--steps", "12", "--out", str(full)]) == 0
+    a, b = rnnkit.runs.load(out, "last"), rnnkit.runs.load(full, "last")
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k])
+    model = rnnkit.load(full)
+    assert model.pooling == "max" and model.rnn.recurrent_dropout == 0.2 and model.rnn.input_dropout == 0.1
+    assert model.rnn.zoneout == 0.1 and model.config["forget_bias"] == 1.0
+    plain = tmp_path / "plain"
+    assert main(["classify", "train", "--train", str(files / "train.npz"), "--steps", "2", "--out", str(plain)]
+                + TINY) == 0
+    assert "recurrent_dropout" not in rnnkit.load(plain).config
+    capsys.readouterr()
+    assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "torch.nn's recurrent layers have no --recurrent-dropout" in err
+
+
 def test_refusals(files, tmp_path, capsys):
     out = tmp_path / "run"
     base = ["classify", "train", "--train", str(files / "train.npz"), "--steps", "2"] + TINY

@@ -1,7 +1,8 @@
 """``rnnkit classify train|predict``: sequence classification on your .npz / .ts files or a built-in set."""
 from __future__ import annotations
 
-from ._args import OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
+from ._args import (OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
+                    add_run_args, fraction, positive_int)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
@@ -26,7 +27,10 @@ def register(sub):
     d.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
     g = add_rnn_args(t, hidden_size=64)
     g.add_argument("--bidirectional", action="store_true")
-    g.add_argument("--pooling", choices=("last", "mean", "attention"), default="last", help="pooling over time")
+    g.add_argument("--pooling", choices=("last", "mean", "attention", "max"), default="last",
+                   help="pooling over the valid steps: the last one, their mean, attention weights, or the "
+                        "maximum of each unit")
+    add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
     add_engine_args(t)
@@ -41,7 +45,7 @@ def register(sub):
 
 def run_train(args):
     from ..apps import classify as app
-    from ._args import fit_config
+    from ._args import fit_config, rnn_options
 
     config = fit_config(args)
     valid = test = None
@@ -59,7 +63,8 @@ def run_train(args):
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
                          dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
                          resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
-                         progress=args.progress, names=names, engine=args.engine, nproc=args.nproc)
+                         progress=args.progress, names=names, engine=args.engine, nproc=args.nproc,
+                         rnn_options=rnn_options(args, set_only=True))
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
     return 0
 
