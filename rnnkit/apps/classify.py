@@ -160,16 +160,17 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
     return scores
 
 
-def score(model, xs, labels, path=None) -> dict:
-    """Accuracy, majority baseline and confusion matrix of ``model`` on raw labelled sequences.
-    Labels never seen in training count as wrong, with one warning."""
+def score(model, xs, labels, path=None, pred=None) -> dict:
+    """Accuracy, majority baseline and confusion matrix of ``model`` on raw labelled sequences
+    (``pred``: its predicted class names, when made already). Labels never seen in training count
+    as wrong, with one warning."""
     classes = model.config["classes"]
     labels = [str(v) for v in np.asarray(labels).tolist()]
     unseen = sorted({v for v in labels if v not in classes})
     if unseen:
         print(f"rnnkit classify: warning: {path or 'test set'}: labels never seen in training count as wrong: "
               f"{', '.join(unseen[:10])}", file=sys.stderr)
-    pred = model.predict_sequences(xs)
+    pred = model.predict_sequences(xs) if pred is None else pred
     k = len(classes)
     conf = np.zeros((k, k), np.int64)
     index = {c: i for i, c in enumerate(classes)}
@@ -182,18 +183,35 @@ def score(model, xs, labels, path=None) -> dict:
             "confusion": conf.tolist(), "unseen_labels": unseen}
 
 
-def predict_file(run_dir, path, output=None) -> dict:
-    """Predict every sequence of ``path``; write one label a line to ``output`` (or stdout). With
-    labels in the file, the accuracy too."""
+def ensemble_predict(models, xs) -> list:
+    r"""Class names by soft voting: the mean of the models' class probabilities,
+    :math:`\hat y = \arg\max_c \frac{1}{K} \sum_k p_k(c \mid x)` (an ensemble of independently
+    trained networks, Hansen & Salamon 1990; averaging probabilities rather than votes, as in
+    Lakshminarayanan et al. 2017). The models must share the class names and the input size."""
+    first = models[0]
+    for m in models[1:]:
+        for key in ("classes", "input_size"):
+            if m.config[key] != first.config[key]:
+                raise UserError(f"ensemble: expected runs with the same {key.replace('_', ' ')} "
+                                f"({first.config[key]}), got one with {m.config[key]}")
+    p = np.mean([m.probabilities(xs) for m in models], axis=0)              # (N, C)
+    return first.class_names(p.argmax(-1))
+
+
+def predict_file(run_dirs, path, output=None) -> dict:
+    """Predict every sequence of ``path`` with the run in ``run_dirs`` or, given several, with
+    their ensemble (:func:`ensemble_predict`); write one label a line to ``output`` (or stdout).
+    With labels in the file, the accuracy too."""
     from ..data.readers import read_sequences
 
-    model = runs.load(run_dir, kinds=(KIND,))
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
+    models = [runs.load(r, kinds=(KIND,)) for r in run_dirs]
     xs, y = read_sequences(path)
-    LS.check_features(xs, model.config["input_size"], path)
-    pred = model.predict_sequences(xs)
+    LS.check_features(xs, models[0].config["input_size"], path)
+    pred = ensemble_predict(models, xs)
     text = "".join(f"{p}\n" for p in pred)
     if output:
         atomic_write_text(output, text)
     else:
         sys.stdout.write(text)
-    return score(model, xs, y, path) if y is not None else {"n": len(xs)}
+    return score(models[0], xs, y, path, pred) if y is not None else {"n": len(xs)}

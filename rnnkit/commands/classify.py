@@ -36,8 +36,9 @@ def register(sub):
     add_engine_args(t)
     t.set_defaults(run=run_train)
 
-    pr = add_parser(s, "predict", "predict the class of every sequence of a file with a trained run")
-    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr = add_parser(s, "predict", "predict the class of every sequence of a file with a trained run, or with "
+                    "several runs as an ensemble (their class probabilities averaged)")
+    pr.add_argument("runs", metavar="RUN_DIR", nargs="+", help="one run directory, or several: an ensemble")
     pr.add_argument("file", metavar="FILE", help=".npz or .ts file; when it has labels, the accuracy is printed")
     pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout")
     pr.set_defaults(run=run_predict)
@@ -72,7 +73,7 @@ def run_train(args):
 def run_predict(args):
     from ..apps.classify import predict_file
 
-    r = predict_file(args.run_dir, args.file, args.output)
+    r = predict_file(args.runs, args.file, args.output)
     if "accuracy" in r:
         import sys
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional.losses import cross_entropy, cross_entropy_backward
+from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
 from ..nn import Linear
 from .base import TaskModel, register
 from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
@@ -140,17 +140,31 @@ class SequenceClassifier(TaskModel):
     def predict_sequences(self, xs, chunk=512) -> list:
         """Class names (or ids, without ``classes``) for raw (L_i, D) sequences: the training
         standardisation (``scaler`` in the config) is applied first."""
+        return self.class_names(self.probabilities(xs, chunk).argmax(-1))
+
+    def class_names(self, ids) -> list:
+        """Class ids -> the names in the config (the ids themselves without ``classes``)."""
+        classes = self.config["classes"]
+        return [classes[i] for i in ids] if classes is not None else [int(i) for i in ids]
+
+    def probabilities(self, xs, chunk=512) -> np.ndarray:
+        """(N, n_classes) softmax probabilities for raw (L_i, D) sequences, in eval mode, the
+        training standardisation applied first."""
         from ..data.labelled import Standardizer, pad_sequences
 
         if self.config["scaler"] is not None:
             xs = Standardizer.from_dict(self.config["scaler"]).transform(xs)
+        was = self.training
+        self.eval()
         out = []
-        for s in range(0, len(xs), chunk):
-            x, lengths = pad_sequences(xs[s:s + chunk])
-            out.append(self.predict(x.astype(self.dtype), lengths, chunk))
-        ids = np.concatenate(out)
-        classes = self.config["classes"]
-        return [classes[i] for i in ids] if classes is not None else ids.tolist()
+        try:
+            for s in range(0, len(xs), chunk):
+                x, lengths = pad_sequences(xs[s:s + chunk])
+                out.append(softmax(self.forward(x.astype(self.dtype), lengths).astype(np.float64)))   # (n, C)
+                self.clear_cache()
+        finally:
+            self.train(was)
+        return np.concatenate(out)
 
     def predict(self, x, lengths=None, chunk=512) -> np.ndarray:
         """Class ids (N,), in eval mode (no dropout)."""
