@@ -260,3 +260,30 @@ def test_classify_dna_command_tiny(tmp_path):
                  "--out", str(out), "--no-progress"]) == 0
     m = json.loads((out / "scores.json").read_text())
     assert m["classes"] == ["motif", "none"] and m["n_test"] == 500 and m["n_train"] + m["n_valid"] == 2000
+
+
+# -- the benchmark's tagging baseline and its section table -----------------------------------------
+
+def _real_data_script():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "real_data.py")
+    spec = importlib.util.spec_from_file_location("real_data_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_most_frequent_tag_baseline_by_hand():
+    rd = _real_data_script()
+    train = [(["a", "b", "a"], ["X", "Y", "X"]), (["a", "c"], ["Z", "Y"]), (["b"], ["Y"])]
+    test = [(["a", "b", "d"], ["X", "X", "Y"]), (["e", "c"], ["Z", "Y"])]
+    # a -> X (2 of 3), b -> Y, c -> Y; unseen d, e -> Y (4 of 7 training tags)
+    got = rd.most_frequent_tag(train, test)
+    assert got["default"] == "Y"
+    assert got["accuracy"] == pytest.approx(3 / 5)                 # a ok, b wrong, d ok, e wrong, c ok
+    assert got["oov_accuracy"] == pytest.approx(1 / 2)
+    assert rd.sections_arg("tagging, classify") == ["tagging", "classify"]
+    with pytest.raises(Exception, match="expected a comma-separated list of forecast"):
+        rd.sections_arg("tagging,nope")
