@@ -1,11 +1,12 @@
 """Real sequences, one command: every forecasting set beside its naive and linear baselines, every
 classification set on its own split, the DNA task uni- vs bidirectional, and genomes and speech
-through the commands a user runs on their own files, beside baselines computed here and
-published figures.
+through the commands a user runs on their own files, and Turkish part-of-speech tagging through
+`rnnkit tag train`, beside baselines computed here and published figures.
 
-    python benchmarks/real_data.py            # about 5 minutes on 2 cores (262 s last time)
+    python benchmarks/real_data.py            # about 30 minutes on 2 cores (tagging alone about 20; busy machine)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
     python benchmarks/real_data.py --only tagging,classify    # some sections; the rest keep their results
+    python benchmarks/real_data.py --markdown-only            # the Markdown again from real_data.json
 
 Prints Markdown tables and writes ``benchmarks/results/real_data.json`` and ``real_data.md``.
 Needs the datasets extra (``pip install -e '.[datasets]'``; the dev extra includes it). The splice
