@@ -330,6 +330,10 @@ def _classifier(model):
         total = g.op("ReduceSum", g.op("Mul", y, fmask), g.ints(0), keepdims=0)    # (N, W)
         n = g.op("Unsqueeze", g.cast(lengths, model.dtype), g.ints(1))          # (N, 1)
         pooled = g.op("Div", total, n)
+    elif model.pooling == "max":                                               # opset 14: axes an attribute
+        valid = g.op("Unsqueeze", mask, g.ints(2))                             # (L, N, 1)
+        masked = g.op("Where", valid, y, g.const(np.float32(-np.inf), "minus_inf"))
+        pooled = g.op("ReduceMax", masked, axes=[0], keepdims=0)               # (N, W)
     else:
         e = g.op("Squeeze", g.linear(y, model.score), g.ints(2))               # (L, N)
         a = g.op("Unsqueeze", g.masked_softmax(e, mask), g.ints(2))            # (L, N, 1)

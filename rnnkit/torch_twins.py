@@ -40,8 +40,8 @@ class TorchCharLM(nn.Module):
 
 class TorchClassifier(nn.Module):
     """Twin of :class:`rnnkit.models.classifier.SequenceClassifier`: x (L, N, D), lengths (N,) ->
-    logits (N, classes), pooling the recurrent outputs by the last valid step, their mean, or
-    attention, exactly as rnnkit does."""
+    logits (N, classes), pooling the recurrent outputs by the last valid step, their mean,
+    attention or their maximum, exactly as rnnkit does."""
 
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
                  pooling="last", dropout=0.0, dtype=torch.float32, **_):
@@ -67,9 +67,11 @@ class TorchClassifier(nn.Module):
                 pooled = torch.cat([pooled[:, :H], y[0, :, H:]], dim=1)
         elif self.pooling == "mean":
             pooled = (y * mask).sum(0) / lengths[:, None].to(y.dtype)
-        else:
+        elif self.pooling == "attention":
             e = self.score(y)[:, :, 0].masked_fill(mask[:, :, 0] == 0, float("-inf"))
             pooled = (torch.softmax(e, dim=0)[:, :, None] * y).sum(0)
+        else:
+            pooled = y.masked_fill(mask == 0, float("-inf")).amax(0)
         return self.head(pooled)
 
 

@@ -81,6 +81,60 @@ def test_learns_the_direction(files, tmp_path):
     assert json.loads((out / "scores.json").read_text())["accuracy"] >= 0.9
 
 
+def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
+    """--recurrent-dropout, --input-dropout, --zoneout ... reach the model and its config; a
+    stopped run resumes bit for bit (the masks come from the checkpointed RNG); --engine torch
+    refuses them in one line; a default run records none of them."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--pooling", "max", "--bidirectional",
+            "--recurrent-dropout", "0.2", "--input-dropout", "0.1", "--zoneout", "0.1", "--forget-bias", "1"] + TINY
+    out, full = tmp_path / "run", tmp_path / "full"
+    assert main(base + ["--steps", "6", "--out", str(out)]) == 0
+    assert main(base + ["--steps", "12", "--out", str(out), "--resume"]) == 0
+    assert main(base + ["--steps", "12", "--out", str(full)]) == 0
+    a, b = rnnkit.runs.load(out, "last"), rnnkit.runs.load(full, "last")
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k])
+    model = rnnkit.load(full)
+    assert model.pooling == "max" and model.rnn.recurrent_dropout == 0.2 and model.rnn.input_dropout == 0.1
+    assert model.rnn.zoneout == 0.1 and model.config["forget_bias"] == 1.0
+    plain = tmp_path / "plain"
+    assert main(["classify", "train", "--train", str(files / "train.npz"), "--steps", "2", "--out", str(plain)]
+                + TINY) == 0
+    assert "recurrent_dropout" not in rnnkit.load(plain).config
+    capsys.readouterr()
+    assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "torch.nn's recurrent layers have no --recurrent-dropout" in err
+
+
+def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):
+    """Several run directories: the mean of their class probabilities decides; runs with other
+    classes are refused in one line."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--steps", "8"] + TINY
+    runs = [tmp_path / f"r{seed}" for seed in (1, 2, 3)]
+    for seed, out in zip((1, 2, 3), runs):
+        assert main(base + ["--seed", str(seed), "--out", str(out)]) == 0
+    xs = make_sequences(20, 1)[0]
+    models = [rnnkit.load(r) for r in runs]
+    p = np.mean([m.probabilities(xs) for m in models], axis=0)                  # (20, 2)
+    assert p.shape == (20, 2) and np.allclose(p.sum(1), 1)
+    want = [models[0].config["classes"][i] for i in p.argmax(1)]
+    capsys.readouterr()
+    assert main(["classify", "predict"] + [str(r) for r in runs] + [str(files / "test.npz")]) == 0
+    got = capsys.readouterr()
+    assert got.out.split() == want and "accuracy" in got.err
+    assert models[0].predict_sequences(xs) == [models[0].config["classes"][i] for i in models[0].probabilities(xs).argmax(1)]
+    other = tmp_path / "other"
+    xo, yo = make_sequences(30, 5)
+    save_padded(tmp_path / "other.npz", xo, np.where(yo == "up", "rise", "fall"))
+    assert main(["classify", "train", "--train", str(tmp_path / "other.npz"), "--steps", "2", "--out", str(other)]
+                + TINY) == 0
+    capsys.readouterr()
+    assert main(["classify", "predict", str(runs[0]), str(other), str(files / "test.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ensemble: expected runs with the same classes" in err
+
+
 def test_refusals(files, tmp_path, capsys):
     out = tmp_path / "run"
     base = ["classify", "train", "--train", str(files / "train.npz"), "--steps", "2"] + TINY

@@ -68,7 +68,7 @@ def test_char_lm_twin():
     same_weights(back.state_dict(), ours.state_dict())
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_classifier_twin_with_padded_batches(pooling, bidirectional):
     ours = SequenceClassifier(3, 5, 4, cell="gru", bidirectional=bidirectional, pooling=pooling, classes=list("abcd"),
@@ -81,6 +81,28 @@ def test_classifier_twin_with_padded_batches(pooling, bidirectional):
     back = from_torch(theirs)
     assert back.config == ours.config                  # class names and scaler survive the trip
     np.testing.assert_array_equal(back(x, lengths), out)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
+def test_classifier_gradients_equal_torch_autograd(pooling):
+    """The pooling's hand-written backward (with the layer's) against autograd through the twin:
+    float64, a loss sum(G * logits) with a random G, padded batches, bidirectional."""
+    ours = SequenceClassifier(3, 4, 5, cell="lstm", bidirectional=True, pooling=pooling, dtype=np.float64, seed=3)
+    theirs = to_torch(ours)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 4, 3))
+    lengths = np.array([6, 1, 3, 5])
+    G = rng.standard_normal((4, 5))
+    ours.zero_grad()
+    np.testing.assert_allclose(ours.forward(x, lengths), theirs(torch.from_numpy(x), lengths).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+    ours.backward(G)
+    (theirs(torch.from_numpy(x), lengths) * torch.from_numpy(G)).sum().backward()
+    got = {name: g for name, _, g in ours.named_parameters()}
+    want = {name: p.grad.numpy() for name, p in theirs.named_parameters()}
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-11, err_msg=name)
 
 
 def test_what_torch_cannot_express_is_one_line():

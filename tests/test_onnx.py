@@ -128,7 +128,7 @@ def _raw_sequences(rng, D=2):
     return [rng.standard_normal((n, D)) * 3 + 5 for n in LENGTHS]
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
 @pytest.mark.parametrize("cell,bidirectional,layers", [("lstm", True, 2), ("gru", False, 1), ("rnn_tanh", True, 1)])
 def test_classifier_each_pooling(pooling, cell, bidirectional, layers):
     rng = np.random.default_rng(4)

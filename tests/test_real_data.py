@@ -137,7 +137,7 @@ def test_forecaster_learns_a_sine_better_than_the_last_value(strategy):
 
 # -- the sequence classifier ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_classifier_gradients_finite_differences(pooling, bidirectional):
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_classifier_padding_does_not_matter_and_attention_weights():
     x2[3:, 1] = 99.0                                                # garbage in the padding
     np.testing.assert_allclose(m.predict(x, lengths), m.predict(x2, lengths))
     with pytest.raises(ValueError, match="pooling: expected one of"):
-        SequenceClassifier(2, 3, 2, pooling="max")
+        SequenceClassifier(2, 3, 2, pooling="min")
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -335,3 +335,30 @@ def test_forecast_command_log_and_differences(tmp_path, capsys):
 
     with pytest.raises(rnnkit.errors.UserError, match="expected a forecaster without --log"):
         graphs(model)
+
+
+# -- the benchmark's tagging baseline and its section table -----------------------------------------
+
+def _real_data_script():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "real_data.py")
+    spec = importlib.util.spec_from_file_location("real_data_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_most_frequent_tag_baseline_by_hand():
+    rd = _real_data_script()
+    train = [(["a", "b", "a"], ["X", "Y", "X"]), (["a", "c"], ["Z", "Y"]), (["b"], ["Y"])]
+    test = [(["a", "b", "d"], ["X", "X", "Y"]), (["e", "c"], ["Z", "Y"])]
+    # a -> X (2 of 3), b -> Y, c -> Y; unseen d, e -> Y (4 of 7 training tags)
+    got = rd.most_frequent_tag(train, test)
+    assert got["default"] == "Y"
+    assert got["accuracy"] == pytest.approx(3 / 5)                 # a ok, b wrong, d ok, e wrong, c ok
+    assert got["oov_accuracy"] == pytest.approx(1 / 2)
+    assert rd.sections_arg("tagging, classify") == ["tagging", "classify"]
+    with pytest.raises(Exception, match="expected a comma-separated list of forecast"):
+        rd.sections_arg("tagging,nope")

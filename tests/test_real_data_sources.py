@@ -147,3 +147,32 @@ def test_markov_learns_a_period():
     assert table[0] == pytest.approx(2.0, abs=1e-3) and table[1] < 0.02 and table[2] < 0.02
     with pytest.raises(ValueError, match="expected only the symbols 'ACGT', got 'N'"):
         M.encode("ACGNT", "ACGT")
+
+
+# -- tagged text -----------------------------------------------------------------------------------
+
+def test_turkish_treebanks_read_as_conllu():
+    pytest.importorskip("turkish_treebanks")
+    from rnnkit.data.readers import read_conll
+
+    for part, n_sent, n_tok in (("web", 2541, 32422), ("wiki", 2310, 48948)):
+        path = D.turkish_treebank(part)
+        assert path.endswith(f"{part}.conllu") and os.path.isfile(path)
+        sentences = list(read_conll(path))
+        assert len(sentences) == n_sent and sum(len(t) for t, _ in sentences) == n_tok
+    tokens, tags = sentences[0]
+    assert tags[0] in {"NOUN", "PROPN", "ADJ", "DET", "NUM", "PRON", "VERB", "ADV", "X", "PUNCT", "CONJ", "ADP"}
+    assert {t for _, ts in sentences for t in ts} >= {"NOUN", "VERB", "PUNCT", "ADJ", "ADP", "CONJ"}
+
+
+def test_turkish_treebank_refusals(monkeypatch):
+    from importlib import metadata
+
+    with pytest.raises(UserError, match="expected one of web, wiki, got 'train'"):
+        D.turkish_treebank("train")
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(metadata, "files", missing)
+    with pytest.raises(ImportError, match=r"needs turkish-treebanks, part of the datasets extra"):
+        D.turkish_treebank("web")

@@ -55,22 +55,30 @@ def read_labelled(path):
 def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,
                      bidirectional=False, pooling="last", dropout=0.0, batch_size=32, config=None, out_dir=None,
                      resume=False, changes=None, overwrite=False, progress=False, log=print, names=None,
-                     engine="numpy", nproc=1) -> dict:
+                     engine="numpy", nproc=1, rnn_options=None) -> dict:
     """Train on ``train`` = ``(xs, labels)`` (labels raw: names or numbers), validate on ``valid``
     or a seeded stratified ``valid_fraction`` of the training set, and score ``test``.
     Returns the scores; with ``out_dir`` writes a run directory with ``scores.json`` and ``confusion.png``.
     With ``resume`` the run's own settings are used, ``changes`` (TrainConfig fields) applied.
     ``engine="torch"`` runs the forward and backward passes on PyTorch, data-parallel over
-    ``nproc`` processes (:mod:`rnnkit.distributed`); the run directory is the same."""
+    ``nproc`` processes (:mod:`rnnkit.distributed`); the run directory is the same.
+    ``rnn_options`` are the recurrent layer's options (``recurrent_dropout``, ``input_dropout``,
+    ``zoneout``, ``weight_dropout``, ``forget_bias``, ``recurrent_init``: see
+    :class:`~rnnkit.models.classifier.SequenceClassifier`), the ones set (the command passes those
+    that differ from the defaults, so a default run's config is what it was before they existed)."""
+    options = dict(rnn_options or {})
     kw = dict(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
               dropout=dropout, batch_size=batch_size, config=config, out_dir=out_dir, resume=resume, changes=changes,
-              overwrite=overwrite, progress=progress, names=names)
+              overwrite=overwrite, progress=progress, names=names, rnn_options=options)
     if engine == "numpy":
         if nproc != 1:
             raise UserError("--nproc: more than one process needs --engine torch")
         return _train(train, test, valid, valid_fraction, **kw, log=log)
     if engine != "torch":
         raise UserError(f"--engine: expected numpy or torch, got {engine!r}")
+    if options:
+        raise UserError(f"--engine torch: torch.nn's recurrent layers have no "
+                        f"{', '.join('--' + k.replace('_', '-') for k in options)}; train with --engine numpy")
     from ..distributed import launch
 
     if batch_size < nproc:
@@ -94,8 +102,8 @@ def _process(rank, world, train, test, valid, valid_fraction, kw):
 
 
 def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers, bidirectional, pooling, dropout,
-           batch_size, config, out_dir, resume, changes, overwrite, progress, log, names, model_cls=None,
-           writer=True):
+           batch_size, config, out_dir, resume, changes, overwrite, progress, log, names, rnn_options=None,
+           model_cls=None, writer=True):
     from ..io import load
     from ..models.base import model_from_config
     from ..models.classifier import SequenceClassifier
@@ -126,7 +134,7 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
         scaler = LS.Standardizer.fit(xs)
         model = (model_cls or SequenceClassifier)(xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers,
                                    bidirectional=bidirectional, pooling=pooling, dropout=dropout, classes=classes,
-                                   scaler=scaler.to_dict(), seed=config.seed)
+                                   scaler=scaler.to_dict(), seed=config.seed, **(rnn_options or {}))
     train_data = LS.LabelledSequences(scaler.transform(xs), y, batch_size, seed=config.seed)
     val_data = LS.LabelledSequences(scaler.transform(valid_xs), valid_y, 256, shuffle=False)
     extra = {"data": {**{k: str(v) for k, v in names.items()}, "valid_fraction": valid_fraction,
@@ -152,16 +160,17 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
     return scores
 
 
-def score(model, xs, labels, path=None) -> dict:
-    """Accuracy, majority baseline and confusion matrix of ``model`` on raw labelled sequences.
-    Labels never seen in training count as wrong, with one warning."""
+def score(model, xs, labels, path=None, pred=None) -> dict:
+    """Accuracy, majority baseline and confusion matrix of ``model`` on raw labelled sequences
+    (``pred``: its predicted class names, when made already). Labels never seen in training count
+    as wrong, with one warning."""
     classes = model.config["classes"]
     labels = [str(v) for v in np.asarray(labels).tolist()]
     unseen = sorted({v for v in labels if v not in classes})
     if unseen:
         print(f"rnnkit classify: warning: {path or 'test set'}: labels never seen in training count as wrong: "
               f"{', '.join(unseen[:10])}", file=sys.stderr)
-    pred = model.predict_sequences(xs)
+    pred = model.predict_sequences(xs) if pred is None else pred
     k = len(classes)
     conf = np.zeros((k, k), np.int64)
     index = {c: i for i, c in enumerate(classes)}
@@ -174,18 +183,35 @@ def score(model, xs, labels, path=None) -> dict:
             "confusion": conf.tolist(), "unseen_labels": unseen}
 
 
-def predict_file(run_dir, path, output=None) -> dict:
-    """Predict every sequence of ``path``; write one label a line to ``output`` (or stdout). With
-    labels in the file, the accuracy too."""
+def ensemble_predict(models, xs) -> list:
+    r"""Class names by soft voting: the mean of the models' class probabilities,
+    :math:`\hat y = \arg\max_c \frac{1}{K} \sum_k p_k(c \mid x)` (an ensemble of independently
+    trained networks, Hansen & Salamon 1990; averaging probabilities rather than votes, as in
+    Lakshminarayanan et al. 2017). The models must share the class names and the input size."""
+    first = models[0]
+    for m in models[1:]:
+        for key in ("classes", "input_size"):
+            if m.config[key] != first.config[key]:
+                raise UserError(f"ensemble: expected runs with the same {key.replace('_', ' ')} "
+                                f"({first.config[key]}), got one with {m.config[key]}")
+    p = np.mean([m.probabilities(xs) for m in models], axis=0)              # (N, C)
+    return first.class_names(p.argmax(-1))
+
+
+def predict_file(run_dirs, path, output=None) -> dict:
+    """Predict every sequence of ``path`` with the run in ``run_dirs`` or, given several, with
+    their ensemble (:func:`ensemble_predict`); write one label a line to ``output`` (or stdout).
+    With labels in the file, the accuracy too."""
     from ..data.readers import read_sequences
 
-    model = runs.load(run_dir, kinds=(KIND,))
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
+    models = [runs.load(r, kinds=(KIND,)) for r in run_dirs]
     xs, y = read_sequences(path)
-    LS.check_features(xs, model.config["input_size"], path)
-    pred = model.predict_sequences(xs)
+    LS.check_features(xs, models[0].config["input_size"], path)
+    pred = ensemble_predict(models, xs)
     text = "".join(f"{p}\n" for p in pred)
     if output:
         atomic_write_text(output, text)
     else:
         sys.stdout.write(text)
-    return score(model, xs, y, path) if y is not None else {"n": len(xs)}
+    return score(models[0], xs, y, path, pred) if y is not None else {"n": len(xs)}

@@ -227,9 +227,10 @@ def add_rnn_option_args(g):
     return g
 
 
-def rnn_options(args) -> dict:
-    """The recurrent options the parsed arguments give, as the model takes them."""
-    return {k: getattr(args, k) for k in RNN_OPTIONS}
+def rnn_options(args, set_only=False) -> dict:
+    """The recurrent options the parsed arguments give, as the model takes them (``set_only``:
+    only those that differ from the layer's defaults)."""
+    return {k: getattr(args, k) for k, v in RNN_OPTIONS.items() if not set_only or getattr(args, k) != v}
 
 
 def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100, checkpoint_every=None,

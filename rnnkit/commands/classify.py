@@ -1,7 +1,8 @@
 """``rnnkit classify train|predict``: sequence classification on your .npz / .ts files or a built-in set."""
 from __future__ import annotations
 
-from ._args import OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, positive_int
+from ._args import (OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
+                    add_run_args, fraction, positive_int)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
@@ -26,14 +27,18 @@ def register(sub):
     d.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
     g = add_rnn_args(t, hidden_size=64)
     g.add_argument("--bidirectional", action="store_true")
-    g.add_argument("--pooling", choices=("last", "mean", "attention"), default="last", help="pooling over time")
+    g.add_argument("--pooling", choices=("last", "mean", "attention", "max"), default="last",
+                   help="pooling over the valid steps: the last one, their mean, attention weights, or the "
+                        "maximum of each unit")
+    add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
     add_engine_args(t)
     t.set_defaults(run=run_train)
 
-    pr = add_parser(s, "predict", "predict the class of every sequence of a file with a trained run")
-    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr = add_parser(s, "predict", "predict the class of every sequence of a file with a trained run, or with "
+                    "several runs as an ensemble (their class probabilities averaged)")
+    pr.add_argument("runs", metavar="RUN_DIR", nargs="+", help="one run directory, or several: an ensemble")
     pr.add_argument("file", metavar="FILE", help=".npz or .ts file; when it has labels, the accuracy is printed")
     pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout")
     pr.set_defaults(run=run_predict)
@@ -41,7 +46,7 @@ def register(sub):
 
 def run_train(args):
     from ..apps import classify as app
-    from ._args import fit_config
+    from ._args import fit_config, rnn_options
 
     config = fit_config(args)
     valid = test = None
@@ -59,7 +64,8 @@ def run_train(args):
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
                          dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
                          resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
-                         progress=args.progress, names=names, engine=args.engine, nproc=args.nproc)
+                         progress=args.progress, names=names, engine=args.engine, nproc=args.nproc,
+                         rnn_options=rnn_options(args, set_only=True))
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
     return 0
 
@@ -67,7 +73,7 @@ def run_train(args):
 def run_predict(args):
     from ..apps.classify import predict_file
 
-    r = predict_file(args.run_dir, args.file, args.output)
+    r = predict_file(args.runs, args.file, args.output)
     if "accuracy" in r:
         import sys
 

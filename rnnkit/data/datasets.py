@@ -28,6 +28,12 @@ Classification (``ClassificationData``: ``x`` (L, N, D) time-major and zero-padd
 * :func:`splice_junctions`: the StatLog primate splice-junction windows, 60 bases one-hot
   (A, C, G, T) a step, classes EI / IE / N; the StatLog split, first 2,000 train / 1,186 test.
 
+Tagged text (paths to CoNLL-U files, read by :func:`rnnkit.data.readers.read_conll`):
+
+* :func:`turkish_treebank`: Google's Turkish web and Wikipedia treebanks (``turkish-treebanks``):
+  ``web`` 2,541 sentences / 32,422 tokens, ``wiki`` 2,310 / 48,948, tokens split into
+  inflectional groups, 14 universal POS tags.
+
 Genomes:
 
 * :func:`yeast_chromosome_1`: *S. cerevisiae* chromosome I, 230,208 bases (A, C, G, T).
@@ -187,6 +193,30 @@ def _spoken_digits_raw(split, seed=0):
 def spoken_digits(split: str = "train", seed: int = 0) -> ClassificationData:
     """Free Spoken Digit Dataset MFCCs: 2,400 train / 600 test (seeded, stratified), 13 features."""
     return _pack(*_spoken_digits_raw(split, seed))
+
+
+# -- tagged text ---------------------------------------------------------------------------------
+
+TREEBANK_PARTS = ("web", "wiki")
+
+
+def turkish_treebank(part: str = "wiki") -> str:
+    """The path of Google's Turkish ``web`` or ``wiki`` treebank, a CoNLL-U file inside the
+    ``turkish-treebanks`` package (its ``data/web.conllu`` / ``data/wiki.conllu``)."""
+    from importlib import metadata
+
+    if part not in TREEBANK_PARTS:
+        raise UserError(f"turkish treebank: expected one of {', '.join(TREEBANK_PARTS)}, got {part!r}")
+    try:
+        files = metadata.files("turkish-treebanks") or []
+    except metadata.PackageNotFoundError:
+        raise ImportError(f"this dataset needs turkish-treebanks, part of the datasets extra: {EXTRA}") from None
+    for f in files:
+        if f.as_posix() == f"data/{part}.conllu":
+            path = os.fspath(f.locate())
+            if os.path.isfile(path):
+                return path
+    raise UserError(f"turkish-treebanks: expected data/{part}.conllu in the installed package, got no such file")
 
 
 # -- R data files inside Debian packages (not on PyPI) ------------------------------------------

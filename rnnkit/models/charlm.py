@@ -8,7 +8,7 @@ import numpy as np
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
 from ..nn import Dropout, Embedding, Linear
 from .base import TaskModel, register
-from .common import canonical_cell, child_seeds, first, make_rnn
+from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
 
 @register("charlm")
@@ -45,11 +45,10 @@ class CharLM(TaskModel):
         self.embed = Embedding(vocab_size, embed_size, dtype=dtype, seed=s[0])
         self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, seed=s[1],
                             **options)
-        options.update({k: getattr(self.rnn, k) for k in options})           # validated, as JSON keeps them
-        options["zoneout"] = list(options["zoneout"]) if isinstance(options["zoneout"], tuple) else options["zoneout"]
         self.config = dict(kind="charlm", vocab_size=int(vocab_size), embed_size=int(embed_size),
                            hidden_size=int(hidden_size), num_layers=int(num_layers), cell=canonical_cell(cell),
-                           dropout=float(dropout), **options, tie_weights=bool(tie_weights))
+                           dropout=float(dropout), **rnn_options_config(self.rnn, options),
+                           tie_weights=bool(tie_weights))
         self.drop = Dropout(dropout, dtype=dtype, seed=s[2])
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=s[3])
         if tie_weights:

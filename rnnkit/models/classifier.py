@@ -6,7 +6,17 @@ Pooling over the valid steps of each sequence (``lengths``):
   the forward half at the last step and the reverse half at the first, where it ends);
 * ``"mean"``: the mean of the valid steps' outputs;
 * ``"attention"``: :math:`\alpha = \mathrm{softmax}_t(w \cdot y_t + b)` over the valid steps,
-  pooled :math:`\sum_t \alpha_t y_t`; padded steps get exactly zero weight.
+  pooled :math:`\sum_t \alpha_t y_t`; padded steps get exactly zero weight;
+* ``"max"``: :math:`p_k = \max_{t < \ell} y_{t,k}` over the valid steps, unit by unit (the max
+  pooling over a bidirectional layer of Conneau et al. 2017, "Supervised learning of universal
+  sentence representations", InfoSent's BiLSTM-max); its gradient goes to the step that held the
+  maximum, :math:`\partial L/\partial y_{t,k} = [t = \arg\max_t y_{t,k}]\, \partial L/\partial p_k`
+  (the first such step on a tie, as ``argmax`` picks; padded steps never win).
+
+``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the features
+included: one mask per sequence for every step), ``zoneout``, ``weight_dropout``,
+``forget_bias`` and ``recurrent_init`` are the recurrent layer's options
+(:class:`~rnnkit.nn.recurrent.RNNBase`, where their equations and references are).
 
 Forward and backward of the pooling are written out here; the recurrent part is the engine's.
 """
@@ -14,30 +24,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional.losses import cross_entropy, cross_entropy_backward
+from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
 from ..nn import Linear
 from .base import TaskModel, register
-from .common import canonical_cell, child_seeds, first, make_rnn
+from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
-POOLING = ("last", "mean", "attention")
+POOLING = ("last", "mean", "attention", "max")
 
 
 @register("classifier")
 class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, classes=None, scaler=None, dtype=np.float32, seed=None):
+                 pooling="last", dropout=0.0, classes=None, scaler=None, dtype=np.float32, seed=None, **options):
         super().__init__(dtype, seed)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
         s = child_seeds(seed, 3)
         self.pooling = pooling
-        self.config = dict(kind="classifier", input_size=input_size, hidden_size=hidden_size, n_classes=n_classes,
-                           cell=canonical_cell(cell), num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
-                           dropout=dropout, classes=classes, scaler=scaler)
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
-                            dropout=dropout, dtype=dtype, seed=s[0])
+                            dropout=dropout, dtype=dtype, seed=s[0], **options)
+        self.config = dict(kind="classifier", input_size=input_size, hidden_size=hidden_size, n_classes=n_classes,
+                           cell=canonical_cell(cell), num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
+                           dropout=dropout, classes=classes, scaler=scaler, **rnn_options_config(self.rnn, options))
         width = hidden_size * (2 if bidirectional else 1)
         if pooling == "attention":
             self.score = Linear(width, 1, dtype=dtype, seed=s[1])
@@ -58,7 +68,7 @@ class SequenceClassifier(TaskModel):
         elif self.pooling == "mean":
             pooled = (y * mask).sum(0) / lengths[:, None].astype(self.dtype)
             aux = (mask, lengths)
-        else:
+        elif self.pooling == "attention":
             e = self.score(y)[:, :, 0]                          # (L, N)
             e = np.where(mask[:, :, 0] > 0, e, -np.inf)
             e = e - e.max(0, keepdims=True)
@@ -66,6 +76,11 @@ class SequenceClassifier(TaskModel):
             a /= a.sum(0, keepdims=True)                        # (L, N), zero at padded steps
             pooled = (a[:, :, None] * y).sum(0)
             aux = (a, y)
+        else:                                                   # max
+            masked = np.where(mask > 0, y, -np.inf)             # (L, N, W)
+            arg = masked.argmax(0)                              # (N, W): the step holding each maximum
+            pooled = np.take_along_axis(y, arg[None], 0)[0]     # (N, W)
+            aux = arg
         self._pool = (self.pooling, aux, y.shape)
         return self.head(pooled)
 
@@ -84,12 +99,15 @@ class SequenceClassifier(TaskModel):
         elif kind == "mean":
             mask, lengths = aux
             dy = mask * (dpooled / lengths[:, None].astype(self.dtype))[None]
-        else:
+        elif kind == "attention":
             a, y = aux
             dy = a[:, :, None] * dpooled[None]                  # through the weighted sum
             da = (y * dpooled[None]).sum(-1)                    # (L, N)
             de = a * (da - (a * da).sum(0, keepdims=True))      # softmax backward; zero at padded steps
             dy += self.score.backward(de[:, :, None].astype(self.dtype))
+        else:                                                   # max: route to the winning step
+            dy = np.zeros((L, N, W), self.dtype)
+            np.put_along_axis(dy, aux[None], dpooled[None], 0)
         return first(self.rnn.backward(dy.astype(self.dtype, copy=False)))
 
     def attention_weights(self, x, lengths=None) -> np.ndarray:
@@ -122,17 +140,31 @@ class SequenceClassifier(TaskModel):
     def predict_sequences(self, xs, chunk=512) -> list:
         """Class names (or ids, without ``classes``) for raw (L_i, D) sequences: the training
         standardisation (``scaler`` in the config) is applied first."""
+        return self.class_names(self.probabilities(xs, chunk).argmax(-1))
+
+    def class_names(self, ids) -> list:
+        """Class ids -> the names in the config (the ids themselves without ``classes``)."""
+        classes = self.config["classes"]
+        return [classes[i] for i in ids] if classes is not None else [int(i) for i in ids]
+
+    def probabilities(self, xs, chunk=512) -> np.ndarray:
+        """(N, n_classes) softmax probabilities for raw (L_i, D) sequences, in eval mode, the
+        training standardisation applied first."""
         from ..data.labelled import Standardizer, pad_sequences
 
         if self.config["scaler"] is not None:
             xs = Standardizer.from_dict(self.config["scaler"]).transform(xs)
+        was = self.training
+        self.eval()
         out = []
-        for s in range(0, len(xs), chunk):
-            x, lengths = pad_sequences(xs[s:s + chunk])
-            out.append(self.predict(x.astype(self.dtype), lengths, chunk))
-        ids = np.concatenate(out)
-        classes = self.config["classes"]
-        return [classes[i] for i in ids] if classes is not None else ids.tolist()
+        try:
+            for s in range(0, len(xs), chunk):
+                x, lengths = pad_sequences(xs[s:s + chunk])
+                out.append(softmax(self.forward(x.astype(self.dtype), lengths).astype(np.float64)))   # (n, C)
+                self.clear_cache()
+        finally:
+            self.train(was)
+        return np.concatenate(out)
 
     def predict(self, x, lengths=None, chunk=512) -> np.ndarray:
         """Class ids (N,), in eval mode (no dropout)."""

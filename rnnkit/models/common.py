@@ -52,6 +52,15 @@ def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, 
     raise ValueError(f"cell: expected one of {', '.join(CELL_NAMES)}, got {cell!r}")
 
 
+def rnn_options_config(rnn, options: dict) -> dict:
+    """The recurrent options a model was given, as the built layer validated them and as JSON
+    keeps them (zoneout's (z_h, z_c) tuple as a list), for the model's config."""
+    out = {k: getattr(rnn, k) for k in options}
+    if isinstance(out.get("zoneout"), tuple):
+        out["zoneout"] = list(out["zoneout"])
+    return out
+
+
 def child_seeds(seed, n: int) -> list:
     """``n`` independent seeds drawn from ``seed`` (an int, None or a Generator)."""
     return [int(s) for s in np.random.default_rng(seed).integers(0, 2**63 - 1, size=n)]
