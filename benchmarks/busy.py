@@ -7,11 +7,10 @@ first on the quiet machine, then with one competing process running a pure-Pytho
 is busy / quiet for each library. rnnkit is measured three ways, to find the cause rather than
 guess it:
 
-* ``split`` (the default): the fast time loop split by batch into one part per thread, each
-  part's per-step products on single-threaded BLAS (rnnkit.threads.run_parts);
-* ``unsplit``: one time loop whose per-step products use two BLAS threads, as before attempt 12
-  (the split disabled through ``rnnkit.threads.MIN_PART``);
-* ``1 thread``: ``rnnkit.set_num_threads(1)``: one loop, single-threaded BLAS everywhere.
+* ``one loop`` (the default): one time loop whose products use two BLAS threads;
+* ``2 parts`` (``RNNKIT_LOOP_PARTS=2``): the batch split into two parts, each with its own time
+  loop on its own thread and single-threaded BLAS for its per-step products;
+* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): one loop, single-threaded BLAS everywhere.
 
     python benchmarks/busy.py                  # CharLM steps, LSTM and GRU, 2 layers, H 128 and 256
 """
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
 from _results import save  # noqa: E402
 
-VARIANTS = ("split", "unsplit", "1 thread")
+VARIANTS = ("one loop", "2 parts", "1 thread")
 
 
 def competitor():
@@ -44,7 +43,7 @@ def variant(name):
     import rnnkit
     from rnnkit import threads
 
-    threads.MIN_PART = 8 if name != "unsplit" else 10 ** 9
+    threads.set_loop_parts(2 if name == "2 parts" else 1)
     rnnkit.set_num_threads(1 if name == "1 thread" else threads.cores())
 
 
@@ -75,7 +74,7 @@ def main():
                 rows.append(row)
                 print(f"{cell} H={H} {name:9}: rnnkit {q_r * 1e3:7.1f} -> {b_r * 1e3:7.1f} ms (x{b_r / q_r:.2f}); "
                       f"torch {q_t * 1e3:7.1f} -> {b_t * 1e3:7.1f} ms (x{b_t / q_t:.2f})", flush=True)
-    variant("split")
+    variant("one loop")
     md = [f"`python benchmarks/busy.py` ({args.workload} step, {args.layers} layers, batch {speed.B} x {speed.T}), "
           f"{os.cpu_count()} cores; busy = one pure-Python CPU-bound process running beside; ms per step, "
           "median of alternating repeats.", "",

@@ -12,6 +12,7 @@ _EXPORTS = {
     "Seq2Seq": "models", "Tagger": "models", "Vocab": "data.vocab",
     "load": "runs", "Trainer": "train", "TrainConfig": "train", "UserError": "errors",
     "set_num_threads": "threads",
+    "set_loop_parts": "threads",
 }
 __all__ = list(_EXPORTS)
 

@@ -1,22 +1,21 @@
 """How many threads rnnkit uses.
 
-Two kinds of work use them:
-
-* the products over a whole sequence (the input projection, the weight gradients, the head):
-  BLAS's threads (OpenBLAS under NumPy's wheels) share each product;
-* the time loop of the fast path (:mod:`rnnkit.kernels.sequence`): the batch is split into one
-  part per thread, at least :data:`MIN_PART` sequences each, and each part runs its own time loop
-  on its own thread, with single-threaded BLAS for its per-step products and the nogil Numba
-  kernels. The parts never wait for each other inside the loop, where two-thread BLAS would
-  synchronise its threads at every step's small product (benchmarks/NOTES.md, attempt 12).
-
-``RNNKIT_NUM_THREADS=n`` (read when rnnkit first computes) or :func:`set_num_threads` sets both:
+``RNNKIT_NUM_THREADS=n`` (read when rnnkit first computes) or :func:`set_num_threads` sets BLAS's
+threads (OpenBLAS under NumPy's wheels), which every matrix product uses: the input projection of
+a whole sequence, the per-step recurrent product, the weight gradients. rnnkit's own kernels
+(Numba) are single-threaded.
 
 * the default, the machine's cores, suits a machine rnnkit has to itself;
 * ``1`` suits a busy machine, or several rnnkit processes side by side (the experiments'
   runs, ``--engine torch --nproc``): BLAS threads that wait for each other at every small product
-  lose far more than they gain when another process holds a core;
+  lose far more than they gain when another process holds a core (``benchmarks/busy.py``);
 * anything between shares the cores with something else deliberately.
+
+``RNNKIT_LOOP_PARTS=p`` (or :func:`set_loop_parts`; default 1) splits the fast time loop's batch
+into up to p parts of at least :data:`MIN_PART` sequences, each running its own time loop on its
+own thread with single-threaded BLAS and the nogil kernels (:func:`run_parts`). Measured on this
+project's machine (benchmarks/NOTES.md, attempt 12), two parts were slower than one loop on
+two-thread BLAS on a quiet machine (1.2-1.4x at H 64-512), so it is off by default.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ import contextlib
 import os
 import threading
 
-_state = {"applied": False, "limits": None, "threads": None, "pool": None, "blas": None}
+_state = {"applied": False, "limits": None, "threads": None, "parts": None, "pool": None, "blas": None}
 _lock = threading.Lock()
 MIN_PART = 8          # sequences per part of a split time loop, at least
 
@@ -74,16 +73,33 @@ def apply_environment() -> None:
     set_num_threads(n)
 
 
-def loop_threads() -> int:
-    """The threads a time loop may be split over: the setting, or the machine's cores."""
-    apply_environment()
-    return _state["threads"] or cores()
+def set_loop_parts(p: int) -> None:
+    """Split the fast time loop into up to ``p`` parts from now on (1: one loop, the default)."""
+    if not isinstance(p, int) or isinstance(p, bool) or p < 1:
+        raise ValueError(f"loop parts: expected an integer >= 1, got {p!r}")
+    _state["parts"] = p
+
+
+def loop_parts() -> int:
+    """The parts a time loop may be split into: the setting, ``RNNKIT_LOOP_PARTS``, or 1."""
+    if _state["parts"] is None:
+        value = os.environ.get("RNNKIT_LOOP_PARTS", "1")
+        try:
+            p = int(value)
+        except ValueError:
+            p = 0
+        if p < 1:
+            from .errors import UserError
+
+            raise UserError(f"RNNKIT_LOOP_PARTS: expected an integer >= 1, got {value!r}")
+        _state["parts"] = p
+    return _state["parts"]
 
 
 def batch_parts(N: int) -> list[tuple[int, int]]:
     """``[(lo, hi), ...]``: a batch of N sequences split for :func:`run_parts`, as evenly as it
-    goes, one part per thread and at least :data:`MIN_PART` sequences a part."""
-    P = max(1, min(loop_threads(), N // MIN_PART))
+    goes, up to :func:`loop_parts` parts of at least :data:`MIN_PART` sequences each."""
+    P = max(1, min(loop_parts(), N // MIN_PART))
     bounds = [N * k // P for k in range(P + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 

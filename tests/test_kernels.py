@@ -67,7 +67,7 @@ def test_split_time_loop_equals_reference(cell, n_threads, monkeypatch):
     bidirectional, 2 layers, float64: every output and gradient is the reference's."""
     from rnnkit import threads
 
-    monkeypatch.setitem(threads._state, "threads", n_threads)
+    monkeypatch.setitem(threads._state, "parts", n_threads)
     assert len(threads.batch_parts(19)) == n_threads if n_threads * threads.MIN_PART <= 19 else 2
     lengths = [7] + list(np.random.default_rng(1).integers(1, 8, 18))
     cls, _, kw = CELLS[cell]

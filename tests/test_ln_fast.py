@@ -32,7 +32,7 @@ def build(layers, bidirectional, bias=True, dtype=np.float64, seed=0, **options)
 @pytest.fixture
 def two_parts(monkeypatch):
     """Split the fast loop into 2 parts (19 sequences: 9 + 10), whatever the machine's cores."""
-    monkeypatch.setitem(threads._state, "threads", 2)
+    monkeypatch.setitem(threads._state, "parts", 2)
     assert len(threads.batch_parts(19)) == 2
 
 
