@@ -55,13 +55,21 @@ def num_threads() -> int:
 
 
 def apply_environment() -> None:
-    """Apply ``RNNKIT_NUM_THREADS`` once (a bad value is one line)."""
+    """Apply ``RNNKIT_NUM_THREADS`` and read ``RNNKIT_LOOP_PARTS``, once (a bad value is one line)."""
     if _state["applied"]:
         return
     _state["applied"] = True
-    value = os.environ.get("RNNKIT_NUM_THREADS")
+    n = _positive_env("RNNKIT_NUM_THREADS")
+    if n is not None:
+        set_num_threads(n)
+    loop_parts()                                   # RNNKIT_LOOP_PARTS checked as early
+
+
+def _positive_env(name: str, default=None):
+    """The environment variable ``name`` as an integer >= 1 (a bad value is one line), or ``default``."""
+    value = os.environ.get(name)
     if value is None:
-        return
+        return default
     try:
         n = int(value)
     except ValueError:
@@ -69,8 +77,8 @@ def apply_environment() -> None:
     if n < 1:
         from .errors import UserError
 
-        raise UserError(f"RNNKIT_NUM_THREADS: expected an integer >= 1, got {value!r}")
-    set_num_threads(n)
+        raise UserError(f"{name}: expected an integer >= 1, got {value!r}")
+    return n
 
 
 def set_loop_parts(p: int) -> None:
@@ -83,16 +91,7 @@ def set_loop_parts(p: int) -> None:
 def loop_parts() -> int:
     """The parts a time loop may be split into: the setting, ``RNNKIT_LOOP_PARTS``, or 1."""
     if _state["parts"] is None:
-        value = os.environ.get("RNNKIT_LOOP_PARTS", "1")
-        try:
-            p = int(value)
-        except ValueError:
-            p = 0
-        if p < 1:
-            from .errors import UserError
-
-            raise UserError(f"RNNKIT_LOOP_PARTS: expected an integer >= 1, got {value!r}")
-        _state["parts"] = p
+        _state["parts"] = _positive_env("RNNKIT_LOOP_PARTS", 1)
     return _state["parts"]
 
 

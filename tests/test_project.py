@@ -73,3 +73,18 @@ def test_thread_count_from_the_environment():
     r = subprocess.run([sys.executable, "-m", "rnnkit", "classify", "train", "--dataset", "dna", "--steps", "1"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "RNNKIT_NUM_THREADS: expected an integer >= 1, got 'many'" in r.stderr
+
+
+def test_loop_parts_from_the_environment():
+    """RNNKIT_LOOP_PARTS sets how many parts the fast time loop's batch is split into (1 unless
+    set); a bad value is one line before anything is written."""
+    import os
+
+    code = "import rnnkit; from rnnkit import threads; rnnkit.LSTM(2, 3); print(threads.batch_parts(40))"
+    run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)  # noqa: E731
+    assert run(dict(os.environ)).stdout.strip() == "[(0, 40)]"
+    assert run(dict(os.environ, RNNKIT_LOOP_PARTS="2")).stdout.strip() == "[(0, 20), (20, 40)]"
+    env = dict(os.environ, RNNKIT_LOOP_PARTS="two")
+    r = subprocess.run([sys.executable, "-m", "rnnkit", "classify", "train", "--dataset", "dna", "--steps", "1"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "RNNKIT_LOOP_PARTS: expected an integer >= 1, got 'two'" in r.stderr
