@@ -45,12 +45,14 @@ def build_text(path, mb):
                         parts.append(f.read())
                 except (UnicodeDecodeError, OSError):
                     pass
-    base = "\n".join(parts)
+    base = "\n".join(parts)                     # about 98 MB here: repeated, or cut, to ``mb`` million characters
+    want = int(mb * 1e6)
     with open(path, "w", encoding="utf-8") as f:
         written = 0
-        while written < mb * 1e6:
-            f.write(base)
-            written += len(base.encode("utf-8"))
+        while written < want:
+            piece = base[: want - written]
+            f.write(piece)
+            written += len(piece)
     return os.path.getsize(path)
 
 
