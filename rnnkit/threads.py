@@ -23,7 +23,7 @@ import contextlib
 import os
 import threading
 
-_state = {"applied": False, "limits": None, "threads": None, "parts": None, "pool": None, "blas": None}
+_state = {"applied": False, "limits": None, "parts": None, "pool": None, "workers": 0, "blas": None}
 _lock = threading.Lock()
 MIN_PART = 8          # sequences per part of a split time loop, at least
 
@@ -44,7 +44,6 @@ def set_num_threads(n: int) -> None:
 
     _state["limits"] = ThreadpoolController().limit(limits=n, user_api="blas")
     _state["applied"] = True
-    _state["threads"] = n
 
 
 def num_threads() -> int:
@@ -131,10 +130,11 @@ def run_parts(fn, parts) -> None:
         return
     with _lock:
         pool = _state["pool"]
-        if pool is None or pool._max_workers < len(parts) - 1:
+        if _state["workers"] < len(parts) - 1:
             from concurrent.futures import ThreadPoolExecutor
 
             pool = _state["pool"] = ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="rnnkit-loop")
+            _state["workers"] = len(parts) - 1
     with single_threaded_blas():
         futures = [pool.submit(fn, *part) for part in parts[1:]]
         try:

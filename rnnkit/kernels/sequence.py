@@ -82,44 +82,27 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     precise = dt == np.float64
     Hb = np.empty((H, (L + 1) * N), dt)
     Hb[:, :N] = state0[0].T
-    parts = batch_parts(N)
+    Cb = np.empty((H, (L + 1) * N), dt) if kind == "lstm" else None
     if kind == "lstm":
-        Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
+    HN = np.empty((H, L * N), dt) if kind == "gru" else None
+    relu = ops.name == "rnn_relu"
 
-        def loop(lo, hi):
-            hh, scratch = np.empty((GH, hi - lo), dt), np.empty(hi - lo, dt)
-            for t in range(L):
-                col = t * N + lo
-                np.matmul(W_hh, Hb[:, col:col + hi - lo], out=hh)       # (4H, H) @ (H, n)
-                K.lstm_forward_fm(hh, A, bias, Hb, Cb, scratch, valid[t, lo:hi], col, N, precise)
-        run_parts(loop, parts)
-        steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb)
-        state = (_state_block(Hb, L, N).copy(), _state_block(Cb, L, N).copy())
-    elif kind == "gru":
-        HN = np.empty((H, L * N), dt)
-
-        def loop(lo, hi):
-            hh = np.empty((GH, hi - lo), dt)
-            for t in range(L):
-                col = t * N + lo
-                np.matmul(W_hh, Hb[:, col:col + hi - lo], out=hh)       # (3H, H) @ (H, n)
-                K.gru_forward_fm(hh, A, bias, b_hn, Hb, HN, valid[t, lo:hi], col, N, precise)
-        run_parts(loop, parts)
-        steps = FastSteps(kind, N, A, Hb, valid, HN=HN)
-        state = (_state_block(Hb, L, N).copy(),)
-    else:
-        relu = ops.name == "rnn_relu"
-
-        def loop(lo, hi):
-            hh = np.empty((GH, hi - lo), dt)
-            for t in range(L):
-                col = t * N + lo
-                np.matmul(W_hh, Hb[:, col:col + hi - lo], out=hh)       # (H, H) @ (H, n)
-                K.rnn_forward_fm(hh, A, bias, Hb, valid[t, lo:hi], col, N, relu, precise)
-        run_parts(loop, parts)
-        steps = FastSteps(kind, N, A, Hb, valid)
-        state = (_state_block(Hb, L, N).copy(),)
+    def loop(lo, hi):
+        n = hi - lo
+        hh, scratch = np.empty((GH, n), dt), np.empty(n, dt)
+        for t in range(L):
+            col, v = t * N + lo, valid[t, lo:hi]
+            np.matmul(W_hh, Hb[:, col:col + n], out=hh)                 # (G*H, H) @ (H, n)
+            if kind == "lstm":
+                K.lstm_forward_fm(hh, A, bias, Hb, Cb, scratch, v, col, N, precise)
+            elif kind == "gru":
+                K.gru_forward_fm(hh, A, bias, b_hn, Hb, HN, v, col, N, precise)
+            else:
+                K.rnn_forward_fm(hh, A, bias, Hb, v, col, N, relu, precise)
+    run_parts(loop, batch_parts(N))
+    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN)
+    state = (_state_block(Hb, L, N).copy(),) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     y = Hb[:, N:].T.reshape(L, N, H)
     if mask is not None:
         y = y * mask                                            # outputs at padded steps are zero
