@@ -81,3 +81,14 @@ def resolve_dtype(dtype) -> np.dtype:
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     return dt
+
+
+def comma_list(text) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the items of a comma-separated setting, blanks dropped."""
+    return [q.strip() for q in str(text).split(",") if q.strip()]
+
+
+def some_names(names, k: int = 8) -> str:
+    """The first ``k`` of ``names`` for an error message, with ``...`` when there are more."""
+    names = list(names)
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")

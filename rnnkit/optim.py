@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from ._validate import comma_list, some_names
+
 
 def _triples(params):
     if hasattr(params, "trainable_parameters"):       # a module: frozen parameters left out
@@ -65,7 +67,7 @@ def selector(spec):
     if callable(spec):
         return spec
     if isinstance(spec, str):
-        pats = [q.strip() for q in spec.split(",") if q.strip()]
+        pats = comma_list(spec)
         return lambda name: any(fnmatch.fnmatchcase(name, q) for q in pats)
     if isinstance(spec, (list, tuple, set, frozenset)) and all(isinstance(n, str) for n in spec):
         names = set(spec)
@@ -76,7 +78,7 @@ def selector(spec):
 def no_decay_selector(words: str):
     """``"bias,norm"`` -> a predicate true for names containing any of the words; ``norm`` also
     names the layer-norm parameters, whose names start ``ln_`` (``rnn.ln_ih_weight_l0``)."""
-    parts = [w.strip() for w in str(words).split(",") if w.strip()]
+    parts = comma_list(words)
     if not parts:
         raise ValueError(f"no_decay: expected comma-separated words such as 'bias,norm', got {words!r}")
     norm = "norm" in parts
@@ -125,7 +127,7 @@ class Optimizer:
             chosen = [n for n in names if pick(n)]
             if not chosen:
                 raise ValueError(f"groups[{i}]: 'params' {group['params']!r} selects no parameter "
-                                 f"(names: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
+                                 f"(names: {some_names(names)})")
             for n in chosen:
                 if n not in taken:
                     out[n].update(settings)

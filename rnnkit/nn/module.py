@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .._validate import resolve_dtype
+from .._validate import comma_list, resolve_dtype, some_names
 from ..threads import apply_environment
 
 
@@ -109,7 +109,7 @@ class Module:
         everywhere it is used. A pattern that matches nothing is an error naming it. (Freezing
         the lower layers and unfreezing them step by step is ULMFiT's gradual unfreezing:
         Howard & Ruder 2018.)"""
-        pats = [q.strip() for q in str(patterns).split(",") if q.strip()]
+        pats = comma_list(patterns)
         if not pats:
             raise ValueError(f"freeze: expected comma-separated name patterns such as 'embed.*', got {patterns!r}")
         slots = list(self.param_slots())
@@ -117,9 +117,8 @@ class Module:
         for q in pats:
             hit = {id(m.params[local]) for name, m, local in slots if fnmatch.fnmatchcase(name, q)}
             if not hit:
-                names = [n for n, _, _ in self.named_parameters()]
-                raise ValueError(f"freeze: pattern {q!r} matches no parameter (names: {', '.join(names[:8])}"
-                                 f"{', ...' if len(names) > 8 else ''})")
+                names = some_names(n for n, _, _ in self.named_parameters())
+                raise ValueError(f"freeze: pattern {q!r} matches no parameter (names: {names})")
             chosen |= hit
         for _, m, local in slots:
             if id(m.params[local]) in chosen:
