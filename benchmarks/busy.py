@@ -10,7 +10,12 @@ guess it:
 * ``one loop`` (the default): one time loop whose products use two BLAS threads;
 * ``2 parts`` (``RNNKIT_LOOP_PARTS=2``): the batch split into two parts, each with its own time
   loop on its own thread and single-threaded BLAS for its per-step products;
-* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): one loop, single-threaded BLAS everywhere.
+* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): one loop, single-threaded BLAS everywhere;
+* ``auto`` (``RNNKIT_NUM_THREADS=auto``): one loop, each step wrapped in the Trainer's
+  :class:`rnnkit.threads.ThreadTuner`, which times steps at two threads and at one and keeps the
+  faster. Twelve untimed steps open each phase (the tuner's warm-up and first trial take 8, and
+  noticing the competitor and trying again about 9), so the table shows its steady state; the
+  thread counts it chose, quiet and busy, are in the variant column.
 
     python benchmarks/busy.py                  # CharLM steps, LSTM and GRU, 2 layers, H 128 and 256
 """
@@ -29,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
 from _results import save  # noqa: E402
 
-VARIANTS = ("one loop", "2 parts", "1 thread")
+VARIANTS = ("one loop", "2 parts", "1 thread", "auto")
 
 
 def competitor():
@@ -44,7 +49,20 @@ def variant(name):
     from rnnkit import threads
 
     threads.set_loop_parts(2 if name == "2 parts" else 1)
-    rnnkit.set_num_threads(1 if name == "1 thread" else threads.cores())
+    rnnkit.set_num_threads(1 if name == "1 thread" else "auto" if name == "auto" else threads.cores())
+
+
+def tuned(step):
+    """``step`` inside a ThreadTuner, as the Trainer runs it (RNNKIT_NUM_THREADS=auto)."""
+    from rnnkit import threads
+
+    tuner = threads.tuner()
+
+    def run():
+        with tuner.step():
+            step()
+    run.tuner = tuner
+    return run
 
 
 def main():
@@ -62,15 +80,22 @@ def main():
             for name in VARIANTS:
                 variant(name)
                 ours = speed.make_rnnkit(cell, H, args.layers, args.workload)
-                q_r, q_t, _ = speed.paired(ours, torch_step, args.repeats)
+                warmup = 3
+                if name == "auto":
+                    ours, warmup = tuned(ours), 12
+                q_r, q_t, _ = speed.paired(ours, torch_step, args.repeats, warmup=warmup)
+                chosen = [ours.tuner.current] if name == "auto" else []
                 p = competitor()
                 try:
-                    b_r, b_t, _ = speed.paired(ours, torch_step, args.repeats)
+                    b_r, b_t, _ = speed.paired(ours, torch_step, args.repeats, warmup=warmup)
                 finally:
                     p.kill()
                     p.wait()
+                if name == "auto":
+                    chosen.append(ours.tuner.current)
                 row = dict(cell=cell, hidden=H, layers=args.layers, variant=name, quiet_rnnkit_s=q_r, quiet_torch_s=q_t,
-                           busy_rnnkit_s=b_r, busy_torch_s=b_t, slowdown_rnnkit=b_r / q_r, slowdown_torch=b_t / q_t)
+                           busy_rnnkit_s=b_r, busy_torch_s=b_t, slowdown_rnnkit=b_r / q_r, slowdown_torch=b_t / q_t,
+                           auto_threads_quiet_busy=chosen)
                 rows.append(row)
                 print(f"{cell} H={H} {name:9}: rnnkit {q_r * 1e3:7.1f} -> {b_r * 1e3:7.1f} ms (x{b_r / q_r:.2f}); "
                       f"torch {q_t * 1e3:7.1f} -> {b_t * 1e3:7.1f} ms (x{b_t / q_t:.2f})", flush=True)
@@ -81,7 +106,8 @@ def main():
           "| cell | H | rnnkit time loop | rnnkit quiet | rnnkit busy | rnnkit slowdown | PyTorch quiet | PyTorch busy "
           "| PyTorch slowdown |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['cell'].upper()} | {r['hidden']} | {r['variant']} | {r['quiet_rnnkit_s'] * 1e3:.1f} | "
+        label = r["variant"] + (" ({} -> {})".format(*r["auto_threads_quiet_busy"]) if r["variant"] == "auto" else "")
+        md.append(f"| {r['cell'].upper()} | {r['hidden']} | {label} | {r['quiet_rnnkit_s'] * 1e3:.1f} | "
                   f"{r['busy_rnnkit_s'] * 1e3:.1f} | {r['slowdown_rnnkit']:.2f}x | {r['quiet_torch_s'] * 1e3:.1f} | "
                   f"{r['busy_torch_s'] * 1e3:.1f} | {r['slowdown_torch']:.2f}x |")
     save("busy", "\n".join(md) + "\n", {"rows": rows, "repeats": args.repeats})

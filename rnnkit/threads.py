@@ -9,7 +9,13 @@ a whole sequence, the per-step recurrent product, the weight gradients. rnnkit's
 * ``1`` suits a busy machine, or several rnnkit processes side by side (the experiments'
   runs, ``--engine torch --nproc``): BLAS threads that wait for each other at every small product
   lose far more than they gain when another process holds a core (``benchmarks/busy.py``);
-* anything between shares the cores with something else deliberately.
+* anything between shares the cores with something else deliberately;
+* ``auto`` starts at the machine's cores, and the Trainer then times its own steps at each count
+  (:class:`ThreadTuner`): it keeps the cores unless one thread is measurably faster (the machine
+  is busy), and measures again every few hundred steps or as soon as the step time drifts. Its
+  choices are logged in the run's ``metrics.jsonl``. OpenBLAS's results differ in the last bits
+  between thread counts, so a run whose count changes is exact to float rounding, not bit for
+  bit: a fixed ``n`` keeps resume bit-exact.
 
 ``RNNKIT_LOOP_PARTS=p`` (or :func:`set_loop_parts`; default 1) splits the fast time loop's batch
 into up to p parts of at least :data:`MIN_PART` sequences, each running its own time loop on its
@@ -21,9 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import threading
+import time
+from collections import deque
 
-_state = {"applied": False, "limits": None, "parts": None, "pool": None, "workers": 0, "blas": None}
+_state = {"applied": False, "parts": None, "pool": None, "workers": 0, "blas": None,
+          "auto": False}
 _lock = threading.Lock()
 MIN_PART = 8          # sequences per part of a split time loop, at least
 
@@ -36,14 +46,35 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def set_num_threads(n: int) -> None:
-    """Use ``n`` BLAS threads from now on (1 <= n)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"threads: expected an integer >= 1, got {n!r}")
-    from threadpoolctl import ThreadpoolController
-
-    _state["limits"] = ThreadpoolController().limit(limits=n, user_api="blas")
+def set_num_threads(n) -> None:
+    """Use ``n`` BLAS threads from now on (1 <= n), or ``"auto"``: the cores, tuned by the
+    Trainer from measured step times (:class:`ThreadTuner`)."""
+    auto = n == "auto"
+    if not auto and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"threads: expected an integer >= 1 or 'auto', got {n!r}")
+    _blas_threads(cores() if auto else n)
+    _state["auto"] = auto
     _state["applied"] = True
+
+
+def _blas_libs():
+    """threadpoolctl's controllers of the BLAS libraries loaded (found at first use)."""
+    if _state["blas"] is None:
+        from threadpoolctl import ThreadpoolController
+
+        _state["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _state["blas"]
+
+
+def _blas_threads(n: int) -> None:
+    for lib in _blas_libs():
+        lib.set_num_threads(n)
+
+
+def auto_threads() -> bool:
+    """Whether the thread count is ``auto`` (``RNNKIT_NUM_THREADS=auto``)."""
+    apply_environment()
+    return _state["auto"]
 
 
 def num_threads() -> int:
@@ -58,13 +89,16 @@ def apply_environment() -> None:
     if _state["applied"]:
         return
     _state["applied"] = True
-    n = _positive_env("RNNKIT_NUM_THREADS")
-    if n is not None:
-        set_num_threads(n)
+    if os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
+        set_num_threads("auto")
+    else:
+        n = _positive_env("RNNKIT_NUM_THREADS", hint=" or 'auto'")
+        if n is not None:
+            set_num_threads(n)
     loop_parts()                                   # RNNKIT_LOOP_PARTS checked as early
 
 
-def _positive_env(name: str, default=None):
+def _positive_env(name: str, default=None, hint=""):
     """The environment variable ``name`` as an integer >= 1 (a bad value is one line), or ``default``."""
     value = os.environ.get(name)
     if value is None:
@@ -76,7 +110,7 @@ def _positive_env(name: str, default=None):
     if n < 1:
         from .errors import UserError
 
-        raise UserError(f"{name}: expected an integer >= 1, got {value!r}")
+        raise UserError(f"{name}: expected an integer >= 1{hint}, got {value!r}")
     return n
 
 
@@ -105,11 +139,7 @@ def batch_parts(N: int) -> list[tuple[int, int]]:
 @contextlib.contextmanager
 def single_threaded_blas():
     """BLAS at one thread inside the block (the libraries found at first use; cheap after)."""
-    if _state["blas"] is None:
-        from threadpoolctl import ThreadpoolController
-
-        _state["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
-    saved = [(lib, lib.num_threads) for lib in _state["blas"]]
+    saved = [(lib, lib.num_threads) for lib in _blas_libs()]
     for lib, n in saved:
         if n != 1:
             lib.set_num_threads(1)
@@ -144,3 +174,108 @@ def run_parts(fn, parts) -> None:
                 f.exception()
         for f in futures:
             f.result()
+
+
+class ThreadTuner:
+    """Chooses BLAS's thread count from the measured times of the steps it wraps.
+
+    On a machine rnnkit has to itself, BLAS on every core is fastest; with another CPU-bound
+    process on the same cores, a multi-threaded product waits for whichever of its threads was
+    descheduled, at every one of a time loop's small products, and one thread is faster
+    (benchmarks/busy.py, NOTES.md attempt 12). Which case holds can change during a run, so it is
+    measured, not guessed:
+
+    * after ``warmup`` steps (JIT compilation, first-touch allocation), a *trial* runs ``trials``
+      steps at each count in ``choices``, interleaved (``[2, 1, 2, 1, 2, 1]``), so a change of
+      load hits both alike;
+    * the first choice (the cores) is kept unless another's median step time is below
+      ``margin`` times its median; the winner runs until ``period`` steps have passed or the
+      median of the last five steps drifts by more than the factor ``drift`` from the trial's
+      (load came or went), and then a new trial starts.
+
+    ``step()`` is a context manager around one step; ``decision`` holds the last trial's outcome
+    (``{"blas_threads": n, "median_ms": {n: ms, ...}}``) until :meth:`pop_decision` takes it.
+    """
+
+    def __init__(self, choices, *, trials=3, period=200, drift=1.5, warmup=2, margin=0.9,
+                 set_threads=None, clock=time.perf_counter):
+        self.choices = list(dict.fromkeys(choices))
+        self.trials, self.period, self.drift, self.margin = trials, period, drift, margin
+        self.set_threads = set_threads or _blas_threads
+        self.clock = clock
+        self.warm = warmup
+        self.current = self.choices[0]
+        self.plan: list[int] = []
+        self.times: dict[int, list[float]] = {}
+        self.reference = None
+        self.since = 0
+        self.recent: deque = deque(maxlen=5)
+        self.decision = None
+
+    @contextlib.contextmanager
+    def step(self):
+        setting = self._before()
+        t0 = self.clock()
+        yield
+        self._after(setting, self.clock() - t0)
+
+    def pop_decision(self):
+        d, self.decision = self.decision, None
+        return d
+
+    def _use(self, n):
+        if n != self.current:
+            self.set_threads(n)
+            self.current = n
+
+    def _before(self):
+        if self.warm > 0 or len(self.choices) < 2:
+            return None
+        if not self.plan and self.reference is None:          # the first trial
+            self._start_trial()
+        if self.plan:
+            self._use(self.plan[0])
+            return self.plan[0]
+        return None
+
+    def _start_trial(self):
+        self.plan = [c for _ in range(self.trials) for c in self.choices]
+        self.times = {c: [] for c in self.choices}
+
+    def _after(self, setting, seconds):
+        if self.warm > 0:
+            self.warm -= 1
+            return
+        if setting is not None:                                # a trial step
+            self.times[setting].append(seconds)
+            self.plan.pop(0)
+            if not self.plan:
+                self._decide()
+            return
+        if self.reference is None:
+            return
+        self.since += 1
+        self.recent.append(seconds)
+        drifted = len(self.recent) == self.recent.maxlen and not (
+            self.reference / self.drift <= statistics.median(self.recent) <= self.reference * self.drift)
+        if self.since >= self.period or drifted:
+            self._start_trial()
+
+    def _decide(self):
+        med = {c: statistics.median(t) for c, t in self.times.items()}
+        best = self.choices[0]
+        other = min(self.choices[1:], key=med.get)
+        if med[other] < self.margin * med[best]:
+            best = other
+        self._use(best)
+        self.reference, self.since = med[best], 0
+        self.recent.clear()
+        self.decision = {"blas_threads": best, "median_ms": {str(c): round(m * 1e3, 3) for c, m in med.items()}}
+
+
+def tuner():
+    """A :class:`ThreadTuner` over (the cores, 1) when the thread count is ``auto`` and the
+    machine has more than one core, else ``None``."""
+    if not auto_threads() or cores() < 2:
+        return None
+    return ThreadTuner([cores(), 1])

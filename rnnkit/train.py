@@ -18,6 +18,7 @@ from ``checkpoint.npz`` reproduces an uninterrupted run bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from . import __version__, io
+from . import threads as _threads
 from ._validate import NonFiniteError
 from .errors import Terminated, UserError  # noqa: F401  (Terminated: rnnkit.train.Terminated)
 from .models.common import rng_state, set_rng_state
@@ -165,6 +167,7 @@ class Trainer:
         self._smooth, self._lowest, self._high, self._skips, self.rollbacks = None, math.inf, 0, 0, 0
         self.best_state = None    # the weights with the best validation loss, in memory
         self.stop_reason = None
+        self.tuner = _threads.tuner()   # RNNKIT_NUM_THREADS=auto: BLAS threads chosen from step times
 
     # -- bookkeeping ----------------------------------------------------------------
     @property
@@ -331,21 +334,26 @@ class Trainer:
         model.train()
         model.zero_grad()
         t0 = time.perf_counter()
-        try:
-            loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
-        except NonFiniteError:              # a NaN met a module's check inside the step: divergence too
-            loss, state, n = math.nan, None, 0
-        norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
-        problem = self._divergence(loss, norm)
+        with self.tuner.step() if self.tuner is not None else contextlib.nullcontext():
+            try:
+                loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
+            except NonFiniteError:              # a NaN met a module's check inside the step: divergence too
+                loss, state, n = math.nan, None, 0
+            norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
+            problem = self._divergence(loss, norm)
+            if not problem:
+                self.optimizer.step()
         if problem:
             model.zero_grad()
             return self._on_divergence(problem, loss, norm)
         self._skips = 0
-        self.optimizer.step()
         lr = self.optimizer.lr
         if self.schedule is not None and c.schedule != "plateau":
             self.schedule.step()
         dt = time.perf_counter() - t0
+        decision = self.tuner.pop_decision() if self.tuner is not None else None
+        if decision is not None:
+            self.log({"event": "threads", "step": self.step + 1, **decision})
         self.carry = state if c.stateful else None
         self.step += 1
         self._advance()

@@ -72,7 +72,7 @@ def test_thread_count_from_the_environment():
     env["RNNKIT_NUM_THREADS"] = "many"
     r = subprocess.run([sys.executable, "-m", "rnnkit", "classify", "train", "--dataset", "dna", "--steps", "1"],
                        capture_output=True, text=True, env=env)
-    assert r.returncode == 2 and "RNNKIT_NUM_THREADS: expected an integer >= 1, got 'many'" in r.stderr
+    assert r.returncode == 2 and "RNNKIT_NUM_THREADS: expected an integer >= 1 or 'auto', got 'many'" in r.stderr
 
 
 def test_loop_parts_from_the_environment():
