@@ -188,19 +188,25 @@ class ThreadTuner:
     * after ``warmup`` steps (JIT compilation, first-touch allocation), a *trial* runs ``trials``
       steps at each count in ``choices``, interleaved (``[2, 1, 2, 1, 2, 1]``), so a change of
       load hits both alike;
+    * a trial ends after its first round when one count is more than ``clear`` times faster
+      than another (three steps at a count four times slower would cost more than they tell);
     * the first choice (the cores) is kept unless another's median step time is below
       ``margin`` times its median; the winner runs until ``period`` steps have passed or the
       median of the last five steps drifts by more than the factor ``drift`` from the trial's
-      (load came or went), and then a new trial starts.
+      (load came or went), and then a new trial starts. A drift counts only ``gap`` steps after
+      a trial; each trial that keeps the count doubles ``gap`` (up to ``period``), one that
+      changes it resets it, so a step time that keeps moving for its own reasons (warm-up,
+      batches of other lengths) does not make the tuner try again and again.
 
     ``step()`` is a context manager around one step; ``decision`` holds the last trial's outcome
     (``{"blas_threads": n, "median_ms": {n: ms, ...}}``) until :meth:`pop_decision` takes it.
     """
 
-    def __init__(self, choices, *, trials=3, period=200, drift=1.5, warmup=2, margin=0.9,
+    def __init__(self, choices, *, trials=3, period=200, drift=1.5, warmup=2, margin=0.9, clear=2.0, gap=10,
                  set_threads=None, clock=time.perf_counter):
         self.choices = list(dict.fromkeys(choices))
-        self.trials, self.period, self.drift, self.margin = trials, period, drift, margin
+        self.trials, self.period, self.drift, self.margin, self.clear = trials, period, drift, margin, clear
+        self.gap0 = self.gap = gap
         self.set_threads = set_threads or _blas_threads
         self.clock = clock
         self.warm = warmup
@@ -211,6 +217,7 @@ class ThreadTuner:
         self.since = 0
         self.recent: deque = deque(maxlen=5)
         self.decision = None
+        self.chosen = None                                     # the last trial's winner
 
     @contextlib.contextmanager
     def step(self):
@@ -249,6 +256,9 @@ class ThreadTuner:
         if setting is not None:                                # a trial step
             self.times[setting].append(seconds)
             self.plan.pop(0)
+            first = [t[0] for t in self.times.values() if t]
+            if len(self.plan) == len(self.choices) * (self.trials - 1) and max(first) > self.clear * min(first):
+                self.plan = []                                 # one round told enough
             if not self.plan:
                 self._decide()
             return
@@ -256,7 +266,7 @@ class ThreadTuner:
             return
         self.since += 1
         self.recent.append(seconds)
-        drifted = len(self.recent) == self.recent.maxlen and not (
+        drifted = self.since >= self.gap and len(self.recent) == self.recent.maxlen and not (
             self.reference / self.drift <= statistics.median(self.recent) <= self.reference * self.drift)
         if self.since >= self.period or drifted:
             self._start_trial()
@@ -267,7 +277,9 @@ class ThreadTuner:
         other = min(self.choices[1:], key=med.get)
         if med[other] < self.margin * med[best]:
             best = other
+        self.gap = self.gap0 if best != self.chosen else min(2 * self.gap, self.period)
         self._use(best)
+        self.chosen = best
         self.reference, self.since = med[best], 0
         self.recent.clear()
         self.decision = {"blas_threads": best, "median_ms": {str(c): round(m * 1e3, 3) for c, m in med.items()}}
