@@ -161,6 +161,46 @@ def test_classifier_gradients_finite_differences(pooling, bidirectional):
             assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_classifier_positions_gradients_finite_differences(bidirectional):
+    rng = np.random.default_rng(3)
+    m = SequenceClassifier(3, 4, 3, cell="lstm", bidirectional=bidirectional, pooling="positions", length=5,
+                           dtype=np.float64, seed=2)
+    x = rng.standard_normal((5, 4, 3))
+    y = np.array([0, 2, 1, 2])
+    lengths = np.full(4, 5)
+    m.zero_grad()
+    m.train_step((x, y, lengths))
+
+    def loss():
+        from rnnkit.functional.losses import cross_entropy
+
+        out = m.forward(x, lengths)
+        m.clear_cache()
+        return cross_entropy(out, y)[0]
+
+    for name, p, g in m.named_parameters():
+        for idx in sample_indices(p.shape, 5, rng):
+            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+
+
+def test_classifier_positions_is_refused_on_other_lengths():
+    from rnnkit.errors import UserError
+
+    m = SequenceClassifier(2, 3, 2, pooling="positions", length=4, dtype=np.float64, seed=0)
+    x = np.zeros((4, 3, 2))
+    assert m.forward(x).shape == (3, 2)
+    m.clear_cache()
+    with pytest.raises(UserError, match="expected every sequence to have 4 steps .*got 5$"):
+        m.forward(np.zeros((5, 3, 2)))
+    with pytest.raises(UserError, match="expected every sequence to have 4 steps .*got 2, 4$"):
+        m.forward(x, np.array([4, 2, 4]))
+    for pooling, length in (("positions", None), ("mean", 4), ("positions", 0)):
+        with pytest.raises(ValueError, match="length: expected the sequence length"):
+            SequenceClassifier(2, 3, 2, pooling=pooling, length=length)
+    assert "length" not in SequenceClassifier(2, 3, 2, pooling="mean").config      # older configs unchanged
+
+
 def test_classifier_padding_does_not_matter_and_attention_weights():
     rng = np.random.default_rng(1)
     m = SequenceClassifier(2, 5, 3, cell="lstm", pooling="attention", dtype=np.float64, seed=0)

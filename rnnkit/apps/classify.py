@@ -111,9 +111,12 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
 
     names = names or {}
     xs, y_raw = train
-    for part, key in ((valid, "valid"), (test, "test")):      # every input checked before anything is written
+    length = len(xs[0]) if pooling == "positions" else None
+    for part, key in ((train, "train"), (valid, "valid"), (test, "test")):   # all checked before anything is written
         if part is not None:
             LS.check_features(part[0], xs[0].shape[1], names.get(key, f"{key} set"))
+            if length is not None:
+                _check_one_length(part[0], length, names.get(key, f"{key} set"))
     ckpt = None
     if resume:
         ckpt = saved_run(out_dir, KIND) if writer else load(os.path.join(out_dir, "checkpoint.npz"))
@@ -134,7 +137,7 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
         scaler = LS.Standardizer.fit(xs)
         model = (model_cls or SequenceClassifier)(xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers,
                                    bidirectional=bidirectional, pooling=pooling, dropout=dropout, classes=classes,
-                                   scaler=scaler.to_dict(), seed=config.seed, **(rnn_options or {}))
+                                   scaler=scaler.to_dict(), length=length, seed=config.seed, **(rnn_options or {}))
     train_data = LS.LabelledSequences(scaler.transform(xs), y, batch_size, seed=config.seed)
     val_data = LS.LabelledSequences(scaler.transform(valid_xs), valid_y, 256, shuffle=False)
     extra = {"data": {**{k: str(v) for k, v in names.items()}, "valid_fraction": valid_fraction,
@@ -158,6 +161,15 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
                        os.path.join(out_dir, "confusion.png"))
     atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(scores, indent=2))
     return scores
+
+
+def _check_one_length(xs, length, where):
+    """``--pooling positions`` reads every step of windows of one length: refuse any other length."""
+    other = sorted({len(x) for x in xs} - {length})
+    if other:
+        more = " ..." if len(other) > 5 else ""
+        raise UserError(f"{where}: --pooling positions expected every sequence to have {length} steps (the first "
+                        f"training sequence's length), got {', '.join(map(str, other[:5]))}{more}")
 
 
 def score(model, xs, labels, path=None, pred=None) -> dict:

@@ -27,9 +27,10 @@ def register(sub):
     d.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
     g = add_rnn_args(t, hidden_size=64)
     g.add_argument("--bidirectional", action="store_true")
-    g.add_argument("--pooling", choices=("last", "mean", "attention", "max"), default="last",
-                   help="pooling over the valid steps: the last one, their mean, attention weights, or the "
-                        "maximum of each unit")
+    g.add_argument("--pooling", choices=("last", "mean", "attention", "max", "positions"), default="last",
+                   help="pooling over the valid steps: the last one, their mean, attention weights, the maximum "
+                        "of each unit, or positions: no pooling, every step's outputs concatenated into the "
+                        "head (fixed-length windows only, where the position matters)")
     add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
