@@ -44,7 +44,7 @@ class TorchClassifier(nn.Module):
     attention or their maximum, or reading every position (``length`` steps), exactly as rnnkit does."""
 
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, length=None, dtype=torch.float32, **_):
+                 pooling="last", dropout=0.0, length=None, head_dropout=0.0, dtype=torch.float32, **_):
         super().__init__()
         self.pooling, self.hidden_size, self.bidirectional = pooling, hidden_size, bidirectional
         self.rnn = torch_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, bidirectional=bidirectional,
@@ -53,6 +53,7 @@ class TorchClassifier(nn.Module):
         if pooling == "attention":
             self.score = nn.Linear(width, 1, dtype=dtype)
         self.head = nn.Linear(width * (length if pooling == "positions" else 1), n_classes, dtype=dtype)
+        self.drop = nn.Dropout(head_dropout)
 
     def forward(self, x, lengths=None):
         L, N = x.shape[:2]
@@ -74,7 +75,7 @@ class TorchClassifier(nn.Module):
             pooled = y.transpose(0, 1).reshape(N, -1)                               # (N, L*W)
         else:
             pooled = y.masked_fill(mask == 0, float("-inf")).amax(0)
-        return self.head(pooled)
+        return self.head(self.drop(pooled))
 
 
 class TorchSequenceModel(nn.Module):

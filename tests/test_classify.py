@@ -142,11 +142,12 @@ def test_positions_readout_on_windows_of_one_length(files, tmp_path, capsys):
     save_padded(tmp_path / "fixed.npz", [np.resize(x, (7, 3)) for x in xs], y)
     save_padded(tmp_path / "fixed8.npz", [np.resize(x, (8, 3)) for x in xs[:4]], y[:4])
     out = tmp_path / "run"
-    base = ["classify", "train", "--pooling", "positions", "--bidirectional", "--steps", "4"] + TINY
+    base = ["classify", "train", "--pooling", "positions", "--bidirectional", "--head-dropout", "0.5", "--steps", "4"]
+    base += TINY
     assert main(base + ["--train", str(tmp_path / "fixed.npz"), "--test", str(tmp_path / "fixed.npz"),
                         "--out", str(out)]) == 0
     model = rnnkit.runs.load(out)
-    assert model.pooling == "positions" and model.config["length"] == 7
+    assert model.pooling == "positions" and model.config["length"] == 7 and model.config["head_dropout"] == 0.5
     assert model.head.params["weight"].shape == (2, 7 * 12)
     assert main(["classify", "predict", str(out), str(tmp_path / "fixed.npz"), "--output", str(tmp_path / "p")]) == 0
     assert len((tmp_path / "p").read_text().split()) == 40

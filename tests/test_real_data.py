@@ -184,6 +184,42 @@ def test_classifier_positions_gradients_finite_differences(bidirectional):
             assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
 
 
+def test_classifier_head_dropout_gradients_and_evaluation():
+    """head_dropout: finite differences through the mask (the dropout's generator reset before
+    every forward, so each draws the same mask); evaluation is the network without dropout."""
+    rng = np.random.default_rng(5)
+    m = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=True, pooling="positions", length=5, head_dropout=0.5,
+                           dtype=np.float64, seed=2)
+    x, y, lengths = rng.standard_normal((5, 4, 3)), np.array([0, 2, 1, 2]), np.full(4, 5)
+
+    def forward():
+        m.drop.rng = np.random.default_rng(9)
+        return m.forward(x, lengths)
+
+    from rnnkit.functional.losses import cross_entropy, cross_entropy_backward
+
+    m.zero_grad()
+    out = forward()
+    assert 0 < (m.drop._cache[0] == 0).mean() < 1                    # some features dropped, not all
+    m.backward(cross_entropy_backward(cross_entropy(out, y)[1]))
+
+    def loss():
+        out = forward()
+        m.clear_cache()
+        return cross_entropy(out, y)[0]
+
+    for name, p, g in m.named_parameters():
+        for idx in sample_indices(p.shape, 5, rng):
+            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+    plain = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=True, pooling="positions", length=5,
+                               dtype=np.float64, seed=2)
+    np.testing.assert_array_equal(m.predict(x, lengths), plain.predict(x, lengths))
+    m.eval()
+    plain.eval()
+    np.testing.assert_array_equal(m.forward(x, lengths), plain.forward(x, lengths))
+    assert m.config["head_dropout"] == 0.5 and "head_dropout" not in plain.config
+
+
 def test_classifier_positions_is_refused_on_other_lengths():
     from rnnkit.errors import UserError
 

@@ -31,6 +31,8 @@ def register(sub):
                    help="pooling over the valid steps: the last one, their mean, attention weights, the maximum "
                         "of each unit, or positions: no pooling, every step's outputs concatenated into the "
                         "head (fixed-length windows only, where the position matters)")
+    g.add_argument("--head-dropout", type=fraction, default=0.0,
+                   help="dropout on the pooled features before the linear head (training only)")
     add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
@@ -63,8 +65,8 @@ def run_train(args):
         names["valid"], valid = args.valid, app.read_labelled(args.valid)
     app.train_classifier(train, test, valid, args.valid_fraction, cell=args.cell, hidden_size=args.hidden_size,
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
-                         dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
-                         resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
+                         dropout=args.dropout, head_dropout=args.head_dropout, batch_size=args.batch_size,
+                         config=config, out_dir=args.out, resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
                          progress=args.progress, names=names, engine=args.engine, nproc=args.nproc,
                          rnn_options=rnn_options(args, set_only=True))
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")

@@ -22,6 +22,12 @@ Pooling over the valid steps of each sequence (``lengths``):
   quantifying the function of DNA sequences"). The model is built for one sequence length
   ``length`` (:math:`L`); sequences of any other length are refused in one line.
 
+``head_dropout`` :math:`q` drops the pooled features before the head in training (inverted dropout,
+Srivastava et al. 2014, "Dropout: a simple way to prevent neural networks from overfitting"):
+:math:`\tilde p = p \odot m / (1 - q)`, :math:`m_k \sim \mathrm{Bernoulli}(1 - q)` drawn anew
+for every sequence, and :math:`\partial L/\partial p = m \odot \partial L/\partial \tilde p / (1 - q)`;
+identity in evaluation. DanQ drops its flattened recurrent outputs with :math:`q = 0.5`.
+
 ``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the features
 included: one mask per sequence for every step), ``zoneout``, ``weight_dropout``,
 ``forget_bias`` and ``recurrent_init`` are the recurrent layer's options
@@ -35,7 +41,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
-from ..nn import Linear
+from ..nn import Dropout, Linear
 from .base import TaskModel, register
 from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
@@ -45,15 +51,15 @@ POOLING = ("last", "mean", "attention", "max", "positions")
 @register("classifier")
 class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, classes=None, scaler=None, length=None, dtype=np.float32, seed=None,
-                 **options):
+                 pooling="last", dropout=0.0, classes=None, scaler=None, length=None, head_dropout=0.0,
+                 dtype=np.float32, seed=None, **options):
         super().__init__(dtype, seed)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
         if (pooling == "positions") != (length is not None) or (length is not None and int(length) < 1):
             raise ValueError(f"length: expected the sequence length (a positive integer) with pooling='positions' "
                              f"and None otherwise, got {length!r} with pooling={pooling!r}")
-        s = child_seeds(seed, 3)
+        s = child_seeds(seed, 4)
         self.pooling = pooling
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")
@@ -69,6 +75,10 @@ class SequenceClassifier(TaskModel):
         if pooling == "attention":
             self.score = Linear(width, 1, dtype=dtype, seed=s[1])
         self.head = Linear(width, n_classes, dtype=dtype, seed=s[2])
+        self.drop = None
+        if head_dropout:                                        # recorded only when used, like length
+            self.drop = Dropout(head_dropout, dtype=dtype, seed=s[3])
+            self.config["head_dropout"] = head_dropout
 
     def forward(self, x, lengths=None):
         """``x`` (L, N, D) -> logits (N, n_classes)."""
@@ -103,11 +113,13 @@ class SequenceClassifier(TaskModel):
             pooled = np.take_along_axis(y, arg[None], 0)[0]     # (N, W)
             aux = arg
         self._pool = (self.pooling, aux, y.shape)
-        return self.head(pooled)
+        return self.head(pooled if self.drop is None else self.drop(pooled))
 
     def backward(self, dlogits):
         kind, aux, (L, N, W) = self._pool
         dpooled = self.head.backward(dlogits)                   # (N, W)
+        if self.drop is not None:
+            dpooled = self.drop.backward(dpooled)
         if kind == "last":
             lengths = aux
             dy = np.zeros((L, N, W), self.dtype)
