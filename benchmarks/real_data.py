@@ -456,20 +456,17 @@ SECTIONS = {
 }
 
 
-def sections_arg(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in SECTIONS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(SECTIONS)}, got {text!r}")
-    return names
+def names_arg(choices):
+    """An argparse type: a comma-separated list of names from ``choices``."""
+    def parse(text):
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names or any(n not in choices for n in names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
+        return names
+    return parse
 
 
-def sets_arg(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in CLI_CLASSIFY]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(CLI_CLASSIFY)}, got {text!r}")
-    return names
+sections_arg, sets_arg = names_arg(SECTIONS), names_arg(CLI_CLASSIFY)
 
 
 def main():

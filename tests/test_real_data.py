@@ -137,6 +137,26 @@ def test_forecaster_learns_a_sine_better_than_the_last_value(strategy):
 
 # -- the sequence classifier ----------------------------------------------------------------------
 
+def check_classifier_gradients(m, x, y, lengths, rng, reset=lambda: None):
+    """Every parameter's gradient from ``train_step`` against float64 central differences at five
+    sampled entries (``reset`` runs before every forward: a fixed dropout mask)."""
+    from rnnkit.functional.losses import cross_entropy
+
+    m.zero_grad()
+    reset()
+    m.train_step((x, y, lengths))
+
+    def loss():
+        reset()
+        out = m.forward(x, lengths)
+        m.clear_cache()
+        return cross_entropy(out, y)[0]
+
+    for name, p, g in m.named_parameters():
+        for idx in sample_indices(p.shape, 5, rng):
+            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+
+
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_classifier_gradients_finite_differences(pooling, bidirectional):
@@ -145,20 +165,7 @@ def test_classifier_gradients_finite_differences(pooling, bidirectional):
     x = rng.standard_normal((6, 4, 3))
     lengths = np.array([6, 2, 4, 1])
     x[np.arange(6)[:, None] >= lengths[None]] = 0
-    y = np.array([0, 2, 1, 2])
-    m.zero_grad()
-    m.train_step((x, y, lengths))
-
-    def loss():
-        from rnnkit.functional.losses import cross_entropy
-
-        out = m.forward(x, lengths)
-        m.clear_cache()
-        return cross_entropy(out, y)[0]
-
-    for name, p, g in m.named_parameters():
-        for idx in sample_indices(p.shape, 5, rng):
-            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+    check_classifier_gradients(m, x, np.array([0, 2, 1, 2]), lengths, rng)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -166,22 +173,7 @@ def test_classifier_positions_gradients_finite_differences(bidirectional):
     rng = np.random.default_rng(3)
     m = SequenceClassifier(3, 4, 3, cell="lstm", bidirectional=bidirectional, pooling="positions", length=5,
                            dtype=np.float64, seed=2)
-    x = rng.standard_normal((5, 4, 3))
-    y = np.array([0, 2, 1, 2])
-    lengths = np.full(4, 5)
-    m.zero_grad()
-    m.train_step((x, y, lengths))
-
-    def loss():
-        from rnnkit.functional.losses import cross_entropy
-
-        out = m.forward(x, lengths)
-        m.clear_cache()
-        return cross_entropy(out, y)[0]
-
-    for name, p, g in m.named_parameters():
-        for idx in sample_indices(p.shape, 5, rng):
-            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+    check_classifier_gradients(m, rng.standard_normal((5, 4, 3)), np.array([0, 2, 1, 2]), np.full(4, 5), rng)
 
 
 def test_classifier_head_dropout_gradients_and_evaluation():
@@ -190,27 +182,16 @@ def test_classifier_head_dropout_gradients_and_evaluation():
     rng = np.random.default_rng(5)
     m = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=True, pooling="positions", length=5, head_dropout=0.5,
                            dtype=np.float64, seed=2)
-    x, y, lengths = rng.standard_normal((5, 4, 3)), np.array([0, 2, 1, 2]), np.full(4, 5)
+    x, lengths = rng.standard_normal((5, 4, 3)), np.full(4, 5)
 
-    def forward():
+    def reset():
         m.drop.rng = np.random.default_rng(9)
-        return m.forward(x, lengths)
 
-    from rnnkit.functional.losses import cross_entropy, cross_entropy_backward
-
-    m.zero_grad()
-    out = forward()
+    reset()
+    m.forward(x, lengths)
     assert 0 < (m.drop._cache[0] == 0).mean() < 1                    # some features dropped, not all
-    m.backward(cross_entropy_backward(cross_entropy(out, y)[1]))
-
-    def loss():
-        out = forward()
-        m.clear_cache()
-        return cross_entropy(out, y)[0]
-
-    for name, p, g in m.named_parameters():
-        for idx in sample_indices(p.shape, 5, rng):
-            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+    m.clear_cache()
+    check_classifier_gradients(m, x, np.array([0, 2, 1, 2]), lengths, rng, reset)
     plain = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=True, pooling="positions", length=5,
                                dtype=np.float64, seed=2)
     np.testing.assert_array_equal(m.predict(x, lengths), plain.predict(x, lengths))
