@@ -163,13 +163,19 @@ TUNING = [
     "said): hidden 8 96.0% / 96.5%; hidden 4 96.75% / 96.75%; hidden 16 97.25% / 97.5%; hidden 8 with weight "
     "decay 0.1 96.25% / 97.0%, with 1.0 96.25% / 96.75%; 2,000 steps 96.0% / 96.5%; input dropout 0.1 96.5% / "
     "96.5%; lr 3e-3 96.75% / 96.25%; GRU 8 96.25% / 96.75%. Then 4-fold cross-validation on the 2,000 (3 seeds a "
-    "fold; mean single run / ensemble of the 3): hidden 16 95.0% / 95.2%; hidden 32 94.5% / 95.4%; hidden 16 + "
-    "head dropout 0.5 95.2% / 96.05%; hidden 8 + head dropout 0.5 96.0% / 96.4% (chosen); hidden 4 + head "
-    "dropout 0.5 96.1% / 96.25%; hidden 8 + head dropout 0.7 96.3% / 96.3%; the chosen model with 5 seeds a fold 95.9% / 96.3% (so the ensemble of 3 is kept). JapaneseVowels "
-    "(3-fold on the 270 training utterances, other folds than the second round's; 5 seeds a fold; mean single "
-    "run / ensemble of 5, errors of 270): the second round's GRU 64 max model 95.9% / 97.4% (7); + input dropout "
-    "0.1 97.4% / 98.1% (5); + input dropout 0.2 97.0% / 98.1% (5); + input dropout 0.2, 1,600 steps 97.1% / "
-    "97.8% (6); + input dropout 0.1 + head dropout 0.5 97.3% / 98.5% (4) (chosen); the same with 10 seeds a fold 97.2% / 98.5% (4) (so the ensemble of 5 is kept).",
+    "fold; mean single run / ensemble of the 3, the ensemble's figure deciding): hidden 16 95.0% / 95.2%; "
+    "hidden 32 94.5% / 95.4%; hidden 16 + head dropout 0.5 95.2% / 96.05%; hidden 8 + head dropout 0.5 96.0% / "
+    "96.4% (chosen); hidden 4 + head dropout 0.5 96.1% / 96.25%; hidden 8 + head dropout 0.7 96.3% / 96.3%; the "
+    "chosen model with 5 seeds a fold 95.9% / 96.3% (so the ensemble of 3 is kept). JapaneseVowels (3-fold on "
+    "the 270 training utterances, other folds than the second round's; 5 seeds a fold; mean single run / "
+    "ensemble of 5, errors of 270): the second round's GRU 64 max model 95.9% / 97.4% (7); + input dropout 0.1 "
+    "97.4% / 98.1% (5); + input dropout 0.2 97.0% / 98.1% (5); + input dropout 0.2, 1,600 steps 97.1% / 97.8% "
+    "(6); + input dropout 0.1 + head dropout 0.5 97.3% / 98.5% (4) (chosen); the same with 10 seeds a fold "
+    "97.2% / 98.5% (4) (so the ensemble of 5 is kept); LSTM 64 and GRU 128 were not run for lack of time. The "
+    "chosen settings then met the test parts once: splice junctions 96.4% (goal met; every single run above "
+    "95.9% too), JapaneseVowels 98.4% (6 errors of 370; the second round's model had 5), so that goal stays "
+    "missed: the cross-validated gain (7 to 4 errors of 270) did not carry over, and nothing was tuned on the "
+    "test part after it.",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]
