@@ -419,3 +419,6 @@ def test_most_frequent_tag_baseline_by_hand():
     assert rd.sections_arg("tagging, classify") == ["tagging", "classify"]
     with pytest.raises(Exception, match="expected a comma-separated list of forecast"):
         rd.sections_arg("tagging,nope")
+    assert rd.sets_arg("japanese-vowels,splice-junctions") == ["japanese-vowels", "splice-junctions"]
+    with pytest.raises(Exception, match="expected a comma-separated list of splice-junctions"):
+        rd.sets_arg("dna")
