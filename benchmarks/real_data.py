@@ -8,6 +8,7 @@ Jane Austen's novels beside Kneser-Ney n-grams (``real_text.py``) and handwritin
     python benchmarks/real_data.py            # about an hour on 2 cores (tagging about 20 min and text 5 on a busy machine)
     python benchmarks/real_data.py --quick    # a smoke run with tiny budgets
     python benchmarks/real_data.py --only timeseries,text    # some sections; the rest keep their results
+    python benchmarks/real_data.py --only classify --sets splice-junctions   # some rows of that section
     python benchmarks/real_data.py --markdown-only            # the Markdown again from real_data.json
     RNNKIT_NUM_THREADS=1 python benchmarks/real_data.py     # on a machine that other work shares
 
@@ -96,8 +97,9 @@ def run_dna(steps, tmp, log, T=100):
 # results); the test part is read once, here.
 CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figures)
     "splice-junctions": (
-        ["--bidirectional", "--cell", "lstm", "--hidden-size", "16", "--pooling", "attention", "--lr", "1e-2",
-         "--schedule", "cosine", "--optimizer", "adamw", "--weight-decay", "0.3", "--steps", "2000"], 0.959,
+        ["--bidirectional", "--cell", "lstm", "--hidden-size", "8", "--pooling", "positions", "--head-dropout", "0.5",
+         "--lr", "1e-2", "--schedule", "cosine", "--optimizer", "adamw", "--weight-decay", "0.3", "--steps", "1000"],
+        0.959,
         "RBF network 95.9%, DIPOL92 95.2%, logistic discrimination 93.9%, C4.5 92.4%, backprop MLP 91.2%, "
         "k-NN 84.5% (StatLog: Michie, Spiegelhalter & Taylor 1994; the StatLog dna.names)"),
     "spoken-digits": (
@@ -106,8 +108,8 @@ CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figure
         "none for this split (the package's MFCCs; FSDD's own split needs the recording numbers, which the "
         "package drops)"),
     "japanese-vowels": (
-        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "max", "--lr", "3e-3", "--schedule",
-         "cosine", "--steps", "800"], 0.99,
+        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "max", "--input-dropout", "0.1",
+         "--head-dropout", "0.5", "--lr", "3e-3", "--schedule", "cosine", "--steps", "800"], 0.99,
         "MLSTM-FCN 100%, LSTM-FCN 99% (Karim et al. 2019); 1-NN DTW about 94.9% (UEA archive, Bagnall et al. "
         "2018): as quoted in issue 13, not re-checked here; 94.1% (Kudo, Toyama & Shimbo 1999)"),
     "basic-motions": (
@@ -118,7 +120,7 @@ CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figure
 }
 # Sets scored by an ensemble: this many runs (seeds 0, 1, ...) of the options above, their class
 # probabilities averaged by `rnnkit classify predict RUN ... FILE`; others are one run, seed 0.
-ENSEMBLES = {"splice-junctions": 5, "japanese-vowels": 5, "basic-motions": 3}
+ENSEMBLES = {"splice-junctions": 3, "japanese-vowels": 5, "basic-motions": 3}
 # How the options above were chosen: each candidate trained on part of the training data and was
 # scored on a held-out part of it, never on the test part. Held-out accuracy / bits per base.
 TUNING = [
@@ -154,6 +156,26 @@ TUNING = [
     "events, for the record: the ensembles with mean (JapaneseVowels) and attention (BasicMotions) pooling were "
     "run on the test sets first (98.4% and 92.5%) and max pooling was cross-validated afterwards; the switch "
     "follows the cross-validation figures above, which were the rule for every choice.",
+    "Third round, for issue 13's two missed goals (new in `classify`: `--pooling positions`, every step's outputs "
+    "concatenated into the head, and `--head-dropout`; one BLAS thread on one core of a busy machine; splits and "
+    "folds seeded anew, from the training parts only). Splice junctions, two seeded 1,600 / 400 splits, one run "
+    "each (bidirectional LSTM, positions readout, AdamW weight decay 0.3, lr 1e-2 cosine, 1,000 steps unless "
+    "said): hidden 8 96.0% / 96.5%; hidden 4 96.75% / 96.75%; hidden 16 97.25% / 97.5%; hidden 8 with weight "
+    "decay 0.1 96.25% / 97.0%, with 1.0 96.25% / 96.75%; 2,000 steps 96.0% / 96.5%; input dropout 0.1 96.5% / "
+    "96.5%; lr 3e-3 96.75% / 96.25%; GRU 8 96.25% / 96.75%. Then 4-fold cross-validation on the 2,000 (3 seeds a "
+    "fold; mean single run / ensemble of the 3, the ensemble's figure deciding): hidden 16 95.0% / 95.2%; "
+    "hidden 32 94.5% / 95.4%; hidden 16 + head dropout 0.5 95.2% / 96.05%; hidden 8 + head dropout 0.5 96.0% / "
+    "96.4% (chosen); hidden 4 + head dropout 0.5 96.1% / 96.25%; hidden 8 + head dropout 0.7 96.3% / 96.3%; the "
+    "chosen model with 5 seeds a fold 95.9% / 96.3% (so the ensemble of 3 is kept). JapaneseVowels (3-fold on "
+    "the 270 training utterances, other folds than the second round's; 5 seeds a fold; mean single run / "
+    "ensemble of 5, errors of 270): the second round's GRU 64 max model 95.9% / 97.4% (7); + input dropout 0.1 "
+    "97.4% / 98.1% (5); + input dropout 0.2 97.0% / 98.1% (5); + input dropout 0.2, 1,600 steps 97.1% / 97.8% "
+    "(6); + input dropout 0.1 + head dropout 0.5 97.3% / 98.5% (4) (chosen); the same with 10 seeds a fold "
+    "97.2% / 98.5% (4) (so the ensemble of 5 is kept); LSTM 64 and GRU 128 were not run for lack of time. The "
+    "chosen settings then met the test parts once: splice junctions 96.4% (goal met; every single run above "
+    "95.9% too), JapaneseVowels 98.4% (6 errors of 370; the second round's model had 5), so that goal stays "
+    "missed: the cross-validated gain (7 to 4 errors of 270) did not carry over, and nothing was tuned on the "
+    "test part after it.",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]
@@ -455,12 +477,17 @@ SECTIONS = {
 }
 
 
-def sections_arg(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in SECTIONS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(SECTIONS)}, got {text!r}")
-    return names
+def names_arg(choices):
+    """An argparse type: a comma-separated list of names from ``choices``."""
+    def parse(text):
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names or any(n not in choices for n in names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
+        return names
+    return parse
+
+
+sections_arg, sets_arg = names_arg(SECTIONS), names_arg(CLI_CLASSIFY)
 
 
 def main():
@@ -469,12 +496,17 @@ def main():
     ap.add_argument("--only", type=sections_arg, default=list(SECTIONS),
                     help=f"run only these sections (comma-separated: {', '.join(SECTIONS)}); the others keep their "
                          "last results")
+    ap.add_argument("--sets", type=sets_arg, default=None,
+                    help=f"with --only classify: rerun only these of its datasets (comma-separated: "
+                         f"{', '.join(CLI_CLASSIFY)}); its other rows keep their last results")
     ap.add_argument("--markdown-only", action="store_true",
                     help="run nothing: rewrite the Markdown from the JSON's results (after editing the prose)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     if args.markdown_only:
         args.only = []
+    if args.sets and args.only != ["classify"]:
+        ap.error("--sets: expected --only classify with it (the sets are rows of that section)")
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     os.makedirs(args.out, exist_ok=True)
     name = "real_data_quick" if args.quick else "real_data"
@@ -488,6 +520,11 @@ def main():
         for section in args.only:
             key, run, _ = SECTIONS[section]
             t0 = time.time()
+            if args.sets:                               # some rows: the others stay as last run, in table order
+                new = {r["dataset"]: r for r in (cli_classify(n, 10 if args.quick else None, tmp) for n in args.sets)}
+                old = {r["dataset"]: r for r in results.get(key, [])}
+                results[key] = [new.get(n, old.get(n)) for n in CLI_CLASSIFY if n in new or n in old]
+                continue                                # the section's time is a whole run's
             results[key] = run(args.quick, tmp, log)
             seconds[section] = time.time() - t0
     times = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())

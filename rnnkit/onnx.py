@@ -313,7 +313,7 @@ def _charlm(model):
 def _classifier(model):
     rnn, C = model.rnn, model.config["n_classes"]
     g = Graph("classifier")
-    x = g.input("x", rnn.dtype, ["L", "N", rnn.input_size])
+    x = g.input("x", rnn.dtype, [getattr(model, "length", "L"), "N", rnn.input_size])   # positions: one length
     lengths = g.input("lengths", np.int32, ["N"])
     scaler = model.config.get("scaler")
     if scaler is not None:                                                     # the training standardisation
@@ -334,6 +334,8 @@ def _classifier(model):
         valid = g.op("Unsqueeze", mask, g.ints(2))                             # (L, N, 1)
         masked = g.op("Where", valid, y, g.const(np.float32(-np.inf), "minus_inf"))
         pooled = g.op("ReduceMax", masked, axes=[0], keepdims=0)               # (N, W)
+    elif model.pooling == "positions":                                         # every step's outputs in order
+        pooled = g.op("Reshape", g.op("Transpose", y, perm=[1, 0, 2]), g.ints(0, -1))   # (N, L*W)
     else:
         e = g.op("Squeeze", g.linear(y, model.score), g.ints(2))               # (L, N)
         a = g.op("Unsqueeze", g.masked_softmax(e, mask), g.ints(2))            # (L, N, 1)

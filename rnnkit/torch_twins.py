@@ -41,10 +41,10 @@ class TorchCharLM(nn.Module):
 class TorchClassifier(nn.Module):
     """Twin of :class:`rnnkit.models.classifier.SequenceClassifier`: x (L, N, D), lengths (N,) ->
     logits (N, classes), pooling the recurrent outputs by the last valid step, their mean,
-    attention or their maximum, exactly as rnnkit does."""
+    attention or their maximum, or reading every position (``length`` steps), exactly as rnnkit does."""
 
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, dtype=torch.float32, **_):
+                 pooling="last", dropout=0.0, length=None, head_dropout=0.0, dtype=torch.float32, **_):
         super().__init__()
         self.pooling, self.hidden_size, self.bidirectional = pooling, hidden_size, bidirectional
         self.rnn = torch_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, bidirectional=bidirectional,
@@ -52,7 +52,8 @@ class TorchClassifier(nn.Module):
         width = hidden_size * (2 if bidirectional else 1)
         if pooling == "attention":
             self.score = nn.Linear(width, 1, dtype=dtype)
-        self.head = nn.Linear(width, n_classes, dtype=dtype)
+        self.head = nn.Linear(width * (length if pooling == "positions" else 1), n_classes, dtype=dtype)
+        self.drop = nn.Dropout(head_dropout)
 
     def forward(self, x, lengths=None):
         L, N = x.shape[:2]
@@ -70,9 +71,11 @@ class TorchClassifier(nn.Module):
         elif self.pooling == "attention":
             e = self.score(y)[:, :, 0].masked_fill(mask[:, :, 0] == 0, float("-inf"))
             pooled = (torch.softmax(e, dim=0)[:, :, None] * y).sum(0)
+        elif self.pooling == "positions":
+            pooled = y.transpose(0, 1).reshape(N, -1)                               # (N, L*W)
         else:
             pooled = y.masked_fill(mask == 0, float("-inf")).amax(0)
-        return self.head(pooled)
+        return self.head(self.drop(pooled))
 
 
 class TorchSequenceModel(nn.Module):

@@ -135,6 +135,34 @@ def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "ensemble: expected runs with the same classes" in err
 
 
+def test_positions_readout_on_windows_of_one_length(files, tmp_path, capsys):
+    """--pooling positions: trained and predicted through the commands on fixed-length windows;
+    sequences of another length (in training or at prediction) are refused in one line."""
+    xs, y = make_sequences(40, 5)
+    save_padded(tmp_path / "fixed.npz", [np.resize(x, (7, 3)) for x in xs], y)
+    save_padded(tmp_path / "fixed8.npz", [np.resize(x, (8, 3)) for x in xs[:4]], y[:4])
+    out = tmp_path / "run"
+    base = ["classify", "train", "--pooling", "positions", "--bidirectional", "--head-dropout", "0.5", "--steps", "4"]
+    base += TINY
+    assert main(base + ["--train", str(tmp_path / "fixed.npz"), "--test", str(tmp_path / "fixed.npz"),
+                        "--out", str(out)]) == 0
+    model = rnnkit.runs.load(out)
+    assert model.pooling == "positions" and model.config["length"] == 7 and model.config["head_dropout"] == 0.5
+    assert model.head.params["weight"].shape == (2, 7 * 12)
+    assert main(["classify", "predict", str(out), str(tmp_path / "fixed.npz"), "--output", str(tmp_path / "p")]) == 0
+    assert len((tmp_path / "p").read_text().split()) == 40
+    capsys.readouterr()
+    assert main(["classify", "predict", str(out), str(tmp_path / "fixed8.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected every sequence to have 7 steps" in err and "got 8" in err
+    for train in (files / "train.npz", tmp_path / "fixed.npz"):                 # variable lengths / another test length
+        assert main(base + ["--train", str(train), "--test", str(tmp_path / "fixed8.npz"),
+                            "--out", str(tmp_path / "no")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--pooling positions expected every sequence to have" in err, err
+        assert not (tmp_path / "no").exists()
+
+
 def test_refusals(files, tmp_path, capsys):
     out = tmp_path / "run"
     base = ["classify", "train", "--train", str(files / "train.npz"), "--steps", "2"] + TINY

@@ -105,6 +105,31 @@ def test_classifier_gradients_equal_torch_autograd(pooling):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-11, err_msg=name)
 
 
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", True), ("gru", False)])
+def test_classifier_positions_readout_equals_torch_autograd(cell, bidirectional):
+    """pooling='positions' (every step's outputs concatenated, step-major, into the head): logits
+    and every gradient, the input's included, against autograd through the twin, float64."""
+    ours = SequenceClassifier(3, 4, 5, cell=cell, bidirectional=bidirectional, pooling="positions", length=6,
+                              dtype=np.float64, seed=4)
+    theirs = to_torch(ours)
+    assert ours.head.params["weight"].shape == (5, 6 * 4 * (2 if bidirectional else 1))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 4, 3))
+    G = rng.standard_normal((4, 5))
+    ours.zero_grad()
+    np.testing.assert_allclose(ours.forward(x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+    dx = ours.backward(G)
+    xt = torch.from_numpy(x).requires_grad_()
+    (theirs(xt, np.full(4, 6)) * torch.from_numpy(G)).sum().backward()
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    want = {name: p.grad.numpy() for name, p in theirs.named_parameters()}
+    got = {name: g for name, _, g in ours.named_parameters()}
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-11, err_msg=name)
+    assert from_torch(theirs).config == ours.config and ours.config["length"] == 6
+
+
 def test_what_torch_cannot_express_is_one_line():
     with pytest.raises(ValueError, match=r"gate='hard_sigmoid'\) has no torch.nn counterpart"):
         to_torch(rnnkit.LSTM(3, 4, gate="hard_sigmoid"))

@@ -144,6 +144,20 @@ def test_classifier_each_pooling(pooling, cell, bidirectional, layers):
     close(sessions(m)["classifier"](x=raw, lengths=lengths.astype(np.int32))["logits"], want)
 
 
+def test_classifier_positions_readout():
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((7, 2)) * 3 + 5 for _ in range(4)]
+    scaler = Standardizer.fit(xs)
+    m = SequenceClassifier(2, 5, 3, cell="gru", bidirectional=True, pooling="positions", length=7,
+                           scaler=scaler.to_dict(), seed=5)
+    m.eval()
+    x, lengths = pad_sequences(scaler.transform(xs))
+    want = m.forward(x, lengths)
+    m.clear_cache()
+    raw, _ = pad_sequences(xs)
+    close(sessions(m)["classifier"](x=raw, lengths=lengths.astype(np.int32))["logits"], want)
+
+
 @pytest.mark.parametrize("strategy,horizon", [("direct", 3), ("recursive", 3), ("recursive", 1)])
 def test_forecaster(strategy, horizon):
     rng = np.random.default_rng(6)

@@ -137,6 +137,26 @@ def test_forecaster_learns_a_sine_better_than_the_last_value(strategy):
 
 # -- the sequence classifier ----------------------------------------------------------------------
 
+def check_classifier_gradients(m, x, y, lengths, rng, reset=lambda: None):
+    """Every parameter's gradient from ``train_step`` against float64 central differences at five
+    sampled entries (``reset`` runs before every forward: a fixed dropout mask)."""
+    from rnnkit.functional.losses import cross_entropy
+
+    m.zero_grad()
+    reset()
+    m.train_step((x, y, lengths))
+
+    def loss():
+        reset()
+        out = m.forward(x, lengths)
+        m.clear_cache()
+        return cross_entropy(out, y)[0]
+
+    for name, p, g in m.named_parameters():
+        for idx in sample_indices(p.shape, 5, rng):
+            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+
+
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention", "max"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_classifier_gradients_finite_differences(pooling, bidirectional):
@@ -145,20 +165,57 @@ def test_classifier_gradients_finite_differences(pooling, bidirectional):
     x = rng.standard_normal((6, 4, 3))
     lengths = np.array([6, 2, 4, 1])
     x[np.arange(6)[:, None] >= lengths[None]] = 0
-    y = np.array([0, 2, 1, 2])
-    m.zero_grad()
-    m.train_step((x, y, lengths))
+    check_classifier_gradients(m, x, np.array([0, 2, 1, 2]), lengths, rng)
 
-    def loss():
-        from rnnkit.functional.losses import cross_entropy
 
-        out = m.forward(x, lengths)
-        m.clear_cache()
-        return cross_entropy(out, y)[0]
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_classifier_positions_gradients_finite_differences(bidirectional):
+    rng = np.random.default_rng(3)
+    m = SequenceClassifier(3, 4, 3, cell="lstm", bidirectional=bidirectional, pooling="positions", length=5,
+                           dtype=np.float64, seed=2)
+    check_classifier_gradients(m, rng.standard_normal((5, 4, 3)), np.array([0, 2, 1, 2]), np.full(4, 5), rng)
 
-    for name, p, g in m.named_parameters():
-        for idx in sample_indices(p.shape, 5, rng):
-            assert g[idx] == pytest.approx(numeric_grad(loss, p, idx), rel=1e-6, abs=1e-9), name
+
+def test_classifier_head_dropout_gradients_and_evaluation():
+    """head_dropout: finite differences through the mask (the dropout's generator reset before
+    every forward, so each draws the same mask); evaluation is the network without dropout."""
+    rng = np.random.default_rng(5)
+    m = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=True, pooling="positions", length=5, head_dropout=0.5,
+                           dtype=np.float64, seed=2)
+    x, lengths = rng.standard_normal((5, 4, 3)), np.full(4, 5)
+
+    def reset():
+        m.drop.rng = np.random.default_rng(9)
+
+    reset()
+    m.forward(x, lengths)
+    assert 0 < (m.drop._cache[0] == 0).mean() < 1                    # some features dropped, not all
+    m.clear_cache()
+    check_classifier_gradients(m, x, np.array([0, 2, 1, 2]), lengths, rng, reset)
+    plain = SequenceClassifier(3, 4, 3, cell="gru", bidirectional=True, pooling="positions", length=5,
+                               dtype=np.float64, seed=2)
+    np.testing.assert_array_equal(m.predict(x, lengths), plain.predict(x, lengths))
+    m.eval()
+    plain.eval()
+    np.testing.assert_array_equal(m.forward(x, lengths), plain.forward(x, lengths))
+    assert m.config["head_dropout"] == 0.5 and "head_dropout" not in plain.config
+
+
+def test_classifier_positions_is_refused_on_other_lengths():
+    from rnnkit.errors import UserError
+
+    m = SequenceClassifier(2, 3, 2, pooling="positions", length=4, dtype=np.float64, seed=0)
+    x = np.zeros((4, 3, 2))
+    assert m.forward(x).shape == (3, 2)
+    m.clear_cache()
+    with pytest.raises(UserError, match="expected every sequence to have 4 steps .*got 5$"):
+        m.forward(np.zeros((5, 3, 2)))
+    with pytest.raises(UserError, match="expected every sequence to have 4 steps .*got 2, 4$"):
+        m.forward(x, np.array([4, 2, 4]))
+    for pooling, length in (("positions", None), ("mean", 4), ("positions", 0)):
+        with pytest.raises(ValueError, match="length: expected the sequence length"):
+            SequenceClassifier(2, 3, 2, pooling=pooling, length=length)
+    assert "length" not in SequenceClassifier(2, 3, 2, pooling="mean").config      # older configs unchanged
 
 
 def test_classifier_padding_does_not_matter_and_attention_weights():
@@ -362,3 +419,6 @@ def test_most_frequent_tag_baseline_by_hand():
     assert rd.sections_arg("tagging, classify") == ["tagging", "classify"]
     with pytest.raises(Exception, match="expected a comma-separated list of forecast"):
         rd.sections_arg("tagging,nope")
+    assert rd.sets_arg("japanese-vowels,splice-junctions") == ["japanese-vowels", "splice-junctions"]
+    with pytest.raises(Exception, match="expected a comma-separated list of splice-junctions"):
+        rd.sets_arg("dna")

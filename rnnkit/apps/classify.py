@@ -53,7 +53,8 @@ def read_labelled(path):
 
 
 def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,
-                     bidirectional=False, pooling="last", dropout=0.0, batch_size=32, config=None, out_dir=None,
+                     bidirectional=False, pooling="last", dropout=0.0, head_dropout=0.0, batch_size=32, config=None,
+                     out_dir=None,
                      resume=False, changes=None, overwrite=False, progress=False, log=print, names=None,
                      engine="numpy", nproc=1, rnn_options=None) -> dict:
     """Train on ``train`` = ``(xs, labels)`` (labels raw: names or numbers), validate on ``valid``
@@ -62,14 +63,15 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     With ``resume`` the run's own settings are used, ``changes`` (TrainConfig fields) applied.
     ``engine="torch"`` runs the forward and backward passes on PyTorch, data-parallel over
     ``nproc`` processes (:mod:`rnnkit.distributed`); the run directory is the same.
+    ``head_dropout`` drops the pooled features before the head in training (see the classifier).
     ``rnn_options`` are the recurrent layer's options (``recurrent_dropout``, ``input_dropout``,
     ``zoneout``, ``weight_dropout``, ``forget_bias``, ``recurrent_init``: see
     :class:`~rnnkit.models.classifier.SequenceClassifier`), the ones set (the command passes those
     that differ from the defaults, so a default run's config is what it was before they existed)."""
     options = dict(rnn_options or {})
     kw = dict(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
-              dropout=dropout, batch_size=batch_size, config=config, out_dir=out_dir, resume=resume, changes=changes,
-              overwrite=overwrite, progress=progress, names=names, rnn_options=options)
+              dropout=dropout, head_dropout=head_dropout, batch_size=batch_size, config=config, out_dir=out_dir,
+              resume=resume, changes=changes, overwrite=overwrite, progress=progress, names=names, rnn_options=options)
     if engine == "numpy":
         if nproc != 1:
             raise UserError("--nproc: more than one process needs --engine torch")
@@ -102,8 +104,8 @@ def _process(rank, world, train, test, valid, valid_fraction, kw):
 
 
 def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers, bidirectional, pooling, dropout,
-           batch_size, config, out_dir, resume, changes, overwrite, progress, log, names, rnn_options=None,
-           model_cls=None, writer=True):
+           head_dropout, batch_size, config, out_dir, resume, changes, overwrite, progress, log, names,
+           rnn_options=None, model_cls=None, writer=True):
     from ..io import load
     from ..models.base import model_from_config
     from ..models.classifier import SequenceClassifier
@@ -111,9 +113,12 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
 
     names = names or {}
     xs, y_raw = train
-    for part, key in ((valid, "valid"), (test, "test")):      # every input checked before anything is written
+    length = len(xs[0]) if pooling == "positions" else None
+    for part, key in ((train, "train"), (valid, "valid"), (test, "test")):   # all checked before anything is written
         if part is not None:
             LS.check_features(part[0], xs[0].shape[1], names.get(key, f"{key} set"))
+            if length is not None:
+                _check_one_length(part[0], length, names.get(key, f"{key} set"))
     ckpt = None
     if resume:
         ckpt = saved_run(out_dir, KIND) if writer else load(os.path.join(out_dir, "checkpoint.npz"))
@@ -132,9 +137,10 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
         scaler = LS.Standardizer.from_dict(model.config["scaler"])
     else:
         scaler = LS.Standardizer.fit(xs)
-        model = (model_cls or SequenceClassifier)(xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers,
-                                   bidirectional=bidirectional, pooling=pooling, dropout=dropout, classes=classes,
-                                   scaler=scaler.to_dict(), seed=config.seed, **(rnn_options or {}))
+        model = (model_cls or SequenceClassifier)(
+            xs[0].shape[1], hidden_size, len(classes), cell=cell, num_layers=num_layers, bidirectional=bidirectional,
+            pooling=pooling, dropout=dropout, classes=classes, scaler=scaler.to_dict(), length=length,
+            head_dropout=head_dropout, seed=config.seed, **(rnn_options or {}))
     train_data = LS.LabelledSequences(scaler.transform(xs), y, batch_size, seed=config.seed)
     val_data = LS.LabelledSequences(scaler.transform(valid_xs), valid_y, 256, shuffle=False)
     extra = {"data": {**{k: str(v) for k, v in names.items()}, "valid_fraction": valid_fraction,
@@ -158,6 +164,15 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
                        os.path.join(out_dir, "confusion.png"))
     atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(scores, indent=2))
     return scores
+
+
+def _check_one_length(xs, length, where):
+    """``--pooling positions`` reads every step of windows of one length: refuse any other length."""
+    other = sorted({len(x) for x in xs} - {length})
+    if other:
+        more = " ..." if len(other) > 5 else ""
+        raise UserError(f"{where}: --pooling positions expected every sequence to have {length} steps (the first "
+                        f"training sequence's length), got {', '.join(map(str, other[:5]))}{more}")
 
 
 def score(model, xs, labels, path=None, pred=None) -> dict:

@@ -27,9 +27,12 @@ def register(sub):
     d.add_argument("--length", type=positive_int, default=100, help="sequence length (dna only)")
     g = add_rnn_args(t, hidden_size=64)
     g.add_argument("--bidirectional", action="store_true")
-    g.add_argument("--pooling", choices=("last", "mean", "attention", "max"), default="last",
-                   help="pooling over the valid steps: the last one, their mean, attention weights, or the "
-                        "maximum of each unit")
+    g.add_argument("--pooling", choices=("last", "mean", "attention", "max", "positions"), default="last",
+                   help="pooling over the valid steps: the last one, their mean, attention weights, the maximum "
+                        "of each unit, or positions: no pooling, every step's outputs concatenated into the "
+                        "head (fixed-length windows only, where the position matters)")
+    g.add_argument("--head-dropout", type=fraction, default=0.0,
+                   help="dropout on the pooled features before the linear head (training only)")
     add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
@@ -62,8 +65,8 @@ def run_train(args):
         names["valid"], valid = args.valid, app.read_labelled(args.valid)
     app.train_classifier(train, test, valid, args.valid_fraction, cell=args.cell, hidden_size=args.hidden_size,
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
-                         dropout=args.dropout, batch_size=args.batch_size, config=config, out_dir=args.out,
-                         resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
+                         dropout=args.dropout, head_dropout=args.head_dropout, batch_size=args.batch_size,
+                         config=config, out_dir=args.out, resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
                          progress=args.progress, names=names, engine=args.engine, nproc=args.nproc,
                          rnn_options=rnn_options(args, set_only=True))
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")

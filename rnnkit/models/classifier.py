@@ -11,7 +11,22 @@ Pooling over the valid steps of each sequence (``lengths``):
   pooling over a bidirectional layer of Conneau et al. 2017, "Supervised learning of universal
   sentence representations", InfoSent's BiLSTM-max); its gradient goes to the step that held the
   maximum, :math:`\partial L/\partial y_{t,k} = [t = \arg\max_t y_{t,k}]\, \partial L/\partial p_k`
-  (the first such step on a tie, as ``argmax`` picks; padded steps never win).
+  (the first such step on a tie, as ``argmax`` picks; padded steps never win);
+* ``"positions"``: no pooling over time: every step's output in order, concatenated,
+  :math:`p = [y_1; y_2; \dots; y_L] \in \mathbb{R}^{L W}`, so the head
+  :math:`z = A p + c = \sum_t A_t y_t + c` weighs each position with its own matrix :math:`A_t`
+  and :math:`\partial L/\partial y_t = A_t^\top \partial L/\partial z`. For fixed-length windows
+  whose label depends on where things are (a splice junction sits between bases 30 and 31 of
+  StatLog's 60-base windows): the bidirectional LSTM with a dense readout of all positions of
+  DanQ (Quang & Xie 2016, "DanQ: a hybrid convolutional and recurrent deep neural network for
+  quantifying the function of DNA sequences"). The model is built for one sequence length
+  ``length`` (:math:`L`); sequences of any other length are refused in one line.
+
+``head_dropout`` :math:`q` drops the pooled features before the head in training (inverted dropout,
+Srivastava et al. 2014, "Dropout: a simple way to prevent neural networks from overfitting"):
+:math:`\tilde p = p \odot m / (1 - q)`, :math:`m_k \sim \mathrm{Bernoulli}(1 - q)` drawn anew
+for every sequence, and :math:`\partial L/\partial p = m \odot \partial L/\partial \tilde p / (1 - q)`;
+identity in evaluation. DanQ drops its flattened recurrent outputs with :math:`q = 0.5`.
 
 ``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the features
 included: one mask per sequence for every step), ``zoneout``, ``weight_dropout``,
@@ -24,22 +39,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
-from ..nn import Linear
+from ..nn import Dropout, Linear
 from .base import TaskModel, register
 from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
-POOLING = ("last", "mean", "attention", "max")
+POOLING = ("last", "mean", "attention", "max", "positions")
 
 
 @register("classifier")
 class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, classes=None, scaler=None, dtype=np.float32, seed=None, **options):
+                 pooling="last", dropout=0.0, classes=None, scaler=None, length=None, head_dropout=0.0,
+                 dtype=np.float32, seed=None, **options):
         super().__init__(dtype, seed)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
-        s = child_seeds(seed, 3)
+        if (pooling == "positions") != (length is not None) or (length is not None and int(length) < 1):
+            raise ValueError(f"length: expected the sequence length (a positive integer) with pooling='positions' "
+                             f"and None otherwise, got {length!r} with pooling={pooling!r}")
+        s = child_seeds(seed, 4)
         self.pooling = pooling
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")
@@ -49,9 +69,16 @@ class SequenceClassifier(TaskModel):
                            cell=canonical_cell(cell), num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
                            dropout=dropout, classes=classes, scaler=scaler, **rnn_options_config(self.rnn, options))
         width = hidden_size * (2 if bidirectional else 1)
+        if pooling == "positions":                              # recorded only here: older configs load unchanged
+            self.length = self.config["length"] = int(length)
+            width *= self.length                                # the head reads L * W features
         if pooling == "attention":
             self.score = Linear(width, 1, dtype=dtype, seed=s[1])
         self.head = Linear(width, n_classes, dtype=dtype, seed=s[2])
+        self.drop = None
+        if head_dropout:                                        # recorded only when used, like length
+            self.drop = Dropout(head_dropout, dtype=dtype, seed=s[3])
+            self.config["head_dropout"] = head_dropout
 
     def forward(self, x, lengths=None):
         """``x`` (L, N, D) -> logits (N, n_classes)."""
@@ -76,17 +103,23 @@ class SequenceClassifier(TaskModel):
             a /= a.sum(0, keepdims=True)                        # (L, N), zero at padded steps
             pooled = (a[:, :, None] * y).sum(0)
             aux = (a, y)
+        elif self.pooling == "positions":
+            self._check_length(L, lengths)
+            pooled = y.transpose(1, 0, 2).reshape(N, L * W)     # (N, L*W): step t's outputs at t*W .. t*W+W-1
+            aux = None
         else:                                                   # max
             masked = np.where(mask > 0, y, -np.inf)             # (L, N, W)
             arg = masked.argmax(0)                              # (N, W): the step holding each maximum
             pooled = np.take_along_axis(y, arg[None], 0)[0]     # (N, W)
             aux = arg
         self._pool = (self.pooling, aux, y.shape)
-        return self.head(pooled)
+        return self.head(pooled if self.drop is None else self.drop(pooled))
 
     def backward(self, dlogits):
         kind, aux, (L, N, W) = self._pool
         dpooled = self.head.backward(dlogits)                   # (N, W)
+        if self.drop is not None:
+            dpooled = self.drop.backward(dpooled)
         if kind == "last":
             lengths = aux
             dy = np.zeros((L, N, W), self.dtype)
@@ -105,10 +138,20 @@ class SequenceClassifier(TaskModel):
             da = (y * dpooled[None]).sum(-1)                    # (L, N)
             de = a * (da - (a * da).sum(0, keepdims=True))      # softmax backward; zero at padded steps
             dy += self.score.backward(de[:, :, None].astype(self.dtype))
+        elif kind == "positions":                               # each step gets its own block of the head's input
+            dy = dpooled.reshape(N, L, W).transpose(1, 0, 2)    # (L, N, W)
         else:                                                   # max: route to the winning step
             dy = np.zeros((L, N, W), self.dtype)
             np.put_along_axis(dy, aux[None], dpooled[None], 0)
         return first(self.rnn.backward(dy.astype(self.dtype, copy=False)))
+
+    def _check_length(self, L, lengths):
+        """Positions pooling reads exactly ``self.length`` valid steps of every sequence."""
+        if L != self.length or (lengths != self.length).any():
+            got = sorted({int(v) for v in lengths})
+            raise UserError(f"pooling 'positions': expected every sequence to have {self.length} steps (the length "
+                            f"the model was built for), got {', '.join(map(str, got[:5]))}"
+                            f"{' ...' if len(got) > 5 else ''}")
 
     def attention_weights(self, x, lengths=None) -> np.ndarray:
         """(L, N) pooling weights (attention pooling only)."""
