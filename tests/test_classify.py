@@ -107,6 +107,26 @@ def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "torch.nn's recurrent layers have no --recurrent-dropout" in err
 
 
+def test_input_augmentation_options(files, tmp_path, capsys):
+    """--input-jitter / --input-scale reach the model and its config; a stopped run resumes bit for
+    bit (the noise comes from the checkpointed RNG); --engine torch refuses them in one line."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--pooling", "max",
+            "--input-jitter", "0.2", "--input-scale", "0.1"] + TINY
+    out, full = tmp_path / "run", tmp_path / "full"
+    assert main(base + ["--steps", "6", "--out", str(out)]) == 0
+    assert main(base + ["--steps", "12", "--out", str(out), "--resume"]) == 0
+    assert main(base + ["--steps", "12", "--out", str(full)]) == 0
+    a, b = rnnkit.runs.load(out, "last"), rnnkit.runs.load(full, "last")
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k])
+    model = rnnkit.load(full)
+    assert (model.noise.jitter, model.noise.scale) == (0.2, 0.1) and model.config["input_scale"] == 0.1
+    capsys.readouterr()
+    assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "have no --input-jitter, --input-scale" in err, err
+
+
 def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):
     """Several run directories: the mean of their class probabilities decides; runs with other
     classes are refused in one line."""
