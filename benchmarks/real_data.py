@@ -197,7 +197,10 @@ TUNING = [
     " the rule, set after the first results came in and before the last ones, was fewest errors, then the lowest "
     "ensemble log loss among ensembles of 5 of one setting (the form this script runs), mixes counting only if "
     "they had fewer errors. Chosen: the 2-layer model (4 errors, log loss 0.059), options --num-layers 2 "
-    "--dropout 0.2 added to the third round's.",
+    "--dropout 0.2 added to the third round's."
+    " The chosen settings then met the test part once: 98.6% (5 errors of 370; each seed alone 96.8% to 98.9%; "
+    "the third round's model had 6), so the goal stays missed, by 2 errors, and nothing was tuned on the test "
+    "part after it (its 97 s: five 2-layer runs on one core of a busy machine).",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]
