@@ -108,8 +108,9 @@ CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figure
         "none for this split (the package's MFCCs; FSDD's own split needs the recording numbers, which the "
         "package drops)"),
     "japanese-vowels": (
-        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--pooling", "max", "--input-dropout", "0.1",
-         "--head-dropout", "0.5", "--lr", "3e-3", "--schedule", "cosine", "--steps", "800"], 0.99,
+        ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--num-layers", "2", "--dropout", "0.2",
+         "--pooling", "max", "--input-dropout", "0.1", "--head-dropout", "0.5", "--lr", "3e-3", "--schedule", "cosine",
+         "--steps", "800"], 0.99,
         "MLSTM-FCN 100%, LSTM-FCN 99% (Karim et al. 2019); 1-NN DTW about 94.9% (UEA archive, Bagnall et al. "
         "2018): as quoted in issue 13, not re-checked here; 94.1% (Kudo, Toyama & Shimbo 1999)"),
     "basic-motions": (
@@ -176,6 +177,30 @@ TUNING = [
     "95.9% too), JapaneseVowels 98.4% (6 errors of 370; the second round's model had 5), so that goal stays "
     "missed: the cross-validated gain (7 to 4 errors of 270) did not carry over, and nothing was tuned on the "
     "test part after it.",
+    "Fourth round, for JapaneseVowels alone (issue 13's 99% goal; new in `classify`: `--input-jitter` and "
+    "`--input-scale`, training-time augmentation; one BLAS thread on one core of a busy machine). The third "
+    "round's 3 folds of the 270 training utterances again (the same seeded folds, so figures compare; its chosen "
+    "model's runs re-scored here give the same 4 errors), 5 seeds a fold; mean single run / ensemble of 5 (errors"
+    " of 270) and the ensemble's mean log loss on the held-out parts. Every variant is the third round's choice "
+    "(bidirectional GRU 64, max pooling, input dropout 0.1, head dropout 0.5, lr 3e-3 cosine, 800 steps) with one"
+    " change: that model 97.3% / 98.5% (4), log loss 0.073; LSTM 64 96.7% / 97.8% (6), 0.076; GRU 128 97.6% / "
+    "98.1% (5), 0.053; 2 layers (dropout 0.2 between) 97.9% / 98.5% (4), 0.059; 1,600 steps 97.8% / 98.5% (4), "
+    "0.061; 2 layers and 1,600 steps 97.0% / 98.5% (4), 0.069; mean pooling 97.3% / 98.5% (4), 0.075; attention "
+    "pooling 97.1% / 97.4% (7), 0.072; zoneout 0.1 97.0% / 97.8% (6), 0.076; recurrent dropout 0.2 97.6% / 98.1% "
+    "(5), 0.062; input jitter 0.1 97.3% / 98.1% (5), 0.070; jitter 0.2 97.3% / 98.1% (5), 0.068; input scale 0.1 "
+    "97.2% / 98.1% (5), 0.071 (per-channel standardisation is what the app already does, so it was not a "
+    "variant). Mixed ensembles (`classify predict` over the runs of two or three variants, per fold): max + mean "
+    "pooling, 5 + 5, 3 + 2 and 2 + 3 members, 4 errors each (log loss 0.072 for 5 + 5); max + attention 5 + 5, 5 "
+    "errors; max + mean + attention 4 (0.072); GRU 64 + GRU 128 5 + 5, 4 (0.061); 2 layers + GRU 128 5 + 5, 4 "
+    "(0.054). No variant or mix went below 4 errors: the same four utterances (three of speaker 8, one of speaker"
+    " 2) are wrong in nearly every ensemble, so 3-fold CV on 270 cannot tell the better settings apart by errors;"
+    " the rule, set after the first results came in and before the last ones, was fewest errors, then the lowest "
+    "ensemble log loss among ensembles of 5 of one setting (the form this script runs), mixes counting only if "
+    "they had fewer errors. Chosen: the 2-layer model (4 errors, log loss 0.059), options --num-layers 2 "
+    "--dropout 0.2 added to the third round's."
+    " The chosen settings then met the test part once: 98.6% (5 errors of 370; each seed alone 96.8% to 98.9%; "
+    "the third round's model had 6), so the goal stays missed, by 2 errors, and nothing was tuned on the test "
+    "part after it (its 97 s: five 2-layer runs on one core of a busy machine).",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "RNN": "nn", "LSTM": "nn", "GRU": "nn", "RNNCell": "nn", "LSTMCell": "nn", "GRUCell": "nn",
-    "Linear": "nn", "Embedding": "nn", "Dropout": "nn", "Module": "nn", "Attention": "nn",
+    "Linear": "nn", "Embedding": "nn", "Dropout": "nn", "InputNoise": "nn", "Module": "nn", "Attention": "nn",
     "CharLM": "models", "SequenceModel": "models", "SequenceClassifier": "models", "Forecaster": "models",
     "Seq2Seq": "models", "Tagger": "models", "Vocab": "data.vocab",
     "load": "runs", "Trainer": "train", "TrainConfig": "train", "UserError": "errors",

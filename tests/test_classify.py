@@ -81,12 +81,9 @@ def test_learns_the_direction(files, tmp_path):
     assert json.loads((out / "scores.json").read_text())["accuracy"] >= 0.9
 
 
-def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
-    """--recurrent-dropout, --input-dropout, --zoneout ... reach the model and its config; a
-    stopped run resumes bit for bit (the masks come from the checkpointed RNG); --engine torch
-    refuses them in one line; a default run records none of them."""
-    base = ["classify", "train", "--train", str(files / "train.npz"), "--pooling", "max", "--bidirectional",
-            "--recurrent-dropout", "0.2", "--input-dropout", "0.1", "--zoneout", "0.1", "--forget-bias", "1"] + TINY
+def resumed_equals_whole(base, tmp_path):
+    """Train ``base`` 6 steps and resume to 12, and 12 in one go: the weights are bit-identical
+    (noise and masks come from the checkpointed RNG). Returns the model of the whole run."""
     out, full = tmp_path / "run", tmp_path / "full"
     assert main(base + ["--steps", "6", "--out", str(out)]) == 0
     assert main(base + ["--steps", "12", "--out", str(out), "--resume"]) == 0
@@ -94,7 +91,16 @@ def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
     a, b = rnnkit.runs.load(out, "last"), rnnkit.runs.load(full, "last")
     for k, v in a.state_dict().items():
         np.testing.assert_array_equal(v, b.state_dict()[k])
-    model = rnnkit.load(full)
+    return rnnkit.load(full)
+
+
+def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
+    """--recurrent-dropout, --input-dropout, --zoneout ... reach the model and its config; a
+    stopped run resumes bit for bit (the masks come from the checkpointed RNG); --engine torch
+    refuses them in one line; a default run records none of them."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--pooling", "max", "--bidirectional",
+            "--recurrent-dropout", "0.2", "--input-dropout", "0.1", "--zoneout", "0.1", "--forget-bias", "1"] + TINY
+    model = resumed_equals_whole(base, tmp_path)
     assert model.pooling == "max" and model.rnn.recurrent_dropout == 0.2 and model.rnn.input_dropout == 0.1
     assert model.rnn.zoneout == 0.1 and model.config["forget_bias"] == 1.0
     plain = tmp_path / "plain"
@@ -105,6 +111,19 @@ def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
     assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "torch.nn's recurrent layers have no --recurrent-dropout" in err
+
+
+def test_input_augmentation_options(files, tmp_path, capsys):
+    """--input-jitter / --input-scale reach the model and its config; a stopped run resumes bit for
+    bit (the noise comes from the checkpointed RNG); --engine torch refuses them in one line."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--pooling", "max",
+            "--input-jitter", "0.2", "--input-scale", "0.1"] + TINY
+    model = resumed_equals_whole(base, tmp_path)
+    assert (model.noise.jitter, model.noise.scale) == (0.2, 0.1) and model.config["input_scale"] == 0.1
+    capsys.readouterr()
+    assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "have no --input-jitter, --input-scale" in err, err
 
 
 def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):

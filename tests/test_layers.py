@@ -85,3 +85,57 @@ def test_charlm_gradients_match_finite_differences():
             fm = loss()
             p[idx] = old
             assert grads[name][idx] == pytest.approx((fp - fm) / 2e-6, rel=1e-6, abs=1e-9), name
+
+
+def test_input_noise_gradient_finite_differences_and_torch():
+    """InputNoise in training: y = s * x + sigma_j * eps, s = 1 + sigma_s * eta per (sequence, feature).
+    dx from backward against float64 central differences (the generator replayed, so every forward
+    draws the same noise) and against torch autograd on the same equation with the same draws."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 4))                                  # (L, N, D)
+    G = rng.standard_normal((5, 3, 4))
+    m = rnnkit.InputNoise(jitter=0.3, scale=0.2, dtype=np.float64, seed=4)
+    state = m.rng.bit_generator.state
+
+    def run(v):
+        m.rng.bit_generator.state = state
+        return m.forward(v)
+
+    y = run(x)
+    dx = m.backward(G)
+    m.rng.bit_generator.state = state
+    scale = 1.0 + 0.2 * m.rng.standard_normal((3, 4))                  # the draws, in the module's order
+    eps = 0.3 * m.rng.standard_normal((5, 3, 4))
+    np.testing.assert_allclose(y, x * scale[None] + eps, rtol=0, atol=1e-15)
+    assert not np.allclose(scale, 1.0) and np.abs(eps).max() > 0
+    num = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += 1e-6
+        xm[idx] -= 1e-6
+        num[idx] = ((G * run(xp)).sum() - (G * run(xm)).sum()) / 2e-6
+        m.clear_cache()
+    np.testing.assert_allclose(dx, num, rtol=1e-7, atol=1e-9)
+    xt = torch.tensor(x, requires_grad=True)
+    (torch.tensor(G) * (xt * torch.tensor(scale)[None] + torch.tensor(eps))).sum().backward()
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_input_noise_eval_seed_and_bad_input():
+    x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
+    a, b = rnnkit.InputNoise(0.1, 0.1, seed=3), rnnkit.InputNoise(0.1, 0.1, seed=3)
+    ya = a(x)
+    assert ya.dtype == np.float32 and not np.array_equal(ya, x)
+    np.testing.assert_array_equal(ya, b(x))                             # same seed, same noise
+    assert not np.array_equal(a(x), ya)                                 # fresh noise at every call
+    a.eval()
+    assert a(x) is x and a.backward(x) is x                             # identity in evaluation
+    assert rnnkit.InputNoise(0.0, 0.0)(x) is x
+    only_scale = rnnkit.InputNoise(0.0, 0.5, seed=0)(x)
+    ratio = only_scale / x                                              # one factor per (sequence, feature)
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[0], ratio.shape), rtol=1e-5)
+    for bad in (-0.1, float("inf"), True, "0.1"):
+        with pytest.raises(ValueError, match="InputNoise jitter: expected a finite number >= 0, got"):
+            rnnkit.InputNoise(jitter=bad)
+    with pytest.raises(ValueError, match=r"expected x of shape \(L, N, D\), got \(4, 2\)"):
+        rnnkit.InputNoise(0.1)(x[:, :, 0])

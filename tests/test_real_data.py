@@ -201,6 +201,42 @@ def test_classifier_head_dropout_gradients_and_evaluation():
     assert m.config["head_dropout"] == 0.5 and "head_dropout" not in plain.config
 
 
+def test_classifier_input_augmentation_gradients_and_evaluation():
+    """input_jitter / input_scale: parameter gradients and the input gradient (through the noise's
+    scale) against finite differences with the noise replayed; evaluation is the plain network;
+    the options are in the config and a model rebuilt from it has them."""
+    rng = np.random.default_rng(6)
+    kw = dict(cell="gru", bidirectional=True, pooling="max", dtype=np.float64, seed=2)
+    m = SequenceClassifier(3, 4, 3, input_jitter=0.2, input_scale=0.3, **kw)
+    x, y, lengths = rng.standard_normal((5, 4, 3)), np.array([0, 2, 1, 2]), np.array([5, 3, 5, 1])
+
+    def reset():
+        m.noise.rng = np.random.default_rng(9)
+
+    check_classifier_gradients(m, x, y, lengths, rng, reset)
+    from rnnkit.functional.losses import cross_entropy, cross_entropy_backward
+
+    reset()
+    dx = m.backward(cross_entropy_backward(cross_entropy(m.forward(x, lengths), y)[1]))
+    m.zero_grad()
+
+    def loss():
+        reset()
+        out = m.forward(x, lengths)
+        m.clear_cache()
+        return cross_entropy(out, y)[0]
+
+    for idx in [(0, 0, 0), (2, 1, 2), (4, 2, 1), (0, 3, 0)]:
+        assert dx[idx] == pytest.approx(numeric_grad(loss, x, idx), rel=1e-6, abs=1e-9), idx
+    plain = SequenceClassifier(3, 4, 3, **kw)
+    m.eval()
+    plain.eval()
+    np.testing.assert_array_equal(m.forward(x, lengths), plain.forward(x, lengths))
+    assert m.config["input_jitter"] == 0.2 and m.config["input_scale"] == 0.3 and "input_jitter" not in plain.config
+    again = SequenceClassifier.from_config(m.config, dtype=np.float64)
+    assert (again.noise.jitter, again.noise.scale) == (0.2, 0.3)
+
+
 def test_classifier_positions_is_refused_on_other_lengths():
     from rnnkit.errors import UserError
 

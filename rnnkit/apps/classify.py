@@ -67,7 +67,9 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     ``rnn_options`` are the recurrent layer's options (``recurrent_dropout``, ``input_dropout``,
     ``zoneout``, ``weight_dropout``, ``forget_bias``, ``recurrent_init``: see
     :class:`~rnnkit.models.classifier.SequenceClassifier`), the ones set (the command passes those
-    that differ from the defaults, so a default run's config is what it was before they existed)."""
+    that differ from the defaults, so a default run's config is what it was before they existed),
+    and the classifier's input augmentation (``input_jitter``, ``input_scale``), which the command
+    passes with them."""
     options = dict(rnn_options or {})
     kw = dict(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling,
               dropout=dropout, head_dropout=head_dropout, batch_size=batch_size, config=config, out_dir=out_dir,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ._args import (OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
-                    add_run_args, fraction, positive_int)
+                    add_run_args, fraction, nonneg_float, positive_int)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
@@ -33,6 +33,12 @@ def register(sub):
                         "head (fixed-length windows only, where the position matters)")
     g.add_argument("--head-dropout", type=fraction, default=0.0,
                    help="dropout on the pooled features before the linear head (training only)")
+    g.add_argument("--input-jitter", type=nonneg_float, default=0.0, metavar="SIGMA",
+                   help="training-time augmentation: Gaussian noise of this std added to every step's "
+                        "standardised features (Um et al. 2017)")
+    g.add_argument("--input-scale", type=nonneg_float, default=0.0, metavar="SIGMA",
+                   help="training-time augmentation: each sequence's features multiplied by 1 + SIGMA * N(0, 1), "
+                        "one factor per sequence and feature (Um et al. 2017)")
     add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
@@ -68,9 +74,14 @@ def run_train(args):
                          dropout=args.dropout, head_dropout=args.head_dropout, batch_size=args.batch_size,
                          config=config, out_dir=args.out, resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
                          progress=args.progress, names=names, engine=args.engine, nproc=args.nproc,
-                         rnn_options=rnn_options(args, set_only=True))
+                         rnn_options={**rnn_options(args, set_only=True), **augmentation(args)})
     print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
     return 0
+
+
+def augmentation(args) -> dict:
+    """The input augmentation options that are set (so a run without them keeps its old config)."""
+    return {k: getattr(args, k) for k in ("input_jitter", "input_scale") if getattr(args, k)}
 
 
 def run_predict(args):

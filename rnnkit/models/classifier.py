@@ -28,6 +28,11 @@ Srivastava et al. 2014, "Dropout: a simple way to prevent neural networks from o
 for every sequence, and :math:`\partial L/\partial p = m \odot \partial L/\partial \tilde p / (1 - q)`;
 identity in evaluation. DanQ drops its flattened recurrent outputs with :math:`q = 0.5`.
 
+``input_jitter`` :math:`\sigma_j` and ``input_scale`` :math:`\sigma_s` augment the (standardised)
+input sequences in training: :math:`\tilde x_t = s \odot x_t + \sigma_j \epsilon_t` with one scale
+:math:`s = 1 + \sigma_s \eta` per sequence and feature (:class:`~rnnkit.nn.InputNoise`, where the
+references are); identity in evaluation.
+
 ``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the features
 included: one mask per sequence for every step), ``zoneout``, ``weight_dropout``,
 ``forget_bias`` and ``recurrent_init`` are the recurrent layer's options
@@ -41,7 +46,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
-from ..nn import Dropout, Linear
+from ..nn import Dropout, InputNoise, Linear
 from .base import TaskModel, register
 from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
@@ -52,14 +57,15 @@ POOLING = ("last", "mean", "attention", "max", "positions")
 class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
                  pooling="last", dropout=0.0, classes=None, scaler=None, length=None, head_dropout=0.0,
-                 dtype=np.float32, seed=None, **options):
+                 input_jitter=0.0, input_scale=0.0, dtype=np.float32, seed=None, **options):
         super().__init__(dtype, seed)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
         if (pooling == "positions") != (length is not None) or (length is not None and int(length) < 1):
             raise ValueError(f"length: expected the sequence length (a positive integer) with pooling='positions' "
                              f"and None otherwise, got {length!r} with pooling={pooling!r}")
-        s = child_seeds(seed, 4)
+        augment = bool(input_jitter or input_scale)
+        s = child_seeds(seed, 5 if augment else 4)              # without augmentation, the seeds of before
         self.pooling = pooling
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")
@@ -79,9 +85,15 @@ class SequenceClassifier(TaskModel):
         if head_dropout:                                        # recorded only when used, like length
             self.drop = Dropout(head_dropout, dtype=dtype, seed=s[3])
             self.config["head_dropout"] = head_dropout
+        self.noise = None
+        if augment:                                             # recorded only when used
+            self.noise = InputNoise(input_jitter, input_scale, dtype=dtype, seed=s[4])
+            self.config.update(input_jitter=input_jitter, input_scale=input_scale)
 
     def forward(self, x, lengths=None):
         """``x`` (L, N, D) -> logits (N, n_classes)."""
+        if self.noise is not None:
+            x = self.noise(x)                                   # (L, N, D), identity in evaluation
         y, _ = self.rnn(x, lengths=lengths)                     # (L, N, W)
         L, N, W = y.shape
         lengths = np.full(N, L) if lengths is None else np.asarray(lengths)
@@ -143,7 +155,8 @@ class SequenceClassifier(TaskModel):
         else:                                                   # max: route to the winning step
             dy = np.zeros((L, N, W), self.dtype)
             np.put_along_axis(dy, aux[None], dpooled[None], 0)
-        return first(self.rnn.backward(dy.astype(self.dtype, copy=False)))
+        dx = first(self.rnn.backward(dy.astype(self.dtype, copy=False)))
+        return dx if self.noise is None else self.noise.backward(dx)
 
     def _check_length(self, L, lengths):
         """Positions pooling reads exactly ``self.length`` valid steps of every sequence."""

@@ -1,4 +1,4 @@
-"""Linear, Embedding and Dropout: the small modules the task models compose."""
+"""Linear, Embedding, Dropout and InputNoise: the small modules the task models compose."""
 from __future__ import annotations
 
 import numpy as np
@@ -126,3 +126,55 @@ class Dropout(Module):
     def backward(self, dy):
         (keep,) = self._take_cache()
         return self.backward_cached(dy, keep)
+
+
+class InputNoise(Module):
+    r"""Training-time augmentation of input sequences by jittering and scaling (Um et al. 2017,
+    "Data augmentation of wearable sensor data for Parkinson's disease monitoring using
+    convolutional neural networks"; additive input noise as a regulariser: Bishop 1995, "Training
+    with noise is equivalent to Tikhonov regularization"):
+
+    .. math::
+        \tilde x_{t,n,d} = s_{n,d}\, x_{t,n,d} + \sigma_j\, \epsilon_{t,n,d}, \qquad
+        s_{n,d} = 1 + \sigma_s\, \eta_{n,d}, \qquad \epsilon, \eta \sim \mathcal N(0, 1)
+
+    drawn anew at every call: the jitter per step, sequence and feature, the scale once per sequence
+    and feature (every step of a sequence shares it). Backward:
+    :math:`\partial L/\partial x_{t,n,d} = s_{n,d}\, \partial L/\partial \tilde x_{t,n,d}`. Identity in
+    eval mode. Meant for standardised features, where :math:`\sigma` is in units of a feature's std.
+
+    Args: ``jitter`` :math:`\sigma_j \ge 0`, ``scale`` :math:`\sigma_s \ge 0`, ``dtype``, ``seed``.
+    Shapes: ``x`` (L, N, D) -> (L, N, D).
+    """
+
+    def __init__(self, jitter=0.0, scale=0.0, dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        for name, v in (("jitter", jitter), ("scale", scale)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0.0 <= v < np.inf:
+                raise ValueError(f"InputNoise {name}: expected a finite number >= 0, got {v!r}")
+        self.jitter, self.scale = float(jitter), float(scale)
+
+    def extra_repr(self):
+        return f"jitter={self.jitter}, scale={self.scale}"
+
+    def forward_cached(self, x):
+        if not self.training or (self.jitter == 0.0 and self.scale == 0.0):
+            return x, None
+        if x.ndim != 3:
+            raise ValueError(f"InputNoise: expected x of shape (L, N, D), got {x.shape}")
+        L, N, D = x.shape
+        s = (1.0 + self.scale * self.rng.standard_normal((N, D))).astype(x.dtype)          # (N, D)
+        noise = (self.jitter * self.rng.standard_normal((L, N, D))).astype(x.dtype)     # (L, N, D)
+        return x * s[None] + noise, s
+
+    def backward_cached(self, dy, s):
+        return dy if s is None else dy * s[None]
+
+    def forward(self, x):
+        y, s = self.forward_cached(x)
+        self._cache = (s,)
+        return y
+
+    def backward(self, dy):
+        (s,) = self._take_cache()
+        return self.backward_cached(dy, s)
