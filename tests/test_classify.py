@@ -110,7 +110,7 @@ def test_regularisation_options_and_max_pooling(files, tmp_path, capsys):
     capsys.readouterr()
     assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "torch.nn's recurrent layers have no --recurrent-dropout" in err
+    assert len(err.splitlines()) == 1 and "the torch engine's model has no --recurrent-dropout" in err
 
 
 def test_input_augmentation_options(files, tmp_path, capsys):

@@ -81,7 +81,7 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     if engine != "torch":
         raise UserError(f"--engine: expected numpy or torch, got {engine!r}")
     if options:
-        raise UserError(f"--engine torch: torch.nn's recurrent layers have no "
+        raise UserError(f"--engine torch: the torch engine's model has no "
                         f"{', '.join('--' + k.replace('_', '-') for k in options)}; train with --engine numpy")
     from ..distributed import launch
 
