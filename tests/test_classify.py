@@ -123,7 +123,7 @@ def test_input_augmentation_options(files, tmp_path, capsys):
     capsys.readouterr()
     assert main(base + ["--steps", "2", "--engine", "torch", "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "have no --input-jitter, --input-scale" in err, err
+    assert len(err.splitlines()) == 1 and "has no --input-jitter, --input-scale" in err, err
 
 
 def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):
