@@ -184,6 +184,29 @@ def test_metrics_and_scores_are_strict_json():
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": 2.5} and "Infinity" not in text
 
 
+@pytest.mark.parametrize("setting", [None, "1"])
+def test_demo_tunes_its_threads_unless_told(tmp_path, setting):
+    """The demo is a timed run on any machine: unless RNNKIT_NUM_THREADS says otherwise it runs with
+    'auto' (the Trainer measures every core against one and logs its choice)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_NUM_THREADS"}
+    if setting:
+        env["RNNKIT_NUM_THREADS"] = setting
+    r = subprocess.run([sys.executable, "-m", "rnnkit", "demo", "--out", str(tmp_path / "d"), "--hidden", "8",
+                        "--minutes", "0.05", "--sample-every", "100", "--no-progress"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in open(tmp_path / "d" / "metrics.jsonl")]
+    events = [row for row in rows if row.get("event") == "threads"]
+    from rnnkit.threads import cores
+
+    if setting or cores() < 2:
+        assert events == []
+    else:
+        assert events and events[0]["blas_threads"] in (1, cores())
+
+
 def test_demo_never_writes_over_a_run(run_dir):
     r = rnnkit("demo", "--out", run_dir / "run", "--minutes", "0.01", "--no-progress")
     assert r.returncode == 2 and "already holds a charlm run" in r.stderr
