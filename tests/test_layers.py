@@ -139,3 +139,23 @@ def test_input_noise_eval_seed_and_bad_input():
             rnnkit.InputNoise(jitter=bad)
     with pytest.raises(ValueError, match=r"expected x of shape \(L, N, D\), got \(4, 2\)"):
         rnnkit.InputNoise(0.1)(x[:, :, 0])
+
+
+def test_evaluating_restores_the_mode_even_when_the_block_raises():
+    from rnnkit.nn import Dropout, InputNoise
+
+    for m in (Dropout(0.5), InputNoise(0.1)):
+        m.train()
+        with m.evaluating():
+            assert not m.training
+        assert m.training
+        m.eval()
+        with pytest.raises(RuntimeError):
+            with m.evaluating():
+                raise RuntimeError("inside")
+        assert not m.training
+        m.train()
+        with pytest.raises(RuntimeError):
+            with m.evaluating():
+                raise RuntimeError("inside")
+        assert m.training

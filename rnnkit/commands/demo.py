@@ -27,15 +27,14 @@ def fresh_dir(base: str) -> str:
 
 
 def run(args):
+    import os
+
     from tqdm.auto import tqdm
 
+    from .. import threads
     from ..apps import lm
     from ..data.text import pydoc_topics_text
     from ..train import TrainConfig
-
-    import os
-
-    from .. import threads
 
     if "RNNKIT_NUM_THREADS" not in os.environ:
         # a timed run on whatever machine a newcomer has: on a busy one, BLAS on every core made the

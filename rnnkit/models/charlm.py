@@ -105,38 +105,34 @@ class CharLM(TaskModel):
         if n is not None:
             return self._sample_batch(vocab, length, temperature, top_k, prime, np.random.default_rng(rng), n)
         rng = np.random.default_rng(rng)
-        was_training = self.training
-        self.eval()
-        ids = vocab.encode(prime) if prime else np.array([int(rng.integers(1, len(vocab)))])
-        logits, state = self.forward(ids[:, None])
-        self.clear_cache()
-        stream = self.rnn.stream(1, state)          # one step at a time, no caches, buffers reused
-        E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
-        last = logits[-1, 0]
-        out = []
-        for _ in range(length):
-            nxt = self._pick(last.astype(np.float64), temperature, top_k, rng)
-            out.append(nxt)
-            last = stream.step(E[nxt][None])[0] @ W + b
-        self.train(was_training)
+        with self.evaluating():
+            ids = vocab.encode(prime) if prime else np.array([int(rng.integers(1, len(vocab)))])
+            logits, state = self.forward(ids[:, None])
+            self.clear_cache()
+            stream = self.rnn.stream(1, state)          # one step at a time, no caches, buffers reused
+            E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
+            last = logits[-1, 0]
+            out = []
+            for _ in range(length):
+                nxt = self._pick(last.astype(np.float64), temperature, top_k, rng)
+                out.append(nxt)
+                last = stream.step(E[nxt][None])[0] @ W + b
         return vocab.decode(out)
 
     def _sample_batch(self, vocab, length, temperature, top_k, prime, rng, n) -> list:
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-        was_training = self.training
-        self.eval()
-        ids = vocab.encode(prime) if prime else rng.integers(1, len(vocab), size=1)
-        logits, state = self.forward(np.repeat(ids[:, None], n, axis=1))   # the prime, once per row
-        self.clear_cache()
-        stream = self.rnn.stream(n, state)
-        E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
-        last = logits[-1]                                                  # (n, V)
-        out = np.empty((length, n), np.int64)
-        for t in range(length):
-            out[t] = nxt = self._pick_rows(last.astype(np.float64), temperature, top_k, rng)
-            last = stream.step(E[nxt]) @ W + b
-        self.train(was_training)
+        with self.evaluating():
+            ids = vocab.encode(prime) if prime else rng.integers(1, len(vocab), size=1)
+            logits, state = self.forward(np.repeat(ids[:, None], n, axis=1))   # the prime, once per row
+            self.clear_cache()
+            stream = self.rnn.stream(n, state)
+            E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
+            last = logits[-1]                                                  # (n, V)
+            out = np.empty((length, n), np.int64)
+            for t in range(length):
+                out[t] = nxt = self._pick_rows(last.astype(np.float64), temperature, top_k, rng)
+                last = stream.step(E[nxt]) @ W + b
         return [vocab.decode(out[:, i]) for i in range(n)]
 
     @staticmethod

@@ -210,25 +210,19 @@ class SequenceClassifier(TaskModel):
 
         if self.config["scaler"] is not None:
             xs = Standardizer.from_dict(self.config["scaler"]).transform(xs)
-        was = self.training
-        self.eval()
         out = []
-        try:
+        with self.evaluating():
             for s in range(0, len(xs), chunk):
                 x, lengths = pad_sequences(xs[s:s + chunk])
                 out.append(softmax(self.forward(x.astype(self.dtype), lengths).astype(np.float64)))   # (n, C)
                 self.clear_cache()
-        finally:
-            self.train(was)
         return np.concatenate(out)
 
     def predict(self, x, lengths=None, chunk=512) -> np.ndarray:
         """Class ids (N,), in eval mode (no dropout)."""
-        was = self.training
-        self.eval()
         out = []
-        for s in range(0, x.shape[1], chunk):
-            out.append(self.forward(x[:, s:s + chunk], None if lengths is None else lengths[s:s + chunk]).argmax(-1))
-            self.clear_cache()
-        self.train(was)
+        with self.evaluating():
+            for s in range(0, x.shape[1], chunk):
+                out.append(self.forward(x[:, s:s + chunk], None if lengths is None else lengths[s:s + chunk]).argmax(-1))
+                self.clear_cache()
         return np.concatenate(out)

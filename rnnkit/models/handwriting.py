@@ -96,14 +96,12 @@ class HandwritingModel(TaskModel):
         if not isinstance(length, (int, np.integer)) or length < 1:
             raise ValueError(f"length: expected an integer >= 1, got {length!r}")
         rng = np.random.default_rng(rng)
-        was_training = self.training
-        self.eval()
-        stream = self.rnn.stream(n)
-        W, b = self.head.params["weight"].T, self.head.params["bias"]
-        point = np.broadcast_to(START.astype(self.dtype), (n, 3)).copy()
-        out = np.empty((length, n, 3))
-        for t in range(length):
-            out[t] = mdn_sample(stream.step(point) @ W + b, rng, bias)    # (n, H) @ (H, 1+6M)
-            point[...] = out[t]
-        self.train(was_training)
+        with self.evaluating():
+            stream = self.rnn.stream(n)
+            W, b = self.head.params["weight"].T, self.head.params["bias"]
+            point = np.broadcast_to(START.astype(self.dtype), (n, 3)).copy()
+            out = np.empty((length, n, 3))
+            for t in range(length):
+                out[t] = mdn_sample(stream.step(point) @ W + b, rng, bias)    # (n, H) @ (H, 1+6M)
+                point[...] = out[t]
         return out

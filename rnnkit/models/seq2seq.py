@@ -282,23 +282,21 @@ class Seq2Seq(TaskModel):
     def translate(self, sources, beam=1, alpha=0.7, batch_size=256) -> list:
         """Source token lists -> output token lists (unknown source tokens read as ``<unk>``).
         Greedy decoding runs in batches of similar length; ``beam > 1`` searches each source alone."""
-        was = self.training
-        self.eval()
         ids = [self.src_vocab.encode(s) for s in sources]
         if any(not s for s in ids):
             raise UserError("source: expected at least one token, got an empty source")
         out = [None] * len(ids)
-        if beam > 1:
-            for k, s in enumerate(ids):
-                out[k] = self.tgt_vocab.decode(self.beam_search(s, beam=beam, alpha=alpha)[0])
-        else:
-            order = np.argsort([len(s) for s in ids], kind="stable")
-            for b in range(0, len(order), batch_size):
-                part = order[b:b + batch_size]
-                got, _, _ = self.greedy(*source_arrays([ids[k] for k in part]))
-                for k, row in zip(part, got):
-                    out[k] = self.tgt_vocab.decode(row)
-        self.train(was)
+        with self.evaluating():
+            if beam > 1:
+                for k, s in enumerate(ids):
+                    out[k] = self.tgt_vocab.decode(self.beam_search(s, beam=beam, alpha=alpha)[0])
+            else:
+                order = np.argsort([len(s) for s in ids], kind="stable")
+                for b in range(0, len(order), batch_size):
+                    part = order[b:b + batch_size]
+                    got, _, _ = self.greedy(*source_arrays([ids[k] for k in part]))
+                    for k, row in zip(part, got):
+                        out[k] = self.tgt_vocab.decode(row)
         return out
 
     def predict(self, texts, beam=1, alpha=0.7) -> list:

@@ -168,12 +168,9 @@ class Tagger(TaskModel):
 
         for i, tokens in enumerate(sentences):
             check_sentence(tokens, None, f"sentence {i}")
-        was = self.training
-        self.eval()
         out = []
-        bar = tqdm(total=len(sentences), disable=not progress, unit="sent", desc="tagging", file=sys.stderr,
-                   dynamic_ncols=True, leave=False)
-        try:
+        with self.evaluating(), tqdm(total=len(sentences), disable=not progress, unit="sent", desc="tagging",
+                                     file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
             for s in range(0, len(sentences), batch_size):
                 chunk = sentences[s:s + batch_size]
                 batch = make_batch([(tokens, None) for tokens in chunk], self.word_vocab,
@@ -182,9 +179,6 @@ class Tagger(TaskModel):
                 self.clear_cache()
                 out.extend([self.tag_vocab.itos[i] for i in ids[: len(tokens), n]] for n, tokens in enumerate(chunk))
                 bar.update(len(chunk))
-        finally:
-            bar.close()
-            self.train(was)
         return out
 
     def unknown_words(self, sentences) -> int:

@@ -13,6 +13,7 @@ leaves them out of the norm, and the layers skip their weight-gradient products.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from typing import Iterator
 
@@ -253,6 +254,17 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Eval mode inside the block (no dropout, no augmentation); the mode it had is restored
+        after, also when the block raises."""
+        was = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was)
 
     # -- forward / backward ---------------------------------------------------------
     def __call__(self, *args, **kwargs):
