@@ -1,7 +1,8 @@
 """A good neighbour on a busy machine: how much rnnkit's and PyTorch's training steps slow down
 when one CPU-bound process shares the cores (issue 16, item 5).
 
-For each model, both libraries' steps are timed in alternation (speed.py's paired protocol),
+For each model, both libraries' steps are timed in alternation in this process (speed.py's
+``paired_steps``; each library is compared with itself, quiet against busy),
 first on the quiet machine, then with one competing process running a pure-Python busy loop
 (one core's worth of work, started before and killed after the busy measurement). The slowdown
 is busy / quiet for each library. rnnkit is measured three ways, to find the cause rather than
@@ -83,11 +84,11 @@ def main():
                 warmup = 3
                 if name == "auto":
                     ours, warmup = tuned(ours), 12
-                q_r, q_t, _ = speed.paired(ours, torch_step, args.repeats, warmup=warmup)
+                q_r, q_t, _ = speed.paired_steps(ours, torch_step, args.repeats, warmup=warmup)
                 chosen = [ours.tuner.current] if name == "auto" else []
                 p = competitor()
                 try:
-                    b_r, b_t, _ = speed.paired(ours, torch_step, args.repeats, warmup=warmup)
+                    b_r, b_t, _ = speed.paired_steps(ours, torch_step, args.repeats, warmup=warmup)
                 finally:
                     p.kill()
                     p.wait()
