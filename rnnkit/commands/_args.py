@@ -64,10 +64,10 @@ def fraction(text):
 
 
 def positive_int_list(text):
-    """``'128,256,128'`` -> ``(128, 256, 128)``: comma-separated positive integers."""
+    """``'128,256,128'`` -> ``[128, 256, 128]`` (a list, as a run's config.json holds it)."""
     parts = [t.strip() for t in text.split(",")]
     try:
-        values = tuple(int(t) for t in parts)
+        values = [int(t) for t in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 128,256,128, "
                                          f"got {text!r}") from None
