@@ -214,7 +214,9 @@ TUNING = [
     "bidirectional GRU 64, max pooling, input dropout 0.1, head dropout 0.5 97.8% / 98.5% (4), 0.045; the fourth "
     "round's choice (the same with 2 layers, dropout 0.2 between) 97.9% / 98.5% (4), 0.040; that with head "
     "dropout 0.8 98.2% / 98.9% (3), 0.041 (chosen: the only candidate below 4 errors). The paper's other parts "
-    "(its dimension shuffle before the LSTM, MLSTM-FCN's squeeze-and-excite blocks, 2,000 epochs) were not tried.",
+    "(its dimension shuffle before the LSTM, MLSTM-FCN's squeeze-and-excite blocks, 2,000 epochs) were not tried. "
+    "The chosen settings then met the test part once: 99.5% (2 errors of 370; each seed alone 99.2%, 99.2%, "
+    "98.9%, 98.4%, 99.2%), so the 99% goal is met; nothing was tuned on the test part.",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]
