@@ -109,8 +109,8 @@ CLI_CLASSIFY = {  # name: (command-line options, goal accuracy, published figure
         "package drops)"),
     "japanese-vowels": (
         ["--bidirectional", "--cell", "gru", "--hidden-size", "64", "--num-layers", "2", "--dropout", "0.2",
-         "--pooling", "max", "--input-dropout", "0.1", "--head-dropout", "0.5", "--lr", "3e-3", "--schedule", "cosine",
-         "--steps", "800"], 0.99,
+         "--pooling", "max", "--input-dropout", "0.1", "--head-dropout", "0.8", "--conv-channels", "128,256,128",
+         "--conv-kernels", "8,5,3", "--lr", "3e-3", "--schedule", "cosine", "--steps", "800"], 0.99,
         "MLSTM-FCN 100%, LSTM-FCN 99% (Karim et al. 2019); 1-NN DTW about 94.9% (UEA archive, Bagnall et al. "
         "2018): as quoted in issue 13, not re-checked here; 94.1% (Kudo, Toyama & Shimbo 1999)"),
     "basic-motions": (
@@ -201,6 +201,22 @@ TUNING = [
     " The chosen settings then met the test part once: 98.6% (5 errors of 370; each seed alone 96.8% to 98.9%; "
     "the third round's model had 6), so the goal stays missed, by 2 errors, and nothing was tuned on the test "
     "part after it (its 97 s: five 2-layer runs on one core of a busy machine).",
+    "Fifth round, for JapaneseVowels alone (issue 13's 99% goal; new in `classify`: `--conv-channels` and "
+    "`--conv-kernels`, the fully convolutional branch of LSTM-FCN / MLSTM-FCN (Karim et al. 2017, 2019): blocks of "
+    "128, 256, 128 filters of widths 8, 5, 3, each with batch norm over the valid steps and ReLU, averaged over "
+    "time and joined to the pooled recurrent features before head dropout and the head; one BLAS thread on one "
+    "core of a busy machine). The fourth round's 3 seeded folds of the 270 training utterances again, 5 seeds a "
+    "fold; mean single run / ensemble of 5 (errors of 270), the ensemble's mean log loss on the held-out parts. "
+    "Rule, written down before the first result: fewest ensemble errors, then the lowest log loss, then fewer "
+    "parameters; the fourth round's choice (4 errors, 0.059) stays unless beaten. Every candidate has the branch "
+    "(lr 3e-3 cosine, 800 steps): the LSTM-FCN shape, LSTM 8, last step, head dropout 0.8 (the paper's dropout "
+    "after the LSTM) 97.0% / 97.4% (7), 0.068; the same with LSTM 64 95.9% / 97.0% (8), 0.076; the third round's "
+    "bidirectional GRU 64, max pooling, input dropout 0.1, head dropout 0.5 97.8% / 98.5% (4), 0.045; the fourth "
+    "round's choice (the same with 2 layers, dropout 0.2 between) 97.9% / 98.5% (4), 0.040; that with head "
+    "dropout 0.8 98.2% / 98.9% (3), 0.041 (chosen: the only candidate below 4 errors). The paper's other parts "
+    "(its dimension shuffle before the LSTM, MLSTM-FCN's squeeze-and-excite blocks, 2,000 epochs) were not tried. "
+    "The chosen settings then met the test part once: 99.5% (2 errors of 370; each seed alone 99.2%, 99.2%, "
+    "98.9%, 98.4%, 99.2%), so the 99% goal is met; nothing was tuned on the test part.",
     "yeast (first 80% of the training part to train, the rest to score; best Markov there 1.9481): LSTM 128 "
     "lr 2e-3 constant 1.9454 at the end (1.9384 at best); with a cosine schedule 1.9350 (chosen).",
 ]

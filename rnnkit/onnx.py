@@ -340,8 +340,30 @@ def _classifier(model):
         e = g.op("Squeeze", g.linear(y, model.score), g.ints(2))               # (L, N)
         a = g.op("Unsqueeze", g.masked_softmax(e, mask), g.ints(2))            # (L, N, 1)
         pooled = g.op("ReduceSum", g.op("Mul", a, y), g.ints(0), keepdims=0)   # (N, W)
+    if model.fcn is not None:
+        pooled = g.op("Concat", pooled, _conv_branch(g, model.fcn, x, mask, lengths), axis=1)   # (N, W + C_B)
     g.output(g.linear(pooled, model.head), "logits", rnn.dtype, ["N", C])
     return {"classifier": g}
+
+
+def _conv_branch(g: Graph, branch, x: str, mask: str, lengths: str) -> str:
+    """:class:`~rnnkit.nn.ConvBranch` in evaluation: per block Conv ('same' pads), the batch norm's
+    running statistics folded into one scale and shift per channel, ReLU, zero past each length;
+    then the mean over the valid steps. Channels-first inside: (N, C, L)."""
+    from .functional.conv import same_padding
+
+    fmask = g.op("Transpose", g.op("Unsqueeze", g.cast(mask, branch.dtype), g.ints(2)), perm=[1, 2, 0])  # (N, 1, L)
+    h = g.op("Mul", g.op("Transpose", x, perm=[1, 2, 0]), fmask)                # (N, C_in, L), padded steps zero
+    for i in range(len(branch.channels)):
+        conv, bn = getattr(branch, f"conv{i}"), getattr(branch, f"bn{i}")
+        a = g.op("Conv", h, g.const(conv.params["weight"], "conv_weight"), g.const(conv.params["bias"], "conv_bias"),
+                 pads=list(same_padding(conv.kernel_size)))                    # (N, C_i, L)
+        scale = bn.params["weight"] / np.sqrt(bn.buffers["running_var"] + bn.eps)
+        shift = bn.params["bias"] - bn.buffers["running_mean"] * scale
+        a = g.op("Add", g.op("Mul", a, g.const(scale[:, None], "bn_scale")), g.const(shift[:, None], "bn_shift"))
+        h = g.op("Mul", g.op("Relu", a), fmask)
+    total = g.op("ReduceSum", h, g.ints(2), keepdims=0)                         # (N, C_B)
+    return g.op("Div", total, g.op("Unsqueeze", g.cast(lengths, branch.dtype), g.ints(1)))
 
 
 def _sequence_out(g: Graph, net, x: str, lengths=None) -> str:

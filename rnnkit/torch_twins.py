@@ -38,21 +38,50 @@ class TorchCharLM(nn.Module):
         return self.head(self.drop(y)), state
 
 
+class TorchConvBranch(nn.Module):
+    """Twin of :class:`rnnkit.nn.ConvBranch`: x (L, N, C), lengths (N,) -> (N, C_B). Padded steps
+    read as zero, batch norm over the valid steps only (``nn.BatchNorm1d`` on the valid steps
+    gathered into (M, C), so its running statistics move as rnnkit's), zero past each length."""
+
+    def __init__(self, in_channels, channels, kernels, dtype=torch.float32):
+        super().__init__()
+        self.blocks = len(channels)
+        for i, (c, k) in enumerate(zip(channels, kernels)):
+            setattr(self, f"conv{i}", nn.Conv1d(in_channels, c, k, padding="same", dtype=dtype))
+            setattr(self, f"bn{i}", nn.BatchNorm1d(c, dtype=dtype))
+            in_channels = c
+
+    def forward(self, x, lengths):
+        valid = torch.arange(x.shape[0])[:, None] < lengths[None, :]            # (L, N)
+        h = x
+        for i in range(self.blocks):
+            a = getattr(self, f"conv{i}")((h * valid[:, :, None]).permute(1, 2, 0)).permute(2, 0, 1)   # (L, N, C_i)
+            out = a.new_zeros(a.shape)
+            out[valid] = torch.relu(getattr(self, f"bn{i}")(a[valid]))         # (M, C_i) valid steps only
+            h = out
+        return h.sum(0) / lengths[:, None].to(h.dtype)
+
+
 class TorchClassifier(nn.Module):
     """Twin of :class:`rnnkit.models.classifier.SequenceClassifier`: x (L, N, D), lengths (N,) ->
     logits (N, classes), pooling the recurrent outputs by the last valid step, their mean,
     attention or their maximum, or reading every position (``length`` steps), exactly as rnnkit does."""
 
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
-                 pooling="last", dropout=0.0, length=None, head_dropout=0.0, dtype=torch.float32, **_):
+                 pooling="last", dropout=0.0, length=None, head_dropout=0.0, conv_channels=None, conv_kernels=None,
+                 dtype=torch.float32, **_):
         super().__init__()
         self.pooling, self.hidden_size, self.bidirectional = pooling, hidden_size, bidirectional
         self.rnn = torch_rnn(cell, input_size, hidden_size, num_layers, dtype=dtype, bidirectional=bidirectional,
                              dropout=dropout if num_layers > 1 else 0.0)
         width = hidden_size * (2 if bidirectional else 1)
+        self.fcn = None
+        if conv_channels is not None:
+            self.fcn = TorchConvBranch(input_size, conv_channels, conv_kernels, dtype=dtype)
         if pooling == "attention":
             self.score = nn.Linear(width, 1, dtype=dtype)
-        self.head = nn.Linear(width * (length if pooling == "positions" else 1), n_classes, dtype=dtype)
+        width *= length if pooling == "positions" else 1
+        self.head = nn.Linear(width + (conv_channels[-1] if conv_channels else 0), n_classes, dtype=dtype)
         self.drop = nn.Dropout(head_dropout)
 
     def forward(self, x, lengths=None):
@@ -75,6 +104,8 @@ class TorchClassifier(nn.Module):
             pooled = y.transpose(0, 1).reshape(N, -1)                               # (N, L*W)
         else:
             pooled = y.masked_fill(mask == 0, float("-inf")).amax(0)
+        if self.fcn is not None:
+            pooled = torch.cat([pooled, self.fcn(x, lengths)], dim=1)
         return self.head(self.drop(pooled))
 
 

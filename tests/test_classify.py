@@ -126,6 +126,46 @@ def test_input_augmentation_options(files, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "has no --input-jitter, --input-scale" in err, err
 
 
+def test_conv_branch_options(files, tmp_path, capsys):
+    """--conv-channels / --conv-kernels (LSTM-FCN's branch) reach the model and its config; a
+    stopped run resumes bit for bit (running statistics included); predict reads the run; bad
+    values and --engine torch are refused in one line each."""
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--test", str(files / "test.npz"),
+            "--pooling", "max", "--head-dropout", "0.5", "--conv-channels", "5,4", "--conv-kernels", "4,3"] + TINY
+    model = resumed_equals_whole(base, tmp_path)
+    assert model.fcn.channels == [5, 4] and model.fcn.kernels == [4, 3]
+    assert (model.config["conv_channels"], model.config["conv_kernels"]) == ([5, 4], [4, 3])
+    assert int(model.fcn.bn0.buffers["num_batches_tracked"]) > 0 and model.fcn.bn1.buffers["running_var"].std() > 0
+    capsys.readouterr()
+    assert main(["classify", "predict", str(tmp_path / "full"), str(files / "test.npz"),
+                 "--output", str(tmp_path / "p.txt")]) == 0
+    assert "accuracy" in capsys.readouterr().err
+    assert len((tmp_path / "p.txt").read_text().split()) == 20
+    plain = tmp_path / "plain"
+    assert main(["classify", "train", "--train", str(files / "train.npz"), "--steps", "2", "--out", str(plain)]
+                + TINY) == 0
+    assert "conv_channels" not in rnnkit.load(plain).config
+    capsys.readouterr()
+    train = ["classify", "train", "--train", str(files / "train.npz"), "--steps", "2", "--out", str(tmp_path / "b")]
+    for extra, want in [(["--conv-channels", "4,0", "--conv-kernels", "3,3"],
+                         "expected comma-separated positive integers such as 128,256,128, got '4,0'"),
+                        (["--conv-channels", "4,x"], "got '4,x'"),
+                        (["--conv-channels", "4,3"], "--conv-channels: expected --conv-kernels too"),
+                        (["--conv-kernels", "3"], "--conv-kernels: expected --conv-channels too"),
+                        (["--conv-channels", "4,3", "--conv-kernels", "3"],
+                         "--conv-kernels: expected 2 kernel sizes (one per block of --conv-channels 4,3), got 1"),
+                        (["--conv-channels", "4", "--conv-kernels", "3", "--engine", "torch"],
+                         "the torch engine's model has no --conv-channels, --conv-kernels")]:
+        try:
+            status = main(train + extra + TINY)
+        except SystemExit as e:                                 # argparse's own refusals
+            status = e.code
+        assert status == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and want in err, err
+    assert not (tmp_path / "b").exists()
+
+
 def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):
     """Several run directories: the mean of their class probabilities decides; runs with other
     classes are refused in one line."""

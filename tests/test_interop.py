@@ -199,3 +199,62 @@ def test_seq2seq_twin(attention, cell, bidirectional):
         return out
 
     _round_trip(m, ours, lambda t: t(torch.from_numpy(src), src_len, torch.from_numpy(tgt_in)))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("pooling", ["last", "max", "attention"])
+def test_classifier_with_conv_branch_equals_torch_autograd(pooling):
+    """The LSTM-FCN branch: logits and every gradient (training mode: batch statistics over the
+    valid steps) against autograd through the twin, then the running statistics and the
+    evaluation-mode logits after that step, and the trip back."""
+    ours = SequenceClassifier(3, 4, 5, cell="lstm", bidirectional=True, pooling=pooling, dtype=np.float64, seed=3,
+                              conv_channels=(6, 5), conv_kernels=(4, 3))
+    theirs = to_torch(ours)
+    assert sorted(theirs.state_dict()) == sorted(ours.state_dict())
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 4, 3))
+    lengths = np.array([6, 1, 3, 5])
+    G = rng.standard_normal((4, 5))
+    ours.zero_grad()
+    out = theirs(torch.from_numpy(x), lengths)
+    np.testing.assert_allclose(ours.forward(x, lengths), out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    ours.backward(G)
+    (out * torch.from_numpy(G)).sum().backward()
+    want = {name: p.grad.numpy() for name, p in theirs.named_parameters()}
+    got = {name: g for name, _, g in ours.named_parameters()}
+    assert sorted(got) == sorted(want) and "fcn.conv1.weight" in got and "fcn.bn0.bias" in got
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-11, err_msg=name)
+    for name, b in theirs.named_buffers():
+        np.testing.assert_allclose(ours.state_dict()[name], b.numpy(), rtol=1e-12, err_msg=name)
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(ours(x, lengths), theirs(torch.from_numpy(x), lengths).detach().numpy(), rtol=1e-10,
+                               atol=1e-12)
+    back = from_torch(theirs)
+    assert back.config == ours.config
+    np.testing.assert_allclose(back.eval()(x, lengths), ours(x, lengths), rtol=1e-13, atol=1e-15)
+
+
+def test_classifier_with_conv_branch_finite_differences():
+    """Whole-model float64 central differences: recurrent layers, max pooling, the convolutional
+    branch (training mode) and the head, on a padded batch."""
+    from .helpers import numeric_grad, sample_indices
+
+    m = SequenceClassifier(2, 3, 4, cell="gru", bidirectional=True, pooling="max", dtype=np.float64, seed=1,
+                           conv_channels=(4, 3), conv_kernels=(3, 2))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 3, 2))
+    lengths = np.array([5, 2, 4])
+    G = rng.standard_normal((3, 4))
+
+    def loss():
+        out = m.forward(x, lengths)
+        m.clear_cache()
+        return float((G * out).sum())
+
+    m.zero_grad()
+    m.forward(x, lengths)
+    dx = m.backward(G)
+    for name, p, g in list(m.named_parameters()) + [("x", x, dx)]:
+        for idx in sample_indices(p.shape, 6, rng):
+            np.testing.assert_allclose(g[idx], numeric_grad(loss, p, idx), rtol=1e-6, atol=1e-8, err_msg=f"{name}{idx}")

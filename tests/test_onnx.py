@@ -280,3 +280,22 @@ def test_cli_export_errors(run_dir, tmp_path, monkeypatch, capsys):
 def test_a_projected_lstm_is_refused_in_one_line():
     with pytest.raises(ValueError, match="proj_size=2 has no ONNX counterpart"):
         rx.graphs(LSTM(3, 4, proj_size=2))
+
+
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_classifier_with_conv_branch(pooling):
+    """The LSTM-FCN branch in the graph: 'same'-padded Conv, the batch norm's running statistics,
+    ReLU, zero past each length, the mean over the valid steps; odd and even kernels."""
+    rng = np.random.default_rng(6)
+    xs = _raw_sequences(rng)
+    scaler = Standardizer.fit(xs)
+    m = SequenceClassifier(2, 5, 3, cell="lstm", bidirectional=True, pooling=pooling, scaler=scaler.to_dict(),
+                           conv_channels=(6, 4), conv_kernels=(4, 3), seed=5)
+    x, lengths = pad_sequences(scaler.transform(xs))
+    m.forward(x, lengths)                                        # training mode: the running statistics move
+    m.clear_cache()
+    m.eval()
+    want = m.forward(x, lengths)
+    m.clear_cache()
+    raw, _ = pad_sequences(xs)
+    close(sessions(m)["classifier"](x=raw, lengths=lengths.astype(np.int32))["logits"], want)

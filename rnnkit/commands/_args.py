@@ -63,6 +63,20 @@ def fraction(text):
     return v
 
 
+def positive_int_list(text):
+    """``'128,256,128'`` -> ``[128, 256, 128]`` (a list, as a run's config.json holds it)."""
+    parts = [t.strip() for t in text.split(",")]
+    try:
+        values = [int(t) for t in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 128,256,128, "
+                                         f"got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 128,256,128, "
+                                         f"got {text!r}")
+    return values
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's real default, except for on/off flags (``--no-progress`` is not
     "default: True") and options without one."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ._args import (OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
-                    add_run_args, fraction, nonneg_float, positive_int)
+                    add_run_args, fraction, nonneg_float, positive_int, positive_int_list)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
@@ -39,6 +39,12 @@ def register(sub):
     g.add_argument("--input-scale", type=nonneg_float, default=0.0, metavar="SIGMA",
                    help="training-time augmentation: each sequence's features multiplied by 1 + SIGMA * N(0, 1), "
                         "one factor per sequence and feature (Um et al. 2017)")
+    g.add_argument("--conv-channels", type=positive_int_list, default=None, metavar="C1,C2,...",
+                   help="add a fully convolutional branch beside the recurrent layers (LSTM-FCN, Karim et al. "
+                        "2017): blocks of convolution with these numbers of filters, batch norm and ReLU, averaged "
+                        "over time and concatenated with the pooled recurrent features; e.g. 128,256,128")
+    g.add_argument("--conv-kernels", type=positive_int_list, default=None, metavar="K1,K2,...",
+                   help="the kernel size of each block of --conv-channels, e.g. 8,5,3")
     add_rnn_option_args(g)
     add_fit_args(t, steps=800, lr=3e-3, eval_every=100)
     add_run_args(t, "runs/classify")
@@ -58,6 +64,7 @@ def run_train(args):
     from ._args import fit_config, rnn_options
 
     config = fit_config(args)
+    conv_branch(args)                                           # refused before anything is read
     valid = test = None
     if args.train:
         names = {"train": args.train}
@@ -80,8 +87,23 @@ def run_train(args):
 
 
 def augmentation(args) -> dict:
-    """The input augmentation options that are set (so a run without them keeps its old config)."""
-    return {k: getattr(args, k) for k in ("input_jitter", "input_scale") if getattr(args, k)}
+    """The input augmentation and convolutional branch options that are set (so a run without them
+    keeps its old config)."""
+    names = ("input_jitter", "input_scale", "conv_channels", "conv_kernels")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None)}
+
+
+def conv_branch(args) -> None:
+    """--conv-channels and --conv-kernels come together, one kernel size per block."""
+    from ..errors import UserError
+
+    c, k = args.conv_channels, args.conv_kernels
+    if (c is None) != (k is None):
+        given, missing = ("--conv-channels", "--conv-kernels") if k is None else ("--conv-kernels", "--conv-channels")
+        raise UserError(f"{given}: expected {missing} too (the branch needs filters and kernel sizes), got none")
+    if c is not None and len(c) != len(k):
+        raise UserError(f"--conv-kernels: expected {len(c)} kernel sizes (one per block of --conv-channels "
+                        f"{','.join(map(str, c))}), got {len(k)}")
 
 
 def run_predict(args):

@@ -33,6 +33,14 @@ input sequences in training: :math:`\tilde x_t = s \odot x_t + \sigma_j \epsilon
 :math:`s = 1 + \sigma_s \eta` per sequence and feature (:class:`~rnnkit.nn.InputNoise`, where the
 references are); identity in evaluation.
 
+``conv_channels`` :math:`(C_1, \dots, C_B)` and ``conv_kernels`` :math:`(K_1, \dots, K_B)` add a fully
+convolutional branch beside the recurrent layers (:class:`~rnnkit.nn.ConvBranch`: LSTM-FCN, Karim
+et al. 2017, "LSTM fully convolutional networks for time series classification", and MLSTM-FCN,
+Karim et al. 2019, with blocks of 128, 256, 128 filters of widths 8, 5, 3): convolution, batch
+normalisation over the valid steps and ReLU per block, then the mean over the valid steps. Its
+:math:`C_B` features are concatenated after the pooled recurrent features,
+:math:`p = [p_{rnn}; p_{fcn}]`, before head dropout and the head; the gradient splits the same way.
+
 ``recurrent_dropout``, ``input_dropout`` (on each recurrent layer's input, the features
 included: one mask per sequence for every step), ``zoneout``, ``weight_dropout``,
 ``forget_bias`` and ``recurrent_init`` are the recurrent layer's options
@@ -46,7 +54,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
-from ..nn import Dropout, InputNoise, Linear
+from ..nn import ConvBranch, Dropout, InputNoise, Linear
 from .base import TaskModel, register
 from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
@@ -57,7 +65,8 @@ POOLING = ("last", "mean", "attention", "max", "positions")
 class SequenceClassifier(TaskModel):
     def __init__(self, input_size, hidden_size, n_classes, cell="lstm", num_layers=1, bidirectional=False,
                  pooling="last", dropout=0.0, classes=None, scaler=None, length=None, head_dropout=0.0,
-                 input_jitter=0.0, input_scale=0.0, dtype=np.float32, seed=None, **options):
+                 input_jitter=0.0, input_scale=0.0, conv_channels=None, conv_kernels=None, dtype=np.float32,
+                 seed=None, **options):
         super().__init__(dtype, seed)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
@@ -65,7 +74,11 @@ class SequenceClassifier(TaskModel):
             raise ValueError(f"length: expected the sequence length (a positive integer) with pooling='positions' "
                              f"and None otherwise, got {length!r} with pooling={pooling!r}")
         augment = bool(input_jitter or input_scale)
-        s = child_seeds(seed, 5 if augment else 4)              # without augmentation, the seeds of before
+        if (conv_channels is None) != (conv_kernels is None):
+            raise ValueError(f"conv_channels, conv_kernels: expected both (the branch's filters and kernel sizes) or "
+                             f"neither, got {conv_channels!r} and {conv_kernels!r}")
+        # the first seeds are those of before, whatever is added after them
+        s = child_seeds(seed, 6 if conv_channels is not None else 5 if augment else 4)
         self.pooling = pooling
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes: expected {n_classes} class names, got {len(classes)}")
@@ -78,8 +91,13 @@ class SequenceClassifier(TaskModel):
         if pooling == "positions":                              # recorded only here: older configs load unchanged
             self.length = self.config["length"] = int(length)
             width *= self.length                                # the head reads L * W features
+        self.rnn_width, self.fcn = width, None
+        if conv_channels is not None:                           # recorded only when used
+            self.fcn = ConvBranch(input_size, conv_channels, conv_kernels, dtype=dtype, seed=s[5])
+            self.config.update(conv_channels=self.fcn.channels, conv_kernels=self.fcn.kernels)
+            width += self.fcn.out_features                      # the head reads [p_rnn; p_fcn]
         if pooling == "attention":
-            self.score = Linear(width, 1, dtype=dtype, seed=s[1])
+            self.score = Linear(self.rnn_width, 1, dtype=dtype, seed=s[1])
         self.head = Linear(width, n_classes, dtype=dtype, seed=s[2])
         self.drop = None
         if head_dropout:                                        # recorded only when used, like length
@@ -125,6 +143,8 @@ class SequenceClassifier(TaskModel):
             pooled = np.take_along_axis(y, arg[None], 0)[0]     # (N, W)
             aux = arg
         self._pool = (self.pooling, aux, y.shape)
+        if self.fcn is not None:
+            pooled = np.concatenate([pooled, self.fcn(x, lengths)], axis=1)    # (N, W' + C_B)
         return self.head(pooled if self.drop is None else self.drop(pooled))
 
     def backward(self, dlogits):
@@ -132,6 +152,10 @@ class SequenceClassifier(TaskModel):
         dpooled = self.head.backward(dlogits)                   # (N, W)
         if self.drop is not None:
             dpooled = self.drop.backward(dpooled)
+        dx_fcn = None
+        if self.fcn is not None:
+            dx_fcn = self.fcn.backward(dpooled[:, self.rnn_width:])
+            dpooled = dpooled[:, :self.rnn_width]
         if kind == "last":
             lengths = aux
             dy = np.zeros((L, N, W), self.dtype)
@@ -156,6 +180,8 @@ class SequenceClassifier(TaskModel):
             dy = np.zeros((L, N, W), self.dtype)
             np.put_along_axis(dy, aux[None], dpooled[None], 0)
         dx = first(self.rnn.backward(dy.astype(self.dtype, copy=False)))
+        if dx_fcn is not None:
+            dx = dx + dx_fcn
         return dx if self.noise is None else self.noise.backward(dx)
 
     def _check_length(self, L, lengths):

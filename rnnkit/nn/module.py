@@ -34,6 +34,7 @@ class Module:
         self.rng = np.random.default_rng(seed)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # state that is not trained (running statistics)
         self.frozen: set[str] = set()             # local names of frozen parameters
         self.training = True
         self._cache = None
@@ -49,6 +50,20 @@ class Module:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
         return value
+
+    def add_buffer(self, name: str, value) -> np.ndarray:
+        """A state array that no optimizer touches but ``state_dict`` carries (PyTorch's buffers:
+        a batch norm's ``running_mean``); it keeps its own dtype (``num_batches_tracked`` is int64)."""
+        value = np.array(value)
+        self.buffers[name] = value.astype(self.dtype) if np.issubdtype(value.dtype, np.floating) else value
+        return self.buffers[name]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, buffer)`` for this module and its submodules, dotted like parameters."""
+        for name, b in self.buffers.items():
+            yield prefix + name, b
+        for mname, m in self._modules.items():
+            yield from m.named_buffers(prefix + mname + ".")
 
     def share_param(self, name: str, source: "Module", source_name: str | None = None) -> np.ndarray:
         """Make parameter ``name`` of this module the array ``source.params[source_name]`` itself
@@ -173,13 +188,16 @@ class Module:
             g.fill(0)
 
     def state_dict(self, format: str = "numpy") -> dict:
-        """``{name: copy of parameter}`` with PyTorch's names and layouts: NumPy arrays, or with
+        """``{name: copy of parameter}`` with PyTorch's names and layouts (then the buffers, such as a
+        batch norm's running statistics, as PyTorch lists them too): NumPy arrays, or with
         ``format="torch"`` tensors that a ``torch.nn`` module's ``load_state_dict`` takes. A shared
         parameter is one entry (its first name); with ``format="torch"`` it is listed under each
         of its names, as PyTorch lists tied parameters."""
         if format not in ("numpy", "torch"):
             raise ValueError(f"state_dict format: expected 'numpy' or 'torch', got {format!r}")
         out = {name: p.copy() for name, p, _ in self.named_parameters()}
+        buffers = {name: b.copy() for name, b in self.named_buffers()}
+        out.update(buffers)
         if format == "torch":
             from .._optional import require
 
@@ -187,7 +205,7 @@ class Module:
             out = {k: torch.from_numpy(v) for k, v in out.items()}
             for alias, name in self.shared_names().items():    # torch lists a tied tensor under every name
                 out[alias] = out[name]
-            out = {name: out[name] for name, _, _ in self.param_slots()}
+            out = {name: out[name] for name in [n for n, _, _ in self.param_slots()] + list(buffers)}
         return out
 
     def grad_dict(self) -> dict[str, np.ndarray]:
@@ -206,6 +224,7 @@ class Module:
         if not isinstance(state, dict):
             raise TypeError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
         own = {name: p for name, p, _ in self.named_parameters()}
+        own.update(self.named_buffers())
         state, problems = self._fold_aliases(state)
         missing = sorted(set(own) - set(state))
         extra = sorted(set(state) - set(own))
@@ -216,8 +235,10 @@ class Module:
         arrays = {}
         for name in own.keys() & state.keys():
             arr = np.asarray(_host(state[name]))
-            if not np.issubdtype(arr.dtype, np.floating):
-                problems.append(f"{name}: expected a floating array, got dtype {arr.dtype}")
+            kind = np.floating if np.issubdtype(own[name].dtype, np.floating) else np.integer
+            if not np.issubdtype(arr.dtype, kind):
+                expected = "a floating array" if kind is np.floating else "an integer array"
+                problems.append(f"{name}: expected {expected}, got dtype {arr.dtype}")
             elif arr.shape != own[name].shape:
                 problems.append(f"{name}: expected shape {own[name].shape}, got {arr.shape}")
             elif not allow_nonfinite and not np.isfinite(arr).all():
