@@ -65,13 +65,11 @@ def fraction(text):
 
 def positive_int_list(text):
     """``'128,256,128'`` -> ``[128, 256, 128]`` (a list, as a run's config.json holds it)."""
-    parts = [t.strip() for t in text.split(",")]
     try:
-        values = [int(t) for t in parts]
+        values = [int(t) for t in text.split(",")]              # int() allows the spaces around each
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 128,256,128, "
-                                         f"got {text!r}") from None
-    if any(v < 1 for v in values):
+        values = []
+    if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 128,256,128, "
                                          f"got {text!r}")
     return values

@@ -98,7 +98,25 @@ class Embedding(Module):
         return self.backward_cached(dy, self._take_cache())
 
 
-class Dropout(Module):
+class _TrainingNoise(Module):
+    """Noise that only training sees: ``forward_cached`` returns ``(y, m)`` with ``y = x * m + c``
+    for a factor ``m`` (broadcast against ``x``) and an offset ``c`` drawn for this call, or
+    ``(x, None)`` where it is the identity (eval mode); so the gradient is ``dy * m``."""
+
+    def backward_cached(self, dy, m):
+        return dy if m is None else dy * m
+
+    def forward(self, x):
+        y, m = self.forward_cached(x)
+        self._cache = (m,)                  # a tuple: a None factor is still a forward to take
+        return y
+
+    def backward(self, dy):
+        (m,) = self._take_cache()
+        return self.backward_cached(dy, m)
+
+
+class Dropout(_TrainingNoise):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by
     ``1 / (1 - p)``; identity in eval mode. Reproducible from ``seed``."""
 
@@ -115,20 +133,8 @@ class Dropout(Module):
         keep = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
         return x * keep, keep
 
-    def backward_cached(self, dy, keep):
-        return dy if keep is None else dy * keep
 
-    def forward(self, x):
-        y, keep = self.forward_cached(x)
-        self._cache = (keep,)
-        return y
-
-    def backward(self, dy):
-        (keep,) = self._take_cache()
-        return self.backward_cached(dy, keep)
-
-
-class InputNoise(Module):
+class InputNoise(_TrainingNoise):
     r"""Training-time augmentation of input sequences by jittering and scaling (Um et al. 2017,
     "Data augmentation of wearable sensor data for Parkinson's disease monitoring using
     convolutional neural networks"; additive input noise as a regulariser: Bishop 1995, "Training
@@ -163,18 +169,6 @@ class InputNoise(Module):
         if x.ndim != 3:
             raise ValueError(f"InputNoise: expected x of shape (L, N, D), got {x.shape}")
         L, N, D = x.shape
-        s = (1.0 + self.scale * self.rng.standard_normal((N, D))).astype(x.dtype)          # (N, D)
+        s = (1.0 + self.scale * self.rng.standard_normal((1, N, D))).astype(x.dtype)       # (1, N, D)
         noise = (self.jitter * self.rng.standard_normal((L, N, D))).astype(x.dtype)     # (L, N, D)
-        return x * s[None] + noise, s
-
-    def backward_cached(self, dy, s):
-        return dy if s is None else dy * s[None]
-
-    def forward(self, x):
-        y, s = self.forward_cached(x)
-        self._cache = (s,)
-        return y
-
-    def backward(self, dy):
-        (s,) = self._take_cache()
-        return self.backward_cached(dy, s)
+        return x * s + noise, s
