@@ -1,7 +1,11 @@
 """rnnkit beside PyTorch on the CPU: training-step time, peak memory, achieved FLOP/s.
 
 torch-rnn's protocol: batch 50, sequence 50, input 64, hidden 64-512, float32, both libraries at
-2 threads, medians over repeats. Two workloads per size:
+2 threads, medians over repeats, the two libraries in alternation. Each library runs in its own
+worker process, in blocks of steps run back to back (the first of a block untimed): in one
+process, each library's idle threads spin on the cores for a while after every call (OpenBLAS's
+for about 0.1 s) and slowed the other's next step by up to 2x (benchmarks/NOTES.md, attempt 18),
+which alternation inside one process cannot cancel. Two workloads per size:
 
 * ``module``: the recurrent module alone, forward + full BPTT with respect to its parameters
   and its input;
@@ -194,10 +198,15 @@ def main():
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "speed.json"))
     ap.add_argument("--child", nargs=5, metavar=("LIB", "CELL", "H", "LAYERS", "WORKLOAD"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=5, metavar=("LIB", "CELL", "H", "LAYERS", "WORKLOAD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         lib, cell, H, layers, workload = args.child
         child_memory(lib, cell, int(H), int(layers), workload)
+        return
+    if args.worker:
+        lib, cell, H, layers, workload = args.worker
+        worker(lib, cell, int(H), int(layers), workload)
         return
     peak = matmul_rate()
     rows = []
@@ -221,25 +230,62 @@ def main():
     print(f"wrote {args.out} and its .md")
 
 
-def paired(step_a, step_b, repeats, warmup=3):
-    """torch-rnn's protocol: the two steps alternate (the order swapped every repeat), so a
-    change in the machine's load hits both; returns the median times and the median of the
-    paired ratios a / b."""
+def worker(lib, cell, H, layers, workload, warmup=3):
+    """A library's side of :func:`paired`: reads a count k per line, runs k steps back to back,
+    prints the times of all but the first as a JSON list; an empty line ends it."""
+    step = MAKERS[lib](cell, H, layers, workload)
     for _ in range(warmup):
-        step_a(), step_b()
-    ta, tb = [], []
-    for r in range(repeats):
-        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+        step()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        times = []
+        for _ in range(int(line)):
             t0 = time.perf_counter()
-            (step_a, step_b)[which]()
-            (ta, tb)[which].append(time.perf_counter() - t0)
+            step()
+            times.append(time.perf_counter() - t0)
+        print(json.dumps(times[1:]), flush=True)
+
+
+class _Worker:
+    def __init__(self, lib, cell, H, layers, workload):
+        self.p = subprocess.Popen([sys.executable, __file__, "--worker", lib, cell, str(H), str(layers), workload],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{lib} worker did not start")
+
+    def block(self, k):
+        self.p.stdin.write(f"{k}\n")
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+
+    def close(self):
+        self.p.stdin.write("\n")
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def paired(libs, cell, H, layers, workload, repeats, block=3):
+    """torch-rnn's protocol, each library in its own process: blocks of ``block`` steps alternate
+    (the order swapped every repeat), so a change in the machine's load hits both; a block's
+    first step is untimed (the other process's threads may still be spinning) and its median is
+    the block's time. Returns the median times and the median of the paired ratios a / b."""
+    workers = [_Worker(lib, cell, H, layers, workload) for lib in libs]
+    ta, tb = [], []
+    try:
+        for r in range(repeats):
+            for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+                (ta, tb)[which].append(statistics.median(workers[which].block(block)))
+    finally:
+        for w in workers:
+            w.close()
     return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
 
 def measure(workload, cell, layers, H, args, peak):
-    """One row of the table: times in this process, memory in fresh ones."""
-    t_r, t_t, ratio = paired(MAKERS["rnnkit"](cell, H, layers, workload),
-                             MAKERS["torch"](cell, H, layers, workload), args.repeats)
+    """One row of the table: times and memory, each library in processes of its own."""
+    t_r, t_t, ratio = paired(("rnnkit", "torch"), cell, H, layers, workload, args.repeats)
     m_r = m_t = float("nan")
     if not args.no_memory:
         m_r, m_t = (memory(lib, cell, H, layers, workload) for lib in ("rnnkit", "torch"))

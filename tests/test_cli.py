@@ -204,7 +204,7 @@ def test_demo_tunes_its_threads_unless_told(tmp_path, setting):
     if setting or cores() < 2:
         assert events == []
     else:
-        assert events and events[0]["blas_threads"] in (1, cores())
+        assert events and events[0]["n_threads"] in (1, cores())
 
 
 def test_demo_never_writes_over_a_run(run_dir):
