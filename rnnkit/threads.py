@@ -42,7 +42,7 @@ import time
 from collections import deque
 
 _state = {"applied": False, "parts": None, "pool": None, "workers": 0, "blas": None,
-          "auto": False}
+          "auto": False, "launched": False}
 _lock = threading.Lock()
 MIN_PART = 8          # sequences per part of a split time loop, at least
 
@@ -70,8 +70,31 @@ def _pool_threads(n: int) -> None:
     """rnnkit's pool at ``n`` threads (capped at Numba's), BLAS at one."""
     import numba
 
+    if not _state["launched"]:
+        _launch_pool()
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
     _blas_threads(1)
+
+
+def _launch_pool() -> None:
+    """Start Numba's pool with idle threads that sleep rather than spin (OpenMP's passive wait
+    policy, unless ``OMP_WAIT_POLICY`` is set): a time loop opens a parallel region at every
+    step, and a thread that spins between them holds a core that another process, or another
+    rnnkit process, needs; then the loop waits at every step for whichever thread was
+    descheduled (benchmarks/NOTES.md, attempt 19). The variable is set only while the pool starts
+    (OpenMP reads it when it loads), so libraries loaded later, PyTorch's own OpenMP among them,
+    keep their defaults."""
+    import numba
+
+    _state["launched"] = True
+    unset = "OMP_WAIT_POLICY" not in os.environ
+    if unset:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        numba.get_num_threads()                        # launches the threading layer
+    finally:
+        if unset:
+            del os.environ["OMP_WAIT_POLICY"]
 
 
 def _blas_libs():

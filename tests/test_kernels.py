@@ -97,9 +97,9 @@ def test_unit_parts_and_their_permutation():
 
 
 def test_split_product_equals_numpys():
-    """``kernels.matmul`` splits a large product's rows over the threads (any layout of the
+    """``products.matmul`` splits a large product's rows over the threads (any layout of the
     operands: contiguous, transposed, sliced) and leaves small or mixed ones to NumPy."""
-    from rnnkit.kernels import matmul
+    from rnnkit.products import matmul
 
     rng = np.random.default_rng(0)
     for dt in (np.float32, np.float64):

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad
-from ..kernels import matmul
+from ..products import matmul
 
 
 class LSTMCache(NamedTuple):

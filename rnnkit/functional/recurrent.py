@@ -29,7 +29,7 @@ from .gru import (gru_reset_before_step, gru_reset_before_step_backward, gru_res
 from .lstm import lstm_step, lstm_step_backward
 from .noise import StepNoise, zone_at
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
-from ..kernels import matmul
+from ..products import matmul
 
 
 def outer_weight_hh_grad(dhh, h_prev, steps):

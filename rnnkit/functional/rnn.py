@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from ..kernels import matmul
+from ..products import matmul
 
 
 class RNNCache(NamedTuple):

@@ -69,7 +69,7 @@ from .activations import GATES
 from .gru import gru_gates, gru_gates_backward
 from .layernorm import LayerNormCache, layer_norm, layer_norm_backward
 from .recurrent import CellOps, input_backward, reverse_noise, reverse_time, sequence_backward, sequence_forward
-from ..kernels import matmul
+from ..products import matmul
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 
-import numpy as np
-
 _BACKENDS = ("auto", "numba", "numpy")
 _state = {"backend": os.environ.get("RNNKIT_KERNELS", "auto"), "module": None, "checked": False}
 if _state["backend"] not in _BACKENDS:
@@ -55,17 +53,3 @@ def backend() -> str:
     """The backend in use: ``"numba"`` or ``"numpy"``."""
     return "numba" if fast_sequence() is not None else "numpy"
 
-
-SPLIT_MACS = 1 << 18   # multiply-adds below which a product stays on one thread (a split costs ~10-20 us)
-
-
-def matmul(a, b):
-    """``a @ b`` for 2-D float operands: a large product's rows are split over rnnkit's threads
-    (BLAS itself runs single-threaded, :mod:`rnnkit.threads`); a small one, or one NumPy would
-    have to convert, is NumPy's."""
-    if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
-            or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MACS or a.shape[0] < 32 or fast_sequence() is None):
-        return a @ b
-    from ._parallel import matmul as split
-
-    return split(a, b, np.empty((a.shape[0], b.shape[1]), a.dtype))

@@ -20,23 +20,14 @@ current and next hidden state contiguously for the product, ``hh`` (G*H, N) the 
 ``dscr`` (2, G*H, N) the step gradients for the backward product.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from . import _numba as K
 
 
-def matmul(a, b, out):
-    """``out = a @ b`` (2-D, ``out`` C-contiguous) with ``a``'s rows split over rnnkit's threads,
-    single-threaded BLAS each; returns ``out``."""
-    P = max(1, min(get_num_threads(), a.shape[0] // 16))
-    if P == 1:
-        return np.matmul(a, b, out=out)
-    _matmul(a, b, out, P)
-    return out
-
-
 @njit(cache=True, nogil=True, parallel=True)
-def _matmul(a, b, out, P):
+def split_matmul(a, b, out, P):
+    """``out = a @ b`` in ``P`` row blocks, one per thread (:func:`rnnkit.products.matmul_into`)."""
     M = a.shape[0]
     for p in prange(P):
         lo, hi = p * M // P, (p + 1) * M // P

@@ -27,6 +27,7 @@ from ..functional.gru import GRUCache
 from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
+from ..products import matmul_into
 from . import _parallel as P
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
@@ -97,7 +98,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
     bounds, perm, inv = _parts(H, GH // H)
     A = np.empty((GH, L * N), dt)
-    P.matmul(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)          # (G*H, H_in) @ (H_in, L*N)
+    matmul_into(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)          # (G*H, H_in) @ (H_in, L*N)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
     if b_hh is not None:
@@ -160,7 +161,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     else:
         P.loop("rnn_backward", len(bounds) - 1)(WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu")
     dmat = np.empty((H, N), dt)
-    P.matmul(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
+    matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
     dh0 = dmat + dd[L % 2]
     X, Hprev = x.reshape(L * N, -1), Hb[:, : L * N].T
     grads = {"b_ih": A.sum(axis=1)[inv]}
@@ -169,7 +170,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     if gru:                                                    # rows r, z as the projection's, n from DHN
         if "W_hh" not in skip:
             g = _product(A, Hprev, inv)
-            P.matmul(DHN, Hprev, g[2 * H:])
+            matmul_into(DHN, Hprev, g[2 * H:])
             grads["W_hh"] = g
         grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], DHN.sum(axis=1)])
     else:
@@ -177,7 +178,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
             grads["W_hh"] = _product(A, Hprev, inv)            # (G*H, L*N) @ (L*N, H)
         grads["b_hh"] = grads["b_ih"].copy()
     dxT = np.empty((x.shape[-1], L * N), dt)
-    P.matmul(np.ascontiguousarray(W_ih[perm].T), A, dxT)      # (H_in, G*H) @ (G*H, L*N)
+    matmul_into(np.ascontiguousarray(W_ih[perm].T), A, dxT)      # (H_in, G*H) @ (G*H, L*N)
     dx = dxT.T.reshape(L, N, -1)
     dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
@@ -186,5 +187,5 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
 def _product(A, B, inv):
     """``A @ B`` for A with part-major rows, returned in the natural row order."""
     out = np.empty((A.shape[0], B.shape[1]), A.dtype)
-    P.matmul(A, B, out)
+    matmul_into(A, B, out)
     return out[inv]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_float_array, check_probability
-from ..kernels import matmul
+from ..products import matmul
 from .module import Module
 
 
