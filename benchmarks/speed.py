@@ -5,7 +5,8 @@ torch-rnn's protocol: batch 50, sequence 50, input 64, hidden 64-512, float32, b
 worker process, in blocks of steps run back to back (the first of a block untimed): in one
 process, each library's idle threads spin on the cores for a while after every call (OpenBLAS's
 for about 0.1 s) and slowed the other's next step by up to 2x (benchmarks/NOTES.md, attempt 18),
-which alternation inside one process cannot cancel. Two workloads per size:
+which alternation inside one process cannot cancel. The parent pauses 0.3 s before each block,
+because those spinning threads hurt the other process as well. Two workloads per size:
 
 * ``module``: the recurrent module alone, forward + full BPTT with respect to its parameters
   and its input;
@@ -266,20 +267,37 @@ class _Worker:
         self.p.wait()
 
 
-def paired(libs, cell, H, layers, workload, repeats, block=3):
+def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3):
     """torch-rnn's protocol, each library in its own process: blocks of ``block`` steps alternate
-    (the order swapped every repeat), so a change in the machine's load hits both; a block's
-    first step is untimed (the other process's threads may still be spinning) and its median is
-    the block's time. Returns the median times and the median of the paired ratios a / b."""
+    (the order swapped every repeat), so a change in the machine's load hits both. Before each
+    block the parent waits ``pause`` seconds, longer than OpenBLAS's idle threads spin (about
+    0.1 s: they took the cores from the other process's next steps), and a block's first step is
+    untimed (its pools wake); the block's time is the median of the rest. Returns the median times and the median of the paired ratios a / b."""
     workers = [_Worker(lib, cell, H, layers, workload) for lib in libs]
     ta, tb = [], []
     try:
         for r in range(repeats):
             for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+                time.sleep(pause)                  # the other process's idle threads stop spinning
                 (ta, tb)[which].append(statistics.median(workers[which].block(block)))
     finally:
         for w in workers:
             w.close()
+    return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
+
+
+def paired_steps(step_a, step_b, repeats, warmup=3):
+    """The same alternation inside one process (``benchmarks/busy.py``, which compares each
+    library with itself, quiet against busy): returns the median times and the median of the
+    paired ratios a / b."""
+    for _ in range(warmup):
+        step_a(), step_b()
+    ta, tb = [], []
+    for r in range(repeats):
+        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            (step_a, step_b)[which]()
+            (ta, tb)[which].append(time.perf_counter() - t0)
     return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
 

@@ -1,7 +1,8 @@
 """The fast time loop of one direction of one layer: feature-major buffers allocated once per
-sequence, BLAS for the products, fused Numba kernels for everything elementwise. A drop-in
-replacement for :func:`rnnkit.functional.recurrent.layer_forward` / ``layer_backward`` without
-the reversal (same arguments, same results), tested against them in float32 and float64.
+sequence, the whole loop in one compiled function (``_parallel.py``), fused Numba kernels for
+everything elementwise. A drop-in replacement for :func:`rnnkit.functional.recurrent.layer_forward`
+/ ``layer_backward`` without the reversal (same arguments, same results), tested against them in
+float32 and float64.
 
 Layout: every buffer has one row per feature and one column per (step, sequence), column
 ``t*N + n``. The whole input projection is one product ``W_ih @ X^T`` (G*H, L*N); per step the
@@ -9,11 +10,17 @@ recurrent product is ``W_hh @ h_t`` (G*H, N), BLAS's fastest orientation for a t
 50-column right operand on this machine (benchmarks/NOTES.md, attempt 8). The weight gradients
 are one product each over all L*N columns.
 
+The hidden units are split into parts, one per thread (:func:`_parts`), and the gate rows of the
+weights, the projection and the biases are permuted part-major, so that each part's rows are one
+block: each thread computes its own rows of every step's product and its own units' gates, and
+the threads meet once a step (``_parallel.py``; attempt 18). The permutation is undone where the
+rows leave: the weight and bias gradients, and ``FastSteps``'s per-step views.
+
 Kept for backward, reusing buffers: the projection becomes the gate activations (forward) and
 then their gradients (backward); hidden states (H, (L+1)*N), and for the LSTM cell states (same
 shape; backward recomputes ``tanh(c)`` from them rather than keeping it), for the GRU
 ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
-them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) views ...), so
+them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) arrays ...), so
 diagnostics and the recording backward read either path alike.
 """
 from __future__ import annotations
