@@ -77,29 +77,15 @@ def _pool_threads(n: int) -> None:
 
 
 def _launch_pool() -> None:
-    """Start Numba's pool with idle threads that sleep rather than spin (OpenMP's passive wait
-    policy, unless ``OMP_WAIT_POLICY`` is set): a time loop opens a parallel region at every
-    step, and a thread that spins between them holds a core that another process, or another
-    rnnkit process, needs; then the loop waits at every step for whichever thread was
-    descheduled (benchmarks/NOTES.md, attempt 19). The variable is set only while the pool starts
-    (OpenMP reads it when it loads), so libraries loaded later, PyTorch's own OpenMP among them,
-    keep their defaults."""
+    """Start Numba's pool. Its idle threads keep OpenMP's default wait (they spin for a short
+    while, then sleep): a time loop opens a parallel region at every step, and waking sleeping
+    threads each time made the step up to 2x slower at H <= 128, while the short spin cost no more
+    than PyTorch's own on a busy machine (benchmarks/NOTES.md, attempt 18, wait policy).
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment makes them sleep at once."""
     import numba
 
     _state["launched"] = True
-    unset = "OMP_WAIT_POLICY" not in os.environ
-    mode = os.environ.get("RNNKIT_WAIT", "passive")
-    if mode.startswith("spin"):
-        unset = False
-        if mode != "spin":
-            os.environ["GOMP_SPINCOUNT"] = mode[4:]
-    if unset:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        numba.get_num_threads()                        # launches the threading layer
-    finally:
-        if unset:
-            del os.environ["OMP_WAIT_POLICY"]
+    numba.get_num_threads()                            # launches the threading layer
 
 
 def _blas_libs():

@@ -152,8 +152,8 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     dt = dy.dtype
     A, Hb, valid, perm = steps.A, steps.Hb, steps.valid, steps.perm
     bounds, _, inv = _parts_of(H, G, steps.parts)
-    DY = np.ascontiguousarray(dy.reshape(L * N, H).T)          # (H, L*N)
-    WT = np.ascontiguousarray(W_hh[perm].T)                    # (H, G*H), permuted columns
+    DY = _transposed(dy.reshape(L * N, H))                    # (H, L*N)
+    WT = _transposed(W_hh[perm])                               # (H, G*H), permuted columns
     gru, lstm = steps.kind == "gru", steps.kind == "lstm"
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
@@ -185,10 +185,21 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
             grads["W_hh"] = _product(A, Hprev, inv)            # (G*H, L*N) @ (L*N, H)
         grads["b_hh"] = grads["b_ih"].copy()
     dxT = np.empty((x.shape[-1], L * N), dt)
-    matmul_into(np.ascontiguousarray(W_ih[perm].T), A, dxT)      # (H_in, G*H) @ (G*H, L*N)
+    matmul_into(_transposed(W_ih[perm]), A, dxT)                 # (H_in, G*H) @ (G*H, L*N)
     dx = dxT.T.reshape(L, N, -1)
     dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
+
+
+def _transposed(a):
+    """``a.T`` as a C-contiguous array: no copy when it already is one (the gradient a layer
+    above hands down is its (H_in, L*N) product, transposed), else a tiled copy."""
+    t = a.T
+    if t.flags.c_contiguous:
+        return t
+    out = np.empty(t.shape, a.dtype)
+    P.transpose_into(a, out)
+    return out
 
 
 def _product(A, B, inv):
