@@ -23,7 +23,7 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="rnnkit",
         description="Recurrent neural networks (RNN, LSTM, GRU) in NumPy: train, sample, evaluate, plot.",
-        epilog="environment: RNNKIT_NUM_THREADS=n sets BLAS's threads (default: the cores); "
+        epilog="environment: RNNKIT_NUM_THREADS=n sets rnnkit's threads (default: the cores); "
                "RNNKIT_NUM_THREADS=auto lets training time its steps on every core and on one and keep the "
                "faster, for a machine shared with other work.",
     )

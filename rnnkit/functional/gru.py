@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad
+from ..products import matmul
 
 
 class GRUCache(NamedTuple):
@@ -44,7 +45,7 @@ def gru_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid, h_rec=None):
     mask``); the carried term ``z * h_prev`` keeps ``h_prev``, as in Gal & Ghahramani and Keras."""
     (h_prev,) = state
     H = h_prev.shape[1]
-    hh = (h_prev if h_rec is None else h_rec) @ W_hh.T  # (N, H) @ (H, 3H) -> (N, 3H)
+    hh = matmul(h_prev if h_rec is None else h_rec, W_hh.T)  # (N, H) @ (H, 3H) -> (N, 3H)
     if b_hh is not None:
         hh += b_hh
     h, gates = gru_gates(x_proj, hh, h_prev, gate)
@@ -67,7 +68,7 @@ def gru_step_backward(dstate, cache: GRUCache, W_hh, gate_grad=sigmoid_grad, rec
     """Returns ``(dx_proj, dhh, (dh_prev,))``; ``rec_mask`` is the mask of the forward's ``h_rec``."""
     (dh,) = dstate
     dx, dhh = gru_gates_backward(dh, cache, gate_grad)
-    dh_rec = dhh @ W_hh  # (N, 3H) @ (3H, H) -> (N, H)
+    dh_rec = matmul(dhh, W_hh)  # (N, 3H) @ (3H, H) -> (N, H)
     if rec_mask is not None:
         dh_rec *= rec_mask
     dh_prev = dh * cache.gates[:, dh.shape[1] : 2 * dh.shape[1]] + dh_rec   # dh * z + ...

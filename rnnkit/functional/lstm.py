@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad
+from ..products import matmul
 
 
 class LSTMCache(NamedTuple):
@@ -35,7 +36,7 @@ def lstm_step(x_proj, state, W_hh, b_hh=None, gate=sigmoid, h_rec=None):
     dropout: ``h_prev * mask``)."""
     h_prev, c_prev = state
     H = c_prev.shape[1]  # (h_prev has P < H units in an LSTM with a projection)
-    a = (h_prev if h_rec is None else h_rec) @ W_hh.T  # (N, H) @ (H, 4H) -> (N, 4H)
+    a = matmul(h_prev if h_rec is None else h_rec, W_hh.T)  # (N, H) @ (H, 4H) -> (N, 4H)
     a += x_proj
     if b_hh is not None:
         a += b_hh
@@ -64,7 +65,7 @@ def lstm_step_backward(dstate, cache: LSTMCache, W_hh, gate_grad=sigmoid_grad, r
     da[:, H : 2 * H] = dc * cache.c_prev * gate_grad(f)
     da[:, 2 * H : 3 * H] = dc * i * (1.0 - g * g)
     da[:, 3 * H :] = dh * t * gate_grad(o)
-    dh_prev = da @ W_hh  # (N, 4H) @ (4H, H) -> (N, H)
+    dh_prev = matmul(da, W_hh)  # (N, 4H) @ (4H, H) -> (N, H)
     if rec_mask is not None:
         dh_prev *= rec_mask
     dc_prev = dc * f

@@ -29,11 +29,12 @@ from .gru import (gru_reset_before_step, gru_reset_before_step_backward, gru_res
 from .lstm import lstm_step, lstm_step_backward
 from .noise import StepNoise, zone_at
 from .rnn import rnn_relu_step, rnn_relu_step_backward, rnn_tanh_step, rnn_tanh_step_backward
+from ..products import matmul
 
 
 def outer_weight_hh_grad(dhh, h_prev, steps):
     """``dW_hh = dhh^T h_prev``: every row block of ``W_hh`` multiplies the state entering the step."""
-    return dhh.T @ h_prev  # (G*H, M) @ (M, H)
+    return matmul(dhh.T, h_prev)  # (G*H, M) @ (M, H)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def sequence_backward(ops: CellOps, dy, dstate, caches, W_hh, mask=None, record=
 def reference_loop(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None, noise=None):
     """The NumPy time loop (natural order): ``(y, state, h_prev, step caches)``. ``noise``
     (a :class:`~rnnkit.functional.noise.StepNoise`) adds recurrent dropout and zoneout."""
-    x_proj = x @ W_ih.T  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
+    x_proj = matmul(x.reshape(-1, x.shape[-1]), W_ih.T).reshape(x.shape[:-1] + (-1,))  # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     if b_ih is not None:
         x_proj += b_ih
     return sequence_forward(ops, x_proj, state0, W_hh, b_hh, mask, noise)
@@ -249,8 +250,8 @@ def input_backward(dx_proj, W_ih, cache, grads: dict, reverse=False, dh=None, sk
     L, N, GH = dx_proj.shape
     flat = dx_proj.reshape(L * N, GH)       # a view, also of a fused loop's feature-major buffer
     if "W_ih" not in skip:
-        grads["W_ih"] = flat.T @ cache.x.reshape(L * N, -1)   # (G*H, L*N) @ (L*N, H_in)
-    dx = (flat @ W_ih).reshape(L, N, -1)    # (L*N, G*H) @ (G*H, H_in): one product (a stacked one
+        grads["W_ih"] = matmul(flat.T, cache.x.reshape(L * N, -1))   # (G*H, L*N) @ (L*N, H_in)
+    dx = matmul(flat, W_ih).reshape(L, N, -1)    # (L*N, G*H) @ (G*H, H_in): one product (a stacked one
     #                                         over a strided view is not BLAS's: 100x slower)
     if reverse:
         dx = reverse_time(dx, cache.rev)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from ..products import matmul
 
 
 class RNNCache(NamedTuple):
@@ -20,7 +21,7 @@ class RNNCache(NamedTuple):
 
 def _rnn_step(x_proj, state, W_hh, b_hh, relu: bool, h_rec=None):
     (h_prev,) = state
-    pre = (h_prev if h_rec is None else h_rec) @ W_hh.T  # (N, H) @ (H, H) -> (N, H)
+    pre = matmul(h_prev if h_rec is None else h_rec, W_hh.T)  # (N, H) @ (H, H) -> (N, H)
     pre += x_proj
     if b_hh is not None:
         pre += b_hh
@@ -31,7 +32,7 @@ def _rnn_step(x_proj, state, W_hh, b_hh, relu: bool, h_rec=None):
 def _rnn_step_backward(dstate, cache: RNNCache, W_hh, relu: bool, rec_mask=None):
     (dh,) = dstate
     dpre = dh * (cache.h > 0) if relu else dh * (1.0 - cache.h * cache.h)  # (N, H)
-    dh_prev = dpre @ W_hh  # (N, H) @ (H, H) -> (N, H)
+    dh_prev = matmul(dpre, W_hh)  # (N, H) @ (H, H) -> (N, H)
     if rec_mask is not None:
         dh_prev *= rec_mask
     return dpre, dpre, (dh_prev,)

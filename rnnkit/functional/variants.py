@@ -69,6 +69,7 @@ from .activations import GATES
 from .gru import gru_gates, gru_gates_backward
 from .layernorm import LayerNormCache, layer_norm, layer_norm_backward
 from .recurrent import CellOps, input_backward, reverse_noise, reverse_time, sequence_backward, sequence_forward
+from ..products import matmul
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def lstm_variant_step(x_proj, state, W_hh, b_hh=None, h_rec=None, *, v: Variant,
     h_prev, c_prev = state
     N, H = c_prev.shape
     gate = GATES[v.gate][0]
-    a = (h_prev if h_rec is None else h_rec) @ W_hh.T     # (N, H) @ (H, G*H) -> (N, G*H)
+    a = matmul(h_prev if h_rec is None else h_rec, W_hh.T)     # (N, H) @ (H, G*H) -> (N, G*H)
     ln_h = None
     if v.layer_norm:
         a, ln_h = layer_norm(a, p["ln_hh_weight"], p["ln_hh_bias"], v.n_gates)
@@ -218,7 +219,7 @@ def lstm_variant_step_backward(dstate, cache: VariantLSTMCache, W_hh, rec_mask=N
         dhh, dgain, dbias = layer_norm_backward(da, cache.ln_h, p["ln_hh_weight"])
         acc["ln_hh_weight"] += dgain
         acc["ln_hh_bias"] += dbias
-    dh_prev = dhh @ W_hh                                  # (N, G*H) @ (G*H, H) -> (N, H)
+    dh_prev = matmul(dhh, W_hh)                                  # (N, G*H) @ (G*H, H) -> (N, H)
     if rec_mask is not None:
         dh_prev *= rec_mask
     return da, dhh, (dh_prev, dc_prev)
@@ -228,7 +229,7 @@ def gru_variant_step(x_proj, state, W_hh, b_hh=None, h_rec=None, *, v: Variant, 
     """``x_proj`` (N, 3H) = ``LN_ih(W_ih x) + b_ih``; ``state = (h_prev,)``. Returns ``((h,), cache)``."""
     (h_prev,) = state
     H = h_prev.shape[1]
-    hr = (h_prev if h_rec is None else h_rec) @ W_hh.T     # (N, H) @ (H, 3H) -> (N, 3H)
+    hr = matmul(h_prev if h_rec is None else h_rec, W_hh.T)     # (N, H) @ (H, 3H) -> (N, 3H)
     hh, ln_h = layer_norm(hr, p["ln_hh_weight"], p["ln_hh_bias"], 3)
     if b_hh is not None:
         hh += b_hh
@@ -245,7 +246,7 @@ def gru_variant_step_backward(dstate, cache: VariantGRUCache, W_hh, rec_mask=Non
     dhh, dgain, dbias = layer_norm_backward(dpost, cache.ln_h, p["ln_hh_weight"])
     acc["ln_hh_weight"] += dgain
     acc["ln_hh_bias"] += dbias
-    dh_rec = dhh @ W_hh                                   # (N, 3H) @ (3H, H) -> (N, H)
+    dh_rec = matmul(dhh, W_hh)                                   # (N, 3H) @ (3H, H) -> (N, H)
     if rec_mask is not None:
         dh_rec *= rec_mask
     return dx, dhh, (dh * cache.gates[:, H : 2 * H] + dh_rec,)
@@ -300,7 +301,7 @@ def variant_layer_forward(v: Variant, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=
         if reverse:
             y = reverse_time(y, rev)
         return y, state, VariantLayerCache(x, h_prev, steps, mask, rev if reverse else None, None, steps.ln_x)
-    x_proj = x @ W_ih.T                                   # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
+    x_proj = matmul(x.reshape(-1, x.shape[-1]), W_ih.T).reshape(x.shape[:-1] + (-1,))                                   # (L, N, H_in) @ (H_in, G*H) -> (L, N, G*H)
     ln_x = None
     if v.layer_norm:
         x_proj, ln_x = layer_norm(x_proj, p["ln_ih_weight"], p["ln_ih_bias"], v.n_gates)
@@ -328,7 +329,7 @@ def variant_layer_backward(v: Variant, p, dy, dstate, cache: VariantLayerCache, 
     L, N, GH = dx_proj.shape
     flat_dxp = dx_proj.reshape(L * N, GH)
     grads = {"b_ih": flat_dxp.sum(axis=0),
-             "W_hh": dhh.reshape(L * N, GH).T @ cache.h_prev.reshape(L * N, -1),   # (G*H, L*N) @ (L*N, H)
+             "W_hh": matmul(dhh.reshape(L * N, GH).T, cache.h_prev.reshape(L * N, -1)),   # (G*H, L*N) @ (L*N, H)
              "b_hh": acc.pop("b_hh") if v.family == "gru" else flat_dxp.sum(axis=0)}
     if v.layer_norm:
         dx_proj, grads["ln_ih_weight"], grads["ln_ih_bias"] = layer_norm_backward(dx_proj, cache.ln_x,

@@ -52,3 +52,4 @@ def fast_sequence():
 def backend() -> str:
     """The backend in use: ``"numba"`` or ``"numpy"``."""
     return "numba" if fast_sequence() is not None else "numpy"
+

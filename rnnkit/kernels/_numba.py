@@ -174,9 +174,10 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
 # * ``v`` (n,) bool: step t's validity of the kernel's columns; False marks a padded step, whose
 #   state is carried.
 #
-# A kernel call handles one step of one part of the batch: the n columns starting at ``col``
-# (= t*N + the part's first sequence), with ``stride`` = N between a step's block and the next.
-# The parts' time loops run side by side on separate threads (kernels/sequence.py).
+# A kernel call handles one step of some rows: the fast loop passes each thread's part of the
+# hidden units (their rows of every buffer, ``_parallel.py``), the layer-norm loop's batch split
+# (``RNNKIT_LOOP_PARTS``) the n columns starting at ``col`` (= t*N + the part's first sequence);
+# ``stride`` = N between a step's block and the next.
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -19,6 +19,7 @@ from ..functional.layernorm import EPS, LayerNormCache
 from ..functional.variants import Variant, VariantLSTMCache
 from ..threads import batch_parts, run_parts
 from . import _numba_ln as K
+from ..products import matmul, matmul_into
 from .sequence import _state_block, _steps_view
 
 
@@ -71,7 +72,7 @@ def layer_forward(v, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     consts = np.array([1.0 / H, EPS], dt)
     zeros = np.zeros(GH, dt)
     A, XH, IX = np.empty((GH, M), dt), np.empty((GH, M), dt), np.empty((G, M), dt)
-    np.matmul(W_ih, x.reshape(M, I).T, out=A)               # (G*H, H_in) @ (H_in, L*N)
+    matmul_into(W_ih, x.reshape(M, I).T, A)                     # (G*H, H_in) @ (H_in, L*N)
     b_ih = zeros if b_ih is None else b_ih
     run_parts(lambda lo, hi: K.ln_input_fm(A, XH, IX, p["ln_ih_weight"], p["ln_ih_bias"], b_ih, consts,
                                            np.empty(hi - lo, dt), lo, hi - lo), batch_parts(M))
@@ -88,7 +89,7 @@ def layer_forward(v, p, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         hh, mu = np.empty((GH, n), dt), np.empty((4, n), dt)
         for t in range(L):
             col = t * N + lo
-            np.matmul(W_hh, Hb[:, col:col + n], out=hh)      # (4H, H) @ (H, n)
+            matmul_into(W_hh, Hb[:, col:col + n], hh)           # (4H, H) @ (H, n)
             K.ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, p["ln_hh_weight"], p["ln_hh_bias"], b_hh,
                                  p["ln_c_weight"], p["ln_c_bias"], consts, mu, valid[t, lo:hi], col, N, precise)
     run_parts(loop, batch_parts(N))
@@ -125,14 +126,14 @@ def layer_backward(steps: LNSteps, dy, dstate, W_hh):
             K.ln_lstm_backward_fm(dm, dd, DY, dc, A, steps.Cb, NH, steps.IH, steps.HC, steps.IC, p["ln_hh_weight"],
                                   p["ln_c_weight"], p["ln_c_bias"], consts, valid[t, lo:hi], col, N, dd2, dc2, DCN,
                                   s1, s2, *acc, precise)
-            np.matmul(W_hhT, NH[:, col:col + n], out=dm2)      # (H, G*H) @ (G*H, n)
+            matmul_into(W_hhT, NH[:, col:col + n], dm2)         # (H, G*H) @ (G*H, n)
             dm, dm2, dd, dd2, dc, dc2 = dm2, dm, dd2, dd, dc2, dc
         dmat[:, lo:hi], ddir[:, lo:hi], dc0[:, lo:hi] = dm, dd, dc
         accs.append(acc)
     run_parts(loop, batch_parts(N))
     db = A.sum(axis=1)                                       # every bias sits after the normalisations
     grads = {"b_ih": db, "b_hh": db.copy(), "ln_hh_bias": db.copy(),
-             "W_hh": NH @ steps.Hb[:, : L * N].T,             # (G*H, L*N) @ (L*N, H)
+             "W_hh": matmul(NH, steps.Hb[:, : L * N].T),      # (G*H, L*N) @ (L*N, H)
              "ln_hh_weight": sum(a[0].sum(axis=1) for a in accs),
              "ln_c_weight": sum(a[1].sum(axis=1) for a in accs),
              "ln_c_bias": sum(a[2].sum(axis=1) for a in accs),

@@ -1,7 +1,8 @@
 """The fast time loop of one direction of one layer: feature-major buffers allocated once per
-sequence, BLAS for the products, fused Numba kernels for everything elementwise. A drop-in
-replacement for :func:`rnnkit.functional.recurrent.layer_forward` / ``layer_backward`` without
-the reversal (same arguments, same results), tested against them in float32 and float64.
+sequence, the whole loop in one compiled function (``_parallel.py``), fused Numba kernels for
+everything elementwise. A drop-in replacement for :func:`rnnkit.functional.recurrent.layer_forward`
+/ ``layer_backward`` without the reversal (same arguments, same results), tested against them in
+float32 and float64.
 
 Layout: every buffer has one row per feature and one column per (step, sequence), column
 ``t*N + n``. The whole input projection is one product ``W_ih @ X^T`` (G*H, L*N); per step the
@@ -9,30 +10,42 @@ recurrent product is ``W_hh @ h_t`` (G*H, N), BLAS's fastest orientation for a t
 50-column right operand on this machine (benchmarks/NOTES.md, attempt 8). The weight gradients
 are one product each over all L*N columns.
 
+The hidden units are split into parts, one per thread (:func:`_parts`), and the gate rows of the
+weights, the projection and the biases are permuted part-major, so that each part's rows are one
+block: each thread computes its own rows of every step's product and its own units' gates, and
+the threads meet once a step (``_parallel.py``; attempt 18). The permutation is undone where the
+rows leave: the weight and bias gradients, and ``FastSteps``'s per-step views.
+
 Kept for backward, reusing buffers: the projection becomes the gate activations (forward) and
 then their gradients (backward); hidden states (H, (L+1)*N), and for the LSTM cell states (same
 shape; backward recomputes ``tanh(c)`` from them rather than keeping it), for the GRU
 ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
-them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) views ...), so
+them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) arrays ...), so
 diagnostics and the recording backward read either path alike.
 """
 from __future__ import annotations
 
+import functools
+
+import numba
 import numpy as np
 
 from ..functional.gru import GRUCache
 from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
-from ..threads import batch_parts, run_parts
-from . import _numba as K
+from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
+from ..products import matmul_into
+from . import _parallel as P
+
+MIN_UNITS = 8         # hidden units per part of the time loop, at least
 
 
 class FastSteps:
     """Buffers of one direction of one layer, indexable per step like a list of step caches."""
 
-    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None):
+    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None, perm=None, parts=1):
         self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
-        self.Cb, self.HN = Cb, HN
+        self.Cb, self.HN, self.perm, self.parts = Cb, HN, perm, parts
 
     def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh, skip=()):
         """This loop's own backward (see :func:`layer_backward`)."""
@@ -44,12 +57,18 @@ class FastSteps:
     def _at(self, buf, t):
         return buf[:, t * self.N:(t + 1) * self.N].T   # (N, rows) view of step t
 
+    def _gates(self, t):
+        """Step t's gate activations (N, G*H) in the cell's gate order (the buffer's rows are part-major)."""
+        a = self._at(self.A, t)
+        return a if self.perm is None else a[:, np.argsort(self.perm)]
+
     def __getitem__(self, t):
         if self.kind == "lstm":
-            return LSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._at(self.A, t), np.tanh(self._at(self.Cb, t + 1)))
+            return LSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._gates(t), np.tanh(self._at(self.Cb, t + 1)))
         if self.kind == "gru":
-            return GRUCache(self._at(self.Hb, t), self._at(self.A, t), self._at(self.HN, t))
-        return RNNCache(self._at(self.Hb, t), self._at(self.A, t))
+            return GRUCache(self._at(self.Hb, t), self._gates(t), self._at(self.HN, t))
+        return RNNCache(self._at(self.Hb, t), self._gates(t))
+
 
 
 def _steps_view(buf, L, N):
@@ -61,6 +80,22 @@ def _state_block(buf, t, N):
     return buf[:, t * N:(t + 1) * N].T        # (N, H) view of column block t
 
 
+def _parts(H, G):
+    """Unit bounds of the parts (one per Numba thread, at least MIN_UNITS units each) and the
+    part-major permutation of the G*H gate rows: row r of the permuted weights is row perm[r]."""
+    P = max(1, min(numba.get_num_threads(), H // MIN_UNITS))
+    return _parts_of(H, G, P)
+
+
+@functools.lru_cache(maxsize=64)
+def _parts_of(H, G, P):
+    bounds = np.array([p * H // P for p in range(P + 1)], np.int64)
+    perm = np.concatenate([np.arange(g * H + bounds[p], g * H + bounds[p + 1]) for p in range(P) for g in range(G)])
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size)
+    return bounds, perm, inv
+
+
 def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     """Returns ``(y, state, h_prev, steps)``: ``y`` and ``h_prev`` are (L, N, H) views of the
     hidden-state buffer (the next layer reads ``y`` without a copy), ``state`` holds copies."""
@@ -68,40 +103,37 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     GH, H = W_hh.shape
     dt = x.dtype
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
+    bounds, perm, inv = _parts(H, GH // H)
     A = np.empty((GH, L * N), dt)
-    np.matmul(W_ih, x.reshape(L * N, I).T, out=A)          # (G*H, H_in) @ (H_in, L*N)
+    matmul_into(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)          # (G*H, H_in) @ (H_in, L*N)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
     if b_hh is not None:
         if kind == "gru":
             bias[: 2 * H] += b_hh[: 2 * H]
-            b_hn = b_hh[2 * H:]                                 # stays inside the reset gate's product
+            b_hn = np.ascontiguousarray(b_hh[2 * H:])           # stays inside the reset gate's product
         else:
             bias += b_hh
+    bias = bias[perm]
     valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0])
     precise = dt == np.float64
     Hb = np.empty((H, (L + 1) * N), dt)
     Hb[:, :N] = state0[0].T
-    Cb = np.empty((H, (L + 1) * N), dt) if kind == "lstm" else None
+    hcur = np.empty((2, H, N), dt)
+    hcur[0] = state0[0].T
+    hh = np.empty((GH, N), dt)
+    W = np.ascontiguousarray(W_hh[perm])
+    Cb = HN = None
     if kind == "lstm":
+        Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-    HN = np.empty((H, L * N), dt) if kind == "gru" else None
-    relu = ops.name == "rnn_relu"
-
-    def loop(lo, hi):
-        n = hi - lo
-        hh, scratch = np.empty((GH, n), dt), np.empty(n, dt)
-        for t in range(L):
-            col, v = t * N + lo, valid[t, lo:hi]
-            np.matmul(W_hh, Hb[:, col:col + n], out=hh)                 # (G*H, H) @ (H, n)
-            if kind == "lstm":
-                K.lstm_forward_fm(hh, A, bias, Hb, Cb, scratch, v, col, N, precise)
-            elif kind == "gru":
-                K.gru_forward_fm(hh, A, bias, b_hn, Hb, HN, v, col, N, precise)
-            else:
-                K.rnn_forward_fm(hh, A, bias, Hb, v, col, N, relu, precise)
-    run_parts(loop, batch_parts(N))
-    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN)
+        P.loop("lstm_forward", len(bounds) - 1)(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise)
+    elif kind == "gru":
+        HN = np.empty((H, L * N), dt)
+        P.loop("gru_forward", len(bounds) - 1)(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise)
+    else:
+        P.loop("rnn_forward", len(bounds) - 1)(W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise)
+    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1)
     state = (_state_block(Hb, L, N).copy(),) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     y = Hb[:, N:].T.reshape(L, N, H)
     if mask is not None:
@@ -116,52 +148,62 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     per forward, which the modules enforce anyway."""
     L, N, H = dy.shape
     GH = W_hh.shape[0]
+    G = GH // H
     dt = dy.dtype
-    A, Hb, valid = steps.A, steps.Hb, steps.valid
-    DY = np.ascontiguousarray(dy.reshape(L * N, H).T)          # (H, L*N)
-    W_hhT = np.ascontiguousarray(W_hh.T)                       # (H, G*H): BLAS's fast orientation
+    A, Hb, valid, perm = steps.A, steps.Hb, steps.valid, steps.perm
+    bounds, _, inv = _parts_of(H, G, steps.parts)
+    DY = _transposed(dy.reshape(L * N, H))                    # (H, L*N)
+    WT = _transposed(W_hh[perm])                               # (H, G*H), permuted columns
     gru, lstm = steps.kind == "gru", steps.kind == "lstm"
-    DHN = np.empty((H, L * N), dt) if gru else None      # the GRU's n block of dW_hh's gradient
-    relu, precise = ops.name == "rnn_relu", dt == np.float64
-    # the recurrent gradient leaving step 0, in two parts (see the kernels), and the cell state's
-    dmat, ddir = np.zeros((H, N), dt), np.empty((H, N), dt)
-    dc0 = np.empty((H, N), dt) if lstm else None
-
-    def loop(lo, hi):
-        n = hi - lo
-        DS = np.empty((GH, n), dt) if gru else None      # the GRU's step gradient of W_hh h + b_hh
-        dm, dm2 = np.zeros((H, n), dt), np.empty((H, n), dt)
-        # copies, always: the kernels write into them
-        dd, dd2 = np.array(dstate[0][lo:hi].T, dtype=dt, order="C"), np.empty((H, n), dt)
-        if lstm:
-            dc, dc2, scratch = np.array(dstate[1][lo:hi].T, dtype=dt, order="C"), np.empty((H, n), dt), np.empty(n, dt)
-        for t in range(L - 1, -1, -1):
-            col, v = t * N + lo, valid[t, lo:hi]
-            if lstm:
-                K.lstm_backward_fm(dm, dd, DY, dc, A, steps.Cb, v, col, N, dd2, dc2, scratch, precise)
-                dc, dc2 = dc2, dc
-            elif gru:
-                K.gru_backward_fm(dm, dd, DY, A, steps.HN, Hb, v, col, DS, DHN, dd2)
-            else:
-                K.rnn_backward_fm(dm, dd, DY, A, v, col, relu, dd2)
-            np.matmul(W_hhT, DS if gru else A[:, col:col + n], out=dm2)  # (H, G*H) @ (G*H, n)
-            dm, dm2, dd, dd2 = dm2, dm, dd2, dd
-        dmat[:, lo:hi], ddir[:, lo:hi] = dm, dd
-        if lstm:
-            dc0[:, lo:hi] = dc
-    run_parts(loop, batch_parts(N))
+    dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
+    dd[0] = dstate[0].T
+    if lstm:
+        dc = np.empty((2, H, N), dt)
+        dc[0] = dstate[1].T
+        P.loop("lstm_backward", len(bounds) - 1)(WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
+                        dt == np.float64)
+    elif gru:
+        DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
+        P.loop("gru_backward", len(bounds) - 1)(WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN)
+    else:
+        P.loop("rnn_backward", len(bounds) - 1)(WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu")
+    dmat = np.empty((H, N), dt)
+    matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
+    dh0 = dmat + dd[L % 2]
     X, Hprev = x.reshape(L * N, -1), Hb[:, : L * N].T
-    grads = {"b_ih": A.sum(axis=1)}
+    grads = {"b_ih": A.sum(axis=1)[inv]}
     if "W_ih" not in skip:
-        grads["W_ih"] = A @ X                            # (G*H, L*N) @ (L*N, H_in)
-    if gru:                                              # rows r, z as the projection's, n from DHN
+        grads["W_ih"] = _product(A, X, inv)                    # (G*H, L*N) @ (L*N, H_in)
+    if gru:                                                    # rows r, z as the projection's, n from DHN
         if "W_hh" not in skip:
-            grads["W_hh"] = np.concatenate([A[: 2 * H] @ Hprev, DHN @ Hprev])
+            g = _product(A, Hprev, inv)
+            matmul_into(DHN, Hprev, g[2 * H:])
+            grads["W_hh"] = g
         grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], DHN.sum(axis=1)])
     else:
         if "W_hh" not in skip:
-            grads["W_hh"] = A @ Hprev                    # (G*H, L*N) @ (L*N, H)
+            grads["W_hh"] = _product(A, Hprev, inv)            # (G*H, L*N) @ (L*N, H)
         grads["b_hh"] = grads["b_ih"].copy()
-    dx = (A.T @ W_ih).reshape(L, N, -1)         # (L*N, G*H) @ (G*H, H_in)
-    dstate0 = tuple(np.ascontiguousarray(d.T) for d in ((dmat + ddir, dc0) if lstm else (dmat + ddir,)))
+    dxT = np.empty((x.shape[-1], L * N), dt)
+    matmul_into(_transposed(W_ih[perm]), A, dxT)                 # (H_in, G*H) @ (G*H, L*N)
+    dx = dxT.T.reshape(L, N, -1)
+    dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
+
+
+def _transposed(a):
+    """``a.T`` as a C-contiguous array: no copy when it already is one (the gradient a layer
+    above hands down is its (H_in, L*N) product, transposed), else a tiled copy."""
+    t = a.T
+    if t.flags.c_contiguous:
+        return t
+    out = np.empty(t.shape, a.dtype)
+    P.transpose_into(a, out)
+    return out
+
+
+def _product(A, B, inv):
+    """``A @ B`` for A with part-major rows, returned in the natural row order."""
+    out = np.empty((A.shape[0], B.shape[1]), A.dtype)
+    matmul_into(A, B, out)
+    return out[inv]

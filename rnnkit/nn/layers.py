@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_float_array, check_probability
+from ..products import matmul
 from .module import Module
 
 
@@ -32,7 +33,7 @@ class Linear(Module):
             raise ValueError(f"Linear input: expected last dimension {self.in_features}, got shape {x.shape}")
         # one (prod(*), H_in) @ (H_in, H_out) product: a 3-D operand would make NumPy loop over
         # its first axis with one small product each
-        y = (x.reshape(-1, self.in_features) @ self.params["weight"].T).reshape(x.shape[:-1] + (self.out_features,))
+        y = matmul(x.reshape(-1, self.in_features), self.params["weight"].T).reshape(x.shape[:-1] + (self.out_features,))
         if "bias" in self.params:
             y += self.params["bias"]
         return y, x
@@ -40,10 +41,10 @@ class Linear(Module):
     def backward_cached(self, dy, x):
         flat_dy = dy.reshape(-1, self.out_features)
         if self.requires_grad("weight"):                                     # frozen: no product at all
-            self.grads["weight"] += flat_dy.T @ x.reshape(-1, self.in_features)  # (H_out, H_in)
+            self.grads["weight"] += matmul(flat_dy.T, x.reshape(-1, self.in_features))  # (H_out, H_in)
         if "bias" in self.params:
             self.accumulate("bias", flat_dy.sum(axis=0))
-        return (flat_dy @ self.params["weight"]).reshape(x.shape)  # (*, H_out) @ (H_out, H_in) -> (*, H_in)
+        return matmul(flat_dy, self.params["weight"]).reshape(x.shape)  # (*, H_out) @ (H_out, H_in) -> (*, H_in)
 
     def forward(self, x):
         y, self._cache = self.forward_cached(x)

@@ -1,0 +1,160 @@
+"""The whole time loop of one direction of one layer in one compiled function, its steps shared
+by the cores without a hand-off through Python.
+
+The hidden units are split into parts, one per thread (``bounds``: part p owns units
+``bounds[p] .. bounds[p+1]``). The weight rows are permuted part-major (``part_rows``): part p's
+gate rows are one contiguous block, in the cell's own gate order, so each part is a small cell
+of the same kind and the fused kernels of ``_numba`` run on it unchanged. At every step each
+part computes its own rows of the recurrent product (single-threaded BLAS, NumPy's ``np.dot`` as
+Numba compiles it) and then its own units' gate arithmetic; the parts meet once a step, at the
+end of the ``prange``, because the next step's product needs every unit of the new state.
+Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
+exactly its own units, so again one meeting per step.
+
+Why: two-thread BLAS per product (the loop before, benchmarks/NOTES.md attempts 8-13) left the
+fused kernels on one core and made the two BLAS threads meet inside every product; this loop
+runs products and kernels on both cores with one barrier a step (attempt 18).
+
+Buffers are those of ``sequence.py`` with the gate rows permuted; ``hcur`` (2, H, N) holds the
+current and next hidden state contiguously for the product, ``hh`` (G*H, N) the products,
+``dscr`` (2, G*H, N) the step gradients for the backward product.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import _numba as K
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def split_matmul(a, b, out, P):
+    """``out = a @ b`` in ``P`` row blocks, one per thread (:func:`rnnkit.products.matmul_into`)."""
+    M = a.shape[0]
+    for p in prange(P):
+        lo, hi = p * M // P, (p + 1) * M // P
+        np.dot(a[lo:hi], b, out[lo:hi])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def transpose_into(a, out):
+    """``out[...] = a.T`` in 32 x 32 tiles, the tiles' columns of ``a`` shared by the threads:
+    2.6x faster than NumPy's copy of a transposed view at (2500, 512) here, which walks one
+    side with a stride of a whole row."""
+    R, C = a.shape
+    B = 32
+    for bj in prange((C + B - 1) // B):
+        j0 = bj * B
+        j1 = min(C, j0 + B)
+        for i0 in range(0, R, B):
+            i1 = min(R, i0 + B)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    out[j, i] = a[i, j]
+
+
+def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise):
+    L, N = valid.shape
+    P = bounds.shape[0] - 1
+    for t in range(L):
+        src, dst = hcur[t % 2], hcur[(t + 1) % 2]
+        col, v = t * N, valid[t]
+        for p in prange(P):
+            u0, u1 = bounds[p], bounds[p + 1]
+            r0, r1 = 4 * u0, 4 * u1
+            np.dot(W[r0:r1], src, hh[r0:r1])
+            K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N, precise)
+            dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+
+
+def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise):
+    L, N = valid.shape
+    P = bounds.shape[0] - 1
+    for t in range(L):
+        src, dst = hcur[t % 2], hcur[(t + 1) % 2]
+        col, v = t * N, valid[t]
+        for p in prange(P):
+            u0, u1 = bounds[p], bounds[p + 1]
+            r0, r1 = 3 * u0, 3 * u1
+            np.dot(W[r0:r1], src, hh[r0:r1])
+            K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
+            dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+
+
+def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise):
+    L, N = valid.shape
+    P = bounds.shape[0] - 1
+    for t in range(L):
+        src, dst = hcur[t % 2], hcur[(t + 1) % 2]
+        col, v = t * N, valid[t]
+        for p in prange(P):
+            u0, u1 = bounds[p], bounds[p + 1]
+            np.dot(W[u0:u1], src, hh[u0:u1])
+            K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
+            dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+
+
+# Backward: step s of the loop is time t = L-1-s. ``dm[s % 2]`` receives W_hh^T da of the step
+# after (zero at the last step), ``dd`` and ``dc`` carry the direct and cell gradients, double
+# buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
+# caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
+
+def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise):
+    L, N = valid.shape
+    P = bounds.shape[0] - 1
+    for s in range(L):
+        t = L - 1 - s
+        i, o = s % 2, (s + 1) % 2
+        col, v = t * N, valid[t]
+        for p in prange(P):
+            u0, u1 = bounds[p], bounds[p + 1]
+            r0, r1 = 4 * u0, 4 * u1
+            if s > 0:
+                np.dot(WT[u0:u1], dscr[o], dm[i][u0:u1])
+            K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col, N,
+                               dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
+            dscr[i][r0:r1] = A[r0:r1, col:col + N]
+
+
+def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN):
+    L, N = valid.shape
+    P = bounds.shape[0] - 1
+    for s in range(L):
+        t = L - 1 - s
+        i, o = s % 2, (s + 1) % 2
+        col, v = t * N, valid[t]
+        for p in prange(P):
+            u0, u1 = bounds[p], bounds[p + 1]
+            r0, r1 = 3 * u0, 3 * u1
+            if s > 0:
+                np.dot(WT[u0:u1], dscr[o], dm[i][u0:u1])
+            K.gru_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[r0:r1], HN[u0:u1], Hb[u0:u1], v, col,
+                              dscr[i][r0:r1], DHN[u0:u1], dd[o][u0:u1])
+
+
+def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu):
+    L, N = valid.shape
+    P = bounds.shape[0] - 1
+    for s in range(L):
+        t = L - 1 - s
+        i, o = s % 2, (s + 1) % 2
+        col, v = t * N, valid[t]
+        for p in prange(P):
+            u0, u1 = bounds[p], bounds[p + 1]
+            if s > 0:
+                np.dot(WT[u0:u1], dscr[o], dm[i][u0:u1])
+            K.rnn_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[u0:u1], v, col, relu, dd[o][u0:u1])
+            dscr[i][u0:u1] = A[u0:u1, col:col + N]
+
+
+# Each loop compiled twice: across the threads, and serial (one part: no parallel region to open
+# at every step).
+PARALLEL = {name: njit(cache=True, nogil=True, parallel=True)(f) for name, f in (
+    ("lstm_forward", _lstm_forward), ("gru_forward", _gru_forward), ("rnn_forward", _rnn_forward),
+    ("lstm_backward", _lstm_backward), ("gru_backward", _gru_backward), ("rnn_backward", _rnn_backward))}
+SERIAL = {name: njit(cache=True, nogil=True)(f) for name, f in (
+    ("lstm_forward", _lstm_forward), ("gru_forward", _gru_forward), ("rnn_forward", _rnn_forward),
+    ("lstm_backward", _lstm_backward), ("gru_backward", _gru_backward), ("rnn_backward", _rnn_backward))}
+
+
+def loop(name, parts):
+    """The compiled loop ``name`` for a split into ``parts``."""
+    return (PARALLEL if parts > 1 else SERIAL)[name]
