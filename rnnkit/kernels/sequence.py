@@ -33,6 +33,7 @@ import numpy as np
 from ..functional.gru import GRUCache
 from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
+from ..functional.tokens import TableGrad, TokenInput
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
 from ..products import matmul_into
 from . import _parallel as P
@@ -104,8 +105,15 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     dt = x.dtype
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
     bounds, perm, inv = _parts(H, GH // H)
-    A = np.empty((GH, L * N), dt)
-    matmul_into(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)          # (G*H, H_in) @ (H_in, L*N)
+    if isinstance(x, TokenInput):                               # the projection of each token, gathered
+        V = x.table.shape[0]
+        per_token = np.empty((GH, V), dt)
+        matmul_into(np.ascontiguousarray(W_ih[perm]), x.table.T, per_token)          # (G*H, H_in) @ (H_in, V)
+        A = np.empty((GH, L * N), dt)
+        P.gather_columns(per_token, x.ids.reshape(-1), A)
+    else:
+        A = np.empty((GH, L * N), dt)
+        matmul_into(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)      # (G*H, H_in) @ (H_in, L*N)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
     if b_hh is not None:
@@ -141,6 +149,9 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     return y, state, _steps_view(Hb, L, N), steps
 
 
+layer_forward.takes_tokens = True      # x may be a TokenInput (functional/tokens.py)
+
+
 def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     """Returns ``(dx, dstate0, grads)`` as the reference ``layer_backward`` (without reversal);
     the weight-gradient products named in ``skip`` (``"W_ih"``, ``"W_hh"``: frozen weights) are not computed.
@@ -170,10 +181,18 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     dmat = np.empty((H, N), dt)
     matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
     dh0 = dmat + dd[L % 2]
-    X, Hprev = x.reshape(L * N, -1), Hb[:, : L * N].T
+    Hprev = Hb[:, : L * N].T
     grads = {"b_ih": A.sum(axis=1)[inv]}
+    tokens = isinstance(x, TokenInput)
+    if tokens:                                                 # the input's gradients per token first
+        V = x.table.shape[0]
+        per_token = np.zeros((GH, V), dt)
+        P.column_sums_by_id(A, x.ids.reshape(-1), per_token)
+        src, X = per_token, x.table                            # (G*H, V), (V, H_in)
+    else:
+        src, X = A, x.reshape(L * N, -1)                       # (G*H, L*N), (L*N, H_in)
     if "W_ih" not in skip:
-        grads["W_ih"] = _product(A, X, inv)                    # (G*H, L*N) @ (L*N, H_in)
+        grads["W_ih"] = _product(src, X, inv)                  # (G*H, L*N or V) @ (L*N or V, H_in)
     if gru:                                                    # rows r, z as the projection's, n from DHN
         if "W_hh" not in skip:
             g = _product(A, Hprev, inv)
@@ -184,9 +203,9 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         if "W_hh" not in skip:
             grads["W_hh"] = _product(A, Hprev, inv)            # (G*H, L*N) @ (L*N, H)
         grads["b_hh"] = grads["b_ih"].copy()
-    dxT = np.empty((x.shape[-1], L * N), dt)
-    matmul_into(_transposed(W_ih[perm]), A, dxT)                 # (H_in, G*H) @ (G*H, L*N)
-    dx = dxT.T.reshape(L, N, -1)
+    dxT = np.empty((x.shape[-1], src.shape[1]), dt)
+    matmul_into(_transposed(W_ih[perm]), src, dxT)               # (H_in, G*H) @ (G*H, L*N or V)
+    dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
     dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
 

@@ -58,8 +58,8 @@ class CharLM(TaskModel):
             self.head.share_param("weight", self.embed)
 
     def forward(self, x, state=None):
-        e = self.embed(x)                    # (L, N, E)
-        y, state = self.rnn(e, state)        # (L, N, H)
+        e = self.embed.tokens(x)             # (L, N) ids with the table: the first layer folds the lookup
+        y, state = self.rnn(e, state)        # (L, N, H)        into its input projection (functional/tokens.py)
         logits = self.head(self.drop(y))     # (L, N, V)
         return logits, state
 

@@ -15,6 +15,7 @@ from .._validate import as_float_array, check_finite, check_lengths, check_posit
 from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
 from ..functional.recompute import segmented_layer_backward, segmented_layer_forward
+from ..functional.tokens import TokenInput
 from ..functional.recurrent import CELLS, layer_backward, layer_forward, length_mask, reference_loop, reverse_index
 from ..functional.variants import bind, variant_layer_backward, variant_layer_forward
 from .module import Module
@@ -245,10 +246,21 @@ class RNNBase(Module):
         return draw_masks(self, L, N)
 
     # -- forward --------------------------------------------------------------------
+    def takes_tokens(self) -> bool:
+        """Whether :meth:`forward` folds a :class:`~rnnkit.functional.tokens.TokenInput` into the first
+        layer's input projection rather than expanding it: the plain cells on the fast time loop,
+        one direction, time-major, no regularisation option, no recording, no recomputation."""
+        return (self.variant is None and not self.proj_size and not self.recompute and self.num_directions == 1
+                and not self.batch_first and not self._regularised and not self.record_hidden_grads
+                and getattr(time_loop(self.ops), "takes_tokens", False))
+
     def forward(self, x, state=None, lengths=None):
-        x = self._check_input(x)
-        if self.batch_first:
-            x = x.transpose(1, 0, 2)
+        if isinstance(x, TokenInput) and not (x.folds() and self.takes_tokens()):
+            x = x.dense()
+        if not isinstance(x, TokenInput):                 # a TokenInput's ids were checked by its embedding
+            x = self._check_input(x)
+            if self.batch_first:
+                x = x.transpose(1, 0, 2)
         L, N, _ = x.shape
         given_state = state is not None
         state0 = self._split_state(state, N)
@@ -263,7 +275,7 @@ class RNNBase(Module):
         final = tuple(np.empty_like(s) for s in state0)
         caches, drop_masks, w_hh = [], [], []
         noise = self.draw_masks(L, N)
-        inp = np.ascontiguousarray(x)
+        inp = x if isinstance(x, TokenInput) else np.ascontiguousarray(x)
         for layer in range(self.num_layers):
             outs = []
             for d, sfx in enumerate(self.suffixes):
