@@ -65,10 +65,24 @@ def test_unit_split_time_loop_equals_reference(cell, parts, monkeypatch):
     """The fast loop splits the hidden units into parts, one per thread, each computing its own
     rows of every step's product and its own units' gates (kernels/_parallel.py): with 17 hidden
     units (parts of unequal size), 19 sequences of uneven lengths, bidirectional, 2 layers,
-    float64, 1, 2 or 3 parts: every output and gradient is the reference's."""
+    float64, 1, 2 or 3 parts: every output and gradient is the reference's. Run on two threads
+    whatever the suite's setting (tests/conftest.py), so the parts really run side by side."""
+    import numba
+
+    from rnnkit import threads
     from rnnkit.kernels import sequence
 
     monkeypatch.setattr(sequence, "_parts", lambda H, G: sequence._parts_of(H, G, parts))
+    threads.apply_environment()                      # the suite's setting first, then two threads
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _split_loop_equals_reference(cell)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _split_loop_equals_reference(cell):
     lengths = [7] + list(np.random.default_rng(1).integers(1, 8, 18))
     cls, _, kw = CELLS[cell]
     m = cls(3, 17, 2, bidirectional=True, dtype=np.float64, seed=0, **kw)
