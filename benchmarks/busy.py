@@ -8,12 +8,11 @@ first on the quiet machine, then with one competing process running a pure-Pytho
 is busy / quiet for each library. rnnkit is measured three ways, to find the cause rather than
 guess it:
 
-* ``one loop`` (the default): one time loop whose products use two BLAS threads;
-* ``2 parts`` (``RNNKIT_LOOP_PARTS=2``): the batch split into two parts, each with its own time
-  loop on its own thread and single-threaded BLAS for its per-step products;
-* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): one loop, single-threaded BLAS everywhere;
-* ``auto`` (``RNNKIT_NUM_THREADS=auto``): one loop, each step wrapped in the Trainer's
-  :class:`rnnkit.threads.ThreadTuner`, which times steps at two threads and at one and keeps the
+* ``every core`` (the default): the time loop's hidden units split over the machine's cores,
+  the threads meeting once a step (``kernels/_parallel.py``), BLAS at one thread;
+* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): the same loop compiled serially, one thread everywhere;
+* ``auto`` (``RNNKIT_NUM_THREADS=auto``): each step wrapped in the Trainer's
+  :class:`rnnkit.threads.ThreadTuner`, which times steps at every core and at one and keeps the
   faster. Twelve untimed steps open each phase (the tuner's warm-up and first trial take 8, and
   noticing the competitor and trying again about 9), so the table shows its steady state; the
   thread counts it chose, quiet and busy, are in the variant column.
@@ -35,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
 from _results import save  # noqa: E402
 
-VARIANTS = ("one loop", "2 parts", "1 thread", "auto")
+VARIANTS = ("every core", "1 thread", "auto")
 
 
 def competitor():
@@ -49,7 +48,6 @@ def variant(name):
     import rnnkit
     from rnnkit import threads
 
-    threads.set_loop_parts(2 if name == "2 parts" else 1)
     rnnkit.set_num_threads(1 if name == "1 thread" else "auto" if name == "auto" else threads.cores())
 
 
@@ -100,11 +98,11 @@ def main():
                 rows.append(row)
                 print(f"{cell} H={H} {name:9}: rnnkit {q_r * 1e3:7.1f} -> {b_r * 1e3:7.1f} ms (x{b_r / q_r:.2f}); "
                       f"torch {q_t * 1e3:7.1f} -> {b_t * 1e3:7.1f} ms (x{b_t / q_t:.2f})", flush=True)
-    variant("one loop")
+    variant("every core")
     md = [f"`python benchmarks/busy.py` ({args.workload} step, {args.layers} layers, batch {speed.B} x {speed.T}), "
           f"{os.cpu_count()} cores; busy = one pure-Python CPU-bound process running beside; ms per step, "
           "median of alternating repeats.", "",
-          "| cell | H | rnnkit time loop | rnnkit quiet | rnnkit busy | rnnkit slowdown | PyTorch quiet | PyTorch busy "
+          "| cell | H | rnnkit threads | rnnkit quiet | rnnkit busy | rnnkit slowdown | PyTorch quiet | PyTorch busy "
           "| PyTorch slowdown |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         label = r["variant"] + (" ({} -> {})".format(*r["auto_threads_quiet_busy"]) if r["variant"] == "auto" else "")

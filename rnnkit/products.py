@@ -17,7 +17,8 @@ MIN_ROWS = 16          # rows per block, at least
 def matmul(a, b):
     """``a @ b``, split over the threads when it is large (2-D float operands of one dtype)."""
     if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
-            or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MACS or a.shape[0] < 2 * MIN_ROWS):
+            or a.shape[1] != b.shape[0] or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MACS
+            or a.shape[0] < 2 * MIN_ROWS):
         return a @ b
     return matmul_into(a, b, np.empty((a.shape[0], b.shape[1]), a.dtype))
 
@@ -34,16 +35,18 @@ def matmul_into(a, b, out):
         return np.matmul(a, b, out=out)
     from .kernels._parallel import split_matmul
 
-    split_matmul(_contiguous(a), _contiguous(b), out, parts)
+    split_matmul(_contiguous(a, rows=True), _contiguous(b), out, parts)
     return out
 
 
-def _contiguous(m):
-    """``m`` itself when it is C- or F-contiguous (BLAS reads either), else a C-contiguous copy,
-    made once here rather than by each thread's ``np.dot``. A column-major view with a longer
-    leading dimension (``Hb[:, :L*N].T``: the hidden states a weight gradient reads) is copied by
-    tiles (:func:`~rnnkit.kernels._parallel.transpose_into`), 2.6x faster than NumPy's copy."""
-    if m.flags.c_contiguous or m.flags.f_contiguous:
+def _contiguous(m, rows=False):
+    """``m`` itself when BLAS can read it as it is (C- or F-contiguous; C only for ``rows``, the
+    operand whose row blocks the threads take, since a block of an F-ordered array is neither),
+    else a C-contiguous copy, made once here rather than by each thread's ``np.dot``. A
+    column-major array or view (``dy.T`` in a weight gradient, ``Hb[:, :L*N].T``: the hidden
+    states) is copied by tiles (:func:`~rnnkit.kernels._parallel.transpose_into`), 2.6x faster
+    than NumPy's copy."""
+    if m.flags.c_contiguous or (m.flags.f_contiguous and not rows):
         return m
     if m.strides[0] == m.itemsize:
         from .kernels._parallel import transpose_into

@@ -112,19 +112,28 @@ def test_unit_parts_and_their_permutation():
 
 def test_split_product_equals_numpys():
     """``products.matmul`` splits a large product's rows over the threads (any layout of the
-    operands: contiguous, transposed, sliced) and leaves small or mixed ones to NumPy."""
+    operands: contiguous, transposed, sliced; without Numba's warning that it copies a
+    non-contiguous operand in every thread) and leaves small, mixed or mismatched ones to NumPy."""
+    import warnings
+
+    from numba.core.errors import NumbaPerformanceWarning
+
     from rnnkit.products import matmul
 
     rng = np.random.default_rng(0)
     for dt in (np.float32, np.float64):
         a, b = rng.standard_normal((300, 200)).astype(dt), rng.standard_normal((500, 200)).astype(dt)
-        for x, y in ((a, b.T), (a[::2], b.T[:, ::3]), (b.T[:100].T, a[:100])):
-            out = matmul(x, y)
+        for x, y in ((a, b.T), (a[::2], b.T[:, ::3]), (b.T[:100].T, a[:100]), (b.T, b), (a[:, :150], b.T[:150])):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", NumbaPerformanceWarning)
+                out = matmul(x, y)
             assert out.dtype == dt and out.shape == (x.shape[0], y.shape[1])
             tol = 1e-4 if dt == np.float32 else 1e-12
             np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
     assert matmul(a[:3], b.T).shape == (3, 500)                          # small: NumPy's
     assert matmul(a, b.T.astype(np.float64)).dtype == np.float64         # mixed: NumPy's promotion
+    with pytest.raises(ValueError, match="mismatch"):                     # NumPy's own message
+        matmul(a, b)
 
 
 def test_split_time_loop_restores_blas_threads_and_raises():
