@@ -125,6 +125,9 @@ def apply_environment() -> None:
     if _state["applied"]:
         return
     _state["applied"] = True
+    from ._heap import keep_freed_memory
+
+    keep_freed_memory()                            # reuse freed buffers instead of faulting in new pages
     if os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
         set_num_threads("auto")
     else:
