@@ -28,7 +28,12 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024            # glibc's largest on 64-bit (4 
 
 def keep_freed_memory() -> bool:
     """Apply the setting (see the module's text); returns whether it was applied."""
-    if (os.environ.get("RNNKIT_KEEP_HEAP", "1").strip() == "0" or not sys.platform.startswith("linux")
+    setting = os.environ.get("RNNKIT_KEEP_HEAP", "1").strip()
+    if setting not in ("0", "1"):
+        from .errors import UserError
+
+        raise UserError(f"RNNKIT_KEEP_HEAP: expected 0 or 1, got {setting!r}")
+    if (setting == "0" or not sys.platform.startswith("linux")
             or "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ):
         return False
     try:

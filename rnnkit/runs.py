@@ -156,6 +156,8 @@ def load(run_dir, which: str = "best", kinds=()):
     try:
         model = model_from_config(tree["model_config"])
         model.load_state_dict(tree["model"])
+    except UserError:                  # already one line about something else (an environment variable)
+        raise
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, MemoryError) as exc:
         raise UserError(f"{path}: the saved model cannot be rebuilt ({type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:200]})") from None

@@ -47,3 +47,14 @@ def test_the_users_own_setting_stands(monkeypatch):
     monkeypatch.delenv("RNNKIT_KEEP_HEAP")
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert not keep_freed_memory()
+
+
+def test_a_bad_setting_is_one_line(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("a small corpus for one line of error. " * 40)
+    env = {**os.environ, "RNNKIT_KEEP_HEAP": "maybe"}
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "train", str(text), "--out", str(tmp_path / "r")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["rnnkit train: error: RNNKIT_KEEP_HEAP: expected 0 or 1, got 'maybe'"]
+    assert not (tmp_path / "r").exists()

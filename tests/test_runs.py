@@ -223,3 +223,25 @@ def test_the_memory_estimate_is_near_the_measured_peak_of_a_step(name):
     peak = _step_peak(model, batch)
     ratio = (est["activations"] + est["backward"]) / peak
     assert 0.75 <= ratio <= 2.0, (name, est, peak)
+
+
+def test_a_user_error_while_rebuilding_a_model_is_passed_on_unchanged(tmp_path, monkeypatch):
+    """An environment variable found wrong while the saved model is rebuilt (RNNKIT_NUM_THREADS is
+    applied when rnnkit first computes) is that one line, not "the saved model cannot be rebuilt"."""
+    from rnnkit.models import base
+
+    monkeypatch.setattr(runs, "require_kind", lambda run_dir, kinds: None)
+    monkeypatch.setattr(runs, "load_tree", lambda run_dir, which: ({"model_config": {}}, "run/best.npz"))
+
+    def refuse(config):
+        raise UserError("RNNKIT_NUM_THREADS: expected an integer >= 1 or 'auto', got '0'")
+    monkeypatch.setattr(base, "model_from_config", refuse)
+    with pytest.raises(UserError) as err:
+        runs.load(tmp_path)
+    assert str(err.value) == "RNNKIT_NUM_THREADS: expected an integer >= 1 or 'auto', got '0'"
+
+    def broken(config):
+        raise KeyError("hidden_size")
+    monkeypatch.setattr(base, "model_from_config", broken)
+    with pytest.raises(UserError, match="run/best.npz: the saved model cannot be rebuilt"):
+        runs.load(tmp_path)
