@@ -35,18 +35,18 @@ def matmul_into(a, b, out):
         return np.matmul(a, b, out=out)
     from .kernels._parallel import split_matmul
 
-    split_matmul(_contiguous(a, rows=True), _contiguous(b), out, parts)
+    split_matmul(contiguous(a, c_order=True), contiguous(b), out, parts)
     return out
 
 
-def _contiguous(m, rows=False):
-    """``m`` itself when BLAS can read it as it is (C- or F-contiguous; C only for ``rows``, the
-    operand whose row blocks the threads take, since a block of an F-ordered array is neither),
-    else a C-contiguous copy, made once here rather than by each thread's ``np.dot``. A
-    column-major array or view (``dy.T`` in a weight gradient, ``Hb[:, :L*N].T``: the hidden
-    states) is copied by tiles (:func:`~rnnkit.kernels._parallel.transpose_into`), 2.6x faster
-    than NumPy's copy."""
-    if m.flags.c_contiguous or (m.flags.f_contiguous and not rows):
+def contiguous(m, c_order=False):
+    """``m`` itself when it is C-contiguous, or F-contiguous and ``c_order`` is false (BLAS reads
+    either; the operand whose row blocks the threads take needs C, since a block of an F-ordered
+    array is neither), else a C-contiguous copy, made once rather than by each thread's
+    ``np.dot``. A column-major array or view (``dy.T`` in a weight gradient, ``Hb[:, :L*N].T``:
+    the hidden states, ``W_hh.T`` for the backward's products) is copied by tiles
+    (:func:`~rnnkit.kernels._parallel.transpose_into`), 2.6x faster than NumPy's copy."""
+    if m.flags.c_contiguous or (m.flags.f_contiguous and not c_order):
         return m
     if m.strides[0] == m.itemsize:
         from .kernels._parallel import transpose_into

@@ -121,7 +121,8 @@ def num_threads() -> int:
 
 
 def apply_environment() -> None:
-    """Apply ``RNNKIT_NUM_THREADS`` and read ``RNNKIT_LOOP_PARTS``, once (a bad value is one line)."""
+    """Apply ``RNNKIT_NUM_THREADS`` and ``RNNKIT_KEEP_HEAP`` (:mod:`rnnkit._heap`) and read
+    ``RNNKIT_LOOP_PARTS``, once, when rnnkit first computes (a bad value is one line)."""
     if _state["applied"]:
         return
     _state["applied"] = True

@@ -19,15 +19,24 @@ class CECache(NamedTuple):
     weight: np.ndarray   # (*,) 1 for counted positions, 0 otherwise (already divided for 'mean')
 
 
+def _shifted_exp(logits: np.ndarray, axis: int = -1):
+    """``(shifted, e, total)``: the logits less their max, their exponential and its sum: the
+    numerically stable pieces of softmax (``e / total``) and log-softmax
+    (``shifted - log(total)``)."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return shifted, e, e.sum(axis=axis, keepdims=True)
+
+
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable ``log softmax`` (subtracts the max before exponentiating)."""
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted, _, total = _shifted_exp(logits, axis)
+    return shifted - np.log(total)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    _, e, total = _shifted_exp(logits, axis)
+    return e / total
 
 
 def _check_reduction(reduction):
@@ -59,9 +68,7 @@ def cross_entropy(logits, targets, mask=None, ignore_index: int = -100, reductio
     safe_t = np.where(keep, targets, 0)
     # softmax and the picked log-probabilities from one exponential pass (log_softmax and then
     # exp(logp) took two, and a second full subtraction: 1.7 against 1.0 ms at (50, 50, 65))
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probs = np.exp(shifted)
-    total = probs.sum(axis=-1, keepdims=True)
+    shifted, probs, total = _shifted_exp(logits)
     probs /= total
     picked = np.take_along_axis(shifted, safe_t[..., None], axis=-1)[..., 0] - np.log(total[..., 0])
     count = int(keep.sum())

@@ -49,6 +49,3 @@ class TableGrad:
 
     def __init__(self, grad: np.ndarray):
         self.grad = grad        # (V, H_in)
-
-    def __add__(self, other):
-        return TableGrad(self.grad + other.grad)

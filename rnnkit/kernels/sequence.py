@@ -35,7 +35,7 @@ from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
 from ..functional.tokens import TableGrad, TokenInput
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
-from ..products import matmul_into
+from ..products import contiguous, matmul_into
 from . import _parallel as P
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
@@ -105,14 +105,12 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     dt = x.dtype
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
     bounds, perm, inv = _parts(H, GH // H)
+    A = np.empty((GH, L * N), dt)
     if isinstance(x, TokenInput):                               # the projection of each token, gathered
-        V = x.table.shape[0]
-        per_token = np.empty((GH, V), dt)
+        per_token = np.empty((GH, x.table.shape[0]), dt)
         matmul_into(np.ascontiguousarray(W_ih[perm]), x.table.T, per_token)          # (G*H, H_in) @ (H_in, V)
-        A = np.empty((GH, L * N), dt)
         P.gather_columns(per_token, x.ids.reshape(-1), A)
     else:
-        A = np.empty((GH, L * N), dt)
         matmul_into(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)      # (G*H, H_in) @ (H_in, L*N)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
@@ -163,8 +161,9 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     dt = dy.dtype
     A, Hb, valid, perm = steps.A, steps.Hb, steps.valid, steps.perm
     bounds, _, inv = _parts_of(H, G, steps.parts)
-    DY = _transposed(dy.reshape(L * N, H))                    # (H, L*N)
-    WT = _transposed(W_hh[perm])                               # (H, G*H), permuted columns
+    # (H, L*N); no copy when dy is the (H, L*N) input gradient of the layer above, transposed
+    DY = contiguous(dy.reshape(L * N, H).T, c_order=True)
+    WT = contiguous(W_hh[perm].T, c_order=True)                # (H, G*H), permuted columns
     gru, lstm = steps.kind == "gru", steps.kind == "lstm"
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
@@ -204,21 +203,10 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
             grads["W_hh"] = _product(A, Hprev, inv)            # (G*H, L*N) @ (L*N, H)
         grads["b_hh"] = grads["b_ih"].copy()
     dxT = np.empty((x.shape[-1], src.shape[1]), dt)
-    matmul_into(_transposed(W_ih[perm]), src, dxT)               # (H_in, G*H) @ (G*H, L*N or V)
+    matmul_into(contiguous(W_ih[perm].T, c_order=True), src, dxT)               # (H_in, G*H) @ (G*H, L*N or V)
     dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
     dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
-
-
-def _transposed(a):
-    """``a.T`` as a C-contiguous array: no copy when it already is one (the gradient a layer
-    above hands down is its (H_in, L*N) product, transposed), else a tiled copy."""
-    t = a.T
-    if t.flags.c_contiguous:
-        return t
-    out = np.empty(t.shape, a.dtype)
-    P.transpose_into(a, out)
-    return out
 
 
 def _product(A, B, inv):
