@@ -111,14 +111,14 @@ def test_unit_parts_and_their_permutation():
 
 
 def test_split_product_equals_numpys():
-    """``products.matmul`` splits a large product's rows over the threads (any layout of the
-    operands: contiguous, transposed, sliced; without Numba's warning that it copies a
-    non-contiguous operand in every thread) and leaves small, mixed or mismatched ones to NumPy."""
+    """``products.matmul`` splits a large product over the threads, by rows or (for a wide
+    result) by columns, with operands in any layout: contiguous, transposed, sliced, reversed,
+    broadcast, empty; and leaves small, mixed or mismatched ones to NumPy."""
     import warnings
 
     from numba.core.errors import NumbaPerformanceWarning
 
-    from rnnkit.products import matmul
+    from rnnkit.products import matmul, matmul_into
 
     rng = np.random.default_rng(0)
     for dt in (np.float32, np.float64):
@@ -129,6 +129,13 @@ def test_split_product_equals_numpys():
                 out = matmul(x, y)
             assert out.dtype == dt and out.shape == (x.shape[0], y.shape[1])
             tol = 1e-4 if dt == np.float32 else 1e-12
+            np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
+        wide = rng.standard_normal((300, 3000)).astype(dt)                 # (64, 256) @ (256, 2500): split by columns
+        for x, y in ((wide[:64, :256], wide[:256, :2500]), (wide[:256, :64].T, wide[::-1][:256, :2500]),
+                     (np.broadcast_to(wide[0, :256], (64, 256)), wide[:2500, :256].T), (wide[:64, :0], wide[:0, :2500]),
+                     (wide[:0, :256], wide[:256, :2500]), (wide[:1, :256], wide[:256, :2500])):
+            out = np.full((x.shape[0], y.shape[1]), np.nan, dt)
+            matmul_into(x, y, out)
             np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
     assert matmul(a[:3], b.T).shape == (3, 500)                          # small: NumPy's
     assert matmul(a, b.T.astype(np.float64)).dtype == np.float64         # mixed: NumPy's promotion

@@ -180,7 +180,7 @@ def rnn_forward_step(hh, xp, h_prev, valid, relu, h_out, y_out, precise):
 # ``stride`` = N between a step's block and the next.
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def lstm_forward_fm(hh, A, bias, Hb, Cb, tc, v, col, stride, precise):
     """``tc`` (N,) scratch: tanh(c) is not kept; backward recomputes it from the kept c."""
     # Rows are sliced to step t's columns first: indexing a[n] from 0 lets LLVM vectorise the
@@ -220,7 +220,7 @@ def lstm_forward_fm(hh, A, bias, Hb, Cb, tc, v, col, stride, precise):
             hn[n] = ao[n] * tc[n] if v[n] else hp[n]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, v, col, stride, ddir_out, dc_out, th, precise):
     """Step t backward: the gate gradients are written over the activations in ``A``. The
     recurrent gradient arrives in two parts, ``dmat`` (W_hh^T da of step t+1) and ``ddir`` (carried
@@ -253,7 +253,7 @@ def lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, v, col, stride, ddir_out, d
             ddo[n] = ZERO if ok else carried
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def gru_forward_fm(hh, A, bias, b_hn, Hb, HN, v, col, stride, precise):
     G, N = hh.shape
     H = G // 3
@@ -285,7 +285,7 @@ def gru_forward_fm(hh, A, bias, b_hn, Hb, HN, v, col, stride, precise):
             hnew[n] = nn + az[n] * (hp[n] - nn) if v[n] else hp[n]   # (1 - z) n + z h_prev
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, v, col, DS, DHN, ddir_out):
     """As lstm_backward_fm. The gradient of W_hh h + b_hh differs from the projection's only in
     its n block (r * dn): that block alone is kept, in ``DHN`` (H, L*N), and the whole step's
@@ -310,7 +310,7 @@ def gru_backward_fm(dmat, ddir, DY, A, HN, Hb, v, col, DS, DHN, ddir_out):
             ddo[n] = dh * z if ok else carried
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def rnn_forward_fm(hh, A, bias, Hb, v, col, stride, relu, precise):
     H, N = hh.shape
     nxt = col + stride
@@ -330,7 +330,7 @@ def rnn_forward_fm(hh, A, bias, Hb, v, col, stride, relu, precise):
             hnew[n] = a[n] if v[n] else hp[n]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def rnn_backward_fm(dmat, ddir, DY, A, v, col, relu, ddir_out):
     H, N = dmat.shape
     for j in range(H):

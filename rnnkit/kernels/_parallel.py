@@ -23,15 +23,21 @@ import numpy as np
 from numba import njit, prange
 
 from . import _numba as K
+from ._blas import gemm
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def split_matmul(a, b, out, P):
-    """``out = a @ b`` in ``P`` row blocks, one per thread (:func:`rnnkit.products.matmul_into`)."""
-    M = a.shape[0]
+def split_gemm(a, b, out, ta, tb, P, by_rows):
+    """``out = op(a) @ op(b)`` in ``P`` blocks of ``out``'s rows (``by_rows``) or columns, one per
+    thread (:func:`rnnkit.products.matmul_into`; ``op`` as in :func:`._blas.gemm`)."""
+    M, N = out.shape
     for p in prange(P):
-        lo, hi = p * M // P, (p + 1) * M // P
-        np.dot(a[lo:hi], b, out[lo:hi])
+        if by_rows:
+            lo, hi = p * M // P, (p + 1) * M // P
+            gemm(a[:, lo:hi] if ta else a[lo:hi], b, out[lo:hi], ta, tb)
+        else:
+            lo, hi = p * N // P, (p + 1) * N // P
+            gemm(a, b[lo:hi] if tb else b[:, lo:hi], out[:, lo:hi], ta, tb)
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -203,7 +203,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
             grads["W_hh"] = _product(A, Hprev, inv)            # (G*H, L*N) @ (L*N, H)
         grads["b_hh"] = grads["b_ih"].copy()
     dxT = np.empty((x.shape[-1], src.shape[1]), dt)
-    matmul_into(contiguous(W_ih[perm].T, c_order=True), src, dxT)               # (H_in, G*H) @ (G*H, L*N or V)
+    matmul_into(W_ih[perm].T, src, dxT)               # (H_in, G*H) @ (G*H, L*N or V)
     dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
     dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads

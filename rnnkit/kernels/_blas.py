@@ -1,0 +1,72 @@
+"""BLAS's general matrix product called from compiled code with its leading dimensions.
+
+Numba compiles ``np.dot`` only for contiguous operands, so a strided view (a step's column
+block of a ``(rows, L*N)`` buffer, a column block of a weight, a transposed matrix) had to be
+copied first. ``gemm`` hands such views to BLAS as they are: every operand only needs unit
+stride along its rows. It calls ``numba_xxgemm``, the entry point Numba's own ``np.dot`` calls
+(SciPy's BLAS), by its symbol name, so functions using it stay in Numba's on-disk cache (a
+ctypes function pointer would not: benchmarks/NOTES.md, attempt 16).
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_KIND = {types.float32: ord("s"), types.float64: ord("d")}
+
+
+@intrinsic
+def _xxgemm(typingctx, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """Column-major BLAS ``c = a' b' + beta c`` (``'`` as ``transa`` / ``transb``: ord('n') or
+    ord('t')), alpha 1; ``a``, ``b``, ``c`` arrays of one float dtype, used from their first
+    element."""
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array) and isinstance(c, types.Array)):
+        return None
+    if a.dtype not in _KIND or a.dtype != b.dtype or a.dtype != c.dtype:
+        return None
+    kind = _KIND[a.dtype]
+    sig = types.int32(transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        ta, tb, m_, n_, k_, av, lda_, bv, ldb_, beta_, cv, ldc_ = args
+        i8, vp, ip = ir.IntType(8), ir.IntType(8).as_pointer(), context.get_value_type(types.intp)
+        fnty = ir.FunctionType(ir.IntType(32), [i8, i8, i8, ip, ip, ip, vp, vp, ip, vp, ip, vp, vp, ip])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        dtype = a.dtype
+        alpha = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
+        beta_slot = cgutils.alloca_once_value(builder, context.cast(builder, beta_, signature.args[9], dtype))
+
+        def data(ty, val):
+            return builder.bitcast(context.make_array(ty)(context, builder, value=val).data, vp)
+
+        def as_ip(val, ty):
+            return context.cast(builder, val, ty, types.intp)
+
+        sa = signature.args
+        return builder.call(fn, (ir.Constant(i8, kind), builder.trunc(ta, i8), builder.trunc(tb, i8),
+                                 as_ip(m_, sa[2]), as_ip(n_, sa[3]), as_ip(k_, sa[4]),
+                                 builder.bitcast(alpha, vp), data(sa[5], av), as_ip(lda_, sa[6]),
+                                 data(sa[7], bv), as_ip(ldb_, sa[8]), builder.bitcast(beta_slot, vp),
+                                 data(sa[10], cv), as_ip(ldc_, sa[11])))
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def gemm(a, b, out, ta=False, tb=False, beta=0.0):
+    """``out = op(a) @ op(b) + beta * out`` for 2-D arrays with unit stride along their rows
+    (any row stride: views of larger buffers are fine); ``op(x)`` is ``x.T`` when ``ta`` /
+    ``tb``. ``out`` is (M, N), ``op(a)`` (M, K), ``op(b)`` (K, N)."""
+    M, N = out.shape
+    K = a.shape[0] if ta else a.shape[1]
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        for i in range(M):
+            for j in range(N):
+                out[i, j] = 0.0 if beta == 0.0 else beta * out[i, j]
+        return
+    s = a.itemsize
+    lda, ldb, ldc = max(1, a.strides[0] // s), max(1, b.strides[0] // s), max(1, out.strides[0] // s)
+    # row-major out = op(a) op(b) is column-major out^T = op(b)^T op(a)^T: b first
+    _xxgemm(116 if tb else 110, 116 if ta else 110, N, M, K, b, ldb, a, lda, beta, out, ldc)
