@@ -26,10 +26,10 @@ def matmul(a, b):
 
 def matmul_into(a, b, out):
     """``out[...] = a @ b`` (2-D, ``out`` with unit stride along its rows), split over the
-    threads by ``out``'s rows when it is at least as tall as it is wide, else by its columns (a
-    (64, 2500) input gradient split by rows gave each thread 32 rows and the whole right operand
-    to pack: 2-4x slower than by columns). Operands go to BLAS as they are when either of their
-    strides is one element (a transposed or sliced view needs no copy); returns ``out``."""
+    threads by ``out``'s rows when it is at least as tall as it is wide, else by its columns (so
+    that each thread's block is no thinner than it must be). Operands go to BLAS as they are when
+    either of their strides is one element (a transposed or sliced view needs no copy); returns
+    ``out``."""
     try:
         import numba
     except ImportError:                                   # the NumPy fallback install

@@ -110,6 +110,17 @@ def test_unit_parts_and_their_permutation():
     assert (perm[inv] == np.arange(15)).all()
 
 
+def test_serial_and_parallel_loops_have_their_own_cache_entries():
+    """Numba's on-disk cache keys a compilation by the function's name, line and bytecode, not
+    by its flags: a serial and a parallel compilation of one loop under one name shared an index,
+    and a two-thread process loaded the serial loop a one-thread process had compiled first."""
+    from rnnkit.kernels import _parallel as P
+
+    indexes = {P.SERIAL[n]._cache._cache_file._index_path for n in P.SERIAL}
+    indexes |= {P.PARALLEL[n]._cache._cache_file._index_path for n in P.PARALLEL}
+    assert len(indexes) == len(P.SERIAL) + len(P.PARALLEL)
+
+
 def test_split_product_equals_numpys():
     """``products.matmul`` splits a large product over the threads, by rows or (for a wide
     result) by columns, with operands in any layout: contiguous, transposed, sliced, reversed,
