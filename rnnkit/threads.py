@@ -223,9 +223,7 @@ class ThreadTuner:
     (benchmarks/busy.py, NOTES.md attempt 12). Which case holds can change during a run, so it is
     measured, not guessed:
 
-    * after ``warmup`` steps (JIT compilation, first-touch allocation), which take the counts in
-      ``choices`` in turn (each count runs its own compiled loop, the serial one at one thread,
-      so each is compiled before a timed step), a *trial* runs ``trials``
+    * after ``warmup`` steps (JIT compilation, first-touch allocation), a *trial* runs ``trials``
       steps at each count in ``choices``, interleaved (``[2, 1, 2, 1, 2, 1]``), so a change of
       load hits both alike;
     * a trial ends after its first round when one count is more than ``clear`` times faster
@@ -249,7 +247,7 @@ class ThreadTuner:
         self.gap0 = self.gap = gap
         self.set_threads = set_threads or _pool_threads
         self.clock = clock
-        self.warm = self.warmup = warmup
+        self.warm = warmup
         self.current = self.choices[0]
         self.plan: list[int] = []
         self.times: dict[int, list[float]] = {}
@@ -276,10 +274,7 @@ class ThreadTuner:
             self.current = n
 
     def _before(self):
-        if len(self.choices) < 2:
-            return None
-        if self.warm > 0:
-            self._use(self.choices[(self.warmup - self.warm) % len(self.choices)])
+        if self.warm > 0 or len(self.choices) < 2:
             return None
         if not self.plan and self.reference is None:          # the first trial
             self._start_trial()
