@@ -110,15 +110,25 @@ def test_unit_parts_and_their_permutation():
     assert (perm[inv] == np.arange(15)).all()
 
 
-def test_serial_and_parallel_loops_have_their_own_cache_entries():
-    """Numba's on-disk cache keys a compilation by the function's name, line and bytecode, not
-    by its flags: a serial and a parallel compilation of one loop under one name shared an index,
-    and a two-thread process loaded the serial loop a one-thread process had compiled first."""
-    from rnnkit.kernels import _parallel as P
+def test_no_two_compiled_functions_share_a_cache_entry():
+    """Numba's on-disk cache keys an entry by the function's name, line and bytecode, not by its
+    flags: two compilations of one function (a serial and a parallel build of the time loop once)
+    share an index, and a process runs whichever an earlier process wrote."""
+    import importlib
+    import pkgutil
 
-    indexes = {P.SERIAL[n]._cache._cache_file._index_path for n in P.SERIAL}
-    indexes |= {P.PARALLEL[n]._cache._cache_file._index_path for n in P.PARALLEL}
-    assert len(indexes) == len(P.SERIAL) + len(P.PARALLEL)
+    from numba.core.dispatcher import Dispatcher
+
+    import rnnkit.kernels as pkg
+
+    dispatchers = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        names = vars(importlib.import_module(f"rnnkit.kernels.{info.name}"))
+        found = list(names.values()) + [v for d in names.values() if isinstance(d, dict) for v in d.values()]
+        dispatchers.update({id(f): f for f in found if isinstance(f, Dispatcher) and hasattr(f._cache, "_cache_file")})
+    assert len(dispatchers) > 20                                # the kernels, the loops, the products
+    indexes = [f._cache._cache_file._index_path for f in dispatchers.values()]
+    assert len(set(indexes)) == len(indexes)
 
 
 def test_split_product_equals_numpys():

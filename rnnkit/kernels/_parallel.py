@@ -19,8 +19,6 @@ Buffers are those of ``sequence.py`` with the gate rows permuted; ``hcur`` (2, H
 current and next hidden state contiguously for the product, ``hh`` (G*H, N) the products,
 ``dscr`` (2, G*H, N) the step gradients for the backward product.
 """
-import types
-
 import numpy as np
 from numba import njit, prange
 
@@ -174,25 +172,15 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu):
             dscr[i][u0:u1] = A[u0:u1, col:col + N]
 
 
-def _renamed(f, suffix):
-    """A copy of ``f`` under its own name. Numba's on-disk cache keys a compilation by the
-    function's module, name, first line and bytecode, not by its flags: a serial and a parallel
-    compilation of one function shared one index, and a process took whichever an earlier process
-    had written (a two-thread run loaded the serial loop after a one-thread run had compiled it
-    first, and ran both parts on one thread: the GRU and RNN steps 1.2-1.6x slower)."""
-    g = types.FunctionType(f.__code__, f.__globals__, f.__name__ + suffix, f.__defaults__, f.__closure__)
-    g.__qualname__ = f.__qualname__ + suffix
-    return g
-
-
-# Each loop compiled twice: across the threads, and serial (one part: no parallel region to open
-# at every step), each under its own name in the cache.
-_LOOPS = (("lstm_forward", _lstm_forward), ("gru_forward", _gru_forward), ("rnn_forward", _rnn_forward),
-          ("lstm_backward", _lstm_backward), ("gru_backward", _gru_backward), ("rnn_backward", _rnn_backward))
-PARALLEL = {name: njit(cache=True, nogil=True, parallel=True)(f) for name, f in _LOOPS}
-SERIAL = {name: njit(cache=True, nogil=True)(_renamed(f, "_serial")) for name, f in _LOOPS}
+# Each loop is compiled once, across the threads, and serves every number of parts: at one thread
+# it runs as fast as a serial build of the same function (attempt 28). A serial build beside it
+# shared its entry in Numba's on-disk cache, which keys entries by name, line and bytecode, not
+# by flags, so a process ran whichever build an earlier process had written.
+PARALLEL = {name: njit(cache=True, nogil=True, parallel=True)(f) for name, f in (
+    ("lstm_forward", _lstm_forward), ("gru_forward", _gru_forward), ("rnn_forward", _rnn_forward),
+    ("lstm_backward", _lstm_backward), ("gru_backward", _gru_backward), ("rnn_backward", _rnn_backward))}
 
 
 def loop(name, parts):
-    """The compiled loop ``name`` for a split into ``parts``."""
-    return (PARALLEL if parts > 1 else SERIAL)[name]
+    """The compiled loop ``name`` (the same for every number of ``parts``)."""
+    return PARALLEL[name]
