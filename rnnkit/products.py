@@ -25,43 +25,61 @@ def matmul(a, b):
 
 
 def matmul_into(a, b, out):
-    """``out[...] = a @ b`` (2-D, ``out`` with unit stride along its rows), split over the
-    threads by ``out``'s rows when it is at least as tall as it is wide, else by its columns (so
-    that each thread's block is no thinner than it must be). Operands go to BLAS as they are when
-    either of their strides is one element (a transposed or sliced view needs no copy); returns
-    ``out``."""
+    """``out[...] = a @ b`` for 2-D operands of one float dtype, split over the threads by
+    ``out``'s rows when it is at least as tall as it is wide, else by its columns (so that each
+    thread's block is no thinner than it must be). An operand goes to BLAS as it is when it, or
+    its transpose, has unit stride along its rows and a row stride BLAS accepts (a transposed or
+    sliced view needs no copy), else as a copy; an ``out`` BLAS cannot write is computed into a
+    fresh array and copied in. Returns ``out``."""
+    if (a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or a.shape[1] != b.shape[0]
+            or out.shape != (a.shape[0], b.shape[1])):
+        raise ValueError(f"matmul_into: shapes {a.shape} @ {b.shape} -> {out.shape} do not match")
+    if not (a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64)):
+        raise ValueError(f"matmul_into: dtypes {a.dtype}, {b.dtype} -> {out.dtype}: expected one of float32, float64")
     try:
         import numba
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the compiled products call)
     except ImportError:                                   # the NumPy fallback install
         return np.matmul(a, b, out=out)
     from .kernels._parallel import split_gemm
 
+    target = out if _writable_by_blas(out) else np.empty(out.shape, out.dtype)
     M, N = out.shape
     by_rows = M >= N
     parts = max(1, min(numba.get_num_threads(), (M if by_rows else N) // MIN_ROWS))
     (a, ta), (b, tb) = _operand(a), _operand(b)
-    split_gemm(a, b, out, ta, tb, parts, by_rows)
+    split_gemm(a, b, target, ta, tb, parts, by_rows)
+    if target is not out:
+        out[...] = target
     return out
 
 
+def _leading_ok(v):
+    """Whether BLAS can take ``v`` as a row-major matrix: unit stride along its rows and a row
+    stride of whole elements, at least a row long (a single row's stride does not matter)."""
+    s = v.itemsize
+    return ((v.shape[1] <= 1 or v.strides[1] == s)
+            and (v.shape[0] <= 1 or (v.strides[0] % s == 0 and v.strides[0] >= s * max(1, v.shape[1]))))
+
+
+def _writable_by_blas(out):
+    return out.flags.writeable and _leading_ok(out)
+
+
 def _operand(m):
-    """``(m, False)`` or ``(m.T, True)``, whichever has unit stride along its rows and a row
-    stride BLAS accepts as a leading dimension; else a C-contiguous copy."""
-    s = m.itemsize
+    """``(m, False)`` or ``(m.T, True)``, whichever BLAS can take as it is (:func:`_leading_ok`);
+    else a C-contiguous copy."""
     for v, t in ((m, False), (m.T, True)):
-        if (v.strides[1] == s or v.shape[1] <= 1) and v.strides[0] % s == 0 and v.strides[0] >= s * max(1, v.shape[1]):
+        if _leading_ok(v):
             return v, t
     return np.ascontiguousarray(m), False
 
 
-def contiguous(m, c_order=False):
-    """``m`` itself when it is C-contiguous, or F-contiguous and ``c_order`` is false (BLAS reads
-    either; the operand whose row blocks the threads take needs C, since a block of an F-ordered
-    array is neither), else a C-contiguous copy, made once rather than by each thread's
-    ``np.dot``. A column-major array or view (``dy.T`` in a weight gradient, ``Hb[:, :L*N].T``:
-    the hidden states, ``W_hh.T`` for the backward's products) is copied by tiles
+def contiguous(m):
+    """``m`` itself when it is C-contiguous, else a C-contiguous copy. A column-major array or
+    view (the backward's ``dy`` in the feature-major layout, ``W_hh.T``) is copied by tiles
     (:func:`~rnnkit.kernels._parallel.transpose_into`), 2.6x faster than NumPy's copy."""
-    if m.flags.c_contiguous or (m.flags.f_contiguous and not c_order):
+    if m.flags.c_contiguous:
         return m
     if m.strides[0] == m.itemsize:
         from .kernels._parallel import transpose_into

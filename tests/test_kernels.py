@@ -131,37 +131,69 @@ def test_no_two_compiled_functions_share_a_cache_entry():
     assert len(set(indexes)) == len(indexes)
 
 
-def test_split_product_equals_numpys():
-    """``products.matmul`` splits a large product over the threads, by rows or (for a wide
-    result) by columns, with operands in any layout: contiguous, transposed, sliced, reversed,
-    broadcast, empty; and leaves small, mixed or mismatched ones to NumPy."""
+def test_split_product_equals_numpys(monkeypatch):
+    """``products.matmul`` splits a large product over two threads (whatever the suite's setting,
+    tests/conftest.py), by rows or (for a wide result) by columns, with operands in any layout:
+    contiguous, transposed, sliced, reversed, broadcast, empty; ``matmul_into`` writes an ``out``
+    BLAS cannot take through a copy and refuses mismatched shapes; small or mixed products stay
+    with NumPy."""
     import warnings
 
+    import numba
     from numba.core.errors import NumbaPerformanceWarning
 
-    from rnnkit.products import matmul, matmul_into
+    from rnnkit import products, threads
 
+    threads.apply_environment()
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning)
+    finally:
+        numba.set_num_threads(before)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((500, 200))
+    calls = []
+    monkeypatch.setattr(products, "matmul_into", lambda *args: calls.append(args))
+    assert products.matmul(a[:3], b[:100].T).shape == (3, 100) and not calls        # small: NumPy's
+    assert products.matmul(a, b.T.astype(np.float32)).dtype == np.float64 and not calls   # mixed: NumPy's promotion
+    with pytest.raises(ValueError, match="mismatch"):                                 # NumPy's own message
+        products.matmul(a, b)
+
+
+def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
     rng = np.random.default_rng(0)
     for dt in (np.float32, np.float64):
+        tol = 1e-4 if dt == np.float32 else 1e-12
         a, b = rng.standard_normal((300, 200)).astype(dt), rng.standard_normal((500, 200)).astype(dt)
         for x, y in ((a, b.T), (a[::2], b.T[:, ::3]), (b.T[:100].T, a[:100]), (b.T, b), (a[:, :150], b.T[:150])):
             with warnings.catch_warnings():
                 warnings.simplefilter("error", NumbaPerformanceWarning)
-                out = matmul(x, y)
+                out = products.matmul(x, y)
             assert out.dtype == dt and out.shape == (x.shape[0], y.shape[1])
-            tol = 1e-4 if dt == np.float32 else 1e-12
             np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
         wide = rng.standard_normal((300, 3000)).astype(dt)                 # (64, 256) @ (256, 2500): split by columns
         for x, y in ((wide[:64, :256], wide[:256, :2500]), (wide[:256, :64].T, wide[::-1][:256, :2500]),
-                     (np.broadcast_to(wide[0, :256], (64, 256)), wide[:2500, :256].T), (wide[:64, :0], wide[:0, :2500]),
+                     (np.broadcast_to(wide[0, :256], (64, 256)), wide[:300, :256].T), (wide[:64, :0], wide[:0, :2500]),
                      (wide[:0, :256], wide[:256, :2500]), (wide[:1, :256], wide[:256, :2500])):
             out = np.full((x.shape[0], y.shape[1]), np.nan, dt)
-            matmul_into(x, y, out)
+            products.matmul_into(x, y, out)
             np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
-    assert matmul(a[:3], b.T).shape == (3, 500)                          # small: NumPy's
-    assert matmul(a, b.T.astype(np.float64)).dtype == np.float64         # mixed: NumPy's promotion
-    with pytest.raises(ValueError, match="mismatch"):                     # NumPy's own message
-        matmul(a, b)
+        x, y = wide[:64, :256], wide[:256, :96]                            # an out BLAS cannot write: a copy
+        for out in (np.full((64, 192), np.nan, dt)[:, ::2], np.full((96, 64), np.nan, dt).T,
+                    np.full(96, np.nan, dt)[None, :].repeat(64, 0)[:1]):
+            x1 = x[:out.shape[0]]
+            products.matmul_into(x1, y, out)
+            np.testing.assert_allclose(out, x1.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
+        one = np.full(96, np.nan, dt)
+        products.matmul_into(x[:1], y, np.lib.stride_tricks.as_strided(one, (1, 96), (0, one.itemsize)))
+        np.testing.assert_allclose(one, (x[:1].astype(np.float64) @ y.astype(np.float64))[0], rtol=tol, atol=10 * tol)
+        with pytest.raises(ValueError, match="do not match"):
+            products.matmul_into(x, y[:200], np.empty((64, 96), dt))
+        with pytest.raises(ValueError, match="do not match"):
+            products.matmul_into(x, y, np.empty((64, 10), dt))
+        with pytest.raises(ValueError, match="dtypes"):
+            products.matmul_into(x, y.astype(np.float16), np.empty((64, 96), dt))
 
 
 def test_split_time_loop_restores_blas_threads_and_raises():

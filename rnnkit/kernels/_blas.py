@@ -52,11 +52,19 @@ def _xxgemm(typingctx, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc):
     return sig, codegen
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _ld(x):
+    """The leading dimension of a row-major matrix: its row stride in elements (any value of at
+    least a row for a single row, whose stride BLAS never uses)."""
+    return x.strides[0] // x.itemsize if x.shape[0] > 1 else max(1, x.shape[1])
+
+
 @njit(cache=True, nogil=True)
 def gemm(a, b, out, ta=False, tb=False, beta=0.0):
     """``out = op(a) @ op(b) + beta * out`` for 2-D arrays with unit stride along their rows
-    (any row stride: views of larger buffers are fine); ``op(x)`` is ``x.T`` when ``ta`` /
-    ``tb``. ``out`` is (M, N), ``op(a)`` (M, K), ``op(b)`` (K, N)."""
+    and a row stride of at least a row (views of larger buffers are fine); ``op(x)`` is ``x.T``
+    when ``ta`` / ``tb``. ``out`` is (M, N), ``op(a)`` (M, K), ``op(b)`` (K, N). The caller
+    checks shapes and layouts (:func:`rnnkit.products.matmul_into`): BLAS reads what it is told."""
     M, N = out.shape
     K = a.shape[0] if ta else a.shape[1]
     if M == 0 or N == 0:
@@ -66,7 +74,6 @@ def gemm(a, b, out, ta=False, tb=False, beta=0.0):
             for j in range(N):
                 out[i, j] = 0.0 if beta == 0.0 else beta * out[i, j]
         return
-    s = a.itemsize
-    lda, ldb, ldc = max(1, a.strides[0] // s), max(1, b.strides[0] // s), max(1, out.strides[0] // s)
+    lda, ldb, ldc = _ld(a), _ld(b), _ld(out)
     # row-major out = op(a) op(b) is column-major out^T = op(b)^T op(a)^T: b first
     _xxgemm(116 if tb else 110, 116 if ta else 110, N, M, K, b, ldb, a, lda, beta, out, ldc)

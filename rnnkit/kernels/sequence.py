@@ -162,8 +162,8 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     A, Hb, valid, perm = steps.A, steps.Hb, steps.valid, steps.perm
     bounds, _, inv = _parts_of(H, G, steps.parts)
     # (H, L*N); no copy when dy is the (H, L*N) input gradient of the layer above, transposed
-    DY = contiguous(dy.reshape(L * N, H).T, c_order=True)
-    WT = contiguous(W_hh[perm].T, c_order=True)                # (H, G*H), permuted columns
+    DY = contiguous(dy.reshape(L * N, H).T)
+    WT = contiguous(W_hh[perm].T)                # (H, G*H), permuted columns
     gru, lstm = steps.kind == "gru", steps.kind == "lstm"
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
