@@ -176,11 +176,7 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu):
 # it runs as fast as a serial build of the same function (attempt 28). A serial build beside it
 # shared its entry in Numba's on-disk cache, which keys entries by name, line and bytecode, not
 # by flags, so a process ran whichever build an earlier process had written.
-PARALLEL = {name: njit(cache=True, nogil=True, parallel=True)(f) for name, f in (
+LOOPS = {name: njit(cache=True, nogil=True, parallel=True)(f) for name, f in (
     ("lstm_forward", _lstm_forward), ("gru_forward", _gru_forward), ("rnn_forward", _rnn_forward),
     ("lstm_backward", _lstm_backward), ("gru_backward", _gru_backward), ("rnn_backward", _rnn_backward))}
 
-
-def loop(name, parts):
-    """The compiled loop ``name`` (the same for every number of ``parts``)."""
-    return PARALLEL[name]

@@ -108,10 +108,10 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     A = np.empty((GH, L * N), dt)
     if isinstance(x, TokenInput):                               # the projection of each token, gathered
         per_token = np.empty((GH, x.table.shape[0]), dt)
-        matmul_into(np.ascontiguousarray(W_ih[perm]), x.table.T, per_token)          # (G*H, H_in) @ (H_in, V)
+        matmul_into(W_ih[perm], x.table.T, per_token)          # (G*H, H_in) @ (H_in, V)
         P.gather_columns(per_token, x.ids.reshape(-1), A)
     else:
-        matmul_into(np.ascontiguousarray(W_ih[perm]), x.reshape(L * N, I).T, A)      # (G*H, H_in) @ (H_in, L*N)
+        matmul_into(W_ih[perm], x.reshape(L * N, I).T, A)      # (G*H, H_in) @ (H_in, L*N)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
     if b_hh is not None:
@@ -133,12 +133,12 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        P.loop("lstm_forward", len(bounds) - 1)(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise)
+        P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
-        P.loop("gru_forward", len(bounds) - 1)(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise)
+        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise)
     else:
-        P.loop("rnn_forward", len(bounds) - 1)(W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise)
+        P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise)
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1)
     state = (_state_block(Hb, L, N).copy(),) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     y = Hb[:, N:].T.reshape(L, N, H)
@@ -170,13 +170,13 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
-        P.loop("lstm_backward", len(bounds) - 1)(WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
+        P.LOOPS["lstm_backward"](WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
                         dt == np.float64)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
-        P.loop("gru_backward", len(bounds) - 1)(WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN)
+        P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN)
     else:
-        P.loop("rnn_backward", len(bounds) - 1)(WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu")
+        P.LOOPS["rnn_backward"](WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu")
     dmat = np.empty((H, N), dt)
     matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
     dh0 = dmat + dd[L % 2]
