@@ -97,3 +97,23 @@ def test_classifier_on_two_processes_with_uneven_shares(tmp_path):
     assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 10
     np.testing.assert_allclose([v for _, v in two], [v for _, v in one], rtol=1e-4)
     assert json.loads((tmp_path / "two" / "scores.json").read_text())["steps"] == 10
+
+
+def test_spawned_processes_need_no_free_port(runs, tmp_path):
+    """The processes meet through a file, not a port: a MASTER_PORT that another program holds
+    (here, this test) does not stop them, and the rendezvous leaves nothing behind."""
+    import os
+    import socket
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(s.getsockname()[1]), "TMPDIR": str(tmp)}
+        r = subprocess.run([sys.executable, "-m", "rnnkit", "train", str(runs / "t.txt"), "--out", str(tmp_path / "x"),
+                            "--steps", "2", *ARGS, "--engine", "torch", "--nproc", "2"],
+                           capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "finished at step 2" in r.stdout
+    assert not [p for p in tmp.iterdir() if p.name.startswith("rnnkit-group-")]   # (torch keeps caches there too)
