@@ -22,8 +22,10 @@ class CECache(NamedTuple):
 def _shifted_exp(logits: np.ndarray, axis: int = -1):
     """``(shifted, e, total)``: the logits less their max, their exponential and its sum: the
     numerically stable pieces of softmax (``e / total``) and log-softmax
-    (``shifted - log(total)``)."""
-    shifted = logits - logits.max(axis=axis, keepdims=True)
+    (``shifted - log(total)``). An infinite logit gives NaN here without NumPy's warning: a
+    non-finite loss is reported by whoever trains (the Trainer, in one line)."""
+    with np.errstate(invalid="ignore"):
+        shifted = logits - logits.max(axis=axis, keepdims=True)
     e = np.exp(shifted)
     return shifted, e, e.sum(axis=axis, keepdims=True)
 
