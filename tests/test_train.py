@@ -156,6 +156,7 @@ def test_config_rejects_bad_values(field, value, match):
         TrainConfig(**{field: value})
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")      # the one line, without NumPy's warning beside it
 def test_nonfinite_loss_is_reported(tmp_path):
     tr = make_trainer(tmp_path)
     tr.model.head.params["bias"][0] = np.inf
