@@ -3,6 +3,7 @@ non-interactive Agg backend, so importing rnnkit never needs a display."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 
@@ -26,25 +27,57 @@ def save_figure(fig, plt, out_png) -> str:
 
 
 def read_metrics(path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The JSON records of a metrics log. Lines that are not a JSON object (a write cut short by a
+    crash, a hand edit) are left out with one warning naming them, as ``--resume`` does."""
+    rows, bad = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                record = None
+            if isinstance(record, dict):
+                rows.append(record)
+            else:
+                bad.append(n)
+    if bad:
+        import sys
+
+        print(f"rnnkit: warning: {path}, line{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}"
+              f"{', ...' if len(bad) > 5 else ''}: not a JSON record; left out of the plot", file=sys.stderr)
+    return rows
+
+
+def _points(rows, key):
+    """(steps, values) of the records holding a finite number under ``key`` and a finite step
+    (a diverged run logs NaN; a hand-edited log may hold anything)."""
+    steps, values = [], []
+    for r in rows:
+        s, v = r.get("step"), r.get(key)
+        if (isinstance(s, (int, float)) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(s) and math.isfinite(v)):
+            steps.append(s)
+            values.append(v)
+    return steps, values
 
 
 def plot_metrics(metrics_path, out_png) -> str:
     """Loss (and bits per character, when logged) against step, training and validation."""
     rows = read_metrics(metrics_path)
-    train = [r for r in rows if "loss" in r]
-    val = [r for r in rows if "val_loss" in r]
-    if not train and not val:
+    train, val = _points(rows, "loss"), _points(rows, "val_loss")
+    if not train[0] and not val[0]:
         raise ValueError(f"{metrics_path}: no loss values logged yet")
-    has_bpc = any("bpc" in r for r in train)
+    has_bpc = bool(_points(rows, "bpc")[0] or _points(rows, "val_bpc")[0])
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if has_bpc else 1, figsize=(11 if has_bpc else 6, 4), squeeze=False)
     panels = [("loss", "val_loss", "loss (nats)")] + ([("bpc", "val_bpc", "bits per character")] if has_bpc else [])
     for ax, (k, vk, label) in zip(axes[0], panels):
-        ax.plot([r["step"] for r in train], [r[k] for r in train], label="train", lw=1.2)
-        if val:
-            ax.plot([r["step"] for r in val], [r[vk] for r in val], "o-", label="validation", lw=1.5, ms=3)
+        ax.plot(*_points(rows, k), label="train", lw=1.2)
+        vs, vv = _points(rows, vk)
+        if vs:
+            ax.plot(vs, vv, "o-", label="validation", lw=1.5, ms=3)
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -118,8 +151,6 @@ def plot_confusion(conf, classes, title, out_png):
 
 def plot_flow_heatmaps(results, out_png):
     """One panel per run: log10 ||dL/dh_t|| with time step across and training step down."""
-    import math
-
     import numpy as np
 
     plt = _pyplot()
@@ -162,6 +193,7 @@ def plot_flow_profiles(results, out_png):
             if not r["flow"].size:
                 continue
             f = r["flow"][which]
+            f = f[~np.isnan(f)]                      # a row padded to the longest batch (reber)
             ax.semilogy(np.arange(1, len(f) + 1), np.maximum(f / max(f[-1], 1e-300), 1e-30),
                         label=f"{r['cell']} T={r['T']}")
         ax.set_title(f"gradient reaching step t, {title}")
@@ -197,8 +229,6 @@ def plot_task_curves(results, out_png):
 def plot_exploding(runs, gain, lr, out_png):
     """Gradient norm (before clipping) and training loss against step, with and without clipping;
     a dotted red line where a run diverged."""
-    import math
-
     import numpy as np
 
     plt = _pyplot()

@@ -111,6 +111,14 @@ def test_set(task, T, n_test, seed):
     return make_task(task, n_test, T, seed=[seed, 3]), None
 
 
+def _check_tasks(task, Ts) -> None:
+    """Build each (task, T) at its smallest before the experiment's directory is made, so a length
+    the task cannot take is one line that leaves nothing behind (a directory holding only its
+    config.json would refuse the corrected command)."""
+    for T in Ts:
+        test_set(task, T, 2, 0)
+
+
 def evaluate(model, task, data: TaskData, chunk=500):
     """(loss, metric) of ``model`` on ``data``, in chunks to bound memory."""
     outs, losses = [], []
@@ -125,6 +133,17 @@ def evaluate(model, task, data: TaskData, chunk=500):
 
 
 # -- the vanishing-gradient experiment ---------------------------------------------------
+
+
+def _stack_flows(flows, width) -> np.ndarray:
+    """The recorded norms as rows of one array. A task whose batches differ in length (reber) records
+    rows of different lengths: they are padded with NaN to the longest (blank in the figures)."""
+    if not flows:
+        return np.zeros((0, width))
+    out = np.full((len(flows), max(len(f) for f in flows)), np.nan)
+    for row, f in zip(out, flows):
+        row[:len(f)] = f
+    return out
 
 
 def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100,
@@ -183,7 +202,7 @@ def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0
         "solved": diverged is None and is_solved(task, d, final), "steps_to_solve": solved,
         "steps": step, "wall_time": trainer.elapsed, "diverged_at": None if diverged is None else diverged.step,
         "curve": curve,
-        "flow": np.array(flow.flows) if flow.flows else np.zeros((0, d.x.shape[0])), "flow_steps": flow.steps,
+        "flow": _stack_flows(flow.flows, d.x.shape[0]), "flow_steps": flow.steps,
     }
     if done is not None:
         atomic_write_text(done, json.dumps(_slim(result), default=_json_default))
@@ -322,6 +341,7 @@ def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=
                   resume=False, overwrite=False):
     """Train every (T, cell) with the same budget; write table, heatmaps and curves into ``out_dir``
     (``resume``: continue an interrupted one there; ``overwrite``: replace an old one)."""
+    _check_tasks(task, Ts)
     with experiment_dir(out_dir, "vanishing", _settings(locals()), resume, overwrite) as runs_dir:
         return _vanishing(task, Ts, cells, steps, out_dir, hidden, lr, batch_size, clip, seed, eval_every,
                           flow_every, n_test, log, progress, init, gate, forget_bias, runs_dir)
@@ -384,6 +404,7 @@ def run_exploding(task="adding", T=100, steps=600, out_dir="experiment", hidden=
                   batch_size=50, seed=0, log=print, progress=True, resume=False, overwrite=False):
     """A tanh RNN with recurrent weights ``gain`` x orthogonal, trained with SGD with and without
     norm clipping from the same initialisation and the same batches."""
+    _check_tasks(task, [T])
     with experiment_dir(out_dir, "exploding", _settings(locals()), resume, overwrite) as runs_dir:
         return _exploding(task, T, steps, out_dir, hidden, gain, lr, clip, batch_size, seed, log, runs_dir)
 
@@ -444,6 +465,7 @@ def run_truncation(L=1000, windows=(0, 50, 100, 200), T=100, task_windows=(0, 75
                    out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, seed=0, log=print, progress=True,
                    resume=False, overwrite=False):
     """Time/memory of truncation on a long sequence, then the adding problem trained per window."""
+    _check_tasks("adding", [T])
     with experiment_dir(out_dir, "truncation", _settings(locals()), resume, overwrite) as runs_dir:
         return _truncation(L, windows, T, task_windows, cell, steps, out_dir, hidden, lr, batch_size, seed, log,
                            runs_dir)

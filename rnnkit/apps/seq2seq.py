@@ -223,10 +223,16 @@ def translate(run_dir, text=None, input_path=None, output=None, beam=1, alpha=0.
     (and report) the scores."""
     model = runs.load(run_dir, kinds=(KIND,))
     if text is not None:
+        if scores_path is not None:
+            raise UserError("--scores: expected --input with source<TAB>target lines, got one source TEXT "
+                            "(nothing to score it against)")
         src = _text_source(text, model)
         pairs, targets = [(src, None)], None
     else:
         records, targets = read_sources(input_path, tokens="chars")
+        if targets is None and scores_path is not None:
+            raise UserError(f"--scores: expected source<TAB>target lines in {records.path} to score, got sources "
+                            f"only")
         pairs = _retokenize(records, targets, model.src_tokens, model.tgt_tokens)
     sources = [s for s, _ in pairs]
     _warn_inputs(model, sources)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ._args import OneLineParser, add_parser, nonneg_float, positive_float, positive_int
 
@@ -22,6 +23,26 @@ def _int_list(minimum: int, what: str):
         return vals
 
     return parse
+
+
+def finite_float(text):
+    """An argparse type: any finite number."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def gain_value(text):
+    """An argparse type for --gain: in (0, 1000]. Past a few units every step already explodes, and a
+    gain beyond float32's range would only print overflow warnings before diverging at step 1."""
+    v = positive_float(text)
+    if v > 1000:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1000], got {text}")
+    return v
 
 
 int_list = _int_list(1, "comma-separated positive integers")
@@ -84,7 +105,7 @@ def register(sub):
     v.add_argument("--init", choices=("default", "xavier", "orthogonal", "identity"), default="default",
                    help="recurrent initialisation (identity with rnn-relu is the IRNN)")
     v.add_argument("--gate", choices=("sigmoid", "hard_sigmoid"), default="sigmoid", help="LSTM / GRU gate function")
-    v.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias (e.g. 1.0)")
+    v.add_argument("--forget-bias", type=finite_float, default=None, help="LSTM forget-gate bias (e.g. 1.0)")
     _common(v, "runs/vanishing", 3000, 2e-3, 1.0)
     v.set_defaults(run=run_vanishing)
 
@@ -92,7 +113,7 @@ def register(sub):
                                      "norm clipping; gradient-norm and loss curves")
     e.add_argument("--task", choices=TASKS, default="adding", help="task")
     e.add_argument("--T", type=positive_int, default=100, help="sequence length")
-    e.add_argument("--gain", type=positive_float, default=2.0, help="recurrent weights = gain x orthogonal")
+    e.add_argument("--gain", type=gain_value, default=2.0, help="recurrent weights = gain x orthogonal")
     _common(e, "runs/exploding", 600, 0.05, 1.0)
     e.set_defaults(run=run_exploding)
 

@@ -20,8 +20,8 @@ def run(args):
     log = os.path.join(args.run_dir, "metrics.jsonl")
     if not os.path.isdir(args.run_dir):
         raise UserError(f"run directory not found: {args.run_dir}")
-    if not os.path.exists(log):
-        raise UserError(f"{args.run_dir} is not an rnnkit run directory (no metrics.jsonl in it)")
+    if not os.path.isfile(log):
+        raise UserError(f"{args.run_dir} is not an rnnkit run directory (no metrics.jsonl file in it)")
     out = args.png or os.path.join(args.run_dir, "curves.png")
     plot_metrics(log, out)
     print(f"wrote {out}")

@@ -45,6 +45,7 @@ BOX = 109.0            # kanjivg's viewBox is 0 0 109 109
 STEP = 6.0             # default spacing of points along a stroke, in box units
 DENSE = 16             # parameter steps per path segment when measuring arc length
 CSV_HEADER = ["sequence", "dx", "dy", "pen"]
+MAX_OFFSET = 1e6       # the largest |dx|, |dy| a file may hold: beyond it float32 training overflows
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -220,6 +221,15 @@ def check_strokes(seqs, path) -> list:
         bad = np.flatnonzero((s[:, 2] != 0) & (s[:, 2] != 1))
         if bad.size:
             raise UserError(f"{path}: sequence {i}, step {bad[0]}: expected pen 0 or 1, got {s[bad[0], 2]}")
+        big = np.flatnonzero(~(np.abs(s[:, :2]) <= MAX_OFFSET).all(axis=1))
+        if big.size:
+            raise UserError(f"{path}: sequence {i}, step {big[0]}: expected finite dx and dy of at most {MAX_OFFSET:g} "
+                            f"in size (rescale the data), got {s[big[0], 0]}, {s[big[0], 1]}")
+    if seqs and max(len(s) for s in seqs) < 2:
+        raise UserError(f"{path}: expected sequences of at least 2 points (each point is predicted from the ones "
+                        f"before it), got {len(seqs)} of at most 1")
+    if seqs and not any(np.any(s[:, :2]) for s in seqs):
+        raise UserError(f"{path}: expected pen movement, got dx = dy = 0 at every point")
     return [np.asarray(s, np.float32) for s in seqs]
 
 
@@ -305,7 +315,7 @@ class GaussianBaseline:
     def fit(self, seqs) -> "GaussianBaseline":
         x = np.concatenate(seqs).astype(np.float64)                       # (P, 3)
         self.mean, self.cov = x[:, :2].mean(0), np.cov(x[:, :2].T, bias=True)
-        self.p_up = float(x[:, 2].mean())
+        self.p_up = float(np.clip(x[:, 2].mean(), 1e-6, 1 - 1e-6))      # finite odds when every pen bit is 1 (or 0)
         return self
 
     def raw(self, seq) -> np.ndarray:
@@ -342,17 +352,19 @@ class AR1Baseline:
         x = np.concatenate(seqs).astype(np.float64)                       # (P, 3) targets
         prev = np.concatenate([previous_points(s) for s in seqs]).astype(np.float64)
         k_of = self.regimes(prev)
-        self.params = []
-        for k in range(3):
-            rows = k_of == k
-            if rows.sum() < 4:
-                raise UserError(f"order-1 baseline: regime {k} has {rows.sum()} training points, expected at least 4")
-            design = np.column_stack([prev[rows, :2], np.ones(rows.sum())])        # (P_k, 3)
-            A = np.linalg.lstsq(design, x[rows, :2], rcond=None)[0].T             # (2, 3)
-            resid = x[rows, :2] - design @ A.T
-            q = (x[rows, 2].sum() + 1.0) / (rows.sum() + 2.0)
-            self.params.append((A, np.cov(resid.T, bias=True) + 1e-6 * np.eye(2), float(q)))
+        pooled = self._fit_rows(prev, x, np.ones(len(x), bool))
+        # a regime with fewer than 4 points (data without pen-ups, or without jumps longer than
+        # ``jump``, as offsets in other units than kanjivg's) takes the fit over every point
+        self.params = [self._fit_rows(prev, x, k_of == k) if (k_of == k).sum() >= 4 else pooled for k in range(3)]
         return self
+
+    @staticmethod
+    def _fit_rows(prev, x, rows):
+        design = np.column_stack([prev[rows, :2], np.ones(rows.sum())])            # (P_k, 3)
+        A = np.linalg.lstsq(design, x[rows, :2], rcond=None)[0].T                 # (2, 3)
+        resid = x[rows, :2] - design @ A.T
+        q = (x[rows, 2].sum() + 1.0) / (rows.sum() + 2.0)
+        return A, np.cov(resid.T, bias=True) + 1e-6 * np.eye(2), float(q)
 
     def raw(self, seq) -> np.ndarray:
         prev = previous_points(seq).astype(np.float64)
