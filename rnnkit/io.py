@@ -107,6 +107,13 @@ def load(path) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+            # np.load takes a file that is not a zip archive (its test, these bytes) for a pickle and
+            # refuses that: say what the file is instead
+            size = os.path.getsize(path)
+            raise zipfile.BadZipFile("an empty file" if not size else f"{size:,} bytes that are not a zip archive")
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -118,8 +125,13 @@ def load(path) -> dict:
                 tree = _join(meta["tree"], {k: z[f"a{i}"] for i, k in enumerate(keys)})
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, TypeError, AttributeError, IndexError,
             RecursionError, MemoryError, zlib.error) as exc:
-        why = "it holds pickled objects, which rnnkit never loads" if "pickle" in str(exc) else \
-            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        detail = ' '.join(str(exc).split())[:200]
+        if isinstance(exc, (zipfile.BadZipFile, zlib.error)):
+            why = f"it is not a readable .npz archive: {detail}"
+        elif "pickle" in detail:                # an archive whose arrays are Python objects
+            why = "it holds pickled objects, which rnnkit never loads"
+        else:
+            why = f"{type(exc).__name__}: {detail}"
         raise ValueError(f"{path} is not an rnnkit checkpoint ({why})") from None
     if version != VERSION:
         raise ValueError(f"{path}: checkpoint format version {version}, this rnnkit reads version {VERSION}")

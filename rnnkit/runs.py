@@ -41,24 +41,52 @@ def read_config(run_dir) -> dict | None:
     return cfg
 
 
+def _json_name(value) -> str:
+    """What a JSON value is, for a message: ``a number (3)``, ``a list``, ``null``."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    name = names.get(type(value), type(value).__name__)
+    return f"{name} ({value!r})" if isinstance(value, (bool, int, float, str)) else name
+
+
+def config_kind(cfg: dict, run_dir) -> str:
+    """The kind the settings ``cfg`` of ``run_dir`` record: ``"kind"``, or the model's (older runs).
+    Settings of another shape than rnnkit writes (``"model"`` not an object, no ``"kind"`` string)
+    are a one-line error naming the file, not an AttributeError deep in a command."""
+    path = os.path.join(run_dir, "config.json")
+    model = cfg.get("model", {})
+    if not isinstance(model, dict):
+        raise UserError(f'{path}: expected "model" to be a JSON object (the model settings rnnkit writes), '
+                        f"got {_json_name(model)}")
+    holder = cfg if "kind" in cfg else model if "kind" in model else None
+    kind = None if holder is None else holder["kind"]
+    if not isinstance(kind, str) or not kind:
+        raise UserError(f'{path}: expected "kind", the run\'s kind as a string (charlm, classifier, ...), got '
+                        f"{'none' if holder is None else _json_name(kind)}")
+    return kind
+
+
 def kind_of(run_dir) -> str | None:
-    """The kind a run directory records (``charlm``, ``classifier``, ...), None if it is not a run."""
+    """The kind a run directory records (``charlm``, ``classifier``, ...), None if it is not a run
+    (no config.json); a config.json of another shape is a one-line error."""
     cfg = read_config(run_dir)
     if cfg is None:
         return None
-    return cfg.get("kind") or cfg.get("model", {}).get("kind")
+    return config_kind(cfg, run_dir)
 
 
 def _a(kind) -> str:
     return f"an {kind}" if str(kind)[:1] in "aeiou" else f"a {kind}"
 
 
-def prepare(out_dir, kind: str, resume=False, overwrite=False) -> None:
+def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None) -> None:
     """Check that ``out_dir`` may receive a ``kind`` run before anything is trained.
 
     New or empty: fine (``resume`` is then an error). Holding a run: ``resume`` needs the same
     kind and a checkpoint; ``overwrite`` deletes the old run's directory; neither is an error
-    that says what is there. Not a run and not empty: refused, even with ``overwrite``.
+    that says what is there and what to do: ``remedy``, for a command without ``--resume`` and
+    ``--overwrite``, or those two. Not a run and not empty: refused, even with ``overwrite``.
     """
     out_dir = os.fspath(out_dir)
     if resume and overwrite:
@@ -86,14 +114,16 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False) -> None:
         RunLock(out_dir).check_free()
         shutil.rmtree(out_dir)
         return
-    raise UserError(f"{out_dir} already holds {_a(found)} run; pass --resume to continue it, --overwrite to "
-                    f"replace it, or choose another --out")
+    remedy = remedy or "pass --resume to continue it, --overwrite to replace it, or choose another --out"
+    raise UserError(f"{out_dir} already holds {_a(found)} run; {remedy}")
 
 
 def check_output(path, directory: bool, flag: str) -> None:
     """Before any work: ``path`` can be written as a directory (``directory``) or a file, i.e. it
     is not the wrong kind of thing already, no part of its parent is a file, and the nearest
     existing parent is writable."""
+    if os.fspath(path) == "":                   # abspath would make it the current directory
+        raise UserError(f"{flag}: expected a path, got an empty string")
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path):
         if directory and not os.path.isdir(path):
@@ -118,7 +148,7 @@ def require_kind(run_dir, kinds) -> dict:
     cfg = read_config(run_dir)
     if cfg is None:
         raise UserError(f"{run_dir} is not an rnnkit run directory (no config.json in it)")
-    found = cfg.get("kind") or cfg.get("model", {}).get("kind")
+    found = config_kind(cfg, run_dir)
     if kinds and found not in kinds:
         want = " or ".join(_a(k) for k in kinds)
         raise UserError(f"{run_dir} holds {_a(found)} run, not {want} run")
@@ -127,7 +157,7 @@ def require_kind(run_dir, kinds) -> dict:
 
 def load_tree(run_dir, which: str = "best") -> tuple[dict, str]:
     """The saved tree of ``best.npz`` (falling back to ``checkpoint.npz``) or, for ``which='last'``,
-    the reverse. Returns ``(tree, path)``."""
+    the reverse, checked to be the weights of the kind config.json records. Returns ``(tree, path)``."""
     names = ["best.npz", "checkpoint.npz"] if which == "best" else ["checkpoint.npz", "best.npz"]
     for name in names:
         path = os.path.join(run_dir, name)
@@ -138,6 +168,15 @@ def load_tree(run_dir, which: str = "best") -> tuple[dict, str]:
                 raise UserError(str(exc)) from None
             if not isinstance(tree, dict) or "model" not in tree or "model_config" not in tree:
                 raise UserError(f"{path}: expected an rnnkit run's weights (model and model_config), got other content")
+            # the model is rebuilt from the weights' own config, so weights of another run (a copied
+            # file, an edited config.json) would load as a model the caller does not expect
+            cfg = read_config(run_dir)
+            kind = None if cfg is None else config_kind(cfg, run_dir)
+            model_config = tree["model_config"]
+            saved = tree.get("kind") or (model_config.get("kind") if isinstance(model_config, dict) else None)
+            if kind is not None and saved != kind:
+                raise UserError(f"{run_dir}: config.json describes {_a(kind)} run, but {name} holds the weights of "
+                                f"{_a(saved)} model; expected the run's own weights")
             return tree, path
     raise UserError(f"{run_dir} has no weights yet (no best.npz or checkpoint.npz in it)")
 

@@ -49,6 +49,9 @@ def read_labelled(path):
     xs, y = read_sequences(path)
     if y is None:
         raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
+    if y.dtype.kind == "f":               # only .ts gives floats: regression targets, which name no class
+        raise UserError(f"{path}: expected class labels (a '@classLabel true ...' header), got regression targets "
+                        f"('@targetLabel true'); classification needs classes")
     return xs, y
 
 
@@ -90,6 +93,7 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
     if resume:
         saved_run(out_dir, KIND)                                # one line here, before any process starts
     else:
+        check_classes(train[1], (names or {}).get("train"))
         runs.prepare(out_dir, KIND, overwrite=overwrite)
     launch(_process, (train, test, valid, valid_fraction, kw), nproc)
     with open(os.path.join(out_dir, "scores.json"), encoding="utf-8") as f:
@@ -125,8 +129,8 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
     if resume:
         ckpt = saved_run(out_dir, KIND) if writer else load(os.path.join(out_dir, "checkpoint.npz"))
         config = resumed_config(ckpt, changes)
-    elif writer:
-        runs.prepare(out_dir, KIND, overwrite=overwrite)
+    else:
+        check_classes(y_raw, names.get("train"))
     y, classes = LS.encode_labels(y_raw, ckpt["model_config"]["classes"] if ckpt else None, names.get("train"))
     if valid is None:
         tr, va = LS.split(len(xs), valid_fraction, seed=config.seed, y=y)
@@ -134,6 +138,8 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
         xs, y = [xs[i] for i in tr], y[tr]
     else:
         valid_xs, valid_y = valid[0], LS.encode_labels(valid[1], classes, names.get("valid"))[0]
+    if not resume and writer:
+        runs.prepare(out_dir, KIND, overwrite=overwrite)        # the data is checked: --overwrite may delete now
     if ckpt is not None:
         model = model_cls.from_config(ckpt["model_config"]) if model_cls else model_from_config(ckpt["model_config"])
         scaler = LS.Standardizer.from_dict(model.config["scaler"])
@@ -166,6 +172,15 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
                        os.path.join(out_dir, "confusion.png"))
     atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(scores, indent=2))
     return scores
+
+
+def check_classes(y_raw, where=None) -> None:
+    """A classifier tells classes apart: the training labels must hold at least two."""
+    distinct = np.unique(np.asarray(y_raw))
+    if len(distinct) < 2:
+        shown = f": {str(distinct[0])!r}" if len(distinct) else ""
+        raise UserError(f"{where or 'training labels'}: expected at least 2 classes, got {len(distinct)}{shown} "
+                        f"(every training sequence has this label)")
 
 
 def _check_one_length(xs, length, where):

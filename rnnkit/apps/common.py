@@ -152,10 +152,21 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
     trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
                       callbacks=callbacks)
     if ckpt is not None:
-        trainer.restore(ckpt)
-        if trainer.step >= trainer.total_steps:
-            raise UserError(f"--resume: the run in {out_dir} already finished its {trainer.total_steps} steps; "
+        # before restore, which trims metrics.jsonl and logs the changed settings: a refused resume
+        # leaves the run as it was
+        try:
+            done, total = int(ckpt["progress"]["step"]), trainer.total_steps
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise UserError(f"{os.path.join(out_dir, 'checkpoint.npz')}: expected a training checkpoint with the "
+                            f"step it reached (progress/step), got {str(ckpt.get('progress'))[:80]}") from None
+        if done > total:
+            budget = f"--steps {total}" if config.epochs is None else f"the {total} steps of --epochs {config.epochs}"
+            raise UserError(f"--resume: the run in {out_dir} has already done {done} steps, more than {budget}; "
                             f"pass a larger --steps to extend it")
+        if done == total:
+            raise UserError(f"--resume: the run in {out_dir} already finished its {total} steps; "
+                            f"pass a larger --steps to extend it")
+        trainer.restore(ckpt)
         log(f"resuming {out_dir} at step {trainer.step} of {trainer.total_steps}")
     try:
         result = trainer.run()

@@ -93,15 +93,18 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         log_transform, difference, seasonal_difference = (m.get("log", False), m.get("difference", 0),
                                                           m.get("seasonal_difference", 0))
         config = resumed_config(ckpt, changes)
-    elif out_dir is not None:
-        runs.prepare(out_dir, KIND, overwrite=overwrite)
-    series, period, name = load_series(dataset, column)
+    series, period, name = load_series(dataset, column)     # the data is checked before the run is touched
     period = season or period
     test_size = test_size or max(len(series) // 5, horizon + 1)
+    if horizon > test_size:               # scoring needs an origin whose whole horizon lies in the tail
+        raise UserError(f"--horizon {horizon}: expected at most --test-size {test_size} (every scored forecast "
+                        f"lies in the test tail), got {horizon}")
     series = TS.check_series(series, window + difference + seasonal_difference, horizon, test_size, what=name)
     if period >= len(series) - test_size:
         raise UserError(f"--season: expected a period shorter than the training part ({len(series) - test_size} "
                         f"values), got {period}")
+    if not resume and out_dir is not None:
+        runs.prepare(out_dir, KIND, overwrite=overwrite)    # --overwrite deletes the old run: only now
     n = len(series)
     train = series[: n - test_size]
     origins = TS.test_origins(n, test_size, horizon)

@@ -106,29 +106,50 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
 def load(run_dir, which="best"):
     """``(model, vocab)`` of a character-model run; a run of another kind is a one-line error."""
     model = runs.load(run_dir, which, kinds=(KIND,))
-    return model, CharVocab.from_dict(model.run_extra["vocab"])
+    # the vocabulary is saved beside the weights (the run's extra), not in the model: without it, or
+    # with another size than the model's embedding and output, ids would not mean characters
+    saved = model.run_extra.get("vocab") if isinstance(model.run_extra, dict) else None
+    if not isinstance(saved, dict) or not isinstance(saved.get("chars"), list):
+        raise UserError(f"{run_dir}: expected the character model's vocabulary (\"vocab\" with a list of \"chars\") "
+                        f"saved with its weights, got {'none' if saved is None else str(saved)[:80]}")
+    vocab = CharVocab.from_dict(saved)
+    size = model.config.get("vocab_size")
+    if len(vocab) != size:
+        raise UserError(f"{run_dir}: the saved vocabulary has {len(vocab)} characters, the model's weights are "
+                        f"for {size}; expected the same number")
+    return model, vocab
 
 
-def evaluate_text(model, vocab, text, batch_size=16, seq_len=128, progress=False) -> dict:
+def evaluate_text(model, vocab, text, batch_size=16, seq_len=128, progress=False, source=None) -> dict:
     """Mean loss (nats and bits per character) of ``model`` on ``text`` (a string or a
-    :class:`~rnnkit.data.corpus.Corpus`), carried state, with a progress bar."""
+    :class:`~rnnkit.data.corpus.Corpus`), carried state, with a progress bar. ``characters`` is
+    the number of characters predicted (each after the first, but for a tail too short to fill
+    every row), ``unknown`` how many of those the model's vocabulary lacks; a text with none it
+    has is refused. ``source`` names the text in messages."""
     from tqdm.auto import tqdm
 
     from ..data.text import StreamBatches
 
     corpus = as_corpus(text)
+    where = f"{source}: " if source is not None else ""
     if len(corpus) < 2:
-        raise UserError(f"expected at least 2 characters to evaluate, got {len(corpus)}")
+        raise UserError(f"{where}expected at least 2 characters to evaluate the model on, got {len(corpus)}")
     table = np.array([vocab.stoi.get(c, 0) for c in corpus.vocab.itos], np.int64)
     data = StreamBatches(corpus.ids, max(1, min(batch_size, (len(corpus) - 1) // 2)), seq_len, table)
+    # counted over the characters predicted (data.targets), as the loss is, not over the whole text
+    unknown_ids = np.flatnonzero((table == 0) & (np.array(corpus.vocab.itos) != vocab.itos[0]))
+    unknown = int(np.isin(data.targets, unknown_ids).sum()) if unknown_ids.size else 0
+    if unknown == data.targets.size:
+        seen = "".join(corpus.vocab.itos[i] for i in unknown_ids[:8])
+        raise UserError(f"{where}expected text in the model's vocabulary of {len(vocab)} characters, got none of them: "
+                        f"all {unknown:,} characters to predict are outside it ({seen!r}"
+                        f"{', ...' if unknown_ids.size > 8 else ''})")
     total, count, state = 0.0, 0, None
     for i in tqdm(range(len(data)), disable=not progress, unit="window", desc="eval", leave=False):
         loss, state, n = model.evaluate(data.batch(i, 0), state)[:3]
         total, count = total + loss, count + n
     mean = total / count
-    unknown = np.flatnonzero((table == 0) & (np.array(corpus.vocab.itos) != vocab.itos[0]))
-    return {"loss": mean, "bpc": mean / math.log(2), "characters": count,
-            "unknown": int(np.isin(corpus.ids, unknown).sum()) if unknown.size else 0}
+    return {"loss": mean, "bpc": mean / math.log(2), "characters": count, "unknown": unknown}
 
 
 def summary(result, out) -> str:

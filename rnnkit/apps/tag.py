@@ -34,7 +34,7 @@ def read_tagged(path, column=None, what="--train"):
     """Tagged sentences of a CoNLL / CoNLL-U file (a file without tags is a one-line error)."""
     records = read_conll(path, column)
     if records[0][1] is None:
-        col = "the upos column" if column is None else f"column {column}"
+        col = records.tag_column or ("the upos column" if column is None else f"column {column}")
         raise UserError(f"{what} {path}: expected tagged tokens ({col}), got a file without tags")
     return list(records)
 

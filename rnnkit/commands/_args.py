@@ -33,6 +33,26 @@ def nonneg_int(text):
     return v
 
 
+def seed_value(text):
+    """A random seed: NumPy takes integers >= 0 only, and its own refusal of -1 comes too late to
+    name the option."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed, an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed, an integer >= 0, got {v}")
+    return v
+
+
+def path_name(text):
+    """A file or directory name: an empty one (an unset shell variable) would mean the current
+    directory to some calls and nothing to others."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
 def positive_float(text):
     try:
         v = float(text)
@@ -117,19 +137,29 @@ WHY_FIXED = {"batch_size": "the order of the remaining batches depends on it",
              "optimizer": "the saved optimizer moments belong to the first one"}
 
 
+# The kind of run each training command writes: resuming a run of another kind is refused for that,
+# before its settings (another model's) are compared with the options given
+RUN_KINDS = {"train": "charlm", "classify": "classifier", "tag": "tagger", "seq2seq": "seq2seq",
+             "forecast": "forecaster", "handwriting": "handwriting"}
+
+
 def check_resume(args, given: set) -> None:
-    """Refuse ``--resume`` with options that differ from the run's saved model, data or fixed
-    training settings, naming each difference (the run would not be the run it continues); set
-    ``args.changes`` to the training settings given, which the resumed run applies and logs."""
+    """Refuse ``--resume`` of a run of another kind than the command trains, or with options that
+    differ from the run's saved model, data or fixed training settings, naming each difference (the
+    run would not be the run it continues); set ``args.changes`` to the training settings given,
+    which the resumed run applies and logs."""
     import os
 
-    from .. import io
+    from .. import io, runs
     from ..errors import UserError
 
     args.changes = {dest: getattr(args, dest) for dest in sorted(given & CHANGEABLE) if hasattr(args, dest)}
     path = os.path.join(str(args.out), "checkpoint.npz")
     if not os.path.isfile(path):
         return                                          # the app says there is nothing to resume
+    kind = RUN_KINDS.get(getattr(args, "command", None))
+    if kind is not None:
+        runs.prepare(args.out, kind, resume=True)       # "holds a classifier run, not a charlm run"
     try:
         ckpt = io.load(path)
     except ValueError:
@@ -176,7 +206,7 @@ def cell_name(text):
 def add_run_args(p, out):
     """--out, --resume, --overwrite."""
     g = p.add_argument_group("run directory")
-    g.add_argument("--out", "-o", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
+    g.add_argument("--out", "-o", type=path_name, default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first)")
     return g
@@ -273,7 +303,7 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     g.add_argument("--patience", type=nonneg_int, default=patience,
                    help="validations without improvement before stopping (0: never)")
     g.add_argument("--time-limit", type=nonneg_float, default=0.0, help="stop after this many seconds (0: none)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (initialisation, shuffling, dropout)")
+    g.add_argument("--seed", type=seed_value, default=0, help="random seed (initialisation, shuffling, dropout)")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide the progress bar")
     g.add_argument("--on-divergence", choices=("stop", "skip", "rollback"), default="stop",
                    help="when the loss or gradient becomes NaN/inf (or see --divergence-factor): stop with the last "

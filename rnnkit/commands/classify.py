@@ -65,16 +65,17 @@ def run_train(args):
 
     config = fit_config(args)
     conv_branch(args)                                           # refused before anything is read
+    data_options(args)
     valid = test = None
-    if args.train:
+    if args.train is not None:
         names = {"train": args.train}
         train = app.read_labelled(args.train)
     else:
         names = {"train": args.dataset, "test": f"{args.dataset} (test split)"}
         train, test = app.builtin(args.dataset, args.length, args.seed)
-    if args.test:
+    if args.test is not None:
         names["test"], test = args.test, app.read_labelled(args.test)
-    if args.valid:
+    if args.valid is not None:
         names["valid"], valid = args.valid, app.read_labelled(args.valid)
     app.train_classifier(train, test, valid, args.valid_fraction, cell=args.cell, hidden_size=args.hidden_size,
                          num_layers=args.num_layers, bidirectional=args.bidirectional, pooling=args.pooling,
@@ -91,6 +92,18 @@ def augmentation(args) -> dict:
     keeps its old config)."""
     names = ("input_jitter", "input_scale", "conv_channels", "conv_kernels")
     return {k: getattr(args, k) for k in names if getattr(args, k, None)}
+
+
+def data_options(args) -> None:
+    """A file option given as '' (an unset shell variable, say) is an error, not the built-in set;
+    --length fits the dna task."""
+    from ..errors import UserError
+
+    for flag in ("train", "test", "valid"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise UserError(f"--{flag}: expected a file name, got an empty string")
+    if args.train is None and args.dataset == "dna" and args.length < 18:
+        raise UserError(f"--length: expected at least 18 (three motif lengths) for --dataset dna, got {args.length}")
 
 
 def conv_branch(args) -> None:

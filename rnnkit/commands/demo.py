@@ -1,18 +1,18 @@
 """``rnnkit demo``: a character LSTM learns Python's own documentation in about two minutes."""
 from __future__ import annotations
 
-from ._args import add_parser, positive_float, positive_int
+from ._args import add_parser, path_name, positive_float, positive_int, seed_value
 
 
 def register(sub):
     p = add_parser(sub, "demo", "train a small character LSTM on Python's documentation text "
                                 "(pydoc_data.topics), printing samples as it learns")
     p.add_argument("--minutes", type=positive_float, default=2.0, help="training time")
-    p.add_argument("--out", "-o", default=None, help="run directory (default: a new runs/demo*)")
+    p.add_argument("--out", "-o", type=path_name, default=None, help="run directory (default: a new runs/demo*)")
     p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--layers", type=positive_int, default=1)
     p.add_argument("--sample-every", type=positive_float, default=20.0, help="seconds between samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(run=run)
 
@@ -31,11 +31,13 @@ def run(args):
 
     from tqdm.auto import tqdm
 
-    from .. import threads
+    from .. import runs, threads
     from ..apps import lm
     from ..data.text import pydoc_topics_text
     from ..train import TrainConfig
 
+    if args.out is not None:        # demo has no --resume or --overwrite: say what it does offer
+        runs.prepare(args.out, lm.KIND, remedy="choose another --out, or leave it out for a new runs/demo directory")
     if "RNNKIT_NUM_THREADS" not in os.environ:
         # a timed run on whatever machine a newcomer has: on a busy one, BLAS on every core made the
         # demo ten times slower (133 steps in 2 minutes against 1,283 quiet); auto measures instead

@@ -1,13 +1,13 @@
 """``rnnkit eval RUN_DIR TEXT_FILE``: loss and bits per character of a trained model on a text."""
 from __future__ import annotations
 
-from ._args import add_parser, positive_int
+from ._args import add_parser, path_name, positive_int
 
 
 def register(sub):
     p = add_parser(sub, "eval", "loss and bits per character of a trained character model on a text file")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("text_file", metavar="TEXT_FILE", help="UTF-8 text, or a corpus directory made by `rnnkit prepare`")
+    p.add_argument("run_dir", metavar="RUN_DIR", type=path_name)
+    p.add_argument("text_file", metavar="TEXT_FILE", type=path_name, help="UTF-8 text, or a corpus directory made by `rnnkit prepare`")
     p.add_argument("--batch-size", type=positive_int, default=16, help="parallel streams")
     p.add_argument("--seq-len", type=positive_int, default=128, help="characters per window")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
@@ -16,12 +16,18 @@ def register(sub):
 
 
 def run(args):
+    import os
+
     from ..apps.lm import evaluate_text, load
     from ..data.corpus import load_corpus
+    from ..errors import UserError
 
     model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
+    if os.path.isfile(args.text_file) and os.path.getsize(args.text_file) == 0:    # the reader speaks of training
+        raise UserError(f"{args.text_file} is empty: expected some text to evaluate the model on")
     text = load_corpus(args.text_file)
-    r = evaluate_text(model, vocab, text, args.batch_size, args.seq_len, progress=args.progress)
+    r = evaluate_text(model, vocab, text, args.batch_size, args.seq_len, progress=args.progress,
+                      source=args.text_file)
     print(f"loss {r['loss']:.4f} nats/char, {r['bpc']:.4f} bits/char over {r['characters']:,} characters")
     if r["unknown"]:
         print(f"({r['unknown']:,} characters outside the model's vocabulary were read as unknown)")

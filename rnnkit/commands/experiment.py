@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ._args import OneLineParser, add_parser, nonneg_float, positive_float, positive_int
+from ._args import OneLineParser, add_parser, nonneg_float, positive_float, positive_int, seed_value
 
 TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass", "dna")
 CELLS = ("rnn", "rnn-relu", "lstm", "gru")
@@ -79,7 +79,7 @@ def _common(p, out, steps, lr, clip, batch=50, hidden=64):
     p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     p.add_argument("--batch-size", type=positive_int, default=batch, help="sequences per step (fresh ones every step)")
     p.add_argument("--clip", type=nonneg_float, default=clip, help="max gradient norm (0: no clipping)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (data and initialisation)")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed (data and initialisation)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted experiment in --out (finished runs are kept, the current one "

@@ -3,7 +3,7 @@ characters or your own strokes."""
 from __future__ import annotations
 
 from ._args import (OneLineParser, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, nonneg_float,
-                    positive_float, positive_int)
+                    positive_float, positive_int, seed_value)
 
 
 def register(sub):
@@ -39,7 +39,7 @@ def register(sub):
     sm.add_argument("--bias", type=nonneg_float, default=0.0,
                     help="sampling bias b (Graves 2013 sec. 5.4): sigma * exp(-b), weights softmax((1 + b) pi); "
                          "0 samples the model as trained")
-    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--seed", type=seed_value, default=0)
     sm.add_argument("--output", "-o", default="samples.png", help="PNG to write")
     sm.set_defaults(run=run_sample)
 
@@ -52,7 +52,7 @@ def register(sub):
     ex.add_argument("--top", type=positive_int, default=10, help="the most frequent radicals to keep")
     ex.add_argument("--test-fraction", type=fraction, default=0.2)
     ex.add_argument("--step", type=positive_float, default=6.0, help="points every this many units of arc length")
-    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--seed", type=seed_value, default=0)
     ex.set_defaults(run=run_radicals)
 
     ev = add_parser(s, "eval", "print the held-out negative log-likelihood per point beside the baselines")

@@ -123,11 +123,15 @@ def _chunks(path, progress, desc):
     with open(path, "rb") as f, bar:
         while True:
             raw = f.read(CHUNK)
+            # the decoder keeps the bytes of a character cut by the chunk's end and decodes them with
+            # the next chunk (or, at the end, fails on them): the error's position counts from them
+            pending = decoder.getstate()[0]
             try:
                 text = decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as exc:
-                raise UserError(f"{path} is not UTF-8 text: undecodable byte 0x{raw[exc.start]:02x} at offset "
-                                f"{offset + exc.start}") from None
+                data = pending + raw
+                raise UserError(f"{path} is not UTF-8 text: undecodable byte 0x{data[exc.start]:02x} at offset "
+                                f"{offset - len(pending) + exc.start}") from None
             yield text, raw
             offset += len(raw)
             bar.update(len(raw))

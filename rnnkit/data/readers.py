@@ -38,6 +38,7 @@ class Records:
     items: list
     lines: list
     path: str
+    tag_column: str = ""     # where the tags were looked for, in the format read (CoNLL files)
 
     def __len__(self):
         return len(self.items)
@@ -258,10 +259,14 @@ def read_conll(path, column=None) -> Records:
         if col >= len(CONLLU_FIELDS):
             raise UserError(f"{path}: column: expected 1 to {len(CONLLU_FIELDS)} for CoNLL-U, got {col + 1}")
         what = f"column {col + 1} ({CONLLU_FIELDS[col]})"
-        return _sentences(_conllu_rows(lines, path, col), path, "_", what)
+        records = _sentences(_conllu_rows(lines, path, col), path, "_", what)
+        records.tag_column = f"the {CONLLU_FIELDS[col]} column of CoNLL-U, column {col + 1}"
+        return records
     col = None if column is None else _column_index(column, (), path)
     what = "the last column" if col is None else f"column {col + 1}"
-    return _sentences(_plain_rows(lines, path, col), path, None, what)
+    records = _sentences(_plain_rows(lines, path, col), path, None, what)
+    records.tag_column = f"{what} of CoNLL" + (", after the token" if col is None else "")
+    return records
 
 
 # -- labelled sequences: .npz, .ts ---------------------------------------------------------------
@@ -402,6 +407,10 @@ def _ts_header(lines, path) -> dict:
             meta[words[0][1:]] = words[1] == "true"
         if len(words) >= 2 and words[0] in ("@classlabel", "@targetlabel"):
             meta["labelled"] = words[1] == "true" or (words[0] == "@targetlabel" and meta["labelled"])
+            if words[0] == "@classlabel" and words[1] == "true" and len(words) > 2:
+                meta["classes"] = words[2:]                 # lower case, as aeon reads the labels
+        if len(words) == 2 and words[0] == "@dimensions" and words[1].isdigit():
+            meta["dimensions"] = int(words[1])
     raise UserError(f"{path}: expected a '@data' line ending the .ts header, got none")
 
 
@@ -429,11 +438,39 @@ def _ts_problem(lines, meta, path):
         if first is None:
             first = (n, *shape)
         elif shape[0] != first[1]:
+            if meta["labelled"] and shape[0] + 1 == first[1] and _no_label(parts[-1], first[2], meta):
+                return (f"{where(path, n)}: expected {first[1]} channel(s) and a class label after the last ':' as "
+                        f"on line {first[0]}, got {len(parts)} channel(s) and no label")
             return f"{where(path, n)}: expected {first[1]} channel(s) as on line {first[0]}, got {shape[0]}"
         elif meta["equallength"] and shape[1] != first[2]:
             return (f"{where(path, n)}: expected length {min(first[2])} as on line {first[0]} (the header says "
                     f"@equalLength true), got {min(shape[1])}")
     return None
+
+
+def _no_label(field: str, lengths, meta) -> bool:
+    """The last ``:`` field of a data line is one more channel (numbers of the channels' length,
+    not a class the header names), so the line's class label is missing."""
+    values = field.strip().split(",")
+    return (all(_is_number(v) for v in values) and {len(values)} == set(lengths)
+            and field.strip().lower() not in meta.get("classes", ()))
+
+
+def _ts_check(xs, y, meta, path, data_lines) -> None:
+    """What aeon reads but the header contradicts: another number of dimensions than
+    ``@dimensions``, a class label the ``@classLabel`` line does not list."""
+    dims = meta.get("dimensions")
+    if dims is not None and xs and xs[0].shape[1] != dims:
+        raise UserError(f"{where(path, data_lines[0])}: expected {dims} channel(s) (the header says @dimensions "
+                        f"{dims}), got {xs[0].shape[1]}")
+    classes = meta.get("classes")
+    if classes and y is not None and y.dtype.kind == "U":
+        unknown = np.flatnonzero(~np.isin(np.char.lower(y), classes))
+        if unknown.size:
+            i = int(unknown[0])
+            raise UserError(f"{where(path, data_lines[i])} (sequence {i}): expected a class label the header's "
+                            f"@classLabel line names ({', '.join(classes)}), got {str(y[i])!r} ({unknown.size} such "
+                            f"sequences)")
 
 
 def read_ts(path):
@@ -453,10 +490,16 @@ def read_ts(path):
         raise UserError(_ts_problem(lines, meta, path) or f"{path}: expected a .ts file aeon can read, "
                         f"got an error from aeon: {' '.join(str(exc).split())}") from None
     x, lengths = _pad([np.asarray(c, np.float64).T for c in data])          # (N, L, D) from (D, L_i)
-    xs = _valid_sequences(x, lengths, path, lambda i: f"{where(path, meta['data'] + 1 + i)} (sequence {i})")
+    # sequence i is the i-th non-blank line after @data (one more per sequence, should aeon read more)
+    data_lines = [n for n in range(meta["data"] + 1, len(lines) + 1) if lines[n - 1].strip()]
+    data_lines += [data_lines[-1] + k for k in range(1, len(x) - len(data_lines) + 1)]
+    xs = _valid_sequences(x, lengths, path, lambda i: f"{where(path, data_lines[i])} (sequence {i})")
     if y.size == 0 or (y.dtype.kind == "U" and not any(y)):
+        _ts_check(xs, None, meta, path, data_lines)
         return xs, None
-    return xs, (y.astype(np.float64) if y.dtype.kind == "f" else _labels(y, len(xs), path, "the labels"))
+    y = y.astype(np.float64) if y.dtype.kind == "f" else _labels(y, len(xs), path, "the labels")
+    _ts_check(xs, y, meta, path, data_lines)
+    return xs, y
 
 
 SEQUENCE_READERS = {".npz": read_npz_sequences, ".ts": read_ts}

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from ..errors import UserError, where
+
 
 class Scaler:
     """Standardisation fitted on one array (the training part): ``(x - mean) / std``."""
@@ -199,36 +201,72 @@ class LinearAR:
 
 
 def read_csv_column(path, column=None) -> np.ndarray:
-    """One numeric column of a CSV file with a header row (the only numeric-looking one, or ``column``)."""
+    """One numeric column of a CSV file with a header row (``column``, or the only column whose
+    cells are mostly numbers). Blank lines are skipped; messages name the file's own line."""
     from .readers import read_lines
 
     lines = read_lines(path, "a CSV file with a header row")
-    reader, rows = csv.reader(lines), []
+    reader, rows = csv.reader(lines), []           # rows: (line the row starts on, cells)
     try:
+        start = 1
         for row in reader:
-            rows.append(row)
+            if any(c.strip() for c in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as exc:                      # e.g. a field larger than the csv module takes
-        raise ValueError(f"{path}, line {reader.line_num}: expected CSV, got: {exc}") from None
-    rows = [r for r in rows if any(c.strip() for c in r)]
+        raise UserError(f"{where(path, reader.line_num)}: expected CSV, got: {exc}") from None
     if len(rows) < 2:
-        raise ValueError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")
-    header = [h.strip() for h in rows[0]]
+        raise UserError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")
+    header = [h.strip() for h in rows[0][1]]
+    data = rows[1:]
+    for n, r in data:                             # a cell past the header's would be read as nothing
+        if len(r) > len(header):
+            raise UserError(f"{where(path, n)}: expected {len(header)} cell{'s' * (len(header) > 1)} "
+                            f"({', '.join(header)}) as in the header, got {len(r)}: {','.join(r)[:60]!r}")
     if column is None:
-        numeric = [j for j in range(len(header)) if all(_is_number(r[j]) for r in rows[1:] if j < len(r))]
+        # a column is numeric when most of its cells are numbers: one bad cell does not hide it
+        # (it is reported below), so the choice never falls silently on another column
+        numeric = [j for j in range(len(header))
+                   if 2 * sum(j < len(r) and _is_float(r[j]) for _, r in data) >= len(data)]
+        if len(header) == 1:
+            numeric = [0]
+        bad = sorted(b for b in (_bad_cell(data, j) for j in numeric) if b is not None)
+        if len(numeric) > 1 and bad:            # the bad cell first: naming a column would not mend it
+            n, j, got = bad[0]
+            raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r} (columns of "
+                            f"numbers: {', '.join(header[k] for k in numeric)}; --column NAME picks one)")
         if len(numeric) != 1:
-            raise ValueError(f"{path}: expected --column NAME (columns: {', '.join(header)})")
+            got = f"{len(numeric)} numeric columns" if numeric else "no numeric column"
+            raise UserError(f"{path}: expected --column NAME (columns: {', '.join(header)}; {got})")
         j = numeric[0]
     else:
         if column not in header:
-            raise ValueError(f"{path}: expected a column named {column!r}, got columns {', '.join(header)}")
+            raise UserError(f"{path}: expected a column named {column!r}, got columns {', '.join(header)}")
         j = header.index(column)
-    values = []
-    for i, r in enumerate(rows[1:], start=2):
-        cell = r[j].strip() if j < len(r) else ""
-        if not _is_number(cell):
-            raise ValueError(f"{path}: column {header[j]!r}, line {i}: expected a number, got {cell!r}")
-        values.append(float(cell))
-    return np.array(values)
+    bad = _bad_cell(data, j)
+    if bad is not None:
+        n, j, got = bad
+        raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r}")
+    return np.array([float(r[j]) for _, r in data])
+
+
+def _bad_cell(data, j):
+    """``(line, j, shown cell)`` of the first cell of column ``j`` that is no finite number, or None."""
+    for n, r in data:
+        if j >= len(r):
+            return n, j, "no cell"
+        if not _is_number(r[j].strip()):
+            return n, j, repr(r[j].strip())
+    return None
+
+
+def _is_float(text) -> bool:
+    """``text`` reads as a float, finite or not (``nan``, ``inf``: a number column's bad cells)."""
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_number(text) -> bool:

@@ -1,0 +1,252 @@
+"""Damaged, mismatched or mistyped run directories and arguments: every one ends as one line on
+stderr naming what was expected and what arrived, exit status 2, no traceback, and nothing the
+user made is changed."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from rnnkit import io
+from rnnkit.cli import main
+
+TEXT = "hello world this is a tiny text file for training.\n" * 200
+LM = ["--steps", "3", "--hidden", "16", "--layers", "1", "--embed", "8", "--seq-len", "16", "--batch-size", "4",
+      "--eval-every", "2", "--no-progress"]
+CLS = ["--steps", "3", "--hidden", "8", "--eval-every", "2", "--no-progress"]
+
+
+def rnnkit(capsys, *argv):
+    """``(exit status, stdout, stderr)`` of the command run in this process."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:                       # argument errors leave through the parser
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def files(d) -> dict:
+    """Every file under ``d`` with its bytes: what must be unchanged after a refusal."""
+    return {os.path.relpath(os.path.join(root, f), d): open(os.path.join(root, f), "rb").read()
+            for root, _, names in os.walk(d) for f in names}
+
+
+def refused(capsys, *argv, keep=()):
+    """Run a command that must fail: one line on stderr, status 2, no traceback, the directories
+    ``keep`` unchanged. Returns the line."""
+    before = [files(k) for k in keep]
+    code, _, err = rnnkit(capsys, *argv)
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert [files(k) for k in keep] == before
+    return err.strip()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad_runs")
+    (d / "good.txt").write_text(TEXT, encoding="utf-8")
+    assert main(["train", str(d / "good.txt"), "--out", str(d / "run1"), *LM]) == 0
+    r = np.random.default_rng(0)
+    np.savez(d / "cls.npz", x=r.normal(size=(40, 12, 3)).astype("f4"), lengths=r.integers(4, 13, 40),
+             y=r.integers(0, 3, 40))
+    assert main(["classify", "train", "--train", str(d / "cls.npz"), "--out", str(d / "crun"), *CLS]) == 0
+    return d
+
+
+def copy(runs, name, to):
+    shutil.copytree(runs / name, to)
+    return to
+
+
+# 1 -- a config.json of another shape ------------------------------------------------------------
+
+@pytest.mark.parametrize("config,what", [
+    ('{"model": 3}', '"model"'),
+    ('{"model": {"hidden_size": 16}}', '"kind"'),
+    ("{}", '"kind"'),
+    ('{"kind": ["charlm"]}', '"kind"'),
+    ('{"kind": 3, "model": {}}', '"kind"'),
+    ("[1, 2]", "JSON object"),
+])
+@pytest.mark.parametrize("command", ["sample", "export", "train"])
+def test_config_of_another_shape_is_named(runs, tmp_path, capsys, config, what, command):
+    m = copy(runs, "run1", tmp_path / "m")
+    (m / "config.json").write_text(config)
+    argv = {"sample": ["sample", m], "export": ["export", m],
+            "train": ["train", runs / "good.txt", "--out", m, *LM]}[command]
+    line = refused(capsys, *argv, keep=[m])
+    assert str(m / "config.json") in line and what in line and "expected" in line
+
+
+# 2 -- a config that does not match its weights, or lacks what its kind needs ----------------------
+
+@pytest.mark.parametrize("command", ["sample", "eval", "export"])
+def test_weights_of_another_kind_than_the_config(runs, tmp_path, capsys, command):
+    k = copy(runs, "crun", tmp_path / "k")
+    cfg = json.loads((k / "config.json").read_text())
+    cfg["kind"] = "charlm"
+    (k / "config.json").write_text(json.dumps(cfg))
+    argv = {"sample": ["sample", k], "eval": ["eval", k, runs / "good.txt"], "export": ["export", k]}[command]
+    line = refused(capsys, *argv, keep=[k])
+    assert str(k) in line and "charlm" in line and "classifier" in line
+
+
+@pytest.mark.parametrize("command", ["sample", "eval"])
+def test_charlm_weights_without_their_vocabulary(runs, tmp_path, capsys, command):
+    r = copy(runs, "run1", tmp_path / "r")
+    for name in ("best.npz", "checkpoint.npz"):
+        tree = io.load(r / name)
+        del tree["extra"]["vocab"]
+        io.save(r / name, tree)
+    argv = {"sample": ["sample", r], "eval": ["eval", r, runs / "good.txt"]}[command]
+    line = refused(capsys, *argv, keep=[r])
+    assert str(r) in line and "vocab" in line and "KeyError" not in line
+
+
+def test_charlm_vocabulary_that_does_not_fit_the_model(runs, tmp_path, capsys):
+    r = copy(runs, "run1", tmp_path / "r")
+    tree = io.load(r / "best.npz")
+    tree["extra"]["vocab"]["chars"] = tree["extra"]["vocab"]["chars"][:5]
+    io.save(r / "best.npz", tree)
+    line = refused(capsys, "sample", r, "--length", "5", keep=[r])
+    assert str(r) in line and "5" in line and "20" in line
+
+
+# 3 -- a checkpoint that is not a .npz archive ---------------------------------------------------
+
+@pytest.mark.parametrize("content", [os.urandom(300), b"hello", b""])
+@pytest.mark.parametrize("name", ["best.npz", "checkpoint.npz"])
+def test_a_file_that_is_not_an_npz_archive(runs, tmp_path, capsys, content, name):
+    r = copy(runs, "run1", tmp_path / "r")
+    (r / name).write_bytes(content)
+    argv = ["sample", r, "--checkpoint", "best" if name == "best.npz" else "last", "--length", "5"]
+    line = refused(capsys, *argv, keep=[r])
+    assert str(r / name) in line and "not a readable .npz archive" in line and "pickle" not in line
+
+
+def test_an_archive_of_pickled_objects_is_still_named_so(tmp_path):
+    np.savez(tmp_path / "obj.npz", __meta__=np.array([{"format": "rnnkit-checkpoint"}], dtype=object))
+    with pytest.raises(ValueError, match="it holds pickled objects, which rnnkit never loads"):
+        io.load(tmp_path / "obj.npz")
+    (tmp_path / "junk.npz").write_bytes(b"12345")
+    with pytest.raises(ValueError, match="not a readable .npz archive"):
+        io.load(tmp_path / "junk.npz")
+
+
+# 4 -- --resume on a run of another kind ---------------------------------------------------------
+
+def test_resume_of_another_kind_says_the_kind(runs, tmp_path, capsys):
+    c2 = copy(runs, "crun", tmp_path / "c2")
+    line = refused(capsys, "train", runs / "good.txt", "--out", c2, "--resume", "--hidden", "16",
+                   "--batch-size", "4", keep=[c2])
+    assert "holds a classifier run, not a charlm run" in line and "cannot change" not in line
+    l2 = copy(runs, "run1", tmp_path / "l2")
+    line = refused(capsys, "classify", "train", "--train", runs / "cls.npz", "--out", l2, "--resume",
+                   "--hidden", "8", "--batch-size", "32", keep=[l2])
+    assert "holds a charlm run, not a classifier run" in line and "cannot change" not in line
+
+
+# 5 -- --resume with fewer --steps than the run has done ----------------------------------------
+
+def test_resume_with_fewer_steps_than_done(runs, tmp_path, capsys):
+    r = copy(runs, "run1", tmp_path / "r")
+    line = refused(capsys, "train", runs / "good.txt", "--out", r, "--resume", "--steps", "1", "--no-progress",
+                   keep=[r])
+    assert "already done 3 steps, more than --steps 1" in line
+    line = refused(capsys, "train", runs / "good.txt", "--out", r, "--resume", "--no-progress", keep=[r])
+    assert "already finished its 3 steps" in line
+
+
+# 6 -- a negative seed names the option -----------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["train", "{d}/good.txt", "--out", "{t}/x"],
+    ["classify", "train", "--train", "{d}/cls.npz", "--out", "{t}/x"],
+    ["demo", "--out", "{t}/x", "--minutes", "0.01"],
+    ["sample", "{d}/run1"],
+    ["handwriting", "sample", "{d}/run1"],
+])
+def test_negative_seed_names_the_option(runs, tmp_path, capsys, argv):
+    line = refused(capsys, *[a.format(d=runs, t=tmp_path) for a in argv], "--seed", "-1")
+    assert "--seed" in line and "-1" in line and not (tmp_path / "x").exists()
+
+
+# 7 -- demo suggests what demo has ---------------------------------------------------------------
+
+def test_demo_over_a_run_suggests_what_demo_offers(runs, tmp_path, capsys):
+    r = copy(runs, "run1", tmp_path / "r")
+    line = refused(capsys, "demo", "--out", r, "--minutes", "0.01", "--no-progress", keep=[r])
+    assert "already holds a charlm run" in line and "--resume" not in line and "--overwrite" not in line
+    assert "--out" in line
+
+
+# 8 -- eval of an empty file speaks of evaluating ------------------------------------------------
+
+@pytest.mark.parametrize("content", ["", "h"])
+def test_eval_of_too_little_text(runs, tmp_path, capsys, content):
+    (tmp_path / "empty.txt").write_text(content)
+    line = refused(capsys, "eval", runs / "run1", tmp_path / "empty.txt", "--no-progress")
+    assert str(tmp_path / "empty.txt") in line and "evaluat" in line and "train" not in line
+
+
+# 9 -- an empty path -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv,option", [
+    (["train", "{d}/good.txt", "--out", ""], "--out"),
+    (["train", "", "--out", "{t}/x"], "TEXT_FILE"),
+    (["demo", "--out", "", "--minutes", "0.01"], "--out"),
+    (["sample", ""], "RUN_DIR"),
+    (["eval", "", "{d}/good.txt"], "RUN_DIR"),
+    (["eval", "{d}/run1", ""], "TEXT_FILE"),
+    (["export", ""], "RUN_DIR"),
+    (["export", "{d}/run1", "-o", ""], "--output"),
+    (["classify", "train", "--train", "{d}/cls.npz", "--out", ""], "--out"),
+])
+def test_empty_path_names_the_option(runs, tmp_path, capsys, argv, option):
+    line = refused(capsys, *[a.format(d=runs, t=tmp_path) for a in argv], keep=[runs / "run1"])
+    assert "expected a path, got an empty string" in line and option in line
+
+
+# 10 -- eval counts what it scores ---------------------------------------------------------------
+
+def test_eval_of_a_text_the_model_cannot_read(runs, tmp_path, capsys):
+    (tmp_path / "unseen.txt").write_text("ZQJK" * 224)
+    line = refused(capsys, "eval", runs / "run1", tmp_path / "unseen.txt", "--no-progress")
+    assert str(tmp_path / "unseen.txt") in line and "vocabulary" in line
+
+
+def test_eval_counts_the_unknown_characters_it_scores(runs, tmp_path, capsys):
+    # 16 rows of 10 scored characters: the first character is only read, the last 5 are left over
+    text = "Q" + ("hello world " * 20)[:160] + "ZZZZZ"
+    (tmp_path / "t.txt").write_text(text)
+    code, out, err = rnnkit(capsys, "eval", runs / "run1", tmp_path / "t.txt", "--no-progress")
+    assert code == 0, err
+    assert "over 160 characters" in out and "vocabulary" not in out
+    text = ("hello world " * 20)[:80] + "ZZZ" + ("hello world " * 20)[:78]
+    (tmp_path / "t.txt").write_text(text)
+    code, out, err = rnnkit(capsys, "eval", runs / "run1", tmp_path / "t.txt", "--no-progress")
+    assert code == 0, err
+    assert "over 160 characters" in out and "(3 characters outside the model's vocabulary" in out
+
+
+def test_every_command_that_resumes_a_run_names_its_kind():
+    """check_resume refuses a run of another kind by the kind each training command writes: a new
+    training command needs its entry."""
+    import argparse
+
+    from rnnkit.cli import build_parser
+    from rnnkit.commands._args import RUN_KINDS
+
+    def resumes(p):
+        if any("--resume" in a.option_strings for a in p._actions) and \
+                any(g.title == "run directory" for g in p._action_groups):
+            return True
+        return any(resumes(c) for a in p._actions if isinstance(a, argparse._SubParsersAction)
+                   for c in a.choices.values())
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {name for name, p in sub.choices.items() if resumes(p)} == set(RUN_KINDS)
