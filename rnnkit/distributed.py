@@ -254,6 +254,10 @@ def train_lm_process(rank: int, world: int, spec: dict) -> int:
     d = extra["data"]
     train, val = lm.stream_data(corpus, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])
     torch.manual_seed(config.seed * 1000 + rank)       # torch's dropout masks, per process
+    if rank == 0 and ckpt is None:
+        from . import runs
+
+        runs.prepare(out, lm.KIND, overwrite=spec.get("overwrite", False))     # --overwrite deletes only now
     trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
                       progress=spec.get("progress", True) and rank == 0)
     if ckpt is not None:

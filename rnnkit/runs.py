@@ -80,13 +80,17 @@ def _a(kind) -> str:
     return f"an {kind}" if str(kind)[:1] in "aeiou" else f"a {kind}"
 
 
-def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None) -> None:
+def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, delete=True) -> None:
     """Check that ``out_dir`` may receive a ``kind`` run before anything is trained.
 
     New or empty: fine (``resume`` is then an error). Holding a run: ``resume`` needs the same
     kind and a checkpoint; ``overwrite`` deletes the old run's directory; neither is an error
     that says what is there and what to do: ``remedy``, for a command without ``--resume`` and
     ``--overwrite``, or those two. Not a run and not empty: refused, even with ``overwrite``.
+
+    ``delete=False`` checks all of that but leaves an old run for ``overwrite`` in place: the
+    applications check ``--out`` first and delete only in :func:`rnnkit.apps.common.fit`, after
+    every other check (data, memory), so a refused command never costs the user the old run.
     """
     out_dir = os.fspath(out_dir)
     if resume and overwrite:
@@ -112,7 +116,8 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None) -> N
         return
     if overwrite:
         RunLock(out_dir).check_free()
-        shutil.rmtree(out_dir)
+        if delete:
+            shutil.rmtree(out_dir)
         return
     remedy = remedy or "pass --resume to continue it, --overwrite to replace it, or choose another --out"
     raise UserError(f"{out_dir} already holds {_a(found)} run; {remedy}")

@@ -133,3 +133,74 @@ def test_handwriting_without_pen_downs_or_jumps_is_scored_beside_finite_baseline
         assert code == 0, err
         nll = json.loads((tmp_path / name[0] / "scores.json").read_text())["nll_per_point"]
         assert len(nll) == 3 and all(map(math.isfinite, nll.values())), nll
+
+
+def _cls_npz(path):
+    import numpy as np
+
+    r = np.random.default_rng(0)
+    np.savez(path, x=r.normal(size=(40, 12, 3)).astype("f4"), lengths=r.integers(4, 13, 40), y=r.integers(0, 3, 40))
+    return path
+
+
+OVERWRITE_APPS = {
+    "train": lambda d: ["train", d / "t.txt", "--steps", 2, "--hidden", 8, "--layers", 1, "--seq-len", 16,
+                        "--batch-size", 4, "--eval-every", 1, "--no-progress"],
+    "classify": lambda d: ["classify", "train", "--train", _cls_npz(d / "c.npz"), "--steps", 2, "--hidden-size", 8,
+                           "--eval-every", 1, "--no-progress"],
+    "forecast": lambda d: ["forecast", "--dataset", "airline", "--steps", 2, "--hidden", 4, "--no-progress"],
+    "handwriting": lambda d: ["handwriting", "train", "--data", _strokes(d, "h.npz"), "--steps", 2, "--hidden", 8,
+                              "--components", 2, "--eval-every", 1, "--no-progress"],
+    "seq2seq": lambda d: ["seq2seq", "train", "--task", "reverse", "--steps", 2, "--eval-every", 1, "--n-train", 40,
+                          "--n-valid", 8, "--n-test", 8, "--hidden-size", 8, "--embed-size", 4, "--no-progress"],
+    "tag": lambda d: ["tag", "train", "--dna-train", 40, "--dna-test", 10, "--dna-length", 30, "--steps", 2,
+                      "--hidden-size", 8, "--eval-every", 1, "--no-progress"],
+}
+
+
+@pytest.mark.parametrize("app", sorted(OVERWRITE_APPS))
+def test_overwrite_refused_late_keeps_the_old_run(app, tmp_path, capsys, monkeypatch):
+    """--overwrite deletes the old run only when nothing else can refuse the command: here the last
+    check before training (the memory a step needs) refuses, and the old run is still all there."""
+    import rnnkit.apps.common as common
+    from rnnkit.errors import UserError
+
+    (tmp_path / "t.txt").write_text(TEXT)
+    args = OVERWRITE_APPS[app](tmp_path)
+    code, _, err = run(capsys, *args, "--out", tmp_path / "run")
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+
+    def refuse(*a, **k):
+        raise UserError("this configuration needs more memory than is free here (a test's refusal)")
+
+    monkeypatch.setattr(common, "check_memory", refuse)
+    code, _, err = run(capsys, *args, "--out", tmp_path / "run", "--overwrite")
+    one_line_error(code, err, "a test's refusal")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def test_overwrite_with_a_model_too_big_keeps_the_old_run(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TEXT)
+    args = OVERWRITE_APPS["train"](tmp_path)
+    assert run(capsys, *args, "--out", tmp_path / "run")[0] == 0
+    before = (tmp_path / "run" / "best.npz").read_bytes()
+    code, _, err = run(capsys, *args, "--out", tmp_path / "run", "--overwrite", "--hidden", 100000)
+    one_line_error(code, err, "this configuration needs about")
+    assert (tmp_path / "run" / "best.npz").read_bytes() == before
+
+
+def test_handwriting_settings_and_edited_configs_are_one_line(tmp_path, capsys):
+    data = _strokes(tmp_path, "h.npz")
+    args = ["handwriting", "train", "--data", data, "--steps", 2, "--hidden", 8, "--components", 2, "--eval-every", 1,
+            "--no-progress"]
+    code, _, err = run(capsys, *args, "--valid-fraction", 0, "--out", tmp_path / "v")
+    one_line_error(code, err, "--valid-fraction: expected a share above 0")
+    assert not (tmp_path / "v").exists()
+    assert run(capsys, *args, "--out", tmp_path / "h")[0] == 0
+    cfg = json.loads((tmp_path / "h" / "config.json").read_text())
+    del cfg["data"]
+    (tmp_path / "h" / "config.json").write_text(json.dumps(cfg))
+    for cmd in (["eval", tmp_path / "h"], ["sample", tmp_path / "h", "--output", tmp_path / "s.png"]):
+        code, _, err = run(capsys, "handwriting", *cmd)
+        one_line_error(code, err, "config.json: expected the data settings a handwriting run records")

@@ -94,7 +94,7 @@ def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="
         saved_run(out_dir, KIND)                                # one line here, before any process starts
     else:
         check_classes(train[1], (names or {}).get("train"))
-        runs.prepare(out_dir, KIND, overwrite=overwrite)
+        runs.prepare(out_dir, KIND, overwrite=overwrite, delete=False)     # process 0's fit deletes an old run
     launch(_process, (train, test, valid, valid_fraction, kw), nproc)
     with open(os.path.join(out_dir, "scores.json"), encoding="utf-8") as f:
         return json.load(f)
@@ -139,7 +139,7 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
     else:
         valid_xs, valid_y = valid[0], LS.encode_labels(valid[1], classes, names.get("valid"))[0]
     if not resume and writer:
-        runs.prepare(out_dir, KIND, overwrite=overwrite)        # the data is checked: --overwrite may delete now
+        runs.prepare(out_dir, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
     if ckpt is not None:
         model = model_cls.from_config(ckpt["model_config"]) if model_cls else model_from_config(ckpt["model_config"])
         scaler = LS.Standardizer.from_dict(model.config["scaler"])
@@ -157,7 +157,7 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
         log(f"training {SequenceClassifier.__name__} ({model.num_parameters():,} parameters) on {len(xs)} sequences "
             f"({len(valid_xs)} for validation), {len(classes)} classes, {xs[0].shape[1]} features")
     trainer, result = fit(model, train_data, val_data, config, out_dir if writer else None, extra=extra, ckpt=ckpt,
-                          progress=progress, log=log)
+                          overwrite=overwrite, progress=progress, log=log)
     if not writer:
         return None
     model = runs.load(out_dir, "best")

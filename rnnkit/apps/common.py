@@ -146,9 +146,9 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
     """Train ``model`` in ``out_dir`` (a new run, or the run ``ckpt`` came from) and return
     ``(trainer, result)``. The directory is checked before anything is written."""
     kind = model.config["kind"]
-    if ckpt is None and out_dir is not None:
-        runs.prepare(out_dir, kind, resume=False, overwrite=overwrite)
     check_memory(model, train_data.batch(0, 0), config.optimizer)
+    if ckpt is None and out_dir is not None:
+        runs.prepare(out_dir, kind, resume=False, overwrite=overwrite)    # the one place --overwrite deletes
     trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
                       callbacks=callbacks)
     if ckpt is not None:

@@ -104,7 +104,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         raise UserError(f"--season: expected a period shorter than the training part ({len(series) - test_size} "
                         f"values), got {period}")
     if not resume and out_dir is not None:
-        runs.prepare(out_dir, KIND, overwrite=overwrite)    # --overwrite deletes the old run: only now
+        runs.prepare(out_dir, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
     n = len(series)
     train = series[: n - test_size]
     origins = TS.test_origins(n, test_size, horizon)
@@ -113,7 +113,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     extra = {"data": {"dataset": dataset, "column": column, "test_size": test_size, "val_fraction": val_fraction,
                       "season": season, "batch_size": batch_size}}
     model, fit_result = train_forecaster(train, window, horizon, cell, hidden_size, num_layers, strategy, config,
-                                         batch_size, val_fraction, out_dir, overwrite=False, progress=progress,
+                                         batch_size, val_fraction, out_dir, overwrite=overwrite, progress=progress,
                                          extra=extra, ckpt=ckpt, log=log_transform, difference=difference,
                                          seasonal_difference=seasonal_difference)
     pred = model.predict(series, origins, horizon)

@@ -50,6 +50,9 @@ def split(n: int, test_fraction: float, valid_fraction: float, seed: int):
     """Seeded ``(train, valid, test)`` index arrays; each part keeps at least one sequence."""
     order = np.random.default_rng([seed, 13]).permutation(n)
     n_test, n_valid = int(round(test_fraction * n)), int(round(valid_fraction * n))
+    if not valid_fraction:
+        raise UserError("--valid-fraction: expected a share above 0 (the best weights are chosen on the "
+                        "validation part), got 0")
     if n - n_test - n_valid < 1 or (test_fraction and n_test < 1) or n_valid < 1:
         raise UserError(f"split: {n} sequences give {n_test} test, {n_valid} validation and "
                         f"{n - n_test - n_valid} training ones; expected at least one validation and one training "
@@ -90,13 +93,13 @@ def train_handwriting(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, te
         data, characters, step = d["data"], d["characters"], d["step"]
         test_fraction, valid_fraction, batch_size = d["test_fraction"], d["valid_fraction"], d["batch_size"]
         config = resumed_config(ckpt, changes)
-    else:
-        runs.prepare(out_dir, KIND, overwrite=overwrite)
     seqs, names, desc = load_data(data, characters, step or HW.STEP, config.seed)
     if ckpt is not None and desc["source"] != ckpt["extra"]["data"]["source"]:
         raise UserError(f"--resume: the run was trained on {ckpt['extra']['data']['source']}, the data now reads as "
                         f"{desc['source']}; start a new run instead")
     tr, va, te = split(len(seqs), test_fraction, valid_fraction, config.seed)
+    if ckpt is None:
+        runs.prepare(out_dir, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
     train, valid, test = ([seqs[i] for i in part] for part in (tr, va, te))
     if ckpt is not None:
         model = model_from_config(ckpt["model_config"])
@@ -110,7 +113,8 @@ def train_handwriting(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, te
     val_data = LabelledSequences(valid, np.zeros(len(valid), np.int64), 256, shuffle=False)
     extra = {"data": {**desc, "test_fraction": test_fraction, "valid_fraction": valid_fraction,
                       "batch_size": batch_size}}
-    _, result = fit(model, train_data, val_data, config, out_dir, extra=extra, ckpt=ckpt, progress=progress, log=log)
+    _, result = fit(model, train_data, val_data, config, out_dir, extra=extra, ckpt=ckpt, overwrite=overwrite,
+                    progress=progress, log=log)
     scores = {"stop_reason": result["stop_reason"], "steps": result["step"], "n_train": len(train),
               "n_valid": len(valid), "n_test": len(test), "train_points": int(sum(map(len, train))),
               "best_val_nll": result["best_val_loss"]}
@@ -133,11 +137,24 @@ def evaluate_run(run_dir, train, test, log=print) -> dict:
     return out
 
 
+def _recorded_data(cfg, run_dir) -> tuple[dict, int]:
+    """``(data settings, seed)`` as a handwriting run's config.json records them; one line naming the
+    file when they are not there (an edited or foreign config)."""
+    try:
+        d, seed = cfg["data"], int(cfg["train"]["seed"])
+        for key in ("data", "characters", "step", "source", "test_fraction", "valid_fraction"):
+            d[key]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{os.path.join(run_dir, 'config.json')}: expected the data settings a handwriting run "
+                        f"records (\"data\": data, characters, step, source, test_fraction, valid_fraction; "
+                        f"\"train\": seed), got other content") from None
+    return d, seed
+
+
 def eval_handwriting(run_dir, log=print) -> dict:
     """``rnnkit handwriting eval``: rebuild the run's split from its recorded settings and score
     the held-out part again (the baselines too)."""
-    cfg = runs.require_kind(run_dir, (KIND,))
-    d, seed = cfg["data"], cfg["train"]["seed"]
+    d, seed = _recorded_data(runs.require_kind(run_dir, (KIND,)), run_dir)
     seqs, _, desc = load_data(d["data"], d["characters"], d["step"] or HW.STEP, seed)
     if desc["source"] != d["source"]:
         raise UserError(f"{run_dir}: the run was trained on {d['source']}, the data now reads as {desc['source']}")
@@ -153,7 +170,7 @@ def draw_samples(run_dir, out_png, n=16, length=None, bias=0.0, seed=0, real=Non
     from ..plots import plot_strokes
 
     model = runs.load(run_dir, "best", kinds=(KIND,))
-    step = runs.read_config(run_dir)["data"]["step"]
+    step = _recorded_data(runs.read_config(run_dir), run_dir)[0]["step"]
     out = model.sample(n, length, bias, rng=seed)                       # (length, n, 3)
     drawings = [d for d, _ in real or []] + [HW.to_strokes(out[:, i], step or 1.0) for i in range(n)]
     titles = [t for _, t in real or []] + [f"sample {i + 1}" + (f", b={bias:g}" if bias else "") for i in range(n)]

@@ -85,7 +85,7 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         model = model_from_config(ckpt["model_config"])
         config = resumed_config(ckpt, changes)
     else:
-        runs.prepare(out, KIND, overwrite=overwrite)
+        runs.prepare(out, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
         vocab = corpus.vocab
         refuse_if_too_big(memory_estimate(len(vocab), embed_size, hidden_size, num_layers, cell, batch_size,
                                           seq_len, config.optimizer), "--hidden-size, --batch-size or --seq-len")
@@ -98,7 +98,7 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
     if ckpt is None:
         log(f"training a {m['num_layers']}-layer {m['cell'].upper()} (hidden {m['hidden_size']}, "
             f"{model.num_parameters():,} parameters) on {len(corpus):,} characters, vocabulary {len(vocab)}")
-    trainer, result = fit(model, train, val, config, out, extra=extra, ckpt=ckpt, progress=progress,
+    trainer, result = fit(model, train, val, config, out, extra=extra, ckpt=ckpt, overwrite=overwrite, progress=progress,
                           callbacks=callbacks, log=log)
     return trainer, result, vocab
 

@@ -103,8 +103,7 @@ def train(*, train_path=None, valid_path=None, task=None, src_tokens="chars", tg
         config = resumed_config(ckpt, changes)
     else:
         ckpt = None
-        if not overwrite:
-            runs.prepare(out, KIND)          # refuse an occupied --out before reading a large file
+        runs.prepare(out, KIND, overwrite=overwrite, delete=False)   # before reading a large file; fit deletes an old run
         task = None if train_path is not None else (task or "dates")
         data = dict(task=task, train=None if task else os.fspath(train_path),
                     valid=None if task or valid_path is None else os.fspath(valid_path), src_tokens=src_tokens,

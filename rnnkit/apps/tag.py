@@ -129,7 +129,7 @@ def _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite, log):
 
     train, val, test = load_data(spec)
     spec = with_digests(spec)
-    runs.prepare(out, KIND, overwrite=overwrite)
+    runs.prepare(out, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
     kw = dict(model_kw or {})
     if spec["source"] == "dna":
         kw["chars"] = False       # one-letter tokens: their characters add nothing
@@ -166,7 +166,8 @@ def train_tagger(spec, out, *, model_kw=None, config=None, batch_size=32, word_d
     train_data = TaggedBatches(train, *vocab_args, d["batch_size"], shuffle=True, seed=config.seed,
                                word_dropout=d["word_dropout"])
     val_data = TaggedBatches(val, *vocab_args, d["batch_size"], shuffle=False) if val else None
-    _, result = fit(model, train_data, val_data, config, out, extra=extra, ckpt=ckpt, progress=progress, log=log)
+    _, result = fit(model, train_data, val_data, config, out, extra=extra, ckpt=ckpt, overwrite=overwrite,
+                    progress=progress, log=log)
     scores = None
     if test:
         best = runs.load(out, kinds=(KIND,))

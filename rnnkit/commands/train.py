@@ -95,8 +95,8 @@ def _run_torch(args, text, config):
             raise UserError(f"--nproc {world}: the run's batch of {ckpt['extra']['data']['batch_size']} rows "
                             f"does not split evenly between {world} processes")
     else:
-        runs.prepare(args.out, lm.KIND, overwrite=args.overwrite)
-    spec = {"text_file": args.text_file, "out": args.out, "resume": args.resume,
+        runs.prepare(args.out, lm.KIND, overwrite=args.overwrite, delete=False)   # process 0 deletes an old run
+    spec = {"text_file": args.text_file, "out": args.out, "resume": args.resume, "overwrite": args.overwrite,
             "changes": getattr(args, "changes", None), "config": asdict(config), "progress": args.progress,
             "model": {"embed_size": args.embed_size, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
                       "cell": args.cell, "dropout": args.dropout, "tie_weights": args.tie_weights},
