@@ -13,36 +13,26 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _integer(minimum: int, what: str, name: str):
+    """An argparse type: an integer of at least ``minimum``; its errors say ``what`` was expected."""
+
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+        return v
+
+    parse.__name__ = name
+    return parse
 
 
-def nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def seed_value(text):
-    """A random seed: NumPy takes integers >= 0 only, and its own refusal of -1 comes too late to
-    name the option."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed, an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed, an integer >= 0, got {v}")
-    return v
+positive_int = _integer(1, "a positive integer", "positive_int")
+nonneg_int = _integer(0, "an integer >= 0", "nonneg_int")
+# NumPy takes seeds >= 0 only, and its own refusal of -1 comes too late to name the option
+seed_value = _integer(0, "a seed, an integer >= 0", "seed_value")
 
 
 def path_name(text):
