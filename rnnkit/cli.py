@@ -38,6 +38,12 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+# every argument that names a file or a directory, as the user typed it
+PATH_ARGS = {"run_dir": "RUN_DIR", "runs": "RUN_DIR", "text_file": "TEXT_FILE", "file": "FILE", "train": "--train", "valid": "--valid",
+             "test": "--test", "data": "--data", "input": "--input", "dataset": "--dataset", "out": "--out",
+             "output": "--output", "png": "--png"}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,6 +65,10 @@ def _run(args, argv) -> int:
     try:
         from .runs import check_output
 
+        for dest, name in PATH_ARGS.items():              # an unset shell variable, before it means "here"
+            value = getattr(args, dest, None)
+            if value == "" or (isinstance(value, list) and "" in value):
+                raise UserError(f"{name}: expected a path, got an empty string")
         for dest, directory in (("out", True), ("output", False), ("png", False)):   # before any work
             if getattr(args, dest, None) not in (None, "-"):
                 check_output(getattr(args, dest), directory, f"--{dest}")

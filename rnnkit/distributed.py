@@ -206,7 +206,10 @@ def _spawned(rank, world, fn, args, init):
     barrier and this exit, about one two-process run in a dozen here had a process abort after
     its work was done (``terminate called without an active exception``, from PyTorch's C++
     side), which failed the whole command."""
+    from multiprocessing import util
+
     _in_group(rank, world, fn, args, init)
+    util._run_finalizers(0)          # what the skipped exit would release (semaphores; else a "leaked" warning)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -254,12 +257,12 @@ def train_lm_process(rank: int, world: int, spec: dict) -> int:
     d = extra["data"]
     train, val = lm.stream_data(corpus, vocab, d["seq_len"], d["batch_size"], d["val_fraction"])
     torch.manual_seed(config.seed * 1000 + rank)       # torch's dropout masks, per process
+    trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
+                      progress=spec.get("progress", True) and rank == 0)
     if rank == 0 and ckpt is None:
         from . import runs
 
         runs.prepare(out, lm.KIND, overwrite=spec.get("overwrite", False))     # --overwrite deletes only now
-    trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
-                      progress=spec.get("progress", True) and rank == 0)
     if ckpt is not None:
         trainer.restore(ckpt)
     result = trainer.run()

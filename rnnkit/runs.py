@@ -115,6 +115,9 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         RunLock(out_dir).check_free()           # before the resume reads or trims anything there
         return
     if overwrite:
+        if "rnnkit_version" not in (read_config(out_dir) or {}):   # every run rnnkit writes records its version
+            raise UserError(f"--overwrite: {out_dir} holds a config.json that rnnkit did not write (it records no "
+                            f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
         RunLock(out_dir).check_free()
         if delete:
             shutil.rmtree(out_dir)

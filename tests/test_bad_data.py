@@ -70,10 +70,24 @@ def _series_csv(path, bad_row=None, bad_value="x", header="t,value", extra=None,
 
 @pytest.mark.parametrize("bad", ["x", "nan", "inf", "1e309", ""])
 def test_forecast_csv_bad_cell_is_reported_not_skipped(tmp_path, capsys, bad):
+    """Not silently the index column: both are columns of numbers, and the bad cell is named."""
     csv = _series_csv(tmp_path / "s.csv", bad_row=40, bad_value=bad)
     one_line(capsys, ["forecast", "--dataset", csv, "--out", tmp_path / "f", *TINY],
+             "s.csv: expected --column NAME", f"'value' has {bad!r} on line 42")
+    assert not (tmp_path / "f").exists()
+    one_line(capsys, ["forecast", "--dataset", csv, "--column", "value", "--out", tmp_path / "f", *TINY],
              "s.csv, line 42", "column 'value'", repr(bad))
     assert not (tmp_path / "f").exists()
+
+
+def test_forecast_csv_with_a_gappy_second_column_asks_which(tmp_path, capsys):
+    csv = tmp_path / "q.csv"
+    csv.write_text("value,quality\n" + "".join(f"{i % 7},{'' if i % 3 == 0 else i}\n" for i in range(90)))
+    one_line(capsys, ["forecast", "--dataset", csv, "--out", tmp_path / "f", *TINY],
+             "q.csv: expected --column NAME", "'quality' has '' on line 2")
+    code = main(["forecast", "--dataset", str(csv), "--column", "value", "--out", str(tmp_path / "f"),
+                 *map(str, TINY)])
+    assert code == 0
 
 
 def test_forecast_csv_one_column_bad_cell_needs_no_column_option(tmp_path, capsys):

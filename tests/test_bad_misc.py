@@ -204,3 +204,43 @@ def test_handwriting_settings_and_edited_configs_are_one_line(tmp_path, capsys):
     for cmd in (["eval", tmp_path / "h"], ["sample", tmp_path / "h", "--output", tmp_path / "s.png"]):
         code, _, err = run(capsys, "handwriting", *cmd)
         one_line_error(code, err, "config.json: expected the data settings a handwriting run records")
+
+
+def test_overwrite_keeps_what_rnnkit_did_not_write(tmp_path, capsys):
+    """A directory with another program's config.json (no rnnkit_version in it) is not rnnkit's to delete."""
+    (tmp_path / "t.txt").write_text(TEXT)
+    foreign = tmp_path / "hf"
+    foreign.mkdir()
+    (foreign / "config.json").write_text(json.dumps({"kind": "bert-base"}))
+    (foreign / "pytorch_model.bin").write_bytes(b"weights")
+    code, _, err = run(capsys, *OVERWRITE_APPS["train"](tmp_path), "--out", foreign, "--overwrite")
+    one_line_error(code, err, "--overwrite: ", "rnnkit did not write", "choose another --out")
+    assert (foreign / "pytorch_model.bin").read_bytes() == b"weights"
+
+
+def test_overwrite_refused_by_the_trainer_keeps_the_old_run(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TEXT)
+    args = OVERWRITE_APPS["train"](tmp_path)
+    assert run(capsys, *args, "--out", tmp_path / "run")[0] == 0
+    before = (tmp_path / "run" / "best.npz").read_bytes()
+    code, _, err = run(capsys, *args, "--out", tmp_path / "run", "--overwrite", "--freeze", "nothing.*")
+    one_line_error(code, err, "freeze: pattern 'nothing.*' matches no parameter")
+    assert (tmp_path / "run" / "best.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["tag", "train", "--train", ""], "--train"), (["handwriting", "train", "--data", ""], "--data"),
+    (["seq2seq", "train", "--train", ""], "--train"), (["classify", "predict", "", "x.npz"], "RUN_DIR"),
+    (["plot", ""], "RUN_DIR"), (["forecast", "--dataset", ""], "--dataset"), (["tag", "predict", "r", ""], "FILE"),
+])
+def test_an_empty_path_is_named(argv, name, capsys):
+    code, _, err = run(capsys, *argv)
+    one_line_error(code, err, f"{name}: expected a path, got an empty string")
+
+
+def test_ts_header_classes_separated_by_commas(tmp_path):
+    from rnnkit.data.readers import read_ts
+
+    (tmp_path / "c.ts").write_text("@problemName t\n@univariate true\n@equalLength true\n@classLabel true 1,2\n"
+                                   "@data\n1,2,3:1\n2,3,4:2\n")
+    assert list(read_ts(tmp_path / "c.ts")[1]) == ["1", "2"]

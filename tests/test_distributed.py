@@ -116,4 +116,18 @@ def test_spawned_processes_need_no_free_port(runs, tmp_path):
                            capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "finished at step 2" in r.stdout
+    assert "leaked semaphore" not in r.stderr            # the spawned processes' quick exit releases them first
     assert not [p for p in tmp.iterdir() if p.name.startswith("rnnkit-group-")]   # (torch keeps caches there too)
+
+
+def test_resume_with_no_steps_left_is_refused_before_the_processes_start(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(runs / "torch2", run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    r = rnnkit_cli("train", runs / "t.txt", "--out", run, "--resume", "--steps", 6, *ARGS, "--engine", "torch",
+                   "--nproc", 2)
+    assert r.returncode == 2 and "has already done 12 steps, more than --steps 6" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

@@ -141,31 +141,37 @@ def check_memory(model, batch, optimizer="adam") -> None:
     refuse_if_too_big(memory_needed(model, batch, optimizer), "--hidden-size or --batch-size")
 
 
+def check_steps_left(ckpt, total: int, config: TrainConfig, out_dir) -> None:
+    """Refuse to resume the run ``ckpt`` came from when its ``total`` steps (``config``'s budget)
+    are already done, in one line, before anything in ``out_dir`` is touched."""
+    try:
+        done = int(ckpt["progress"]["step"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise UserError(f"{os.path.join(out_dir, 'checkpoint.npz')}: expected a training checkpoint with the "
+                        f"step it reached (progress/step), got {str(ckpt.get('progress'))[:80]}") from None
+    if done > total:
+        budget = f"--steps {total}" if config.epochs is None else f"the {total} steps of --epochs {config.epochs}"
+        raise UserError(f"--resume: the run in {out_dir} has already done {done} steps, more than {budget}; "
+                        f"pass a larger --steps to extend it")
+    if done == total:
+        raise UserError(f"--resume: the run in {out_dir} already finished its {total} steps; "
+                        f"pass a larger --steps to extend it")
+
+
 def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None, ckpt=None, overwrite=False,
         progress=True, callbacks=(), log=print):
     """Train ``model`` in ``out_dir`` (a new run, or the run ``ckpt`` came from) and return
     ``(trainer, result)``. The directory is checked before anything is written."""
     kind = model.config["kind"]
     check_memory(model, train_data.batch(0, 0), config.optimizer)
+    trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
+                      callbacks=callbacks)             # it can still refuse (a --freeze matching nothing); writes nothing
     if ckpt is None and out_dir is not None:
         runs.prepare(out_dir, kind, resume=False, overwrite=overwrite)    # the one place --overwrite deletes
-    trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
-                      callbacks=callbacks)
     if ckpt is not None:
         # before restore, which trims metrics.jsonl and logs the changed settings: a refused resume
         # leaves the run as it was
-        try:
-            done, total = int(ckpt["progress"]["step"]), trainer.total_steps
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise UserError(f"{os.path.join(out_dir, 'checkpoint.npz')}: expected a training checkpoint with the "
-                            f"step it reached (progress/step), got {str(ckpt.get('progress'))[:80]}") from None
-        if done > total:
-            budget = f"--steps {total}" if config.epochs is None else f"the {total} steps of --epochs {config.epochs}"
-            raise UserError(f"--resume: the run in {out_dir} has already done {done} steps, more than {budget}; "
-                            f"pass a larger --steps to extend it")
-        if done == total:
-            raise UserError(f"--resume: the run in {out_dir} already finished its {total} steps; "
-                            f"pass a larger --steps to extend it")
+        check_steps_left(ckpt, trainer.total_steps, config, out_dir)
         trainer.restore(ckpt)
         log(f"resuming {out_dir} at step {trainer.step} of {trainer.total_steps}")
     try:

@@ -68,7 +68,8 @@ def _run_torch(args, text, config):
 
     from .. import runs
     from ..apps import lm
-    from ..apps.common import saved_run
+    from ..apps.common import check_steps_left, resumed_config, saved_run
+    from ..data.text import CharVocab
     from ..distributed import launch, train_lm_process
 
     import os
@@ -94,6 +95,13 @@ def _run_torch(args, text, config):
         if ckpt["extra"]["data"]["batch_size"] % world:
             raise UserError(f"--nproc {world}: the run's batch of {ckpt['extra']['data']['batch_size']} rows "
                             f"does not split evenly between {world} processes")
+        resumed = resumed_config(ckpt, getattr(args, "changes", None))     # what the processes will train to
+        total = resumed.steps
+        if resumed.epochs is not None:
+            d = ckpt["extra"]["data"]
+            total = resumed.epochs * len(lm.stream_data(text, CharVocab.from_dict(ckpt["extra"]["vocab"]), d["seq_len"],
+                                                        d["batch_size"], d["val_fraction"])[0])
+        check_steps_left(ckpt, total, resumed, args.out)               # here: one line, not a process's traceback
     else:
         runs.prepare(args.out, lm.KIND, overwrite=args.overwrite, delete=False)   # process 0 deletes an old run
     spec = {"text_file": args.text_file, "out": args.out, "resume": args.resume, "overwrite": args.overwrite,

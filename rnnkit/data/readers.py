@@ -408,7 +408,8 @@ def _ts_header(lines, path) -> dict:
         if len(words) >= 2 and words[0] in ("@classlabel", "@targetlabel"):
             meta["labelled"] = words[1] == "true" or (words[0] == "@targetlabel" and meta["labelled"])
             if words[0] == "@classlabel" and words[1] == "true" and len(words) > 2:
-                meta["classes"] = words[2:]                 # lower case, as aeon reads the labels
+                # lower case, as aeon reads the labels; split at commas too ("1,2"), which aeon takes
+                meta["classes"] = [c for w in words[2:] for c in w.split(",") if c]
         if len(words) == 2 and words[0] == "@dimensions" and words[1].isdigit():
             meta["dimensions"] = int(words[1])
     raise UserError(f"{path}: expected a '@data' line ending the .ts header, got none")

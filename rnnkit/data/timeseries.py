@@ -224,21 +224,23 @@ def read_csv_column(path, column=None) -> np.ndarray:
             raise UserError(f"{where(path, n)}: expected {len(header)} cell{'s' * (len(header) > 1)} "
                             f"({', '.join(header)}) as in the header, got {len(r)}: {','.join(r)[:60]!r}")
     if column is None:
-        # a column is numeric when most of its cells are numbers: one bad cell does not hide it
-        # (it is reported below), so the choice never falls silently on another column
-        numeric = [j for j in range(len(header))
-                   if 2 * sum(j < len(r) and _is_float(r[j]) for _, r in data) >= len(data)]
-        if len(header) == 1:
-            numeric = [0]
-        bad = sorted(b for b in (_bad_cell(data, j) for j in numeric) if b is not None)
-        if len(numeric) > 1 and bad:            # the bad cell first: naming a column would not mend it
-            n, j, got = bad[0]
-            raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r} (columns of "
-                            f"numbers: {', '.join(header[k] for k in numeric)}; --column NAME picks one)")
-        if len(numeric) != 1:
-            got = f"{len(numeric)} numeric columns" if numeric else "no numeric column"
+        # chosen only when no other column could be meant: a column of numbers with one bad cell (a
+        # typo, 'NA') is still a candidate, so the choice never falls silently on, say, the index
+        full = [j for j in range(len(header)) if _bad_cell(data, j) is None]
+        mostly = [j for j in range(len(header)) if j not in full
+                  and 2 * sum(j < len(r) and _is_float(r[j]) for _, r in data) >= len(data)]
+        if len(header) == 1 or len(full) + len(mostly) == 1:
+            j = (full + mostly + [0])[0]          # its bad cell, if any, is reported below
+        elif len(full) == 1 and not mostly:
+            j = full[0]
+        else:
+            flawed = []
+            for k in mostly:
+                n, _, got = _bad_cell(data, k)
+                flawed.append(f"{header[k]!r} has {got} on line {n}")
+            got = (f"columns of numbers: {', '.join(header[k] for k in sorted(full + mostly))}"
+                   + (f" ({'; '.join(flawed)})" if flawed else "") if full or mostly else "no column of numbers")
             raise UserError(f"{path}: expected --column NAME (columns: {', '.join(header)}; {got})")
-        j = numeric[0]
     else:
         if column not in header:
             raise UserError(f"{path}: expected a column named {column!r}, got columns {', '.join(header)}")
