@@ -37,7 +37,7 @@ def run(args):
     from ..train import TrainConfig
 
     if args.out is not None:        # demo has no --resume or --overwrite: say what it does offer
-        runs.prepare(args.out, lm.KIND, remedy=f"choose another --out, or leave --out out for a fresh directory "
+        runs.prepare(args.out, lm.KIND, remedy=f"choose another --out, or drop --out for a fresh directory "
                                                     f"({fresh_dir('runs/demo')} here)")
     if "RNNKIT_NUM_THREADS" not in os.environ:
         # a timed run on whatever machine a newcomer has: on a busy one, BLAS on every core made the
