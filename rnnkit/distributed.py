@@ -22,6 +22,7 @@ with 2B rows, and the run directory is an ordinary ``charlm`` run: ``rnnkit samp
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -196,11 +197,23 @@ def launch(fn, args: tuple, nproc: int):
         return fn(0, 1, *args)
     with tempfile.TemporaryDirectory(prefix="rnnkit-group-") as d:
         init = "file://" + os.path.join(d, "rendezvous")
-        torch.multiprocessing.spawn(_spawned, args=(nproc, fn, args, init), nprocs=nproc, join=True)
+        spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+        level = spawn_log.level
+        spawn_log.setLevel(logging.ERROR)          # its "Terminating process ..." when one process stops the rest
+        try:
+            torch.multiprocessing.spawn(_spawned, args=(nproc, fn, args, init, d), nprocs=nproc, join=True)
+        except torch.multiprocessing.ProcessExitedException:
+            said = sorted(n for n in os.listdir(d) if n.startswith("error-"))
+            if not said:
+                raise
+            with open(os.path.join(d, said[0]), encoding="utf-8") as f:
+                raise UserError(f.read()) from None       # the process's one line, as one process would say it
+        finally:
+            spawn_log.setLevel(level)
     return None
 
 
-def _spawned(rank, world, fn, args, init):
+def _spawned(rank, world, fn, args, init, d):
     """A spawned process's whole life. After a clean teardown it leaves at once, skipping the
     interpreter's finalisation: everything it made is written and closed by then. Before the
     barrier and this exit, about one two-process run in a dozen here had a process abort after
@@ -208,7 +221,17 @@ def _spawned(rank, world, fn, args, init):
     side), which failed the whole command."""
     from multiprocessing import util
 
-    _in_group(rank, world, fn, args, init)
+    try:
+        _in_group(rank, world, fn, args, init)
+    except (UserError, ValueError, TypeError, OSError, UnicodeDecodeError, ImportError) as exc:
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        # what the command line prints as one line: handed to the parent, which says it as its own
+        # (torch's spawn would print this process's traceback)
+        with open(os.path.join(d, f"error-{rank}"), "w", encoding="utf-8") as f:
+            f.write(str(exc))
+        sys.stderr.flush()
+        os._exit(2)
     util._run_finalizers(0)          # what the skipped exit would release (semaphores; else a "leaked" warning)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -131,3 +131,13 @@ def test_resume_with_no_steps_left_is_refused_before_the_processes_start(runs, t
     assert r.returncode == 2 and "has already done 12 steps, more than --steps 6" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_an_error_inside_the_processes_is_one_line(runs, tmp_path):
+    """A mistake only the processes find (here a --freeze pattern that matches no parameter) is the
+    command's one line, as with one process, not the spawned process's traceback."""
+    r = rnnkit_cli("train", runs / "t.txt", "--out", tmp_path / "x", "--steps", 2, *ARGS, "--engine", "torch",
+                   "--nproc", 2, "--freeze", "nothing.*")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "freeze: pattern 'nothing.*'" in r.stderr, r.stderr
+    assert not (tmp_path / "x").exists()
