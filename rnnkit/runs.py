@@ -67,13 +67,11 @@ def config_kind(cfg: dict, run_dir) -> str:
     return kind
 
 
-def kind_of(run_dir) -> str | None:
-    """The kind a run directory records (``charlm``, ``classifier``, ...), None if it is not a run
-    (no config.json); a config.json of another shape is a one-line error."""
-    cfg = read_config(run_dir)
-    if cfg is None:
-        return None
-    return config_kind(cfg, run_dir)
+def saved_kind(tree: dict):
+    """The kind a saved tree (weights, a checkpoint) records: its own ``"kind"``, or its model
+    config's (None when neither says)."""
+    model_config = tree.get("model_config")
+    return tree.get("kind") or (model_config.get("kind") if isinstance(model_config, dict) else None)
 
 
 def _a(kind) -> str:
@@ -102,7 +100,8 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         if resume:
             raise UserError(f"--resume: {out_dir} holds no run to resume (no checkpoint.npz)")
         return
-    found = kind_of(out_dir)
+    cfg = read_config(out_dir)
+    found = None if cfg is None else config_kind(cfg, out_dir)
     if found is None:
         raise UserError(f"--out {out_dir}: expected a new or empty directory, got one with files that are not an "
                         f"rnnkit run ({', '.join(sorted(entries)[:4])}{', ...' if len(entries) > 4 else ''}); "
@@ -115,7 +114,7 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         RunLock(out_dir).check_free()           # before the resume reads or trims anything there
         return
     if overwrite:
-        if "rnnkit_version" not in (read_config(out_dir) or {}):   # every run rnnkit writes records its version
+        if "rnnkit_version" not in cfg:         # every run rnnkit writes records its version
             raise UserError(f"--overwrite: {out_dir} holds a config.json that rnnkit did not write (it records no "
                             f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
         RunLock(out_dir).check_free()
@@ -180,8 +179,7 @@ def load_tree(run_dir, which: str = "best") -> tuple[dict, str]:
             # file, an edited config.json) would load as a model the caller does not expect
             cfg = read_config(run_dir)
             kind = None if cfg is None else config_kind(cfg, run_dir)
-            model_config = tree["model_config"]
-            saved = tree.get("kind") or (model_config.get("kind") if isinstance(model_config, dict) else None)
+            saved = saved_kind(tree)
             if kind is not None and saved != kind:
                 raise UserError(f"{run_dir}: config.json describes {_a(kind)} run, but {name} holds the weights of "
                                 f"{_a(saved)} model; expected the run's own weights")

@@ -36,7 +36,7 @@ def saved_run(out_dir, kind: str) -> dict:
     for key in ("model_config", "config", "model", "progress", "extra"):
         if not isinstance(ckpt, dict) or key not in ckpt:
             raise UserError(f"{path}: expected a training checkpoint (with {key!r}), got other content")
-    found = ckpt.get("kind") or ckpt["model_config"].get("kind")
+    found = runs.saved_kind(ckpt)
     if found != kind:
         raise UserError(f"{path}: expected the checkpoint of {runs._a(kind)} run, got one of {runs._a(found)} run")
     return ckpt
