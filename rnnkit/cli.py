@@ -38,10 +38,11 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
-# every argument that names a file or a directory, as the user typed it
-PATH_ARGS = {"run_dir": "RUN_DIR", "runs": "RUN_DIR", "text_file": "TEXT_FILE", "file": "FILE", "train": "--train", "valid": "--valid",
-             "test": "--test", "data": "--data", "input": "--input", "dataset": "--dataset", "out": "--out",
-             "output": "--output", "png": "--png"}
+# every argument that names a file or a directory, as the user typed it: an empty one (an unset
+# shell variable) is refused here, for every command, before it can mean "here" or "the built-in set"
+PATH_ARGS = {"run_dir": "RUN_DIR", "runs": "RUN_DIR", "text_file": "TEXT_FILE", "file": "FILE", "train": "--train",
+             "valid": "--valid", "test": "--test", "data": "--data", "input": "--input", "dataset": "--dataset",
+             "out": "--out", "output": "--output", "png": "--png"}
 
 
 def main(argv=None) -> int:
@@ -65,10 +66,12 @@ def _run(args, argv) -> int:
     try:
         from .runs import check_output
 
-        for dest, name in PATH_ARGS.items():              # an unset shell variable, before it means "here"
-            value = getattr(args, dest, None)
-            if value == "" or (isinstance(value, list) and "" in value):
-                raise UserError(f"{name}: expected a path, got an empty string")
+        for dest, name in PATH_ARGS.items():
+            values = getattr(args, dest, None)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and not value.strip():
+                    got = "an empty string" if not value else f"only spaces ({value!r})"
+                    raise UserError(f"{name}: expected a path, got {got}")
         for dest, directory in (("out", True), ("output", False), ("png", False)):   # before any work
             if getattr(args, dest, None) not in (None, "-"):
                 check_output(getattr(args, dest), directory, f"--{dest}")

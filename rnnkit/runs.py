@@ -129,8 +129,6 @@ def check_output(path, directory: bool, flag: str) -> None:
     """Before any work: ``path`` can be written as a directory (``directory``) or a file, i.e. it
     is not the wrong kind of thing already, no part of its parent is a file, and the nearest
     existing parent is writable."""
-    if os.fspath(path) == "":                   # abspath would make it the current directory
-        raise UserError(f"{flag}: expected a path, got an empty string")
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path):
         if directory and not os.path.isdir(path):

@@ -35,14 +35,6 @@ nonneg_int = _integer(0, "an integer >= 0", "nonneg_int")
 seed_value = _integer(0, "a seed, an integer >= 0", "seed_value")
 
 
-def path_name(text):
-    """A file or directory name: an empty one (an unset shell variable) would mean the current
-    directory to some calls and nothing to others."""
-    if not text:
-        raise argparse.ArgumentTypeError("expected a path, got an empty string")
-    return text
-
-
 def positive_float(text):
     try:
         v = float(text)
@@ -196,7 +188,7 @@ def cell_name(text):
 def add_run_args(p, out):
     """--out, --resume, --overwrite."""
     g = p.add_argument_group("run directory")
-    g.add_argument("--out", "-o", type=path_name, default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
+    g.add_argument("--out", "-o", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first)")
     return g

@@ -95,13 +95,9 @@ def augmentation(args) -> dict:
 
 
 def data_options(args) -> None:
-    """A file option given as '' (an unset shell variable, say) is an error, not the built-in set;
-    --length fits the dna task."""
+    """--length fits the dna task (an empty --train, --test or --valid is refused by the CLI)."""
     from ..errors import UserError
 
-    for flag in ("train", "test", "valid"):
-        if getattr(args, flag) is not None and not getattr(args, flag).strip():
-            raise UserError(f"--{flag}: expected a file name, got an empty string")
     if args.train is None and args.dataset == "dna" and args.length < 18:
         raise UserError(f"--length: expected at least 18 (three motif lengths) for --dataset dna, got {args.length}")
 

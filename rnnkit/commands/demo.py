@@ -1,14 +1,14 @@
 """``rnnkit demo``: a character LSTM learns Python's own documentation in about two minutes."""
 from __future__ import annotations
 
-from ._args import add_parser, path_name, positive_float, positive_int, seed_value
+from ._args import add_parser, positive_float, positive_int, seed_value
 
 
 def register(sub):
     p = add_parser(sub, "demo", "train a small character LSTM on Python's documentation text "
                                 "(pydoc_data.topics), printing samples as it learns")
     p.add_argument("--minutes", type=positive_float, default=2.0, help="training time")
-    p.add_argument("--out", "-o", type=path_name, default=None, help="run directory (default: a new runs/demo*)")
+    p.add_argument("--out", "-o", default=None, help="run directory (default: a new runs/demo*)")
     p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--layers", type=positive_int, default=1)
     p.add_argument("--sample-every", type=positive_float, default=20.0, help="seconds between samples")

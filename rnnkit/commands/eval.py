@@ -1,13 +1,13 @@
 """``rnnkit eval RUN_DIR TEXT_FILE``: loss and bits per character of a trained model on a text."""
 from __future__ import annotations
 
-from ._args import add_parser, path_name, positive_int
+from ._args import add_parser, positive_int
 
 
 def register(sub):
     p = add_parser(sub, "eval", "loss and bits per character of a trained character model on a text file")
-    p.add_argument("run_dir", metavar="RUN_DIR", type=path_name)
-    p.add_argument("text_file", metavar="TEXT_FILE", type=path_name, help="UTF-8 text, or a corpus directory made by `rnnkit prepare`")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("text_file", metavar="TEXT_FILE", help="UTF-8 text, or a corpus directory made by `rnnkit prepare`")
     p.add_argument("--batch-size", type=positive_int, default=16, help="parallel streams")
     p.add_argument("--seq-len", type=positive_int, default=128, help="characters per window")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")

@@ -1,14 +1,14 @@
 """``rnnkit export RUN_DIR --format onnx -o model.onnx``: a trained model as ONNX graphs."""
 from __future__ import annotations
 
-from ._args import add_parser, path_name
+from ._args import add_parser
 
 
 def register(sub):
     p = add_parser(sub, "export", "export a trained model as ONNX graphs (checked with onnx.checker)")
-    p.add_argument("run_dir", metavar="RUN_DIR", type=path_name, help="run directory written by any training command")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by any training command")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="file format")
-    p.add_argument("-o", "--output", type=path_name, default=None,
+    p.add_argument("-o", "--output", default=None,
                    help="output file (default RUN_DIR/model.onnx); a model with several graphs (charlm: sequence "
                         "and step; seq2seq: encoder and decoder) writes OUTPUT's stem.<graph>.onnx for each")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",

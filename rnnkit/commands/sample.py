@@ -1,12 +1,12 @@
 """``rnnkit sample RUN_DIR``: generate text from a trained character model."""
 from __future__ import annotations
 
-from ._args import add_parser, nonneg_float, nonneg_int, path_name, positive_int, seed_value
+from ._args import add_parser, nonneg_float, nonneg_int, positive_int, seed_value
 
 
 def register(sub):
     p = add_parser(sub, "sample", "generate text from a trained character model")
-    p.add_argument("run_dir", metavar="RUN_DIR", type=path_name, help="run directory written by rnnkit train / demo")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by rnnkit train / demo")
     p.add_argument("--length", type=positive_int, default=500, help="characters to generate")
     p.add_argument("--temperature", type=nonneg_float, default=0.8, help="softmax temperature (0: greedy)")
     p.add_argument("--top-k", type=nonneg_int, default=0, help="sample among the k likeliest characters (0: all)")

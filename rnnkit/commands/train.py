@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ._args import (add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args, add_run_args,
-                    fraction, path_name, positive_int)
+                    fraction, positive_int)
 
 
 def register(sub):
     p = add_parser(sub, "train", "train a character-level language model on a UTF-8 text file")
-    p.add_argument("text_file", metavar="TEXT_FILE", type=path_name,
+    p.add_argument("text_file", metavar="TEXT_FILE",
                    help="UTF-8 text to learn, or a corpus directory made by `rnnkit prepare` (read as needed)")
     add_run_args(p, "runs/charlm")
     g = add_rnn_args(p, hidden_size=256, num_layers=2)
