@@ -16,16 +16,11 @@ def register(sub):
 
 
 def run(args):
-    import os
-
     from ..apps.lm import evaluate_text, load
     from ..data.corpus import load_corpus
-    from ..errors import UserError
 
     model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
-    if os.path.isfile(args.text_file) and os.path.getsize(args.text_file) == 0:    # the reader speaks of training
-        raise UserError(f"{args.text_file} is empty: expected some text to evaluate the model on")
-    text = load_corpus(args.text_file)
+    text = load_corpus(args.text_file, purpose="to evaluate the model on")
     r = evaluate_text(model, vocab, text, args.batch_size, args.seq_len, progress=args.progress,
                       source=args.text_file)
     print(f"loss {r['loss']:.4f} nats/char, {r['bpc']:.4f} bits/char over {r['characters']:,} characters")

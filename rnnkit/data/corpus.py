@@ -97,13 +97,14 @@ def is_corpus(path) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, "corpus.json"))
 
 
-def load_corpus(path, progress=False) -> Corpus:
-    """A text file (read whole and encoded) or a prepared corpus directory (memory-mapped)."""
+def load_corpus(path, progress=False, purpose="to train on") -> Corpus:
+    """A text file (read whole and encoded) or a prepared corpus directory (memory-mapped);
+    ``purpose`` ends the message for an empty file."""
     if is_corpus(path):
         return Corpus.open(path)
     from .text import read_text
 
-    return Corpus.from_text(read_text(path))
+    return Corpus.from_text(read_text(path, purpose))
 
 
 def _dtype(n_symbols: int) -> np.dtype:

@@ -10,8 +10,9 @@ from .vocab import Vocab
 UNK = "\ufffd"  # shown for characters outside the vocabulary
 
 
-def read_text(path) -> str:
-    """Read a UTF-8 text file; one clear error for a missing, unreadable, empty or non-UTF-8 file."""
+def read_text(path, purpose="to train on") -> str:
+    """Read a UTF-8 text file; one clear error for a missing, unreadable, empty or non-UTF-8 file
+    (an empty one is "expected some text ``purpose``")."""
     from .readers import check_path
 
     path = check_path(path)
@@ -22,7 +23,7 @@ def read_text(path) -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 text: undecodable byte 0x{raw[exc.start]:02x} at offset {exc.start}") from None
     if not text:
-        raise ValueError(f"{path} is empty: expected some text to train on")
+        raise ValueError(f"{path} is empty: expected some text {purpose}")
     return text
 
 
