@@ -85,6 +85,31 @@ def json_text(tree, indent=None) -> str:
     return json.dumps(finite_json(tree), indent=indent, allow_nan=False)
 
 
+def read_jsonl(path, consequence: str, valid=None) -> list[tuple[str, dict]]:
+    """``(line, record)`` of each line of a JSON-lines file (a run's ``metrics.jsonl``) that holds a
+    JSON object (and passes ``valid``, when given). The other non-blank lines (a write cut short by a
+    crash, a hand edit) are left out with one warning naming them, ended by ``consequence``."""
+    rows, bad = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                record = None
+            if isinstance(record, dict) and (valid is None or valid(record)):
+                rows.append((line, record))
+            else:
+                bad.append(n)
+    if bad:
+        import sys
+
+        print(f"rnnkit: warning: {path}, line{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}"
+              f"{', ...' if len(bad) > 5 else ''}: not a JSON record{consequence}", file=sys.stderr)
+    return rows
+
+
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

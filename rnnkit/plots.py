@@ -2,7 +2,6 @@
 non-interactive Agg backend, so importing rnnkit never needs a display."""
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -26,30 +25,6 @@ def save_figure(fig, plt, out_png) -> str:
     return out_png
 
 
-def read_metrics(path) -> list[dict]:
-    """The JSON records of a metrics log. Lines that are not a JSON object (a write cut short by a
-    crash, a hand edit) are left out with one warning naming them, as ``--resume`` does."""
-    rows, bad = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                record = None
-            if isinstance(record, dict):
-                rows.append(record)
-            else:
-                bad.append(n)
-    if bad:
-        import sys
-
-        print(f"rnnkit: warning: {path}, line{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}"
-              f"{', ...' if len(bad) > 5 else ''}: not a JSON record; left out of the plot", file=sys.stderr)
-    return rows
-
-
 def _points(rows, key):
     """(steps, values) of the records holding a finite number under ``key`` and a finite step
     (a diverged run logs NaN; a hand-edited log may hold anything)."""
@@ -63,9 +38,9 @@ def _points(rows, key):
     return steps, values
 
 
-def plot_metrics(metrics_path, out_png) -> str:
-    """Loss (and bits per character, when logged) against step, training and validation."""
-    rows = read_metrics(metrics_path)
+def plot_metrics(rows, metrics_path, out_png) -> str:
+    """Loss (and bits per character, when logged) against step, training and validation, from the
+    records of a run's ``metrics_path`` (:func:`rnnkit.io.read_jsonl` reads them)."""
     train, val = _points(rows, "loss"), _points(rows, "val_loss")
     if not train[0] and not val[0]:
         raise ValueError(f"{metrics_path}: no loss values logged yet")

@@ -112,6 +112,15 @@ class TrainingDiverged(UserError):
         self.step, self.loss, self.grad_norm = step, loss, grad_norm
 
 
+def _has_step(record: dict) -> bool:
+    """A metrics record whose step reads as an integer (the resume's trim compares it)."""
+    try:
+        int(record.get("step", 0))
+        return True
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def _new_window() -> dict:
     """Sums over the steps since the last log line."""
     return {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
@@ -272,27 +281,10 @@ class Trainer:
         path = self.path("metrics.jsonl")
         if not os.path.exists(path):
             return
-        kept, bad, records = [], [], []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                    step = int(record.get("step", 0))
-                except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
-                    if line.strip():
-                        bad.append(n)
-                    continue
-                if step <= self.step:
-                    kept.append(line if line.endswith("\n") else line + "\n")
-                    records.append(record)
-        if bad:
-            import sys
-
-            print(f"rnnkit: warning: {path}, line{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}"
-                  f"{', ...' if len(bad) > 5 else ''}: not a JSON record (a write cut short?); dropped on resume",
-                  file=sys.stderr)
-        io.atomic_write_text(path, "".join(kept))
-        self.history = records
+        rows = [(line, r) for line, r in io.read_jsonl(path, " (a write cut short?); dropped on resume", _has_step)
+                if int(r.get("step", 0)) <= self.step]
+        io.atomic_write_text(path, "".join(line if line.endswith("\n") else line + "\n" for line, _ in rows))
+        self.history = [r for _, r in rows]
 
     # -- evaluation -----------------------------------------------------------------
     def evaluate(self) -> dict:

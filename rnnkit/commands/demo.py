@@ -64,10 +64,12 @@ def run(args):
     trainer, result, vocab = lm.train_lm(text, out, hidden_size=args.hidden, num_layers=args.layers, embed_size=48,
                                          seq_len=64, batch_size=32, val_fraction=0.05, config=config,
                                          progress=args.progress, callbacks=[show_sample], log=lambda m: None)
+    from ..io import read_jsonl
     from ..plots import plot_metrics
 
     print("--- final sample (temperature 0.7) ---")
     print("The " + trainer.model.sample(vocab, 400, temperature=0.7, prime="The ", rng=0))
     print(lm.summary(result, out))
-    print(f"curves: {plot_metrics(f'{out}/metrics.jsonl', f'{out}/curves.png')}")
+    log = f"{out}/metrics.jsonl"
+    print(f"curves: {plot_metrics([r for _, r in read_jsonl(log, '; left out of the plot')], log, f'{out}/curves.png')}")
     return 0

@@ -15,6 +15,7 @@ def run(args):
     import os
 
     from ..errors import UserError
+    from ..io import read_jsonl
     from ..plots import plot_metrics
 
     log = os.path.join(args.run_dir, "metrics.jsonl")
@@ -23,6 +24,6 @@ def run(args):
     if not os.path.isfile(log):
         raise UserError(f"{args.run_dir} is not an rnnkit run directory (no metrics.jsonl file in it)")
     out = args.png or os.path.join(args.run_dir, "curves.png")
-    plot_metrics(log, out)
+    plot_metrics([r for _, r in read_jsonl(log, "; left out of the plot")], log, out)
     print(f"wrote {out}")
     return 0
