@@ -4,11 +4,11 @@ rnnkit runs its heavy work on one pool of threads, Numba's: the time loops of th
 RNN / LSTM / GRU (each step's product and gate arithmetic split by hidden units, one part per
 thread, ``kernels/_parallel.py``) and the large products around them (blocks of the result's
 rows or columns, one per thread). Inside each of those, BLAS runs single-threaded, so BLAS
-(OpenBLAS under NumPy's wheels) is set to **one thread** when rnnkit first computes: two pools of threads that each spin while
-they wait would take the cores from each other (benchmarks/NOTES.md, attempt 18: a NumPy product
-on two BLAS threads right before a time loop doubled the loop's time, OpenBLAS's idle threads
-spinning for about 0.1 s after every call). Products rnnkit leaves to NumPy (small heads,
-the reference loops) therefore run on one core.
+(OpenBLAS under NumPy's wheels) is set to **one thread** when rnnkit first computes: two pools
+of threads that each spin while they wait would take the cores from each other
+(benchmarks/NOTES.md, attempt 18: a NumPy product on two BLAS threads right before a time loop
+doubled the loop's time, OpenBLAS's idle threads spinning for about 0.1 s after every call).
+Products rnnkit leaves to NumPy (small heads, the reference loops) therefore run on one core.
 
 ``RNNKIT_NUM_THREADS=n`` (read when rnnkit first computes) or :func:`set_num_threads` sets the
 pool's threads (at most Numba's ``NUMBA_NUM_THREADS``, the machine's CPUs by default):

@@ -35,6 +35,17 @@ nonneg_int = _integer(0, "an integer >= 0", "nonneg_int")
 seed_value = _integer(0, "a seed, an integer >= 0", "seed_value")
 
 
+def finite_float(text):
+    """An argparse type: any finite number."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
 def positive_float(text):
     try:
         v = float(text)

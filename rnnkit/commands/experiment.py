@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import math
 
-from ._args import OneLineParser, add_parser, nonneg_float, positive_float, positive_int, seed_value
+from ._args import OneLineParser, add_parser, finite_float, nonneg_float, positive_float, positive_int, seed_value
 
 TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass", "dna")
 CELLS = ("rnn", "rnn-relu", "lstm", "gru")
@@ -23,17 +22,6 @@ def _int_list(minimum: int, what: str):
         return vals
 
     return parse
-
-
-def finite_float(text):
-    """An argparse type: any finite number."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def gain_value(text):
