@@ -42,7 +42,7 @@ def _terminate(signum, frame):
 # shell variable) is refused here, for every command, before it can mean "here" or "the built-in set"
 PATH_ARGS = {"run_dir": "RUN_DIR", "runs": "RUN_DIR", "text_file": "TEXT_FILE", "file": "FILE", "train": "--train",
              "valid": "--valid", "test": "--test", "data": "--data", "input": "--input", "dataset": "--dataset",
-             "out": "--out", "output": "--output", "png": "--png"}
+             "out": "--out", "output": "--output", "png": "--png", "scores": "--scores", "prefix": "PREFIX"}
 
 
 def main(argv=None) -> int:
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
 
 def _run(args, argv) -> int:
     try:
-        from .runs import check_output
+        from .runs import check_output, refuse_existing
 
         for dest, name in PATH_ARGS.items():
             values = getattr(args, dest, None)
@@ -72,9 +72,11 @@ def _run(args, argv) -> int:
                 if isinstance(value, str) and not value.strip():
                     got = "an empty string" if not value else f"only spaces ({value!r})"
                     raise UserError(f"{name}: expected a path, got {got}")
-        for dest, directory in (("out", True), ("output", False), ("png", False)):   # before any work
-            if getattr(args, dest, None) not in (None, "-"):
+        for dest, directory in (("out", True), ("output", False), ("png", False), ("scores", False)):
+            if getattr(args, dest, None) not in (None, "-"):                 # before any work
                 check_output(getattr(args, dest), directory, f"--{dest}")
+                if not directory:
+                    refuse_existing([getattr(args, dest)], getattr(args, "overwrite", False), f"--{dest}")
         if getattr(args, "resume", False):
             check_resume(args, given_options(build_parser(), sys.argv[1:] if argv is None else argv))
         return args.run(args) or 0

@@ -533,12 +533,15 @@ def paths_for(path, names) -> dict:
     return {name: f"{stem}.{name}{ext or '.onnx'}" for name in names}
 
 
-def export(model, path) -> dict:
-    """Write ``model``'s ONNX graphs (atomically); returns ``{graph name: path written}``."""
+def export(model, path, overwrite: bool = True) -> dict:
+    """Write ``model``'s ONNX graphs (atomically); returns ``{graph name: path written}``. With
+    ``overwrite=False`` an existing file at any of those paths is refused before anything is written."""
     from .io import atomic_write_bytes
+    from .runs import refuse_existing
 
     built = graphs(model)
     out = paths_for(path, list(built))
+    refuse_existing(out.values(), overwrite, "-o")
     for name, m in built.items():
         atomic_write_bytes(out[name], m.SerializeToString())
     return out

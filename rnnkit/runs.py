@@ -144,6 +144,17 @@ def check_output(path, directory: bool, flag: str) -> None:
         raise UserError(f"{flag} {path}: cannot be created, {parent} is not writable")
 
 
+def refuse_existing(paths, overwrite: bool, flag: str) -> None:
+    """Before any work: a file the user named as an output is never replaced unless ``overwrite``
+    (``--overwrite``); what rnnkit writes under its own default names inside a run directory (curves,
+    attention maps, samples, ``model.onnx``) is made again from the run and is rewritten freely."""
+    if overwrite:
+        return
+    for path in paths:
+        if os.path.lexists(path):
+            raise UserError(f"{flag} {path}: the file exists; pass --overwrite to replace it, or name another file")
+
+
 def require_kind(run_dir, kinds) -> dict:
     """The config of the run in ``run_dir``; a one-line error when it is missing or of another kind."""
     run_dir = os.fspath(run_dir)

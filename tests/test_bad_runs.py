@@ -250,3 +250,81 @@ def test_every_command_that_resumes_a_run_names_its_kind():
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert {name for name, p in sub.choices.items() if resumes(p)} == set(RUN_KINDS)
+
+
+# 11 -- an output file the user named is never replaced without --overwrite ------------------------
+
+@pytest.mark.parametrize("argv,option", [
+    (["plot", "{d}/run1", "--png", "{f}"], "--png"),
+    (["export", "{d}/run1", "-o", "{f}"], "--output"),
+    (["classify", "predict", "{d}/crun", "{d}/cls.npz", "--output", "{f}"], "--output"),
+    (["seq2seq", "translate", "{t}/no-run", "a b", "--output", "{f}"], "--output"),
+    (["seq2seq", "translate", "{t}/no-run", "--input", "{d}/good.txt", "--scores", "{f}"], "--scores"),
+    (["seq2seq", "attention", "{t}/no-run", "a b", "--png", "{f}"], "--png"),
+    (["tag", "predict", "{t}/no-run", "{d}/good.txt", "--output", "{f}"], "--output"),
+    (["handwriting", "sample", "{t}/no-run", "--output", "{f}"], "--output"),
+])
+def test_an_existing_output_file_is_kept(runs, tmp_path, capsys, argv, option):
+    """Refused before any work (a run directory that does not exist is not even looked at)."""
+    mine = tmp_path / "mine" / "keep.out"
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's own file")
+    line = refused(capsys, *[a.format(d=runs, t=tmp_path, f=mine) for a in argv], keep=[mine.parent, runs / "run1"])
+    assert f"{option} {mine}: the file exists; pass --overwrite" in line
+
+
+def test_overwrite_replaces_an_output_file(runs, tmp_path, capsys):
+    mine = tmp_path / "labels.txt"
+    mine.write_text("old")
+    code, _, err = rnnkit(capsys, "classify", "predict", runs / "crun", runs / "cls.npz", "--output", mine,
+                          "--overwrite")
+    assert code == 0, err
+    assert len(mine.read_text().split()) == 40
+    png = tmp_path / "curves.png"
+    png.write_text("old")
+    code, _, err = rnnkit(capsys, "plot", runs / "run1", "--png", png, "--overwrite")
+    assert code == 0, err
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_export_checks_each_graph_file(runs, tmp_path, capsys):
+    """-o m.onnx for a character model writes m.sequence.onnx and m.step.onnx: an existing one of
+    them is refused before either is written."""
+    (tmp_path / "m.step.onnx").write_bytes(b"mine")
+    line = refused(capsys, "export", runs / "run1", "-o", tmp_path / "m.onnx", keep=[tmp_path])
+    assert f"{tmp_path / 'm.step.onnx'}: the file exists; pass --overwrite" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.step.onnx"]
+    code, _, err = rnnkit(capsys, "export", runs / "run1", "-o", tmp_path / "m.onnx", "--overwrite")
+    assert code == 0, err
+    assert (tmp_path / "m.step.onnx").read_bytes() != b"mine"
+    # the run's own default file is the run's: exporting again rewrites it
+    for _ in range(2):
+        code, _, err = rnnkit(capsys, "export", runs / "run1")
+        assert code == 0, err
+
+
+def test_radicals_keeps_existing_files(tmp_path, capsys):
+    (tmp_path / "k-test.npz").write_bytes(b"mine")
+    line = refused(capsys, "handwriting", "radicals", tmp_path / "k", keep=[tmp_path])
+    assert f"PREFIX {tmp_path / 'k-test.npz'}: the file exists" in line
+
+
+def test_every_command_that_writes_a_named_file_offers_overwrite():
+    """A new command with an output-file option needs --overwrite beside it (cli refuses an existing
+    file without it)."""
+    import argparse
+
+    from rnnkit.cli import build_parser
+
+    def parsers(p, name):
+        yield name, p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for n, c in a.choices.items():
+                    yield from parsers(c, f"{name} {n}")
+
+    writers = [(name, p) for name, p in parsers(build_parser(), "rnnkit")
+               if any(a.dest in ("output", "png", "scores", "prefix") for a in p._actions)]
+    assert len(writers) == 8
+    for name, p in writers:
+        assert any("--overwrite" in a.option_strings for a in p._actions), name

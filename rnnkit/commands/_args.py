@@ -196,6 +196,11 @@ def cell_name(text):
     return name
 
 
+def add_replace_arg(p):
+    """--overwrite for a command that writes files the user names (checked in ``cli`` before any work)."""
+    p.add_argument("--overwrite", action="store_true", help="replace an output file that already exists")
+
+
 def add_run_args(p, out):
     """--out, --resume, --overwrite."""
     g = p.add_argument_group("run directory")

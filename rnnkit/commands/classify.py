@@ -1,7 +1,7 @@
 """``rnnkit classify train|predict``: sequence classification on your .npz / .ts files or a built-in set."""
 from __future__ import annotations
 
-from ._args import (OneLineParser, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
+from ._args import (OneLineParser, add_replace_arg, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
                     add_run_args, fraction, nonneg_float, positive_int, positive_int_list)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
@@ -56,6 +56,7 @@ def register(sub):
     pr.add_argument("runs", metavar="RUN_DIR", nargs="+", help="one run directory, or several: an ensemble")
     pr.add_argument("file", metavar="FILE", help=".npz or .ts file; when it has labels, the accuracy is printed")
     pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout")
+    add_replace_arg(pr)
     pr.set_defaults(run=run_predict)
 
 

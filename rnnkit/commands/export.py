@@ -1,7 +1,7 @@
 """``rnnkit export RUN_DIR --format onnx -o model.onnx``: a trained model as ONNX graphs."""
 from __future__ import annotations
 
-from ._args import add_parser
+from ._args import add_parser, add_replace_arg
 
 
 def register(sub):
@@ -11,6 +11,7 @@ def register(sub):
     p.add_argument("-o", "--output", default=None,
                    help="output file (default RUN_DIR/model.onnx); a model with several graphs (charlm: sequence "
                         "and step; seq2seq: encoder and decoder) writes OUTPUT's stem.<graph>.onnx for each")
+    add_replace_arg(p)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which weights: best validation or last checkpoint")
     p.set_defaults(run=run)
@@ -23,7 +24,9 @@ def run(args):
     from ..runs import load
 
     model = load(args.run_dir, args.checkpoint)
-    written = export(model, args.output or os.path.join(args.run_dir, "model.onnx"))
+    # a file the user named (each graph's, for several) is kept unless --overwrite; RUN_DIR/model.onnx is the run's own
+    written = export(model, args.output or os.path.join(args.run_dir, "model.onnx"),
+                     overwrite=args.overwrite or args.output is None)
     for name, path in written.items():
         print(f"wrote {path} ({model.kind}, {name} graph)")
     return 0

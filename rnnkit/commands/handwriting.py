@@ -2,7 +2,7 @@
 characters or your own strokes."""
 from __future__ import annotations
 
-from ._args import (OneLineParser, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, nonneg_float,
+from ._args import (OneLineParser, add_replace_arg, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, nonneg_float,
                     positive_float, positive_int, seed_value)
 
 
@@ -40,7 +40,9 @@ def register(sub):
                     help="sampling bias b (Graves 2013 sec. 5.4): sigma * exp(-b), weights softmax((1 + b) pi); "
                          "0 samples the model as trained")
     sm.add_argument("--seed", type=seed_value, default=0)
-    sm.add_argument("--output", "-o", default="samples.png", help="PNG to write")
+    sm.add_argument("--output", "-o", default=None,
+                    help="PNG to write (default RUN_DIR/samples-bias<B>-seed<S>.png: the same draw is the same file)")
+    add_replace_arg(sm)
     sm.set_defaults(run=run_sample)
 
     ex = add_parser(s, "radicals", "write a recognition task from kanjivg: each character's pen sequence labelled with "
@@ -49,6 +51,7 @@ def register(sub):
                                 "--top most frequent, split by character (seeded, stratified) into PREFIX-train.npz "
                                 "and PREFIX-test.npz: x (N, L, 3) + lengths + y.")
     ex.add_argument("prefix", metavar="PREFIX", help="output path prefix")
+    add_replace_arg(ex)
     ex.add_argument("--top", type=positive_int, default=10, help="the most frequent radicals to keep")
     ex.add_argument("--test-fraction", type=fraction, default=0.2)
     ex.add_argument("--step", type=positive_float, default=6.0, help="points every this many units of arc length")
@@ -74,9 +77,12 @@ def run_train(args):
 
 
 def run_sample(args):
+    import os
+
     from ..apps.handwriting import draw_samples
 
-    print(f"wrote {draw_samples(args.run_dir, args.output, args.num, args.length, args.bias, args.seed)}")
+    out = args.output or os.path.join(args.run_dir, f"samples-bias{args.bias:g}-seed{args.seed}.png")
+    print(f"wrote {draw_samples(args.run_dir, out, args.num, args.length, args.bias, args.seed)}")
     return 0
 
 
@@ -89,6 +95,11 @@ def run_eval(args):
 
 def run_radicals(args):
     from ..apps.handwriting import export_radicals
+    from ..runs import check_output, refuse_existing
 
+    paths = (f"{args.prefix}-train.npz", f"{args.prefix}-test.npz")
+    for path in paths:
+        check_output(path, False, "PREFIX")
+    refuse_existing(paths, args.overwrite, "PREFIX")
     export_radicals(args.prefix, args.top, args.test_fraction, args.seed, args.step)
     return 0

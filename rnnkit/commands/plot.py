@@ -1,13 +1,14 @@
 """``rnnkit plot RUN_DIR``: training curves from a run's metrics log, as PNG."""
 from __future__ import annotations
 
-from ._args import add_parser
+from ._args import add_parser, add_replace_arg
 
 
 def register(sub):
     p = add_parser(sub, "plot", "plot a run's loss and bits-per-character curves as PNG")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--png", default=None, help="output file (default RUN_DIR/curves.png)")
+    add_replace_arg(p)
     p.set_defaults(run=run)
 
 

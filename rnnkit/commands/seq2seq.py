@@ -2,7 +2,7 @@
 ``source<TAB>target`` pairs, or on a generated task (dates, reversal, sorting)."""
 from __future__ import annotations
 
-from ._args import (OneLineParser, add_fit_args, add_parser, add_rnn_args, add_run_args, fit_config, fraction,
+from ._args import (OneLineParser, add_replace_arg, add_fit_args, add_parser, add_rnn_args, add_run_args, fit_config, fraction,
                     positive_float, positive_int)
 
 TOKENS = ("chars", "words")
@@ -46,6 +46,7 @@ def register(sub):
     tr.add_argument("--input", metavar="FILE", default=None,
                     help="one source a line ('-': stdin); source<TAB>target lines are scored too")
     tr.add_argument("--output", metavar="FILE", default=None, help="write the outputs here (default: stdout)")
+    add_replace_arg(tr)
     tr.add_argument("--scores", metavar="JSON", default=None, help="write the scores here (labelled --input)")
     tr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     _decoding_args(tr)
@@ -55,6 +56,7 @@ def register(sub):
     a.add_argument("run_dir", metavar="RUN_DIR")
     a.add_argument("text", metavar="TEXT")
     a.add_argument("--png", default=None, help="output file (default RUN_DIR/attention.png)")
+    add_replace_arg(a)
     _decoding_args(a)
     a.set_defaults(run=run_attention)
 

@@ -2,7 +2,7 @@
 CoNLL / CoNLL-U files, or on the built-in DNA motif-start task when no --train is given."""
 from __future__ import annotations
 
-from ._args import (OneLineParser, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, nonneg_float,
+from ._args import (OneLineParser, add_replace_arg, add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, nonneg_float,
                     nonneg_int, positive_int)
 
 PREDICT_HELP = """Tag FILE (or '-' for stdin) with the tagger in RUN and write token<TAB>tag lines, a blank line
@@ -48,6 +48,7 @@ def register(sub):
     pr.add_argument("run_dir", metavar="RUN", help="run directory of `rnnkit tag train`")
     pr.add_argument("file", metavar="FILE", help="CoNLL / CoNLL-U file, or one sentence a line; '-' reads stdin")
     pr.add_argument("--output", "-o", metavar="F", help="write the tagged tokens here instead of stdout")
+    add_replace_arg(pr)
     pr.add_argument("--format", choices=("auto", "conll", "lines"), default="auto", help="how to read FILE")
     pr.add_argument("--column", help="gold tag column of a CoNLL(-U) FILE (default: upos / the last column)")
     pr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
