@@ -128,6 +128,38 @@ def test_forecast_two_numeric_columns_still_need_column(tmp_path, capsys):
              "expected --column NAME", "t, value")
 
 
+def _dup_csv(path, header, cells):
+    """A CSV with ``header`` and 60 rows of ``cells(i)``, a list of cell texts."""
+    path.write_text(header + "\n" + "".join(",".join(cells(i)) + "\n" for i in range(60)))
+    return path
+
+
+def test_forecast_csv_column_naming_two_columns_is_refused(tmp_path, capsys):
+    """--column would read whichever of the two came first."""
+    csv = _dup_csv(tmp_path / "d.csv", "time,value,value", lambda i: [f"2000-{i}", f"{i % 5}", f"{i % 3}"])
+    one_line(capsys, ["forecast", "--dataset", csv, "--column", "value", "--out", tmp_path / "f", *TINY],
+             "d.csv, line 1", "'value'", "columns 2 and 3", "--column 'value'")
+    one_line(capsys, ["forecast", "--dataset", csv, "--out", tmp_path / "f", *TINY],       # both are numbers
+             "d.csv: expected --column NAME", "the header gives 'value' to columns 2 and 3")
+    assert not (tmp_path / "f").exists()
+
+
+def test_forecast_csv_automatic_column_with_a_shared_name_is_refused(tmp_path, capsys):
+    csv = _dup_csv(tmp_path / "d.csv", "date,value,value", lambda i: [f"2000-{i}", f"{i % 5}", f"n{i}"])
+    one_line(capsys, ["forecast", "--dataset", csv, "--out", tmp_path / "f", *TINY],
+             "d.csv, line 1", "'value'", "columns 2 and 3", "column 2 is the column of numbers read")
+    assert not (tmp_path / "f").exists()
+
+
+def test_forecast_csv_shared_name_of_other_columns_is_harmless(tmp_path):
+    from rnnkit.data.timeseries import read_csv_column
+
+    csv = _dup_csv(tmp_path / "d.csv", "value,note,note", lambda i: [f"{i % 5}", "a", "b"])
+    assert read_csv_column(csv).tolist()[:6] == read_csv_column(csv, "value").tolist()[:6] == [0, 1, 2, 3, 4, 0]
+    with pytest.raises(Exception, match=r"d.csv, line 1: .*'note' for columns 2 and 3"):
+        read_csv_column(csv, "note")
+
+
 def test_forecast_horizon_longer_than_test_tail_is_refused_before_training(tmp_path, capsys):
     csv = _series_csv(tmp_path / "s.csv", n=120)
     one_line(capsys, ["forecast", "--dataset", csv, "--column", "value", "--horizon", "30", "--test-size", "10",
@@ -202,6 +234,20 @@ def test_ts_regression_targets_refused_by_classify(tmp_path, capsys):
     one_line(capsys, ["classify", "train", "--train", p, "--out", tmp_path / "o", *TINY],
              "d.ts", "class labels", "@targetLabel")
     assert not (tmp_path / "o").exists()
+
+
+def test_ts_regression_targets_refused_by_classify_predict(tmp_path, capsys):
+    """Predicting on a regression file is refused as training on one is, before any label is written (the
+    targets would otherwise be scored as class names never seen in training)."""
+    code = main([str(a) for a in ["classify", "train", "--train", _ts(tmp_path, TS_ROWS * 5), "--out", tmp_path / "o",
+                                  *TINY, "--batch-size", 4]])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    rows = [r.rsplit(":", 1)[0] + f":{i + 0.5}" for i, r in enumerate(TS_ROWS)]
+    p = _ts(tmp_path, rows, TS_HEAD.replace("@classLabel true a b c", "@targetLabel true"), name="r.ts")
+    one_line(capsys, ["classify", "predict", tmp_path / "o", p, "--output", tmp_path / "labels.txt"],
+             "r.ts", "class labels", "@targetLabel")
+    assert not (tmp_path / "labels.txt").exists()
 
 
 # -- classify: options and .npz -----------------------------------------------------------------

@@ -184,6 +184,81 @@ def test_experiment_results_are_not_written_over(tmp_path, capsys):
     assert json.loads((tmp_path / "runs.json").read_text()) == json.loads(before["runs.json"])
 
 
+def _old_experiment(path, capsys):
+    """A finished tiny exploding experiment in ``path``; returns its files."""
+    assert main(["experiment", "exploding", "--T", "10", "--hidden", "4", "--steps", "3", "--out", str(path),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    return _files(path)
+
+
+@pytest.mark.parametrize("argv,fragments,memory", [
+    # refused by the memory estimate of a run's step, after --overwrite used to delete the old experiment
+    (["vanishing", "--T", "50", "--cells", "rnn,gru", "--hidden", "64", "--batch-size", "200"],
+     ["needs about", "use a smaller --hidden, --batch-size or --T"], 2**20),
+    (["exploding", "--T", "50", "--hidden", "64", "--batch-size", "200"], ["use a smaller --hidden"], 2**20),
+    # ... of the truncation table's measured steps
+    (["truncation", "--length", "5000", "--windows", "0,10", "--T", "10", "--task-windows", "0"],
+     ["use a smaller --length"], 2**20),
+    # a model no machine can hold (numpy's MemoryError, while the run is built)
+    (["vanishing", "--T", "10", "--cells", "rnn", "--hidden", "10000000"], ["ran out of memory"], None),
+])
+def test_experiment_overwrite_refused_late_leaves_the_old_one(tmp_path, capsys, monkeypatch, argv, fragments, memory):
+    """--overwrite deletes the old experiment only after every run is built and its memory checked."""
+    from rnnkit.apps import common
+
+    before = _old_experiment(tmp_path / "e", capsys)
+    if memory is not None:
+        monkeypatch.setattr(common, "available_memory", lambda: memory)
+    code = main(["experiment", *argv, "--steps", "2", "--out", str(tmp_path / "e"), "--overwrite", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+    assert _files(tmp_path / "e") == before
+
+
+def test_experiment_overwrite_replaces_only_what_rnnkit_wrote(tmp_path, capsys):
+    """A directory with other files, or another program's config.json, is refused with --overwrite and left as
+    it was; an old experiment is replaced."""
+    argv = ["experiment", "exploding", "--T", "10", "--hidden", "4", "--steps", "2", "--overwrite", "--no-progress"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"kind": "experiment-exploding"}))
+    for name, fragment in (("notes", "not an rnnkit run (todo.txt)"), ("other", "rnnkit did not write")):
+        before = _files(tmp_path / name)
+        assert main(argv + ["--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.strip().splitlines()) == 1, err
+        assert _files(tmp_path / name) == before
+    _old_experiment(tmp_path / "e", capsys)
+    assert main(argv + ["--out", str(tmp_path / "e")]) == 0
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["settings"]["steps"] == 2
+
+
+def test_experiment_resume_with_overwrite_is_refused(tmp_path, capsys):
+    before = _old_experiment(tmp_path / "e", capsys)
+    code = main(["experiment", "exploding", "--T", "10", "--hidden", "4", "--steps", "3", "--out", str(tmp_path / "e"),
+                 "--resume", "--overwrite", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--resume and --overwrite: expected one of them, got both" in err, err
+    assert _files(tmp_path / "e") == before
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["vanishing", "--T", "50,0"], "--T: expected comma-separated positive integers"),
+    (["truncation", "--windows", "0,-5"], "--windows: expected comma-separated integers >= 0"),
+    (["truncation", "--task-windows", "0,x"], "--task-windows: expected comma-separated integers >= 0"),
+])
+def test_experiment_length_lists_are_one_line_errors(argv, msg, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", *argv, "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "e").exists()
+
+
 
 
 def test_experiment_sigterm_then_resume_equals_uninterrupted(tmp_path):

@@ -49,10 +49,16 @@ def read_labelled(path):
     xs, y = read_sequences(path)
     if y is None:
         raise UserError(f"{path}: expected a label for every sequence ('y' in .npz, class labels in .ts), got none")
-    if y.dtype.kind == "f":               # only .ts gives floats: regression targets, which name no class
+    check_not_regression(y, path)
+    return xs, y
+
+
+def check_not_regression(y, path) -> None:
+    """Only .ts gives float labels: regression targets (``@targetLabel true``), which name no class,
+    to train on or to score predictions against."""
+    if y is not None and y.dtype.kind == "f":
         raise UserError(f"{path}: expected class labels (a '@classLabel true ...' header), got regression targets "
                         f"('@targetLabel true'); classification needs classes")
-    return xs, y
 
 
 def train_classifier(train, test=None, valid=None, valid_fraction=0.1, *, cell="lstm", hidden_size=64, num_layers=1,
@@ -239,6 +245,7 @@ def predict_file(run_dirs, path, output=None) -> dict:
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
     models = [runs.load(r, kinds=(KIND,)) for r in run_dirs]
     xs, y = read_sequences(path)
+    check_not_regression(y, path)
     LS.check_features(xs, models[0].config["input_size"], path)
     pred = ensemble_predict(models, xs)
     text = "".join(f"{p}\n" for p in pred)

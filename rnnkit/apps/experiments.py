@@ -37,6 +37,7 @@ from ..models.common import split_cell_variant
 from ..models.sequence import SequenceModel
 from ..train import Trainer, TrainConfig, TrainingDiverged
 from ..plots import plot_exploding, plot_flow_heatmaps, plot_flow_profiles, plot_task_curves
+from .common import memory_needed, refuse_if_too_big
 
 # -- what "solved" means per task -----------------------------------------------------
 
@@ -111,12 +112,14 @@ def test_set(task, T, n_test, seed):
     return make_task(task, n_test, T, seed=[seed, 3]), None
 
 
-def _check_tasks(task, Ts) -> None:
-    """Build each (task, T) at its smallest before the experiment's directory is made, so a length
-    the task cannot take is one line that leaves nothing behind (a directory holding only its
-    config.json would refuse the corrected command)."""
-    for T in Ts:
-        test_set(task, T, 2, 0)
+def _check_runs(plan) -> None:
+    """Build every run of ``plan`` (``(name, settings)`` pairs, :func:`_build`'s arguments) before the
+    experiment's directory is made or ``--overwrite`` deletes the old one: a length the task cannot
+    take, or a test set, model or step too large for memory, is one line that leaves the old
+    experiment as it was, and no directory holding only a config.json that would refuse the
+    corrected command."""
+    for _, settings in plan:
+        _build(**settings)
 
 
 def evaluate(model, task, data: TaskData, chunk=500):
@@ -160,15 +163,9 @@ def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0
     done = None if run_dir is None else os.path.join(run_dir, "result.json")
     if done is not None and os.path.exists(done):
         return _read_result(done)
-    d, train = test_set(task, T, n_test, seed)
-    base, variant = split_cell_variant(cell)
-    model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=base, init=init, recurrent_gain=gain,
-                          gate=gate if base in ("lstm", "gru") else "sigmoid",
-                          forget_bias=forget_bias if base == "lstm" else None, seed=seed, **variant)
-    model.bptt = bptt
-    config = TrainConfig(steps=steps, lr=lr, optimizer=optimizer, clip=clip, stateful=False, log_every=1,
-                         eval_every=steps + 1, checkpoint_every=eval_every, time_limit=time_limit, seed=seed)
-    data = TaskBatches(task, T, batch_size, seed, steps, train)
+    d, model, config, data = _build(task, T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=clip,
+                                    seed=seed, eval_every=eval_every, n_test=n_test, optimizer=optimizer, init=init,
+                                    gain=gain, bptt=bptt, time_limit=time_limit, gate=gate, forget_bias=forget_bias)
     flow = FlowRecorder(model, flow_every)
     tracker = _Evaluations(model, task, d, eval_every, steps, progress)
     trainer = Trainer(model, data, None, config, run_dir, progress=False, callbacks=[flow, tracker])
@@ -207,6 +204,25 @@ def train_task(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0
     if done is not None:
         atomic_write_text(done, json.dumps(_slim(result), default=_json_default))
     return result
+
+
+def _build(task, T, cell, steps, hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, eval_every=100, n_test=1000,
+           optimizer="adam", init="default", gain=1.0, bptt=0, time_limit=0.0, gate="sigmoid", forget_bias=None):
+    """``(test set, model, training batches, TrainConfig)`` of one run of :func:`train_task`, with the
+    memory of a training step checked: everything that can refuse the run before it trains."""
+    d, train = test_set(task, T, n_test, seed)
+    base, variant = split_cell_variant(cell)
+    model = SequenceModel(d.x.shape[2], hidden, d.n_out, d.kind, cell=base, init=init, recurrent_gain=gain,
+                          gate=gate if base in ("lstm", "gru") else "sigmoid",
+                          forget_bias=forget_bias if base == "lstm" else None, seed=seed, **variant)
+    model.bptt = bptt
+    config = TrainConfig(steps=steps, lr=lr, optimizer=optimizer, clip=clip, stateful=False, log_every=1,
+                         eval_every=steps + 1, checkpoint_every=eval_every, time_limit=time_limit, seed=seed)
+    data = TaskBatches(task, T, batch_size, seed, steps, train)
+    x, y, lengths = data.batch(0, 0)
+    kept = x[-bptt:] if bptt else x               # truncated BPTT keeps one window's steps at a time
+    refuse_if_too_big(memory_needed(model, (kept, y, lengths), optimizer), "--hidden, --batch-size or --T")
+    return d, model, config, data
 
 
 class _Evaluations:
@@ -251,19 +267,22 @@ def _read_result(path) -> dict:
 
 
 class experiment_dir:
-    """``with experiment_dir(out_dir, name, settings, resume, overwrite) as runs_dir:`` checks
-    ``out_dir`` (new, or ``overwrite`` of an old experiment, or ``resume`` of this experiment with
-    the same ``settings``), records it in ``config.json``, locks it while the experiment runs, and
-    on Ctrl-C / SIGTERM says how to continue. ``runs_dir`` is where the training runs go."""
+    """``exp = experiment_dir(out_dir, name, settings, resume, overwrite)`` checks ``out_dir`` at once
+    (new, or ``overwrite`` of an old experiment or run rnnkit wrote, or ``resume`` of this experiment
+    with the same ``settings``) and changes nothing there. ``with exp as runs_dir:``, entered after
+    the caller's own checks (:func:`_check_runs`), deletes the old experiment for ``overwrite``,
+    records the new one in ``config.json``, locks it while the experiment runs, and on Ctrl-C /
+    SIGTERM says how to continue. ``runs_dir`` is where the training runs go."""
 
     def __init__(self, out_dir, name, settings: dict, resume=False, overwrite=False):
         self.out_dir, self.kind = os.fspath(out_dir), f"experiment-{name}"
         self.settings = json.loads(json.dumps(settings, default=_json_default))
         self.resume, self.overwrite = resume, overwrite
+        self._check(delete=False)
 
-    def _check(self):
-        if not self.resume:
-            runs.prepare(self.out_dir, self.kind, overwrite=self.overwrite)
+    def _check(self, delete: bool):
+        if not self.resume or self.overwrite:          # prepare refuses --resume with --overwrite
+            runs.prepare(self.out_dir, self.kind, resume=self.resume, overwrite=self.overwrite, delete=delete)
             return
         cfg = runs.read_config(self.out_dir) if os.path.isdir(self.out_dir) else None
         found = None if cfg is None else cfg.get("kind")
@@ -278,7 +297,7 @@ class experiment_dir:
                             f"{'; '.join(diffs)}. Drop them, or start anew (another --out, or --overwrite)")
 
     def __enter__(self):
-        self._check()
+        self._check(delete=True)                   # the one place an experiment's --overwrite deletes
         self.lock = runs.RunLock(self.out_dir)
         self.lock.__enter__()
         atomic_write_text(os.path.join(self.out_dir, "config.json"), json.dumps(
@@ -341,36 +360,38 @@ def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=
                   resume=False, overwrite=False):
     """Train every (T, cell) with the same budget; write table, heatmaps and curves into ``out_dir``
     (``resume``: continue an interrupted one there; ``overwrite``: replace an old one)."""
-    _check_tasks(task, Ts)
-    with experiment_dir(out_dir, "vanishing", _settings(locals()), resume, overwrite) as runs_dir:
-        return _vanishing(task, Ts, cells, steps, out_dir, hidden, lr, batch_size, clip, seed, eval_every,
-                          flow_every, n_test, log, progress, init, gate, forget_bias, runs_dir)
+    exp = experiment_dir(out_dir, "vanishing", _settings(locals()), resume, overwrite)
+    plan = [(f"{task}-T{T}-{cell}", dict(task=task, T=T, cell=cell, steps=steps, hidden=hidden, lr=lr,
+                                         batch_size=batch_size, clip=clip, seed=seed, eval_every=eval_every,
+                                         n_test=n_test, init=init, gate=gate, forget_bias=forget_bias))
+            for T in Ts for cell in cells]
+    _check_runs(plan)
+    with exp as runs_dir:
+        return _vanishing(plan, task, steps, out_dir, hidden, lr, batch_size, clip, flow_every, log, progress, init,
+                          gate, forget_bias, runs_dir)
 
 
-def _vanishing(task, Ts, cells, steps, out_dir, hidden, lr, batch_size, clip, seed, eval_every, flow_every, n_test,
-               log, progress, init, gate, forget_bias, runs_dir):
+def _vanishing(plan, task, steps, out_dir, hidden, lr, batch_size, clip, flow_every, log, progress, init, gate,
+               forget_bias, runs_dir):
     from tqdm.auto import tqdm
 
     results = []
-    for T in Ts:
-        for cell in cells:
-            bar = tqdm(total=steps, desc=f"{task} T={T} {cell}", unit="step", disable=not progress,
-                       dynamic_ncols=True, leave=False)
+    for name, settings in plan:
+        T, cell = settings["T"], settings["cell"]
+        bar = tqdm(total=steps, desc=f"{task} T={T} {cell}", unit="step", disable=not progress,
+                   dynamic_ncols=True, leave=False)
 
-            def tick(step, row, bar=bar):
-                bar.update(1)
-                if "metric" in row:
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", metric=f"{row['metric']:.4f}")
+        def tick(step, row, bar=bar):
+            bar.update(1)
+            if "metric" in row:
+                bar.set_postfix(loss=f"{row['loss']:.4f}", metric=f"{row['metric']:.4f}")
 
-            r = train_task(task, T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=clip,
-                           seed=seed, eval_every=eval_every, flow_every=flow_every, n_test=n_test, progress=tick,
-                           init=init, gate=gate, forget_bias=forget_bias,
-                           run_dir=os.path.join(runs_dir, f"{task}-T{T}-{cell}"))
-            bar.close()
-            results.append(r)
-            log(f"{task} T={T} {cell}: {r['metric']} {_fmt(r['final'])} (trivial {_fmt(r['trivial'])}), "
-                f"solved {'at step ' + str(r['steps_to_solve']) if r['steps_to_solve'] else 'no'}, "
-                f"{r['wall_time']:.0f} s")
+        r = train_task(**settings, flow_every=flow_every, progress=tick, run_dir=os.path.join(runs_dir, name))
+        bar.close()
+        results.append(r)
+        log(f"{task} T={T} {cell}: {r['metric']} {_fmt(r['final'])} (trivial {_fmt(r['trivial'])}), "
+            f"solved {'at step ' + str(r['steps_to_solve']) if r['steps_to_solve'] else 'no'}, "
+            f"{r['wall_time']:.0f} s")
     note = (f"{task}: {SPEC_NOTES[task]}. {steps} steps of batch {batch_size}, hidden {hidden}, Adam lr {lr}, "
             f"clip {clip}, init {init}, gates {gate}" + (f", forget bias {forget_bias}" if forget_bias is not None else "")
             + ".")
@@ -404,17 +425,21 @@ def run_exploding(task="adding", T=100, steps=600, out_dir="experiment", hidden=
                   batch_size=50, seed=0, log=print, progress=True, resume=False, overwrite=False):
     """A tanh RNN with recurrent weights ``gain`` x orthogonal, trained with SGD with and without
     norm clipping from the same initialisation and the same batches."""
-    _check_tasks(task, [T])
-    with experiment_dir(out_dir, "exploding", _settings(locals()), resume, overwrite) as runs_dir:
-        return _exploding(task, T, steps, out_dir, hidden, gain, lr, clip, batch_size, seed, log, runs_dir)
+    exp = experiment_dir(out_dir, "exploding", _settings(locals()), resume, overwrite)
+    plan = [(f"clip-{c:g}", dict(task=task, T=T, cell="rnn", steps=steps, hidden=hidden, lr=lr, batch_size=batch_size,
+                                 clip=c, seed=seed, eval_every=max(steps // 20, 1), optimizer="sgd", init="orthogonal",
+                                 gain=gain))
+            for c in (0.0, clip)]
+    _check_runs(plan)
+    with exp as runs_dir:
+        return _exploding(plan, out_dir, hidden, gain, lr, batch_size, log, runs_dir)
 
 
-def _exploding(task, T, steps, out_dir, hidden, gain, lr, clip, batch_size, seed, log, runs_dir):
+def _exploding(plan, out_dir, hidden, gain, lr, batch_size, log, runs_dir):
     rows = []
-    for c in (0.0, clip):
-        r = train_task(task, T, "rnn", steps, hidden=hidden, lr=lr, batch_size=batch_size, clip=c, seed=seed,
-                       eval_every=max(steps // 20, 1), flow_every=0, optimizer="sgd", init="orthogonal", gain=gain,
-                       run_dir=os.path.join(runs_dir, f"clip-{c:g}"))
+    for name, settings in plan:
+        c = settings["clip"]
+        r = train_task(**settings, flow_every=0, run_dir=os.path.join(runs_dir, name))
         r["clip"] = c
         r["max_grad_norm"] = max(x["grad_norm"] for x in r["curve"])
         r["final_loss"] = r["curve"][-1]["loss"]
@@ -461,26 +486,43 @@ def measure_truncation(L=1000, windows=(0, 50, 100, 200), cell="lstm", hidden=12
     return rows
 
 
+def _check_measurement(L, windows, cell, hidden=128, batch_size=32, seed=0) -> None:
+    """Refuse an ``L`` whose measured steps (:func:`measure_truncation`'s, each window keeping only its
+    own steps) would not fit in memory, before anything is made or deleted."""
+    kept = max((k if 0 < k < L else L for k in windows), default=0)
+    model = SequenceModel(2, hidden, 1, "regression", cell=cell, seed=seed)
+    x = np.broadcast_to(np.float32(0), (kept, batch_size, 2))        # the shape alone: nothing allocated
+    est = memory_needed(model, (x,))
+    values = L * batch_size * 2                   # the input: drawn in float64, kept in float32, and its gradient
+    est["activations"] += 12 * values
+    est["backward"] += 4 * values
+    est["total"] = est["weights"] + est["activations"] + est["backward"]
+    refuse_if_too_big(est, "--length")
+
+
 def run_truncation(L=1000, windows=(0, 50, 100, 200), T=100, task_windows=(0, 75, 50, 25), cell="lstm", steps=2000,
                    out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, seed=0, log=print, progress=True,
                    resume=False, overwrite=False):
     """Time/memory of truncation on a long sequence, then the adding problem trained per window."""
-    _check_tasks("adding", [T])
-    with experiment_dir(out_dir, "truncation", _settings(locals()), resume, overwrite) as runs_dir:
-        return _truncation(L, windows, T, task_windows, cell, steps, out_dir, hidden, lr, batch_size, seed, log,
-                           runs_dir)
+    exp = experiment_dir(out_dir, "truncation", _settings(locals()), resume, overwrite)
+    plan = [(f"window-{k or 'full'}", dict(task="adding", T=T, cell=cell, steps=steps, hidden=hidden, lr=lr,
+                                           batch_size=batch_size, seed=seed, bptt=k))
+            for k in task_windows]
+    _check_measurement(L, windows, cell, seed=seed)
+    _check_runs(plan)
+    with exp as runs_dir:
+        return _truncation(plan, L, windows, T, cell, out_dir, seed, log, runs_dir)
 
 
-def _truncation(L, windows, T, task_windows, cell, steps, out_dir, hidden, lr, batch_size, seed, log, runs_dir):
+def _truncation(plan, L, windows, T, cell, out_dir, seed, log, runs_dir):
     cost = measure_truncation(L, windows, cell=cell, seed=seed)
     md1 = write_table(cost, out_dir, "truncation_cost", columns=["L", "window", "time_ms", "peak_mb"],
                       note=f"{cell}, hidden 128, batch 32: one training step (forward + backward) on L={L} steps.")
     log(md1)
     rows = []
-    for k in task_windows:
-        r = train_task("adding", T, cell, steps, hidden=hidden, lr=lr, batch_size=batch_size, seed=seed, bptt=k,
-                       flow_every=0, run_dir=os.path.join(runs_dir, f"window-{k or 'full'}"))
-        r["window"] = k or "full"
+    for name, settings in plan:
+        r = train_task(**settings, flow_every=0, run_dir=os.path.join(runs_dir, name))
+        r["window"] = settings["bptt"] or "full"
         rows.append(r)
         log(f"adding T={T} window {r['window']}: mse {_fmt(r['final'])}, solved "
             f"{'at step ' + str(r['steps_to_solve']) if r['steps_to_solve'] else 'no'}")

@@ -76,16 +76,25 @@ def fraction(text):
     return v
 
 
-def positive_int_list(text):
-    """``'128,256,128'`` -> ``[128, 256, 128]`` (a list, as a run's config.json holds it)."""
-    try:
-        values = [int(t) for t in text.split(",")]              # int() allows the spaces around each
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 128,256,128, "
-                                         f"got {text!r}")
-    return values
+def _integer_list(minimum: int, what: str, name: str):
+    """An argparse type: comma-separated integers, each at least ``minimum``, as a list (as a run's
+    config.json holds it); its errors say ``what`` was expected."""
+
+    def parse(text):
+        try:
+            values = [int(t) for t in text.split(",")]          # int() allows the spaces around each
+        except ValueError:
+            values = []
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return values
+
+    parse.__name__ = name
+    return parse
+
+
+positive_int_list = _integer_list(1, "comma-separated positive integers such as 128,256,128", "positive_int_list")
+nonneg_int_list = _integer_list(0, "comma-separated integers >= 0 such as 0,50,100", "nonneg_int_list")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

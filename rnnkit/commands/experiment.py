@@ -3,25 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import OneLineParser, add_parser, finite_float, nonneg_float, positive_float, positive_int, seed_value
+from ._args import (OneLineParser, add_parser, finite_float, nonneg_float, nonneg_int_list, positive_float,
+                    positive_int, positive_int_list, seed_value)
 
 TASKS = ("adding", "copy", "temporal-order", "reber", "digits", "mackey-glass", "dna")
 CELLS = ("rnn", "rnn-relu", "lstm", "gru")
-
-
-def _int_list(minimum: int, what: str):
-    """An argparse type: comma-separated integers, each >= ``minimum``; errors say ``what``."""
-
-    def parse(text):
-        try:
-            vals = [int(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            vals = []
-        if not vals or min(vals) < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return vals
-
-    return parse
 
 
 def gain_value(text):
@@ -31,10 +17,6 @@ def gain_value(text):
     if v > 1000:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1000], got {text}")
     return v
-
-
-int_list = _int_list(1, "comma-separated positive integers")
-window_list = _int_list(0, "comma-separated integers >= 0 (0 = full BPTT)")
 
 
 def cell_list(text):
@@ -84,7 +66,7 @@ def register(sub):
     v = add_parser(exp, "vanishing", "train RNN / LSTM / GRU on a long-range task with the same budget; "
                                      "table, gradient-flow heatmaps and loss curves")
     v.add_argument("--task", choices=TASKS, default="adding", help="long-range task")
-    v.add_argument("--T", dest="Ts", type=int_list, default=[100],
+    v.add_argument("--T", dest="Ts", type=positive_int_list, default=[100],
                    help="sequence lengths (copy: the delay), comma-separated, e.g. 50,100,200")
     v.add_argument("--cells", type=cell_list, default=["rnn", "lstm", "gru"], help="cells, comma-separated")
     v.add_argument("--eval-every", type=positive_int, default=100, help="steps between held-out evaluations")
@@ -108,10 +90,11 @@ def register(sub):
     t = add_parser(exp, "truncation", "full vs truncated BPTT: time and memory on a long sequence, and the "
                                       "window's effect on the adding problem")
     t.add_argument("--length", type=positive_int, default=1000, help="sequence length for the time/memory table")
-    t.add_argument("--windows", type=window_list, default=[0, 50, 100, 200],
+    t.add_argument("--windows", type=nonneg_int_list, default=[0, 50, 100, 200],
                    help="windows for the time/memory table (0 = full BPTT)")
     t.add_argument("--T", type=positive_int, default=100, help="adding-problem length")
-    t.add_argument("--task-windows", type=window_list, default=[0, 75, 50, 25], help="windows trained on the adding problem")
+    t.add_argument("--task-windows", type=nonneg_int_list, default=[0, 75, 50, 25],
+                   help="windows trained on the adding problem (0 = full BPTT)")
     t.add_argument("--cell", choices=CELLS, default="lstm")
     _common(t, "runs/truncation", 2000, 2e-3, 1.0)
     t.set_defaults(run=run_truncation)
@@ -141,8 +124,6 @@ def run_exploding(args):
 def run_truncation(args):
     from ..apps.experiments import run_truncation as go
 
-    if any(0 < k < 1 for k in args.task_windows):
-        raise ValueError("task-windows: expected 0 (full) or a positive window")
     go(L=args.length, windows=args.windows, T=args.T, task_windows=args.task_windows, cell=args.cell,
        steps=args.steps, out_dir=args.out, hidden=args.hidden, lr=args.lr, batch_size=args.batch_size,
        seed=args.seed, progress=args.progress, resume=args.resume, overwrite=args.overwrite)

@@ -240,16 +240,36 @@ def read_csv_column(path, column=None) -> np.ndarray:
                 flawed.append(f"{header[k]!r} has {got} on line {n}")
             got = (f"columns of numbers: {', '.join(header[k] for k in sorted(full + mostly))}"
                    + (f" ({'; '.join(flawed)})" if flawed else "") if full or mostly else "no column of numbers")
-            raise UserError(f"{path}: expected --column NAME (columns: {', '.join(header)}; {got})")
+            shared = [name for name in dict.fromkeys(header[k] for k in sorted(full + mostly))
+                      if header.count(name) > 1]               # names --column could not choose by
+            same = ", ".join(f"{name!r} to columns {_positions(header, name)}" for name in shared)
+            raise UserError(f"{path}: expected --column NAME (columns: {', '.join(header)}; {got})"
+                            + (f"; the header gives {same}: rename them to choose one" if shared else ""))
+        _named_once(path, rows[0][0], header, j, f"column {j + 1} is the column of numbers read")
     else:
         if column not in header:
             raise UserError(f"{path}: expected a column named {column!r}, got columns {', '.join(header)}")
         j = header.index(column)
+        _named_once(path, rows[0][0], header, j, f"--column {column!r} cannot tell them apart")
     bad = _bad_cell(data, j)
     if bad is not None:
         n, j, got = bad
         raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r}")
     return np.array([float(r[j]) for _, r in data])
+
+
+def _named_once(path, line, header, j, why) -> None:
+    """Refuse a header (on ``line``) that gives column ``j``'s name to other columns too: the series
+    read would be known by a name that means more than one column."""
+    if header.count(header[j]) > 1:
+        raise UserError(f"{where(path, line)}: expected each column to have its own name, got {header[j]!r} for "
+                        f"columns {_positions(header, header[j])} ({why}); rename them")
+
+
+def _positions(header, name) -> str:
+    """The 1-based columns ``name`` heads: ``'2 and 3'``, ``'1, 4 and 5'``."""
+    same = [str(k + 1) for k, h in enumerate(header) if h == name]
+    return f"{', '.join(same[:-1])} and {same[-1]}"
 
 
 def _bad_cell(data, j):
