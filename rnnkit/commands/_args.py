@@ -78,16 +78,14 @@ def fraction(text):
 
 def _integer_list(minimum: int, what: str, name: str):
     """An argparse type: comma-separated integers, each at least ``minimum``, as a list (as a run's
-    config.json holds it); its errors say ``what`` was expected."""
+    config.json holds it); its errors say ``what`` was expected and quote the whole list."""
+    one = _integer(minimum, what, name)                       # int() allows the spaces around each
 
     def parse(text):
         try:
-            values = [int(t) for t in text.split(",")]          # int() allows the spaces around each
-        except ValueError:
-            values = []
-        if not values or min(values) < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return values
+            return [one(t) for t in text.split(",")]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
     parse.__name__ = name
     return parse
