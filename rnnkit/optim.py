@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import numbers
 
 import numpy as np
 
@@ -38,10 +39,16 @@ def _triples(params):
         params = params.trainable_parameters()
     elif hasattr(params, "named_parameters"):
         params = params.named_parameters()
-    out = list(params)
+    want = "a module (Adam(model, ...)) or (name, param, grad) triples"
+    try:
+        out = list(params)
+    except TypeError:
+        raise TypeError(f"params: expected {want}, got {type(params).__name__}") from None
     for t in out:
         if not (isinstance(t, tuple) and len(t) == 3):
-            raise TypeError("params: expected a module or (name, param, grad) triples")
+            raise TypeError(f"params: expected {want}, got a {type(params).__name__} of {type(t).__name__}")
+    if not out:
+        raise ValueError("params: expected at least one parameter, got none")
     return out
 
 
@@ -61,6 +68,20 @@ def _check(cond, name, value, want):
         raise ValueError(f"{name}: expected {want}, got {value!r}")
 
 
+def _real(v) -> bool:
+    """A finite real number (NumPy scalars included; bools, strings, NaN and inf are not)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+
+
+def _in(v, lo, hi=math.inf, lo_open=False, hi_open=True) -> bool:
+    """``v`` is a finite real number in the interval from ``lo`` to ``hi``, open where said."""
+    return _real(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+
+def _count(v, minimum) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= minimum
+
+
 def selector(spec):
     """A group's ``"params"`` as a predicate on names: a callable as it is, a string of
     comma-separated shell patterns (``fnmatch``), or a collection of exact names."""
@@ -75,10 +96,15 @@ def selector(spec):
     raise TypeError(f"groups: expected 'params' to be names, a pattern string or a predicate, got {spec!r}")
 
 
-def no_decay_selector(words: str):
-    """``"bias,norm"`` -> a predicate true for names containing any of the words; ``norm`` also
+def no_decay_selector(words):
+    """``"bias,norm"`` (or ``["bias", "norm"]``) -> a predicate true for names containing any of the words; ``norm`` also
     names the layer-norm parameters, whose names start ``ln_`` (``rnn.ln_ih_weight_l0``)."""
-    parts = comma_list(words)
+    if isinstance(words, (list, tuple, set, frozenset)) and all(isinstance(w, str) for w in words):
+        parts = [w.strip() for w in words if w.strip()]
+    elif isinstance(words, str):
+        parts = comma_list(words)
+    else:
+        parts = []
     if not parts:
         raise ValueError(f"no_decay: expected comma-separated words such as 'bias,norm', got {words!r}")
     norm = "norm" in parts
@@ -90,7 +116,7 @@ class Optimizer:
     its group's settings; ``lr`` may be changed between steps (schedules do)."""
 
     def __init__(self, params, lr: float, groups=None, no_decay=None, **defaults):
-        _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), "lr", lr, "a positive number")
+        _check(_in(lr, 0, lo_open=True), "lr", lr, "a positive number")
         self.module = params if hasattr(params, "frozen_names") else None
         self.params = _once(_triples(params.named_parameters() if self.module is not None else params))
         self.lr = float(lr)
@@ -120,8 +146,7 @@ class Optimizer:
             self.check(settings, f"groups[{i}] ")
             if "lr" in settings:
                 lr = settings.pop("lr")
-                _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), f"groups[{i}] lr", lr,
-                       "a positive number")
+                _check(_in(lr, 0, lo_open=True), f"groups[{i}] lr", lr, "a positive number")
                 settings["lr_scale"] = float(lr) / self.lr
             pick = selector(group["params"])
             chosen = [n for n in names if pick(n)]
@@ -193,8 +218,10 @@ class SGD(Optimizer):
 
     def check(self, h, where):
         m = h.get("momentum", self.momentum)
-        _check(0 <= m < 1, where + "momentum", m, "a number in [0, 1)")
-        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+        _check(_in(m, 0, 1), where + "momentum", m, "a number in [0, 1)")
+        _check(_in(h.get("dampening", 0), 0, 1, hi_open=False), where + "dampening", h.get("dampening"),
+               "a number in [0, 1]")
+        _check(_in(h.get("weight_decay", 0), 0), where + "weight_decay", h.get("weight_decay"), "a number >= 0")
         _check(not h.get("nesterov", self.nesterov) or (m > 0 and h.get("dampening", self.dampening) == 0),
                where + "nesterov", h.get("nesterov", self.nesterov),
                "momentum > 0 and dampening 0 with Nesterov momentum")
@@ -221,14 +248,18 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, groups=None,
                  no_decay=None):
-        super().__init__(params, lr, groups, no_decay, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        super().__init__(params, lr, groups, no_decay, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)
+        self.betas = tuple(self.betas)
 
     def check(self, h, where):
-        for i, b in enumerate(h.get("betas", ())):
-            _check(0 <= b < 1, f"{where}betas[{i}]", b, "a number in [0, 1)")
-        _check(h.get("eps", 1) > 0, where + "eps", h.get("eps"), "a positive number")
-        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+        if "betas" in h:
+            b = h["betas"]
+            _check(isinstance(b, (tuple, list)) and len(b) == 2, where + "betas", b, "a pair (beta1, beta2)")
+            for i, v in enumerate(b):
+                _check(_in(v, 0, 1), f"{where}betas[{i}]", v, "a number in [0, 1)")
+        _check(_in(h.get("eps", 1), 0, lo_open=True), where + "eps", h.get("eps"), "a positive number")
+        _check(_in(h.get("weight_decay", 0), 0), where + "weight_decay", h.get("weight_decay"), "a number >= 0")
 
     def update(self, p, g, s, h, t):
         (b1, b2), lr, wd = h["betas"], h["lr"], h["weight_decay"]
@@ -273,10 +304,10 @@ class RMSprop(Optimizer):
                          momentum=momentum, centered=centered)
 
     def check(self, h, where):
-        _check(0 <= h.get("alpha", 0) < 1, where + "alpha", h.get("alpha"), "a number in [0, 1)")
-        _check(h.get("eps", 1) > 0, where + "eps", h.get("eps"), "a positive number")
-        _check(0 <= h.get("momentum", 0) < 1, where + "momentum", h.get("momentum"), "a number in [0, 1)")
-        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+        _check(_in(h.get("alpha", 0), 0, 1), where + "alpha", h.get("alpha"), "a number in [0, 1)")
+        _check(_in(h.get("eps", 1), 0, lo_open=True), where + "eps", h.get("eps"), "a positive number")
+        _check(_in(h.get("momentum", 0), 0, 1), where + "momentum", h.get("momentum"), "a number in [0, 1)")
+        _check(_in(h.get("weight_decay", 0), 0), where + "weight_decay", h.get("weight_decay"), "a number >= 0")
 
     def update(self, p, g, s, h, t):
         a = h["alpha"]
@@ -314,11 +345,11 @@ class Adagrad(Optimizer):
                          initial_accumulator_value=initial_accumulator_value, eps=eps)
 
     def check(self, h, where):
-        _check(h.get("lr_decay", 0) >= 0, where + "lr_decay", h.get("lr_decay"), "a number >= 0")
-        _check(h.get("weight_decay", 0) >= 0, where + "weight_decay", h.get("weight_decay"), "a number >= 0")
-        _check(h.get("initial_accumulator_value", 0) >= 0, where + "initial_accumulator_value",
+        _check(_in(h.get("lr_decay", 0), 0), where + "lr_decay", h.get("lr_decay"), "a number >= 0")
+        _check(_in(h.get("weight_decay", 0), 0), where + "weight_decay", h.get("weight_decay"), "a number >= 0")
+        _check(_in(h.get("initial_accumulator_value", 0), 0), where + "initial_accumulator_value",
                h.get("initial_accumulator_value"), "a number >= 0")
-        _check(h.get("eps", 1) > 0, where + "eps", h.get("eps"), "a positive number")
+        _check(_in(h.get("eps", 1), 0, lo_open=True), where + "eps", h.get("eps"), "a positive number")
 
     def update(self, p, g, s, h, t):
         if h["weight_decay"]:
@@ -359,7 +390,8 @@ def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients in place so their global L2 norm is at most ``max_norm``
     (by ``max_norm / (norm + 1e-6)``, as ``torch.nn.utils.clip_grad_norm_``). Returns the norm
     before clipping; ``inf``/``nan`` norms are returned unclipped for the caller to report."""
-    _check(max_norm > 0, "max_norm", max_norm, "a positive number")
+    _check(isinstance(max_norm, numbers.Real) and not isinstance(max_norm, bool) and max_norm > 0, "max_norm",
+           max_norm, "a positive number (inf: measure the norm only)")
     grads = _grads(params)
     norm = grad_norm([(None, None, g) for g in grads])
     coef = max_norm / (norm + 1e-6)
@@ -371,16 +403,23 @@ def clip_grad_norm(params, max_norm: float) -> float:
 
 def clip_grad_value(params, clip_value: float) -> None:
     """Clamp every gradient element into ``[-clip_value, clip_value]`` in place."""
-    _check(clip_value > 0, "clip_value", clip_value, "a positive number")
+    _check(_in(clip_value, 0, lo_open=True), "clip_value", clip_value, "a positive number")
     for g in _grads(params):
         np.clip(g, -clip_value, clip_value, out=g)
 
 
 # -- schedules --------------------------------------------------------------------------
+def _optimizer(o) -> None:
+    if not isinstance(o, Optimizer):
+        raise TypeError(f"optimizer: expected an rnnkit optimizer (rnnkit.optim.Adam(model, ...)), "
+                        f"got {type(o).__name__}")
+
+
 class Schedule:
     """Sets ``optimizer.lr`` from the number of ``step()`` calls made so far."""
 
     def __init__(self, optimizer: Optimizer):
+        _optimizer(optimizer)
         self.optimizer, self.base_lr, self.count = optimizer, optimizer.lr, 0
         optimizer.lr = self.lr_at(0)
 
@@ -403,7 +442,8 @@ class StepLR(Schedule):
     """``lr = base * gamma ** (n // step_size)``."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        _check(step_size >= 1, "step_size", step_size, "an integer >= 1")
+        _check(_count(step_size, 1), "step_size", step_size, "an integer >= 1")
+        _check(_in(gamma, 0, lo_open=True), "gamma", gamma, "a positive number")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
@@ -415,6 +455,7 @@ class ExponentialLR(Schedule):
     """``lr = base * gamma ** n``."""
 
     def __init__(self, optimizer, gamma: float):
+        _check(_in(gamma, 0, lo_open=True), "gamma", gamma, "a positive number")
         self.gamma = gamma
         super().__init__(optimizer)
 
@@ -428,8 +469,11 @@ class CosineWarmup(Schedule):
     clipped to [0, 1]."""
 
     def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
-        _check(warmup_steps >= 0, "warmup_steps", warmup_steps, "an integer >= 0")
-        _check(total_steps >= 1, "total_steps", total_steps, "an integer >= 1")
+        _check(_count(warmup_steps, 0), "warmup_steps", warmup_steps, "an integer >= 0")
+        _check(_count(total_steps, 1), "total_steps", total_steps, "an integer >= 1")
+        _optimizer(optimizer)
+        _check(_in(min_lr, 0, optimizer.lr, hi_open=False), "min_lr", min_lr,
+               f"a number in [0, {optimizer.lr:g}] (the optimizer's lr)")
         self.warmup, self.total, self.min_lr = warmup_steps, total_steps, min_lr
         super().__init__(optimizer)
 
@@ -446,8 +490,13 @@ class ReduceLROnPlateau:
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0,
                  eps=1e-8):
+        _optimizer(optimizer)
         _check(mode in ("min", "max"), "mode", mode, "'min' or 'max'")
-        _check(0 < factor < 1, "factor", factor, "a number in (0, 1)")
+        _check(_in(factor, 0, 1, lo_open=True), "factor", factor, "a number in (0, 1)")
+        _check(_count(patience, 0), "patience", patience, "an integer >= 0")
+        _check(_count(cooldown, 0), "cooldown", cooldown, "an integer >= 0")
+        _check(_in(threshold, 0), "threshold", threshold, "a number >= 0")
+        _check(_in(min_lr, 0), "min_lr", min_lr, "a number >= 0")
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
         self.threshold, self.cooldown, self.min_lr, self.eps = threshold, cooldown, min_lr, eps
         self.best = math.inf if mode == "min" else -math.inf

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import os
 import signal
 import threading
@@ -46,6 +47,11 @@ FIXED_ON_RESUME = {"optimizer": "the saved optimizer moments belong to the first
                    "seed": "it drew the data order and the dropout masks of the steps already taken",
                    "stateful": "the carried state belongs to the data layout"}
 MAX_SKIPS, MAX_ROLLBACKS = 20, 5       # in a row / in one run: past that, the run stops
+
+
+def _real(v) -> bool:
+    """A finite real number (NumPy scalars included; bools and strings are not)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
 
 
 @dataclass
@@ -79,11 +85,11 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')}: expected an integer >= 1, got {v!r}")
         if self.epochs is not None and (not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1):
             raise ValueError(f"epochs: expected an integer >= 1, got {self.epochs!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+        if not (_real(self.lr) and self.lr > 0):
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
         for name in ("clip", "weight_decay", "time_limit"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+            if not (_real(v) and v >= 0):
                 raise ValueError(f"{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
         for name in ("warmup", "patience"):
             v = getattr(self, name)
@@ -91,11 +97,16 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
         if self.on_divergence not in DIVERGENCE_ACTIONS:
             raise ValueError(f"on-divergence: expected one of {', '.join(DIVERGENCE_ACTIONS)}, got {self.on_divergence!r}")
-        if not (isinstance(self.divergence_factor, (int, float)) and (self.divergence_factor == 0
+        if not (_real(self.divergence_factor) and (self.divergence_factor == 0
                                                                       or self.divergence_factor > 1)):
             raise ValueError(f"divergence-factor: expected 0 (off) or a number > 1, got {self.divergence_factor!r}")
         if not isinstance(self.divergence_steps, (int, np.integer)) or self.divergence_steps < 1:
             raise ValueError(f"divergence-steps: expected an integer >= 1, got {self.divergence_steps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
+        for name in ("stateful",):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -153,8 +164,23 @@ class Trainer:
                  callbacks=(), eval_batches=None):
         self.model, self.train_data, self.val_data = model, train_data, val_data
         self.config, self.out_dir = config, None if out_dir is None else os.fspath(out_dir)
-        if not isinstance(model.config, dict) or "kind" not in model.config:
-            raise TypeError(f"Trainer: expected a model whose config is a dict with a 'kind', got {type(model).__name__}")
+        cfg = getattr(model, "config", None)
+        if not isinstance(cfg, dict) or "kind" not in cfg:
+            raise TypeError(f"Trainer: expected a model whose config is a dict with a 'kind' (CharLM, "
+                            f"SequenceClassifier, ...), got {type(model).__name__}")
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"Trainer config: expected a TrainConfig, got {type(config).__name__}"
+                            + (" (TrainConfig(**settings) makes one)" if isinstance(config, dict) else ""))
+        for name, data in (("train_data", train_data), ("val_data", val_data)):
+            if (data is not None or name == "train_data") and not (hasattr(data, "batch") and hasattr(data, "__len__")):
+                raise TypeError(f"Trainer {name}: expected batches with len() and batch(i, epoch) (StreamBatches, "
+                                f"LabelledSequences, ...), got {type(data).__name__}")
+        if eval_batches is not None and (isinstance(eval_batches, bool) or not isinstance(eval_batches, (int, np.integer))
+                                         or eval_batches < 1):
+            raise ValueError(f"eval_batches: expected None (all) or an integer >= 1, got {eval_batches!r}")
+        if not all(callable(cb) for cb in callbacks):
+            bad = next(cb for cb in callbacks if not callable(cb))
+            raise TypeError(f"callbacks: expected functions cb(trainer), got {type(bad).__name__}")
         self.extra = extra or {}
         self.progress, self.callbacks = progress, list(callbacks)
         self.eval_batches = eval_batches
@@ -177,6 +203,7 @@ class Trainer:
         self.best_state = None    # the weights with the best validation loss, in memory
         self.stop_reason = None
         self.tuner = _threads.tuner()   # RNNKIT_NUM_THREADS=auto: threads chosen from step times
+        self.restored = False     # restore() was called: run() continues the run in out_dir
 
     # -- bookkeeping ----------------------------------------------------------------
     @property
@@ -242,6 +269,7 @@ class Trainer:
         schedule, patience, ...) apply from here on and are logged as a ``"resumed"`` event; those
         in ``FIXED_ON_RESUME`` are refused."""
         changes = self.config_changes(ckpt["config"])
+        self.restored = True
         self.model.load_state_dict(ckpt["model"])
         if "freeze" not in changes:                 # frozen as the run was, unless the patterns changed
             self.model.set_frozen(ckpt.get("frozen", []))
@@ -419,6 +447,13 @@ class Trainer:
 
         if self.out_dir is None:
             return self._with_signals(stop_at)
+        if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):
+            raise UserError(f"Trainer out_dir: expected a directory, got the file {self.out_dir}")
+        kept = [n for n in ("checkpoint.npz", "best.npz") if os.path.exists(self.path(n))]
+        if kept and self.step == 0 and not self.restored:     # a new run would write over a trained one
+            raise UserError(f"Trainer: {self.out_dir} already holds a trained run ({', '.join(kept)}); continue it "
+                            f"with trainer.restore(rnnkit.io.load({self.path(kept[0])!r})) before run(), or train "
+                            f"into a new or empty directory")
         os.makedirs(self.out_dir, exist_ok=True)
         with RunLock(self.out_dir):
             io.atomic_write_text(self.path("config.json"), json.dumps(
