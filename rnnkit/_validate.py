@@ -92,3 +92,102 @@ def some_names(names, k: int = 8) -> str:
     """The first ``k`` of ``names`` for an error message, with ``...`` when there are more."""
     names = list(names)
     return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+
+
+def check_nonneg_number(value, name: str) -> float:
+    """A finite real number >= 0 (bools, strings, NaN and inf refused)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok:
+        raise TypeError(f"{name}: expected a finite number >= 0, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_token_ids(ids, vocab_size: int, name: str, ndim: int = 2, hint: str = "") -> np.ndarray:
+    """An integer array of ``ndim`` axes with every id in ``[0, vocab_size)``; ``hint`` follows a
+    wrong-shape message (e.g. how to make one sequence a batch)."""
+    arr = np.asarray(ids)
+    if arr.ndim != ndim:
+        want = {1: "(L,)", 2: "(L, N)"}.get(ndim, f"{ndim}-D")
+        raise ValueError(f"{name}: expected token ids of shape {want}, got shape {arr.shape}"
+                         + (f"; {hint}" if hint else ""))
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer token ids, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+        raise ValueError(f"{name}: expected ids in [0, {vocab_size}), "
+                         f"got min {int(arr.min())}, max {int(arr.max())}")
+    return arr
+
+
+def check_text_list(texts, name: str) -> list:
+    """A list (any iterable but ``str``) of strings, returned as a list; a bare ``str`` is refused
+    (each of its characters would be read as one text)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name}: expected a list of texts, got a str; wrap one text as [{texts[:20]!r}]")
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"{name}: expected a list of texts, got {type(texts).__name__}") from None
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name}: expected a list of texts, got {type(texts[bad]).__name__} at index {bad}")
+    return texts
+
+
+def check_token_lists(seqs, name: str, what: str = "sources") -> list:
+    """A list (any iterable but ``str``) of token lists, returned as a list; a bare ``str`` or a
+    flat list of ``str`` (one sequence) is refused."""
+    one, unit = ("sentence", "words") if what == "sentences" else ("source", "tokens")
+    expected = f"{name}: expected a list of {what} (lists of {unit})"
+    if isinstance(seqs, str):
+        example = seqs.split() if what == "sentences" else list(seqs)
+        raise TypeError(f"{expected}, got a str; wrap one {one} as [{example[:3]!r}]")
+    try:
+        seqs = list(seqs)
+    except TypeError:
+        raise TypeError(f"{expected}, got {type(seqs).__name__}") from None
+    if any(isinstance(s, str) for s in seqs):
+        raise TypeError(f"{expected}, got a list of str; wrap one {one} as [{seqs[:2]!r}]")
+    return seqs
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a bool; anything but True / False (or 0 / 1) refused: ``bool('no')`` is True."""
+    ok = isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)) and value in (True, False)
+    if not ok:
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def check_seed(seed, name: str = "seed"):
+    """``seed`` as ``np.random.default_rng`` takes it: None, an integer >= 0, a sequence of them, or a
+    ``Generator`` / ``BitGenerator`` / ``SeedSequence``; anything else refused in one line naming ``name``."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)):
+        return seed
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        if seed >= 0:
+            return seed
+    elif isinstance(seed, (list, tuple, np.ndarray)):
+        arr = np.asarray(seed)
+        if arr.size and np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0:
+            return seed
+    raise ValueError(f"{name}: expected None or an integer >= 0, got {seed!r}")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """:func:`resolve_dtype` with one line, naming ``dtype``, also for a name NumPy does not know."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    return resolve_dtype(dt)
+
+
+def check_ndarray(x, name: str) -> np.ndarray:
+    """An O(1) check that ``x`` is a NumPy array (for per-call checks on a hot path)."""
+    if not isinstance(x, np.ndarray):
+        cls = type(x)
+        kind = cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__.split('.')[0]}.{cls.__name__}"
+        raise TypeError(f"{name}: expected a NumPy array, got {kind}")
+    return x

@@ -276,7 +276,8 @@ def to_keras(module):
     gets ``bias_ih + bias_hh`` (exact math, float rounding differs in the last bits), except for a
     ``reset_after=True`` GRU, which keeps both. The layer takes ``(N, L, H_in)`` input, whatever
     the module's ``batch_first``. Stacked modules (``num_layers > 1``) are refused: convert one
-    layer at a time.
+    layer at a time; so are the options Keras lacks (``zoneout``, ``proj_size``, the gate
+    variants), with a one-line ``UserError``, as :func:`rnnkit.interop.to_torch` refuses them.
     """
     if not isinstance(module, (RNN, LSTM, GRU)):
         raise UserError(f"to_keras: expected an rnnkit RNN, LSTM or GRU, got {type(module).__name__}")
@@ -286,6 +287,12 @@ def to_keras(module):
     if module.variant is not None:
         on = [n for n in ("layer_norm", "peepholes", "coupled_gates", "cell_clip") if getattr(module, n)]
         raise UserError(f"to_keras: {', '.join(on)}: Keras's LSTM and GRU layers have no such option")
+    if getattr(module, "zoneout", 0.0):    # as rnnkit.interop.to_torch refuses it
+        raise UserError(f"to_keras: zoneout={module.zoneout!r} has no Keras counterpart (in evaluation it mixes each "
+                        f"state with the previous one); the dropout options are off in evaluation and map exactly")
+    if getattr(module, "proj_size", 0):
+        raise UserError(f"to_keras: proj_size={module.proj_size} has no Keras counterpart (Keras's LSTM does not "
+                        f"project its hidden state)")
     keras = _keras()
     kind = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[module.mode.split("_")[0]]
     opts = dict(return_sequences=True, return_state=True, use_bias=module.bias, dtype=module.dtype.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, check_finite, check_shape
+from .._validate import as_float_array, check_dtype, check_finite, check_positive_int, check_seed, check_shape
 from ..functional.attention import KINDS, attention_backward, attention_forward
 from .module import Module
 
@@ -21,13 +21,16 @@ class Attention(Module):
     ``bias`` (A,), ``v`` (A,); general ``weight`` (Hk, Hq); concat ``weight`` (A, Hq + Hk), ``v`` (A,)."""
 
     def __init__(self, query_size, key_size, kind="additive", attn_size=None, dtype=np.float32, seed=None):
-        super().__init__(dtype, seed)
+        query_size = check_positive_int(query_size, "query_size")
+        key_size = check_positive_int(key_size, "key_size")
+        attn_size = key_size if attn_size is None else check_positive_int(attn_size, "attn_size")
+        super().__init__(check_dtype(dtype), check_seed(seed))
         if kind not in KINDS:
             raise ValueError(f"attention kind: expected one of {', '.join(KINDS)}, got {kind!r}")
         if kind == "dot" and query_size != key_size:
             raise ValueError(f"dot attention: expected query_size == key_size, got {query_size} and {key_size}")
-        self.kind, self.query_size, self.key_size = kind, int(query_size), int(key_size)
-        A = int(attn_size or key_size)
+        self.kind, self.query_size, self.key_size = kind, query_size, key_size
+        A = attn_size
         u = lambda shape, fan_in: self.rng.uniform(-1, 1, shape) / np.sqrt(fan_in)  # noqa: E731
         if kind == "additive":
             self.add_param("weight_q", u((A, query_size), query_size))

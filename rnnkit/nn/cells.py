@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, check_finite, check_positive_int, check_shape
+from .._validate import as_float_array, check_bool, check_dtype, check_finite, check_positive_int, check_seed, check_shape
 from ..functional.recurrent import CELLS, step_gates
 from .module import Module
 from .recurrent import _gated, _gru_mode
@@ -23,11 +23,11 @@ from .recurrent import _gated, _gru_mode
 
 class _Cell(Module):
     def __init__(self, mode, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
-        super().__init__(dtype, seed)
+        super().__init__(check_dtype(dtype), check_seed(seed))
         self.mode, self.ops = mode, CELLS[mode]
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
-        self.bias = bool(bias)
+        self.bias = check_bool(bias, "bias")
         G, H = self.ops.n_gates, self.hidden_size
         k = 1.0 / np.sqrt(H)
         self.add_param("weight_ih", self.rng.uniform(-k, k, (G * H, self.input_size)))
@@ -52,6 +52,7 @@ class _Cell(Module):
         for s in parts:
             s = as_float_array(s, f"{type(self).__name__} {what}", self.dtype)
             check_shape(s, (N, H), f"{type(self).__name__} {what} (N, H)")
+            check_finite(s, f"{type(self).__name__} {what}")     # as RNNBase checks its state and dstate
             out.append(s)
         return tuple(out)
 

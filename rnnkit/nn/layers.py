@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, check_probability
+from .._validate import (as_float_array, check_bool, check_dtype, check_finite, check_ndarray, check_positive_int,
+                         check_probability, check_seed, check_shape)
 from ..functional.tokens import TableGrad, TokenInput
 from ..products import matmul
 from .module import Module
@@ -18,8 +19,11 @@ class Linear(Module):
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
-        super().__init__(dtype, seed)
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        in_features = check_positive_int(in_features, "in_features")
+        out_features = check_positive_int(out_features, "out_features")
+        bias = check_bool(bias, "bias")
+        super().__init__(check_dtype(dtype), check_seed(seed))
+        self.in_features, self.out_features = in_features, out_features
         k = 1.0 / np.sqrt(self.in_features)
         self.add_param("weight", self.rng.uniform(-k, k, (self.out_features, self.in_features)))
         if bias:
@@ -32,6 +36,7 @@ class Linear(Module):
         x = as_float_array(x, "Linear input", self.dtype)
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear input: expected last dimension {self.in_features}, got shape {x.shape}")
+        check_finite(x, "Linear input")
         # one (prod(*), H_in) @ (H_in, H_out) product: a 3-D operand would make NumPy loop over
         # its first axis with one small product each
         y = matmul(x.reshape(-1, self.in_features), self.params["weight"].T).reshape(x.shape[:-1] + (self.out_features,))
@@ -53,8 +58,9 @@ class Linear(Module):
 
     def backward(self, dy):
         x = self._take_cache()
-        if dy.shape[:-1] != x.shape[:-1] or dy.shape[-1] != self.out_features:
-            raise ValueError(f"Linear.backward: expected dy of shape {x.shape[:-1] + (self.out_features,)}, got {dy.shape}")
+        dy = as_float_array(check_ndarray(dy, "Linear.backward dy"), "Linear.backward dy", self.dtype)
+        check_shape(dy, x.shape[:-1] + (self.out_features,), "Linear.backward dy")
+        check_finite(dy, "Linear.backward dy (the gradient handed to the module)")
         return self.backward_cached(dy, x)
 
 
@@ -62,8 +68,10 @@ class Embedding(Module):
     """Lookup table: integer indices (\\*) -> vectors (\\*, embedding_dim). ``weight`` ~ N(0, 1) as in PyTorch."""
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None):
-        super().__init__(dtype, seed)
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
+        embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        super().__init__(check_dtype(dtype), check_seed(seed))
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.add_param("weight", self.rng.standard_normal((self.num_embeddings, self.embedding_dim)))
 
     def extra_repr(self):
@@ -110,7 +118,12 @@ class Embedding(Module):
         return y
 
     def backward(self, dy):
-        return self.backward_cached(dy, self._take_cache())
+        idx = self._take_cache()
+        if not isinstance(dy, TableGrad):
+            dy = as_float_array(check_ndarray(dy, "Embedding.backward dy"), "Embedding.backward dy", self.dtype)
+            check_shape(dy, idx.shape + (self.embedding_dim,), "Embedding.backward dy")
+            check_finite(dy, "Embedding.backward dy (the gradient handed to the module)")
+        return self.backward_cached(dy, idx)
 
 
 class _TrainingNoise(Module):
@@ -123,11 +136,15 @@ class _TrainingNoise(Module):
 
     def forward(self, x):
         y, m = self.forward_cached(x)
-        self._cache = (m,)                  # a tuple: a None factor is still a forward to take
+        self._cache = (m, np.shape(x))      # a tuple: a None factor is still a forward to take
         return y
 
     def backward(self, dy):
-        (m,) = self._take_cache()
+        m, shape = self._take_cache()
+        name = f"{type(self).__name__}.backward dy"
+        check_ndarray(dy, name)
+        if dy.shape != shape:                                         # O(1): the shape forward saw
+            check_shape(dy, shape, name)
         return self.backward_cached(dy, m)
 
 
@@ -136,13 +153,16 @@ class Dropout(_TrainingNoise):
     ``1 / (1 - p)``; identity in eval mode. Reproducible from ``seed``."""
 
     def __init__(self, p=0.5, dtype=np.float32, seed=None):
-        super().__init__(dtype, seed)
+        super().__init__(check_dtype(dtype), check_seed(seed))
         self.p = check_probability(p, "Dropout p")
 
     def extra_repr(self):
         return f"p={self.p}"
 
     def forward_cached(self, x):
+        check_ndarray(x, "Dropout input")                             # O(1): no pass over x
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"Dropout input: expected a floating-point array, got dtype {x.dtype}")
         if not self.training or self.p == 0.0:
             return x, None
         keep = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)

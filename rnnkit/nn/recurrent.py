@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 
 from .. import kernels
-from .._validate import as_float_array, check_finite, check_lengths, check_positive_int, check_probability, check_shape
+from .._validate import (as_float_array, check_bool, check_dtype, check_finite, check_lengths, check_positive_int,
+                         check_probability, check_seed, check_shape)
 from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
 from ..functional.recompute import segmented_layer_backward, segmented_layer_forward
@@ -118,7 +119,7 @@ class RNNBase(Module):
                  recurrent_init="default", forget_bias=None, recurrent_dropout=0.0, input_dropout=0.0, zoneout=0.0,
                  weight_dropout=0.0, recompute=0, layer_norm=False, peepholes=False, coupled_gates=False,
                  cell_clip=None):
-        super().__init__(dtype, seed)
+        super().__init__(check_dtype(dtype), check_seed(seed))
         if mode not in CELLS:
             raise ValueError(f"mode: expected one of {sorted(CELLS)}, got {mode!r}")
         self.mode = mode
@@ -129,14 +130,14 @@ class RNNBase(Module):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
+        self.bias = check_bool(bias, "bias")
+        self.batch_first = check_bool(batch_first, "batch_first")
         self.dropout = check_probability(dropout, "dropout")
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(f"dropout acts between recurrent layers, so a non-zero dropout expects num_layers > 1, "
                           f"got dropout={self.dropout} and num_layers=1", UserWarning, stacklevel=3)
-        self.bidirectional = bool(bidirectional)
-        self.num_directions = 2 if bidirectional else 1
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        self.num_directions = 2 if self.bidirectional else 1
         self.suffixes = ("", "_reverse")[: self.num_directions]
         if not isinstance(proj_size, (int, np.integer)) or isinstance(proj_size, bool) or proj_size < 0:
             raise ValueError(f"proj_size: expected an integer >= 0, got {proj_size!r}")
@@ -324,11 +325,16 @@ class RNNBase(Module):
         The regularisers are off in inference; zoneout's expectation and the gate variants, which the
         stream's kernels do not compute, step through :meth:`forward` one step at a time instead
         (same interface)."""
+        batch_size = check_positive_int(batch_size, "batch_size")
         if any(self._zone) or self.variant is not None:
             return StepStream(self, batch_size, state)
         from .stream import Stream
 
         return Stream(self, batch_size, state)
+
+    def train(self, mode=True):
+        """Training mode (``mode=True``) or evaluation (``False``); anything else is refused."""
+        return super().train(check_bool(mode, "mode"))
 
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_probability
+from .._validate import check_bool, check_probability
 from ..functional.init import forget_bias_blocks, identity, orthogonal, set_forget_bias
 from ..functional.noise import StepNoise
 from ..functional.variants import Variant
@@ -173,8 +173,7 @@ def check_variant(m, layer_norm, peepholes, coupled_gates, cell_clip, proj_size)
     when all are off; an option the cell does not have is refused in one line."""
     name = type(m).__name__
     for opt, val in (("layer_norm", layer_norm), ("peepholes", peepholes), ("coupled_gates", coupled_gates)):
-        if val not in (True, False):
-            raise ValueError(f"{opt}: expected True or False, got {val!r}")
+        check_bool(val, opt)
     if cell_clip is not None:
         if not isinstance(cell_clip, (int, float, np.floating, np.integer)) or isinstance(cell_clip, bool) or \
                 not math.isfinite(cell_clip) or cell_clip <= 0:

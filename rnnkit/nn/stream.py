@@ -77,6 +77,9 @@ class Stream:
             check_shape(x, (self.N, self.rnn.input_size), "Stream.step x (N, H_in)")
             check_finite(x, "Stream.step x")
             self._checked = True
+        elif not isinstance(x, np.ndarray):   # O(1), so a list fails in one line too
+            raise TypeError(f"Stream.step x: expected a NumPy array (N, H_in) of dtype {self.rnn.dtype}, "
+                            f"got {type(x).__name__}")
         elif x.shape != (self.N, self.rnn.input_size) or x.dtype != self.rnn.dtype:
             raise ValueError(f"Stream.step x: expected shape {(self.N, self.rnn.input_size)} and dtype "
                              f"{self.rnn.dtype}, got {x.shape} {x.dtype}")
