@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .._validate import check_nonneg_number, check_positive_int, check_token_ids
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
 from ..nn import Dropout, Embedding, Linear
 from .base import TaskModel, register
@@ -38,6 +39,10 @@ class CharLM(TaskModel):
                  weight_dropout=0.0, forget_bias=None, recurrent_init="default", layer_norm=False, peepholes=False,
                  coupled_gates=False, cell_clip=None, tie_weights=False):
         super().__init__(dtype, seed)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+            raise TypeError(f"vocab_size: expected an integer >= 1 (len(vocab)), got {type(vocab_size).__name__}")
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size: expected an integer >= 1 (len(vocab)), got {vocab_size}")
         s = child_seeds(seed, 4)
         options = dict(recurrent_dropout=recurrent_dropout, input_dropout=input_dropout, zoneout=zoneout,
                        weight_dropout=weight_dropout, forget_bias=forget_bias, recurrent_init=recurrent_init,
@@ -58,6 +63,7 @@ class CharLM(TaskModel):
             self.head.share_param("weight", self.embed)
 
     def forward(self, x, state=None):
+        check_token_ids(x, self.embed.num_embeddings, "CharLM input", hint="one sequence is ids[:, None]")
         e = self.embed.tokens(x)             # (L, N) ids with the table: the first layer folds the lookup
         y, state = self.rnn(e, state)        # (L, N, H)        into its input projection (functional/tokens.py)
         logits = self.head(self.drop(y))     # (L, N, V)
@@ -98,10 +104,16 @@ class CharLM(TaskModel):
         are drawn together, one batch row each (one stream step serves all of them), and a list
         of ``n`` strings is returned.
         """
-        if temperature < 0:
-            raise ValueError(f"temperature: expected a number >= 0, got {temperature}")
-        if top_k < 0:
-            raise ValueError(f"top_k: expected an integer >= 0 (0 = no limit), got {top_k}")
+        temperature = check_nonneg_number(temperature, "temperature")
+        top_k = check_positive_int(top_k, "top_k", minimum=0)
+        length = check_positive_int(length, "length")
+        if not isinstance(prime, str):
+            raise TypeError(f"prime: expected a str, got {type(prime).__name__}")
+        if not (hasattr(vocab, "encode") and hasattr(vocab, "decode") and hasattr(vocab, "__len__")):
+            raise TypeError(f"vocab: expected a vocabulary (e.g. CharVocab), got {type(vocab).__name__}")
+        V = self.config["vocab_size"]
+        if len(vocab) != V:
+            raise ValueError(f"vocab: expected {V} symbols (the model's vocab_size), got {len(vocab)}")
         if n is not None:
             return self._sample_batch(vocab, length, temperature, top_k, prime, np.random.default_rng(rng), n)
         rng = np.random.default_rng(rng)

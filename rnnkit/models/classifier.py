@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_positive_int
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, softmax
 from ..nn import ConvBranch, Dropout, InputNoise, Linear
@@ -68,6 +69,7 @@ class SequenceClassifier(TaskModel):
                  input_jitter=0.0, input_scale=0.0, conv_channels=None, conv_kernels=None, dtype=np.float32,
                  seed=None, **options):
         super().__init__(dtype, seed)
+        check_positive_int(n_classes, "n_classes", minimum=2)
         if pooling not in POOLING:
             raise ValueError(f"pooling: expected one of {', '.join(POOLING)}, got {pooling!r}")
         if (pooling == "positions") != (length is not None) or (length is not None and int(length) < 1):
@@ -222,7 +224,7 @@ class SequenceClassifier(TaskModel):
     def predict_sequences(self, xs, chunk=512) -> list:
         """Class names (or ids, without ``classes``) for raw (L_i, D) sequences: the training
         standardisation (``scaler`` in the config) is applied first."""
-        return self.class_names(self.probabilities(xs, chunk).argmax(-1))
+        return self.class_names(self._probabilities(xs, chunk, "predict_sequences").argmax(-1))
 
     def class_names(self, ids) -> list:
         """Class ids -> the names in the config (the ids themselves without ``classes``)."""
@@ -232,8 +234,36 @@ class SequenceClassifier(TaskModel):
     def probabilities(self, xs, chunk=512) -> np.ndarray:
         """(N, n_classes) softmax probabilities for raw (L_i, D) sequences, in eval mode, the
         training standardisation applied first."""
+        return self._probabilities(xs, chunk, "probabilities")
+
+    def _check_sequences(self, xs, where) -> list:
+        """``xs`` as a list of (L_i, input_size) numeric arrays, L_i >= 1, or one line naming the first bad one."""
+        if isinstance(xs, np.ndarray) and xs.ndim == 2:
+            raise ValueError(f"{where}: xs: expected a list of (L, {self.config['input_size']}) sequences, got one "
+                             f"array of shape {xs.shape}; wrap one sequence as [x]")
+        xs = list(xs)
+        if not xs:
+            raise ValueError(f"{where}: xs: expected at least one sequence, got none")
+        D = self.config["input_size"]
+        for i, x in enumerate(xs):
+            a = np.asarray(x)
+            if a.ndim != 2:
+                raise ValueError(f"{where}: xs[{i}]: expected shape (L, {D}), got {a.shape}")
+            if a.shape[1] != D:
+                raise ValueError(f"{where}: xs[{i}]: expected {D} features per step, got shape {a.shape}")
+            if a.shape[0] < 1:
+                raise ValueError(f"{where}: xs[{i}]: expected at least one step, got shape {a.shape}")
+            if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+                raise TypeError(f"{where}: xs[{i}]: expected numbers, got dtype {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"{where}: xs[{i}]: expected finite values, got NaN or inf")
+        return xs
+
+    def _probabilities(self, xs, chunk, where) -> np.ndarray:
         from ..data.labelled import Standardizer, pad_sequences
 
+        xs = self._check_sequences(xs, where)
+        chunk = check_positive_int(chunk, "chunk")
         if self.config["scaler"] is not None:
             xs = Standardizer.from_dict(self.config["scaler"]).transform(xs)
         out = []

@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from ..data.timeseries import Differencing, Scaler, windows
+from .._validate import check_positive_int
+from ..data.timeseries import Differencing, Scaler, check_series, windows
 from .base import TaskModel, register
 from .sequence import SequenceModel
 
@@ -57,6 +58,11 @@ class Forecaster(TaskModel):
     def fit_scaler(self, train) -> "Forecaster":
         """Fit the scaler on ``train`` (the series before the test tail, after the log and
         differencing options) and record it in the config."""
+        train = check_series(train, 0, 0, 0, what="train")
+        if len(train) <= self.diff.offset:
+            lags = " (the differencing lags) + 1" if self.diff.offset else ""
+            raise ValueError(f"train: expected at least {self.diff.offset}{lags} = {self.diff.offset + 1} values, "
+                             f"got {len(train)}")
         self.scaler = Scaler(self.diff.transform(train)[self.diff.offset:])
         self.config["scaler"] = self.scaler.to_dict()
         return self
@@ -96,12 +102,21 @@ class Forecaster(TaskModel):
         """(N, horizon) forecasts from the true history ``series[: o + 1]`` for every origin ``o``."""
         if self.scaler is None:
             raise ValueError("Forecaster.predict: the model has no scaler; train it first")
-        horizon = self.horizon if horizon is None else horizon
+        horizon = self.horizon if horizon is None else check_positive_int(horizon, "horizon")
+        series = check_series(series, 0, 0, 0, what="series")
         z = self.scaler.transform(self.diff.transform(series))
-        origins, first = np.asarray(origins), self.window - 1 + self.diff.offset
+        origins, first, last = np.asarray(origins), self.window - 1 + self.diff.offset, len(series) - 1
+        if origins.ndim != 1 or origins.size == 0:
+            raise ValueError(f"origins: expected a non-empty 1-D list of indices, got shape {origins.shape}")
+        if not np.issubdtype(origins.dtype, np.integer):
+            raise TypeError(f"origins: expected integer indices, got dtype {origins.dtype}")
+        lags = " + differencing lags" * bool(self.diff.offset)
         if origins.min() < first:
-            lags = " + differencing lags" * bool(self.diff.offset)
-            raise ValueError(f"origins: expected >= window - 1{lags} = {first}, got {origins.min()}")
+            raise ValueError(f"origins: expected >= window - 1{lags} = {first}, got {origins.min()} "
+                             f"(valid: [{first}, {last}])")
+        if origins.max() > last:
+            raise ValueError(f"origins: expected <= len(series) - 1 = {last}, got {origins.max()} "
+                             f"(valid: [{first}, {last}])")
         idx = origins[None, :] - np.arange(self.window - 1, -1, -1)[:, None]
         zw = z[idx]                                              # (window, N)
         if self.strategy == "direct":

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..data.seq2seq import TOKEN_MODES, detokenize, source_arrays, tokenize
 from ..data.vocab import DEFAULT_SPECIALS, Vocab
+from .._validate import check_lengths, check_positive_int, check_text_list, check_token_ids, check_token_lists
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, log_softmax
 from ..nn import Attention, Embedding, GRUCell, Linear, LSTMCell
@@ -60,8 +61,9 @@ class Seq2Seq(TaskModel):
         super().__init__(dtype, seed)
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell: expected 'gru' or 'lstm', got {cell!r}")
-        if not 0.0 <= teacher_forcing <= 1.0:
-            raise ValueError(f"teacher_forcing: expected a probability in [0, 1], got {teacher_forcing}")
+        if (isinstance(teacher_forcing, bool) or not isinstance(teacher_forcing, (int, float, np.integer, np.floating))
+                or not 0.0 <= teacher_forcing <= 1.0):
+            raise ValueError(f"teacher_forcing: expected a probability in [0, 1], got {teacher_forcing!r}")
         for name, mode in (("src_tokens", src_tokens), ("tgt_tokens", tgt_tokens)):
             if mode not in TOKEN_MODES:
                 raise ValueError(f"{name}: expected one of {', '.join(TOKEN_MODES)}, got {mode!r}")
@@ -199,7 +201,11 @@ class Seq2Seq(TaskModel):
     def greedy(self, src, src_len, max_len=None):
         """Greedy decoding of a batch: ``(ids (N, T), alphas (T, S, N), scores (N,))`` where a
         score is the sum of the chosen tokens' log-probabilities up to and including EOS."""
-        max_len = self.limit(src_len) if max_len is None else max_len
+        src = check_token_ids(src, len(self.src_vocab), "src", hint="one source is ids[:, None]")
+        src_len = check_lengths(src_len, src.shape[1], src.shape[0])
+        if src.shape[1] == 0:
+            raise ValueError(f"src: expected at least one source (column), got shape {src.shape}")
+        max_len = self.limit(src_len) if max_len is None else check_positive_int(max_len, "max_len")
         enc, mask, state, _ = self.encode(src, src_len)
         self.clear_cache()
         N = src.shape[1]
@@ -224,9 +230,13 @@ class Seq2Seq(TaskModel):
         where ``score`` is the summed log-probability divided by ``len ** alpha`` (Wu et al. 2016
         use a similar normalisation). The greedy answer is a candidate too, so the result never
         scores below it."""
-        src = np.asarray(src_ids, np.int64)[:, None]
-        src_len = np.array([len(src_ids)])
-        max_len = self.limit(src_len) if max_len is None else max_len
+        beam = check_positive_int(beam, "beam")
+        src = check_token_ids(src_ids, len(self.src_vocab), "src_ids", ndim=1,
+                              hint="beam_search takes one source; translate() takes many")
+        if len(src) == 0:
+            raise ValueError("src_ids: expected at least one token, got an empty source")
+        src, src_len = src.astype(np.int64)[:, None], np.array([len(src)])
+        max_len = self.limit(src_len) if max_len is None else check_positive_int(max_len, "max_len")
         g_ids, g_alpha, g_score = self.greedy(src, src_len, max_len)
         g_ids = list(g_ids[0])
         g_len = g_ids.index(EOS) + 1 if EOS in g_ids else len(g_ids)
@@ -282,6 +292,8 @@ class Seq2Seq(TaskModel):
     def translate(self, sources, beam=1, alpha=0.7, batch_size=256) -> list:
         """Source token lists -> output token lists (unknown source tokens read as ``<unk>``).
         Greedy decoding runs in batches of similar length; ``beam > 1`` searches each source alone."""
+        sources = check_token_lists(sources, "sources")
+        beam, batch_size = check_positive_int(beam, "beam"), check_positive_int(batch_size, "batch_size")
         ids = [self.src_vocab.encode(s) for s in sources]
         if any(not s for s in ids):
             raise UserError("source: expected at least one token, got an empty source")
@@ -301,7 +313,7 @@ class Seq2Seq(TaskModel):
 
     def predict(self, texts, beam=1, alpha=0.7) -> list:
         """Strings in, strings out: each text cut into ``src_tokens``, the outputs joined as ``tgt_tokens``."""
-        sources = [tokenize(t, self.src_tokens) for t in texts]
+        sources = [tokenize(t, self.src_tokens) for t in check_text_list(texts, "texts")]
         return [detokenize(o, self.tgt_tokens) for o in self.translate(sources, beam=beam, alpha=alpha)]
 
 

@@ -34,6 +34,7 @@ import sys
 
 import numpy as np
 
+from .._validate import check_positive_int, check_token_lists
 from ..data.tagging import IGNORE, check_sentence, make_batch, token_positions
 from ..data.vocab import Vocab
 from ..errors import UserError
@@ -166,6 +167,8 @@ class Tagger(TaskModel):
         characters are read as ``<unk>``."""
         from tqdm.auto import tqdm
 
+        sentences = check_token_lists(sentences, "sentences", "sentences")
+        batch_size = check_positive_int(batch_size, "batch_size")
         for i, tokens in enumerate(sentences):
             check_sentence(tokens, None, f"sentence {i}")
         out = []

@@ -268,7 +268,10 @@ class Module:
 
     # -- modes ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
-        self.training = mode
+        """Training mode (``mode=True``) or evaluation (``False``); anything else is refused."""
+        from .._validate import check_bool
+
+        self.training = mode = check_bool(mode, "mode")
         for m in self._modules.values():
             m.train(mode)
         return self

@@ -332,10 +332,6 @@ class RNNBase(Module):
 
         return Stream(self, batch_size, state)
 
-    def train(self, mode=True):
-        """Training mode (``mode=True``) or evaluation (``False``); anything else is refused."""
-        return super().train(check_bool(mode, "mode"))
-
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):
         caches, drop_masks, given_state, (L, N), mask, noise, w_hh = self._take_cache()
