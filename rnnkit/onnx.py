@@ -536,12 +536,19 @@ def paths_for(path, names) -> dict:
 def export(model, path, overwrite: bool = True) -> dict:
     """Write ``model``'s ONNX graphs (atomically); returns ``{graph name: path written}``. With
     ``overwrite=False`` an existing file at any of those paths is refused before anything is written."""
-    from .io import atomic_write_bytes
-    from .runs import refuse_existing
+    return write(graphs(model), path, overwrite)
 
-    built = graphs(model)
+
+def write(built: dict, path, overwrite: bool = True) -> dict:
+    """Write graphs built by :func:`graphs` where :func:`paths_for` puts them (atomically)."""
+    from .io import atomic_write_bytes
+
     out = paths_for(path, list(built))
-    refuse_existing(out.values(), overwrite, "-o")
+    for p in out.values():
+        if os.path.isdir(p):
+            raise UserError(f"ONNX export: {p} is a directory; expected a file name such as model.onnx")
+        if os.path.lexists(p) and not overwrite:
+            raise UserError(f"ONNX export: {p} exists; pass overwrite=True to replace it")
     for name, m in built.items():
         atomic_write_bytes(out[name], m.SerializeToString())
     return out

@@ -201,8 +201,17 @@ class Optimizer:
         """Moments, step counts and ``lr`` from ``d``; the groups stay this optimizer's own (they
         are settings, which a resumed run may change)."""
         names = {name for name, _, _ in self.params}
+        if not isinstance(d, dict) or not {"state", "steps", "lr"} <= set(d):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"optimizer state: expected a dict with 'state', 'steps' and 'lr' (state_dict()), got {got}")
         if set(d["state"]) != names:
             raise ValueError(f"optimizer state: expected entries for {sorted(names)}, got {sorted(d['state'])}")
+        shapes = {name: p.shape for name, p, _ in self.params}
+        for name, s in d["state"].items():
+            for k, v in s.items():
+                if k != "step" and np.shape(v) != shapes[name]:
+                    raise ValueError(f"optimizer state: {name} {k!r}: expected shape {shapes[name]} (the parameter's), "
+                                     f"got {np.shape(v)}")
         self.steps, self.lr = int(d["steps"]), float(d["lr"])
         self.state = {name: {k: np.array(v, copy=True) for k, v in s.items()} for name, s in d["state"].items()}
 

@@ -159,6 +159,9 @@ def require_kind(run_dir, kinds) -> dict:
     """The config of the run in ``run_dir``; a one-line error when it is missing or of another kind."""
     run_dir = os.fspath(run_dir)
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    if os.path.isfile(run_dir):
+        raise UserError(f"expected a run directory, got the file {run_dir}; pass its directory "
+                        f"{os.path.dirname(run_dir) or '.'}")
     if not os.path.isdir(run_dir):
         raise UserError(f"run directory not found: {run_dir}")
     cfg = read_config(run_dir)
@@ -205,6 +208,10 @@ def load(run_dir, which: str = "best", kinds=()):
     """
     from .models.base import model_from_config
 
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise TypeError(f"run_dir: expected a path to a run directory, got {type(run_dir).__name__}")
+    if which not in ("best", "last"):
+        raise ValueError(f"which: expected 'best' or 'last', got {which!r}")
     require_kind(run_dir, kinds)
     tree, path = load_tree(run_dir, which)
     try:

@@ -117,3 +117,28 @@ def test_trainer_out_dir_that_is_a_file(lm_data, tmp_path):
     with pytest.raises(UserError, match="Trainer out_dir: expected a directory, got the file"):
         Trainer(lm, data, None, TrainConfig(steps=2), tmp_path / "f", progress=False).run()
     assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_optimizer_state_of_another_model_is_refused_when_loaded(m):
+    other = optim.Adam(rnnkit.GRU(4, 8, seed=0), lr=1e-3)
+    for _, p, g in other.params:
+        g[...] = 1.0
+    other.step()
+    state = other.state_dict()
+    o = optim.Adam(m, lr=1e-3)
+    with pytest.raises(ValueError, match=r"weight_ih_l0 'm': expected shape \(32, 4\) \(the parameter's\), got \(24, 4\)"):
+        o.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"optimizer state: expected a dict with 'state', 'steps' and 'lr'.*got \['foo'\]"):
+        o.load_state_dict({"foo": 1})
+
+
+def test_load_names_what_it_was_given(lm_data, tmp_path):
+    lm, data = lm_data
+    Trainer(lm, data, None, TrainConfig(steps=2, checkpoint_every=2), tmp_path / "r", progress=False).run()
+    with pytest.raises(UserError, match=r"expected a run directory, got the file .*checkpoint.npz; pass its directory"):
+        rnnkit.load(tmp_path / "r" / "checkpoint.npz")
+    with pytest.raises(ValueError, match=r"which: expected 'best' or 'last', got 'checkpoint'"):
+        rnnkit.load(tmp_path / "r", which="checkpoint")
+    with pytest.raises(TypeError, match="run_dir: expected a path to a run directory, got NoneType"):
+        rnnkit.load(None)
+    assert rnnkit.load(tmp_path / "r", which="last").config["kind"] == "charlm"

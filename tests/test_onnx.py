@@ -17,6 +17,7 @@ from rnnkit.data.labelled import Standardizer, pad_sequences  # noqa: E402
 from rnnkit.data.tagging import make_batch  # noqa: E402
 from rnnkit.data.text import CharVocab  # noqa: E402
 from rnnkit.data.vocab import Vocab  # noqa: E402
+from rnnkit.errors import UserError  # noqa: E402
 from rnnkit.models.charlm import CharLM  # noqa: E402
 from rnnkit.models.classifier import SequenceClassifier  # noqa: E402
 from rnnkit.models.forecast import Forecaster  # noqa: E402
@@ -299,3 +300,15 @@ def test_classifier_with_conv_branch(pooling):
     m.clear_cache()
     raw, _ = pad_sequences(xs)
     close(sessions(m)["classifier"](x=raw, lengths=lengths.astype(np.int32))["logits"], want)
+
+
+def test_python_export_keeps_a_file_when_asked_and_names_a_directory(tmp_path):
+    m = LSTM(3, 4)
+    (tmp_path / "m.onnx").write_bytes(b"mine")
+    with pytest.raises(UserError, match=r"m.onnx exists; pass overwrite=True to replace it"):
+        rx.export(m, tmp_path / "m.onnx", overwrite=False)
+    assert (tmp_path / "m.onnx").read_bytes() == b"mine"
+    rx.export(m, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").read_bytes() != b"mine"                 # the default replaces, as numpy.save
+    with pytest.raises(UserError, match=r"is a directory; expected a file name"):
+        rx.export(m, tmp_path)

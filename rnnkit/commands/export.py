@@ -20,13 +20,15 @@ def register(sub):
 def run(args):
     import os
 
-    from ..onnx import export
-    from ..runs import load
+    from ..onnx import graphs, paths_for, write
+    from ..runs import load, refuse_existing
 
     model = load(args.run_dir, args.checkpoint)
-    # a file the user named (each graph's, for several) is kept unless --overwrite; RUN_DIR/model.onnx is the run's own
-    written = export(model, args.output or os.path.join(args.run_dir, "model.onnx"),
-                     overwrite=args.overwrite or args.output is None)
+    built = graphs(model)
+    target = args.output or os.path.join(args.run_dir, "model.onnx")
+    if args.output is not None:        # each graph's file is kept unless --overwrite; RUN_DIR/model.onnx is the run's own
+        refuse_existing(paths_for(target, list(built)).values(), args.overwrite, "-o")
+    written = write(built, target)
     for name, path in written.items():
         print(f"wrote {path} ({model.kind}, {name} graph)")
     return 0
