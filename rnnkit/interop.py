@@ -114,7 +114,14 @@ def from_torch(module, dtype=None):
     torch = _torch()
     from . import nn as rk
 
+    if not isinstance(module, torch.nn.Module):
+        hint = (" (a state dict? build the rnnkit module and call its load_state_dict)"
+                if isinstance(module, dict) else "")
+        raise TypeError(f"from_torch: expected a torch.nn module, got {type(module).__name__}{hint}")
     first = next(module.parameters(), None)
+    if first is not None and first.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"from_torch: expected float32 or float64 weights, got {first.dtype}; call module.float() "
+                        f"first")
     dtype = np.dtype(dtype or (np.float64 if first is not None and first.dtype == torch.float64 else np.float32))
     tn = torch.nn
     if isinstance(module, (tn.RNN, tn.LSTM, tn.GRU)):

@@ -190,3 +190,40 @@ def test_forecaster_predict_origins_and_horizon():
         with pytest.raises(ValueError, match=f"horizon: expected an integer >= 1, got {h}"):
             f.predict(s, [10], horizon=h)
     assert f.predict(s, [3, 29], horizon=2).shape == (2, 2)
+
+
+def test_stream_batches_name_what_arrived():
+    from rnnkit.data.text import StreamBatches
+
+    ids = np.arange(100) % 7
+    with pytest.raises(TypeError, match=r"StreamBatches ids: expected a 1-D array of integer token ids .*got shape \(2, 50\)"):
+        StreamBatches(ids.reshape(2, 50), 2, 8)
+    with pytest.raises(TypeError, match="got list"):
+        StreamBatches(list(ids), 2, 8)
+    with pytest.raises(TypeError, match="dtype float64"):
+        StreamBatches(ids.astype(float), 2, 8)
+    with pytest.raises((TypeError, ValueError), match="batch_size: expected an integer >= 1"):
+        StreamBatches(ids, "4", 8)
+    assert len(StreamBatches(ids.astype(np.uint16), 2, 8)) == 7            # any integer dtype, memory maps too
+
+
+def test_window_batches_name_the_shapes():
+    from rnnkit.data.timeseries import WindowBatches
+
+    with pytest.raises(ValueError, match=r"expected x \(window, N, features\) and y \(N, k\) with the same N, got "
+                                         r"shapes \(4, 10, 1\) and \(7, 1\)"):
+        WindowBatches(np.zeros((4, 10, 1)), np.zeros((7, 1)))
+    with pytest.raises(ValueError, match=r"got shapes \(10,\) and \(10,\)"):
+        WindowBatches(np.zeros(10), np.zeros(10))
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
+        WindowBatches(np.zeros((4, 10, 1)), np.zeros((10, 1)), batch_size=0)
+
+
+def test_from_torch_names_a_state_dict_and_bfloat16():
+    torch = pytest.importorskip("torch")
+    from rnnkit.interop import from_torch
+
+    with pytest.raises(TypeError, match=r"from_torch: expected a torch.nn module, got OrderedDict \(a state dict\?"):
+        from_torch(torch.nn.LSTM(4, 8).state_dict())
+    with pytest.raises(TypeError, match=r"expected float32 or float64 weights, got torch.bfloat16; call module.float"):
+        from_torch(torch.nn.LSTM(4, 8).to(torch.bfloat16))

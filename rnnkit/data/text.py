@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_positive_int
 from .vocab import Vocab
 
 UNK = "\ufffd"  # shown for characters outside the vocabulary
@@ -96,8 +97,11 @@ class StreamBatches:
     """
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, table: np.ndarray | None = None):
-        if batch_size < 1 or seq_len < 1:
-            raise ValueError(f"batch_size and seq_len: expected integers >= 1, got {batch_size} and {seq_len}")
+        batch_size, seq_len = check_positive_int(batch_size, "batch_size"), check_positive_int(seq_len, "seq_len")
+        if not isinstance(ids, np.ndarray) or ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            got = f"shape {ids.shape}, dtype {ids.dtype}" if isinstance(ids, np.ndarray) else type(ids).__name__
+            raise TypeError(f"StreamBatches ids: expected a 1-D array of integer token ids (vocab.encode(text)), "
+                            f"got {got}")
         n = (len(ids) - 1) // batch_size
         if n < 1:
             raise ValueError(f"text too short: {len(ids)} characters cannot fill {batch_size} rows "

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .._validate import check_positive_int
 from ..errors import UserError, where
 
 
@@ -107,6 +108,11 @@ class WindowBatches:
     ``shuffle=False``: consecutive chunks, for validation."""
 
     def __init__(self, x, y, batch_size=32, shuffle=True, seed=0):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim != 3 or y.ndim != 2 or x.shape[1] != y.shape[0]:
+            raise ValueError(f"WindowBatches: expected x (window, N, features) and y (N, k) with the same N, got "
+                             f"shapes {x.shape} and {y.shape}")
+        batch_size = check_positive_int(batch_size, "batch_size")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.n = x.shape[1]
