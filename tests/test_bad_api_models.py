@@ -227,3 +227,9 @@ def test_from_torch_names_a_state_dict_and_bfloat16():
         from_torch(torch.nn.LSTM(4, 8).state_dict())
     with pytest.raises(TypeError, match=r"expected float32 or float64 weights, got torch.bfloat16; call module.float"):
         from_torch(torch.nn.LSTM(4, 8).to(torch.bfloat16))
+
+
+def test_nan_regression_targets_are_named_as_targets():
+    m = rnnkit.SequenceModel(3, 4, 1, "regression")
+    with pytest.raises(ValueError, match=r"mse target \(the regression targets\): expected finite values, got 2 NaN"):
+        m.train_step((np.zeros((5, 2, 3), np.float32), np.full((2, 1), np.nan, np.float32), None))

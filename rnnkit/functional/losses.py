@@ -101,6 +101,9 @@ def mse(pred, target, mask=None, reduction: str = "mean"):
     _check_reduction(reduction)
     pred = as_float_array(pred, "mse prediction")
     target = as_float_array(target, "mse target")
+    if not np.isfinite(target).all():      # bad data, not divergence (the Trainer's reading of NonFiniteError)
+        bad = int(target.size - np.count_nonzero(np.isfinite(target)))
+        raise ValueError(f"mse target (the regression targets): expected finite values, got {bad} NaN or inf")
     if pred.shape != target.shape:
         raise ValueError(f"mse: expected target of shape {pred.shape} (the prediction's), got {target.shape}")
     diff = pred - target
