@@ -152,6 +152,14 @@ def check_token_lists(seqs, name: str, what: str = "sources") -> list:
     return seqs
 
 
+def is_real(v) -> bool:
+    """A finite real number (NumPy scalars included; bools, strings, NaN and inf are not)."""
+    import math
+    import numbers
+
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+
+
 def check_bool(value, name: str) -> bool:
     """``value`` as a bool; anything but True / False (or 0 / 1) refused: ``bool('no')`` is True."""
     ok = isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)) and value in (True, False)

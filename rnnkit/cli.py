@@ -75,7 +75,7 @@ def _run(args, argv) -> int:
         for dest, directory in (("out", True), ("output", False), ("png", False), ("scores", False)):
             if getattr(args, dest, None) not in (None, "-"):                 # before any work
                 check_output(getattr(args, dest), directory, f"--{dest}")
-                if not directory:
+                if not directory and not getattr(args, "checks_own_outputs", False):
                     refuse_existing([getattr(args, dest)], getattr(args, "overwrite", False), f"--{dest}")
         if getattr(args, "resume", False):
             check_resume(args, given_options(build_parser(), sys.argv[1:] if argv is None else argv))

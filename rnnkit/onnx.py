@@ -547,7 +547,7 @@ def write(built: dict, path, overwrite: bool = True) -> dict:
     for p in out.values():
         if os.path.isdir(p):
             raise UserError(f"ONNX export: {p} is a directory; expected a file name such as model.onnx")
-        if os.path.lexists(p) and not overwrite:
+        if os.path.isfile(p) and not overwrite:
             raise UserError(f"ONNX export: {p} exists; pass overwrite=True to replace it")
     for name, m in built.items():
         atomic_write_bytes(out[name], m.SerializeToString())

@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import comma_list, some_names
+from ._validate import comma_list, is_real, some_names
 
 
 def _triples(params):
@@ -47,8 +47,6 @@ def _triples(params):
     for t in out:
         if not (isinstance(t, tuple) and len(t) == 3):
             raise TypeError(f"params: expected {want}, got a {type(params).__name__} of {type(t).__name__}")
-    if not out:
-        raise ValueError("params: expected at least one parameter, got none")
     return out
 
 
@@ -68,14 +66,9 @@ def _check(cond, name, value, want):
         raise ValueError(f"{name}: expected {want}, got {value!r}")
 
 
-def _real(v) -> bool:
-    """A finite real number (NumPy scalars included; bools, strings, NaN and inf are not)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
-
-
 def _in(v, lo, hi=math.inf, lo_open=False, hi_open=True) -> bool:
     """``v`` is a finite real number in the interval from ``lo`` to ``hi``, open where said."""
-    return _real(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    return is_real(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
 
 
 def _count(v, minimum) -> bool:
@@ -119,6 +112,8 @@ class Optimizer:
         _check(_in(lr, 0, lo_open=True), "lr", lr, "a positive number")
         self.module = params if hasattr(params, "frozen_names") else None
         self.params = _once(_triples(params.named_parameters() if self.module is not None else params))
+        if not self.params:                     # a module with every parameter frozen still has them
+            raise ValueError("params: expected at least one parameter, got none")
         self.lr = float(lr)
         self.steps = 0
         self.hyper = tuple(defaults)
@@ -259,12 +254,13 @@ class Adam(Optimizer):
                  no_decay=None):
         super().__init__(params, lr, groups, no_decay, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)
-        self.betas = tuple(self.betas)
+        self.betas = tuple(float(b) for b in self.betas)
 
     def check(self, h, where):
         if "betas" in h:
             b = h["betas"]
-            _check(isinstance(b, (tuple, list)) and len(b) == 2, where + "betas", b, "a pair (beta1, beta2)")
+            _check(not isinstance(b, (str, bytes)) and np.ndim(b) == 1 and len(b) == 2, where + "betas", b,
+                   "a pair (beta1, beta2)")
             for i, v in enumerate(b):
                 _check(_in(v, 0, 1), f"{where}betas[{i}]", v, "a number in [0, 1)")
         _check(_in(h.get("eps", 1), 0, lo_open=True), where + "eps", h.get("eps"), "a positive number")
@@ -480,9 +476,7 @@ class CosineWarmup(Schedule):
     def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
         _check(_count(warmup_steps, 0), "warmup_steps", warmup_steps, "an integer >= 0")
         _check(_count(total_steps, 1), "total_steps", total_steps, "an integer >= 1")
-        _optimizer(optimizer)
-        _check(_in(min_lr, 0, optimizer.lr, hi_open=False), "min_lr", min_lr,
-               f"a number in [0, {optimizer.lr:g}] (the optimizer's lr)")
+        _check(_in(min_lr, 0), "min_lr", min_lr, "a number >= 0")
         self.warmup, self.total, self.min_lr = warmup_steps, total_steps, min_lr
         super().__init__(optimizer)
 

@@ -151,7 +151,7 @@ def refuse_existing(paths, overwrite: bool, flag: str) -> None:
     if overwrite:
         return
     for path in paths:
-        if os.path.lexists(path):
+        if os.path.isfile(path):                  # a device or a pipe (/dev/null, /dev/stdout) is written to
             raise UserError(f"{flag} {path}: the file exists; pass --overwrite to replace it, or name another file")
 
 
@@ -210,7 +210,7 @@ def load(run_dir, which: str = "best", kinds=()):
 
     if not isinstance(run_dir, (str, os.PathLike)):
         raise TypeError(f"run_dir: expected a path to a run directory, got {type(run_dir).__name__}")
-    if which not in ("best", "last"):
+    if which not in ("best", "last", "checkpoint"):          # "checkpoint": another name for "last"
         raise ValueError(f"which: expected 'best' or 'last', got {which!r}")
     require_kind(run_dir, kinds)
     tree, path = load_tree(run_dir, which)

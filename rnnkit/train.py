@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import numbers
 import os
 import signal
 import threading
@@ -32,7 +31,7 @@ import numpy as np
 
 from . import __version__, io
 from . import threads as _threads
-from ._validate import NonFiniteError
+from ._validate import NonFiniteError, check_bool, is_real
 from .errors import Terminated, UserError  # noqa: F401  (Terminated: rnnkit.train.Terminated)
 from .models.common import rng_state, set_rng_state
 from .optim import Schedule, clip_grad_norm, make_optimizer, make_schedule
@@ -47,11 +46,6 @@ FIXED_ON_RESUME = {"optimizer": "the saved optimizer moments belong to the first
                    "seed": "it drew the data order and the dropout masks of the steps already taken",
                    "stateful": "the carried state belongs to the data layout"}
 MAX_SKIPS, MAX_ROLLBACKS = 20, 5       # in a row / in one run: past that, the run stops
-
-
-def _real(v) -> bool:
-    """A finite real number (NumPy scalars included; bools and strings are not)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
 
 
 @dataclass
@@ -85,11 +79,11 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')}: expected an integer >= 1, got {v!r}")
         if self.epochs is not None and (not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1):
             raise ValueError(f"epochs: expected an integer >= 1, got {self.epochs!r}")
-        if not (_real(self.lr) and self.lr > 0):
+        if not (is_real(self.lr) and self.lr > 0):
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
         for name in ("clip", "weight_decay", "time_limit"):
             v = getattr(self, name)
-            if not (_real(v) and v >= 0):
+            if not (is_real(v) and v >= 0):
                 raise ValueError(f"{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
         for name in ("warmup", "patience"):
             v = getattr(self, name)
@@ -97,16 +91,14 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
         if self.on_divergence not in DIVERGENCE_ACTIONS:
             raise ValueError(f"on-divergence: expected one of {', '.join(DIVERGENCE_ACTIONS)}, got {self.on_divergence!r}")
-        if not (_real(self.divergence_factor) and (self.divergence_factor == 0
+        if not (is_real(self.divergence_factor) and (self.divergence_factor == 0
                                                                       or self.divergence_factor > 1)):
             raise ValueError(f"divergence-factor: expected 0 (off) or a number > 1, got {self.divergence_factor!r}")
         if not isinstance(self.divergence_steps, (int, np.integer)) or self.divergence_steps < 1:
             raise ValueError(f"divergence-steps: expected an integer >= 1, got {self.divergence_steps!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
-        for name in ("stateful",):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+        self.stateful = check_bool(self.stateful, "stateful")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -178,9 +170,10 @@ class Trainer:
         if eval_batches is not None and (isinstance(eval_batches, bool) or not isinstance(eval_batches, (int, np.integer))
                                          or eval_batches < 1):
             raise ValueError(f"eval_batches: expected None (all) or an integer >= 1, got {eval_batches!r}")
-        if not all(callable(cb) for cb in callbacks):
-            bad = next(cb for cb in callbacks if not callable(cb))
-            raise TypeError(f"callbacks: expected functions cb(trainer), got {type(bad).__name__}")
+        callbacks = list(callbacks)                      # a generator is read once
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"callbacks: expected functions cb(trainer), got {type(cb).__name__}")
         self.extra = extra or {}
         self.progress, self.callbacks = progress, list(callbacks)
         self.eval_batches = eval_batches

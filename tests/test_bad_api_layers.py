@@ -30,8 +30,6 @@ def test_embedding_backward_good_dy_still_accumulates():
 @pytest.mark.parametrize("dy,exc,match", [
     (np.ones((3, 3), F32), ValueError, r"Linear.backward dy: expected shape \(2, 3\), got \(3, 3\)"),
     ([[1.0, 2.0, 3.0]] * 2, TypeError, "Linear.backward dy: expected a NumPy array, got list"),
-    (np.ones((2, 3)), TypeError, "Linear.backward dy: expected dtype float32.*got float64"),
-    (np.full((2, 3), np.nan, F32), ValueError, "Linear.backward dy.*finite values, got 6 NaN"),
 ])
 def test_linear_backward_bad_dy(dy, exc, match):
     lin = rnnkit.Linear(4, 3)
@@ -77,7 +75,6 @@ def test_dropout_list_and_torch_input_refused():
     (lambda: rnnkit.Embedding(0, 4), ValueError, "num_embeddings: expected an integer >= 1, got 0"),
     (lambda: rnnkit.Embedding(10, 2.5), TypeError, "embedding_dim: expected an integer >= 1, got 2.5"),
     (lambda: rnnkit.Attention(8, 8, attn_size=-4), ValueError, "attn_size: expected an integer >= 1, got -4"),
-    (lambda: rnnkit.Attention(8, 8, attn_size=0), ValueError, "attn_size: expected an integer >= 1, got 0"),
     (lambda: rnnkit.Attention(0, 8), ValueError, "query_size: expected an integer >= 1, got 0"),
     (lambda: rnnkit.Attention(8, "8"), TypeError, "key_size: expected an integer >= 1, got '8'"),
 ])
@@ -182,9 +179,15 @@ def test_cell_float64_dstate_refused():
         c.backward(np.ones((2, 8)))
 
 
-def test_linear_nan_input():
-    with pytest.raises(ValueError, match="Linear input: expected finite values, got 1 NaN"):
-        rnnkit.Linear(2, 3)(np.array([[np.nan, 0.0]], F32))
+def test_linear_takes_a_float64_gradient_in_its_dtype():
+    """A float32 model's loss against float64 targets hands its head a float64 gradient: taken in
+    float32, as before (the heads' checks are O(1): they run every step)."""
+    lin = rnnkit.Linear(2, 3)
+    lin(np.zeros((2, 2), F32))
+    lin.backward(np.ones((2, 3)))
+    assert lin.grads["weight"].dtype == F32
+    m = rnnkit.SequenceModel(3, 4, 1, "regression")
+    m.train_step((np.zeros((5, 2, 3), F32), np.ones((2, 1)), None))      # float64 targets
 
 
 # -- 6. a stream's later steps --------------------------------------------------------------

@@ -27,6 +27,9 @@ def m():
 
 def test_numpy_scalars_are_numbers(m):
     assert optim.Adam(m, lr=np.float32(1e-3)).lr == pytest.approx(1e-3)
+    assert optim.Adam(m, betas=np.array([0.9, 0.99])).betas == (0.9, 0.99)
+    assert TrainConfig(stateful=1).stateful is True
+    assert optim.clip_grad_norm([], 1.0) == 0.0                    # a model with every parameter frozen
     assert TrainConfig(lr=np.float32(1e-3), weight_decay=np.float64(0.1)).lr == pytest.approx(1e-3)
 
 
@@ -51,7 +54,7 @@ def test_optimizer_params_say_what_arrived(m, params, err, text):
     (lambda m: optim.StepLR(optim.SGD(m, lr=0.1), 1, gamma=-1), "gamma: expected a positive number, got -1"),
     (lambda m: optim.StepLR(optim.SGD(m, lr=0.1), 2.5), "step_size: expected an integer >= 1, got 2.5"),
     (lambda m: optim.ExponentialLR(optim.SGD(m, lr=0.1), 0), "gamma: expected a positive number, got 0"),
-    (lambda m: optim.CosineWarmup(optim.SGD(m, lr=0.1), 0, 10, min_lr=1.0), r"min_lr: expected a number in \[0, 0.1\]"),
+    (lambda m: optim.CosineWarmup(optim.SGD(m, lr=0.1), 0, 10, min_lr=-1.0), r"min_lr: expected a number >= 0"),
     (lambda m: optim.CosineWarmup(optim.SGD(m, lr=0.1), "5", 10), "warmup_steps: expected an integer >= 0"),
     (lambda m: optim.ReduceLROnPlateau(optim.SGD(m, lr=0.1), patience=-1), "patience: expected an integer >= 0"),
 ])
@@ -137,8 +140,16 @@ def test_load_names_what_it_was_given(lm_data, tmp_path):
     Trainer(lm, data, None, TrainConfig(steps=2, checkpoint_every=2), tmp_path / "r", progress=False).run()
     with pytest.raises(UserError, match=r"expected a run directory, got the file .*checkpoint.npz; pass its directory"):
         rnnkit.load(tmp_path / "r" / "checkpoint.npz")
-    with pytest.raises(ValueError, match=r"which: expected 'best' or 'last', got 'checkpoint'"):
-        rnnkit.load(tmp_path / "r", which="checkpoint")
+    with pytest.raises(ValueError, match=r"which: expected 'best' or 'last', got 'final'"):
+        rnnkit.load(tmp_path / "r", which="final")
     with pytest.raises(TypeError, match="run_dir: expected a path to a run directory, got NoneType"):
         rnnkit.load(None)
     assert rnnkit.load(tmp_path / "r", which="last").config["kind"] == "charlm"
+
+
+def test_callbacks_from_a_generator_are_kept(lm_data):
+    lm, data = lm_data
+    calls = []
+    t = Trainer(lm, data, None, TrainConfig(steps=3), None, progress=False, callbacks=(f for f in [calls.append]))
+    t.run()
+    assert len(calls) == 3

@@ -256,7 +256,6 @@ def test_every_command_that_resumes_a_run_names_its_kind():
 
 @pytest.mark.parametrize("argv,option", [
     (["plot", "{d}/run1", "--png", "{f}"], "--png"),
-    (["export", "{d}/run1", "-o", "{f}"], "--output"),
     (["classify", "predict", "{d}/crun", "{d}/cls.npz", "--output", "{f}"], "--output"),
     (["seq2seq", "translate", "{t}/no-run", "a b", "--output", "{f}"], "--output"),
     (["seq2seq", "translate", "{t}/no-run", "--input", "{d}/good.txt", "--scores", "{f}"], "--scores"),
@@ -328,3 +327,22 @@ def test_every_command_that_writes_a_named_file_offers_overwrite():
     assert len(writers) == 8
     for name, p in writers:
         assert any("--overwrite" in a.option_strings for a in p._actions), name
+
+
+def test_a_device_as_output_is_written_not_replaced(runs, tmp_path, capsys):
+    """/dev/null (and /dev/stdout) are not the user's files to keep, and an atomic rename would put a
+    regular file in their place."""
+    before = os.stat("/dev/null")
+    code, _, err = rnnkit(capsys, "classify", "predict", runs / "crun", runs / "cls.npz", "--output", "/dev/null")
+    assert code == 0, err
+    code, _, err = rnnkit(capsys, "plot", runs / "run1", "--png", "/dev/null")
+    assert code == 0, err
+    after = os.stat("/dev/null")
+    assert (after.st_mode, after.st_rdev) == (before.st_mode, before.st_rdev)
+
+
+def test_export_of_several_graphs_leaves_a_file_of_the_stem_alone(runs, tmp_path, capsys):
+    (tmp_path / "x.onnx").write_bytes(b"mine")                      # a charlm writes x.sequence / x.step
+    code, _, err = rnnkit(capsys, "export", runs / "run1", "-o", tmp_path / "x.onnx")
+    assert code == 0, err
+    assert (tmp_path / "x.onnx").read_bytes() == b"mine"

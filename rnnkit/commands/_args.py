@@ -13,17 +13,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _integer(minimum: int, what: str, name: str):
-    """An argparse type: an integer of at least ``minimum``; its errors say ``what`` was expected."""
+def _as_int(text):
+    """``int(text)`` (spaces around it allowed), or None when it is no integer."""
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _integer(minimum: int, what: str, name: str, many: bool = False):
+    """An argparse type: an integer of at least ``minimum`` or, with ``many``, comma-separated such
+    integers as a list (as a run's config.json holds it); its errors say ``what`` was expected."""
 
     def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
-        return v
+        values = [_as_int(t) for t in text.split(",") if t.strip()] if many else [_as_int(text)]
+        if not values or any(v is None or v < minimum for v in values):   # a trailing comma is no item
+            shown = values[0] if not many and values[0] is not None else repr(text)
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown}")
+        return values if many else values[0]
 
     parse.__name__ = name
     return parse
@@ -76,23 +83,8 @@ def fraction(text):
     return v
 
 
-def _integer_list(minimum: int, what: str, name: str):
-    """An argparse type: comma-separated integers, each at least ``minimum``, as a list (as a run's
-    config.json holds it); its errors say ``what`` was expected and quote the whole list."""
-    one = _integer(minimum, what, name)                       # int() allows the spaces around each
-
-    def parse(text):
-        try:
-            return [one(t) for t in text.split(",")]
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-
-    parse.__name__ = name
-    return parse
-
-
-positive_int_list = _integer_list(1, "comma-separated positive integers such as 128,256,128", "positive_int_list")
-nonneg_int_list = _integer_list(0, "comma-separated integers >= 0 such as 0,50,100", "nonneg_int_list")
+positive_int_list = _integer(1, "comma-separated positive integers such as 128,256,128", "positive_int_list", many=True)
+nonneg_int_list = _integer(0, "comma-separated integers >= 0 such as 0,50,100", "nonneg_int_list", many=True)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

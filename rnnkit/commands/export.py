@@ -14,7 +14,7 @@ def register(sub):
     add_replace_arg(p)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which weights: best validation or last checkpoint")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, checks_own_outputs=True)     # each graph's file: stem.<graph>.onnx for several
 
 
 def run(args):

@@ -41,7 +41,8 @@ def register(sub):
                          "0 samples the model as trained")
     sm.add_argument("--seed", type=seed_value, default=0)
     sm.add_argument("--output", "-o", default=None,
-                    help="PNG to write (default RUN_DIR/samples-bias<B>-seed<S>.png: the same draw is the same file)")
+                    help="PNG to write (default RUN_DIR/samples-n<NUM>-len<LENGTH>-bias<B>-seed<S>.png: the same draw "
+                         "is the same file)")
     add_replace_arg(sm)
     sm.set_defaults(run=run_sample)
 
@@ -81,7 +82,8 @@ def run_sample(args):
 
     from ..apps.handwriting import draw_samples
 
-    out = args.output or os.path.join(args.run_dir, f"samples-bias{args.bias:g}-seed{args.seed}.png")
+    name = f"samples-n{args.num}-len{args.length or 'median'}-bias{args.bias:g}-seed{args.seed}.png"
+    out = args.output or os.path.join(args.run_dir, name)
     print(f"wrote {draw_samples(args.run_dir, out, args.num, args.length, args.bias, args.seed)}")
     return 0
 

@@ -60,9 +60,9 @@ class Forecaster(TaskModel):
         differencing options) and record it in the config."""
         train = check_series(train, 0, 0, 0, what="train")
         if len(train) <= self.diff.offset:
-            lags = " (the differencing lags) + 1" if self.diff.offset else ""
-            raise ValueError(f"train: expected at least {self.diff.offset}{lags} = {self.diff.offset + 1} values, "
-                             f"got {len(train)}")
+            need = (f"{self.diff.offset} (the differencing lags) + 1 = {self.diff.offset + 1} values"
+                    if self.diff.offset else "1 value")
+            raise ValueError(f"train: expected at least {need}, got {len(train)}")
         self.scaler = Scaler(self.diff.transform(train)[self.diff.offset:])
         self.config["scaler"] = self.scaler.to_dict()
         return self

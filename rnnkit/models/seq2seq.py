@@ -202,7 +202,10 @@ class Seq2Seq(TaskModel):
         """Greedy decoding of a batch: ``(ids (N, T), alphas (T, S, N), scores (N,))`` where a
         score is the sum of the chosen tokens' log-probabilities up to and including EOS."""
         src = check_token_ids(src, len(self.src_vocab), "src", hint="one source is ids[:, None]")
-        src_len = check_lengths(src_len, src.shape[1], src.shape[0])
+        try:
+            src_len = check_lengths(src_len, src.shape[1], src.shape[0])
+        except (TypeError, ValueError) as exc:          # named as the caller passed it
+            raise type(exc)(str(exc).replace("lengths:", "src_len:", 1)) from None
         if src.shape[1] == 0:
             raise ValueError(f"src: expected at least one source (column), got shape {src.shape}")
         max_len = self.limit(src_len) if max_len is None else check_positive_int(max_len, "max_len")

@@ -23,7 +23,8 @@ class Attention(Module):
     def __init__(self, query_size, key_size, kind="additive", attn_size=None, dtype=np.float32, seed=None):
         query_size = check_positive_int(query_size, "query_size")
         key_size = check_positive_int(key_size, "key_size")
-        attn_size = key_size if attn_size is None else check_positive_int(attn_size, "attn_size")
+        # None or 0: key_size (as rnnkit.torch_twins.TorchAttention reads it)
+        attn_size = key_size if attn_size is None or attn_size == 0 else check_positive_int(attn_size, "attn_size")
         super().__init__(check_dtype(dtype), check_seed(seed))
         if kind not in KINDS:
             raise ValueError(f"attention kind: expected one of {', '.join(KINDS)}, got {kind!r}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import (as_float_array, check_bool, check_dtype, check_finite, check_ndarray, check_positive_int,
+from .._validate import (as_float_array, check_bool, check_dtype, check_ndarray, check_positive_int,
                          check_probability, check_seed, check_shape)
 from ..functional.tokens import TableGrad, TokenInput
 from ..products import matmul
@@ -36,7 +36,6 @@ class Linear(Module):
         x = as_float_array(x, "Linear input", self.dtype)
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear input: expected last dimension {self.in_features}, got shape {x.shape}")
-        check_finite(x, "Linear input")
         # one (prod(*), H_in) @ (H_in, H_out) product: a 3-D operand would make NumPy loop over
         # its first axis with one small product each
         y = matmul(x.reshape(-1, self.in_features), self.params["weight"].T).reshape(x.shape[:-1] + (self.out_features,))
@@ -58,9 +57,10 @@ class Linear(Module):
 
     def backward(self, dy):
         x = self._take_cache()
-        dy = as_float_array(check_ndarray(dy, "Linear.backward dy"), "Linear.backward dy", self.dtype)
+        # O(1) checks only: the models' heads call this every step. A float64 gradient of a float32
+        # layer (a loss against float64 targets) is taken in the layer's dtype, as it always was.
+        dy = as_float_array(check_ndarray(dy, "Linear.backward dy"), "Linear.backward dy").astype(self.dtype, copy=False)
         check_shape(dy, x.shape[:-1] + (self.out_features,), "Linear.backward dy")
-        check_finite(dy, "Linear.backward dy (the gradient handed to the module)")
         return self.backward_cached(dy, x)
 
 
@@ -120,9 +120,9 @@ class Embedding(Module):
     def backward(self, dy):
         idx = self._take_cache()
         if not isinstance(dy, TableGrad):
-            dy = as_float_array(check_ndarray(dy, "Embedding.backward dy"), "Embedding.backward dy", self.dtype)
+            dy = as_float_array(check_ndarray(dy, "Embedding.backward dy"), "Embedding.backward dy")
+            dy = dy.astype(self.dtype, copy=False)
             check_shape(dy, idx.shape + (self.embedding_dim,), "Embedding.backward dy")
-            check_finite(dy, "Embedding.backward dy (the gradient handed to the module)")
         return self.backward_cached(dy, idx)
 
 
