@@ -87,7 +87,8 @@ def _run(args, argv) -> int:
     except MemoryError:
         if os.environ.get("RNNKIT_DEBUG"):
             raise
-        print(f"rnnkit {args.command}: error: ran out of memory; use a smaller --hidden-size, --batch-size or "
+        hidden = "--hidden-size" if hasattr(args, "hidden_size") else "--hidden"       # experiment spells it so
+        print(f"rnnkit {args.command}: error: ran out of memory; use a smaller {hidden}, --batch-size or "
               f"sequence length (rnnkit train --dry-run estimates what a configuration needs)", file=sys.stderr)
         return 2
     except (UserError, ValueError, TypeError, OSError, UnicodeDecodeError, ImportError) as exc:

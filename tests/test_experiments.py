@@ -201,7 +201,8 @@ def _old_experiment(path, capsys):
     (["truncation", "--length", "5000", "--windows", "0,10", "--T", "10", "--task-windows", "0"],
      ["use a smaller --length"], 2**20),
     # a model no machine can hold (numpy's MemoryError, while the run is built)
-    (["vanishing", "--T", "10", "--cells", "rnn", "--hidden", "10000000"], ["ran out of memory"], None),
+    (["vanishing", "--T", "10", "--cells", "rnn", "--hidden", "10000000"],
+     ["ran out of memory; use a smaller --hidden,"], None),
 ])
 def test_experiment_overwrite_refused_late_leaves_the_old_one(tmp_path, capsys, monkeypatch, argv, fragments, memory):
     """--overwrite deletes the old experiment only after every run is built and its memory checked."""
