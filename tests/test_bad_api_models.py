@@ -233,3 +233,12 @@ def test_nan_regression_targets_are_named_as_targets():
     m = rnnkit.SequenceModel(3, 4, 1, "regression")
     with pytest.raises(ValueError, match=r"mse target \(the regression targets\): expected finite values, got 2 NaN"):
         m.train_step((np.zeros((5, 2, 3), np.float32), np.full((2, 1), np.nan, np.float32), None))
+
+
+def test_sample_warns_of_prime_characters_the_model_never_saw():
+    from rnnkit.data.text import CharVocab
+
+    v = CharVocab.from_text("hello world")
+    lm = rnnkit.CharLM(len(v), embed_size=4, hidden_size=4, seed=0)
+    with pytest.warns(UserWarning, match=r"prime: characters the model never saw \('QZ'\)"):
+        lm.sample(v, length=3, prime="hello QZ", rng=0)

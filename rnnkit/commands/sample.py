@@ -23,6 +23,7 @@ def register(sub):
 def run(args):
     import sys
     import time
+    import warnings
 
     from ..apps.lm import load
 
@@ -32,11 +33,12 @@ def run(args):
         print(f"note: the prime has characters the model never saw ({''.join(sorted(unknown))!r}); "
               "they are read as the unknown character", file=sys.stderr)
     t0 = time.perf_counter()
-    if args.num == 1:
-        texts = [model.sample(vocab, args.length, args.temperature, args.top_k, args.prime, rng=args.seed)]
-    else:
+    with warnings.catch_warnings():                 # the note above said it, in the command's own words
+        warnings.simplefilter("ignore", UserWarning)
         texts = model.sample(vocab, args.length, args.temperature, args.top_k, args.prime, rng=args.seed,
-                             n=args.num)
+                             n=None if args.num == 1 else args.num)
+    if args.num == 1:
+        texts = [texts]
     dt = time.perf_counter() - t0
     print("\n\n".join(args.prime + t for t in texts))
     total = args.length * args.num

@@ -114,6 +114,12 @@ class CharLM(TaskModel):
         V = self.config["vocab_size"]
         if len(vocab) != V:
             raise ValueError(f"vocab: expected {V} symbols (the model's vocab_size), got {len(vocab)}")
+        unknown = vocab.unknown(prime) if prime and hasattr(vocab, "unknown") else ()
+        if unknown:
+            import warnings
+
+            warnings.warn(f"prime: characters the model never saw ({''.join(sorted(unknown))!r}) are read as the "
+                          f"unknown character", UserWarning, stacklevel=2)
         if n is not None:
             return self._sample_batch(vocab, length, temperature, top_k, prime, np.random.default_rng(rng), n)
         rng = np.random.default_rng(rng)
