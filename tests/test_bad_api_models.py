@@ -242,3 +242,11 @@ def test_sample_warns_of_prime_characters_the_model_never_saw():
     lm = rnnkit.CharLM(len(v), embed_size=4, hidden_size=4, seed=0)
     with pytest.warns(UserWarning, match=r"prime: characters the model never saw \('QZ'\)"):
         lm.sample(v, length=3, prime="hello QZ", rng=0)
+
+
+def test_a_batch_missing_a_part_is_named():
+    clf = rnnkit.SequenceClassifier(3, 8, 2)
+    with pytest.raises(TypeError, match=r"SequenceClassifier: expected a batch \(x, y, lengths\), got 2 items"):
+        clf.train_step((np.zeros((5, 2, 3), np.float32), np.zeros(2, int)))
+    with pytest.raises(TypeError, match=r"expected a batch \(x, y, lengths\), got ndarray"):
+        clf.train_step(np.zeros((5, 2, 3), np.float32))

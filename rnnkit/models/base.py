@@ -52,6 +52,15 @@ class TaskModel(Module):
     def train_step(self, batch, state=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def unpack(self, batch, names: str):
+        """``batch`` as the tuple of ``names`` ("x, y, lengths") it must hold; one line naming them
+        otherwise (a call of ``train_step`` by hand with a part missing)."""
+        want = names.count(",") + 1
+        if not isinstance(batch, (tuple, list)) or len(batch) != want:
+            got = f"{len(batch)} items" if isinstance(batch, (tuple, list)) else type(batch).__name__
+            raise TypeError(f"{type(self).__name__}: expected a batch ({names}), got {got}")
+        return batch
+
     def evaluate(self, batch, state=None):  # pragma: no cover - abstract
         raise NotImplementedError
 

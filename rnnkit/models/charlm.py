@@ -79,7 +79,7 @@ class CharLM(TaskModel):
         The returned state is plain arrays: carrying it into the next window carries the value
         and cuts the gradient there (truncated BPTT).
         """
-        x, y = batch
+        x, y = self.unpack(batch, "x, y")
         logits, state = self.forward(x, state)
         loss, cache = cross_entropy(logits, y)
         self.backward(cross_entropy_backward(cache))
@@ -87,7 +87,7 @@ class CharLM(TaskModel):
 
     def evaluate(self, batch, state=None):
         """Summed loss (nats) over the batch, without gradients. Returns ``(loss_sum, state, n_tokens)``."""
-        x, y = batch
+        x, y = self.unpack(batch, "x, y")
         logits, state = self.forward(x, state)
         self.clear_cache()
         loss, _ = cross_entropy(logits, y, reduction="sum")

@@ -204,7 +204,7 @@ class SequenceClassifier(TaskModel):
         return a
 
     def train_step(self, batch, state=None):
-        x, y, lengths = batch
+        x, y, lengths = self.unpack(batch, "x, y, lengths")
         out = self.forward(x, lengths)
         loss, cache = cross_entropy(out, y)
         self.backward(cross_entropy_backward(cache))
@@ -212,7 +212,7 @@ class SequenceClassifier(TaskModel):
 
     def evaluate(self, batch, state=None):
         """Summed cross-entropy and the number right, without gradients."""
-        x, y, lengths = batch
+        x, y, lengths = self.unpack(batch, "x, y, lengths")
         out = self.forward(x, lengths)
         self.clear_cache()
         loss, _ = cross_entropy(out, y, reduction="sum")

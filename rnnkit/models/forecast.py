@@ -87,11 +87,11 @@ class Forecaster(TaskModel):
 
     # -- the contract -----------------------------------------------------------------------
     def train_step(self, batch, state=None):
-        x, y = batch
+        x, y = self.unpack(batch, "x, y")
         return self.net.train_step((x, y, None))
 
     def evaluate(self, batch, state=None):
-        x, y = batch
+        x, y = self.unpack(batch, "x, y")
         return self.net.evaluate((x, y, None))
 
     def metrics(self, mean_loss, sums=None):

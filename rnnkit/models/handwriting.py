@@ -68,7 +68,7 @@ class HandwritingModel(TaskModel):
         return None if lengths is None else np.arange(L)[:, None] < np.asarray(lengths)[None, :]   # (L, N)
 
     def train_step(self, batch, state=None):
-        x, _, lengths = batch
+        x, _, lengths = self.unpack(batch, "x, y, lengths")
         out, _ = self.forward(x, lengths)
         mask = self._mask(x, lengths)
         loss, cache = mdn_loss(out, x, mask)
@@ -76,7 +76,7 @@ class HandwritingModel(TaskModel):
         return loss, None, int(x.shape[0] * x.shape[1] if mask is None else mask.sum())
 
     def evaluate(self, batch, state=None):
-        x, _, lengths = batch
+        x, _, lengths = self.unpack(batch, "x, y, lengths")
         out, _ = self.forward(x, lengths)
         self.clear_cache()
         mask = self._mask(x, lengths)

@@ -169,7 +169,7 @@ class Seq2Seq(TaskModel):
     def train_step(self, batch, state=None):
         """``batch = (src (S, N), src_len (N,), tgt_in (T, N), tgt_out (T, N))`` as made by
         :class:`~rnnkit.data.seq2seq.PairBatches`; the loss is the mean over target tokens."""
-        src, src_len, tgt_in, tgt_out = batch
+        src, src_len, tgt_in, tgt_out = self.unpack(batch, "src, src_len, tgt_in, tgt_out")
         logits = self.forward(src, src_len, tgt_in)
         loss, cache = cross_entropy(logits, tgt_out)
         self.backward(cross_entropy_backward(cache))
@@ -178,7 +178,7 @@ class Seq2Seq(TaskModel):
     def evaluate(self, batch, state=None):
         """Teacher-forced summed loss over the target tokens (always feeding the true previous
         token), and the counts for token accuracy."""
-        src, src_len, tgt_in, tgt_out = batch
+        src, src_len, tgt_in, tgt_out = self.unpack(batch, "src, src_len, tgt_in, tgt_out")
         logits = self.forward(src, src_len, tgt_in, teacher_forcing=1.0)
         self.clear_cache()
         loss, _ = cross_entropy(logits, tgt_out, reduction="sum")

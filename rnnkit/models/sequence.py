@@ -82,7 +82,7 @@ class SequenceModel(TaskModel):
         return mse_backward(cache) if self.task == "regression" else cross_entropy_backward(cache)
 
     def train_step(self, batch, state=None):
-        x, y, lengths = batch
+        x, y, lengths = self.unpack(batch, "x, y, lengths")
         if self.bptt and x.shape[0] > self.bptt:
             return self._train_truncated(x, y, lengths)
         out = self.forward(x, lengths)
@@ -121,7 +121,7 @@ class SequenceModel(TaskModel):
         return total / count, None, N
 
     def evaluate(self, batch, state=None):
-        x, y, lengths = batch
+        x, y, lengths = self.unpack(batch, "x, y, lengths")
         out = self.forward(x, lengths)
         self.clear_cache()
         loss, _ = self.loss(out, y)
@@ -129,7 +129,7 @@ class SequenceModel(TaskModel):
 
     def accuracy(self, batch) -> float:
         """Fraction of correct argmax predictions (classification / sequence tasks)."""
-        x, y, lengths = batch
+        x, y, lengths = self.unpack(batch, "x, y, lengths")
         out = self.forward(x, lengths)
         self.clear_cache()
         pred = out.argmax(-1)
