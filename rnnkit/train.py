@@ -102,6 +102,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """A saved run's settings (``checkpoint.npz``'s ``config``): keys another rnnkit version wrote
+        and this one lacks are dropped. To build a config from your own settings use
+        ``TrainConfig(**d)``, which names an unknown one."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
