@@ -45,11 +45,17 @@ def _join(tree, arrays):
     return tree
 
 
+def is_device(path) -> bool:
+    """``path`` exists and is neither a regular file nor a directory (``/dev/null``, ``/dev/stdout``, a
+    pipe): an output there is written to directly, since an atomic rename would replace it."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename (directly to a device)."""
     path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-        with open(path, "wb") as f:               # /dev/null, /dev/stdout, a pipe: written, never replaced
+    if is_device(path):
+        with open(path, "wb") as f:
             f.write(data)
         return
     directory = os.path.dirname(os.path.abspath(path))

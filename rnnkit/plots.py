@@ -17,8 +17,10 @@ def _pyplot():
 
 def save_figure(fig, plt, out_png) -> str:
     """Save ``fig`` as PNG through a temporary file and a rename (never a half-written image), then close it."""
-    if os.path.exists(out_png) and not os.path.isfile(out_png) and not os.path.isdir(out_png):
-        fig.savefig(out_png, dpi=110, bbox_inches="tight", format="png")   # /dev/null, a pipe: never replaced
+    from .io import is_device
+
+    if is_device(out_png):
+        fig.savefig(out_png, dpi=110, bbox_inches="tight", format="png")
         plt.close(fig)
         return out_png
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..data.seq2seq import TOKEN_MODES, detokenize, source_arrays, tokenize
 from ..data.vocab import DEFAULT_SPECIALS, Vocab
-from .._validate import check_lengths, check_positive_int, check_text_list, check_token_ids, check_token_lists
+from .._validate import (check_lengths, check_positive_int, check_text_list, check_token_ids, check_token_lists,
+                         is_real)
 from ..errors import UserError
 from ..functional.losses import cross_entropy, cross_entropy_backward, log_softmax
 from ..nn import Attention, Embedding, GRUCell, Linear, LSTMCell
@@ -61,8 +62,7 @@ class Seq2Seq(TaskModel):
         super().__init__(dtype, seed)
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell: expected 'gru' or 'lstm', got {cell!r}")
-        if (isinstance(teacher_forcing, bool) or not isinstance(teacher_forcing, (int, float, np.integer, np.floating))
-                or not 0.0 <= teacher_forcing <= 1.0):
+        if not (is_real(teacher_forcing) and 0.0 <= teacher_forcing <= 1.0):
             raise ValueError(f"teacher_forcing: expected a probability in [0, 1], got {teacher_forcing!r}")
         for name, mode in (("src_tokens", src_tokens), ("tgt_tokens", tgt_tokens)):
             if mode not in TOKEN_MODES:
