@@ -62,8 +62,13 @@ def check_lengths(lengths, batch: int, max_len: int) -> np.ndarray:
     return arr
 
 
+def is_count(value, minimum: int = 0) -> bool:
+    """Whether ``value`` is an integer (not a bool) >= ``minimum``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= minimum
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")

@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import comma_list, is_real, some_names
+from ._validate import comma_list, is_count, is_real, some_names
 
 
 def _triples(params):
@@ -69,10 +69,6 @@ def _check(cond, name, value, want):
 def _in(v, lo, hi=math.inf, lo_open=False, hi_open=True) -> bool:
     """``v`` is a finite real number in the interval from ``lo`` to ``hi``, open where said."""
     return is_real(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-
-
-def _count(v, minimum) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= minimum
 
 
 def selector(spec):
@@ -447,7 +443,7 @@ class StepLR(Schedule):
     """``lr = base * gamma ** (n // step_size)``."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        _check(_count(step_size, 1), "step_size", step_size, "an integer >= 1")
+        _check(is_count(step_size, 1), "step_size", step_size, "an integer >= 1")
         _check(_in(gamma, 0, lo_open=True), "gamma", gamma, "a positive number")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
@@ -474,8 +470,8 @@ class CosineWarmup(Schedule):
     clipped to [0, 1]."""
 
     def __init__(self, optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
-        _check(_count(warmup_steps, 0), "warmup_steps", warmup_steps, "an integer >= 0")
-        _check(_count(total_steps, 1), "total_steps", total_steps, "an integer >= 1")
+        _check(is_count(warmup_steps, 0), "warmup_steps", warmup_steps, "an integer >= 0")
+        _check(is_count(total_steps, 1), "total_steps", total_steps, "an integer >= 1")
         _check(_in(min_lr, 0), "min_lr", min_lr, "a number >= 0")
         self.warmup, self.total, self.min_lr = warmup_steps, total_steps, min_lr
         super().__init__(optimizer)
@@ -496,8 +492,8 @@ class ReduceLROnPlateau:
         _optimizer(optimizer)
         _check(mode in ("min", "max"), "mode", mode, "'min' or 'max'")
         _check(_in(factor, 0, 1, lo_open=True), "factor", factor, "a number in (0, 1)")
-        _check(_count(patience, 0), "patience", patience, "an integer >= 0")
-        _check(_count(cooldown, 0), "cooldown", cooldown, "an integer >= 0")
+        _check(is_count(patience, 0), "patience", patience, "an integer >= 0")
+        _check(is_count(cooldown, 0), "cooldown", cooldown, "an integer >= 0")
         _check(_in(threshold, 0), "threshold", threshold, "a number >= 0")
         _check(_in(min_lr, 0), "min_lr", min_lr, "a number >= 0")
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience

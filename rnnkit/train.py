@@ -31,7 +31,7 @@ import numpy as np
 
 from . import __version__, io
 from . import threads as _threads
-from ._validate import NonFiniteError, check_bool, is_real
+from ._validate import NonFiniteError, check_bool, is_count, is_real
 from .errors import Terminated, UserError  # noqa: F401  (Terminated: rnnkit.train.Terminated)
 from .models.common import rng_state, set_rng_state
 from .optim import Schedule, clip_grad_norm, make_optimizer, make_schedule
@@ -75,9 +75,9 @@ class TrainConfig:
         positive = {"steps": self.steps, "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
                     "log_every": self.log_every}
         for name, v in positive.items():
-            if not isinstance(v, (int, np.integer)) or v < 1:
+            if not is_count(v, 1):
                 raise ValueError(f"{name.replace('_', '-')}: expected an integer >= 1, got {v!r}")
-        if self.epochs is not None and (not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1):
+        if self.epochs is not None and not is_count(self.epochs, 1):
             raise ValueError(f"epochs: expected an integer >= 1, got {self.epochs!r}")
         if not (is_real(self.lr) and self.lr > 0):
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
@@ -85,19 +85,17 @@ class TrainConfig:
             v = getattr(self, name)
             if not (is_real(v) and v >= 0):
                 raise ValueError(f"{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
-        for name in ("warmup", "patience"):
+        for name in ("warmup", "patience", "seed"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 0:
+            if not is_count(v, 0):
                 raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
         if self.on_divergence not in DIVERGENCE_ACTIONS:
             raise ValueError(f"on-divergence: expected one of {', '.join(DIVERGENCE_ACTIONS)}, got {self.on_divergence!r}")
         if not (is_real(self.divergence_factor) and (self.divergence_factor == 0
                                                                       or self.divergence_factor > 1)):
             raise ValueError(f"divergence-factor: expected 0 (off) or a number > 1, got {self.divergence_factor!r}")
-        if not isinstance(self.divergence_steps, (int, np.integer)) or self.divergence_steps < 1:
+        if not is_count(self.divergence_steps, 1):
             raise ValueError(f"divergence-steps: expected an integer >= 1, got {self.divergence_steps!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
         self.stateful = check_bool(self.stateful, "stateful")
 
     @classmethod

@@ -77,6 +77,10 @@ def test_no_decay_as_a_list(m):
     ({"seed": "a"}, "seed: expected an integer >= 0, got 'a'"),
     ({"seed": -5}, "seed: expected an integer >= 0, got -5"),
     ({"stateful": "no"}, "stateful: expected True or False, got 'no'"),
+    ({"seed": True}, "seed: expected an integer >= 0, got True"),          # a bool is no count
+    ({"steps": True}, "steps: expected an integer >= 1, got True"),
+    ({"patience": False}, "patience: expected an integer >= 0, got False"),
+    ({"epochs": np.True_}, "epochs: expected an integer >= 1, got np.True_"),
 ])
 def test_train_config_values(kw, text):
     with pytest.raises(ValueError, match=text):
