@@ -45,8 +45,20 @@ PATH_ARGS = {"run_dir": "RUN_DIR", "runs": "RUN_DIR", "text_file": "TEXT_FILE", 
              "out": "--out", "output": "--output", "png": "--png", "scores": "--scores", "prefix": "PREFIX"}
 
 
+def _default_action(argv: list) -> list:
+    """``rnnkit forecast --dataset x`` means ``rnnkit forecast train --dataset x``: a command whose
+    module names a ``DEFAULT_ACTION`` runs it when the line names none of its ``ACTIONS``."""
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(f"rnnkit.commands.{argv[0]}")
+        default = getattr(module, "DEFAULT_ACTION", None)
+        if default and (len(argv) == 1 or argv[1] not in (*module.ACTIONS, "-h", "--help")):
+            return [argv[0], default, *argv[1:]]
+    return argv
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = _default_action(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
@@ -78,7 +90,7 @@ def _run(args, argv) -> int:
                 if not directory and not getattr(args, "checks_own_outputs", False):
                     refuse_existing([getattr(args, dest)], getattr(args, "overwrite", False), f"--{dest}")
         if getattr(args, "resume", False):
-            check_resume(args, given_options(build_parser(), sys.argv[1:] if argv is None else argv))
+            check_resume(args, given_options(build_parser(), argv))
         return args.run(args) or 0
     except KeyboardInterrupt as exc:
         status = getattr(exc, "exit_status", 130)

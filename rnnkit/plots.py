@@ -90,20 +90,26 @@ def plot_attention(source, output, weights, out_png) -> str:
     return save_figure(fig, plt, out_png)
 
 
-def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png):
-    """The series' last part with the test tail shaded; each method's forecast of the last step ahead."""
+def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png, future=None):
+    """The series' last part with the test tail shaded; each method's forecast of the last step
+    ahead; and ``future``, the forecast beyond the series' end."""
     plt = _pyplot()
     import numpy as np
 
     n = len(series)
-    start = max(0, n - 3 * test_size)
+    start = max(0, n - 3 * max(test_size, 2 * horizon, 20))
     fig, ax = plt.subplots(figsize=(11, 4), layout="constrained")
     ax.plot(np.arange(start, n), series[start:], color="black", lw=1.5, label="truth")
-    ax.axvspan(n - test_size - 0.5, n - 0.5, color="gray", alpha=0.12, label="test tail")
+    if test_size:
+        ax.axvspan(n - test_size - 0.5, n - 0.5, color="gray", alpha=0.12, label="test tail")
     tgt = origins + horizon
     for k, v in forecasts.items():
         ax.plot(tgt, v[:, horizon - 1], lw=1.2 if k == "rnnkit" else 0.9, ls="-" if k == "rnnkit" else "--", label=k)
-    ax.set_title(f"{name}: {horizon}-step-ahead forecasts on the held-out tail")
+    if future is not None:
+        ax.plot(np.arange(n - 1, n + len(future)), np.concatenate([series[-1:], future]), color="tab:purple", lw=1.5,
+                marker=".", label=f"rnnkit, the next {len(future)} beyond the data")
+    what = f"{horizon}-step-ahead forecasts on the held-out tail" if test_size else "the forecast beyond the data"
+    ax.set_title(f"{name}: {what}")
     ax.set_xlabel("time index")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=3)

@@ -324,7 +324,7 @@ def test_every_command_that_writes_a_named_file_offers_overwrite():
 
     writers = [(name, p) for name, p in parsers(build_parser(), "rnnkit")
                if any(a.dest in ("output", "png", "scores", "prefix") for a in p._actions)]
-    assert len(writers) == 8
+    assert len(writers) == 9
     for name, p in writers:
         assert any("--overwrite" in a.option_strings for a in p._actions), name
 

@@ -299,6 +299,81 @@ def test_forecast_command_on_a_csv(tmp_path):
     assert main(common + ["--out", str(out)]) == 2                         # never overwritten silently
 
 
+def test_forecast_beyond_the_end_of_a_csv(tmp_path, capsys):
+    """Every run writes the forecast after the series' end; ``forecast predict`` makes it again from
+    the run, on the run's own file (re-read, so newer rows give the newer forecast) or another."""
+    t = np.arange(160)
+    csv = tmp_path / "load.csv"
+    csv.write_text("date,load,other\n" + "".join(f"d{i},{50 + 10 * np.sin(i / 4):.4f},{i}\n" for i in t))
+    out = tmp_path / "run"
+    assert main(["forecast", "train", "--dataset", str(csv), "--column", "load", "--horizon", "3", "--window", "12",
+                 "--steps", "20", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
+    assert "forecast beyond the end (index 160-162): " in capsys.readouterr().out
+    future = (out / "future.csv").read_text()
+    assert future.splitlines()[0] == "h,index,forecast" and len(future.splitlines()) == 4
+    rows = [line.split(",") for line in future.splitlines()[1:]]
+    assert [r[:2] for r in rows] == [["1", "160"], ["2", "161"], ["3", "162"]]
+    model = rnnkit.runs.load(out)
+    series = 50 + 10 * np.sin(t / 4)
+    np.testing.assert_allclose([float(r[2]) for r in rows], model.forecast(series), rtol=1e-3)
+    assert json.loads((out / "scores.json").read_text())["future"] == [float(r[2]) for r in rows]
+    assert main(["forecast", "predict", str(out)]) == 0               # the run's own file and column
+    assert capsys.readouterr().out == future
+    with csv.open("a") as f:                                             # a newer row moves the origin
+        f.write(f"d160,{50 + 10 * np.sin(160 / 4):.4f},160\n")
+    assert main(["forecast", "predict", str(out), "--horizon", "5", "--output", str(tmp_path / "next.csv")]) == 0
+    nxt = (tmp_path / "next.csv").read_text().splitlines()
+    assert nxt[1].startswith("1,161,") and nxt[5].startswith("5,165,")
+    np.testing.assert_allclose([float(x.split(",")[2]) for x in nxt[1:]],
+                               model.forecast(np.append(series, 50 + 10 * np.sin(160 / 4)), 5), rtol=1e-3)
+    capsys.readouterr()
+    for argv, msg in ((["--output", str(tmp_path / "next.csv")], "--output " + str(tmp_path / "next.csv") + ": the file exists"),
+                      (["--dataset", str(tmp_path / "none.csv")], "none.csv: file not found"),
+                      (["--column", "date"], "expected a number"),):
+        assert main(["forecast", "predict", str(out)] + argv) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    short = tmp_path / "short.csv"
+    short.write_text("load\n" + "".join(f"{v}\n" for v in range(5)))
+    assert main(["forecast", "predict", str(out), "--dataset", str(short)]) == 2
+    assert "short.csv: expected at least 12 values (the model's window of 12), got 5" in capsys.readouterr().err
+
+
+def test_forecast_on_the_whole_series_and_a_direct_run(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    csv.write_text("y\n" + "".join(f"{np.sin(i / 3):.5f}\n" for i in range(90)))
+    out = tmp_path / "all"
+    assert main(["forecast", "--dataset", str(csv), "--test-size", "0", "--horizon", "4", "--strategy", "direct",
+                 "--window", "8", "--steps", "5", "--hidden", "4", "--out", str(out), "--no-progress"]) == 0
+    assert "no test tail (--test-size 0), so nothing is scored" in capsys.readouterr().out
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["scores"] == {} and scores["test_size"] == 0 and len(scores["future"]) == 4
+    assert (out / "forecast.png").stat().st_size > 0
+    assert main(["forecast", "predict", str(out), "--horizon", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == (out / "future.csv").read_text().splitlines()[1:3]
+    assert main(["forecast", "predict", str(out), "--horizon", "5"]) == 2
+    assert "--horizon: expected at most 4 (the run forecasts 4 steps at once, --strategy direct), got 5" in \
+        capsys.readouterr().err
+    classify = tmp_path / "c"
+    assert main(["classify", "train", "--dataset", "dna", "--length", "20", "--steps", "1", "--hidden", "4",
+                 "--out", str(classify), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["forecast", "predict", str(classify)]) == 2
+    assert "holds a classifier run, not a forecaster run" in capsys.readouterr().err
+
+
+def test_forecaster_forecast_is_predict_at_the_last_origin():
+    from rnnkit.models.forecast import Forecaster
+
+    s = np.sin(np.arange(60) / 5)
+    f = Forecaster(10, 3, hidden_size=4, difference=1, seed=0).fit_scaler(s[:40])
+    np.testing.assert_array_equal(f.forecast(s), f.predict(s, [59], 3)[0])
+    assert f.forecast(s, 6).shape == (6,) and f.min_history == 11
+    with pytest.raises(ValueError, match=r"series: expected at least 11 values \(the model's window of 10 plus 1 "
+                                         r"differencing lags\), got 10"):
+        f.forecast(s[:10])
+
+
 @pytest.mark.parametrize("content,argv,msg", [
     ("a,b\n1,2\n", ["--column", "c"], "expected a column named 'c'"),
     ("a,b\n1,x\n2,3\n", ["--column", "b"], "line 2: expected a number, got 'x'"),

@@ -4,6 +4,11 @@
 Protocol: the last ``test_size`` values are the test tail; the scaler and the network see only
 the values before it. Within those, the windows whose targets fall in the last
 ``val_fraction`` are validation (early stopping, the best weights), the rest are training.
+``test_size=0`` trains on the whole series and scores nothing.
+
+Every run also forecasts the ``horizon`` values beyond the end of the series (``future.csv``), and
+:func:`forecast_file` does that again with a trained run, on the same series or a longer one
+(``rnnkit forecast predict RUN_DIR``).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import numpy as np
 from .. import runs
 from ..data import datasets as D
 from ..data import timeseries as TS
+from .._validate import is_count
 from ..errors import UserError
 from ..io import atomic_write_text, json_text
 from ..train import Trainer, TrainConfig
@@ -93,10 +99,12 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         log_transform, difference, seasonal_difference = (m.get("log", False), m.get("difference", 0),
                                                           m.get("seasonal_difference", 0))
         config = resumed_config(ckpt, changes)
+    if test_size is not None and not is_count(test_size, 0):
+        raise UserError(f"--test-size: expected an integer >= 0 (0: no test tail), got {test_size!r}")
     series, period, name = load_series(dataset, column)     # the data is checked before the run is touched
     period = season or period
-    test_size = test_size or max(len(series) // 5, horizon + 1)
-    if horizon > test_size:               # scoring needs an origin whose whole horizon lies in the tail
+    test_size = max(len(series) // 5, horizon + 1) if test_size is None else test_size
+    if 0 < test_size < horizon:           # scoring needs an origin whose whole horizon lies in the tail
         raise UserError(f"--horizon {horizon}: expected at most --test-size {test_size} (every scored forecast "
                         f"lies in the test tail), got {horizon}")
     series = TS.check_series(series, window + difference + seasonal_difference, horizon, test_size, what=name)
@@ -107,8 +115,6 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         runs.prepare(out_dir, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
     n = len(series)
     train = series[: n - test_size]
-    origins = TS.test_origins(n, test_size, horizon)
-    truth = series[origins[:, None] + np.arange(1, horizon + 1)]
     t0 = time.perf_counter()
     extra = {"data": {"dataset": dataset, "column": column, "test_size": test_size, "val_fraction": val_fraction,
                       "season": season, "batch_size": batch_size}}
@@ -116,20 +122,69 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
                                          batch_size, val_fraction, out_dir, overwrite=overwrite, progress=progress,
                                          extra=extra, ckpt=ckpt, log=log_transform, difference=difference,
                                          seasonal_difference=seasonal_difference)
-    pred = model.predict(series, origins, horizon)
     wall = time.perf_counter() - t0
-    forecasts = {"rnnkit": pred, "last value": TS.naive_last(series, origins, horizon),
-                 "linear AR": TS.LinearAR(window).fit(train).forecast(series, origins, horizon)}
-    if period > 1:
-        forecasts[f"seasonal naive ({period})"] = TS.seasonal_naive(series, origins, horizon, period)
+    origins, forecasts = np.arange(0), {}
+    if test_size:
+        origins = TS.test_origins(n, test_size, horizon)
+        forecasts = {"rnnkit": model.predict(series, origins, horizon), "last value": TS.naive_last(series, origins, horizon),
+                     "linear AR": TS.LinearAR(window).fit(train).forecast(series, origins, horizon)}
+        if period > 1:
+            forecasts[f"seasonal naive ({period})"] = TS.seasonal_naive(series, origins, horizon, period)
+    truth = series[origins[:, None] + np.arange(1, horizon + 1)]
     scores = {k: TS.score(v, truth) for k, v in forecasts.items()}
+    future = model.forecast(series, horizon)
     result = {"dataset": name, "n": n, "test_size": test_size, "horizon": horizon, "window": window, "cell": cell,
               "hidden_size": hidden_size, "strategy": strategy, "log": log_transform, "difference": difference,
               "seasonal_difference": seasonal_difference, "steps": fit_result["step"], "train_time": wall,
-              "scores": scores}
+              "scores": scores, "future": future.tolist()}
     for k, s in scores.items():
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
+    if not test_size:
+        log(f"{name}: no test tail (--test-size 0), so nothing is scored")
+    span = f"index {n}" if horizon == 1 else f"index {n}-{n + horizon - 1}"
+    log(f"{name}: forecast beyond the end ({span}): " + ", ".join(f"{v:.4g}" for v in future))
     if out_dir:
         atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(result, indent=2))
-        plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"))
+        atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n))
+        plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"),
+                      future=future)
     return result
+
+
+def future_csv(future, n: int) -> str:
+    """The forecasts beyond a series of ``n`` values as CSV: steps ahead, the row index each one
+    would have in the series (``n``, ``n + 1``, ...), the forecast."""
+    return "h,index,forecast\n" + "".join(f"{h},{n - 1 + h},{v!r}\n" for h, v in enumerate(map(float, future), 1))
+
+
+def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None, which="best") -> dict:
+    """Forecast the ``horizon`` values after the end of ``dataset`` (a bundled name or a CSV file;
+    default: the series the run was trained on, e.g. the same CSV with newer rows; ``column``
+    default: the run's) with the trained forecaster in ``run_dir``; the network reads the last
+    ``window`` values, as in training. Writes
+    :func:`future_csv`'s text to ``output`` (or stdout) and returns ``{"n", "horizon", "future"}``."""
+    import sys
+
+    model = runs.load(run_dir, which, kinds=(KIND,))
+    data = model.run_extra.get("data", {})
+    if dataset is None:
+        if not data.get("dataset"):
+            raise UserError(f"{run_dir}: the run does not record its series; pass --dataset")
+        dataset = data["dataset"]
+    column = data.get("column") if column is None else column       # a newer file of the run's columns
+    if horizon is None:
+        horizon = model.horizon
+    elif model.strategy == "direct" and horizon > model.horizon:
+        raise UserError(f"--horizon: expected at most {model.horizon} (the run forecasts {model.horizon} steps at once, "
+                        f"--strategy direct), got {horizon}")
+    series, _, name = load_series(dataset, column)
+    try:
+        future = model.forecast(series, horizon, what=name)
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+    text = future_csv(future, len(series))
+    if output:
+        atomic_write_text(output, text)
+    else:
+        sys.stdout.write(text)
+    return {"n": len(series), "horizon": horizon, "future": future}

@@ -1,32 +1,59 @@
-"""``rnnkit forecast``: train a recurrent forecaster and score it beside baselines on a held-out tail."""
+"""``rnnkit forecast [train]|predict``: train a recurrent forecaster and score it beside baselines on a
+held-out tail; forecast beyond the end of a series with a trained run. ``train`` is the action when
+none is named (``rnnkit forecast --dataset my.csv``)."""
 from __future__ import annotations
 
-from ._args import add_fit_args, add_parser, add_rnn_args, add_run_args, fraction, nonneg_int, positive_int
+from ._args import (OneLineParser, add_fit_args, add_parser, add_replace_arg, add_rnn_args, add_run_args, fraction,
+                    nonneg_int, positive_int)
+
+ACTIONS = ("train", "predict")
+DEFAULT_ACTION = "train"        # rnnkit.cli inserts it when the command line names no action
+DATASET_HELP = "sunspots | co2 | airline | mackey-glass | a CSV file with a header row"
 
 
 def register(sub):
-    p = add_parser(sub, "forecast", "forecast a time series (bundled data or your CSV) and score it beside baselines")
-    p.add_argument("--dataset", default="sunspots",
-                   help="sunspots | co2 | airline | mackey-glass | a CSV file with a header row")
-    p.add_argument("--column", default=None, help="CSV column to forecast (needed when several are numeric)")
-    p.add_argument("--horizon", type=positive_int, default=1, help="steps ahead to forecast")
-    p.add_argument("--window", type=positive_int, default=24, help="past values the model reads")
-    p.add_argument("--test-size", type=positive_int, default=None, help="held-out tail length (default: last 20%%)")
-    p.add_argument("--val-fraction", type=fraction, default=0.1,
+    p = add_parser(sub, "forecast", "forecast a time series (bundled data or your CSV): train and score it beside "
+                                    "baselines, or forecast beyond its end with a trained run")
+    s = p.add_subparsers(dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
+    t = add_parser(s, "train", "train a forecaster, score it on the held-out tail beside baselines and forecast the "
+                   "values after the series' end (the default action: rnnkit forecast --dataset my.csv)")
+    t.add_argument("--dataset", default="sunspots", help=DATASET_HELP)
+    t.add_argument("--column", default=None, help="CSV column to forecast (needed when several are numeric)")
+    t.add_argument("--horizon", type=positive_int, default=1, help="steps ahead to forecast")
+    t.add_argument("--window", type=positive_int, default=24, help="past values the model reads")
+    t.add_argument("--test-size", type=nonneg_int, default=None,
+                   help="held-out tail length (default: last 20%%; 0: train on the whole series, score nothing)")
+    t.add_argument("--val-fraction", type=fraction, default=0.1,
                    help="last part of the training windows used for validation (best weights)")
-    p.add_argument("--season", type=positive_int, default=None, help="seasonal period for the seasonal-naive baseline")
-    p.add_argument("--strategy", choices=("direct", "recursive"), default="recursive",
+    t.add_argument("--season", type=positive_int, default=None, help="seasonal period for the seasonal-naive baseline")
+    t.add_argument("--strategy", choices=("direct", "recursive"), default="recursive",
                    help="multi-step strategy: feed one-step forecasts back (recursive) or predict all steps at once (direct)")
-    p.add_argument("--log", action="store_true",
+    t.add_argument("--log", action="store_true",
                    help="model log x_t instead of x_t (a positive series whose swings grow with its level)")
-    p.add_argument("--difference", type=int, choices=(0, 1, 2), default=0,
+    t.add_argument("--difference", type=int, choices=(0, 1, 2), default=0,
                    help="model the d-th difference (1 - B)^d of the series (d = 0, 1, 2)")
-    p.add_argument("--seasonal-difference", type=nonneg_int, default=0, metavar="S",
+    t.add_argument("--seasonal-difference", type=nonneg_int, default=0, metavar="S",
                    help="model the seasonal difference x_t - x_{t-S} (e.g. 12 for monthly data; 0: none)")
-    add_rnn_args(p, hidden_size=32)
-    add_fit_args(p, steps=1500, lr=3e-3, clip=1.0, eval_every=100)
-    add_run_args(p, "runs/forecast")
-    p.set_defaults(run=run)
+    add_rnn_args(t, hidden_size=32)
+    add_fit_args(t, steps=1500, lr=3e-3, clip=1.0, eval_every=100)
+    add_run_args(t, "runs/forecast")
+    t.set_defaults(run=run)
+
+    pr = add_parser(s, "predict", "forecast the values after the end of a series with a trained run",
+                    description="Forecast the values after the last one of --dataset (default: the series the run "
+                                "was trained on, re-read, so a CSV with newer rows gives the newer forecast) with "
+                                "the forecaster in RUN_DIR. Writes CSV lines h,index,forecast: steps ahead, the "
+                                "row index the value would have in the series, the forecast.")
+    pr.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by rnnkit forecast")
+    pr.add_argument("--dataset", default=None, help=DATASET_HELP + " (default: the run's own)")
+    pr.add_argument("--column", default=None, help="CSV column (default: the run's own)")
+    pr.add_argument("--horizon", type=positive_int, default=None,
+                    help="steps ahead (default: the run's --horizon; a --strategy direct run at most that)")
+    pr.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                    help="which weights: best validation or last checkpoint")
+    pr.add_argument("--output", default=None, help="write the CSV here instead of stdout")
+    add_replace_arg(pr)
+    pr.set_defaults(run=run_predict)
 
 
 def run(args):
@@ -40,6 +67,13 @@ def run(args):
                  val_fraction=args.val_fraction, season=args.season, out_dir=args.out, overwrite=args.overwrite,
                  resume=args.resume, changes=getattr(args, "changes", None), progress=args.progress,
                  log_transform=args.log, difference=args.difference, seasonal_difference=args.seasonal_difference)
-    print(f"wrote {args.out}/scores.json, {args.out}/forecast.png (run directory: config.json, best.npz, "
-          f"metrics.jsonl)")
+    print(f"wrote {args.out}/scores.json, {args.out}/future.csv, {args.out}/forecast.png (run directory: "
+          f"config.json, best.npz, metrics.jsonl; rnnkit forecast predict {args.out})")
+    return 0
+
+
+def run_predict(args):
+    from ..apps.forecast import forecast_file
+
+    forecast_file(args.run_dir, args.dataset, args.column, args.horizon, args.output, args.checkpoint)
     return 0

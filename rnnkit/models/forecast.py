@@ -98,6 +98,21 @@ class Forecaster(TaskModel):
         return {"rmse_scaled": math.sqrt(max(mean_loss, 0.0))}
 
     # -- forecasting ------------------------------------------------------------------------
+    @property
+    def min_history(self) -> int:
+        """Values a forecast needs before its origin: the window plus the differencing lags."""
+        return self.window + self.diff.offset
+
+    def forecast(self, series, horizon=None, what="series") -> np.ndarray:
+        """(horizon,) forecasts of the values after the end of ``series``, read from its last
+        :attr:`min_history` values (``predict`` at the last origin)."""
+        n = len(check_series(series, 0, 0, 0, what=what))
+        if n < self.min_history:
+            lags = f" plus {self.diff.offset} differencing lags" if self.diff.offset else ""
+            raise ValueError(f"{what}: expected at least {self.min_history} values (the model's window of "
+                             f"{self.window}{lags}), got {n}")
+        return self.predict(series, [n - 1], horizon)[0]
+
     def predict(self, series, origins, horizon=None) -> np.ndarray:
         """(N, horizon) forecasts from the true history ``series[: o + 1]`` for every origin ``o``."""
         if self.scaler is None:
