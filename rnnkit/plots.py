@@ -90,9 +90,9 @@ def plot_attention(source, output, weights, out_png) -> str:
     return save_figure(fig, plt, out_png)
 
 
-def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png, future=None):
+def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png, future=None, band=None):
     """The series' last part with the test tail shaded; each method's forecast of the last step
-    ahead; and ``future``, the forecast beyond the series' end."""
+    ahead; and ``future``, the forecast beyond the series' end, with ``band`` (lower, upper) shaded."""
     plt = _pyplot()
     import numpy as np
 
@@ -108,6 +108,9 @@ def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png,
     if future is not None:
         ax.plot(np.arange(n - 1, n + len(future)), np.concatenate([series[-1:], future]), color="tab:purple", lw=1.5,
                 marker=".", label=f"rnnkit, the next {len(future)} beyond the data")
+        if band is not None:
+            ax.fill_between(np.arange(n, n + len(future)), band[0], band[1], color="tab:purple", alpha=0.15,
+                            label="80% of the held-out errors")
     what = f"{horizon}-step-ahead forecasts on the held-out tail" if test_size else "the forecast beyond the data"
     ax.set_title(f"{name}: {what}")
     ax.set_xlabel("time index")

@@ -310,13 +310,23 @@ def test_forecast_beyond_the_end_of_a_csv(tmp_path, capsys):
                  "--steps", "20", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
     assert "forecast beyond the end (index 160-162): " in capsys.readouterr().out
     future = (out / "future.csv").read_text()
-    assert future.splitlines()[0] == "h,index,forecast" and len(future.splitlines()) == 4
+    assert future.splitlines()[0] == "h,index,forecast,lo80,hi80" and len(future.splitlines()) == 4
     rows = [line.split(",") for line in future.splitlines()[1:]]
     assert [r[:2] for r in rows] == [["1", "160"], ["2", "161"], ["3", "162"]]
     model = rnnkit.runs.load(out)
     series = 50 + 10 * np.sin(t / 4)
     np.testing.assert_allclose([float(r[2]) for r in rows], model.forecast(series), rtol=1e-3)
-    assert json.loads((out / "scores.json").read_text())["future"] == [float(r[2]) for r in rows]
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["future"] == [float(r[2]) for r in rows]
+    # the band: the 10% and 90% quantiles of the network's errors on the test tail, per step ahead
+    tail = TS.test_origins(160, 32, 3)
+    err = series[tail[:, None] + np.arange(1, 4)] - model.predict(series, tail, 3)
+    band = scores["band"]
+    assert band["origins"] == len(tail) == 30 and band["level"] == 0.8
+    np.testing.assert_allclose(band["lo"], np.quantile(err, 0.1, axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(band["hi"], np.quantile(err, 0.9, axis=0), rtol=1e-4, atol=1e-6)
+    for r, lo, hi in zip(rows, band["lo"], band["hi"]):
+        assert float(r[3]) == pytest.approx(float(r[2]) + lo) and float(r[4]) == pytest.approx(float(r[2]) + hi)
     assert main(["forecast", "predict", str(out)]) == 0               # the run's own file and column
     assert capsys.readouterr().out == future
     with csv.open("a") as f:                                             # a newer row moves the origin
@@ -324,6 +334,7 @@ def test_forecast_beyond_the_end_of_a_csv(tmp_path, capsys):
     assert main(["forecast", "predict", str(out), "--horizon", "5", "--output", str(tmp_path / "next.csv")]) == 0
     nxt = (tmp_path / "next.csv").read_text().splitlines()
     assert nxt[1].startswith("1,161,") and nxt[5].startswith("5,165,")
+    assert nxt[3].count(",") == 4 and not nxt[3].endswith(",") and nxt[4].endswith(",,")   # no band past h=3
     np.testing.assert_allclose([float(x.split(",")[2]) for x in nxt[1:]],
                                model.forecast(np.append(series, 50 + 10 * np.sin(160 / 4)), 5), rtol=1e-3)
     capsys.readouterr()
@@ -348,6 +359,7 @@ def test_forecast_on_the_whole_series_and_a_direct_run(tmp_path, capsys):
     assert "no test tail (--test-size 0), so nothing is scored" in capsys.readouterr().out
     scores = json.loads((out / "scores.json").read_text())
     assert scores["scores"] == {} and scores["test_size"] == 0 and len(scores["future"]) == 4
+    assert scores["band"] is None and (out / "future.csv").read_text().startswith("h,index,forecast\n")
     assert (out / "forecast.png").stat().st_size > 0
     assert main(["forecast", "predict", str(out), "--horizon", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == (out / "future.csv").read_text().splitlines()[1:3]
@@ -533,3 +545,21 @@ def test_most_frequent_tag_baseline_by_hand():
     assert rd.sets_arg("japanese-vowels,splice-junctions") == ["japanese-vowels", "splice-junctions"]
     with pytest.raises(Exception, match="expected a comma-separated list of splice-junctions"):
         rd.sets_arg("dna")
+
+
+def test_error_band_and_future_csv(tmp_path):
+    from rnnkit.apps.forecast import error_band, future_csv, run_band
+
+    truth = np.arange(20.0)[:, None] + np.zeros((1, 2))
+    pred = truth - np.arange(20.0)[:, None] % 5 * np.array([1.0, 2.0])     # errors 0..4 and 0..8
+    band = error_band(pred, truth)
+    np.testing.assert_allclose(band["lo"], [0.0, 0.0])
+    np.testing.assert_allclose(band["hi"], [4.0, 8.0])
+    assert error_band(pred[:9], truth[:9]) is None                            # too few held-out forecasts
+    text = future_csv(np.array([1.5, 2.5, 3.5]), 10, band)
+    assert text.splitlines() == ["h,index,forecast,lo80,hi80", "1,10,1.5,1.5,5.5", "2,11,2.5,2.5,10.5", "3,12,3.5,,"]
+    assert future_csv(np.array([1.5]), 10) == "h,index,forecast\n1,10,1.5\n"
+    (tmp_path / "scores.json").write_text('{"band": {"level": 0.8, "lo": [1], "hi": [2, 3]}}')
+    assert run_band(tmp_path) is None                                         # damaged: no band, no failure
+    (tmp_path / "scores.json").write_text("not json")
+    assert run_band(tmp_path) is None and run_band(tmp_path / "none") is None

@@ -8,7 +8,9 @@ the values before it. Within those, the windows whose targets fall in the last
 
 Every run also forecasts the ``horizon`` values beyond the end of the series (``future.csv``), and
 :func:`forecast_file` does that again with a trained run, on the same series or a longer one
-(``rnnkit forecast predict RUN_DIR``).
+(``rnnkit forecast predict RUN_DIR``). With a test tail the forecasts come with an 80% band per
+step ahead: the 10% and 90% quantiles of the network's errors on the tail (:func:`error_band`),
+empirical, not a guarantee; without a tail there is no held-out error to read it from.
 """
 from __future__ import annotations
 
@@ -20,13 +22,15 @@ import numpy as np
 from .. import runs
 from ..data import datasets as D
 from ..data import timeseries as TS
-from .._validate import is_count
+from .._validate import is_count, is_real
 from ..errors import UserError
 from ..io import atomic_write_text, json_text
 from ..train import Trainer, TrainConfig
 from .common import fit, resumed_config, saved_run
 
 KIND = "forecaster"
+BAND_LEVEL = 0.8          # the forecasts' band: this share of the held-out errors lies inside it
+BAND_MIN_ORIGINS = 10     # held-out forecasts a band needs, at least
 
 
 def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
@@ -133,10 +137,11 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     truth = series[origins[:, None] + np.arange(1, horizon + 1)]
     scores = {k: TS.score(v, truth) for k, v in forecasts.items()}
     future = model.forecast(series, horizon)
+    band = error_band(forecasts["rnnkit"], truth) if test_size else None
     result = {"dataset": name, "n": n, "test_size": test_size, "horizon": horizon, "window": window, "cell": cell,
               "hidden_size": hidden_size, "strategy": strategy, "log": log_transform, "difference": difference,
               "seasonal_difference": seasonal_difference, "steps": fit_result["step"], "train_time": wall,
-              "scores": scores, "future": future.tolist()}
+              "scores": scores, "future": future.tolist(), "band": band}
     for k, s in scores.items():
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
     if not test_size:
@@ -145,16 +150,58 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     log(f"{name}: forecast beyond the end ({span}): " + ", ".join(f"{v:.4g}" for v in future))
     if out_dir:
         atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(result, indent=2))
-        atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n))
+        atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n, band))
         plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"),
-                      future=future)
+                      future=future, band=band_limits(future, band))
     return result
 
 
-def future_csv(future, n: int) -> str:
+def error_band(pred, truth, level=BAND_LEVEL) -> dict | None:
+    """The band of held-out errors per step ahead: ``lo[h]`` and ``hi[h]``, the ``(1 - level) / 2``
+    and ``(1 + level) / 2`` quantiles of ``truth - pred`` over the origins (rows), to add to a
+    forecast; None with fewer than ``BAND_MIN_ORIGINS`` origins."""
+    err = np.asarray(truth) - np.asarray(pred)                        # (origins, horizon)
+    if len(err) < BAND_MIN_ORIGINS:
+        return None
+    lo, hi = np.quantile(err, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return {"level": level, "origins": len(err), "lo": lo.tolist(), "hi": hi.tolist()}
+
+
+def band_limits(future, band):
+    """(lower, upper) arrays for the steps of ``future`` the band covers (NaN beyond), or None."""
+    if not band:
+        return None
+    k = min(len(future), len(band["lo"]))
+    lower, upper = np.full(len(future), np.nan), np.full(len(future), np.nan)
+    lower[:k], upper[:k] = future[:k] + np.asarray(band["lo"][:k]), future[:k] + np.asarray(band["hi"][:k])
+    return lower, upper
+
+
+def future_csv(future, n: int, band=None) -> str:
     """The forecasts beyond a series of ``n`` values as CSV: steps ahead, the row index each one
-    would have in the series (``n``, ``n + 1``, ...), the forecast."""
-    return "h,index,forecast\n" + "".join(f"{h},{n - 1 + h},{v!r}\n" for h, v in enumerate(map(float, future), 1))
+    would have in the series (``n``, ``n + 1``, ...), the forecast; with a band, its lower and
+    upper limits (``lo80``, ``hi80``; empty past the steps the band was measured for)."""
+    limits = band_limits(future, band)
+    if limits is None:
+        return "h,index,forecast\n" + "".join(f"{h},{n - 1 + h},{v!r}\n" for h, v in enumerate(map(float, future), 1))
+    pct = round(100 * band["level"])
+    cell = lambda v: "" if np.isnan(v) else repr(float(v))             # noqa: E731
+    return f"h,index,forecast,lo{pct},hi{pct}\n" + "".join(
+        f"{h},{n - 1 + h},{float(v)!r},{cell(a)},{cell(b)}\n" for h, (v, a, b) in enumerate(zip(future, *limits), 1))
+
+
+def run_band(run_dir) -> dict | None:
+    """The band a forecast run measured on its test tail (its ``scores.json``), or None."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "scores.json"), encoding="utf-8") as f:
+            band = json.load(f).get("band")
+    except (OSError, ValueError, AttributeError):
+        return None
+    ok = isinstance(band, dict) and all(isinstance(band.get(k), list) for k in ("lo", "hi")) and is_real(
+        band.get("level"))
+    return band if ok and len(band["lo"]) == len(band["hi"]) else None
 
 
 def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None, which="best") -> dict:
@@ -182,7 +229,7 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
         future = model.forecast(series, horizon, what=name)
     except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from None
-    text = future_csv(future, len(series))
+    text = future_csv(future, len(series), run_band(run_dir))
     if output:
         atomic_write_text(output, text)
     else:
