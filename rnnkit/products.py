@@ -36,13 +36,10 @@ def matmul_into(a, b, out):
         raise ValueError(f"matmul_into: shapes {a.shape} @ {b.shape} -> {out.shape} do not match")
     if not (a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64)):
         raise ValueError(f"matmul_into: dtypes {a.dtype}, {b.dtype} -> {out.dtype}: expected one of float32, float64")
-    try:
-        import numba
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the compiled products call)
-    except ImportError:                                   # the NumPy fallback install
+    compiled = _compiled()
+    if compiled is None:                                  # the NumPy fallback install
         return np.matmul(a, b, out=out)
-    from .kernels._parallel import split_gemm
-
+    numba, split_gemm = compiled
     target = out if _writable_by_blas(out) else np.empty(out.shape, out.dtype)
     M, N = out.shape
     by_rows = M >= N
@@ -52,6 +49,25 @@ def matmul_into(a, b, out):
     if target is not out:
         out[...] = target
     return out
+
+
+_COMPILED = []
+
+
+def _compiled():
+    """``(numba, split_gemm)``, or None without Numba or SciPy's BLAS (the NumPy fallback install);
+    looked up once: the imports cost more than a small product's split."""
+    if not _COMPILED:
+        try:
+            import numba
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the compiled products call)
+
+            from .kernels._parallel import split_gemm
+        except ImportError:
+            _COMPILED.append(None)
+        else:
+            _COMPILED.append((numba, split_gemm))
+    return _COMPILED[0]
 
 
 def _leading_ok(v):
