@@ -308,7 +308,8 @@ def test_forecast_beyond_the_end_of_a_csv(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["forecast", "train", "--dataset", str(csv), "--column", "load", "--horizon", "3", "--window", "12",
                  "--steps", "20", "--hidden", "8", "--out", str(out), "--no-progress"]) == 0
-    assert "forecast beyond the end (index 160-162): " in capsys.readouterr().out
+    assert "forecast beyond the end (index 160-162, with the band of 80% of the tail errors): " in \
+        capsys.readouterr().out
     future = (out / "future.csv").read_text()
     assert future.splitlines()[0] == "h,index,forecast,lo80,hi80" and len(future.splitlines()) == 4
     rows = [line.split(",") for line in future.splitlines()[1:]]

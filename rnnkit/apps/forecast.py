@@ -147,12 +147,19 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     if not test_size:
         log(f"{name}: no test tail (--test-size 0), so nothing is scored")
     span = f"index {n}" if horizon == 1 else f"index {n}-{n + horizon - 1}"
-    log(f"{name}: forecast beyond the end ({span}): " + ", ".join(f"{v:.4g}" for v in future))
+    limits = band_limits(future, band)
+    cells = [f"{v:.4g}" for v in future] if limits is None else [
+        f"{v:.4g} ({a:.4g} to {b:.4g})" for v, a, b in zip(future, *limits)]
+    log(f"{name}: forecast beyond the end ({span}{', with the band of 80% of the tail errors' * bool(band)}): "
+        + ", ".join(cells))
+    if test_size and band is None:
+        log(f"{name}: no band: {len(origins)} held-out forecast{'s' * (len(origins) != 1)}, fewer than "
+            f"{BAND_MIN_ORIGINS} (a longer --test-size gives one)")
     if out_dir:
         atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(result, indent=2))
         atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n, band))
         plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"),
-                      future=future, band=band_limits(future, band))
+                      future=future, band=limits)
     return result
 
 
