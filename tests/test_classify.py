@@ -182,6 +182,11 @@ def test_predict_with_an_ensemble_of_runs(files, tmp_path, capsys):
     assert main(["classify", "predict"] + [str(r) for r in runs] + [str(files / "test.npz")]) == 0
     got = capsys.readouterr()
     assert got.out.split() == want and "accuracy" in got.err
+    assert main(["classify", "predict"] + [str(r) for r in runs] + [str(files / "test.npz"), "--probabilities"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "label," + ",".join(models[0].config["classes"]) and len(lines) == 21
+    assert [row.split(",")[0] for row in lines[1:]] == want
+    np.testing.assert_allclose([[float(v) for v in row.split(",")[1:]] for row in lines[1:]], p, rtol=1e-5)
     assert models[0].predict_sequences(xs) == [models[0].config["classes"][i] for i in models[0].probabilities(xs).argmax(1)]
     other = tmp_path / "other"
     xo, yo = make_sequences(30, 5)

@@ -221,25 +221,38 @@ def score(model, xs, labels, path=None, pred=None) -> dict:
             "confusion": conf.tolist(), "unseen_labels": unseen}
 
 
-def ensemble_predict(models, xs) -> list:
-    r"""Class names by soft voting: the mean of the models' class probabilities,
-    :math:`\hat y = \arg\max_c \frac{1}{K} \sum_k p_k(c \mid x)` (an ensemble of independently
-    trained networks, Hansen & Salamon 1990; averaging probabilities rather than votes, as in
-    Lakshminarayanan et al. 2017). The models must share the class names and the input size."""
+def ensemble_probabilities(models, xs) -> np.ndarray:
+    r"""(N, C) class probabilities by soft voting: the mean of the models' probabilities,
+    :math:`\frac{1}{K} \sum_k p_k(c \mid x)` (an ensemble of independently trained networks,
+    Hansen & Salamon 1990; averaging probabilities rather than votes, as in Lakshminarayanan et al.
+    2017). The models must share the class names and the input size."""
     first = models[0]
     for m in models[1:]:
         for key in ("classes", "input_size"):
             if m.config[key] != first.config[key]:
                 raise UserError(f"ensemble: expected runs with the same {key.replace('_', ' ')} "
                                 f"({first.config[key]}), got one with {m.config[key]}")
-    p = np.mean([m.probabilities(xs) for m in models], axis=0)              # (N, C)
-    return first.class_names(p.argmax(-1))
+    return np.mean([m.probabilities(xs) for m in models], axis=0)
 
 
-def predict_file(run_dirs, path, output=None) -> dict:
+def probabilities_csv(model, p, labels) -> str:
+    """CSV with a header ``label,<class>,...``: each sequence's predicted label, then its
+    probability of every class (6 significant digits)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["label", *model.class_names(range(p.shape[1]))])
+    w.writerows([lab, *(f"{v:.6g}" for v in row)] for lab, row in zip(labels, p))
+    return buf.getvalue()
+
+
+def predict_file(run_dirs, path, output=None, probabilities=False) -> dict:
     """Predict every sequence of ``path`` with the run in ``run_dirs`` or, given several, with
-    their ensemble (:func:`ensemble_predict`); write one label a line to ``output`` (or stdout).
-    With labels in the file, the accuracy too."""
+    their ensemble (:func:`ensemble_probabilities`); write one label a line to ``output`` (or
+    stdout), or with ``probabilities`` a CSV of the label and every class's probability
+    (:func:`probabilities_csv`). With labels in the file, the accuracy too."""
     from ..data.readers import read_sequences
 
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
@@ -247,8 +260,9 @@ def predict_file(run_dirs, path, output=None) -> dict:
     xs, y = read_sequences(path)
     check_not_regression(y, path)
     LS.check_features(xs, models[0].config["input_size"], path)
-    pred = ensemble_predict(models, xs)
-    text = "".join(f"{p}\n" for p in pred)
+    p = ensemble_probabilities(models, xs)
+    pred = models[0].class_names(p.argmax(-1))
+    text = probabilities_csv(models[0], p, pred) if probabilities else "".join(f"{q}\n" for q in pred)
     if output:
         atomic_write_text(output, text)
     else:

@@ -56,6 +56,9 @@ def register(sub):
     pr.add_argument("runs", metavar="RUN_DIR", nargs="+", help="one run directory, or several: an ensemble")
     pr.add_argument("file", metavar="FILE", help=".npz or .ts file; when it has labels, the accuracy is printed")
     pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout")
+    pr.add_argument("--probabilities", action="store_true",
+                    help="write CSV instead: a header label,<class>,... and for each sequence its label and the "
+                         "probability of every class (an ensemble's averaged)")
     add_replace_arg(pr)
     pr.set_defaults(run=run_predict)
 
@@ -119,7 +122,7 @@ def conv_branch(args) -> None:
 def run_predict(args):
     from ..apps.classify import predict_file
 
-    r = predict_file(args.runs, args.file, args.output)
+    r = predict_file(args.runs, args.file, args.output, args.probabilities)
     if "accuracy" in r:
         import sys
 
