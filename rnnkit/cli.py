@@ -47,11 +47,12 @@ PATH_ARGS = {"run_dir": "RUN_DIR", "runs": "RUN_DIR", "text_file": "TEXT_FILE", 
 
 def _default_action(argv: list) -> list:
     """``rnnkit forecast --dataset x`` means ``rnnkit forecast train --dataset x``: a command whose
-    module names a ``DEFAULT_ACTION`` runs it when the line names none of its ``ACTIONS``."""
+    module names a ``DEFAULT_ACTION`` runs it when an option follows the command's name (a word
+    there is an action, so a misspelt one is refused by name, and a bare command asks for one)."""
     if argv and argv[0] in COMMANDS:
         module = importlib.import_module(f"rnnkit.commands.{argv[0]}")
         default = getattr(module, "DEFAULT_ACTION", None)
-        if default and (len(argv) == 1 or argv[1] not in (*module.ACTIONS, "-h", "--help")):
+        if default and len(argv) > 1 and argv[1].startswith("-") and argv[1] not in ("-h", "--help"):
             return [argv[0], default, *argv[1:]]
     return argv
 
@@ -85,6 +86,9 @@ def _run(args, argv) -> int:
                     got = "an empty string" if not value else f"only spaces ({value!r})"
                     raise UserError(f"{name}: expected a path, got {got}")
         for dest, directory in (("out", True), ("output", False), ("png", False), ("scores", False)):
+            if getattr(args, dest, None) == "-" and dest != "output":       # --output - is stdout (io.write_output)
+                raise UserError(f"--{dest} -: expected a {'directory' if directory else 'file'} name "
+                                f"('-' means stdout only for a text --output)")
             if getattr(args, dest, None) not in (None, "-"):                 # before any work
                 check_output(getattr(args, dest), directory, f"--{dest}")
                 if not directory and not getattr(args, "checks_own_outputs", False):

@@ -46,18 +46,31 @@ def _join(tree, arrays):
 
 
 def is_device(path) -> bool:
-    """``path`` exists and is neither a regular file nor a directory (``/dev/null``, ``/dev/stdout``, a
-    pipe): an output there is written to directly, since an atomic rename would replace it."""
+    """``path`` is a stream rather than a file of the user's: under ``/dev`` or ``/proc`` (``/dev/null``;
+    ``/dev/stdout``, even when the shell sent it to a file), or existing as neither a regular file
+    nor a directory (a pipe). An output there is written to directly: an atomic rename would
+    replace the device itself."""
+    path = os.fspath(path)
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
 
+def output_path(path) -> str:
+    """Where an atomic write of ``path`` goes: a symbolic link is written through (its target is
+    replaced, not the link)."""
+    return os.path.realpath(os.fspath(path))
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename (directly to a device)."""
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename (directly to a device;
+    through a symbolic link)."""
     path = os.fspath(path)
     if is_device(path):
         with open(path, "wb") as f:
             f.write(data)
         return
+    path = output_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
@@ -122,6 +135,18 @@ def read_jsonl(path, consequence: str, valid=None) -> list[tuple[str, dict]]:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_output(path, text: str) -> None:
+    """A text output the user asked for (labels, tags, translations, forecasts): to stdout when
+    ``path`` is None or ``"-"``, else written atomically (:func:`atomic_write_text`)."""
+    if path is None or os.fspath(path) == "-":
+        import sys
+
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write_text(path, text)
 
 
 def save(path, tree: dict) -> None:

@@ -17,17 +17,18 @@ def _pyplot():
 
 def save_figure(fig, plt, out_png) -> str:
     """Save ``fig`` as PNG through a temporary file and a rename (never a half-written image), then close it."""
-    from .io import is_device
+    from .io import is_device, output_path
 
     if is_device(out_png):
         fig.savefig(out_png, dpi=110, bbox_inches="tight", format="png")
         plt.close(fig)
         return out_png
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    tmp = out_png + ".tmp.png"
+    target = output_path(out_png)                  # through a symbolic link, not over it
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".tmp.png"
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, out_png)
+    os.replace(tmp, target)
     return out_png
 
 

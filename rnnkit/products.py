@@ -61,11 +61,11 @@ def _compiled():
         try:
             import numba
             import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the compiled products call)
-
-            from .kernels._parallel import split_gemm
         except ImportError:
             _COMPILED.append(None)
         else:
+            from .kernels._parallel import split_gemm      # a failure here is a bug to see, not a fallback
+
             _COMPILED.append((numba, split_gemm))
     return _COMPILED[0]
 

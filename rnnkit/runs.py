@@ -150,8 +150,10 @@ def refuse_existing(paths, overwrite: bool, flag: str) -> None:
     attention maps, samples, ``model.onnx``) is made again from the run and is rewritten freely."""
     if overwrite:
         return
+    from .io import is_device
+
     for path in paths:
-        if os.path.isfile(path):                  # a device or a pipe (/dev/null, /dev/stdout) is written to
+        if os.path.isfile(path) and not is_device(path):       # /dev/null, /dev/stdout, a pipe: written to
             raise UserError(f"{flag} {path}: the file exists; pass --overwrite to replace it, or name another file")
 
 

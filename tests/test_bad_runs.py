@@ -341,6 +341,38 @@ def test_a_device_as_output_is_written_not_replaced(runs, tmp_path, capsys):
     assert (after.st_mode, after.st_rdev) == (before.st_mode, before.st_rdev)
 
 
+def test_a_symbolic_link_as_output_is_written_through(runs, tmp_path, capsys):
+    """The link the user made stays a link; the file it points to gets the output."""
+    target, link = tmp_path / "target.txt", tmp_path / "link.txt"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    code, out, err = rnnkit(capsys, "classify", "predict", runs / "crun", runs / "cls.npz", "--output", link,
+                            "--overwrite")
+    assert code == 0, err
+    assert link.is_symlink() and target.read_text() != "old\n" and len(target.read_text().split()) > 1
+    png_target, png_link = tmp_path / "c.png", tmp_path / "l.png"
+    png_target.write_bytes(b"old")
+    png_link.symlink_to(png_target)
+    code, _, err = rnnkit(capsys, "plot", runs / "run1", "--png", png_link, "--overwrite")
+    assert code == 0, err
+    assert png_link.is_symlink() and png_target.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dash_as_output_is_stdout(runs, tmp_path, capsys, monkeypatch):
+    """--output - is stdout, never a file named '-' (which the existing-file check would not guard);
+    '-' for a directory or an image is refused."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("precious\n")
+    code, out, err = rnnkit(capsys, "classify", "predict", runs / "crun", runs / "cls.npz", "--output", "-")
+    assert code == 0, err
+    assert (tmp_path / "-").read_text() == "precious\n" and len(out.split()) > 1
+    line = refused(capsys, "plot", runs / "run1", "--png", "-", keep=[tmp_path])
+    assert "--png -: expected a file name ('-' means stdout only for a text --output)" in line
+    from rnnkit.io import is_device
+
+    assert is_device("/dev/stdout") and is_device("/proc/self/fd/1") and not is_device(tmp_path / "-")
+
+
 def test_export_of_several_graphs_leaves_a_file_of_the_stem_alone(runs, tmp_path, capsys):
     (tmp_path / "x.onnx").write_bytes(b"mine")                      # a charlm writes x.sequence / x.step
     code, _, err = rnnkit(capsys, "export", runs / "run1", "-o", tmp_path / "x.onnx")

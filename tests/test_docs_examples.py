@@ -314,7 +314,7 @@ def _check_args(c: Command) -> None:
     from rnnkit import cli
 
     argv = [re.sub(r"^\$\{?\w+\}?$", "PLACEHOLDER", w) for w in words[1:]]     # $WIKI -> a path
-    shell = [i for i, w in enumerate(argv) if w in (">", ">>", "<", "|", "&&", "||", ";", "2>", "&>")]
+    shell = [i for i, w in enumerate(argv) if w.startswith((">", "<", "|", "&", ";", "2>"))]
     argv = argv[:shell[0]] if shell else argv                                  # a redirection is the shell's
     try:
         cli.build_parser().parse_args(cli._default_action(argv))

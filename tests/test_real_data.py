@@ -564,3 +564,52 @@ def test_error_band_and_future_csv(tmp_path):
     assert run_band(tmp_path) is None                                         # damaged: no band, no failure
     (tmp_path / "scores.json").write_text("not json")
     assert run_band(tmp_path) is None and run_band(tmp_path / "none") is None
+
+
+def test_forecast_predict_finds_the_run_s_file_and_keeps_its_band_to_it(tmp_path, capsys, monkeypatch):
+    """The run records its CSV by absolute path (predict from anywhere; a moved file is named); the
+    band goes only with the run's own series and column and its best weights."""
+    data = tmp_path / "data"
+    data.mkdir()
+    csv = data / "two.csv"
+    csv.write_text("a,b\n" + "".join(f"{10 + np.sin(i / 3):.5f},{i % 7}\n" for i in range(120)))
+    monkeypatch.chdir(data)
+    assert main(["forecast", "--dataset", "two.csv", "--column", "a", "--horizon", "2", "--window", "8",
+                 "--steps", "5", "--hidden", "4", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["forecast", "predict", "r"]) == 0
+    got = capsys.readouterr()
+    assert got.out.startswith("h,index,forecast,lo80,hi80\n") and got.err == ""
+    for argv in (["--column", "b"], ["--checkpoint", "last"], ["--dataset", "data/two.csv", "--column", "b"]):
+        assert main(["forecast", "predict", "r"] + argv) == 0
+        got = capsys.readouterr()
+        assert got.out.startswith("h,index,forecast\n"), argv
+        assert "note: no band: the run measured it on its own series" in got.err
+    assert main(["forecast", "predict", "r", "--dataset", "data/two.csv"]) == 0     # the same file, relative
+    assert capsys.readouterr().out.startswith("h,index,forecast,lo80,hi80\n")
+    (data / "other.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(30)))
+    assert main(["forecast", "predict", "r", "--dataset", "data/other.csv"]) == 2
+    assert "expected a column named 'a', got columns x (--column is the run's, 'a', unless given)" in \
+        capsys.readouterr().err
+    assert main(["forecast", "predict", "r", "--dataset", "sunspots", "--column", "a"]) == 2
+    assert "--column: expected none for the bundled series sunspots" in capsys.readouterr().err
+    scores = tmp_path / "r" / "scores.json"
+    for band in ('{"level": 0.8, "lo": [1, 2], "hi": ["a", 3]}', '{"level": 0.8, "lo": [null, 1], "hi": [1, 2]}',
+                 '{"level": 80, "lo": [1, 2], "hi": [2, 3]}'):                    # damaged: no band, no failure
+        scores.write_text('{"band": %s}' % band)
+        assert main(["forecast", "predict", "r"]) == 0
+        assert capsys.readouterr().out.startswith("h,index,forecast\n")
+    csv.rename(data / "moved.csv")
+    assert main(["forecast", "predict", "r"]) == 2
+    assert f"r: the run's series {csv}: file not found (moved? pass --dataset)" in capsys.readouterr().err
+
+
+def test_forecast_actions_by_name(capsys):
+    """An option after 'forecast' means train; a word there must be an action."""
+    for argv, msg in ((["forecast", "predic", "r1"], "invalid choice: 'predic'"),
+                      (["forecast"], "ACTION")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert msg in capsys.readouterr().err

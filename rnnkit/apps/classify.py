@@ -18,7 +18,7 @@ import numpy as np
 from .. import runs
 from ..data import labelled as LS
 from ..errors import UserError
-from ..io import atomic_write_text, json_text
+from ..io import atomic_write_text, json_text, write_output
 from .common import fit, resumed_config, saved_run
 
 KIND = "classifier"
@@ -263,8 +263,5 @@ def predict_file(run_dirs, path, output=None, probabilities=False) -> dict:
     p = ensemble_probabilities(models, xs)
     pred = models[0].class_names(p.argmax(-1))
     text = probabilities_csv(models[0], p, pred) if probabilities else "".join(f"{q}\n" for q in pred)
-    if output:
-        atomic_write_text(output, text)
-    else:
-        sys.stdout.write(text)
+    write_output(output, text)
     return score(models[0], xs, y, path, pred) if y is not None else {"n": len(xs)}

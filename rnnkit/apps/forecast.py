@@ -24,7 +24,7 @@ from ..data import datasets as D
 from ..data import timeseries as TS
 from .._validate import is_count, is_real
 from ..errors import UserError
-from ..io import atomic_write_text, json_text
+from ..io import atomic_write_text, json_text, write_output
 from ..train import Trainer, TrainConfig
 from .common import fit, resumed_config, saved_run
 
@@ -33,8 +33,22 @@ BAND_LEVEL = 0.8          # the forecasts' band: this share of the held-out erro
 BAND_MIN_ORIGINS = 10     # held-out forecasts a band needs, at least
 
 
+def bundled(dataset: str) -> bool:
+    """Whether ``dataset`` names a series rnnkit ships or makes (not a file)."""
+    return dataset in D.FORECAST_DATASETS or dataset == "mackey-glass"
+
+
+def recorded(dataset: str) -> str:
+    """``dataset`` as a run records it: a file by its absolute path (``forecast predict`` and
+    ``--resume`` then find it from any directory), a bundled name as it is."""
+    return dataset if bundled(dataset) else os.path.abspath(dataset)
+
+
 def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
     """(series, seasonal period, name) for a bundled dataset name, ``mackey-glass`` or a CSV path."""
+    if bundled(dataset) and csv_column is not None:
+        raise UserError(f"--column: expected none for the bundled series {dataset} (--column picks a column of a "
+                        f"CSV file), got {csv_column!r}")
     if dataset in D.FORECAST_DATASETS:
         return D.FORECAST_DATASETS[dataset](), D.SEASON[dataset], dataset
     if dataset == "mackey-glass":
@@ -120,7 +134,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     n = len(series)
     train = series[: n - test_size]
     t0 = time.perf_counter()
-    extra = {"data": {"dataset": dataset, "column": column, "test_size": test_size, "val_fraction": val_fraction,
+    extra = {"data": {"dataset": recorded(dataset), "column": column, "test_size": test_size, "val_fraction": val_fraction,
                       "season": season, "batch_size": batch_size}}
     model, fit_result = train_forecaster(train, window, horizon, cell, hidden_size, num_layers, strategy, config,
                                          batch_size, val_fraction, out_dir, overwrite=overwrite, progress=progress,
@@ -206,39 +220,53 @@ def run_band(run_dir) -> dict | None:
             band = json.load(f).get("band")
     except (OSError, ValueError, AttributeError):
         return None
-    ok = isinstance(band, dict) and all(isinstance(band.get(k), list) for k in ("lo", "hi")) and is_real(
-        band.get("level"))
-    return band if ok and len(band["lo"]) == len(band["hi"]) else None
+    def numbers(v):
+        return isinstance(v, list) and all(is_real(x) and np.isfinite(x) for x in v)
+
+    ok = (isinstance(band, dict) and numbers(band.get("lo")) and numbers(band.get("hi"))
+          and len(band["lo"]) == len(band["hi"]) and is_real(band.get("level")) and 0 < band["level"] < 1)
+    return band if ok else None
 
 
 def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None, which="best") -> dict:
     """Forecast the ``horizon`` values after the end of ``dataset`` (a bundled name or a CSV file;
     default: the series the run was trained on, e.g. the same CSV with newer rows; ``column``
     default: the run's) with the trained forecaster in ``run_dir``; the network reads the last
-    ``window`` values, as in training. Writes
-    :func:`future_csv`'s text to ``output`` (or stdout) and returns ``{"n", "horizon", "future"}``."""
+    ``window`` values, as in training. Writes :func:`future_csv`'s text to ``output`` (stdout when
+    None or ``"-"``) and returns ``{"n", "horizon", "future", "band"}``. The run's band (measured on
+    its own series with its best weights) comes only with a forecast of that series by those weights."""
     import sys
 
     model = runs.load(run_dir, which, kinds=(KIND,))
     data = model.run_extra.get("data", {})
+    own, own_column = data.get("dataset"), data.get("column")
     if dataset is None:
-        if not data.get("dataset"):
+        if not own:
             raise UserError(f"{run_dir}: the run does not record its series; pass --dataset")
-        dataset = data["dataset"]
-    column = data.get("column") if column is None else column       # a newer file of the run's columns
+        if not bundled(own) and not os.path.isfile(own):
+            raise UserError(f"{run_dir}: the run's series {own}: file not found (moved? pass --dataset)")
+        dataset = own
+    defaulted = column is None and not bundled(dataset) and own_column is not None
+    column = own_column if defaulted else column                    # a newer file of the run's columns
     if horizon is None:
         horizon = model.horizon
     elif model.strategy == "direct" and horizon > model.horizon:
         raise UserError(f"--horizon: expected at most {model.horizon} (the run forecasts {model.horizon} steps at once, "
                         f"--strategy direct), got {horizon}")
-    series, _, name = load_series(dataset, column)
+    try:
+        series, _, name = load_series(dataset, column)
+    except UserError as exc:
+        if defaulted and dataset != own:
+            raise UserError(f"{exc} (--column is the run's, {column!r}, unless given)") from None
+        raise
     try:
         future = model.forecast(series, horizon, what=name)
     except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from None
-    text = future_csv(future, len(series), run_band(run_dir))
-    if output:
-        atomic_write_text(output, text)
-    else:
-        sys.stdout.write(text)
-    return {"n": len(series), "horizon": horizon, "future": future}
+    band = run_band(run_dir)
+    if band is not None and (recorded(dataset) != (own and recorded(own)) or column != own_column or which != "best"):
+        print(f"note: no band: the run measured it on its own series ({own}"
+              f"{f', column {own_column}' if own_column else ''}) with its best weights", file=sys.stderr)
+        band = None
+    write_output(output, future_csv(future, len(series), band))
+    return {"n": len(series), "horizon": horizon, "future": future, "band": band}

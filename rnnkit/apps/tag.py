@@ -298,13 +298,9 @@ def predict_file(run_dir, path, output=None, fmt="auto", column=None, progress=F
         warn(f"warning: {unknown:,} of {total:,} tokens are not in the run's vocabulary; read as <unk>")
     pred = model.predict(sentences, progress=progress)
     text = "".join("".join(f"{t}\t{p}\n" for t, p in zip(s, ps)) + "\n" for s, ps in zip(sentences, pred))
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        from ..io import atomic_write_text
+    from ..io import write_output
 
-        atomic_write_text(output, text)
+    write_output(output, text)
     if gold is None:
         return None
     return score(model, list(zip(sentences, gold)), pred)

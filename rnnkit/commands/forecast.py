@@ -6,8 +6,7 @@ from __future__ import annotations
 from ._args import (OneLineParser, add_fit_args, add_parser, add_replace_arg, add_rnn_args, add_run_args, fraction,
                     nonneg_int, positive_int)
 
-ACTIONS = ("train", "predict")
-DEFAULT_ACTION = "train"        # rnnkit.cli inserts it when the command line names no action
+DEFAULT_ACTION = "train"        # rnnkit.cli inserts it when an option follows "forecast"
 DATASET_HELP = "sunspots | co2 | airline | mackey-glass | a CSV file with a header row"
 
 
@@ -22,7 +21,8 @@ def register(sub):
     t.add_argument("--horizon", type=positive_int, default=1, help="steps ahead to forecast")
     t.add_argument("--window", type=positive_int, default=24, help="past values the model reads")
     t.add_argument("--test-size", type=nonneg_int, default=None,
-                   help="held-out tail length (default: last 20%%; 0: train on the whole series, score nothing)")
+                   help="held-out tail length (default: last 20%%; 0: none, nothing scored, and training reads "
+                        "the whole series but its last --val-fraction, which validates; --val-fraction 0 for all of it)")
     t.add_argument("--val-fraction", type=fraction, default=0.1,
                    help="last part of the training windows used for validation (best weights)")
     t.add_argument("--season", type=positive_int, default=None, help="seasonal period for the seasonal-naive baseline")
@@ -42,8 +42,10 @@ def register(sub):
     pr = add_parser(s, "predict", "forecast the values after the end of a series with a trained run",
                     description="Forecast the values after the last one of --dataset (default: the series the run "
                                 "was trained on, re-read, so a CSV with newer rows gives the newer forecast) with "
-                                "the forecaster in RUN_DIR. Writes CSV lines h,index,forecast: steps ahead, the "
-                                "row index the value would have in the series, the forecast.")
+                                "the forecaster in RUN_DIR. Writes CSV lines h,index,forecast[,lo80,hi80]: steps "
+                                "ahead, the row index the value would have in the series, the forecast, and, for "
+                                "the run's own series and best weights, the band holding 80%% of its errors on "
+                                "the test tail at that step.")
     pr.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by rnnkit forecast")
     pr.add_argument("--dataset", default=None, help=DATASET_HELP + " (default: the run's own)")
     pr.add_argument("--column", default=None, help="CSV column (default: the run's own)")
@@ -51,7 +53,7 @@ def register(sub):
                     help="steps ahead (default: the run's --horizon; a --strategy direct run at most that)")
     pr.add_argument("--checkpoint", choices=("best", "last"), default="best",
                     help="which weights: best validation or last checkpoint")
-    pr.add_argument("--output", default=None, help="write the CSV here instead of stdout")
+    pr.add_argument("--output", default=None, help="write the CSV here instead of stdout ('-': stdout)")
     add_replace_arg(pr)
     pr.set_defaults(run=run_predict)
 
