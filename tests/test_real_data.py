@@ -613,3 +613,37 @@ def test_forecast_actions_by_name(capsys):
             main(argv)
         assert exc.value.code == 2
         assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cells,want", [
+    (["2024-01-30", "2024-01-31", "2024-02-01"], ["2024-02-02", "2024-02-03"]),                     # days
+    (["2024-01-01", "2024-01-08", "2024-01-15"], ["2024-01-22", "2024-01-29"]),                     # weeks
+    (["1949-11", "1949-12", "1950-01"], ["1950-02", "1950-03"]),                                    # months
+    (["2020-01-31", "2020-02-29", "2020-03-31"], ["2020-04-30", "2020-05-31"]),                     # month ends
+    (["2020-03-15", "2020-06-15", "2020-09-15"], ["2020-12-15", "2021-03-15"]),                     # quarters
+    (["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 12:00"], ["2024-01-01 13:00", "2024-01-01 14:00"]),
+    (["2024-01-01T10:00:00", "2024-01-01T10:00:30", "2024-01-01T10:01:00"],
+     ["2024-01-01T10:01:30", "2024-01-01T10:02:00"]),
+    (["2024-01-01", "2024-01-02", "2024-01-04"], None),                                             # no fixed step
+    (["2024-01-03", "2024-01-02", "2024-01-01"], None),                                             # backwards
+    (["20240101", "20240102", "20240103"], None),                                                   # numbers
+    (["d1", "d2", "d3"], None),
+])
+def test_next_dates(tmp_path, cells, want):
+    csv = tmp_path / "s.csv"
+    csv.write_text("when,value\n" + "".join(f"{c},{i}.5\n" for i, c in enumerate(cells)))
+    assert TS.next_dates(csv, 2) == (None if want is None else ("when", want))
+
+
+def test_forecast_future_carries_the_csv_dates(tmp_path, capsys):
+    csv = tmp_path / "daily.csv"
+    csv.write_text("day,sales\n" + "".join(f"2024-01-{1 + i % 31:02d},{i}\n" for i in range(31))
+                   + "".join(f"2024-02-{1 + i:02d},{31 + i}\n" for i in range(29))
+                   + "".join(f"2024-03-{1 + i:02d},{60 + i}\n" for i in range(31)))
+    out = tmp_path / "r"
+    assert main(["forecast", "--dataset", str(csv), "--horizon", "2", "--window", "6", "--steps", "3",
+                 "--hidden", "4", "--out", str(out), "--no-progress"]) == 0
+    assert "forecast beyond the end (day 2024-04-01 to 2024-04-02, with the band" in capsys.readouterr().out
+    rows = (out / "future.csv").read_text().splitlines()
+    assert rows[0] == "h,index,day,forecast,lo80,hi80" and rows[1].startswith("1,91,2024-04-01,")
+    assert rows[2].startswith("2,92,2024-04-02,")

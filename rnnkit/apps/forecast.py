@@ -160,7 +160,10 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
     if not test_size:
         log(f"{name}: no test tail (--test-size 0), so nothing is scored")
+    dates = None if bundled(dataset) else TS.next_dates(dataset, horizon)
     span = f"index {n}" if horizon == 1 else f"index {n}-{n + horizon - 1}"
+    if dates:
+        span = f"{dates[0]} {dates[1][0]}" + (f" to {dates[1][-1]}" if horizon > 1 else "")
     limits = band_limits(future, band)
     cells = [f"{v:.4g}" for v in future] if limits is None else [
         f"{v:.4g} ({a:.4g} to {b:.4g})" for v, a, b in zip(future, *limits)]
@@ -171,7 +174,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
             f"{BAND_MIN_ORIGINS} (a longer --test-size gives one)")
     if out_dir:
         atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(result, indent=2))
-        atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n, band))
+        atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n, band, dates))
         plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"),
                       future=future, band=limits)
     return result
@@ -198,17 +201,29 @@ def band_limits(future, band):
     return lower, upper
 
 
-def future_csv(future, n: int, band=None) -> str:
+def future_csv(future, n: int, band=None, dates=None) -> str:
     """The forecasts beyond a series of ``n`` values as CSV: steps ahead, the row index each one
-    would have in the series (``n``, ``n + 1``, ...), the forecast; with a band, its lower and
-    upper limits (``lo80``, ``hi80``; empty past the steps the band was measured for)."""
+    would have in the series (``n``, ``n + 1``, ...), with ``dates`` (``(column name, dates)``,
+    :func:`~rnnkit.data.timeseries.next_dates`) its date under the series' own column name, the
+    forecast; with a band, its lower and upper limits (``lo80``, ``hi80``; empty past the steps the
+    band was measured for)."""
+    import csv
+    import io
+
     limits = band_limits(future, band)
-    if limits is None:
-        return "h,index,forecast\n" + "".join(f"{h},{n - 1 + h},{v!r}\n" for h, v in enumerate(map(float, future), 1))
-    pct = round(100 * band["level"])
-    cell = lambda v: "" if np.isnan(v) else repr(float(v))             # noqa: E731
-    return f"h,index,forecast,lo{pct},hi{pct}\n" + "".join(
-        f"{h},{n - 1 + h},{float(v)!r},{cell(a)},{cell(b)}\n" for h, (v, a, b) in enumerate(zip(future, *limits), 1))
+    head = ["h", "index"] + ([dates[0]] if dates else []) + ["forecast"]
+    if limits is not None:
+        pct = round(100 * band["level"])
+        head += [f"lo{pct}", f"hi{pct}"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    for i, v in enumerate(map(float, future)):
+        row = [i + 1, n + i] + ([dates[1][i]] if dates else []) + [repr(v)]
+        if limits is not None:
+            row += ["" if np.isnan(x[i]) else repr(float(x[i])) for x in limits]
+        w.writerow(row)
+    return buf.getvalue()
 
 
 def run_band(run_dir) -> dict | None:
@@ -268,5 +283,6 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
         print(f"note: no band: the run measured it on its own series ({own}"
               f"{f', column {own_column}' if own_column else ''}) with its best weights", file=sys.stderr)
         band = None
-    write_output(output, future_csv(future, len(series), band))
+    dates = None if bundled(dataset) else TS.next_dates(dataset, horizon)
+    write_output(output, future_csv(future, len(series), band, dates))
     return {"n": len(series), "horizon": horizon, "future": future, "band": band}

@@ -209,26 +209,7 @@ class LinearAR:
 def read_csv_column(path, column=None) -> np.ndarray:
     """One numeric column of a CSV file with a header row (``column``, or the only column whose
     cells are mostly numbers). Blank lines are skipped; messages name the file's own line."""
-    from .readers import read_lines
-
-    lines = read_lines(path, "a CSV file with a header row")
-    reader, rows = csv.reader(lines), []           # rows: (line the row starts on, cells)
-    try:
-        start = 1
-        for row in reader:
-            if any(c.strip() for c in row):
-                rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error as exc:                      # e.g. a field larger than the csv module takes
-        raise UserError(f"{where(path, reader.line_num)}: expected CSV, got: {exc}") from None
-    if len(rows) < 2:
-        raise UserError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")
-    header = [h.strip() for h in rows[0][1]]
-    data = rows[1:]
-    for n, r in data:                             # a cell past the header's would be read as nothing
-        if len(r) > len(header):
-            raise UserError(f"{where(path, n)}: expected {len(header)} cell{'s' * (len(header) > 1)} "
-                            f"({', '.join(header)}) as in the header, got {len(r)}: {','.join(r)[:60]!r}")
+    header, data, rows = _csv_table(path)
     if column is None:
         # chosen only when no other column could be meant: a column of numbers with one bad cell (a
         # typo, 'NA') is still a candidate, so the choice never falls silently on, say, the index
@@ -262,6 +243,115 @@ def read_csv_column(path, column=None) -> np.ndarray:
         n, j, got = bad
         raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r}")
     return np.array([float(r[j]) for _, r in data])
+
+
+def _csv_table(path):
+    """``(header, data, rows)`` of a CSV file with a header row: the header's names, the data rows as
+    ``(line, cells)`` and every row (blank lines skipped), each row no longer than the header."""
+    from .readers import read_lines
+
+    lines = read_lines(path, "a CSV file with a header row")
+    reader, rows = csv.reader(lines), []           # rows: (line the row starts on, cells)
+    try:
+        start = 1
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:                      # e.g. a field larger than the csv module takes
+        raise UserError(f"{where(path, reader.line_num)}: expected CSV, got: {exc}") from None
+    if len(rows) < 2:
+        raise UserError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")
+    header = [h.strip() for h in rows[0][1]]
+    data = rows[1:]
+    for n, r in data:                             # a cell past the header's would be read as nothing
+        if len(r) > len(header):
+            raise UserError(f"{where(path, n)}: expected {len(header)} cell{'s' * (len(header) > 1)} "
+                            f"({', '.join(header)}) as in the header, got {len(r)}: {','.join(r)[:60]!r}")
+    return header, data, rows
+
+
+def next_dates(path, k: int):
+    """``(column name, the k dates after the last row)`` when a column of the CSV file at ``path``
+    holds ISO dates at one fixed step: days, hours, ... (``2024-01-31``, ``2024-01-31 12:00``,
+    ``2024-01-31T12:00:00``), or months (``2024-01``; or full dates on one day of the month, or on
+    its last day); written as the column writes them. None when no column does."""
+    header, data, _ = _csv_table(path)
+    if len(data) < 2:
+        return None
+    for j, name in enumerate(header):
+        cells = [r[j].strip() if j < len(r) else "" for _, r in data]
+        nxt = _months_after(cells, k)
+        if nxt is None:
+            nxt = _times_after(cells, k)
+        if nxt is not None:
+            return name, nxt
+    return None
+
+
+def _months_after(cells, k):
+    """The k months after cells of months (``YYYY-MM``), or of dates all on one day of the month
+    (at most the 28th) or all on its last day, at one step of months; else None."""
+    import calendar
+    import datetime as dt
+    import re
+
+    if all(re.fullmatch(r"\d{4}-\d{2}", c) for c in cells):
+        ym, day = [(int(c[:4]), int(c[5:])) for c in cells], None
+        if not all(1 <= m <= 12 for _, m in ym):
+            return None
+    else:
+        try:
+            d = [dt.date.fromisoformat(c) for c in cells]
+        except ValueError:
+            return None
+        ym = [(x.year, x.month) for x in d]
+        if len({x.day for x in d}) == 1 and d[0].day <= 28:
+            day = d[0].day
+        elif all(x.day == calendar.monthrange(x.year, x.month)[1] for x in d):
+            day = "end"
+        else:
+            return None
+    idx = [y * 12 + m - 1 for y, m in ym]
+    steps = {b - a for a, b in zip(idx, idx[1:])}
+    if len(steps) != 1 or min(steps) <= 0:
+        return None
+    step, out = next(iter(steps)), []
+    for i in range(1, k + 1):
+        y, m = divmod(idx[-1] + i * step, 12)
+        m += 1
+        if day is None:
+            out.append(f"{y:04d}-{m:02d}")
+        else:
+            out.append(dt.date(y, m, calendar.monthrange(y, m)[1] if day == "end" else day).isoformat())
+    return out
+
+
+def _times_after(cells, k):
+    """The k times after ISO dates or date-times at one fixed step, in the cells' own form; else None.
+    Only the extended form (``2024-01-31``...): Python reads ``20240131`` as a date too, and a
+    column of numbers must not be taken for one."""
+    import datetime as dt
+    import re
+
+    if not all(re.match(r"\d{4}-\d{2}-\d{2}", c) for c in cells):
+        return None
+    try:
+        t = [dt.datetime.fromisoformat(c) for c in cells]
+    except ValueError:
+        return None
+    try:
+        steps = {b - a for a, b in zip(t, t[1:])}
+    except TypeError:                              # dates with and without a time zone
+        return None
+    if len(steps) != 1 or next(iter(steps)) <= dt.timedelta(0):
+        return None
+    step, last = next(iter(steps)), cells[-1]
+    if len(last) == 10:                            # dates only
+        return [(t[-1] + i * step).date().isoformat() for i in range(1, k + 1)]
+    sep = "T" if "T" in last else " "
+    spec = "minutes" if len(last) == 16 else "auto"
+    return [(t[-1] + i * step).isoformat(sep=sep, timespec=spec) for i in range(1, k + 1)]
 
 
 def _named_once(path, line, header, j, why) -> None:
