@@ -86,9 +86,9 @@ def _run(args, argv) -> int:
                     got = "an empty string" if not value else f"only spaces ({value!r})"
                     raise UserError(f"{name}: expected a path, got {got}")
         for dest, directory in (("out", True), ("output", False), ("png", False), ("scores", False)):
-            if getattr(args, dest, None) == "-" and dest != "output":       # --output - is stdout (io.write_output)
-                raise UserError(f"--{dest} -: expected a {'directory' if directory else 'file'} name "
-                                f"('-' means stdout only for a text --output)")
+            if getattr(args, dest, None) == "-" and not (dest == "output" and getattr(args, "text_output", False)):
+                raise UserError(f"--{dest} -: expected a {'directory' if directory else 'file'} name "     # a text
+                                f"('-' means stdout only for a text --output)")     # --output goes to io.write_output
             if getattr(args, dest, None) not in (None, "-"):                 # before any work
                 check_output(getattr(args, dest), directory, f"--{dest}")
                 if not directory and not getattr(args, "checks_own_outputs", False):

@@ -45,15 +45,44 @@ def _join(tree, arrays):
     return tree
 
 
+_STD_NAMES = {1: ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"), 2: ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2")}
+
+
+def _std_stream(path):
+    """``sys.stdout`` or ``sys.stderr`` when ``path`` names this process's own (``/dev/stdout``,
+    ``/proc/self/fd/1``, ...), else None."""
+    import sys
+
+    p = os.path.abspath(os.fspath(path))
+    return next((sys.stdout if fd == 1 else sys.stderr for fd, names in _STD_NAMES.items() if p in names), None)
+
+
 def is_device(path) -> bool:
-    """``path`` is a stream rather than a file of the user's: under ``/dev`` or ``/proc`` (``/dev/null``;
-    ``/dev/stdout``, even when the shell sent it to a file), or existing as neither a regular file
-    nor a directory (a pipe). An output there is written to directly: an atomic rename would
-    replace the device itself."""
+    """``path`` is a stream rather than a file of the user's: this process's stdout or stderr (even
+    when the shell sent it to a file), or existing as neither a regular file nor a directory
+    (``/dev/null``, a pipe). An output there is written to directly (:func:`write_device`): an
+    atomic rename would replace the device itself."""
     path = os.fspath(path)
-    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+    if _std_stream(path) is not None:
         return True
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
+def write_device(path, data: bytes) -> None:
+    """Write ``data`` to the stream ``path`` (:func:`is_device`): to stdout or stderr through the
+    process's own stream, after what it already wrote there (opening ``/dev/stdout`` again would
+    start at the beginning of a file the shell sent it to), anything else opened as it is."""
+    stream = _std_stream(path)
+    if stream is None:
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    stream.flush()
+    if hasattr(stream, "buffer"):
+        stream.buffer.write(data)
+    else:                                          # a replaced stream (a test's capture)
+        stream.write(data.decode("utf-8", "replace"))
+    stream.flush()
 
 
 def output_path(path) -> str:
@@ -67,8 +96,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     through a symbolic link)."""
     path = os.fspath(path)
     if is_device(path):
-        with open(path, "wb") as f:
-            f.write(data)
+        write_device(path, data)
         return
     path = output_path(path)
     directory = os.path.dirname(os.path.abspath(path))

@@ -17,11 +17,15 @@ def _pyplot():
 
 def save_figure(fig, plt, out_png) -> str:
     """Save ``fig`` as PNG through a temporary file and a rename (never a half-written image), then close it."""
-    from .io import is_device, output_path
+    import io
+
+    from .io import is_device, output_path, write_device
 
     if is_device(out_png):
-        fig.savefig(out_png, dpi=110, bbox_inches="tight", format="png")
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=110, bbox_inches="tight", format="png")
         plt.close(fig)
+        write_device(out_png, buf.getvalue())
         return out_png
     target = output_path(out_png)                  # through a symbolic link, not over it
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -378,3 +378,24 @@ def test_export_of_several_graphs_leaves_a_file_of_the_stem_alone(runs, tmp_path
     code, _, err = rnnkit(capsys, "export", runs / "run1", "-o", tmp_path / "x.onnx")
     assert code == 0, err
     assert (tmp_path / "x.onnx").read_bytes() == b"mine"
+
+
+def test_stdout_as_a_path_keeps_what_came_before(runs, tmp_path):
+    """--output /dev/stdout when the shell sent stdout to a file: written after what the shell and
+    the process wrote there, not over it from the start (the file is opened once, by the shell)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "all.txt"
+    cmd = (f"{{ echo header; {sys.executable} -m rnnkit classify predict {runs / 'crun'} {runs / 'cls.npz'} "
+           f"--output /dev/stdout 2>/dev/null; echo footer; }} > {out}")
+    assert subprocess.run(["sh", "-c", cmd]).returncode == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "header" and lines[-1] == "footer" and len(lines) > 3
+
+
+def test_dash_only_for_text_outputs(runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = refused(capsys, "export", runs / "run1", "-o", "-", keep=[tmp_path])
+    assert "--output -: expected a file name ('-' means stdout only for a text --output)" in line
+    assert not (tmp_path / "-").exists()

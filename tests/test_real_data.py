@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+import rnnkit.io
 import rnnkit.runs
 import pytest
 
@@ -647,3 +648,31 @@ def test_forecast_future_carries_the_csv_dates(tmp_path, capsys):
     rows = (out / "future.csv").read_text().splitlines()
     assert rows[0] == "h,index,day,forecast,lo80,hi80" and rows[1].startswith("1,91,2024-04-01,")
     assert rows[2].startswith("2,92,2024-04-02,")
+
+
+def test_forecast_band_reasons_links_and_older_runs(tmp_path, capsys, monkeypatch):
+    csv = tmp_path / "s.csv"
+    csv.write_text(",v\n" + "".join(f"2024-02-{1 + i:02d},{np.sin(i / 3):.4f}\n" for i in range(29))
+                   + "".join(f"2024-03-{1 + i:02d},{np.sin((29 + i) / 3):.4f}\n" for i in range(31)))
+    out = tmp_path / "r"
+    assert main(["forecast", "--dataset", str(csv), "--column", "v", "--horizon", "2", "--window", "4", "--steps", "3",
+                 "--hidden", "4", "--test-size", "14", "--out", str(out), "--no-progress"]) == 0
+    assert "forecast beyond the end (date 2024-04-01 to 2024-04-02" in capsys.readouterr().out   # unnamed: "date"
+    (tmp_path / "link.csv").symlink_to(csv)
+    assert main(["forecast", "predict", str(out), "--dataset", str(tmp_path / "link.csv")]) == 0   # the same file
+    got = capsys.readouterr()
+    assert got.out.startswith("h,index,date,forecast,lo80,hi80\n") and got.err == ""
+    assert main(["forecast", "predict", str(out), "--checkpoint", "last"]) == 0
+    assert "; these are the last weights, not the best" in capsys.readouterr().err
+    # a run made before runs recorded absolute paths: its relative name may mean another file now
+    tree = rnnkit.io.load(out / "best.npz")
+    tree["extra"]["data"]["dataset"] = "s.csv"
+    rnnkit.io.save(out / "best.npz", tree)
+    monkeypatch.chdir(tmp_path)
+    assert main(["forecast", "predict", str(out)]) == 0
+    got = capsys.readouterr()
+    assert got.out.startswith("h,index,date,forecast\n") and "by a relative path, so this file may be another" in got.err
+    monkeypatch.chdir(out)
+    assert main(["forecast", "predict", str(out)]) == 2
+    assert ("the run's series s.csv (relative to the directory the run was trained in): file not found"
+            in capsys.readouterr().err)

@@ -44,6 +44,11 @@ def recorded(dataset: str) -> str:
     return dataset if bundled(dataset) else os.path.abspath(dataset)
 
 
+def _same_file(dataset):
+    """What identifies a series: a bundled name, or a file's real path (through links)."""
+    return dataset if not dataset or bundled(dataset) else os.path.realpath(dataset)
+
+
 def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
     """(series, seasonal period, name) for a bundled dataset name, ``mackey-glass`` or a CSV path."""
     if bundled(dataset) and csv_column is not None:
@@ -255,11 +260,13 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
     model = runs.load(run_dir, which, kinds=(KIND,))
     data = model.run_extra.get("data", {})
     own, own_column = data.get("dataset"), data.get("column")
-    if dataset is None:
+    relative = bool(own) and not bundled(own) and not os.path.isabs(own)    # a run made before rnnkit recorded
+    if dataset is None:                                                      # absolute paths
         if not own:
             raise UserError(f"{run_dir}: the run does not record its series; pass --dataset")
         if not bundled(own) and not os.path.isfile(own):
-            raise UserError(f"{run_dir}: the run's series {own}: file not found (moved? pass --dataset)")
+            where = " (relative to the directory the run was trained in)" if relative else ""
+            raise UserError(f"{run_dir}: the run's series {own}{where}: file not found (moved? pass --dataset)")
         dataset = own
     defaulted = column is None and not bundled(dataset) and own_column is not None
     column = own_column if defaulted else column                    # a newer file of the run's columns
@@ -279,9 +286,13 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
     except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from None
     band = run_band(run_dir)
-    if band is not None and (recorded(dataset) != (own and recorded(own)) or column != own_column or which != "best"):
+    why = ("the run records its series by a relative path, so this file may be another" if relative
+           else "this is another series" if _same_file(dataset) != _same_file(own) else
+           f"this is column {column}, not the run's" if column != own_column else
+           "these are the last weights, not the best" if which != "best" else None)
+    if band is not None and why:
         print(f"note: no band: the run measured it on its own series ({own}"
-              f"{f', column {own_column}' if own_column else ''}) with its best weights", file=sys.stderr)
+              f"{f', column {own_column}' if own_column else ''}) with its best weights; {why}", file=sys.stderr)
         band = None
     dates = None if bundled(dataset) else TS.next_dates(dataset, horizon)
     write_output(output, future_csv(future, len(series), band, dates))

@@ -55,12 +55,12 @@ def register(sub):
                     "several runs as an ensemble (their class probabilities averaged)")
     pr.add_argument("runs", metavar="RUN_DIR", nargs="+", help="one run directory, or several: an ensemble")
     pr.add_argument("file", metavar="FILE", help=".npz or .ts file; when it has labels, the accuracy is printed")
-    pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout")
+    pr.add_argument("--output", default=None, help="write the labels here (one a line) instead of stdout ('-': stdout)")
     pr.add_argument("--probabilities", action="store_true",
                     help="write CSV instead: a header label,<class>,... and for each sequence its label and the "
                          "probability of every class (an ensemble's averaged)")
     add_replace_arg(pr)
-    pr.set_defaults(run=run_predict)
+    pr.set_defaults(run=run_predict, text_output=True)
 
 
 def run_train(args):

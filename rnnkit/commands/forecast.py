@@ -42,8 +42,9 @@ def register(sub):
     pr = add_parser(s, "predict", "forecast the values after the end of a series with a trained run",
                     description="Forecast the values after the last one of --dataset (default: the series the run "
                                 "was trained on, re-read, so a CSV with newer rows gives the newer forecast) with "
-                                "the forecaster in RUN_DIR. Writes CSV lines h,index,forecast[,lo80,hi80]: steps "
-                                "ahead, the row index the value would have in the series, the forecast, and, for "
+                                "the forecaster in RUN_DIR. Writes CSV lines h,index[,DATE],forecast[,lo80,hi80]: "
+                                "steps ahead, the row index the value would have in the series, its date when a "
+                                "column of the CSV holds ISO dates at a fixed step, the forecast, and, for "
                                 "the run's own series and best weights, the band holding 80%% of its errors on "
                                 "the test tail at that step.")
     pr.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by rnnkit forecast")
@@ -55,7 +56,7 @@ def register(sub):
                     help="which weights: best validation or last checkpoint")
     pr.add_argument("--output", default=None, help="write the CSV here instead of stdout ('-': stdout)")
     add_replace_arg(pr)
-    pr.set_defaults(run=run_predict)
+    pr.set_defaults(run=run_predict, text_output=True)
 
 
 def run(args):

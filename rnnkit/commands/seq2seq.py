@@ -45,12 +45,12 @@ def register(sub):
     tr.add_argument("text", metavar="TEXT", nargs="?", default=None, help="one source (or use --input)")
     tr.add_argument("--input", metavar="FILE", default=None,
                     help="one source a line ('-': stdin); source<TAB>target lines are scored too")
-    tr.add_argument("--output", metavar="FILE", default=None, help="write the outputs here (default: stdout)")
+    tr.add_argument("--output", metavar="FILE", default=None, help="write the outputs here (default, or '-': stdout)")
     add_replace_arg(tr)
     tr.add_argument("--scores", metavar="JSON", default=None, help="write the scores here (labelled --input)")
     tr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     _decoding_args(tr)
-    tr.set_defaults(run=run_translate)
+    tr.set_defaults(run=run_translate, text_output=True)
 
     a = add_parser(s2, "attention", "write the attention map of one source as PNG")
     a.add_argument("run_dir", metavar="RUN_DIR")

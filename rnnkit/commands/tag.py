@@ -47,12 +47,12 @@ def register(sub):
     pr = add_parser(s, "predict", "tag a file with a trained tagger", description=PREDICT_HELP)
     pr.add_argument("run_dir", metavar="RUN", help="run directory of `rnnkit tag train`")
     pr.add_argument("file", metavar="FILE", help="CoNLL / CoNLL-U file, or one sentence a line; '-' reads stdin")
-    pr.add_argument("--output", "-o", metavar="F", help="write the tagged tokens here instead of stdout")
+    pr.add_argument("--output", "-o", metavar="F", help="write the tagged tokens here instead of stdout ('-': stdout)")
     add_replace_arg(pr)
     pr.add_argument("--format", choices=("auto", "conll", "lines"), default="auto", help="how to read FILE")
     pr.add_argument("--column", help="gold tag column of a CoNLL(-U) FILE (default: upos / the last column)")
     pr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    pr.set_defaults(run=run_predict)
+    pr.set_defaults(run=run_predict, text_output=True)
 
     e = add_parser(s, "eval", "score a tagger on its own test data (its --test file or the regenerated DNA test "
                    "set) or on --test FILE")
@@ -100,7 +100,7 @@ def run_predict(args):
 
     scores = predict_file(args.run_dir, args.file, args.output, args.format, args.column, args.progress)
     if scores is not None:
-        print(format_scores(scores), file=sys.stderr if args.output is None else sys.stdout)
+        print(format_scores(scores), file=sys.stderr if args.output in (None, "-") else sys.stdout)
     return 0
 
 

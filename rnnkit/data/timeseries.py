@@ -275,17 +275,21 @@ def next_dates(path, k: int):
     """``(column name, the k dates after the last row)`` when a column of the CSV file at ``path``
     holds ISO dates at one fixed step: days, hours, ... (``2024-01-31``, ``2024-01-31 12:00``,
     ``2024-01-31T12:00:00``), or months (``2024-01``; or full dates on one day of the month, or on
-    its last day); written as the column writes them. None when no column does."""
+    its last day); in the column's form (date, date and time, separator; offsets as ``+00:00``). None
+    when no column does. The name is ``date`` for an unnamed column or one named as an output column."""
     header, data, _ = _csv_table(path)
     if len(data) < 2:
         return None
     for j, name in enumerate(header):
         cells = [r[j].strip() if j < len(r) else "" for _, r in data]
-        nxt = _months_after(cells, k)
-        if nxt is None:
-            nxt = _times_after(cells, k)
-        if nxt is not None:
-            return name, nxt
+        try:
+            nxt = _months_after(cells, k)
+            if nxt is None:
+                nxt = _times_after(cells, k)
+        except (OverflowError, ValueError):        # past the year 9999
+            nxt = None
+        if nxt is not None:                        # an unnamed column, or one named as an output's
+            return (name if name and name not in ("h", "index", "forecast", "lo80", "hi80") else "date"), nxt
     return None
 
 
