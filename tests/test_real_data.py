@@ -597,7 +597,8 @@ def test_forecast_predict_finds_the_run_s_file_and_keeps_its_band_to_it(tmp_path
     assert "--column: expected none for the bundled series sunspots" in capsys.readouterr().err
     scores = tmp_path / "r" / "scores.json"
     for band in ('{"level": 0.8, "lo": [1, 2], "hi": ["a", 3]}', '{"level": 0.8, "lo": [null, 1], "hi": [1, 2]}',
-                 '{"level": 80, "lo": [1, 2], "hi": [2, 3]}'):                    # damaged: no band, no failure
+                 '{"level": 80, "lo": [1, 2], "hi": [2, 3]}', '{"level": 0.8, "lo": [1, 4], "hi": [2, 3]}'):
+        # damaged (strings, nulls, a level of 80, lo above hi): no band, no failure
         scores.write_text('{"band": %s}' % band)
         assert main(["forecast", "predict", "r"]) == 0
         assert capsys.readouterr().out.startswith("h,index,forecast\n")

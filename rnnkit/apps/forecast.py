@@ -244,7 +244,8 @@ def run_band(run_dir) -> dict | None:
         return isinstance(v, list) and all(is_real(x) and np.isfinite(x) for x in v)
 
     ok = (isinstance(band, dict) and numbers(band.get("lo")) and numbers(band.get("hi"))
-          and len(band["lo"]) == len(band["hi"]) and is_real(band.get("level")) and 0 < band["level"] < 1)
+          and len(band["lo"]) == len(band["hi"]) and all(a <= b for a, b in zip(band["lo"], band["hi"]))
+          and is_real(band.get("level")) and 0 < band["level"] < 1)
     return band if ok else None
 
 

@@ -70,8 +70,12 @@ def run(args):
                  val_fraction=args.val_fraction, season=args.season, out_dir=args.out, overwrite=args.overwrite,
                  resume=args.resume, changes=getattr(args, "changes", None), progress=args.progress,
                  log_transform=args.log, difference=args.difference, seasonal_difference=args.seasonal_difference)
-    print(f"wrote {args.out}/scores.json, {args.out}/future.csv, {args.out}/forecast.png (run directory: "
-          f"config.json, best.npz, metrics.jsonl; rnnkit forecast predict {args.out})")
+    import os
+
+    kept = ", ".join(f for f in ("config.json", "best.npz", "checkpoint.npz", "metrics.jsonl")
+                     if os.path.exists(os.path.join(args.out, f)))
+    print(f"wrote {args.out}/scores.json, {args.out}/future.csv, {args.out}/forecast.png (run directory: {kept}); "
+          f"forecast again: rnnkit forecast predict {args.out}")
     return 0
 
 
