@@ -165,10 +165,15 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def to_stdout(path) -> bool:
+    """Whether a text output named ``path`` goes to stdout: no path, or ``"-"``."""
+    return path is None or os.fspath(path) == "-"
+
+
 def write_output(path, text: str) -> None:
     """A text output the user asked for (labels, tags, translations, forecasts): to stdout when
-    ``path`` is None or ``"-"``, else written atomically (:func:`atomic_write_text`)."""
-    if path is None or os.fspath(path) == "-":
+    :func:`to_stdout`, else written atomically (:func:`atomic_write_text`)."""
+    if to_stdout(path):
         import sys
 
         sys.stdout.write(text)

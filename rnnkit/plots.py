@@ -16,23 +16,16 @@ def _pyplot():
 
 
 def save_figure(fig, plt, out_png) -> str:
-    """Save ``fig`` as PNG through a temporary file and a rename (never a half-written image), then close it."""
+    """Save ``fig`` as PNG, then close it: rendered in memory and written by
+    :func:`rnnkit.io.atomic_write_bytes` (never a half-written image; through a link, to a device)."""
     import io
 
-    from .io import is_device, output_path, write_device
+    from .io import atomic_write_bytes
 
-    if is_device(out_png):
-        buf = io.BytesIO()
-        fig.savefig(buf, dpi=110, bbox_inches="tight", format="png")
-        plt.close(fig)
-        write_device(out_png, buf.getvalue())
-        return out_png
-    target = output_path(out_png)                  # through a symbolic link, not over it
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + ".tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
-    os.replace(tmp, target)
+    atomic_write_bytes(out_png, buf.getvalue())
     return out_png
 
 

@@ -39,14 +39,10 @@ def bundled(dataset: str) -> bool:
 
 
 def recorded(dataset: str) -> str:
-    """``dataset`` as a run records it: a file by its absolute path (``forecast predict`` and
-    ``--resume`` then find it from any directory), a bundled name as it is."""
-    return dataset if bundled(dataset) else os.path.abspath(dataset)
-
-
-def _same_file(dataset):
-    """What identifies a series: a bundled name, or a file's real path (through links)."""
-    return dataset if not dataset or bundled(dataset) else os.path.realpath(dataset)
+    """``dataset`` as a run records it and as series are compared: a file by its real absolute path
+    (through links; ``forecast predict`` and ``--resume`` then find it from any directory), a
+    bundled name as it is."""
+    return dataset if bundled(dataset) else os.path.realpath(dataset)
 
 
 def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
@@ -288,7 +284,7 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
         raise UserError(str(exc)) from None
     band = run_band(run_dir)
     why = ("the run records its series by a relative path, so this file may be another" if relative
-           else "this is another series" if _same_file(dataset) != _same_file(own) else
+           else "this is another series" if recorded(dataset) != (own and recorded(own)) else
            f"this is column {column}, not the run's" if column != own_column else
            "these are the last weights, not the best" if which != "best" else None)
     if band is not None and why:

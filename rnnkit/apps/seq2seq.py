@@ -27,7 +27,7 @@ from .. import runs
 from ..data import seq2seq as S
 from ..data.readers import read_pairs, read_sources
 from ..errors import UserError
-from ..io import atomic_write_text, json_text, write_output
+from ..io import atomic_write_text, json_text, to_stdout, write_output
 from ..models.base import model_from_config
 from ..models.seq2seq import Seq2Seq
 from .common import file_digest, fit, resumed_config, saved_run
@@ -242,7 +242,7 @@ def translate(run_dir, text=None, input_path=None, output=None, beam=1, alpha=0.
     write_output(output, "".join(line + "\n" for line in lines))
     if targets is None:
         return None
-    log = log or (print if output not in (None, "-") else (lambda m: print(m, file=sys.stderr)))
+    log = log or ((lambda m: print(m, file=sys.stderr)) if to_stdout(output) else print)
     _warn_unseen_targets(model, pairs, records.path)
     refs = S.group_references(sources, [t for _, t in pairs])
     result = score(outs, refs)

@@ -100,7 +100,9 @@ def run_predict(args):
 
     scores = predict_file(args.run_dir, args.file, args.output, args.format, args.column, args.progress)
     if scores is not None:
-        print(format_scores(scores), file=sys.stderr if args.output in (None, "-") else sys.stdout)
+        from ..io import to_stdout
+
+        print(format_scores(scores), file=sys.stderr if to_stdout(args.output) else sys.stdout)
     return 0
 
 
