@@ -88,9 +88,10 @@ def plot_attention(source, output, weights, out_png) -> str:
     return save_figure(fig, plt, out_png)
 
 
-def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png, future=None, band=None):
+def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png, future=None, band=None, dates=None):
     """The series' last part with the test tail shaded; each method's forecast of the last step
-    ahead; and ``future``, the forecast beyond the series' end, with ``band`` (lower, upper) shaded."""
+    ahead; and ``future``, the forecast beyond the series' end, with ``band`` (lower, upper) shaded.
+    ``dates`` (``(column name, the future's dates, the rows' dates)``) labels the time axis."""
     plt = _pyplot()
     import numpy as np
 
@@ -112,6 +113,20 @@ def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png,
     what = f"{horizon}-step-ahead forecasts on the held-out tail" if test_size else "the forecast beyond the data"
     ax.set_title(f"{name}: {what}")
     ax.set_xlabel("time index")
+    if dates is not None:                   # the rows' own dates at whole-row ticks
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        labels = list(dates[2]) + list(dates[1])
+
+        def label(x, _):
+            i = int(round(x))
+            return labels[i] if abs(x - i) < 1e-6 and 0 <= i < len(labels) else ""
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(label))
+        ax.set_xlabel(dates[0])
+        if max(map(len, labels)) > 10:
+            ax.tick_params(axis="x", labelrotation=20)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=3)
     return save_figure(fig, plt, out_png)

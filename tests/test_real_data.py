@@ -677,3 +677,56 @@ def test_forecast_band_reasons_links_and_older_runs(tmp_path, capsys, monkeypatc
     assert main(["forecast", "predict", str(out)]) == 2
     assert ("the run's series s.csv (relative to the directory the run was trained in): file not found"
             in capsys.readouterr().err)
+
+
+def test_forecast_records_the_column_it_chose_and_reads_the_csv_once(tmp_path, capsys, monkeypatch):
+    """A run that chose its column records it by name: naming that column later keeps the band, and
+    a newer file with a second column of numbers still reads the run's. Another file is chosen
+    from again. Each command reads the CSV once (values and dates together)."""
+    csv = tmp_path / "s.csv"
+    csv.write_text("day,v\n" + "".join(f"2024-03-{1 + i:02d},{np.sin(i / 3):.4f}\n" for i in range(31)))
+    reads = []
+    table = TS._csv_table
+    monkeypatch.setattr(TS, "_csv_table", lambda path: reads.append(path) or table(path))
+    out = tmp_path / "r"
+    assert main(["forecast", "--dataset", str(csv), "--horizon", "2", "--window", "4", "--steps", "3",
+                 "--hidden", "4", "--test-size", "12", "--out", str(out), "--no-progress"]) == 0
+    assert len(reads) == 1 and "(day 2024-04-01 to 2024-04-02, with the band" in capsys.readouterr().out
+    data = rnnkit.io.load(out / "best.npz")["extra"]["data"]
+    assert data["column"] == "v" and data["column_chosen"] is True
+    for argv in ([], ["--column", "v"]):
+        assert main(["forecast", "predict", str(out)] + argv) == 0
+        got = capsys.readouterr()
+        assert got.out.startswith("h,index,day,forecast,lo80,hi80\n") and got.err == "", argv
+    assert len(reads) == 3
+    csv.write_text("day,v,w\n" + "".join(f"2024-03-{1 + i:02d},{np.sin(i / 3):.4f},{i}\n" for i in range(31))
+                   + "2024-04-01,0.5,31\n")
+    assert main(["forecast", "predict", str(out)]) == 0                 # a newer file with a second column
+    assert capsys.readouterr().out.splitlines()[1].startswith("1,32,2024-04-02,")
+    other = tmp_path / "other.csv"
+    other.write_text("x\n" + "".join(f"{i}\n" for i in range(20)))
+    assert main(["forecast", "predict", str(out), "--dataset", str(other)]) == 0      # chosen again: x
+    got = capsys.readouterr()
+    assert got.out.startswith("h,index,forecast\n1,20,") and "this is another series" in got.err
+
+
+def test_forecast_plot_labels_its_time_axis_with_the_csv_dates(tmp_path, monkeypatch):
+    import rnnkit.plots as plots
+
+    seen = {}
+
+    def keep(fig, plt, out_png):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        seen["ticks"] = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        seen["xlabel"] = ax.get_xlabel()
+        plt.close(fig)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    rows = [f"2024-{m:02d}" for m in range(1, 13)]
+    series = np.arange(12.0)
+    plots.plot_forecast(series, np.arange(0), {}, 0, 2, "s", str(tmp_path / "p.png"), future=np.array([12.0, 13.0]),
+                        dates=("month", ["2025-01", "2025-02"], rows))
+    assert seen["xlabel"] == "month" and seen["ticks"] and set(seen["ticks"]) <= set(rows + ["2025-01", "2025-02"])
+    plots.plot_forecast(series, np.arange(0), {}, 0, 2, "s", str(tmp_path / "p.png"), future=np.array([12.0, 13.0]))
+    assert seen["xlabel"] == "time index" and "2" in seen["ticks"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,19 +46,30 @@ def recorded(dataset: str) -> str:
     return dataset if bundled(dataset) else os.path.realpath(dataset)
 
 
-def load_series(dataset: str, csv_column=None) -> tuple[np.ndarray, int, str]:
-    """(series, seasonal period, name) for a bundled dataset name, ``mackey-glass`` or a CSV path."""
+class Series(NamedTuple):
+    values: np.ndarray
+    period: int            # the seasonal period (1: none known)
+    name: str
+    column: str | None     # the CSV column read (chosen when none was named); None for bundled series
+    dates: tuple | None    # (column name, the dates after the end), when the CSV holds dates
+
+
+def load_series(dataset: str, csv_column=None, horizon: int = 0) -> Series:
+    """The series of a bundled dataset name, ``mackey-glass`` or a CSV path, read once: a CSV's
+    values, the column they came from and the ``horizon`` dates after its end
+    (:func:`~rnnkit.data.timeseries.read_csv_series`)."""
     if bundled(dataset) and csv_column is not None:
         raise UserError(f"--column: expected none for the bundled series {dataset} (--column picks a column of a "
                         f"CSV file), got {csv_column!r}")
     if dataset in D.FORECAST_DATASETS:
-        return D.FORECAST_DATASETS[dataset](), D.SEASON[dataset], dataset
+        return Series(D.FORECAST_DATASETS[dataset](), D.SEASON[dataset], dataset, None, None)
     if dataset == "mackey-glass":
         from ..data.tasks import mackey_glass_series
 
-        return mackey_glass_series(1000, rng=0), 50, dataset
+        return Series(mackey_glass_series(1000, rng=0), 50, dataset, None, None)
     if dataset.endswith(".csv") or os.path.exists(dataset):
-        return TS.read_csv_column(dataset, csv_column), 1, os.path.basename(dataset)
+        values, column, dates = TS.read_csv_series(dataset, csv_column, horizon)
+        return Series(values, 1, os.path.basename(dataset), column, dates)
     raise UserError(f"dataset: expected one of {', '.join(list(D.FORECAST_DATASETS) + ['mackey-glass'])} "
                     f"or a CSV file, got {dataset!r}")
 
@@ -107,12 +119,13 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     from ..plots import plot_forecast
 
     config = config or TrainConfig(steps=1500, lr=3e-3, clip=1.0, stateful=False)
-    ckpt = None
+    ckpt, chosen = None, column is None          # chosen: the CSV's column is the one read_csv_series picks
     if resume:                                   # every setting comes from the run, with ``changes`` applied
         ckpt = saved_run(out_dir, KIND)
         d, m = ckpt["extra"]["data"], ckpt["model_config"]
         dataset, column, test_size, val_fraction, season = (d["dataset"], d["column"], d["test_size"],
                                                             d["val_fraction"], d["season"])
+        chosen = d.get("column_chosen", column is None)
         window, horizon, strategy, batch_size = m["window"], m["horizon"], m["strategy"], d["batch_size"]
         cell, hidden_size, num_layers = m["cell"], m["hidden_size"], m["num_layers"]
         log_transform, difference, seasonal_difference = (m.get("log", False), m.get("difference", 0),
@@ -120,8 +133,9 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         config = resumed_config(ckpt, changes)
     if test_size is not None and not is_count(test_size, 0):
         raise UserError(f"--test-size: expected an integer >= 0 (0: no test tail), got {test_size!r}")
-    series, period, name = load_series(dataset, column)     # the data is checked before the run is touched
-    period = season or period
+    loaded = load_series(dataset, column, horizon)     # the data is checked before the run is touched
+    series, name, column, dates = loaded.values, loaded.name, loaded.column, loaded.dates
+    period = season or loaded.period
     test_size = max(len(series) // 5, horizon + 1) if test_size is None else test_size
     if 0 < test_size < horizon:           # scoring needs an origin whose whole horizon lies in the tail
         raise UserError(f"--horizon {horizon}: expected at most --test-size {test_size} (every scored forecast "
@@ -135,8 +149,8 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     n = len(series)
     train = series[: n - test_size]
     t0 = time.perf_counter()
-    extra = {"data": {"dataset": recorded(dataset), "column": column, "test_size": test_size, "val_fraction": val_fraction,
-                      "season": season, "batch_size": batch_size}}
+    extra = {"data": {"dataset": recorded(dataset), "column": column, "column_chosen": chosen and column is not None,
+                      "test_size": test_size, "val_fraction": val_fraction, "season": season, "batch_size": batch_size}}
     model, fit_result = train_forecaster(train, window, horizon, cell, hidden_size, num_layers, strategy, config,
                                          batch_size, val_fraction, out_dir, overwrite=overwrite, progress=progress,
                                          extra=extra, ckpt=ckpt, log=log_transform, difference=difference,
@@ -161,7 +175,6 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         log(f"{name} h={horizon} {k:>22}: RMSE {s['rmse']:.4g}  MAE {s['mae']:.4g}")
     if not test_size:
         log(f"{name}: no test tail (--test-size 0), so nothing is scored")
-    dates = None if bundled(dataset) else TS.next_dates(dataset, horizon)
     span = f"index {n}" if horizon == 1 else f"index {n}-{n + horizon - 1}"
     if dates:
         span = f"{dates[0]} {dates[1][0]}" + (f" to {dates[1][-1]}" if horizon > 1 else "")
@@ -177,7 +190,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         atomic_write_text(os.path.join(out_dir, "scores.json"), json_text(result, indent=2))
         atomic_write_text(os.path.join(out_dir, "future.csv"), future_csv(future, n, band, dates))
         plot_forecast(series, origins, forecasts, test_size, horizon, name, os.path.join(out_dir, "forecast.png"),
-                      future=future, band=limits)
+                      future=future, band=limits, dates=dates)
     return result
 
 
@@ -257,6 +270,8 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
     model = runs.load(run_dir, which, kinds=(KIND,))
     data = model.run_extra.get("data", {})
     own, own_column = data.get("dataset"), data.get("column")
+    if data.get("column_chosen") and dataset is not None and recorded(dataset) != recorded(own):
+        own_column = None              # the run's file had one column of numbers; another file's is chosen again
     relative = bool(own) and not bundled(own) and not os.path.isabs(own)    # a run made before rnnkit recorded
     if dataset is None:                                                      # absolute paths
         if not own:
@@ -273,11 +288,12 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
         raise UserError(f"--horizon: expected at most {model.horizon} (the run forecasts {model.horizon} steps at once, "
                         f"--strategy direct), got {horizon}")
     try:
-        series, _, name = load_series(dataset, column)
+        loaded = load_series(dataset, column, horizon)
     except UserError as exc:
         if defaulted and dataset != own:
             raise UserError(f"{exc} (--column is the run's, {column!r}, unless given)") from None
         raise
+    series, name = loaded.values, loaded.name
     try:
         future = model.forecast(series, horizon, what=name)
     except (ValueError, TypeError) as exc:
@@ -285,12 +301,12 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
     band = run_band(run_dir)
     why = ("the run records its series by a relative path, so this file may be another" if relative
            else "this is another series" if recorded(dataset) != (own and recorded(own)) else
-           f"this is column {column}, not the run's" if column != own_column else
+           f"this is column {loaded.column}, not the run's" if (loaded.column != own_column if own_column is not None
+                                                                 else column is not None) else
            "these are the last weights, not the best" if which != "best" else None)
     if band is not None and why:
         print(f"note: no band: the run measured it on its own series ({own}"
               f"{f', column {own_column}' if own_column else ''}) with its best weights; {why}", file=sys.stderr)
         band = None
-    dates = None if bundled(dataset) else TS.next_dates(dataset, horizon)
-    write_output(output, future_csv(future, len(series), band, dates))
+    write_output(output, future_csv(future, len(series), band, loaded.dates))
     return {"n": len(series), "horizon": horizon, "future": future, "band": band}

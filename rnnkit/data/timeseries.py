@@ -209,6 +209,14 @@ class LinearAR:
 def read_csv_column(path, column=None) -> np.ndarray:
     """One numeric column of a CSV file with a header row (``column``, or the only column whose
     cells are mostly numbers). Blank lines are skipped; messages name the file's own line."""
+    return read_csv_series(path, column)[0]
+
+
+def read_csv_series(path, column=None, k: int = 0):
+    """``(values, column name, dates)`` from one reading of the CSV file: the column
+    :func:`read_csv_column` reads, the name it has in the header (the one chosen when ``column`` is
+    None), and, when ``k`` > 0 and a column holds dates (:func:`next_dates`), ``(its name, the k
+    dates after the last row, the rows' own dates)``; else None."""
     header, data, rows = _csv_table(path)
     if column is None:
         # chosen only when no other column could be meant: a column of numbers with one bad cell (a
@@ -242,7 +250,7 @@ def read_csv_column(path, column=None) -> np.ndarray:
     if bad is not None:
         n, j, got = bad
         raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r}")
-    return np.array([float(r[j]) for _, r in data])
+    return np.array([float(r[j]) for _, r in data]), header[j], (_dates_after(header, data, k) if k > 0 else None)
 
 
 def _csv_table(path):
@@ -277,7 +285,12 @@ def next_dates(path, k: int):
     ``2024-01-31T12:00:00``), or months (``2024-01``; or full dates on one day of the month, or on
     its last day); in the column's form (date, date and time, separator; offsets as ``+00:00``). None
     when no column does. The name is ``date`` for an unnamed column or one named as an output column."""
-    header, data, _ = _csv_table(path)
+    dates = _dates_after(*_csv_table(path)[:2], k)
+    return dates and dates[:2]
+
+
+def _dates_after(header, data, k):
+    """``(name, the k dates after the last row, the rows' dates)`` (:func:`next_dates`), or None."""
     if len(data) < 2:
         return None
     for j, name in enumerate(header):
@@ -289,7 +302,7 @@ def next_dates(path, k: int):
         except (OverflowError, ValueError):        # past the year 9999
             nxt = None
         if nxt is not None:                        # an unnamed column, or one named as an output's
-            return (name if name and name not in ("h", "index", "forecast", "lo80", "hi80") else "date"), nxt
+            return (name if name and name not in ("h", "index", "forecast", "lo80", "hi80") else "date"), nxt, cells
     return None
 
 
