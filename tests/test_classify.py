@@ -302,3 +302,26 @@ def test_a_configuration_larger_than_free_memory_is_refused_before_training(file
     err = capsys.readouterr().err
     assert code == 2 and "more than the 0.0 GiB free here" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_refuses_changed_training_data(files, tmp_path, capsys):
+    """The run records a digest of its training sequences and labels: the same file name with other
+    content (fewer sequences, or the same shapes with other values) is refused in one line, and the
+    run is left as it was; the same content in another layout resumes."""
+    data = tmp_path / "d.npz"
+    save_padded(data, *make_sequences(60, 0))
+    out = tmp_path / "run"
+    args = ["classify", "train", "--train", str(data)] + TINY
+    assert main(args + ["--steps", "4", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    xs, y = make_sequences(60, 0)
+    for changed in (make_sequences(20, 5), ([-x for x in xs], y[::-1])):
+        save_padded(data, *changed)
+        assert main(args + ["--steps", "8", "--out", str(out), "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert f"--resume: {data} is not the data the run in {out} was trained on (its content changed)" in err
+        assert len(err.strip().splitlines()) == 1, err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    save_per_sequence(data, xs, y)                  # the same sequences and labels in the other .npz layout
+    assert main(args + ["--steps", "8", "--out", str(out), "--resume"]) == 0

@@ -730,3 +730,19 @@ def test_forecast_plot_labels_its_time_axis_with_the_csv_dates(tmp_path, monkeyp
     assert seen["xlabel"] == "month" and seen["ticks"] and set(seen["ticks"]) <= set(rows + ["2025-01", "2025-02"])
     plots.plot_forecast(series, np.arange(0), {}, 0, 2, "s", str(tmp_path / "p.png"), future=np.array([12.0, 13.0]))
     assert seen["xlabel"] == "time index" and "2" in seen["ticks"]
+
+
+def test_forecast_resume_refuses_a_changed_series(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    csv.write_text("v\n" + "".join(f"{np.sin(i / 3):.4f}\n" for i in range(60)))
+    out = tmp_path / "r"
+    args = ["forecast", "--dataset", str(csv), "--window", "4", "--hidden", "4", "--out", str(out), "--no-progress"]
+    assert main(args + ["--steps", "3"]) == 0
+    with csv.open("a") as f:
+        f.write("0.5\n")
+    capsys.readouterr()
+    assert main(["forecast", "--out", str(out), "--resume", "--steps", "6", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {csv} is not the data the run in {out} was trained on" in err and len(err.splitlines()) == 1
+    csv.write_text("v\n" + "".join(f"{np.sin(i / 3):.4f}\n" for i in range(60)))
+    assert main(["forecast", "--out", str(out), "--resume", "--steps", "6", "--no-progress"]) == 0

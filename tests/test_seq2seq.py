@@ -400,3 +400,16 @@ def test_bad_arguments(trained, tmp_path, capsys):
                              "--out", str(tmp_path / "r")], "expected one data source, got both")
     _one_line_error(capsys, ["seq2seq", "train", "--out", str(trained / "run"), "--resume", "--overwrite"],
                     "expected one of them, got both")
+
+
+def test_translate_keeps_blank_lines_so_outputs_match_inputs(trained, capsys):
+    run = str(trained / "run")
+    model = runs.load(run)
+    src = trained / "blank.txt"
+    src.write_text("ab\n\n  \nbca\n\nab\n")
+    capsys.readouterr()
+    assert main(["seq2seq", "translate", run, "--input", str(src)]) == 0
+    out, err = capsys.readouterr()
+    a, b = model.predict(["ab", "bca"])
+    assert out.split("\n") == [a, "", "", b, "", a, ""]
+    assert "3 blank lines (the output keeps them as empty lines, so its lines match the input's)" in err

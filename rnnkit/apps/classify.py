@@ -19,7 +19,7 @@ from .. import runs
 from ..data import labelled as LS
 from ..errors import UserError
 from ..io import atomic_write_text, json_text, write_output
-from .common import fit, resumed_config, saved_run
+from .common import check_same_data, fit, resumed_config, saved_run, sequences_digest
 
 KIND = "classifier"
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
@@ -132,8 +132,11 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
             if length is not None:
                 _check_one_length(part[0], length, names.get(key, f"{key} set"))
     ckpt = None
+    digests = {key: sequences_digest(*part) for key, part in (("train", train), ("valid", valid)) if part is not None}
     if resume:
         ckpt = saved_run(out_dir, KIND) if writer else load(os.path.join(out_dir, "checkpoint.npz"))
+        for key, found in digests.items():      # the same sequences and labels, or the run's state means nothing
+            check_same_data(ckpt["extra"]["data"], key, found, names.get(key, f"the {key} set"), out_dir)
         config = resumed_config(ckpt, changes)
     else:
         check_classes(y_raw, names.get("train"))
@@ -157,8 +160,8 @@ def _train(train, test, valid, valid_fraction, *, cell, hidden_size, num_layers,
             head_dropout=head_dropout, seed=config.seed, **(rnn_options or {}))
     train_data = LS.LabelledSequences(scaler.transform(xs), y, batch_size, seed=config.seed)
     val_data = LS.LabelledSequences(scaler.transform(valid_xs), valid_y, 256, shuffle=False)
-    extra = {"data": {**{k: str(v) for k, v in names.items()}, "valid_fraction": valid_fraction,
-                      "batch_size": batch_size}}
+    extra = {"data": {**{k: str(v) for k, v in names.items()}, **{f"{k}_digest": v for k, v in digests.items()},
+                      "valid_fraction": valid_fraction, "batch_size": batch_size}}
     if ckpt is None:
         log(f"training {SequenceClassifier.__name__} ({model.num_parameters():,} parameters) on {len(xs)} sequences "
             f"({len(valid_xs)} for validation), {len(classes)} classes, {xs[0].shape[1]} features")

@@ -24,6 +24,29 @@ def file_digest(path, length=None) -> str:
         return digest(f.read(), length)
 
 
+def sequences_digest(xs, labels=None, length=16) -> str:
+    """:func:`digest` of labelled sequences' content (each array's shape and float64 values, then
+    the labels as text): a run recognises its data by it whatever file or format held it."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for x in xs:
+        x = np.ascontiguousarray(x, np.float64)
+        h.update(repr(x.shape).encode())
+        h.update(x.tobytes())
+    if labels is not None:
+        h.update("\n".join(map(str, np.asarray(labels).tolist())).encode("utf-8"))
+    return h.hexdigest()[:length]
+
+
+def check_same_data(recorded: dict, key: str, found: str, name, out_dir) -> None:
+    """On ``--resume``: refuse data whose digest differs from the one the run recorded under
+    ``{key}_digest`` (runs from before digests were recorded are not checked)."""
+    if recorded.get(f"{key}_digest") not in (None, found):
+        raise UserError(f"--resume: {name} is not the data the run in {out_dir} was trained on (its content "
+                        f"changed); resume with the same file, or start a new run")
+
+
 def saved_run(out_dir, kind: str) -> dict:
     """For ``--resume``: the checkpoint of the ``kind`` run in ``out_dir`` (checked), as a tree
     with ``model_config``, ``config`` (training) and ``extra``."""

@@ -27,7 +27,7 @@ from .._validate import is_count, is_real
 from ..errors import UserError
 from ..io import atomic_write_text, json_text, write_output
 from ..train import Trainer, TrainConfig
-from .common import fit, resumed_config, saved_run
+from .common import check_same_data, fit, resumed_config, saved_run, sequences_digest
 
 KIND = "forecaster"
 BAND_LEVEL = 0.8          # the forecasts' band: this share of the held-out errors lies inside it
@@ -141,6 +141,9 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
         raise UserError(f"--horizon {horizon}: expected at most --test-size {test_size} (every scored forecast "
                         f"lies in the test tail), got {horizon}")
     series = TS.check_series(series, window + difference + seasonal_difference, horizon, test_size, what=name)
+    found = sequences_digest([series])
+    if resume:           # newer rows would move the test tail and the training part under the saved state
+        check_same_data(ckpt["extra"]["data"], "series", found, dataset, out_dir)
     if period >= len(series) - test_size:
         raise UserError(f"--season: expected a period shorter than the training part ({len(series) - test_size} "
                         f"values), got {period}")
@@ -150,6 +153,7 @@ def run_forecast(dataset="sunspots", column=None, horizon=1, window=24, test_siz
     train = series[: n - test_size]
     t0 = time.perf_counter()
     extra = {"data": {"dataset": recorded(dataset), "column": column, "column_chosen": chosen and column is not None,
+                      "series_digest": found,
                       "test_size": test_size, "val_fraction": val_fraction, "season": season, "batch_size": batch_size}}
     model, fit_result = train_forecaster(train, window, horizon, cell, hidden_size, num_layers, strategy, config,
                                          batch_size, val_fraction, out_dir, overwrite=overwrite, progress=progress,
