@@ -24,6 +24,24 @@ from .errors import UserError
 
 LOCK = "run.lock"
 
+# What rnnkit writes in a run directory (and an experiment's), by name: --overwrite deletes a run
+# only when nothing else is there, so a file the user put beside the run is never lost with it
+RUN_FILES = frozenset({
+    "config.json", "checkpoint.npz", "best.npz", "metrics.jsonl", "scores.json", "future.csv", "result.json",
+    "runs.json", LOCK, "results.csv", "results.md", "exploding.csv", "exploding.md", "truncation_cost.csv",
+    "truncation_cost.md", "truncation_adding.csv", "truncation_adding.md"})
+RUN_SUBDIRS = frozenset({"runs"})          # an experiment's runs, each a run directory of its own
+
+
+def run_owned(out_dir, name: str) -> bool:
+    """Whether ``name`` in ``out_dir`` is something rnnkit writes there: the files above, a figure
+    (``*.png``: curves, samples, attention maps), an export (``model*.onnx``), or the temporary file
+    an interrupted write left (``.NAME.*.tmp``)."""
+    if os.path.isdir(os.path.join(out_dir, name)) and not os.path.islink(os.path.join(out_dir, name)):
+        return name in RUN_SUBDIRS
+    return (name in RUN_FILES or name.endswith(".png") or (name.startswith("model") and name.endswith(".onnx"))
+            or (name.startswith(".") and name.endswith(".tmp")))
+
 
 def read_config(run_dir) -> dict | None:
     """The run's ``config.json``, or None when there is none; a damaged one is a one-line error."""
@@ -82,7 +100,8 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
     """Check that ``out_dir`` may receive a ``kind`` run before anything is trained.
 
     New or empty: fine (``resume`` is then an error). Holding a run: ``resume`` needs the same
-    kind and a checkpoint; ``overwrite`` deletes the old run's directory; neither is an error
+    kind and a checkpoint; ``overwrite`` deletes the old run's directory when it holds nothing
+    but what rnnkit writes there (:func:`run_owned`), else refuses; neither is an error
     that says what is there and what to do: ``remedy``, for a command without ``--resume`` and
     ``--overwrite``, or those two. Not a run and not empty: refused, even with ``overwrite``.
 
@@ -117,6 +136,11 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         if "rnnkit_version" not in cfg:         # every run rnnkit writes records its version
             raise UserError(f"--overwrite: {out_dir} holds a config.json that rnnkit did not write (it records no "
                             f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
+        foreign = sorted(e for e in entries if not run_owned(out_dir, e))
+        if foreign:
+            raise UserError(f"--overwrite: {out_dir} holds files rnnkit did not write beside the run "
+                            f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}), and rnnkit deletes only "
+                            f"its own runs; move them out, or choose another --out")
         RunLock(out_dir).check_free()
         if delete:
             shutil.rmtree(out_dir)

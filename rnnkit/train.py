@@ -349,11 +349,13 @@ class Trainer:
         model.zero_grad()
         t0 = time.perf_counter()
         with self.tuner.step() if self.tuner is not None else contextlib.nullcontext():
-            try:
-                loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
-            except NonFiniteError:              # a NaN met a module's check inside the step: divergence too
-                loss, state, n = math.nan, None, 0
-            norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
+            # overflow on the way to a NaN is the divergence guard's to report, in one line, not NumPy's
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                try:
+                    loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
+                except NonFiniteError:          # a NaN met a module's check inside the step: divergence too
+                    loss, state, n = math.nan, None, 0
+                norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
             problem = self._divergence(loss, norm)
             if not problem:
                 self.optimizer.step()
@@ -412,7 +414,8 @@ class Trainer:
             why = {"skip": f"; {self._skips} steps skipped in a row", "rollback": f"; {self.rollbacks} rollbacks done"}
             raise TrainingDiverged(f"training diverged at step {step}: {problem} (loss {loss:.4g}, gradient norm "
                                    f"{norm:.4g}){why.get(action, '')}; {kept}; "
-                                   f"try a lower --lr, a smaller --clip or --on-divergence rollback", step, loss, norm)
+                                   f"try a lower --lr, {'a smaller --clip' if c.clip > 0 else 'clipping (--clip 1)'} "
+                                   f"or --on-divergence rollback", step, loss, norm)
         if action == "skip":                  # drop this batch's update and go on with the next batch
             self._skips += 1
             self._advance()
@@ -448,12 +451,34 @@ class Trainer:
             raise UserError(f"Trainer: {self.out_dir} already holds a trained run ({', '.join(kept)}); continue it "
                             f"with trainer.restore(rnnkit.io.load({self.path(kept[0])!r})) before run(), or train "
                             f"into a new or empty directory")
+        made = not os.path.exists(self.out_dir)
+        new = self.step == 0 and not self.restored and (made or not os.listdir(self.out_dir))
         os.makedirs(self.out_dir, exist_ok=True)
         with RunLock(self.out_dir):
             io.atomic_write_text(self.path("config.json"), json.dumps(
                 {"kind": self.model.config["kind"], "rnnkit_version": __version__, "train": asdict(self.config),
                  "model": self.model.config, **self.extra}, indent=2))
-            return self._with_signals(stop_at)
+            try:
+                return self._with_signals(stop_at)
+            except TrainingDiverged as exc:
+                if not (new and not os.path.exists(self.path("checkpoint.npz"))):
+                    raise
+                self._discard(made)           # a new run that diverged before its first checkpoint
+                raise TrainingDiverged(f"{exc}; {self.out_dir} is left as it was before the run", exc.step, exc.loss,
+                                       exc.grad_norm) from None
+
+    def _discard(self, made: bool) -> None:
+        """Remove what a new run wrote before it diverged with nothing to resume from (its settings,
+        its log, figures), and the directory when the run made it: no directory that would refuse
+        the same command again ("holds a run; pass --resume") while holding nothing to resume."""
+        from .runs import LOCK, run_owned
+
+        for name in os.listdir(self.out_dir):
+            if name != LOCK and run_owned(self.out_dir, name) and os.path.isfile(self.path(name)):
+                os.unlink(self.path(name))
+        if made and os.listdir(self.out_dir) == [LOCK]:
+            os.unlink(self.path(LOCK))
+            os.rmdir(self.out_dir)
 
     def _with_signals(self, stop_at):
         """Run with SIGINT and SIGTERM deferred to the end of the current step: a step is never

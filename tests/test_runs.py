@@ -149,6 +149,25 @@ def test_lock_and_prepare(tmp_path):
         runs.prepare(f, "charlm")
 
 
+def test_overwrite_deletes_a_run_only_when_nothing_of_the_user_s_is_beside_it(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"kind": "charlm", "rnnkit_version": "0"}))
+    for name in ("checkpoint.npz", "best.npz", "metrics.jsonl", "curves.png", "model.onnx", "model.step.onnx",
+                 ".best.npz.abc123.tmp", "samples-n4-len20-bias1-seed0.png"):
+        (d / name).write_text("x")
+    (d / "runs").mkdir()                                         # an experiment's runs
+    for mine in ("notes.txt", "data.csv", "analysis"):
+        (d / mine).mkdir() if mine == "analysis" else (d / mine).write_text("mine")
+        with pytest.raises(UserError, match=rf"--overwrite: .* holds files rnnkit did not write beside the run "
+                                            rf"\({mine}\).*move them out, or choose another --out"):
+            runs.prepare(d, "charlm", overwrite=True)
+        assert (d / "config.json").exists() and (d / mine).exists()
+        (d / mine).rmdir() if mine == "analysis" else (d / mine).unlink()
+    runs.prepare(d, "charlm", overwrite=True)
+    assert not d.exists()
+
+
 def test_damaged_run_files_are_one_line(text, tmp_path):
     out = tmp_path / "r"
     assert run(text, out, "--steps", "20", "--checkpoint-every", "10")[0] == 0

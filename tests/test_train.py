@@ -232,3 +232,23 @@ def test_sustained_high_loss_stops_naming_step_loss_and_norm():
     with pytest.raises(TrainingDiverged, match=r"smoothed loss .* stayed above 10 x its lowest value .* for 3 "
                                                r"steps \(loss .*, gradient norm .*\)"):
         Trainer(Quadratic(), Targets(), None, cfg, None, progress=False).run()
+
+
+def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_no_run_behind(tmp_path, capsys):
+    """Its directory would otherwise hold only config.json: refused by the same command again ("holds
+    a run; pass --resume"), and by --resume ("no checkpoint.npz"). The hint names clipping when it is off."""
+    from rnnkit.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh " * 200)
+    out = tmp_path / "r"
+    argv = ["train", str(text), "--steps", "20", "--lr", "1e30", "--clip", "0", "--hidden", "8",
+            "--seq-len", "16", "--batch-size", "4", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "training diverged at step" in err and "clipping (--clip 1)" in err and "RuntimeWarning" not in err
+    assert f"{out} is left as it was before the run" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+    out.mkdir()                                       # an empty directory the user made stays, empty
+    assert main(argv) == 2
+    assert out.exists() and list(out.iterdir()) == []

@@ -205,7 +205,8 @@ def add_run_args(p, out):
     g = p.add_argument_group("run directory")
     g.add_argument("--out", "-o", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first)")
+    g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first; refused when files "
+                   "rnnkit did not write are beside it)")
     return g
 
 
