@@ -57,10 +57,36 @@ def _default_action(argv: list) -> list:
     return argv
 
 
+def _unrecognized(parser, argv, extra) -> None:
+    """Refuse arguments no parser took, by the (sub)command they were given to, naming the closest
+    option it has (``--stpes``: did you mean --steps?); exits with status 2."""
+    import argparse
+    import difflib
+
+    leaf, words = parser, list(argv)
+    while True:
+        sub = next((a for a in leaf._actions if isinstance(a, argparse._SubParsersAction)), None)
+        word = next((w for w in words if sub is not None and w in sub.choices), None)
+        if word is None:
+            break
+        leaf, words = sub.choices[word], words[words.index(word) + 1:]
+    options = [o for a in leaf._actions for o in a.option_strings if o.startswith("--")]
+    hint = ""
+    for e in extra:
+        if e.startswith("--"):
+            close = difflib.get_close_matches(e.split("=", 1)[0], options, n=1, cutoff=0.6)
+            if close:
+                hint = f"; did you mean {close[0]}?"
+                break
+    leaf.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     argv = _default_action(list(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unrecognized(parser, argv, extra)
     if not getattr(args, "run", None):
         parser.print_help()
         return 0

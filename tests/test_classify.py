@@ -325,3 +325,48 @@ def test_resume_refuses_changed_training_data(files, tmp_path, capsys):
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     save_per_sequence(data, xs, y)                  # the same sequences and labels in the other .npz layout
     assert main(args + ["--steps", "8", "--out", str(out), "--resume"]) == 0
+
+
+def test_unmarked_padding_empty_labels_and_a_missing_ts_label_are_named(tmp_path, capsys):
+    from rnnkit.data.readers import read_sequences
+
+    xs, y = make_sequences(6, 3)
+    save_padded(tmp_path / "p.npz", xs, y)
+    with np.load(tmp_path / "p.npz") as d:
+        np.savez(tmp_path / "nolen.npz", x=d["x"], y=d["y"])           # the padding, unmarked
+    got, _ = read_sequences(tmp_path / "nolen.npz")
+    err = capsys.readouterr().err
+    assert len(got) == 6 and {len(x) for x in got} == {max(len(x) for x in xs)}
+    assert "nolen.npz: " in err and "sequences end in all-zero steps" in err and "save lengths=" in err
+    np.savez(tmp_path / "full.npz", x=np.ones((4, 5, 2)), y=np.array(["a", "b", "a", "b"]))
+    read_sequences(tmp_path / "full.npz")
+    assert capsys.readouterr().err == ""                                # nothing to warn about
+    labels = y.copy()
+    labels[3] = ""
+    save_padded(tmp_path / "empty.npz", xs, labels)
+    assert main(["classify", "train", "--train", str(tmp_path / "empty.npz"), "--steps", "2",
+                 "--out", str(tmp_path / "r")] + TINY) == 2
+    err = capsys.readouterr().err
+    assert "sequence 3: expected a label, got '' (1 such sequence)" in err and len(err.splitlines()) == 1
+    ts = tmp_path / "unlabelled.ts"
+    ts.write_text("@problemName x\n@dimensions 2\n@equalLength false\n@classLabel true up down\n@data\n"
+                  "1,2,3:4,5,6\n")
+    with pytest.raises(rnnkit.cli.UserError, match=r"unlabelled.ts, line 6: expected 2 channel\(s\) and a class "
+                                                    r"label after the last ':'.*got 2 channel\(s\) and no label"):
+        read_sequences(ts)
+
+
+def test_misspelt_options_name_the_command_and_the_closest_option(files, tmp_path, capsys):
+    for argv, msg in ((["classify", "train", "--stpes", "3"], "rnnkit classify train: error: unrecognized "
+                       "arguments: --stpes 3; did you mean --steps? (see rnnkit classify train --help)"),
+                      (["--bogus"], "rnnkit: error: unrecognized arguments: --bogus (see rnnkit --help)"),
+                      (["classify", "train", "--valid-fraction", "0"], "expected a number in (0, 1)")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert msg in capsys.readouterr().err
+    out = tmp_path / "r"           # either spelling of the validation share, on every command
+    assert main(["classify", "train", "--train", str(files / "train.npz"), "--val-fraction", "0.2", "--steps", "2",
+                 "--out", str(out)] + TINY) == 0
+    assert json.loads((out / "scores.json").read_text())["n_valid"] == 12
+    assert "confusion.png" not in capsys.readouterr().out and not (out / "confusion.png").exists()

@@ -1,8 +1,10 @@
 """``rnnkit classify train|predict``: sequence classification on your .npz / .ts files or a built-in set."""
 from __future__ import annotations
 
+import os
+
 from ._args import (OneLineParser, add_replace_arg, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
-                    add_run_args, fraction, nonneg_float, positive_int, positive_int_list)
+                    add_run_args, fraction, nonneg_float, open_fraction, positive_int, positive_int_list)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
@@ -19,7 +21,7 @@ def register(sub):
     d.add_argument("--train", default=None, help="training file (.npz or .ts); default: the built-in --dataset")
     d.add_argument("--test", default=None, help="test file, scored after training")
     d.add_argument("--valid", default=None, help="validation file (default: a split of the training file)")
-    d.add_argument("--valid-fraction", type=fraction, default=0.1, help="share of the training set held out for "
+    d.add_argument("--valid-fraction", "--val-fraction", type=open_fraction, default=0.1, help="share of the training set held out for "
                                                                          "validation when there is no --valid")
     d.add_argument("--dataset", choices=BUILTIN, default="japanese-vowels",
                    help="built-in set used when no --train is given (dna: generated motif sequences; "
@@ -87,7 +89,8 @@ def run_train(args):
                          config=config, out_dir=args.out, resume=args.resume, changes=getattr(args, "changes", None), overwrite=args.overwrite,
                          progress=args.progress, names=names, engine=args.engine, nproc=args.nproc,
                          rnn_options={**rnn_options(args, set_only=True), **augmentation(args)})
-    print(f"run directory: {args.out} (scores.json, confusion.png; rnnkit classify predict {args.out} FILE)")
+    figure = ", confusion.png" if os.path.exists(os.path.join(args.out, "confusion.png")) else ""   # with a test set
+    print(f"run directory: {args.out} (scores.json{figure}; rnnkit classify predict {args.out} FILE)")
     return 0
 
 

@@ -23,7 +23,7 @@ def register(sub):
     t.add_argument("--test-size", type=nonneg_int, default=None,
                    help="held-out tail length (default: last 20%%; 0: none, nothing scored, and training reads "
                         "the whole series but its last --val-fraction, which validates; --val-fraction 0 for all of it)")
-    t.add_argument("--val-fraction", type=fraction, default=0.1,
+    t.add_argument("--val-fraction", "--valid-fraction", type=fraction, default=0.1,
                    help="last part of the training windows used for validation (best weights)")
     t.add_argument("--season", type=positive_int, default=None, help="seasonal period for the seasonal-naive baseline")
     t.add_argument("--strategy", choices=("direct", "recursive"), default="recursive",

@@ -23,7 +23,7 @@ def register(sub):
     d.add_argument("--step", type=positive_float, default=6.0,
                    help="kanjivg: points every this many units of arc length (the box is 109 units)")
     d.add_argument("--test-fraction", type=fraction, default=0.1, help="share of the sequences held out for the score")
-    d.add_argument("--valid-fraction", type=fraction, default=0.1, help="share used for validation (best weights)")
+    d.add_argument("--valid-fraction", "--val-fraction", type=fraction, default=0.1, help="share used for validation (best weights)")
     g = add_rnn_args(t, hidden_size=128)
     g.add_argument("--components", dest="n_components", type=positive_int, default=10,
                    help="mixture components M of the output (1 + 6M outputs a point)")

@@ -18,7 +18,7 @@ def register(sub):
                    help="UTF-8 file of source<TAB>target lines (without it: --task)")
     d.add_argument("--valid", metavar="PAIRS", default=None,
                    help="validation pairs (default: a seeded --valid-fraction of the training sources)")
-    d.add_argument("--valid-fraction", type=fraction, default=0.05,
+    d.add_argument("--valid-fraction", "--val-fraction", type=fraction, default=0.05,
                    help="share of the distinct training sources held out when there is no --valid")
     d.add_argument("--task", choices=("dates", "reverse", "sort"), default=None,
                    help="a generated task instead of --train (default: dates)")

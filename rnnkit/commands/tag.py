@@ -26,7 +26,7 @@ def register(sub):
                    help="test sentences: accuracy, per-tag F1, OOV accuracy -> RUN/scores.json")
     d.add_argument("--column", help="tag column: a CoNLL-U field name (upos, xpos, deprel, ...) or a 1-based "
                    "index (default: upos for CoNLL-U, the last column for CoNLL)")
-    d.add_argument("--val-fraction", type=fraction, default=0.1, help="share of --train held out when no --valid")
+    d.add_argument("--val-fraction", "--valid-fraction", type=fraction, default=0.1, help="share of --train held out when no --valid")
     d.add_argument("--dna-length", type=positive_int, default=100, help="DNA task: bases per sequence (>= 18)")
     d.add_argument("--dna-train", type=positive_int, default=2000, help="DNA task: training sequences")
     d.add_argument("--dna-test", type=positive_int, default=500, help="DNA task: test sequences")

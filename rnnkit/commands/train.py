@@ -21,7 +21,7 @@ def register(sub):
     f.add_argument("--seq-len", type=positive_int, default=64, help="characters per window (TBPTT length)")
     f.add_argument("--no-stateful", dest="stateful", action="store_false", default=True,
                    help="start every window from a zero state (full BPTT per window) instead of carrying it")
-    f.add_argument("--val-fraction", type=fraction, default=0.1, help="tail of the text held out for validation")
+    f.add_argument("--val-fraction", "--valid-fraction", type=fraction, default=0.1, help="tail of the text held out for validation")
     p.add_argument("--dry-run", action="store_true",
                    help="print the parameter count and the memory a training step needs, then exit")
     add_engine_args(p)

@@ -97,6 +97,10 @@ def encode_labels(y_raw, classes=None, path=None):
         classes = [str(c) for c in distinct]
     index = {c: k for k, c in enumerate(classes)}
     labels = [str(v) for v in y_raw.tolist()]
+    empty = [i for i, lab in enumerate(labels) if not lab.strip()]
+    if empty:
+        raise UserError(f"{where(path or 'labels')}: sequence {empty[0]}: expected a label, got {labels[empty[0]]!r} "
+                        f"({len(empty)} such sequence{'s' * (len(empty) != 1)})")
     unseen = [i for i, lab in enumerate(labels) if lab not in index]
     if unseen:
         i = unseen[0]

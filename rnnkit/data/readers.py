@@ -324,6 +324,21 @@ def _npz_get(npz, key, path) -> np.ndarray:
         raise UserError(f"{path}: cannot read array '{key}': {' '.join(str(exc).split())}") from None
 
 
+def _warn_unmarked_padding(x, path) -> None:
+    """Without ``lengths`` every step of ``x`` is data: say so when the sequences end in runs of
+    all-zero steps of different lengths, which is what zero padding looks like."""
+    import sys
+
+    nonzero = np.any(x != 0, axis=2)                                   # (N, L)
+    last = np.where(nonzero.any(axis=1), x.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1), -1)
+    trailing = x.shape[1] - 1 - last                                  # all-zero steps at each sequence's end
+    if trailing.max() > 0 and trailing.min() != trailing.max():
+        k = int(np.count_nonzero(trailing))
+        print(f"rnnkit: warning: {path}: {k} of {len(x)} sequences end in all-zero steps (up to {trailing.max()}) "
+              f"and there is no 'lengths', so they are read as data; if they are padding, save lengths=... "
+              f"({NPZ_LAYOUT})", file=sys.stderr)
+
+
 def _npz_x(npz, path):
     """``x`` (N, L, D) or (N, L), with ``lengths`` if present, or ``x_0, x_1, ...`` -> (x, lengths)."""
     if "x" in npz.files:
@@ -332,6 +347,7 @@ def _npz_x(npz, path):
         if x.ndim != 3 or 0 in x.shape:
             raise UserError(f"{path}: expected 'x' of shape (N, L, D) or (N, L), non-empty, got shape {x.shape}")
         if "lengths" not in npz.files:
+            _warn_unmarked_padding(x, path)
             return x, np.full(len(x), x.shape[1], np.int64)
         lengths = _npz_get(npz, "lengths", path)
         if lengths.shape != (len(x),) or lengths.dtype.kind not in "iu":
@@ -462,6 +478,11 @@ def _ts_check(xs, y, meta, path, data_lines) -> None:
     ``@dimensions``, a class label the ``@classLabel`` line does not list."""
     dims = meta.get("dimensions")
     if dims is not None and xs and xs[0].shape[1] != dims:
+        if (meta["labelled"] and y is not None and xs[0].shape[1] + 1 == dims
+                and _no_label(str(y[0]), {len(xs[0])}, meta)):    # aeon took the last channel for the label
+            raise UserError(f"{where(path, data_lines[0])}: expected {dims} channel(s) and a class label after the "
+                            f"last ':' (the header says @dimensions {dims} and @classLabel true), got {dims} "
+                            f"channel(s) and no label")
         raise UserError(f"{where(path, data_lines[0])}: expected {dims} channel(s) (the header says @dimensions "
                         f"{dims}), got {xs[0].shape[1]}")
     classes = meta.get("classes")

@@ -275,7 +275,10 @@ class SequenceClassifier(TaskModel):
         return np.concatenate(out)
 
     def predict(self, x, lengths=None, chunk=512) -> np.ndarray:
-        """Class ids (N,), in eval mode (no dropout)."""
+        """Class ids (N,) for a padded time-major batch ``x`` (L, N, D) as the network reads it, in
+        eval mode (no dropout). ``x`` must already be standardised as the training data was: this
+        is the network alone. For the user's raw sequences use :meth:`predict_sequences` (class
+        names) or :meth:`probabilities`, which apply the run's standardisation first."""
         out = []
         with self.evaluating():
             for s in range(0, x.shape[1], chunk):
