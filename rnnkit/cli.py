@@ -111,6 +111,9 @@ def _run(args, argv) -> int:
                 if isinstance(value, str) and not value.strip():
                     got = "an empty string" if not value else f"only spaces ({value!r})"
                     raise UserError(f"{name}: expected a path, got {got}")
+        png = getattr(args, "png", None)
+        if isinstance(png, str) and png != "-" and not png.lower().endswith(".png"):
+            raise UserError(f"--png {png}: expected a file name ending in .png (figures are written as PNG)")
         for dest, directory in (("out", True), ("output", False), ("png", False), ("scores", False)):
             if getattr(args, dest, None) == "-" and not (dest == "output" and getattr(args, "text_output", False)):
                 raise UserError(f"--{dest} -: expected a {'directory' if directory else 'file'} name "     # a text

@@ -384,3 +384,24 @@ def test_bad_prediction_input_is_one_line(files, capsys):
         assert err.count("\n") == 1 and expect in err, err
     assert main(["tag", "train", "--test", str(files / "test.conll"), "--out", str(files / "x")]) == 2
     assert "--test: expected --train FILE" in capsys.readouterr().err
+
+
+def test_a_column_that_holds_no_tags_is_named(files, capsys):
+    """--column on the token column, or on one with a single value, trains nothing worth having."""
+    (files / "one.conll").write_text("The X\ndog X\n\nA X\ncat X\n")
+    for train, column, msg in (("train.conllu", "2", "expected tags in"), ("train.conllu", "form", "expected tags in"),
+                               ("one.conll", "2", "expected at least 2 distinct tags to tell apart, got 1: 'X'")):
+        assert main(["tag", "train", "--train", str(files / train), "--out", str(files / "r"), "--column", column,
+                     "--steps", "2", *SMALL]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, (column, err)
+        assert not (files / "r").exists()
+    (files / "mixed.txt").write_text("The dog runs .\nA cat\tsleeps .\n")
+    assert tag_train(files, files / "ok", "--steps", "2") == 0
+    capsys.readouterr()
+    assert main(["tag", "predict", str(files / "ok"), str(files / "mixed.txt")]) == 2
+    assert "(read as CoNLL because a line holds a tab; --format lines reads one sentence a line)" in \
+        capsys.readouterr().err
+    assert main(["tag", "predict", str(files / "ok"), str(files / "mixed.txt"), "--format", "lines"]) == 0
+    assert main(["seq2seq", "attention", str(files / "ok"), "abc", "--png", str(files / "a.jpg")]) == 2
+    assert "--png " + str(files / "a.jpg") + ": expected a file name ending in .png" in capsys.readouterr().err

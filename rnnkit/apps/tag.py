@@ -33,9 +33,12 @@ def warn(msg: str) -> None:
 def read_tagged(path, column=None, what="--train"):
     """Tagged sentences of a CoNLL / CoNLL-U file (a file without tags is a one-line error)."""
     records = read_conll(path, column)
+    col = records.tag_column or ("the upos column" if column is None else f"column {column}")
     if records[0][1] is None:
-        col = records.tag_column or ("the upos column" if column is None else f"column {column}")
         raise UserError(f"{what} {path}: expected tagged tokens ({col}), got a file without tags")
+    if all(list(tags) == list(tokens) for tokens, tags in records):
+        raise UserError(f"{what} {path}: expected tags in {col}, got the tokens themselves (--column names the "
+                        f"tag column, not the token column)")
     return list(records)
 
 
@@ -128,6 +131,11 @@ def _new(spec, out, model_kw, config, batch_size, word_dropout, overwrite, log):
     from ..models.tagger import Tagger
 
     train, val, test = load_data(spec)
+    distinct = sorted({t for _, tags in train for t in tags})
+    if len(distinct) < 2:
+        raise UserError(f"--train {spec.get('train') or spec['source']}: expected at least 2 distinct tags to tell "
+                        f"apart, got {len(distinct)}{f': {distinct[0]!r}' if distinct else ''} (does --column name "
+                        f"the tag column?)")
     spec = with_digests(spec)
     runs.prepare(out, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check
     kw = dict(model_kw or {})
@@ -264,10 +272,13 @@ def read_input(path, fmt="auto", column=None):
     lines = read_lines(path, "CoNLL token lines or one sentence a line")
     if fmt == "lines" or (fmt == "auto" and not _looks_conll(name, lines)):
         return [line.split() for line in lines if line.strip()], None
-    if path != "-":
-        records = read_conll(path, column)
-    else:
-        records = _conll_from_lines(lines, column)
+    try:
+        records = read_conll(path, column) if path != "-" else _conll_from_lines(lines, column)
+    except UserError as exc:
+        if fmt != "auto" or name.lower().endswith((".conll", ".conllu")):
+            raise
+        raise UserError(f"{exc} (read as CoNLL because a line holds a tab; --format lines reads one sentence "
+                        f"a line)") from None
     sentences = [t for t, _ in records]
     gold = [g for _, g in records] if records[0][1] is not None else None
     return sentences, gold

@@ -312,7 +312,8 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     g.add_argument("--log-every", type=positive_int, default=10, help="steps between metric log lines")
     g.add_argument("--patience", type=nonneg_int, default=patience,
                    help="validations without improvement before stopping (0: never)")
-    g.add_argument("--time-limit", type=nonneg_float, default=0.0, help="stop after this many seconds (0: none)")
+    g.add_argument("--time-limit", type=nonneg_float, default=0.0, help="stop when training has run this many seconds in all: a resumed "
+                   "run counts its earlier sessions, as --steps counts their steps (0: no limit)")
     g.add_argument("--seed", type=seed_value, default=0, help="random seed (initialisation, shuffling, dropout)")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide the progress bar")
     g.add_argument("--on-divergence", choices=("stop", "skip", "rollback"), default="stop",
