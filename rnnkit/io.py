@@ -101,7 +101,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = output_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    except OSError as exc:                      # named by the file asked for, not the temporary beside it
+        raise OSError(f"{path}: cannot be written ({exc.strerror} in {directory})") from None
     umask = os.umask(0)
     os.umask(umask)
     try:

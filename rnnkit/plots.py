@@ -42,7 +42,7 @@ def _points(rows, key):
     return steps, values
 
 
-def plot_metrics(rows, metrics_path, out_png) -> str:
+def plot_metrics(rows, metrics_path, out_png, loss_label="loss (nats)") -> str:
     """Loss (and bits per character, when logged) against step, training and validation, from the
     records of a run's ``metrics_path`` (:func:`rnnkit.io.read_jsonl` reads them)."""
     train, val = _points(rows, "loss"), _points(rows, "val_loss")
@@ -51,7 +51,7 @@ def plot_metrics(rows, metrics_path, out_png) -> str:
     has_bpc = bool(_points(rows, "bpc")[0] or _points(rows, "val_bpc")[0])
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if has_bpc else 1, figsize=(11 if has_bpc else 6, 4), squeeze=False)
-    panels = [("loss", "val_loss", "loss (nats)")] + ([("bpc", "val_bpc", "bits per character")] if has_bpc else [])
+    panels = [("loss", "val_loss", loss_label)] + ([("bpc", "val_bpc", "bits per character")] if has_bpc else [])
     for ax, (k, vk, label) in zip(axes[0], panels):
         ax.plot(*_points(rows, k), label="train", lw=1.2)
         vs, vv = _points(rows, vk)

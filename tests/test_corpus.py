@@ -88,3 +88,28 @@ def test_a_damaged_corpus_is_one_line(tmp_path, capsys):
     assert main(["train", str(tmp_path / "c"), "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "expected 300 bytes (300 ids of uint8), got 10" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_interrupted_preparation_leaves_nothing_that_blocks_the_next(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "t.txt"
+    src.write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "c"
+    calls = []
+
+    def interrupted(self, text, dtype):
+        calls.append(1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(C.CharVocab, "encode_array", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        C.prepare(src, out, progress=False)
+    assert calls and not out.exists()                      # the directory it made, and its temporary, gone
+    monkeypatch.undo()
+    out.mkdir()                                            # what a kill (no cleanup) leaves behind
+    (out / ".ids.bin.tmp").write_bytes(b"\0" * 100)
+    assert main(["train", str(out), "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "expected a text file or a prepared corpus directory (with corpus.json), got a directory without " \
+           "corpus.json (an unfinished `rnnkit prepare`: run it again)" in err
+    assert main(["prepare", str(src), "-o", str(out), "--no-progress"]) == 0    # replaced, no --overwrite needed
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.json", "ids.bin"]
+    np.testing.assert_array_equal(C.Corpus.open(out).ids, C.Corpus.from_text(TEXT).ids)

@@ -627,13 +627,17 @@ def test_forecast_actions_by_name(capsys):
     (["2024-01-01T10:00:00", "2024-01-01T10:00:30", "2024-01-01T10:01:00"],
      ["2024-01-01T10:01:30", "2024-01-01T10:02:00"]),
     (["2024-01-01", "2024-01-02", "2024-01-04"], None),                                             # no fixed step
-    (["2024-01-03", "2024-01-02", "2024-01-01"], None),                                             # backwards
+    (["2024-01-03", "2024-01-02", "2024-01-01"], "refused"),                                        # backwards
     (["20240101", "20240102", "20240103"], None),                                                   # numbers
     (["d1", "d2", "d3"], None),
 ])
 def test_next_dates(tmp_path, cells, want):
     csv = tmp_path / "s.csv"
     csv.write_text("when,value\n" + "".join(f"{c},{i}.5\n" for i, c in enumerate(cells)))
+    if want == "refused":                   # newest first: the forecast would continue the oldest end
+        with pytest.raises(rnnkit.errors.UserError, match="expected rows in time order, oldest first"):
+            TS.next_dates(csv, 2)
+        return
     assert TS.next_dates(csv, 2) == (None if want is None else ("when", want))
 
 
@@ -746,3 +750,23 @@ def test_forecast_resume_refuses_a_changed_series(tmp_path, capsys):
     assert f"--resume: {csv} is not the data the run in {out} was trained on" in err and len(err.splitlines()) == 1
     csv.write_text("v\n" + "".join(f"{np.sin(i / 3):.4f}\n" for i in range(60)))
     assert main(["forecast", "--out", str(out), "--resume", "--steps", "6", "--no-progress"]) == 0
+
+
+def test_forecast_refuses_dates_newest_first_and_notes_gaps(tmp_path, capsys):
+    days = [f"2024-03-{1 + i:02d}" for i in range(31)]
+    rows = [f"{d},{np.sin(i / 3):.4f}\n" for i, d in enumerate(days)]
+    csv = tmp_path / "s.csv"
+    csv.write_text("day,v\n" + "".join(reversed(rows)))
+    args = ["forecast", "--dataset", str(csv), "--window", "4", "--hidden", "4", "--steps", "2", "--no-progress",
+            "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "s.csv, line 3: expected rows in time order, oldest first, got 2024-03-30 in 'day' after 2024-03-31 " \
+           "on line 2; sort the file by 'day'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    csv.write_text("day,v\n" + "".join(rows[:10] + rows[11:]))                 # 2024-03-11 missing
+    assert main(args) == 0
+    got = capsys.readouterr()
+    assert "note: " in got.err and "'day' are not at one step (2024-03-10 to 2024-03-12 on line 12" in got.err
+    assert "(index 30-30" in got.out or "(index 30," in got.out or "(index 30)" in got.out
+    assert (tmp_path / "r" / "future.csv").read_text().startswith("h,index,forecast")

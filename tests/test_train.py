@@ -252,3 +252,66 @@ def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_no_run_behin
     out.mkdir()                                       # an empty directory the user made stays, empty
     assert main(argv) == 2
     assert out.exists() and list(out.iterdir()) == []
+
+
+def test_resuming_a_run_whose_time_limit_is_spent_says_so(tmp_path, capsys):
+    from rnnkit.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh " * 200)
+    out = tmp_path / "r"
+    base = ["train", str(text), "--hidden", "8", "--seq-len", "16", "--batch-size", "4", "--out", str(out),
+            "--no-progress"]
+    assert main(base + ["--steps", "100000", "--time-limit", "0.5"]) == 0
+    capsys.readouterr()
+    before = (out / "checkpoint.npz").read_bytes()
+    assert main(base + ["--steps", "200000", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "its --time-limit of 0.5 s (which counts every session); pass a larger --time-limit" in err
+    assert len(err.strip().splitlines()) == 1 and (out / "checkpoint.npz").read_bytes() == before
+    assert main(base + ["--steps", "200000", "--resume", "--time-limit", "1"]) == 0
+
+
+def test_a_loaded_character_model_samples_with_its_run_s_vocabulary(tmp_path):
+    import rnnkit
+    from rnnkit.cli import main
+    from rnnkit.data.text import CharVocab
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh " * 200)
+    assert main(["train", str(text), "--hidden", "8", "--seq-len", "16", "--batch-size", "4", "--steps", "3",
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    m = rnnkit.load(tmp_path / "r")
+    vocab = CharVocab.from_dict(m.run_extra["vocab"])
+    got = m.sample(length=20, prime="ab", rng=0)
+    assert got == m.sample(vocab, length=20, prime="ab", rng=0) == m.sample(m.run_extra["vocab"], length=20,
+                                                                                prime="ab", rng=0)
+    assert len(got) == 20
+    m.run_extra = {}
+    with pytest.raises(TypeError, match="was not loaded from a run"):
+        m.sample(length=5)
+
+
+def test_resume_on_another_text_names_both_files(tmp_path, capsys):
+    from rnnkit.cli import main
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("abcdefgh " * 200)
+    b.write_text("hgfedcba " * 200)
+    base = ["--hidden", "8", "--seq-len", "16", "--batch-size", "4", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(["train", str(a), "--steps", "3"] + base) == 0
+    capsys.readouterr()
+    assert main(["train", str(b), "--steps", "6", "--resume"] + base) == 2
+    err = capsys.readouterr().err
+    assert f"this text {b} is not the text the run in {tmp_path / 'r'} was trained on ({a})" in err
+
+
+def test_a_seq_len_longer_than_a_batch_row_is_said(tmp_path, capsys):
+    from rnnkit.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh " * 40)                       # 360 characters: 4 rows of 89
+    assert main(["train", str(text), "--hidden", "8", "--seq-len", "500", "--batch-size", "4", "--steps", "2",
+                 "--out", str(tmp_path / "r"), "--no-progress", "--val-fraction", "0.01"]) == 0
+    err = capsys.readouterr().err
+    assert "--seq-len 500 is longer than a batch row" in err and "4 rows of 89 characters (--batch-size), so every window is 89 steps" in err

@@ -166,19 +166,29 @@ def check_memory(model, batch, optimizer="adam") -> None:
 
 def check_steps_left(ckpt, total: int, config: TrainConfig, out_dir) -> None:
     """Refuse to resume the run ``ckpt`` came from when its ``total`` steps (``config``'s budget)
-    are already done, in one line, before anything in ``out_dir`` is touched."""
+    are already done, or its time limit already used, in one line, before anything in ``out_dir``
+    is touched."""
     try:
         done = int(ckpt["progress"]["step"])
     except (KeyError, TypeError, ValueError, OverflowError):
         raise UserError(f"{os.path.join(out_dir, 'checkpoint.npz')}: expected a training checkpoint with the "
                         f"step it reached (progress/step), got {str(ckpt.get('progress'))[:80]}") from None
+    more = "--steps" if config.epochs is None else "--epochs (or --steps)"
     if done > total:
         budget = f"--steps {total}" if config.epochs is None else f"the {total} steps of --epochs {config.epochs}"
         raise UserError(f"--resume: the run in {out_dir} has already done {done} steps, more than {budget}; "
-                        f"pass a larger --steps to extend it")
+                        f"pass a larger {more} to extend it")
     if done == total:
         raise UserError(f"--resume: the run in {out_dir} already finished its {total} steps; "
-                        f"pass a larger --steps to extend it")
+                        f"pass a larger {more} to extend it")
+    try:
+        used = float(ckpt["progress"].get("elapsed", 0.0))
+    except (AttributeError, TypeError, ValueError):
+        used = 0.0
+    if config.time_limit and used >= config.time_limit:      # it would stop after one step
+        raise UserError(f"--resume: the run in {out_dir} has already trained {used:.0f} s, its --time-limit of "
+                        f"{config.time_limit:g} s (which counts every session); pass a larger --time-limit, "
+                        f"or --time-limit 0 for none")
 
 
 def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None, ckpt=None, overwrite=False,

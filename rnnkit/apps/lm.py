@@ -3,6 +3,7 @@ evaluate on another text. load -> model -> Trainer -> score."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -78,7 +79,10 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         ckpt = saved_run(out, KIND)
         extra = ckpt["extra"]
         if extra.get("text_digest") != corpus.digest:
-            raise UserError(f"--resume: this is not the text the run in {out} was trained on")
+            was = f" ({extra['source']})" if extra.get("source") else ""
+            now = f" {corpus.source}" if corpus.source else ""
+            raise UserError(f"--resume: this text{now} is not the text the run in {out} was trained on{was}: "
+                            f"another file, or the same one changed")
         vocab = CharVocab.from_dict(extra["vocab"])
         d = extra["data"]
         seq_len, batch_size, val_fraction = d["seq_len"], d["batch_size"], d["val_fraction"]
@@ -91,10 +95,15 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
                                           seq_len, config.optimizer), "--hidden-size, --batch-size or --seq-len")
         model = CharLM(len(vocab), embed_size, hidden_size, num_layers, cell, dropout, dtype=np.float32,
                        seed=config.seed, tie_weights=tie_weights, **(rnn_options or {}))
-        extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest,
+        extra = {"vocab": vocab.to_dict(), "text_digest": corpus.digest, "source": corpus.source,
                  "data": {"seq_len": seq_len, "batch_size": batch_size, "val_fraction": val_fraction}}
     train, val = stream_data(corpus, vocab, seq_len, batch_size, val_fraction)
     m = model.config
+    row = train.inputs.shape[1]
+    if ckpt is None and seq_len > row:       # BPTT never spans more than a row of the stream
+        print(f"rnnkit train: warning: --seq-len {seq_len} is longer than a batch row: the training text is laid out "
+              f"as {batch_size} rows of {row:,} characters (--batch-size), so every window is {row:,} steps; a "
+              f"smaller --batch-size gives longer rows", file=sys.stderr)
     if ckpt is None:
         log(f"training a {m['num_layers']}-layer {m['cell'].upper()} (hidden {m['hidden_size']}, "
             f"{model.num_parameters():,} parameters) on {len(corpus):,} characters, vocabulary {len(vocab)}")

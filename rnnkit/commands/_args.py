@@ -104,7 +104,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     "default: True") and options without one."""
 
     def _get_help_string(self, action):
-        if action.nargs == 0 or action.default in (None, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+        if (action.nargs == 0 or action.default in (None, argparse.SUPPRESS, "")
+                or "%(default)" in (action.help or "") or "(default:" in (action.help or "")):
             return action.help
         return super()._get_help_string(action)
 

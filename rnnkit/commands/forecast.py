@@ -45,7 +45,7 @@ def register(sub):
                                 "the forecaster in RUN_DIR. Writes CSV lines h,index[,DATE],forecast[,lo80,hi80]: "
                                 "steps ahead, the row index the value would have in the series, its date when a "
                                 "column of the CSV holds ISO dates at a fixed step, the forecast, and, for "
-                                "the run's own series and best weights, the band holding 80%% of its errors on "
+                                "the run's own series and best weights, the band holding 80% of its errors on "
                                 "the test tail at that step.")
     pr.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by rnnkit forecast")
     pr.add_argument("--dataset", default=None, help=DATASET_HELP + " (default: the run's own)")

@@ -102,9 +102,26 @@ def load_corpus(path, progress=False, purpose="to train on") -> Corpus:
     ``purpose`` ends the message for an empty file."""
     if is_corpus(path):
         return Corpus.open(path)
+    if os.path.isdir(path):
+        unfinished = " (an unfinished `rnnkit prepare`: run it again)" if _leftovers_only(path) else ""
+        raise UserError(f"{os.fspath(path)}: expected a text file or a prepared corpus directory (with corpus.json), "
+                        f"got a directory without corpus.json{unfinished}")
     from .text import read_text
 
-    return Corpus.from_text(read_text(path, purpose))
+    corpus = Corpus.from_text(read_text(path, purpose))
+    corpus.source = os.path.abspath(path)
+    return corpus
+
+
+LEFTOVERS = (".ids.bin.tmp", "ids.bin")     # what an interrupted preparation can leave, before corpus.json
+
+
+def _leftovers_only(path) -> bool:
+    """``path`` holds nothing but what an interrupted :func:`prepare` left (the ids, a temporary
+    file of corpus.json's atomic write), no corpus.json: its own to replace."""
+    entries = os.listdir(path)
+    return bool(entries) and all(e in LEFTOVERS or (e.startswith(".corpus.json.") and e.endswith(".tmp"))
+                                 for e in entries)
 
 
 def _dtype(n_symbols: int) -> np.dtype:
@@ -150,9 +167,11 @@ def prepare(src, out, progress=True, overwrite=False) -> dict:
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out}: expected a directory, got an existing file")
-    if os.path.isdir(out) and os.listdir(out):
+    if os.path.isdir(out) and os.listdir(out) and not _leftovers_only(out):    # an unfinished one is replaced
         if not is_corpus(out):
-            raise UserError(f"--out {out}: expected a new or empty directory, got one with other files")
+            entries = sorted(os.listdir(out))
+            raise UserError(f"--out {out}: expected a new or empty directory, got one with other files "
+                            f"({', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''})")
         if not overwrite:
             raise UserError(f"--out {out} already holds a prepared corpus; pass --overwrite to replace it")
     h, seen, n = hashlib.sha256(), np.zeros(0x110000, bool), 0      # one flag per Unicode code point
@@ -166,14 +185,22 @@ def prepare(src, out, progress=True, overwrite=False) -> dict:
         raise UserError(f"{src} is empty: expected some text to prepare")
     vocab = CharVocab.from_text("".join(map(chr, np.flatnonzero(seen).tolist())))
     dtype = _dtype(len(vocab))
+    made = not os.path.exists(out)
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, ".ids.bin.tmp")
-    with open(tmp, "wb") as f:
-        for text, _ in _chunks(src, progress, "encoding"):
-            if text:
-                f.write(vocab.encode_array(text, dtype).tobytes())
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            for text, _ in _chunks(src, progress, "encoding"):
+                if text:
+                    f.write(vocab.encode_array(text, dtype).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:                  # Ctrl-C, SIGTERM, a full disk: no half-written ids left behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if made and not os.listdir(out):
+            os.rmdir(out)
+        raise
     if os.path.exists(os.path.join(out, "corpus.json")):
         os.remove(os.path.join(out, "corpus.json"))     # the old description goes before its ids do
     os.replace(tmp, os.path.join(out, "ids.bin"))

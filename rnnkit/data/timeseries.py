@@ -250,7 +250,7 @@ def read_csv_series(path, column=None, k: int = 0):
     if bad is not None:
         n, j, got = bad
         raise UserError(f"{where(path, n)}: expected a number, got {got} in column {header[j]!r}")
-    return np.array([float(r[j]) for _, r in data]), header[j], (_dates_after(header, data, k) if k > 0 else None)
+    return np.array([float(r[j]) for _, r in data]), header[j], (_dates_after(path, header, data, k) if k > 0 else None)
 
 
 def _csv_table(path):
@@ -285,11 +285,11 @@ def next_dates(path, k: int):
     ``2024-01-31T12:00:00``), or months (``2024-01``; or full dates on one day of the month, or on
     its last day); in the column's form (date, date and time, separator; offsets as ``+00:00``). None
     when no column does. The name is ``date`` for an unnamed column or one named as an output column."""
-    dates = _dates_after(*_csv_table(path)[:2], k)
+    dates = _dates_after(path, *_csv_table(path)[:2], k)
     return dates and dates[:2]
 
 
-def _dates_after(header, data, k):
+def _dates_after(path, header, data, k):
     """``(name, the k dates after the last row, the rows' dates)`` (:func:`next_dates`), or None."""
     if len(data) < 2:
         return None
@@ -303,7 +303,37 @@ def _dates_after(header, data, k):
             nxt = None
         if nxt is not None:                        # an unnamed column, or one named as an output's
             return (name if name and name not in ("h", "index", "forecast", "lo80", "hi80") else "date"), nxt, cells
+        _check_date_order(path, header, data, j, cells)
     return None
+
+
+def _check_date_order(path, header, data, j, cells) -> None:
+    """A column of ISO dates not at one fixed step: rows newest first are refused (the forecast
+    would continue the series' oldest end); gaps or uneven steps get one note (the values are
+    read as evenly spaced, and the forecasts carry no dates)."""
+    import datetime as dt
+    import re
+    import sys
+
+    if not all(re.fullmatch(r"\d{4}-\d{2}(-\d{2}([ T].*)?)?", c) for c in cells):
+        return
+    try:
+        t = [dt.datetime.fromisoformat(c + "-01" if len(c) == 7 else c) for c in cells]
+        back = next((i for i in range(1, len(t)) if t[i] <= t[i - 1]), None)
+    except (ValueError, TypeError):               # not dates after all, or with and without a time zone
+        return
+    name = header[j] or f"column {j + 1}"
+    if back is not None:
+        (a, _), (b, _) = data[back - 1], data[back]
+        raise UserError(f"{where(path, b)}: expected rows in time order, oldest first, got {cells[back]} in "
+                        f"{name!r} after {cells[back - 1]} on line {a}; sort the file by {name!r}")
+    steps = [t[i] - t[i - 1] for i in range(1, len(t))]
+    odd = next((i for i, d in enumerate(steps, 1) if d != steps[0]), None)
+    if odd is None:                               # one step, in forms the readers above do not continue
+        return
+    print(f"rnnkit: note: {path}: the dates in {name!r} are not at one step ({cells[odd - 1]} to {cells[odd]} on "
+          f"line {data[odd][0]}, against {steps[0]} before): the values are read as evenly spaced, and the "
+          f"forecasts carry no dates", file=sys.stderr)
 
 
 def _months_after(cells, k):

@@ -96,8 +96,11 @@ class CharLM(TaskModel):
     def metrics(self, mean_loss: float, sums=None) -> dict:
         return {"bpc": mean_loss / math.log(2)}
 
-    def sample(self, vocab, length=500, temperature=1.0, top_k=0, prime="", rng=None, n=None):
+    def sample(self, vocab=None, length=500, temperature=1.0, top_k=0, prime="", rng=None, n=None):
         """Generate ``length`` characters after ``prime``, one step at a time.
+
+        ``vocab`` maps ids to characters: a :class:`~rnnkit.data.text.CharVocab` or its dict; by
+        default the one saved with the run the model was loaded from (``rnnkit.load(run_dir)``).
 
         ``temperature`` divides the logits (0 means always take the most likely character);
         ``top_k > 0`` samples only among the k most likely. With ``n``, ``n`` independent samples
@@ -109,6 +112,15 @@ class CharLM(TaskModel):
         length = check_positive_int(length, "length")
         if not isinstance(prime, str):
             raise TypeError(f"prime: expected a str, got {type(prime).__name__}")
+        if vocab is None:
+            vocab = getattr(self, "run_extra", {}).get("vocab")
+            if vocab is None:
+                raise TypeError("vocab: expected a vocabulary (e.g. CharVocab); this model was not loaded from a run "
+                                "(rnnkit.load(run_dir)), which keeps its own")
+        if isinstance(vocab, dict):
+            from ..data.text import CharVocab
+
+            vocab = CharVocab.from_dict(vocab)
         if not (hasattr(vocab, "encode") and hasattr(vocab, "decode") and hasattr(vocab, "__len__")):
             raise TypeError(f"vocab: expected a vocabulary (e.g. CharVocab), got {type(vocab).__name__}")
         V = self.config["vocab_size"]
