@@ -103,6 +103,7 @@ def main(argv=None) -> int:
 
 def _run(args, argv) -> int:
     try:
+        from .io import is_device
         from .runs import check_output, refuse_existing
 
         for dest, name in PATH_ARGS.items():
@@ -111,9 +112,6 @@ def _run(args, argv) -> int:
                 if isinstance(value, str) and not value.strip():
                     got = "an empty string" if not value else f"only spaces ({value!r})"
                     raise UserError(f"{name}: expected a path, got {got}")
-        png = getattr(args, "png", None)
-        if isinstance(png, str) and png != "-" and not png.lower().endswith(".png"):
-            raise UserError(f"--png {png}: expected a file name ending in .png (figures are written as PNG)")
         for dest, directory in (("out", True), ("output", False), ("png", False), ("scores", False)):
             if getattr(args, dest, None) == "-" and not (dest == "output" and getattr(args, "text_output", False)):
                 raise UserError(f"--{dest} -: expected a {'directory' if directory else 'file'} name "     # a text
@@ -122,6 +120,9 @@ def _run(args, argv) -> int:
                 check_output(getattr(args, dest), directory, f"--{dest}")
                 if not directory and not getattr(args, "checks_own_outputs", False):
                     refuse_existing([getattr(args, dest)], getattr(args, "overwrite", False), f"--{dest}")
+        png = getattr(args, "png", None)
+        if isinstance(png, str) and png != "-" and not png.lower().endswith(".png") and not is_device(png):
+            raise UserError(f"--png {png}: expected a file name ending in .png (figures are written as PNG)")
         if getattr(args, "resume", False):
             check_resume(args, given_options(build_parser(), argv))
         return args.run(args) or 0
