@@ -24,23 +24,49 @@ from .errors import UserError
 
 LOCK = "run.lock"
 
-# What rnnkit writes in a run directory (and an experiment's), by name: --overwrite deletes a run
-# only when nothing else is there, so a file the user put beside the run is never lost with it
-RUN_FILES = frozenset({
-    "config.json", "checkpoint.npz", "best.npz", "metrics.jsonl", "scores.json", "future.csv", "result.json",
-    "runs.json", LOCK, "results.csv", "results.md", "exploding.csv", "exploding.md", "truncation_cost.csv",
-    "truncation_cost.md", "truncation_adding.csv", "truncation_adding.md"})
-RUN_SUBDIRS = frozenset({"runs"})          # an experiment's runs, each a run directory of its own
+# What rnnkit writes in a run directory, by name (and by kind): --overwrite deletes a run only
+# when nothing else is there, so a file the user put beside the run is never lost with it
+RUN_FILES = frozenset({"config.json", "checkpoint.npz", "best.npz", "metrics.jsonl", "scores.json", LOCK,
+                       "curves.png"})
+KIND_FILES = {"forecaster": {"future.csv", "forecast.png"}, "classifier": {"confusion.png"},
+              "seq2seq": {"attention.png"}, "handwriting": {"samples.png"}}
+EXPERIMENT_FILES = frozenset({
+    "runs.json", "results.csv", "results.md", "gradient_flow.png", "gradient_flow_profile.png", "loss_curves.png",
+    "exploding.csv", "exploding.md", "exploding.png", "truncation_cost.csv", "truncation_cost.md",
+    "truncation_adding.csv", "truncation_adding.md", "truncation.png"})
+SUB_RUN_FILES = RUN_FILES | {"result.json"}     # each of an experiment's runs, in OUT/runs/NAME/
 
 
-def run_owned(out_dir, name: str) -> bool:
-    """Whether ``name`` in ``out_dir`` is something rnnkit writes there: the files above, a figure
-    (``*.png``: curves, samples, attention maps), an export (``model*.onnx``), or the temporary file
-    an interrupted write left (``.NAME.*.tmp``)."""
-    if os.path.isdir(os.path.join(out_dir, name)) and not os.path.islink(os.path.join(out_dir, name)):
-        return name in RUN_SUBDIRS
-    return (name in RUN_FILES or name.endswith(".png") or (name.startswith("model") and name.endswith(".onnx"))
-            or (name.startswith(".") and name.endswith(".tmp")))
+def run_owned(out_dir, name: str, kind=None) -> bool:
+    """Whether ``name`` in the ``kind`` run directory ``out_dir`` is something rnnkit writes there:
+    the files every run has, its kind's figures and tables, an ONNX export under its default name
+    (``model*.onnx``), a handwriting run's samples (``samples-n*.png``), an experiment's ``runs/``
+    (holding nothing but its runs' own files), or the temporary file an interrupted write of one
+    of these left (``.NAME.XXXX.tmp``)."""
+    import re
+
+    path = os.path.join(out_dir, name)
+    if os.path.islink(path):
+        return False
+    experiment = str(kind or "").startswith("experiment-")
+    if os.path.isdir(path):
+        return name == "runs" and experiment and all(
+            os.path.isdir(os.path.join(path, r)) and not os.path.islink(os.path.join(path, r))
+            and all(f in SUB_RUN_FILES or _own_temporary(f, SUB_RUN_FILES.__contains__)
+                    for f in os.listdir(os.path.join(path, r)))
+            for r in os.listdir(path))
+    own = (name in RUN_FILES or name in KIND_FILES.get(kind, ()) or (experiment and name in EXPERIMENT_FILES)
+           or bool(re.fullmatch(r"model(\.[\w-]+)?\.onnx", name))
+           or (kind == "handwriting" and bool(re.fullmatch(r"samples-n.+\.png", name))))
+    return own or _own_temporary(name, lambda n: run_owned(out_dir, n, kind) and not n.startswith("."))
+
+
+def _own_temporary(name: str, owned) -> bool:
+    """``.NAME.XXXX.tmp`` (:func:`rnnkit.io.atomic_write_bytes`'s temporary) of a name ``owned`` accepts."""
+    import re
+
+    m = re.fullmatch(r"\.(.+)\.[^.]+\.tmp", name)
+    return bool(m) and owned(m.group(1))
 
 
 def read_config(run_dir) -> dict | None:
@@ -136,11 +162,11 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         if "rnnkit_version" not in cfg:         # every run rnnkit writes records its version
             raise UserError(f"--overwrite: {out_dir} holds a config.json that rnnkit did not write (it records no "
                             f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
-        foreign = sorted(e for e in entries if not run_owned(out_dir, e))
+        foreign = sorted(e for e in entries if not run_owned(out_dir, e, found))
         if foreign:
-            raise UserError(f"--overwrite: {out_dir} holds files rnnkit did not write beside the run "
-                            f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}), and rnnkit deletes only "
-                            f"its own runs; move them out, or choose another --out")
+            raise UserError(f"--overwrite: {out_dir} holds files beside the run that are not its own "
+                            f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}), and --overwrite deletes a "
+                            f"run only with nothing else in its directory; move them out, or choose another --out")
         RunLock(out_dir).check_free()
         if delete:
             shutil.rmtree(out_dir)

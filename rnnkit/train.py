@@ -352,9 +352,13 @@ class Trainer:
             # overflow on the way to a NaN is the divergence guard's to report, in one line, not NumPy's
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 try:
-                    loss, state, n = model.train_step(batch, self.carry if c.stateful else None)
+                    out = model.train_step(batch, self.carry if c.stateful else None)
                 except NonFiniteError:          # a NaN met a module's check inside the step: divergence too
-                    loss, state, n = math.nan, None, 0
+                    out = (math.nan, None, 0)
+                if not (isinstance(out, tuple) and len(out) == 3):
+                    raise TypeError(f"{type(model).__name__}.train_step: expected (loss, state, count): the mean loss, "
+                                    f"the carried state (or None) and the tokens counted, got {type(out).__name__}")
+                loss, state, n = out
                 norm = clip_grad_norm(model, c.clip if c.clip > 0 else math.inf) if math.isfinite(loss) else math.nan
             problem = self._divergence(loss, norm)
             if not problem:
@@ -451,34 +455,12 @@ class Trainer:
             raise UserError(f"Trainer: {self.out_dir} already holds a trained run ({', '.join(kept)}); continue it "
                             f"with trainer.restore(rnnkit.io.load({self.path(kept[0])!r})) before run(), or train "
                             f"into a new or empty directory")
-        made = not os.path.exists(self.out_dir)
-        new = self.step == 0 and not self.restored and (made or not os.listdir(self.out_dir))
         os.makedirs(self.out_dir, exist_ok=True)
         with RunLock(self.out_dir):
             io.atomic_write_text(self.path("config.json"), json.dumps(
                 {"kind": self.model.config["kind"], "rnnkit_version": __version__, "train": asdict(self.config),
                  "model": self.model.config, **self.extra}, indent=2))
-            try:
-                return self._with_signals(stop_at)
-            except TrainingDiverged as exc:
-                if not (new and not os.path.exists(self.path("checkpoint.npz"))):
-                    raise
-                self._discard(made)           # a new run that diverged before its first checkpoint
-                raise TrainingDiverged(f"{exc}; {self.out_dir} is left as it was before the run", exc.step, exc.loss,
-                                       exc.grad_norm) from None
-
-    def _discard(self, made: bool) -> None:
-        """Remove what a new run wrote before it diverged with nothing to resume from (its settings,
-        its log, figures), and the directory when the run made it: no directory that would refuse
-        the same command again ("holds a run; pass --resume") while holding nothing to resume."""
-        from .runs import LOCK, run_owned
-
-        for name in os.listdir(self.out_dir):
-            if name != LOCK and run_owned(self.out_dir, name) and os.path.isfile(self.path(name)):
-                os.unlink(self.path(name))
-        if made and os.listdir(self.out_dir) == [LOCK]:
-            os.unlink(self.path(LOCK))
-            os.rmdir(self.out_dir)
+            return self._with_signals(stop_at)
 
     def _with_signals(self, stop_at):
         """Run with SIGINT and SIGTERM deferred to the end of the current step: a step is never

@@ -359,14 +359,26 @@ def test_unmarked_padding_empty_labels_and_a_missing_ts_label_are_named(tmp_path
 def test_misspelt_options_name_the_command_and_the_closest_option(files, tmp_path, capsys):
     for argv, msg in ((["classify", "train", "--stpes", "3"], "rnnkit classify train: error: unrecognized "
                        "arguments: --stpes 3; did you mean --steps? (see rnnkit classify train --help)"),
-                      (["--bogus"], "rnnkit: error: unrecognized arguments: --bogus (see rnnkit --help)"),
-                      (["classify", "train", "--valid-fraction", "0"], "expected a number in (0, 1)")):
+                      (["--bogus"], "rnnkit: error: unrecognized arguments: --bogus (see rnnkit --help)")):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
         assert msg in capsys.readouterr().err
+    base = ["classify", "train", "--train", str(files / "train.npz"), "--steps", "2"] + TINY
+    assert main(base + ["--valid-fraction", "0", "--out", str(tmp_path / "v0")]) == 2
+    assert "--valid-fraction: expected a number in (0, 1) without --valid FILE" in capsys.readouterr().err
+    assert main(base + ["--valid-fraction", "0", "--valid", str(files / "test.npz"), "--out", str(tmp_path / "v1")]) == 0
     out = tmp_path / "r"           # either spelling of the validation share, on every command
     assert main(["classify", "train", "--train", str(files / "train.npz"), "--val-fraction", "0.2", "--steps", "2",
                  "--out", str(out)] + TINY) == 0
     assert json.loads((out / "scores.json").read_text())["n_valid"] == 12
     assert "confusion.png" not in capsys.readouterr().out and not (out / "confusion.png").exists()
+
+
+def test_sparse_counts_without_lengths_are_not_taken_for_padding(tmp_path, capsys):
+    from rnnkit.data.readers import read_sequences
+
+    counts = np.random.default_rng(0).poisson(0.4, (100, 30, 1)).astype(np.float32)
+    np.savez(tmp_path / "counts.npz", x=counts, y=np.array(["a", "b"] * 50))
+    read_sequences(tmp_path / "counts.npz")
+    assert capsys.readouterr().err == ""

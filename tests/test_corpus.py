@@ -113,3 +113,12 @@ def test_an_interrupted_preparation_leaves_nothing_that_blocks_the_next(tmp_path
     assert main(["prepare", str(src), "-o", str(out), "--no-progress"]) == 0    # replaced, no --overwrite needed
     assert sorted(p.name for p in out.iterdir()) == ["corpus.json", "ids.bin"]
     np.testing.assert_array_equal(C.Corpus.open(out).ids, C.Corpus.from_text(TEXT).ids)
+
+
+def test_a_user_s_file_named_like_the_ids_is_not_taken_for_a_leftover(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("abc" * 100)
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "ids.bin").write_text("mine")
+    assert main(["prepare", str(tmp_path / "t.txt"), "-o", str(tmp_path / "u")]) == 2
+    assert "got one with other files (ids.bin)" in capsys.readouterr().err
+    assert (tmp_path / "u" / "ids.bin").read_text() == "mine"

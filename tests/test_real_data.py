@@ -761,12 +761,30 @@ def test_forecast_refuses_dates_newest_first_and_notes_gaps(tmp_path, capsys):
             "--out", str(tmp_path / "r")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "s.csv, line 3: expected rows in time order, oldest first, got 2024-03-30 in 'day' after 2024-03-31 " \
-           "on line 2; sort the file by 'day'" in err and len(err.strip().splitlines()) == 1
+    assert "s.csv, line 3: expected rows in time order, oldest first, got dates newest first in 'day' (2024-03-31 " \
+           "on line 2, then 2024-03-30); sort the file by 'day'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
     csv.write_text("day,v\n" + "".join(rows[:10] + rows[11:]))                 # 2024-03-11 missing
     assert main(args) == 0
     got = capsys.readouterr()
-    assert "note: " in got.err and "'day' are not at one step (2024-03-10 to 2024-03-12 on line 12" in got.err
+    assert "note: " in got.err and "'day' are not at one step (2024-03-10 to 2024-03-12 on line 12, after steps " \
+           "of 1 day)" in got.err
     assert "(index 30-30" in got.out or "(index 30," in got.out or "(index 30)" in got.out
     assert (tmp_path / "r" / "future.csv").read_text().startswith("h,index,forecast")
+
+
+@pytest.mark.parametrize("rows,note", [
+    (["2024-01", "2024-02", "2024-04", "2024-05"], "2024-02 to 2024-04 on line 4, after steps of 1 month"),
+    (["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02"], "2024-01-01 repeats on line 3"),
+    (["2024-01-05", "2023-02-01", "2025-07-09", "2021-01-01"], None),       # no order: not the series' time
+])
+def test_dates_at_no_fixed_step_are_noted_not_refused(tmp_path, capsys, rows, note):
+    csv = tmp_path / "s.csv"
+    csv.write_text("when,regular,v\n" + "".join(f"{d},2020-01-0{1 + i},{i}.5\n" for i, d in enumerate(rows)))
+    values, column, dates = TS.read_csv_series(csv, "v", 2)
+    assert values.tolist() == [0.5, 1.5, 2.5, 3.5] and dates[0] == "regular"    # a regular column still dates
+    assert capsys.readouterr().err == ""
+    csv.write_text("when,v\n" + "".join(f"{d},{i}.5\n" for i, d in enumerate(rows)))
+    assert TS.read_csv_series(csv, "v", 2)[2] is None
+    err = capsys.readouterr().err
+    assert (note in err and "'when' are not at one step" in err) if note else err == ""

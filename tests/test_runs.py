@@ -3,6 +3,7 @@ kill -9 followed by --resume give the uninterrupted run's weights, and a checkpo
 fails midway leaves the previous checkpoint intact."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,19 +153,34 @@ def test_lock_and_prepare(tmp_path):
 def test_overwrite_deletes_a_run_only_when_nothing_of_the_user_s_is_beside_it(tmp_path):
     d = tmp_path / "r"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps({"kind": "charlm", "rnnkit_version": "0"}))
-    for name in ("checkpoint.npz", "best.npz", "metrics.jsonl", "curves.png", "model.onnx", "model.step.onnx",
-                 ".best.npz.abc123.tmp", "samples-n4-len20-bias1-seed0.png"):
+    (d / "config.json").write_text(json.dumps({"kind": "forecaster", "rnnkit_version": "0"}))
+    for name in ("checkpoint.npz", "best.npz", "metrics.jsonl", "curves.png", "future.csv", "forecast.png",
+                 "model.onnx", ".best.npz.abc123.tmp"):
         (d / name).write_text("x")
-    (d / "runs").mkdir()                                         # an experiment's runs
-    for mine in ("notes.txt", "data.csv", "analysis"):
-        (d / mine).mkdir() if mine == "analysis" else (d / mine).write_text("mine")
-        with pytest.raises(UserError, match=rf"--overwrite: .* holds files rnnkit did not write beside the run "
-                                            rf"\({mine}\).*move them out, or choose another --out"):
-            runs.prepare(d, "charlm", overwrite=True)
-        assert (d / "config.json").exists() and (d / mine).exists()
-        (d / mine).rmdir() if mine == "analysis" else (d / mine).unlink()
-    runs.prepare(d, "charlm", overwrite=True)
+    mine = ["notes.txt", "data.csv", "photo.png", "results.csv", "confusion.png", "forecaster.onnx", ".notes.ab.tmp",
+            "runs", "analysis"]
+    for name in mine:
+        (d / name).mkdir() if name in ("runs", "analysis") else (d / name).write_text("mine")
+        with pytest.raises(UserError, match=rf"--overwrite: .* holds files beside the run that are not its own "
+                                            rf"\({re.escape(name)}\).*move them out, or choose another --out"):
+            runs.prepare(d, "forecaster", overwrite=True)
+        assert (d / "config.json").exists() and (d / name).exists()
+        (d / name).rmdir() if name in ("runs", "analysis") else (d / name).unlink()
+    runs.prepare(d, "forecaster", overwrite=True)
+    assert not d.exists()
+    # an experiment's directory: its tables, figures and runs/ (each run's own files only)
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"kind": "experiment-vanishing", "rnnkit_version": "0"}))
+    for name in ("results.csv", "results.md", "loss_curves.png", "runs.json"):
+        (d / name).write_text("x")
+    (d / "runs" / "lstm-T50").mkdir(parents=True)
+    for name in ("config.json", "checkpoint.npz", "metrics.jsonl", "result.json"):
+        (d / "runs" / "lstm-T50" / name).write_text("x")
+    (d / "runs" / "lstm-T50" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"not its own \(runs\)"):
+        runs.prepare(d, "experiment-vanishing", overwrite=True)
+    (d / "runs" / "lstm-T50" / "notes.txt").unlink()
+    runs.prepare(d, "experiment-vanishing", overwrite=True)
     assert not d.exists()
 
 

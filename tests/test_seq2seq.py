@@ -406,10 +406,10 @@ def test_translate_keeps_blank_lines_so_outputs_match_inputs(trained, capsys):
     run = str(trained / "run")
     model = runs.load(run)
     src = trained / "blank.txt"
-    src.write_text("ab\n\n  \nbca\n\nab\n")
+    src.write_text("ab\n\n  \nbca\n\nab\n\n\n")
     capsys.readouterr()
     assert main(["seq2seq", "translate", run, "--input", str(src)]) == 0
     out, err = capsys.readouterr()
     a, b = model.predict(["ab", "bca"])
-    assert out.split("\n") == [a, "", "", b, "", a, ""]
-    assert "3 blank lines (the output keeps them as empty lines, so its lines match the input's)" in err
+    assert out.split("\n") == [a, "", "", b, "", a, "", "", ""]                    # 8 lines in, 8 out
+    assert "5 blank lines (the output keeps them as empty lines, so its lines match the input's)" in err

@@ -247,11 +247,25 @@ def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_no_run_behin
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "training diverged at step" in err and "clipping (--clip 1)" in err and "RuntimeWarning" not in err
-    assert f"{out} is left as it was before the run" in err and len(err.strip().splitlines()) == 1, err
+    assert f"the new run kept nothing, so {out} was removed" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
     out.mkdir()                                       # an empty directory the user made stays, empty
     assert main(argv) == 2
     assert out.exists() and list(out.iterdir()) == []
+    assert f"what it wrote in {out} was removed" in capsys.readouterr().err
+    assert main(argv[:3] + ["3"] + argv[8:]) == 0                  # a good run, then its --overwrite diverges
+    capsys.readouterr()
+    assert main(argv + ["--overwrite"]) == 2
+    assert "the run that was there before was deleted by --overwrite" in capsys.readouterr().err
+    # a run that kept weights (best.npz from an evaluation before it diverged) is kept as it is
+    from rnnkit.apps.common import _discard_diverged
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for name in ("config.json", "metrics.jsonl", "best.npz"):
+        (kept / name).write_text("x")
+    assert not _discard_diverged(kept, made=True)
+    assert sorted(p.name for p in kept.iterdir()) == ["best.npz", "config.json", "metrics.jsonl"]
 
 
 def test_resuming_a_run_whose_time_limit_is_spent_says_so(tmp_path, capsys):

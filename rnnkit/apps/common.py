@@ -8,7 +8,7 @@ import sys
 
 from .. import io, runs
 from ..errors import UserError
-from ..train import Trainer, TrainConfig
+from ..train import Trainer, TrainConfig, TrainingDiverged
 
 
 def digest(data, length=None) -> str:
@@ -191,6 +191,24 @@ def check_steps_left(ckpt, total: int, config: TrainConfig, out_dir) -> None:
                         f"or --time-limit 0 for none")
 
 
+def _discard_diverged(out_dir, made: bool) -> bool:
+    """A new run that diverged before it saved any weights (no checkpoint.npz, no best.npz) leaves
+    only its settings and log: remove them, and the directory when the run made it, so the same
+    command can run again (a directory holding only config.json refuses it, and --resume has no
+    checkpoint to take). Returns whether it did."""
+    from ..runs import run_owned
+
+    if any(os.path.exists(os.path.join(out_dir, n)) for n in ("checkpoint.npz", "best.npz")):
+        return False
+    for name in os.listdir(out_dir):
+        path = os.path.join(out_dir, name)
+        if run_owned(out_dir, name) and os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+    if made and not os.listdir(out_dir):
+        os.rmdir(out_dir)
+    return True
+
+
 def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None, ckpt=None, overwrite=False,
         progress=True, callbacks=(), log=print):
     """Train ``model`` in ``out_dir`` (a new run, or the run ``ckpt`` came from) and return
@@ -199,6 +217,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
     check_memory(model, train_data.batch(0, 0), config.optimizer)
     trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
                       callbacks=callbacks)             # it can still refuse (a --freeze matching nothing); writes nothing
+    replaced = ckpt is None and out_dir is not None and overwrite and runs.read_config(out_dir) is not None
     if ckpt is None and out_dir is not None:
         runs.prepare(out_dir, kind, resume=False, overwrite=overwrite)    # the one place --overwrite deletes
     if ckpt is not None:
@@ -207,8 +226,16 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
         check_steps_left(ckpt, trainer.total_steps, config, out_dir)
         trainer.restore(ckpt)
         log(f"resuming {out_dir} at step {trainer.step} of {trainer.total_steps}")
+    made = out_dir is not None and not os.path.exists(out_dir)
     try:
         result = trainer.run()
+    except TrainingDiverged as exc:
+        if ckpt is not None or out_dir is None or not _discard_diverged(out_dir, made):
+            raise
+        old = "; the run that was there before was deleted by --overwrite" if replaced else ""
+        where = f"{out_dir} was removed" if made else f"what it wrote in {out_dir} was removed"
+        raise TrainingDiverged(f"{exc}; the new run kept nothing, so {where}{old}", exc.step, exc.loss,
+                               exc.grad_norm) from None
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out_dir}. Continue with the same "
               f"command and --resume", file=sys.stderr)

@@ -226,15 +226,15 @@ def translate(run_dir, text=None, input_path=None, output=None, beam=1, alpha=0.
             raise UserError("--scores: expected --input with source<TAB>target lines, got one source TEXT "
                             "(nothing to score it against)")
         src = _text_source(text, model)
-        pairs, targets, at = [(src, None)], None, [1]
+        pairs, targets, at, total = [(src, None)], None, [1], 1
     else:
         records, targets = read_sources(input_path, tokens="chars")
         if targets is None and scores_path is not None:
             raise UserError(f"--scores: expected source<TAB>target lines in {records.path} to score, got sources "
                             f"only")
         pairs = _retokenize(records, targets, model.src_tokens, model.tgt_tokens)
-        at = records.lines
-        blank = at[-1] - len(at) if at else 0
+        at, total = records.lines, records.total_lines
+        blank = total - len(at)
         if blank:
             _warn(f"{records.path}: {blank} blank line{'s' * (blank != 1)} (the output keeps them as empty lines, "
                   f"so its lines match the input's)")
@@ -247,7 +247,7 @@ def translate(run_dir, text=None, input_path=None, output=None, beam=1, alpha=0.
     for n, s in zip(at, sources):                 # a blank input line gives an empty output line
         lines.append("\n" * (n - last - 1) + S.detokenize(outs[tuple(s)], model.tgt_tokens) + "\n")
         last = n
-    write_output(output, "".join(lines))
+    write_output(output, "".join(lines) + "\n" * (total - last))
     if targets is None:
         return None
     log = log or ((lambda m: print(m, file=sys.stderr)) if to_stdout(output) else print)

@@ -83,18 +83,6 @@ def fraction(text):
     return v
 
 
-def open_fraction(text):
-    """A share in (0, 1): a validation part that cannot be empty."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = None
-    if v is None or not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) (the run keeps the weights that do best on "
-                                         f"this part; or give --valid FILE), got {text!r}")
-    return v
-
-
 positive_int_list = _integer(1, "comma-separated positive integers such as 128,256,128", "positive_int_list", many=True)
 nonneg_int_list = _integer(0, "comma-separated integers >= 0 such as 0,50,100", "nonneg_int_list", many=True)
 
@@ -219,7 +207,7 @@ def add_run_args(p, out):
     g.add_argument("--out", "-o", default=out, help="run directory (config.json, checkpoint.npz, best.npz, metrics.jsonl)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first; refused when files "
-                   "rnnkit did not write are beside it)")
+                   "that are not the run's own are beside it)")
     return g
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ._args import (OneLineParser, add_replace_arg, add_engine_args, add_fit_args, add_parser, add_rnn_args, add_rnn_option_args,
-                    add_run_args, fraction, nonneg_float, open_fraction, positive_int, positive_int_list)
+                    add_run_args, fraction, nonneg_float, positive_int, positive_int_list)
 
 BUILTIN = ("japanese-vowels", "basic-motions", "digits", "dna", "spoken-digits", "splice-junctions")
 
@@ -21,7 +21,7 @@ def register(sub):
     d.add_argument("--train", default=None, help="training file (.npz or .ts); default: the built-in --dataset")
     d.add_argument("--test", default=None, help="test file, scored after training")
     d.add_argument("--valid", default=None, help="validation file (default: a split of the training file)")
-    d.add_argument("--valid-fraction", "--val-fraction", type=open_fraction, default=0.1, help="share of the training set held out for "
+    d.add_argument("--valid-fraction", "--val-fraction", type=fraction, default=0.1, help="share of the training set held out for "
                                                                          "validation when there is no --valid")
     d.add_argument("--dataset", choices=BUILTIN, default="japanese-vowels",
                    help="built-in set used when no --train is given (dna: generated motif sequences; "
@@ -69,6 +69,11 @@ def run_train(args):
     from ..apps import classify as app
     from ._args import fit_config, rnn_options
 
+    from ..errors import UserError
+
+    if args.valid is None and args.valid_fraction == 0 and not args.resume:
+        raise UserError("--valid-fraction: expected a number in (0, 1) without --valid FILE (the run keeps the "
+                        "weights that do best on the held-out part), got 0")
     config = fit_config(args)
     conv_branch(args)                                           # refused before anything is read
     data_options(args)

@@ -37,7 +37,8 @@ def run(args):
         raise UserError(f"{args.run_dir} is not an rnnkit run directory (no metrics.jsonl file in it)")
     out = args.png or os.path.join(args.run_dir, "curves.png")
     kind = config_kind(cfg, args.run_dir) if cfg is not None else None
-    label = LOSS_LABELS.get(kind, "loss (nats)")
+    regression = kind == "sequence" and (cfg.get("model") or {}).get("task") == "regression"
+    label = "loss (mean squared error)" if regression else LOSS_LABELS.get(kind, "loss (nats)")
     plot_metrics([r for _, r in read_jsonl(log, "; left out of the plot")], log, out, loss_label=label)
     print(f"wrote {out}")
     return 0

@@ -113,7 +113,7 @@ def load_corpus(path, progress=False, purpose="to train on") -> Corpus:
     return corpus
 
 
-LEFTOVERS = (".ids.bin.tmp", "ids.bin")     # what an interrupted preparation can leave, before corpus.json
+LEFTOVERS = (".ids.bin.tmp",)     # what an interrupted preparation leaves (a kill, before its own cleanup)
 
 
 def _leftovers_only(path) -> bool:

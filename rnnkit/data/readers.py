@@ -39,6 +39,7 @@ class Records:
     lines: list
     path: str
     tag_column: str = ""     # where the tags were looked for, in the format read (CoNLL files)
+    total_lines: int = 0     # lines in the file, blank ones included (read_sources)
 
     def __len__(self):
         return len(self.items)
@@ -141,8 +142,8 @@ def read_sources(path, tokens="chars"):
     then every line must be, and the targets are returned too."""
     tokenize = _tokenizer(tokens)
     name = "<stdin>" if os.fspath(path) == "-" else os.fspath(path)
-    parsed = [(n, _split_pair(line, where(name, n), tokenize, False))
-              for n, line in enumerate(read_lines(path, "one source a line"), 1) if line.strip()]
+    lines = read_lines(path, "one source a line")
+    parsed = [(n, _split_pair(line, where(name, n), tokenize, False)) for n, line in enumerate(lines, 1) if line.strip()]
     has_tgt = [tgt is not None for _, (_, tgt) in parsed]
     if any(has_tgt) and not all(has_tgt):
         k = has_tgt.index(not has_tgt[0])
@@ -150,6 +151,7 @@ def read_sources(path, tokens="chars"):
         got = "a line with a tab" if has_tgt[k] else "a line without a tab"
         raise UserError(f"{where(name, parsed[k][0])}: expected {want} as on line {parsed[0][0]}, got {got}")
     sources = Records([src for _, (src, _) in parsed], [n for n, _ in parsed], name)
+    sources.total_lines = len(lines)
     return sources, ([tgt for _, (_, tgt) in parsed] if has_tgt[0] else None)
 
 
@@ -326,12 +328,16 @@ def _npz_get(npz, key, path) -> np.ndarray:
 
 def _warn_unmarked_padding(x, path) -> None:
     """Without ``lengths`` every step of ``x`` is data: say so when the sequences end in runs of
-    all-zero steps of different lengths, which is what zero padding looks like."""
+    all-zero steps of different lengths, which is what zero padding looks like (unless all-zero
+    steps occur inside sequences too: then zeros are data, as in sparse counts)."""
     import sys
 
     nonzero = np.any(x != 0, axis=2)                                   # (N, L)
     last = np.where(nonzero.any(axis=1), x.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1), -1)
     trailing = x.shape[1] - 1 - last                                  # all-zero steps at each sequence's end
+    interior = np.arange(x.shape[1])[None, :] < last[:, None]
+    if (~nonzero & interior).any():                # all-zero steps inside sequences too: sparse data, not padding
+        return
     if trailing.max() > 0 and trailing.min() != trailing.max():
         k = int(np.count_nonzero(trailing))
         print(f"rnnkit: warning: {path}: {k} of {len(x)} sequences end in all-zero steps (up to {trailing.max()}) "
@@ -452,6 +458,10 @@ def _ts_problem(lines, meta, path):
         shape = (len(channels), {len(c) for c in channels})
         if len(shape[1]) > 1:
             return f"{where(path, n)}: expected channels of one length, got lengths {sorted(shape[1])}"
+        dims = meta.get("dimensions")
+        if dims and meta["labelled"] and shape[0] + 1 == dims and _no_label(parts[-1], shape[1], meta):
+            return (f"{where(path, n)}: expected {dims} channel(s) and a class label after the last ':' (the header "
+                    f"says @dimensions {dims} and @classLabel true), got {dims} channel(s) and no label")
         if first is None:
             first = (n, *shape)
         elif shape[0] != first[1]:

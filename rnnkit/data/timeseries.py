@@ -290,11 +290,13 @@ def next_dates(path, k: int):
 
 
 def _dates_after(path, header, data, k):
-    """``(name, the k dates after the last row, the rows' dates)`` (:func:`next_dates`), or None."""
+    """``(name, the k dates after the last row, the rows' dates)`` (:func:`next_dates`), or None;
+    without such a column, the first column of ISO dates is checked for order
+    (:func:`_check_date_order`)."""
     if len(data) < 2:
         return None
-    for j, name in enumerate(header):
-        cells = [r[j].strip() if j < len(r) else "" for _, r in data]
+    columns = [[r[j].strip() if j < len(r) else "" for _, r in data] for j in range(len(header))]
+    for name, cells in zip(header, columns):
         try:
             nxt = _months_after(cells, k)
             if nxt is None:
@@ -303,37 +305,69 @@ def _dates_after(path, header, data, k):
             nxt = None
         if nxt is not None:                        # an unnamed column, or one named as an output's
             return (name if name and name not in ("h", "index", "forecast", "lo80", "hi80") else "date"), nxt, cells
-        _check_date_order(path, header, data, j, cells)
+    for j, cells in enumerate(columns):
+        times = _iso_times(cells)
+        if times is not None:
+            _check_date_order(path, header, data, j, cells, times)
+            break
     return None
 
 
-def _check_date_order(path, header, data, j, cells) -> None:
-    """A column of ISO dates not at one fixed step: rows newest first are refused (the forecast
-    would continue the series' oldest end); gaps or uneven steps get one note (the values are
-    read as evenly spaced, and the forecasts carry no dates)."""
+def _iso_times(cells):
+    """Datetimes of a column of ISO dates (``YYYY-MM``, ``YYYY-MM-DD``, with a time or not), or None."""
     import datetime as dt
     import re
-    import sys
 
     if not all(re.fullmatch(r"\d{4}-\d{2}(-\d{2}([ T].*)?)?", c) for c in cells):
-        return
+        return None
     try:
         t = [dt.datetime.fromisoformat(c + "-01" if len(c) == 7 else c) for c in cells]
-        back = next((i for i in range(1, len(t)) if t[i] <= t[i - 1]), None)
-    except (ValueError, TypeError):               # not dates after all, or with and without a time zone
-        return
-    name = header[j] or f"column {j + 1}"
-    if back is not None:
-        (a, _), (b, _) = data[back - 1], data[back]
-        raise UserError(f"{where(path, b)}: expected rows in time order, oldest first, got {cells[back]} in "
-                        f"{name!r} after {cells[back - 1]} on line {a}; sort the file by {name!r}")
+        sorted(t)                                  # dates with and without a time zone do not compare
+    except (ValueError, TypeError):
+        return None
+    return t
+
+
+def _check_date_order(path, header, data, j, cells, t) -> None:
+    """The first column of ISO dates, when none is at one fixed step: dates that only ever go
+    back (newest first) are refused, since the forecast would continue the series' oldest end;
+    dates that never go back but repeat or skip get one note (the values are read as evenly
+    spaced, and the forecasts carry no dates); dates in no order are not the series' time and
+    are left alone."""
+    import sys
+
     steps = [t[i] - t[i - 1] for i in range(1, len(t))]
+    name = header[j] or f"column {j + 1}"
+    if all(d.total_seconds() < 0 for d in steps):
+        raise UserError(f"{where(path, data[1][0])}: expected rows in time order, oldest first, got dates newest "
+                        f"first in {name!r} ({cells[0]} on line {data[0][0]}, then {cells[1]}); sort the file "
+                        f"by {name!r}")
+    if any(d.total_seconds() < 0 for d in steps):
+        return
+    import calendar
+
+    if (all(len(c) == 7 for c in cells) or len({x.day for x in t}) == 1
+            or all(x.day == calendar.monthrange(x.year, x.month)[1] for x in t)):   # months: steps in months
+        idx = [x.year * 12 + x.month for x in t]
+        steps = [idx[i] - idx[i - 1] for i in range(1, len(idx))]
+        span = f"{steps[0]} month{'s' * (steps[0] != 1)}"
+    else:
+        span = _span(steps[0])
+    same = next((i for i in range(1, len(t)) if t[i] == t[i - 1]), None)
     odd = next((i for i, d in enumerate(steps, 1) if d != steps[0]), None)
     if odd is None:                               # one step, in forms the readers above do not continue
         return
-    print(f"rnnkit: note: {path}: the dates in {name!r} are not at one step ({cells[odd - 1]} to {cells[odd]} on "
-          f"line {data[odd][0]}, against {steps[0]} before): the values are read as evenly spaced, and the "
-          f"forecasts carry no dates", file=sys.stderr)
+    what = (f"{cells[same]} repeats on line {data[same][0]}" if same is not None else
+            f"{cells[odd - 1]} to {cells[odd]} on line {data[odd][0]}, after steps of {span}")
+    print(f"rnnkit: note: {path}: the dates in {name!r} are not at one step ({what}): the values are read as "
+          f"evenly spaced, and the forecasts carry no dates", file=sys.stderr)
+
+
+def _span(d) -> str:
+    """A step between dates in words: ``1 day``, ``7 days``, ``1:00:00`` (hours and less)."""
+    if d.seconds == 0 and d.microseconds == 0:
+        return f"{d.days} day{'s' * (d.days != 1)}"
+    return str(d)
 
 
 def _months_after(cells, k):
