@@ -15,17 +15,22 @@ _EXPORTS = {
     "set_loop_parts": "threads",
 }
 __all__ = list(_EXPORTS)
+# submodules the README calls as ``rnnkit.onnx.export(...)`` after a plain ``import rnnkit``
+_SUBMODULES = {"onnx", "interop", "keras", "optim", "diagnostics", "functional", "data", "io", "runs", "plots",
+               "models", "nn", "kernels", "train", "threads", "distributed", "apps", "errors", "products"}
 
 
 def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
+    import importlib
 
+    if name in _EXPORTS:
         value = getattr(importlib.import_module(f"rnnkit.{_EXPORTS[name]}"), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"rnnkit.{name}")     # the import binds it on the package
     raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + __all__)
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)

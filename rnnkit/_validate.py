@@ -10,19 +10,29 @@ import numpy as np
 
 def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """Return ``x`` as a floating ndarray; reject ints, bools, objects and (if given) other dtypes."""
+    given = type(x).__name__
     if not isinstance(x, np.ndarray):
+        if x is None:
+            raise TypeError(f"{name}: expected an array of floats, got None")
         try:
             x = np.asarray(x)
         except Exception as exc:  # pragma: no cover - exotic objects
-            raise TypeError(f"{name}: expected an array of floats, got {type(x).__name__}") from exc
+            raise TypeError(f"{name}: expected an array of floats, got {given}") from exc
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{name}: expected a floating-point array (float32 or float64), got dtype {x.dtype}")
     if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{name}: expected dtype {np.dtype(dtype)} (the module's dtype), got {x.dtype}; "
-            f"convert with .astype(np.{np.dtype(dtype)}) or build the module with dtype=np.{x.dtype}"
-        )
+        fix = (f"np.asarray(x, np.{np.dtype(dtype)})" if given != "ndarray" else f"x.astype(np.{np.dtype(dtype)})")
+        other = (f" or build the module with dtype=np.{x.dtype}" if x.dtype in (np.float32, np.float64) else "")
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)} (the module's dtype), got {x.dtype}"
+                        f"{f' (from a {given})' if given != 'ndarray' else ''}; convert with {fix}{other}")
     return x
+
+
+def _shown(value) -> str:
+    """What a state argument was, for a message: ``a tuple of 1``, ``ndarray``."""
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return type(value).__name__
 
 
 class NonFiniteError(ValueError):

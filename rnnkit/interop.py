@@ -47,6 +47,14 @@ def _rnn_kwargs(m) -> dict:
     if on:
         raise UserError(f"to_torch: {type(m).__name__}({', '.join(f'{n}={getattr(m, n)}' for n in on)}) has no "
                         f"torch.nn counterpart (torch's LSTM and GRU have no such cells)")
+    dropped = [f"{n}={getattr(m, n)!r}" for n in ("recurrent_dropout", "input_dropout", "weight_dropout")
+               if getattr(m, n, 0)]
+    if dropped:
+        import warnings
+
+        warnings.warn(f"to_torch: {type(m).__name__}({', '.join(dropped)}): torch.nn has no such regulariser; the "
+                      f"torch module computes the same outputs in evaluation (where they are off), but training it "
+                      f"does not apply them", UserWarning, stacklevel=3)
     kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, dropout=m.dropout,
               bidirectional=m.bidirectional)
     if getattr(m, "proj_size", 0):
@@ -136,6 +144,13 @@ def from_torch(module, dtype=None):
     elif isinstance(module, tn.Linear):
         out = rk.Linear(module.in_features, module.out_features, bias=module.bias is not None, dtype=dtype)
     elif isinstance(module, tn.Embedding):
+        on = [f"{k}={getattr(module, k)!r}" for k, off in (("max_norm", None), ("padding_idx", None),
+                                                            ("scale_grad_by_freq", False))
+              if getattr(module, k, off) != off]
+        if on:
+            raise UserError(f"from_torch: Embedding({', '.join(on)}) has no rnnkit counterpart (rnnkit's Embedding "
+                            f"is a plain lookup: every row is read as stored and trained); build the torch "
+                            f"module without them")
         out = rk.Embedding(module.num_embeddings, module.embedding_dim, dtype=dtype)
     elif type(module) in {twin: cls for cls, twin in _twins().items()}:
         cls = {twin: cls for cls, twin in _twins().items()}[type(module)]

@@ -95,3 +95,61 @@ def test_batched_sampling_draws_from_the_model_and_matches_greedy():
         assert freq[p == 0].sum() == 0
     with pytest.raises(ValueError, match="n: expected an integer >= 1"):
         m.sample(vocab, 5, n=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_kept_stream_outputs_are_not_overwritten_by_later_steps(cell):
+    m = CLS[cell](4, 5, seed=0)
+    x = np.random.default_rng(0).standard_normal((6, 3, 4)).astype(np.float32)
+    s = m.stream(batch_size=3)
+    ys = np.array([s.step(x[t]) for t in range(6)])               # no copy: each step's output is its own
+    np.testing.assert_allclose(ys, m(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_refused_backward_leaves_the_forward_to_differentiate():
+    m = rnnkit.LSTM(8, 16, seed=0)
+    y, _ = m(np.zeros((5, 3, 8), np.float32))
+    with pytest.raises(ValueError, match="backward dy"):
+        m.backward(np.ones((5, 3, 15), np.float32))
+    with pytest.raises(ValueError, match="dstate"):
+        m.backward(np.ones_like(y), (np.ones((1, 3, 15), np.float32), np.ones((1, 3, 16), np.float32)))
+    assert m.backward(np.ones_like(y)).shape == (5, 3, 8)
+    cell = rnnkit.LSTMCell(4, 6, seed=0)
+    h = cell(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError):
+        cell.backward((np.ones((2, 5), np.float32), np.ones((2, 6), np.float32)))
+    dx, _ = cell.backward(tuple(np.ones_like(v) for v in h))
+    assert dx.shape == (2, 4)
+    with pytest.raises(ValueError, match="no forward pass"):
+        cell.backward(tuple(np.ones_like(v) for v in h))
+
+
+def test_load_state_dict_strict_false_and_what_it_returns():
+    m = rnnkit.GRU(3, 4, num_layers=2, seed=0)
+    other = rnnkit.GRU(3, 4, num_layers=1, seed=1)
+    sd = other.state_dict()
+    with pytest.raises(ValueError, match="missing keys"):
+        m.load_state_dict(sd)
+    got = m.load_state_dict(dict(sd, extra=np.zeros(2)), strict=False)
+    assert got.unexpected_keys == ["extra"] and "weight_ih_l1" in got.missing_keys
+    np.testing.assert_array_equal(m.params["weight_ih_l0"], other.params["weight_ih_l0"])
+    with pytest.raises(ValueError, match="expected shape"):
+        m.load_state_dict({"weight_ih_l0": np.zeros((2, 2))}, strict=False)
+    assert m.load_state_dict(m.state_dict()) == ([], [])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_nan_padding_past_the_lengths_is_never_read(cell):
+    m = CLS[cell](3, 4, bidirectional=True, seed=0)
+    x = np.random.default_rng(0).standard_normal((6, 3, 3)).astype(np.float32)
+    lengths = [6, 4, 2]
+    y0, s0 = m(x.copy(), lengths=lengths)
+    m.clear_cache()
+    x[4:, 1], x[2:, 2] = np.nan, np.inf
+    y, s = m(x, lengths=lengths)
+    np.testing.assert_array_equal(y, y0)
+    x[1, 1, 0] = np.nan                                           # inside sequence 1: refused
+    with pytest.raises(ValueError, match="within lengths"):
+        m(x, lengths=lengths)
+    with pytest.raises(ValueError):
+        m(x)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, check_bool, check_dtype, check_finite, check_positive_int, check_seed, check_shape
+from .._validate import (_shown, as_float_array, check_bool, check_dtype, check_finite, check_positive_int, check_seed,
+                         check_shape)
 from ..functional.recurrent import CELLS, step_gates
 from .module import Module
 from .recurrent import _gated, _gru_mode
@@ -44,7 +45,7 @@ class _Cell(Module):
         if state is None:
             return tuple(np.zeros((N, H), self.dtype) for _ in range(n))
         if n == 2 and (not isinstance(state, (tuple, list)) or len(state) != 2):
-            raise TypeError(f"{type(self).__name__} {what}: expected a tuple (h, c), got {type(state).__name__}")
+            raise TypeError(f"{type(self).__name__} {what}: expected a tuple (h, c), got {_shown(state)}")
         if n == 1 and isinstance(state, (tuple, list)):
             raise TypeError(f"{type(self).__name__} {what}: expected one array h, got a {type(state).__name__}")
         parts = tuple(state) if n == 2 else (state,)
@@ -95,6 +96,9 @@ class _Cell(Module):
 
     def backward(self, dstate):
         """Gradient w.r.t. the returned state -> ``(dx, dstate_prev)``."""
+        if self._cache is None:
+            self._take_cache()                  # the one-line "no forward pass" error
+        self._states(dstate, self._cache[0].shape[0], "backward dstate")   # refused: the forward stays
         return self.backward_cached(dstate, self._take_cache())
 
 

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from .._validate import comma_list, resolve_dtype, some_names
+from .._validate import check_bool, comma_list, resolve_dtype, some_names
 from ..threads import apply_environment
 
+
+
+class LoadedKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` did not match (empty unless ``strict=False``)."""
+    missing_keys: list
+    unexpected_keys: list
 
 class Module:
     """Base class. Subclasses fill ``self.params`` (name -> ndarray) in ``__init__``;
@@ -212,15 +218,19 @@ class Module:
         """``{name: gradient}`` (views, not copies) over this module and its submodules."""
         return {name: g for name, _, g in self.named_parameters()}
 
-    def load_state_dict(self, state: dict, allow_nonfinite: bool = False) -> None:
+    def load_state_dict(self, state: dict, allow_nonfinite: bool = False, strict: bool = True):
         """Copy ``state`` into the parameters in place (references held by optimizers stay valid).
 
         Accepts NumPy arrays or anything ``np.asarray`` understands (CPU torch tensors).
         Missing, extra or mis-shaped entries raise ``ValueError`` naming every offender, and so do
-        NaN or infinite values unless ``allow_nonfinite``. A shared parameter is written once into
+        NaN or infinite values unless ``allow_nonfinite``; with ``strict=False`` (PyTorch's
+        meaning) missing and extra names are allowed and the entries present are loaded, while a
+        wrong shape or dtype is still refused. A shared parameter is written once into
         its one array, so the tie holds after loading; its further names (a PyTorch state dict of a
-        tied model has them) are accepted when they hold the same values.
+        tied model has them) are accepted when they hold the same values. Returns
+        ``(missing_keys, unexpected_keys)``, as PyTorch does.
         """
+        check_bool(strict, "strict")
         if not isinstance(state, dict):
             raise TypeError(f"state_dict: expected a dict of arrays, got {type(state).__name__}")
         own = {name: p for name, p, _ in self.named_parameters()}
@@ -228,9 +238,9 @@ class Module:
         state, problems = self._fold_aliases(state)
         missing = sorted(set(own) - set(state))
         extra = sorted(set(state) - set(own))
-        if missing:
+        if missing and strict:
             problems.append(f"missing keys {missing}")
-        if extra:
+        if extra and strict:
             problems.append(f"unexpected keys {extra}")
         arrays = {}
         for name in own.keys() & state.keys():
@@ -249,6 +259,7 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
         for name, arr in arrays.items():
             own[name][...] = arr
+        return LoadedKeys(missing, extra)
 
     def _fold_aliases(self, state: dict) -> tuple[dict, list]:
         """``state`` with the further names of shared parameters folded into their first name."""
@@ -269,8 +280,6 @@ class Module:
     # -- modes ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         """Training mode (``mode=True``) or evaluation (``False``); anything else is refused."""
-        from .._validate import check_bool
-
         self.training = mode = check_bool(mode, "mode")
         for m in self._modules.values():
             m.train(mode)

@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 
 from .. import kernels
-from .._validate import (as_float_array, check_bool, check_dtype, check_finite, check_lengths, check_positive_int,
-                         check_probability, check_seed, check_shape)
+from .._validate import (_shown, as_float_array, check_bool, check_dtype, check_finite, check_lengths,
+                         check_positive_int, check_probability, check_seed, check_shape)
 from ..functional.activations import hard_sigmoid, hard_sigmoid_grad, sigmoid, sigmoid_grad
 from ..functional.lstmp import lstmp_layer_backward, lstmp_layer_forward
 from ..functional.recompute import segmented_layer_backward, segmented_layer_forward
@@ -194,7 +194,7 @@ class RNNBase(Module):
         return s + f", dtype={self.dtype}"
 
     # -- checks ---------------------------------------------------------------------
-    def _check_input(self, x):
+    def _check_input(self, x, finite=True):
         x = as_float_array(x, f"{type(self).__name__} input", self.dtype)
         axes = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
         if x.ndim != 3:
@@ -204,7 +204,8 @@ class RNNBase(Module):
                 f"{type(self).__name__} input: expected last dimension H_in={self.input_size}, got shape {x.shape}")
         if 0 in x.shape[:2]:
             raise ValueError(f"{type(self).__name__} input: expected non-empty {axes}, got shape {x.shape}")
-        check_finite(x, f"{type(self).__name__} input")
+        if finite:
+            check_finite(x, f"{type(self).__name__} input")
         return x
 
     def _split_state(self, state, N, what="state"):
@@ -216,7 +217,7 @@ class RNNBase(Module):
             return tuple(np.zeros((rows, N, H), self.dtype) for H in sizes)
         if n == 2:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{type(self).__name__} {what}: expected a tuple (h, c), got {type(state).__name__}")
+                raise TypeError(f"{type(self).__name__} {what}: expected a tuple (h, c), got {_shown(state)}")
             names = ("h", "c")
         else:
             if isinstance(state, (tuple, list)):
@@ -259,7 +260,7 @@ class RNNBase(Module):
         if isinstance(x, TokenInput) and not (x.folds() and self.takes_tokens()):
             x = x.dense()
         if not isinstance(x, TokenInput):                 # a TokenInput's ids were checked by its embedding
-            x = self._check_input(x)
+            x = self._check_input(x, finite=lengths is None)
             if self.batch_first:
                 x = x.transpose(1, 0, 2)
         L, N, _ = x.shape
@@ -268,6 +269,12 @@ class RNNBase(Module):
         mask = rev = None
         if lengths is not None:
             lengths = check_lengths(lengths, N, L)
+            if not isinstance(x, TokenInput) and not np.isfinite(x).all():
+                # NaN padding (pandas') past a sequence's length is never read, as with PyTorch's packed
+                # sequences: checked on the valid steps only, then zeroed so no product touches it
+                valid = (np.arange(L)[:, None] < lengths[None, :])[:, :, None]
+                x = np.where(valid, x, 0).astype(x.dtype, copy=False)
+                check_finite(x, f"{type(self).__name__} input (within lengths)")
             if lengths.min() < L:
                 mask = length_mask(lengths, L)
             if self.bidirectional:
@@ -334,7 +341,9 @@ class RNNBase(Module):
 
     # -- backward -------------------------------------------------------------------
     def backward(self, dy, dstate=None):
-        caches, drop_masks, given_state, (L, N), mask, noise, w_hh = self._take_cache()
+        if self._cache is None:
+            self._take_cache()                  # the one-line "no forward pass" error
+        L, N = self._cache[3]
         D, H = self.num_directions, self.output_size
         dy = as_float_array(dy, f"{type(self).__name__}.backward dy", self.dtype)
         want = (N, L, D * H) if self.batch_first else (L, N, D * H)
@@ -343,6 +352,8 @@ class RNNBase(Module):
         if self.batch_first:
             dy = dy.transpose(1, 0, 2)
         dfinal = self._split_dstate(dstate, N)
+        # taken only now: a dy or dstate refused above leaves the forward to differentiate
+        caches, drop_masks, given_state, _, mask, noise, w_hh = self._take_cache()
         dstate0 = tuple(np.zeros_like(s) for s in dfinal)
         d_out = dy
         for layer in range(self.num_layers - 1, -1, -1):

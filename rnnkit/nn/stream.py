@@ -71,7 +71,9 @@ class Stream:
         return (h, np.stack(self.c)) if self.c is not None else h
 
     def step(self, x):
-        """``x`` (N, H_in) -> ``y`` (N, H), the top layer's new hidden state."""
+        """``x`` (N, H_in) -> ``y`` (N, H), the top layer's new hidden state: a new array each step
+        (the state itself lives on in the stream, so a kept output never changes under the next step).
+        The first input is checked fully (shape, dtype, finite values); later ones by shape and dtype."""
         if not self._checked:                   # validate the first input fully, then trust the stream
             x = as_float_array(x, "Stream.step x", self.rnn.dtype)
             check_shape(x, (self.N, self.rnn.input_size), "Stream.step x (N, H_in)")
@@ -102,7 +104,7 @@ class Stream:
             else:
                 K.rnn_forward_step(hh, xp, h, self.valid, self.rnn.mode == "rnn_relu", h, h, self.precise)
             inp = h
-        return inp
+        return inp.copy()
 
     def _numpy_step(self, k, Ld, xp):
         """The reference step functions (no Numba, or a gate variant the kernels do not cover)."""
