@@ -189,6 +189,19 @@ def matmul_rate(n=1024, repeats=10):
     return 2 * n ** 3 / sec
 
 
+def blas_note() -> str:
+    """Which kernels NumPy's OpenBLAS runs, and whether the environment chose them: the machine of
+    this project's later sessions (AMD Zen 5, AVX-512) sets ``OPENBLAS_CORETYPE=Haswell`` (AVX2),
+    which halves every product's rate against the AVX-512 kernels OpenBLAS picks by itself there
+    (benchmarks/NOTES.md, attempt 33); PyTorch's oneDNN and MKL do not read it."""
+    from threadpoolctl import threadpool_info
+
+    cores = sorted({i.get("architecture", "?") for i in threadpool_info() if i.get("internal_api") == "openblas"})
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return (f"OpenBLAS kernels {', '.join(cores) or 'none'}"
+            + (f" (OPENBLAS_CORETYPE={forced} in the environment)" if forced else " (its own choice)"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", default="lstm")
@@ -213,8 +226,9 @@ def main():
     rows = []
     head = (f"{'workload':8} {'cell':5} {'L':>2} {'H':>4} | {'rnnkit ms':>9} {'torch ms':>9} {'ratio':>6} | "
             f"{'rnnkit MB':>9} {'torch MB':>9} {'ratio':>6} | {'GFLOP/s':>7} {'of peak':>7}")
+    blas = blas_note()
     print(f"machine: {platform.processor() or platform.machine()}, sgemm peak {peak / 1e9:.1f} GFLOP/s "
-          f"(1024^3, 2 threads); batch {B}, seq {T}, input {D}, float32, forward + full BPTT")
+          f"(1024^3, 2 threads; {blas}); batch {B}, seq {T}, input {D}, float32, forward + full BPTT")
     print(head)
     print("-" * len(head))
     for workload in args.workloads.split(","):
@@ -224,10 +238,10 @@ def main():
                     rows.append(measure(workload, cell, layers, H, args, peak))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"machine": platform.platform(), "sgemm_flops": peak, "batch": B, "seq_len": T, "input": D,
+        json.dump({"machine": platform.platform(), "sgemm_flops": peak, "blas": blas, "batch": B, "seq_len": T, "input": D,
                    "vocab": V, "rows": rows}, f, indent=2)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-        f.write(markdown(rows, peak, [int(h) for h in args.hidden.split(",")]))
+        f.write(markdown(rows, peak, [int(h) for h in args.hidden.split(",")], blas))
     print(f"wrote {args.out} and its .md")
 
 
@@ -317,10 +331,11 @@ def measure(workload, cell, layers, H, args, peak):
     return row
 
 
-def markdown(rows, peak, hidden):
+def markdown(rows, peak, hidden, blas=""):
     """The time tables as NOTES.md shows them: ms per step rnnkit / PyTorch (median paired ratio)."""
     out = [f"`python benchmarks/speed.py` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-           f"sgemm {peak / 1e9:.1f} GFLOP/s measured in the same run (1024^3, 2 threads); batch {B}, sequence {T}, "
+           f"sgemm {peak / 1e9:.1f} GFLOP/s measured in the same run (1024^3, 2 threads{'; ' + blas if blas else ''}); "
+           f"batch {B}, sequence {T}, "
            f"input {D}, float32, forward + full BPTT; ms per step rnnkit / PyTorch (median of paired ratios)."]
     for workload in dict.fromkeys(r["workload"] for r in rows):
         out += ["", f"**{workload}**", "", "| cell | layers | " + " | ".join(f"H={h}" for h in hidden) + " |",
