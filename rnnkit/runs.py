@@ -164,9 +164,10 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
                             f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
         foreign = sorted(e for e in entries if not run_owned(out_dir, e, found))
         if foreign:
-            raise UserError(f"--overwrite: {out_dir} holds files beside the run that are not its own "
-                            f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}), and --overwrite deletes a "
-                            f"run only with nothing else in its directory; move them out, or choose another --out")
+            shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+            raise UserError(f"--overwrite: {out_dir} holds files beside the run that are not its own ({shown}), and "
+                            f"--overwrite deletes a run only with nothing else in its directory; move them out, or "
+                            f"choose another --out")
         RunLock(out_dir).check_free()
         if delete:
             shutil.rmtree(out_dir)
@@ -212,8 +213,12 @@ def require_kind(run_dir, kinds) -> dict:
     run_dir = os.fspath(run_dir)
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     if os.path.isfile(run_dir):
-        raise UserError(f"expected a run directory, got the file {run_dir}; pass its directory "
-                        f"{os.path.dirname(run_dir) or '.'}")
+        parent = os.path.dirname(run_dir) or "."
+        inside = read_config(parent) is not None and os.path.basename(run_dir) in (
+            "best.npz", "checkpoint.npz", "config.json", "metrics.jsonl")
+        hint = (f"pass its directory {parent}" if inside else
+                "the run directory comes first (RUN_DIR, then the data file)")
+        raise UserError(f"expected a run directory, got the file {run_dir}; {hint}")
     if not os.path.isdir(run_dir):
         raise UserError(f"run directory not found: {run_dir}")
     cfg = read_config(run_dir)

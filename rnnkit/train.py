@@ -416,10 +416,12 @@ class Trainer:
         if action == "stop" or not ok:
             kept = f"the last good checkpoint, {last}, is kept" if last and have else "no checkpoint had been written"
             why = {"skip": f"; {self._skips} steps skipped in a row", "rollback": f"; {self.rollbacks} rollbacks done"}
-            raise TrainingDiverged(f"training diverged at step {step}: {problem} (loss {loss:.4g}, gradient norm "
-                                   f"{norm:.4g}){why.get(action, '')}; {kept}; "
-                                   f"try a lower --lr, {'a smaller --clip' if c.clip > 0 else 'clipping (--clip 1)'} "
-                                   f"or --on-divergence rollback", step, loss, norm)
+            # a non-finite loss has no gradient norm to show (none was computed)
+            seen = f"loss {loss:.4g}" + (f", gradient norm {norm:.4g}" if math.isfinite(loss) else "")
+            clip = "a smaller clipping norm (--clip)" if c.clip > 0 else "gradient clipping (--clip 1)"
+            raise TrainingDiverged(f"training diverged at step {step}: {problem} ({seen}){why.get(action, '')}; "
+                                   f"{kept}; try a lower learning rate (--lr), {clip} or rolling back to the last "
+                                   f"checkpoint (--on-divergence rollback)", step, loss, norm)
         if action == "skip":                  # drop this batch's update and go on with the next batch
             self._skips += 1
             self._advance()

@@ -143,7 +143,8 @@ def read_sources(path, tokens="chars"):
     tokenize = _tokenizer(tokens)
     name = "<stdin>" if os.fspath(path) == "-" else os.fspath(path)
     lines = read_lines(path, "one source a line")
-    parsed = [(n, _split_pair(line, where(name, n), tokenize, False)) for n, line in enumerate(lines, 1) if line.strip()]
+    parsed = [(n, _split_pair(line, where(name, n), tokenize, False))
+              for n, line in enumerate(lines, 1) if line.strip()]
     has_tgt = [tgt is not None for _, (_, tgt) in parsed]
     if any(has_tgt) and not all(has_tgt):
         k = has_tgt.index(not has_tgt[0])
