@@ -293,3 +293,28 @@ def test_experiment_sigterm_then_resume_equals_uninterrupted(tmp_path):
         return [{k: v for k, v in run.items() if k != "wall_time"} for run in json.loads((d / "runs.json").read_text())]
 
     assert results(full) == results(part)
+
+
+def test_experiment_options_are_used_or_refused(tmp_path, capsys):
+    """--clip reaches truncation's runs; exploding's clipped run needs a norm; --T below a task's
+    least, or several T for a task with lengths of its own, is one line; a resume with only --out
+    takes the experiment's own settings, and a given one that differs is named by its option."""
+    assert main(["experiment", "truncation", "--length", "20", "--windows", "0", "--T", "8", "--task-windows", "0",
+                 "--steps", "2", "--hidden", "4", "--clip", "0.5", "--out", str(tmp_path / "t"), "--no-progress"]) == 0
+    runs_cfg = [json.load(open(tmp_path / "t" / "runs" / d / "config.json")) for d in os.listdir(tmp_path / "t" / "runs")]
+    assert runs_cfg and all(c["train"]["clip"] == 0.5 for c in runs_cfg)
+    capsys.readouterr()
+    for argv, msg in ((["exploding", "--clip", "0"], "--clip: expected a clipping norm > 0 for the clipped run"),
+                      (["vanishing", "--T", "1"], "T: expected at least 2 for the adding task"),
+                      (["vanishing", "--task", "digits", "--T", "10,500"], "--T does not apply")):
+        assert main(["experiment", *argv, "--steps", "2", "--hidden", "4", "--out", str(tmp_path / "x"),
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    base = ["experiment", "vanishing", "--out", str(tmp_path / "v"), "--no-progress"]
+    assert main(base + ["--T", "6", "--cells", "rnn,rnn", "--steps", "3", "--hidden", "4", "--n-test", "10"]) == 0
+    assert len(list(csv.DictReader(open(tmp_path / "v" / "results.csv")))) == 1      # a repeated cell trains once
+    assert main(base + ["--resume"]) == 0                                             # nothing retyped
+    capsys.readouterr()
+    assert main(base + ["--resume", "--T", "7"]) == 2
+    assert "these cannot change on resume: --T [7] (the experiment has [6])" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import __version__, runs
-from ..data.tasks import TaskBatches, TaskData, make_task
+from ..data.tasks import IGNORE_T, TaskBatches, TaskData, make_task
 from ..errors import UserError
 from ..diagnostics import FlowRecorder
 from ..io import atomic_write_text
@@ -290,11 +290,13 @@ class experiment_dir:
             raise UserError(f"--resume: {self.out_dir} holds no {self.kind.replace('-', ' ')} to resume"
                             + (f" (it holds {runs._a(found)} run)" if found else ""))
         saved = cfg.get("settings", {})
-        diffs = [f"{k.replace('_', '-')} {v!r} (the experiment has {saved.get(k)!r})"
+        options = {"Ts": "T", "L": "length"}               # settings named unlike their options
+        diffs = [f"--{options.get(k, k).replace('_', '-')} {v!r} (the experiment has {saved.get(k)!r})"
                  for k, v in self.settings.items() if saved.get(k) != v]
         if diffs:
             raise UserError(f"--resume: {self.out_dir} was run with other settings; these cannot change on resume: "
-                            f"{'; '.join(diffs)}. Drop them, or start anew (another --out, or --overwrite)")
+                            f"{'; '.join(diffs)}. Drop them (a resume takes the experiment's own), or start anew "
+                            f"(another --out, or --overwrite)")
 
     def __enter__(self):
         self._check(delete=True)                   # the one place an experiment's --overwrite deletes
@@ -360,6 +362,10 @@ def run_vanishing(task="adding", Ts=(100,), cells=("rnn", "lstm", "gru"), steps=
                   resume=False, overwrite=False):
     """Train every (T, cell) with the same budget; write table, heatmaps and curves into ``out_dir``
     (``resume``: continue an interrupted one there; ``overwrite``: replace an old one)."""
+    Ts, cells = list(dict.fromkeys(Ts)), list(dict.fromkeys(cells))       # a repeated one trains once
+    if task in IGNORE_T and len(Ts) > 1:
+        raise UserError(f"--T: the {task} task's sequences have lengths of their own, so --T does not apply; "
+                        f"expected one value (or none), got {','.join(map(str, Ts))}")
     exp = experiment_dir(out_dir, "vanishing", _settings(locals()), resume, overwrite)
     plan = [(f"{task}-T{T}-{cell}", dict(task=task, T=T, cell=cell, steps=steps, hidden=hidden, lr=lr,
                                          batch_size=batch_size, clip=clip, seed=seed, eval_every=eval_every,
@@ -501,12 +507,12 @@ def _check_measurement(L, windows, cell, hidden=128, batch_size=32, seed=0) -> N
 
 
 def run_truncation(L=1000, windows=(0, 50, 100, 200), T=100, task_windows=(0, 75, 50, 25), cell="lstm", steps=2000,
-                   out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, seed=0, log=print, progress=True,
+                   out_dir="experiment", hidden=64, lr=2e-3, batch_size=50, clip=1.0, seed=0, log=print, progress=True,
                    resume=False, overwrite=False):
     """Time/memory of truncation on a long sequence, then the adding problem trained per window."""
     exp = experiment_dir(out_dir, "truncation", _settings(locals()), resume, overwrite)
     plan = [(f"window-{k or 'full'}", dict(task="adding", T=T, cell=cell, steps=steps, hidden=hidden, lr=lr,
-                                           batch_size=batch_size, seed=seed, bptt=k))
+                                           batch_size=batch_size, clip=clip, seed=seed, bptt=k))
             for k in task_windows]
     _check_measurement(L, windows, cell, seed=seed)
     _check_runs(plan)

@@ -146,6 +146,7 @@ def check_resume(args, given: set) -> None:
     from .. import io, runs
     from ..errors import UserError
 
+    args.given = given                                  # what the command line set (experiments' resume reads it)
     args.changes = {dest: getattr(args, dest) for dest in sorted(given & CHANGEABLE) if hasattr(args, dest)}
     path = os.path.join(str(args.out), "checkpoint.npz")
     if not os.path.isfile(path):

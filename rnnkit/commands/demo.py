@@ -7,13 +7,16 @@ from ._args import add_parser, positive_float, positive_int, seed_value
 def register(sub):
     p = add_parser(sub, "demo", "train a small character LSTM on Python's documentation text "
                                 "(pydoc_data.topics), printing samples as it learns")
-    p.add_argument("--minutes", type=positive_float, default=2.0, help="training time")
+    p.add_argument("--minutes", type=positive_float, default=2.0,
+                   help="training time, in all (a resumed demo counts the minutes it already trained)")
     p.add_argument("--out", "-o", default=None, help="run directory (default: a new runs/demo*)")
-    p.add_argument("--hidden", type=positive_int, default=256)
-    p.add_argument("--layers", type=positive_int, default=1)
+    p.add_argument("--resume", action="store_true", help="continue the demo run in --out (after Ctrl-C)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (it is deleted first)")
+    p.add_argument("--hidden", type=positive_int, default=256, help="hidden units of the LSTM")
+    p.add_argument("--layers", type=positive_int, default=1, help="stacked LSTM layers")
     p.add_argument("--sample-every", type=positive_float, default=20.0, help="seconds between samples")
-    p.add_argument("--seed", type=seed_value, default=0)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the weights, batches and samples")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(run=run)
 
 
@@ -36,9 +39,15 @@ def run(args):
     from ..data.text import pydoc_topics_text
     from ..train import TrainConfig
 
-    if args.out is not None:        # demo has no --resume or --overwrite: say what it does offer
-        runs.prepare(args.out, lm.KIND, remedy=f"choose another --out, or drop --out for a fresh directory "
-                                                    f"({fresh_dir('runs/demo')} here)")
+    from ..errors import UserError
+
+    if (args.resume or args.overwrite) and args.out is None:
+        flag = "--resume" if args.resume else "--overwrite"
+        raise UserError(f"{flag}: expected --out RUN_DIR, the demo run to {'continue' if args.resume else 'replace'}")
+    if args.out is not None:
+        runs.prepare(args.out, lm.KIND, resume=args.resume, overwrite=args.overwrite, delete=False,
+                     remedy=f"pass --resume to continue it, --overwrite to replace it, or drop --out for a fresh "
+                            f"directory ({fresh_dir('runs/demo')} here)")
     if "RNNKIT_NUM_THREADS" not in os.environ:
         # a timed run on whatever machine a newcomer has: on a busy one, BLAS on every core made the
         # demo ten times slower (133 steps in 2 minutes against 1,283 quiet); auto measures instead
@@ -63,7 +72,9 @@ def run(args):
     vocab = lm.CharVocab.from_text(text)        # the vocabulary train_lm builds from the same text
     trainer, result, vocab = lm.train_lm(text, out, hidden_size=args.hidden, num_layers=args.layers, embed_size=48,
                                          seq_len=64, batch_size=32, val_fraction=0.05, config=config,
-                                         progress=args.progress, callbacks=[show_sample], log=lambda m: None)
+                                         resume=args.resume, changes={"time_limit": args.minutes * 60},
+                                         overwrite=args.overwrite, progress=args.progress, callbacks=[show_sample],
+                                         log=lambda m: None)
     from ..io import read_jsonl
     from ..plots import plot_metrics
 

@@ -100,9 +100,30 @@ def register(sub):
     t.set_defaults(run=run_truncation)
 
 
+def saved_settings(args, renamed=None) -> None:
+    """On ``--resume``: every setting the command line did not give is the experiment's own (its
+    ``config.json``), so ``rnnkit experiment NAME --out DIR --resume`` continues it as it was;
+    given ones are compared with it by the experiment (a difference is refused). ``renamed``: setting
+    name -> option destination where they differ."""
+    if not getattr(args, "resume", False):
+        return
+    from ..runs import read_config
+
+    import os
+
+    cfg = read_config(args.out) if os.path.isdir(args.out) else None
+    saved = (cfg or {}).get("settings") or {}
+    given = getattr(args, "given", set())
+    for key, value in saved.items():
+        dest = (renamed or {}).get(key, key)
+        if hasattr(args, dest) and dest not in given:
+            setattr(args, dest, value)
+
+
 def run_vanishing(args):
     from ..apps.experiments import run_vanishing as go
 
+    saved_settings(args)
     go(task=args.task, Ts=args.Ts, cells=args.cells, steps=args.steps, out_dir=args.out, hidden=args.hidden,
        lr=args.lr, batch_size=args.batch_size, clip=args.clip, seed=args.seed, eval_every=args.eval_every,
        flow_every=args.flow_every, n_test=args.n_test, progress=args.progress, init=args.init, gate=args.gate,
@@ -114,8 +135,14 @@ def run_vanishing(args):
 def run_exploding(args):
     from ..apps.experiments import run_exploding as go
 
+    saved_settings(args)
+    from ..errors import UserError
+
+    if args.clip == 0:
+        raise UserError("--clip: expected a clipping norm > 0 for the clipped run (the experiment trains a run "
+                        "without clipping beside it), got 0")
     go(task=args.task, T=args.T, steps=args.steps, out_dir=args.out, hidden=args.hidden, gain=args.gain, lr=args.lr,
-       clip=args.clip or 1.0, batch_size=args.batch_size, seed=args.seed, progress=args.progress, resume=args.resume,
+       clip=args.clip, batch_size=args.batch_size, seed=args.seed, progress=args.progress, resume=args.resume,
        overwrite=args.overwrite)
     print(f"wrote {args.out}/exploding.csv, exploding.md, exploding.png")
     return 0
@@ -124,8 +151,9 @@ def run_exploding(args):
 def run_truncation(args):
     from ..apps.experiments import run_truncation as go
 
+    saved_settings(args, {"L": "length"})
     go(L=args.length, windows=args.windows, T=args.T, task_windows=args.task_windows, cell=args.cell,
        steps=args.steps, out_dir=args.out, hidden=args.hidden, lr=args.lr, batch_size=args.batch_size,
-       seed=args.seed, progress=args.progress, resume=args.resume, overwrite=args.overwrite)
+       clip=args.clip, seed=args.seed, progress=args.progress, resume=args.resume, overwrite=args.overwrite)
     print(f"wrote {args.out}/truncation_cost.md, truncation_adding.md, truncation.png")
     return 0

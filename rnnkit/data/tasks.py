@@ -266,7 +266,16 @@ def make_task(name: str, n: int, T: int, seed=None, dtype=np.float32) -> TaskDat
         raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {name!r}")
     if name in ("reber", "digits"):
         return TASKS[name](n, None, seed, dtype)
+    least = MIN_T.get(name, 1)
+    if T < least:
+        raise ValueError(f"T: expected at least {least} for the {name} task ({MIN_T_WHY[name]}), got {T}")
     return TASKS[name](n, T, seed, dtype)
+
+
+# the shortest sequences the generated tasks can make (dna checks its own)
+MIN_T = {"adding": 2, "temporal-order": 2}
+MIN_T_WHY = {"adding": "two marked numbers to add", "temporal-order": "two symbols to order"}
+IGNORE_T = ("reber", "digits")           # tasks whose sequences have lengths of their own
 
 
 class TaskBatches:
