@@ -130,6 +130,15 @@ def _run(args, argv) -> int:
         status = getattr(exc, "exit_status", 130)
         print(f"rnnkit: {'terminated' if status == 143 else 'interrupted'}", file=sys.stderr)
         return status
+    except BrokenPipeError:
+        # the reader of stdout went away (``rnnkit sample RUN | head``): stop quietly, as a process killed by
+        # SIGPIPE does, and keep Python from reporting the flush of stdout at exit
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except MemoryError:
         if os.environ.get("RNNKIT_DEBUG"):
             raise

@@ -225,6 +225,9 @@ def require_kind(run_dir, kinds) -> dict:
     if cfg is None:
         raise UserError(f"{run_dir} is not an rnnkit run directory (no config.json in it)")
     found = config_kind(cfg, run_dir)
+    if found.startswith("experiment-"):
+        raise UserError(f"{run_dir} holds an experiment ({found}), not a run: its figures and tables are in it "
+                        f"already, and each of its training runs is a run directory in {os.path.join(run_dir, 'runs')}")
     if kinds and found not in kinds:
         want = " or ".join(_a(k) for k in kinds)
         raise UserError(f"{run_dir} holds {_a(found)} run, not {want} run")

@@ -180,8 +180,10 @@ def test_negative_seed_names_the_option(runs, tmp_path, capsys, argv):
 def test_demo_over_a_run_suggests_what_demo_offers(runs, tmp_path, capsys):
     r = copy(runs, "run1", tmp_path / "r")
     line = refused(capsys, "demo", "--out", r, "--minutes", "0.01", "--no-progress", keep=[r])
-    assert "already holds a charlm run" in line and "--resume" not in line and "--overwrite" not in line
-    assert "--out" in line
+    assert "already holds a charlm run" in line and "--resume" in line and "--overwrite" in line
+    assert "drop --out for a fresh directory" in line
+    line = refused(capsys, "demo", "--resume", "--minutes", "0.01", "--no-progress")
+    assert "--resume: expected --out RUN_DIR, the demo run to continue" in line
 
 
 # 8 -- eval of an empty file speaks of evaluating ------------------------------------------------
@@ -399,3 +401,39 @@ def test_dash_only_for_text_outputs(runs, tmp_path, capsys, monkeypatch):
     line = refused(capsys, "export", runs / "run1", "-o", "-", keep=[tmp_path])
     assert "--output -: expected a file name ('-' means stdout only for a text --output)" in line
     assert not (tmp_path / "-").exists()
+
+
+def test_an_experiment_directory_is_named_as_one_and_a_closed_pipe_stops_quietly(runs, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.json").write_text('{"kind": "experiment-vanishing", "rnnkit_version": "0", "settings": {}}')
+    for argv in (["plot", exp], ["export", exp], ["sample", exp]):
+        line = refused(capsys, *argv)
+        assert "holds an experiment (experiment-vanishing), not a run" in line and "runs" in line, line
+    import subprocess
+    import sys
+
+    p = subprocess.run(f"{sys.executable} -m rnnkit sample {runs / 'run1'} --length 100000 --num 4 | head -c 10",
+                       shell=True, capture_output=True, text=True, executable="/bin/bash")
+    assert len(p.stdout) == 10 and p.stderr == ""
+
+
+def test_handwriting_eval_finds_a_moved_stroke_file_by_data(tmp_path, capsys, monkeypatch):
+    import rnnkit.data.handwriting as HW
+
+    rng = np.random.default_rng(0)
+    seqs = [np.column_stack([rng.normal(size=(n, 2)), (np.arange(n) == n - 1)]).astype(np.float32)
+            for n in rng.integers(8, 15, 30)]
+    HW.save_npz(tmp_path / "s.npz", seqs)
+    monkeypatch.chdir(tmp_path)
+    assert main(["handwriting", "train", "--data", "s.npz", "--steps", "3", "--hidden", "8", "--components", "2",
+                 "--out", "r", "--no-progress"]) == 0
+    monkeypatch.chdir("/")
+    assert main(["handwriting", "eval", str(tmp_path / "r")]) == 0            # recorded by its absolute path
+    (tmp_path / "s.npz").rename(tmp_path / "moved.npz")
+    line = refused(capsys, "handwriting", "eval", tmp_path / "r")
+    assert "the run's strokes" in line and "file not found; pass --data FILE" in line
+    assert main(["handwriting", "eval", str(tmp_path / "r"), "--data", str(tmp_path / "moved.npz")]) == 0
+    HW.save_npz(tmp_path / "other.npz", seqs[:20])
+    line = refused(capsys, "handwriting", "eval", tmp_path / "r", "--data", tmp_path / "other.npz")
+    assert "is not the data the run was trained on" in line

@@ -42,7 +42,7 @@ def load_data(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, seed=0) ->
         return ([c.offsets for c in chars], [f"U+{c.code.upper()}" for c in chars],   # the plot font has no CJK glyphs
                 {"data": None, "source": f"kanjivg {v}", "characters": characters, "step": step})
     seqs = HW.read_strokes(data)
-    return seqs, [f"#{i}" for i in range(len(seqs))], {"data": data, "source": file_digest(data, 16),
+    return seqs, [f"#{i}" for i in range(len(seqs))], {"data": os.path.abspath(data), "source": file_digest(data, 16),
                                                          "characters": None, "step": None}
 
 
@@ -151,13 +151,21 @@ def _recorded_data(cfg, run_dir) -> tuple[dict, int]:
     return d, seed
 
 
-def eval_handwriting(run_dir, log=print) -> dict:
+def eval_handwriting(run_dir, log=print, data=None) -> dict:
     """``rnnkit handwriting eval``: rebuild the run's split from its recorded settings and score
-    the held-out part again (the baselines too)."""
+    the held-out part again (the baselines too). ``data``: the run's stroke file where it is now
+    (moved, or recorded by a relative path by an older run); it must be the same content."""
     d, seed = _recorded_data(runs.require_kind(run_dir, (KIND,)), run_dir)
-    seqs, _, desc = load_data(d["data"], d["characters"], d["step"] or HW.STEP, seed)
+    path = data if data is not None else d["data"]
+    if path is not None and data is None and not os.path.exists(path):
+        where = "" if os.path.isabs(path) else " (relative to the directory the run was trained in)"
+        raise UserError(f"{run_dir}: the run's strokes {path}{where}: file not found; pass --data FILE")
+    if data is not None and d["data"] is None:
+        raise UserError(f"--data: the run was trained on {d['source']}, not a file of strokes; drop --data")
+    seqs, _, desc = load_data(path, d["characters"], d["step"] or HW.STEP, seed)
     if desc["source"] != d["source"]:
-        raise UserError(f"{run_dir}: the run was trained on {d['source']}, the data now reads as {desc['source']}")
+        raise UserError(f"{run_dir}: {path} is not the data the run was trained on (its content changed: digest "
+                        f"{desc['source']}, the run's {d['source']}); pass --data with the file it was trained on")
     tr, _, te = split(len(seqs), d["test_fraction"], d["valid_fraction"], seed)
     if not len(te):
         raise UserError(f"{run_dir}: the run held out no test sequences (--test-fraction 0)")
@@ -187,6 +195,7 @@ def export_radicals(prefix, top=10, test_fraction=0.2, seed=0, step=HW.STEP, log
     y = np.array(labels)
     train, test = split_indices(len(seqs), test_fraction, seed=seed, y=y)
     paths = (f"{prefix}-train.npz", f"{prefix}-test.npz")
+    os.makedirs(os.path.dirname(os.path.abspath(paths[0])), exist_ok=True)     # PREFIX may name a new directory
     for path, part in zip(paths, (train, test)):
         HW.save_npz(path, [seqs[i] for i in part], y[part])
     classes, counts = np.unique(y, return_counts=True)

@@ -95,6 +95,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if (action.nargs == 0 or action.default in (None, argparse.SUPPRESS, "")
                 or "%(default)" in (action.help or "") or "(default:" in (action.help or "")):
             return action.help
+        if isinstance(action.default, (list, tuple)):       # as typed on the command line: 0,75,50,25
+            return f"{action.help or ''} (default: {','.join(map(str, action.default))})".lstrip()
         return super()._get_help_string(action)
 
 
@@ -282,10 +284,13 @@ def add_fit_args(p, steps=1000, batch_size=32, lr=3e-3, clip=5.0, eval_every=100
     n = g.add_mutually_exclusive_group()
     n.add_argument("--steps", type=positive_int, default=None, help=f"optimizer steps (default: {steps})")
     n.add_argument("--epochs", type=positive_int, default=None, help="passes over the training data instead of --steps")
-    g.add_argument("--batch-size", type=positive_int, default=batch_size)
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="sequences per training step")
     g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
-    g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"), default="adam")
-    g.add_argument("--weight-decay", type=nonneg_float, default=0.0)
+    g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"), default="adam",
+                   help="the update rule (adamw: Adam with decoupled weight decay)")
+    g.add_argument("--weight-decay", type=nonneg_float, default=0.0,
+                   help="L2 penalty on every parameter (decoupled for adamw); --no-decay-bias-norm exempts "
+                        "biases and normalisation gains")
     g.add_argument("--no-decay-bias-norm", dest="no_decay", action="store_const", const="bias,norm", default="",
                    help="no weight decay on biases and normalisation gains (parameters named *bias*, *norm* "
                         "or ln_* (layer norm))")

@@ -8,9 +8,12 @@ def register(sub):
     p = add_parser(sub, "eval", "loss and bits per character of a trained character model on a text file")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("text_file", metavar="TEXT_FILE", help="UTF-8 text, or a corpus directory made by `rnnkit prepare`")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="parallel streams")
+    p.add_argument("--batch-size", type=positive_int, default=16,
+                   help="parallel streams: the text is cut into this many rows, each read with its carried state, "
+                        "and the last (length - 1) %% batch-size characters are left out (1 scores every one)")
     p.add_argument("--seq-len", type=positive_int, default=128, help="characters per window")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="the best validation weights (the last checkpoint when the run has none) or the last")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="hide the progress bar")
     p.set_defaults(run=run)
 

@@ -95,7 +95,7 @@ def register(sub):
     t.add_argument("--T", type=positive_int, default=100, help="adding-problem length")
     t.add_argument("--task-windows", type=nonneg_int_list, default=[0, 75, 50, 25],
                    help="windows trained on the adding problem (0 = full BPTT)")
-    t.add_argument("--cell", choices=CELLS, default="lstm")
+    t.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell of every run")
     _common(t, "runs/truncation", 2000, 2e-3, 1.0)
     t.set_defaults(run=run_truncation)
 

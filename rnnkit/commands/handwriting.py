@@ -61,6 +61,8 @@ def register(sub):
 
     ev = add_parser(s, "eval", "print the held-out negative log-likelihood per point beside the baselines")
     ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--data", default=None, metavar="FILE",
+                    help="the run's stroke file, if it has moved (default: the file the run recorded)")
     ev.set_defaults(run=run_eval)
 
 
@@ -91,7 +93,7 @@ def run_sample(args):
 def run_eval(args):
     from ..apps.handwriting import eval_handwriting
 
-    eval_handwriting(args.run_dir)
+    eval_handwriting(args.run_dir, data=args.data)
     return 0
 
 

@@ -30,6 +30,10 @@ def run(args):
     from ..runs import config_kind, read_config
 
     cfg = read_config(args.run_dir)
+    if cfg is not None:
+        from ..runs import require_kind
+
+        require_kind(args.run_dir, ())              # an experiment's directory is named as one
     if not os.path.isfile(log):
         if cfg is not None:
             raise UserError(f"{args.run_dir}: the run has logged nothing yet (no metrics.jsonl); plot it once it has "

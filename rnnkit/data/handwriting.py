@@ -294,7 +294,13 @@ def save_npz(path, seqs, labels=None) -> None:
     for i, s in enumerate(seqs):
         x[i, : len(s)] = s
     extra = {} if labels is None else {"y": np.asarray(labels)}
-    np.savez(path, x=x, lengths=lengths, **extra)
+    import io as pyio
+
+    from ..io import atomic_write_bytes
+
+    buf = pyio.BytesIO()
+    np.savez(buf, x=x, lengths=lengths, **extra)
+    atomic_write_bytes(path, buf.getvalue())              # an interrupted write leaves no half a file
 
 
 # -- baselines ------------------------------------------------------------------------------------
