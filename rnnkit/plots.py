@@ -132,9 +132,17 @@ def plot_forecast(series, origins, forecasts, test_size, horizon, name, out_png,
     return save_figure(fig, plt, out_png)
 
 
+def _drawable(label: str) -> str:
+    """A class name as the plot's font can draw it: names with characters past the Latin, Greek and
+    Cyrillic blocks (CJK radicals, emoji), which DejaVu Sans lacks, as their code points (U+5FC3)."""
+    label = str(label)
+    return label if all(ord(c) < 0x2E80 for c in label) else " ".join(f"U+{ord(c):04X}" for c in label)
+
+
 def plot_confusion(conf, classes, title, out_png):
     plt = _pyplot()
     k = len(classes)
+    classes = [_drawable(c) for c in classes]
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k), layout="constrained")
     ax.imshow(conf, cmap="Blues")
     for i in range(k):

@@ -382,3 +382,12 @@ def test_sparse_counts_without_lengths_are_not_taken_for_padding(tmp_path, capsy
     np.savez(tmp_path / "counts.npz", x=counts, y=np.array(["a", "b"] * 50))
     read_sequences(tmp_path / "counts.npz")
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.filterwarnings("error")                 # matplotlib's "Glyph ... missing from font(s)"
+def test_confusion_plot_draws_class_names_the_font_lacks_as_code_points(tmp_path):
+    from rnnkit.plots import _drawable, plot_confusion
+
+    assert _drawable("心") == "U+5FC3" and _drawable("down") == "down" and _drawable("Ω") == "Ω"
+    plot_confusion(np.array([[3, 1], [0, 4]]), ["心", "水"], "accuracy 0.875", str(tmp_path / "c.png"))
+    assert (tmp_path / "c.png").stat().st_size > 0

@@ -33,7 +33,8 @@ def register(sub):
     g = add_rnn_args(t, cell="gru", hidden_size=64, cells=("gru", "lstm"))
     g.add_argument("--embed-size", "--embed", dest="embed_size", type=positive_int, default=32,
                    help="token embedding size (source and target)")
-    g.add_argument("--attention", choices=("general", "dot", "concat", "additive"), default="general")
+    g.add_argument("--attention", choices=("general", "dot", "concat", "additive"), default="general",
+                   help="Luong's general, dot or concat scores, or Bahdanau's additive (dot needs --unidirectional)")
     g.add_argument("--unidirectional", dest="bidirectional", action="store_false", help="one-directional encoder")
     g.add_argument("--teacher-forcing", type=float, default=1.0, help="probability of feeding the true previous token")
     add_fit_args(t, steps=3000, batch_size=64, lr=3e-3, eval_every=200, schedule="cosine")

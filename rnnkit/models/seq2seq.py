@@ -72,8 +72,9 @@ class Seq2Seq(TaskModel):
         self.src_vocab, self.tgt_vocab = _vocab(src_vocab, "src_vocab"), _vocab(tgt_vocab, "tgt_vocab")
         H, E, D = hidden_size, embed_size, 2 if bidirectional else 1
         if attention == "dot" and D * H != H:
-            raise ValueError("dot attention needs keys as wide as the decoder state: use bidirectional=False "
-                             "or another kind (general, concat, additive)")
+            raise ValueError("dot attention needs keys as wide as the decoder state: use a one-directional "
+                             "encoder (bidirectional=False; --unidirectional) or another kind (general, concat, "
+                             "additive)")
         s = child_seeds(seed, 7)
         self.config = dict(kind="seq2seq", src_vocab=self.src_vocab.to_dict(), tgt_vocab=self.tgt_vocab.to_dict(),
                            embed_size=E, hidden_size=H, cell=cell, num_layers=num_layers, dropout=dropout,
