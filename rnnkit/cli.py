@@ -130,9 +130,14 @@ def _run(args, argv) -> int:
         status = getattr(exc, "exit_status", 130)
         print(f"rnnkit: {'terminated' if status == 143 else 'interrupted'}", file=sys.stderr)
         return status
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
         # the reader of stdout went away (``rnnkit sample RUN | head``): stop quietly, as a process killed by
-        # SIGPIPE does, and keep Python from reporting the flush of stdout at exit
+        # SIGPIPE does, and keep Python from reporting the flush of stdout at exit; another pipe's end is an error
+        if os.environ.get("RNNKIT_DEBUG") or not _stdout_closed():
+            if os.environ.get("RNNKIT_DEBUG"):
+                raise
+            print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
+            return 2
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
@@ -151,6 +156,18 @@ def _run(args, argv) -> int:
             raise
         print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader is gone (the pipe reports an error when polled)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -282,13 +282,17 @@ def train_lm_process(rank: int, world: int, spec: dict) -> int:
     torch.manual_seed(config.seed * 1000 + rank)       # torch's dropout masks, per process
     trainer = Trainer(model, train, val, config, out if rank == 0 else None, extra=extra,
                       progress=spec.get("progress", True) and rank == 0)
+    replaced = False
     if rank == 0 and ckpt is None:
         from . import runs
 
+        replaced = spec.get("overwrite", False) and runs.read_config(out) is not None
         runs.prepare(out, lm.KIND, overwrite=spec.get("overwrite", False))     # --overwrite deletes only now
     if ckpt is not None:
         trainer.restore(ckpt)
-    result = trainer.run()
+    from .apps.common import run_new_or_resumed
+
+    result = run_new_or_resumed(trainer, out if rank == 0 else None, new=ckpt is None, replaced=replaced)
     if rank == 0:
         print(lm.summary(result, out))
     return 0

@@ -144,13 +144,17 @@ def from_torch(module, dtype=None):
     elif isinstance(module, tn.Linear):
         out = rk.Linear(module.in_features, module.out_features, bias=module.bias is not None, dtype=dtype)
     elif isinstance(module, tn.Embedding):
-        on = [f"{k}={getattr(module, k)!r}" for k, off in (("max_norm", None), ("padding_idx", None),
-                                                            ("scale_grad_by_freq", False))
+        on = [f"{k}={getattr(module, k)!r}" for k, off in (("max_norm", None), ("scale_grad_by_freq", False))
               if getattr(module, k, off) != off]
-        if on:
+        if on:       # they change what is looked up, or its gradient at every step
             raise UserError(f"from_torch: Embedding({', '.join(on)}) has no rnnkit counterpart (rnnkit's Embedding "
-                            f"is a plain lookup: every row is read as stored and trained); build the torch "
-                            f"module without them")
+                            f"is a plain lookup: every row is read as stored and trained)")
+        if module.padding_idx is not None:   # the same lookup; only training differs
+            import warnings
+
+            warnings.warn(f"from_torch: Embedding(padding_idx={module.padding_idx}): rnnkit's Embedding looks the "
+                          f"row up the same way but trains it like any other (torch keeps its gradient at zero)",
+                          UserWarning, stacklevel=2)
         out = rk.Embedding(module.num_embeddings, module.embedding_dim, dtype=dtype)
     elif type(module) in {twin: cls for cls, twin in _twins().items()}:
         cls = {twin: cls for cls, twin in _twins().items()}[type(module)]

@@ -50,15 +50,32 @@ def run_owned(out_dir, name: str, kind=None) -> bool:
         return False
     experiment = str(kind or "").startswith("experiment-")
     if os.path.isdir(path):
-        return name == "runs" and experiment and all(
-            os.path.isdir(os.path.join(path, r)) and not os.path.islink(os.path.join(path, r))
-            and all(f in SUB_RUN_FILES or _own_temporary(f, SUB_RUN_FILES.__contains__)
-                    for f in os.listdir(os.path.join(path, r)))
-            for r in os.listdir(path))
+        return name == "runs" and experiment and not _foreign_in_runs(path)
     own = (name in RUN_FILES or name in KIND_FILES.get(kind, ()) or (experiment and name in EXPERIMENT_FILES)
            or bool(re.fullmatch(r"model(\.[\w-]+)?\.onnx", name))
            or (kind == "handwriting" and bool(re.fullmatch(r"samples-n.+\.png", name))))
     return own or _own_temporary(name, lambda n: run_owned(out_dir, n, kind) and not n.startswith("."))
+
+
+def _sub_run_owned(name: str) -> bool:
+    """A file an experiment's run holds: its run files, its curves, an export of it."""
+    import re
+
+    return (name in SUB_RUN_FILES or bool(re.fullmatch(r"model(\.[\w-]+)?\.onnx", name))
+            or _own_temporary(name, lambda n: n in SUB_RUN_FILES))
+
+
+def _foreign_in_runs(path) -> list:
+    """What in an experiment's ``runs/`` is not its runs' own, as ``runs/NAME/FILE`` paths."""
+    out = []
+    for r in sorted(os.listdir(path)):
+        sub = os.path.join(path, r)
+        if not os.path.isdir(sub) or os.path.islink(sub):
+            out.append(f"runs/{r}")
+            continue
+        out += [f"runs/{r}/{f}" for f in sorted(os.listdir(sub))
+                if not _sub_run_owned(f) or not os.path.isfile(os.path.join(sub, f))]
+    return out
 
 
 def _own_temporary(name: str, owned) -> bool:
@@ -163,6 +180,9 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
             raise UserError(f"--overwrite: {out_dir} holds a config.json that rnnkit did not write (it records no "
                             f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
         foreign = sorted(e for e in entries if not run_owned(out_dir, e, found))
+        if "runs" in foreign and str(found).startswith("experiment-") and os.path.isdir(os.path.join(out_dir, "runs")):
+            foreign.remove("runs")                    # named by what in it is not the runs' own
+            foreign += _foreign_in_runs(os.path.join(out_dir, "runs"))
         if foreign:
             shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
             raise UserError(f"--overwrite: {out_dir} holds files beside the run that are not its own ({shown}), and "
@@ -216,8 +236,10 @@ def require_kind(run_dir, kinds) -> dict:
         parent = os.path.dirname(run_dir) or "."
         inside = read_config(parent) is not None and os.path.basename(run_dir) in (
             "best.npz", "checkpoint.npz", "config.json", "metrics.jsonl")
+        data = os.path.splitext(run_dir)[1].lower() in (".npz", ".ts", ".csv", ".tsv", ".txt", ".conll", ".conllu")
         hint = (f"pass its directory {parent}" if inside else
-                "the run directory comes first (RUN_DIR, then the data file)")
+                "pass the directory a training command wrote (its --out)"
+                + ("; where a command also reads a data file, RUN_DIR comes first" if data else ""))
         raise UserError(f"expected a run directory, got the file {run_dir}; {hint}")
     if not os.path.isdir(run_dir):
         raise UserError(f"run directory not found: {run_dir}")

@@ -414,8 +414,8 @@ def test_an_experiment_directory_is_named_as_one_and_a_closed_pipe_stops_quietly
     import sys
 
     p = subprocess.run(f"{sys.executable} -m rnnkit sample {runs / 'run1'} --length 100000 --num 4 | head -c 10",
-                       shell=True, capture_output=True, text=True, executable="/bin/bash")
-    assert len(p.stdout) == 10 and p.stderr == ""
+                       shell=True, capture_output=True, executable="/bin/bash")
+    assert len(p.stdout) == 10 and p.stderr == b""             # bytes: head may cut a character in two
 
 
 def test_handwriting_eval_finds_a_moved_stroke_file_by_data(tmp_path, capsys, monkeypatch):
@@ -437,3 +437,17 @@ def test_handwriting_eval_finds_a_moved_stroke_file_by_data(tmp_path, capsys, mo
     HW.save_npz(tmp_path / "other.npz", seqs[:20])
     line = refused(capsys, "handwriting", "eval", tmp_path / "r", "--data", tmp_path / "other.npz")
     assert "is not the data the run was trained on" in line
+
+
+def test_an_interrupted_demo_resumes_as_its_own_run(tmp_path, capsys):
+    out = tmp_path / "d"
+    base = ["demo", "--out", str(out), "--no-progress", "--sample-every", "1000"]
+    assert main(base + ["--minutes", "0.02", "--hidden", "8"]) == 0        # stands in for one cut short
+    steps = [json.loads(line)["step"] for line in open(out / "metrics.jsonl") if '"loss"' in line]
+    capsys.readouterr()
+    assert "has --hidden 8, not 16" in refused(capsys, *base, "--minutes", "0.04", "--hidden", "16", "--resume")
+    assert "already trained" in refused(capsys, *base, "--minutes", "0.01", "--resume")
+    assert main(base + ["--minutes", "0.04", "--resume"]) == 0
+    assert "(hidden 8)" in capsys.readouterr().out
+    later = [json.loads(line)["step"] for line in open(out / "metrics.jsonl") if '"loss"' in line]
+    assert later[-1] > steps[-1]

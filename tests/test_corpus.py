@@ -122,3 +122,13 @@ def test_a_user_s_file_named_like_the_ids_is_not_taken_for_a_leftover(tmp_path, 
     assert main(["prepare", str(tmp_path / "t.txt"), "-o", str(tmp_path / "u")]) == 2
     assert "got one with other files (ids.bin)" in capsys.readouterr().err
     assert (tmp_path / "u" / "ids.bin").read_text() == "mine"
+
+
+def test_ids_without_their_description_are_replaced_with_overwrite(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("abc" * 100)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "ids.bin").write_bytes(b"\0" * 300)          # a preparation cut before corpus.json
+    assert main(["train", str(tmp_path / "c"), "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+    assert "run it again with --overwrite" in capsys.readouterr().err
+    assert main(["prepare", str(tmp_path / "t.txt"), "-o", str(tmp_path / "c"), "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["corpus.json", "ids.bin"]

@@ -317,4 +317,9 @@ def test_experiment_options_are_used_or_refused(tmp_path, capsys):
     assert main(base + ["--resume"]) == 0                                             # nothing retyped
     capsys.readouterr()
     assert main(base + ["--resume", "--T", "7"]) == 2
-    assert "these cannot change on resume: --T [7] (the experiment has [6])" in capsys.readouterr().err
+    assert "these cannot change on resume: --T 7 (the experiment has 6)" in capsys.readouterr().err
+    cfg = json.loads((tmp_path / "v" / "config.json").read_text())          # an older experiment's record:
+    cfg["settings"]["cells"] = ["rnn", "rnn"]                                # a repeated cell, and no clip
+    del cfg["settings"]["clip"]
+    (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
+    assert main(base + ["--resume"]) == 0

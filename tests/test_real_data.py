@@ -776,15 +776,21 @@ def test_forecast_refuses_dates_newest_first_and_notes_gaps(tmp_path, capsys):
 @pytest.mark.parametrize("rows,note", [
     (["2024-01", "2024-02", "2024-04", "2024-05"], "2024-02 to 2024-04 on line 4, after steps of 1 month"),
     (["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02"], "2024-01-01 repeats on line 3"),
-    (["2024-01-05", "2023-02-01", "2025-07-09", "2021-01-01"], None),       # no order: not the series' time
+    (["2024-01-01", "2024-01-03", "2024-01-02", "2024-01-04"], "2024-01-02 on line 4 comes after 2024-01-03"),
+    (["2024-01-01 00:00", "2024-01-01 01:00", "2024-01-01 03:00", "2024-01-01 04:00"],
+     "2024-01-01 01:00 to 2024-01-01 03:00 on line 4, after steps of 1:00:00"),   # hours within one day
 ])
 def test_dates_at_no_fixed_step_are_noted_not_refused(tmp_path, capsys, rows, note):
     csv = tmp_path / "s.csv"
     csv.write_text("when,regular,v\n" + "".join(f"{d},2020-01-0{1 + i},{i}.5\n" for i, d in enumerate(rows)))
     values, column, dates = TS.read_csv_series(csv, "v", 2)
     assert values.tolist() == [0.5, 1.5, 2.5, 3.5] and dates[0] == "regular"    # a regular column still dates
+    csv.write_text("when,v\n" + "".join(f"{d},{i}.5\n" for i, d in enumerate(["2024-03-04", "2024-03-03",
+                                                                           "2024-03-03", "2024-03-01"])))
+    with pytest.raises(rnnkit.errors.UserError, match="newest first"):   # mostly backwards, with a repeat
+        TS.read_csv_series(csv, "v", 2)
     assert capsys.readouterr().err == ""
     csv.write_text("when,v\n" + "".join(f"{d},{i}.5\n" for i, d in enumerate(rows)))
     assert TS.read_csv_series(csv, "v", 2)[2] is None
     err = capsys.readouterr().err
-    assert (note in err and "'when' are not at one step" in err) if note else err == ""
+    assert note in err and "'when' are not at one step" in err, err

@@ -176,8 +176,9 @@ def test_overwrite_deletes_a_run_only_when_nothing_of_the_user_s_is_beside_it(tm
     (d / "runs" / "lstm-T50").mkdir(parents=True)
     for name in ("config.json", "checkpoint.npz", "metrics.jsonl", "result.json"):
         (d / "runs" / "lstm-T50" / name).write_text("x")
+    (d / "runs" / "lstm-T50" / "model.onnx").write_text("an export of one of its runs")
     (d / "runs" / "lstm-T50" / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match=r"not its own \(runs\)"):
+    with pytest.raises(UserError, match=r"not its own \(runs/lstm-T50/notes.txt\)"):
         runs.prepare(d, "experiment-vanishing", overwrite=True)
     (d / "runs" / "lstm-T50" / "notes.txt").unlink()
     runs.prepare(d, "experiment-vanishing", overwrite=True)

@@ -153,3 +153,48 @@ def test_nan_padding_past_the_lengths_is_never_read(cell):
         m(x, lengths=lengths)
     with pytest.raises(ValueError):
         m(x)
+
+
+def test_submodules_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, rnnkit; assert 'numpy' not in sys.modules; "
+            "print(rnnkit.onnx.export.__name__, rnnkit.interop.to_torch.__name__, rnnkit.data.text.CharVocab.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["export", "to_torch", "CharVocab"]
+    with pytest.raises(AttributeError):
+        rnnkit.data.no_such_module
+
+
+def test_batched_stream_products_are_split_and_single_streams_are_not(monkeypatch):
+    from rnnkit.nn import stream as S
+
+    calls = []
+    real = S.matmul_into
+    monkeypatch.setattr(S, "matmul_into", lambda a, b, out: calls.append(a.shape) or real(a, b, out))
+    m = rnnkit.LSTM(64, 256, seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 64, 64)).astype(np.float32)
+    s = m.stream(batch_size=64)
+    ys = np.array([s.step(x[t]) for t in range(3)])
+    np.testing.assert_allclose(ys, m(x)[0], rtol=1e-5, atol=1e-6)
+    assert calls and all(shape[0] == 64 for shape in calls)
+    calls.clear()
+    one = m.stream(batch_size=1)
+    one.step(x[0, :1])
+    assert calls == []
+
+
+def test_torch_conversions_say_what_does_not_carry_over():
+    torch = pytest.importorskip("torch")
+    from rnnkit.errors import UserError
+    from rnnkit.interop import from_torch, to_torch
+
+    with pytest.raises(UserError, match=r"Embedding\(max_norm=1.0\) has no rnnkit counterpart"):
+        from_torch(torch.nn.Embedding(10, 3, max_norm=1.0))
+    with pytest.warns(UserWarning, match="padding_idx=0"):
+        e = from_torch(torch.nn.Embedding(10, 3, padding_idx=0))
+    assert e.params["weight"].shape == (10, 3)
+    with pytest.warns(UserWarning, match="recurrent_dropout=0.3"):
+        t = to_torch(rnnkit.LSTM(4, 5, recurrent_dropout=0.3))
+    assert isinstance(t, torch.nn.LSTM)

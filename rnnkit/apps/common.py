@@ -226,18 +226,25 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
         check_steps_left(ckpt, trainer.total_steps, config, out_dir)
         trainer.restore(ckpt)
         log(f"resuming {out_dir} at step {trainer.step} of {trainer.total_steps}")
+    try:
+        result = run_new_or_resumed(trainer, out_dir, new=ckpt is None, replaced=replaced)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out_dir}. Continue with the same "
+              f"command and --resume (--out {out_dir})", file=sys.stderr)
+        raise
+    return trainer, result
+
+
+def run_new_or_resumed(trainer, out_dir, new: bool, replaced: bool = False) -> dict:
+    """``trainer.run()``; a ``new`` run that diverges before it saved any weights leaves nothing
+    behind (:func:`_discard_diverged`) and says so (``replaced``: ``--overwrite`` deleted a run first)."""
     made = out_dir is not None and not os.path.exists(out_dir)
     try:
-        result = trainer.run()
+        return trainer.run()
     except TrainingDiverged as exc:
-        if ckpt is not None or out_dir is None or not _discard_diverged(out_dir, made):
+        if not new or out_dir is None or not _discard_diverged(out_dir, made):
             raise
         old = "; the run that was there before was deleted by --overwrite" if replaced else ""
         where = f"{out_dir} was removed" if made else f"what it wrote in {out_dir} was removed"
         raise TrainingDiverged(f"{exc}; the new run kept nothing, so {where}{old}", exc.step, exc.loss,
                                exc.grad_norm) from None
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out_dir}. Continue with the same "
-              f"command and --resume", file=sys.stderr)
-        raise
-    return trainer, result

@@ -289,10 +289,18 @@ class experiment_dir:
         if found != self.kind:
             raise UserError(f"--resume: {self.out_dir} holds no {self.kind.replace('-', ' ')} to resume"
                             + (f" (it holds {runs._a(found)} run)" if found else ""))
-        saved = cfg.get("settings", {})
+        saved = dict(cfg.get("settings", {}))
+        for k in ("Ts", "cells"):                         # a repeated one trains once (older experiments kept it)
+            if isinstance(saved.get(k), list):
+                saved[k] = list(dict.fromkeys(saved[k]))
         options = {"Ts": "T", "L": "length"}               # settings named unlike their options
-        diffs = [f"--{options.get(k, k).replace('_', '-')} {v!r} (the experiment has {saved.get(k)!r})"
-                 for k, v in self.settings.items() if saved.get(k) != v]
+
+        def typed(v):
+            return ",".join(map(str, v)) if isinstance(v, list) else v
+
+        # a setting an older experiment did not record ran at its then fixed value: not compared
+        diffs = [f"--{options.get(k, k).replace('_', '-')} {typed(v)} (the experiment has {typed(saved.get(k))})"
+                 for k, v in self.settings.items() if k in saved and saved.get(k) != v]
         if diffs:
             raise UserError(f"--resume: {self.out_dir} was run with other settings; these cannot change on resume: "
                             f"{'; '.join(diffs)}. Drop them (a resume takes the experiment's own), or start anew "

@@ -48,6 +48,8 @@ def run(args):
         runs.prepare(args.out, lm.KIND, resume=args.resume, overwrite=args.overwrite, delete=False,
                      remedy=f"pass --resume to continue it, --overwrite to replace it, or drop --out for a fresh "
                             f"directory ({fresh_dir('runs/demo')} here)")
+    if args.resume:
+        _resumed_settings(args)
     if "RNNKIT_NUM_THREADS" not in os.environ:
         # a timed run on whatever machine a newcomer has: on a busy one, BLAS on every core made the
         # demo ten times slower (133 steps in 2 minutes against 1,283 quiet); auto measures instead
@@ -84,3 +86,28 @@ def run(args):
     log = f"{out}/metrics.jsonl"
     print(f"curves: {plot_metrics([r for _, r in read_jsonl(log, '; left out of the plot')], log, f'{out}/curves.png')}")
     return 0
+
+
+def _resumed_settings(args) -> None:
+    """A resumed demo is the run's own model (``--hidden``/``--layers`` given otherwise are refused)
+    and trains until ``--minutes`` in all (refused when they are already spent)."""
+    import os
+
+    from .. import io, runs
+    from ..errors import UserError
+
+    model = (runs.read_config(args.out) or {}).get("model", {})
+    given = getattr(args, "given", set())
+    for dest, key in (("hidden", "hidden_size"), ("layers", "num_layers")):
+        if key in model:
+            if dest in given and getattr(args, dest) != model[key]:
+                raise UserError(f"--resume: the demo in {args.out} has --{dest} {model[key]}, not "
+                                f"{getattr(args, dest)}; drop --{dest}")
+            setattr(args, dest, model[key])
+    try:
+        used = float(io.load(os.path.join(args.out, "checkpoint.npz"))["progress"]["elapsed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return                                  # the training path names what is wrong with the checkpoint
+    if used >= args.minutes * 60:
+        raise UserError(f"--resume: the demo in {args.out} has already trained {used / 60:.2f} of its --minutes "
+                        f"{args.minutes:g} (they count every session); pass a larger --minutes")

@@ -103,7 +103,9 @@ def load_corpus(path, progress=False, purpose="to train on") -> Corpus:
     if is_corpus(path):
         return Corpus.open(path)
     if os.path.isdir(path):
-        unfinished = " (an unfinished `rnnkit prepare`: run it again)" if _leftovers_only(path) else ""
+        unfinished = (" (an unfinished `rnnkit prepare`: run it again)" if _leftovers_only(path) else
+                      " (ids.bin without corpus.json: an unfinished `rnnkit prepare`? run it again with --overwrite)"
+                      if _leftovers_only(path, ids=True) else "")
         raise UserError(f"{os.fspath(path)}: expected a text file or a prepared corpus directory (with corpus.json), "
                         f"got a directory without corpus.json{unfinished}")
     from .text import read_text
@@ -116,12 +118,14 @@ def load_corpus(path, progress=False, purpose="to train on") -> Corpus:
 LEFTOVERS = (".ids.bin.tmp",)     # what an interrupted preparation leaves (a kill, before its own cleanup)
 
 
-def _leftovers_only(path) -> bool:
-    """``path`` holds nothing but what an interrupted :func:`prepare` left (the ids, a temporary
-    file of corpus.json's atomic write), no corpus.json: its own to replace."""
+def _leftovers_only(path, ids=False) -> bool:
+    """``path`` holds nothing but what an interrupted :func:`prepare` left (its temporary ids, a
+    temporary file of corpus.json's atomic write; with ``ids``, ``ids.bin`` too: a preparation cut
+    between its ids and its description, which only ``--overwrite`` may take for one), no
+    corpus.json: its own to replace."""
     entries = os.listdir(path)
-    return bool(entries) and all(e in LEFTOVERS or (e.startswith(".corpus.json.") and e.endswith(".tmp"))
-                                 for e in entries)
+    return bool(entries) and all(e in LEFTOVERS or (ids and e == "ids.bin")
+                                 or (e.startswith(".corpus.json.") and e.endswith(".tmp")) for e in entries)
 
 
 def _dtype(n_symbols: int) -> np.dtype:
@@ -167,7 +171,8 @@ def prepare(src, out, progress=True, overwrite=False) -> dict:
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out}: expected a directory, got an existing file")
-    if os.path.isdir(out) and os.listdir(out) and not _leftovers_only(out):    # an unfinished one is replaced
+    unfinished = os.path.isdir(out) and (_leftovers_only(out) or (overwrite and _leftovers_only(out, ids=True)))
+    if os.path.isdir(out) and os.listdir(out) and not unfinished:    # an unfinished one is replaced
         if not is_corpus(out):
             entries = sorted(os.listdir(out))
             raise UserError(f"--out {out}: expected a new or empty directory, got one with other files "

@@ -329,38 +329,41 @@ def _iso_times(cells):
 
 
 def _check_date_order(path, header, data, j, cells, t) -> None:
-    """The first column of ISO dates, when none is at one fixed step: dates that only ever go
-    back (newest first) are refused, since the forecast would continue the series' oldest end;
-    dates that never go back but repeat or skip get one note (the values are read as evenly
-    spaced, and the forecasts carry no dates); dates in no order are not the series' time and
-    are left alone."""
+    """The first column of ISO dates, when none is at one fixed step: dates that go back at nine
+    steps in ten or more (newest first) are refused, since the forecast would continue the series' oldest end; any
+    other step back, a repeat or a gap gets one note naming its line (the values are read in file
+    order, as evenly spaced, and the forecasts carry no dates)."""
+    import calendar
     import sys
 
     steps = [t[i] - t[i - 1] for i in range(1, len(t))]
     name = header[j] or f"column {j + 1}"
-    if all(d.total_seconds() < 0 for d in steps):
-        raise UserError(f"{where(path, data[1][0])}: expected rows in time order, oldest first, got dates newest "
-                        f"first in {name!r} ({cells[0]} on line {data[0][0]}, then {cells[1]}); sort the file "
-                        f"by {name!r}")
-    if any(d.total_seconds() < 0 for d in steps):
-        return
-    import calendar
-
-    if (all(len(c) == 7 for c in cells) or len({x.day for x in t}) == 1
-            or all(x.day == calendar.monthrange(x.year, x.month)[1] for x in t)):   # months: steps in months
-        idx = [x.year * 12 + x.month for x in t]
-        steps = [idx[i] - idx[i - 1] for i in range(1, len(idx))]
-        span = f"{steps[0]} month{'s' * (steps[0] != 1)}"
+    back = [i for i, d in enumerate(steps, 1) if d.total_seconds() < 0]
+    moves = sum(d.total_seconds() != 0 for d in steps)
+    if back and len(back) >= 0.9 * moves:          # sorted newest first (repeats, and a slip in ten, aside)
+        raise UserError(f"{where(path, data[back[0]][0])}: expected rows in time order, oldest first, got dates "
+                        f"newest first in {name!r} ({cells[back[0] - 1]} on line {data[back[0] - 1][0]}, then "
+                        f"{cells[back[0]]}); sort the file by {name!r}")
+    if back:
+        i = back[0]
+        what = f"{cells[i]} on line {data[i][0]} comes after {cells[i - 1]}: the rows are not in time order"
     else:
-        span = _span(steps[0])
-    same = next((i for i in range(1, len(t)) if t[i] == t[i - 1]), None)
-    odd = next((i for i, d in enumerate(steps, 1) if d != steps[0]), None)
-    if odd is None:                               # one step, in forms the readers above do not continue
-        return
-    what = (f"{cells[same]} repeats on line {data[same][0]}" if same is not None else
-            f"{cells[odd - 1]} to {cells[odd]} on line {data[odd][0]}, after steps of {span}")
+        dated = all(len(c) == 10 for c in cells) and len({(x.year, x.month) for x in t}) > 1
+        if all(len(c) == 7 for c in cells) or (dated and (len({x.day for x in t}) == 1 or all(
+                x.day == calendar.monthrange(x.year, x.month)[1] for x in t))):    # months: steps in months
+            idx = [x.year * 12 + x.month for x in t]
+            steps = [idx[i] - idx[i - 1] for i in range(1, len(idx))]
+            span = f"{steps[0]} month{'s' * (steps[0] != 1)}"
+        else:
+            span = _span(steps[0])
+        same = next((i for i in range(1, len(t)) if t[i] == t[i - 1]), None)
+        odd = next((i for i, d in enumerate(steps, 1) if d != steps[0]), None)
+        if odd is None:                           # one step, in forms the readers above do not continue
+            return
+        what = (f"{cells[same]} repeats on line {data[same][0]}" if same is not None else
+                f"{cells[odd - 1]} to {cells[odd]} on line {data[odd][0]}, after steps of {span}")
     print(f"rnnkit: note: {path}: the dates in {name!r} are not at one step ({what}): the values are read as "
-          f"evenly spaced, and the forecasts carry no dates", file=sys.stderr)
+          f"evenly spaced, in file order, and the forecasts carry no dates", file=sys.stderr)
 
 
 def _span(d) -> str:
