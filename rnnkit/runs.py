@@ -192,6 +192,9 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         if delete:
             shutil.rmtree(out_dir)
         return
+    if found != kind:                           # --resume cannot continue another kind of run
+        raise UserError(f"{out_dir} already holds {_a(found)} run, not {_a(kind)} run; choose another --out "
+                        f"(or --overwrite to replace it)")
     remedy = remedy or "pass --resume to continue it, --overwrite to replace it, or choose another --out"
     raise UserError(f"{out_dir} already holds {_a(found)} run; {remedy}")
 

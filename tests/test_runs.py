@@ -281,3 +281,12 @@ def test_a_user_error_while_rebuilding_a_model_is_passed_on_unchanged(tmp_path, 
     monkeypatch.setattr(base, "model_from_config", broken)
     with pytest.raises(UserError, match="run/best.npz: the saved model cannot be rebuilt"):
         runs.load(tmp_path)
+
+
+def test_a_run_of_another_kind_is_not_offered_resume(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"kind": "classifier", "rnnkit_version": "0"}))
+    with pytest.raises(UserError, match=r"holds a classifier run, not a charlm run; choose another --out") as e:
+        runs.prepare(d, "charlm")
+    assert "--resume" not in str(e.value)
