@@ -451,3 +451,24 @@ def test_an_interrupted_demo_resumes_as_its_own_run(tmp_path, capsys):
     assert "(hidden 8)" in capsys.readouterr().out
     later = [json.loads(line)["step"] for line in open(out / "metrics.jsonl") if '"loss"' in line]
     assert later[-1] > steps[-1]
+
+
+def test_handwriting_resumes_on_its_strokes_moved(tmp_path, capsys, monkeypatch):
+    import rnnkit.data.handwriting as HW
+
+    rng = np.random.default_rng(1)
+    seqs = [np.column_stack([rng.normal(size=(n, 2)), (np.arange(n) == n - 1)]).astype(np.float32)
+            for n in rng.integers(8, 15, 30)]
+    HW.save_npz(tmp_path / "s.npz", seqs)
+    base = ["handwriting", "train", "--hidden", "8", "--components", "2", "--out", str(tmp_path / "r"),
+            "--no-progress"]
+    assert main(base + ["--data", str(tmp_path / "s.npz"), "--steps", "3"]) == 0
+    (tmp_path / "s.npz").rename(tmp_path / "moved.npz")
+    line = refused(capsys, *base, "--steps", "6", "--resume")
+    assert "the run's strokes" in line and "pass --data" in line
+    assert main(base + ["--data", str(tmp_path / "moved.npz"), "--steps", "6", "--resume"]) == 0
+    HW.save_npz(tmp_path / "other.npz", seqs[:25])
+    line = refused(capsys, *base, "--data", str(tmp_path / "other.npz"), "--steps", "9", "--resume")
+    assert "cannot change on resume" in line or "is not the data the run was trained on" in line
+    capsys.readouterr()
+    assert main(["handwriting", "eval", str(tmp_path / "r")]) == 0           # the run now records the moved file

@@ -90,13 +90,19 @@ def train_handwriting(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, te
     if resume:
         ckpt = saved_run(out_dir, KIND)
         d = ckpt["extra"]["data"]
-        data, characters, step = d["data"], d["characters"], d["step"]
+        data = data if data is not None and d["data"] is not None else d["data"]   # the same strokes, moved
+        characters, step = d["characters"], d["step"]
+        if data is not None and not os.path.exists(data):
+            where = "" if os.path.isabs(data) else " (relative to the directory the run was trained in)"
+            raise UserError(f"--resume: the run's strokes {data}{where}: file not found; pass --data with the "
+                            f"file it was trained on, where it is now")
         test_fraction, valid_fraction, batch_size = d["test_fraction"], d["valid_fraction"], d["batch_size"]
         config = resumed_config(ckpt, changes)
     seqs, names, desc = load_data(data, characters, step or HW.STEP, config.seed)
     if ckpt is not None and desc["source"] != ckpt["extra"]["data"]["source"]:
-        raise UserError(f"--resume: the run was trained on {ckpt['extra']['data']['source']}, the data now reads as "
-                        f"{desc['source']}; start a new run instead")
+        raise UserError(f"--resume: {data or 'the data'} is not the data the run was trained on (digest "
+                        f"{desc['source']}, the run's {ckpt['extra']['data']['source']}); resume with that file, or "
+                        f"start a new run")
     tr, va, te = split(len(seqs), test_fraction, valid_fraction, config.seed)
     if ckpt is None:
         runs.prepare(out_dir, KIND, overwrite=overwrite, delete=False)     # fit deletes an old run, after every check

@@ -174,10 +174,20 @@ def check_resume(args, given: set) -> None:
                         f"{'; '.join(diffs)}. Drop them, or start a new run (another --out, or --overwrite)")
 
 
-def _same_path(a, b) -> bool:
+def _same_path(saved, given) -> bool:
+    """The run's file: its path, a file of the same content, or, when the run's file is gone, the
+    file given in its place (the run's data, moved), whose content the application then checks
+    against the digest it recorded."""
+    import filecmp
     import os
 
-    return isinstance(a, str) and isinstance(b, str) and os.path.abspath(a) == os.path.abspath(b)
+    if not (isinstance(saved, str) and isinstance(given, str)):
+        return False
+    if os.path.abspath(saved) == os.path.abspath(given):
+        return True
+    if not os.path.isfile(given):
+        return False
+    return not os.path.exists(saved) or (os.path.isfile(saved) and filecmp.cmp(saved, given, shallow=False))
 
 
 def stderr(msg: str) -> None:
