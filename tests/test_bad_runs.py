@@ -472,3 +472,9 @@ def test_handwriting_resumes_on_its_strokes_moved(tmp_path, capsys, monkeypatch)
     assert "cannot change on resume" in line or "is not the data the run was trained on" in line
     capsys.readouterr()
     assert main(["handwriting", "eval", str(tmp_path / "r")]) == 0           # the run now records the moved file
+
+
+def test_kanjivg_options_with_the_user_s_strokes_are_refused(tmp_path, capsys):
+    line = refused(capsys, "handwriting", "train", "--data", tmp_path / "s.npz", "--characters", "50",
+                   "--out", tmp_path / "r")
+    assert "--characters: options of the built-in kanjivg strokes, not of --data" in line

@@ -68,7 +68,13 @@ def register(sub):
 
 def run_train(args):
     from ..apps.handwriting import train_handwriting
+    from ..errors import UserError
     from ._args import fit_config
+
+    kanjivg_only = [f"--{k}" for k, default in (("characters", 2000), ("step", 6.0)) if getattr(args, k) != default]
+    if args.data is not None and kanjivg_only and not args.resume:
+        raise UserError(f"{', '.join(kanjivg_only)}: options of the built-in kanjivg strokes, not of --data "
+                        f"{args.data} (your strokes are read as they are); drop them")
 
     train_handwriting(args.data, args.characters, args.step, args.test_fraction, args.valid_fraction,
                       hidden_size=args.hidden_size, num_layers=args.num_layers, n_components=args.n_components,
