@@ -15,13 +15,27 @@ SPLIT_MACS = 1 << 18   # multiply-adds below which a product stays on one thread
 MIN_ROWS = 16          # rows (or columns) per block, at least
 
 
+def _large(a, b) -> bool:
+    """Whether splitting ``a @ b`` over the threads pays: enough multiply-adds, and a side of the
+    result long enough for two blocks."""
+    return a.shape[0] * a.shape[1] * b.shape[1] >= SPLIT_MACS and max(a.shape[0], b.shape[1]) >= 2 * MIN_ROWS
+
+
 def matmul(a, b):
     """``a @ b``, split over the threads when it is large (2-D float operands of one dtype)."""
     if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
-            or a.shape[1] != b.shape[0] or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MACS
-            or max(a.shape[0], b.shape[1]) < 2 * MIN_ROWS):
+            or a.shape[1] != b.shape[0] or not _large(a, b)):
         return a @ b
     return matmul_into(a, b, np.empty((a.shape[0], b.shape[1]), a.dtype))
+
+
+def rows_matmul_into(a, b, out):
+    """``out[...] = a @ b`` for a batch of rows (a stream's step, :class:`rnnkit.nn.stream.Stream`):
+    split as :func:`matmul` splits when large and ``a`` has more than one row; a single row (one
+    stream) stays on one thread, where the split would cost its latency more than it saves."""
+    if a.shape[0] > 1 and _large(a, b):
+        return matmul_into(a, b, out)
+    return np.matmul(a, b, out=out)
 
 
 def matmul_into(a, b, out):

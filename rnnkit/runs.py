@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 
@@ -37,31 +38,44 @@ EXPERIMENT_FILES = frozenset({
 SUB_RUN_FILES = RUN_FILES | {"result.json"}     # each of an experiment's runs, in OUT/runs/NAME/
 
 
-def run_owned(out_dir, name: str, kind=None) -> bool:
-    """Whether ``name`` in the ``kind`` run directory ``out_dir`` is something rnnkit writes there:
-    the files every run has, its kind's figures and tables, an ONNX export under its default name
-    (``model*.onnx``), a handwriting run's samples (``samples-n*.png``), an experiment's ``runs/``
-    (holding nothing but its runs' own files), or the temporary file an interrupted write of one
-    of these left (``.NAME.XXXX.tmp``)."""
-    import re
+EXPORT_NAME = re.compile(r"model(\.[\w-]+)?\.onnx")      # rnnkit export's default names
+TEMPORARY = re.compile(r"\.(.+)\.[^.]+\.tmp")             # io.atomic_write_bytes's temporary of NAME
+SAMPLES_NAME = re.compile(r"samples-n.+\.png")              # handwriting sample's default names
 
+
+def run_owned(out_dir, name: str, kind=None) -> bool:
+    """Whether the file ``name`` in the ``kind`` run directory ``out_dir`` is one rnnkit writes
+    there: the files every run has, its kind's figures and tables, an ONNX export under its default
+    name (``model*.onnx``), a handwriting run's samples (``samples-n*.png``), or the temporary file
+    an interrupted write of one of these left (``.NAME.XXXX.tmp``). A directory is none of these
+    (an experiment's ``runs/`` is judged by :func:`foreign_files`)."""
     path = os.path.join(out_dir, name)
-    if os.path.islink(path):
+    if os.path.islink(path) or os.path.isdir(path):
         return False
     experiment = str(kind or "").startswith("experiment-")
-    if os.path.isdir(path):
-        return name == "runs" and experiment and not _foreign_in_runs(path)
     own = (name in RUN_FILES or name in KIND_FILES.get(kind, ()) or (experiment and name in EXPERIMENT_FILES)
-           or bool(re.fullmatch(r"model(\.[\w-]+)?\.onnx", name))
-           or (kind == "handwriting" and bool(re.fullmatch(r"samples-n.+\.png", name))))
-    return own or _own_temporary(name, lambda n: run_owned(out_dir, n, kind) and not n.startswith("."))
+           or bool(EXPORT_NAME.fullmatch(name)) or (kind == "handwriting" and bool(SAMPLES_NAME.fullmatch(name))))
+    return own or _own_temporary(name, lambda n: not n.startswith(".") and run_owned(out_dir, n, kind))
+
+
+def foreign_files(out_dir, kind) -> list:
+    """What in the ``kind`` run directory ``out_dir`` is not the run's own (:func:`run_owned`), an
+    experiment's ``runs/`` looked into: its runs' files are theirs, anything else there is named as
+    ``runs/NAME/FILE``."""
+    out = []
+    for e in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, e)
+        if (e == "runs" and str(kind).startswith("experiment-") and os.path.isdir(path)
+                and not os.path.islink(path)):
+            out += _foreign_in_runs(path)
+        elif not run_owned(out_dir, e, kind):
+            out.append(e)
+    return out
 
 
 def _sub_run_owned(name: str) -> bool:
     """A file an experiment's run holds: its run files, its curves, an export of it."""
-    import re
-
-    return (name in SUB_RUN_FILES or bool(re.fullmatch(r"model(\.[\w-]+)?\.onnx", name))
+    return (name in SUB_RUN_FILES or bool(EXPORT_NAME.fullmatch(name))
             or _own_temporary(name, lambda n: n in SUB_RUN_FILES))
 
 
@@ -80,9 +94,7 @@ def _foreign_in_runs(path) -> list:
 
 def _own_temporary(name: str, owned) -> bool:
     """``.NAME.XXXX.tmp`` (:func:`rnnkit.io.atomic_write_bytes`'s temporary) of a name ``owned`` accepts."""
-    import re
-
-    m = re.fullmatch(r"\.(.+)\.[^.]+\.tmp", name)
+    m = TEMPORARY.fullmatch(name)
     return bool(m) and owned(m.group(1))
 
 
@@ -179,10 +191,7 @@ def prepare(out_dir, kind: str, resume=False, overwrite=False, remedy=None, dele
         if "rnnkit_version" not in cfg:         # every run rnnkit writes records its version
             raise UserError(f"--overwrite: {out_dir} holds a config.json that rnnkit did not write (it records no "
                             f"rnnkit_version), and rnnkit deletes only its own runs; choose another --out")
-        foreign = sorted(e for e in entries if not run_owned(out_dir, e, found))
-        if "runs" in foreign and str(found).startswith("experiment-") and os.path.isdir(os.path.join(out_dir, "runs")):
-            foreign.remove("runs")                    # named by what in it is not the runs' own
-            foreign += _foreign_in_runs(os.path.join(out_dir, "runs"))
+        foreign = foreign_files(out_dir, found)
         if foreign:
             shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
             raise UserError(f"--overwrite: {out_dir} holds files beside the run that are not its own ({shown}), and "

@@ -478,3 +478,11 @@ def test_kanjivg_options_with_the_user_s_strokes_are_refused(tmp_path, capsys):
     line = refused(capsys, "handwriting", "train", "--data", tmp_path / "s.npz", "--characters", "50",
                    "--out", tmp_path / "r")
     assert "--characters: options of the built-in kanjivg strokes, not of --data" in line
+
+
+def test_the_command_s_kanjivg_defaults_are_the_app_s():
+    from rnnkit.apps.handwriting import DEFAULT_CHARACTERS
+    from rnnkit.commands.handwriting import KANJIVG_DEFAULTS
+    from rnnkit.data.handwriting import STEP
+
+    assert KANJIVG_DEFAULTS == {"characters": DEFAULT_CHARACTERS, "step": STEP}

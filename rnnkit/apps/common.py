@@ -39,6 +39,12 @@ def sequences_digest(xs, labels=None, length=16) -> str:
     return h.hexdigest()[:length]
 
 
+def where_recorded(path) -> str:
+    """How to read a data path a run recorded, for a "file not found": an older run recorded it as
+    typed, relative to the directory it was trained in."""
+    return "" if os.path.isabs(path) else " (relative to the directory the run was trained in)"
+
+
 def check_same_data(recorded: dict, key: str, found: str, name, out_dir) -> None:
     """On ``--resume``: refuse data whose digest differs from the one the run recorded under
     ``{key}_digest`` (runs from before digests were recorded are not checked)."""
@@ -196,13 +202,11 @@ def _discard_diverged(out_dir, made: bool) -> bool:
     only its settings and log: remove them, and the directory when the run made it, so the same
     command can run again (a directory holding only config.json refuses it, and --resume has no
     checkpoint to take). Returns whether it did."""
-    from ..runs import run_owned
-
     if any(os.path.exists(os.path.join(out_dir, n)) for n in ("checkpoint.npz", "best.npz")):
         return False
     for name in os.listdir(out_dir):
         path = os.path.join(out_dir, name)
-        if run_owned(out_dir, name) and os.path.isfile(path) and not os.path.islink(path):
+        if runs.run_owned(out_dir, name):                   # a file of the run's (no directory, no link)
             os.unlink(path)
     if made and not os.listdir(out_dir):
         os.rmdir(out_dir)

@@ -27,7 +27,7 @@ from .._validate import is_count, is_real
 from ..errors import UserError
 from ..io import atomic_write_text, json_text, write_output
 from ..train import Trainer, TrainConfig
-from .common import check_same_data, fit, resumed_config, saved_run, sequences_digest
+from .common import check_same_data, fit, resumed_config, saved_run, sequences_digest, where_recorded
 
 KIND = "forecaster"
 BAND_LEVEL = 0.8          # the forecasts' band: this share of the held-out errors lies inside it
@@ -281,8 +281,8 @@ def forecast_file(run_dir, dataset=None, column=None, horizon=None, output=None,
         if not own:
             raise UserError(f"{run_dir}: the run does not record its series; pass --dataset")
         if not bundled(own) and not os.path.isfile(own):
-            where = " (relative to the directory the run was trained in)" if relative else ""
-            raise UserError(f"{run_dir}: the run's series {own}{where}: file not found (moved? pass --dataset)")
+            raise UserError(f"{run_dir}: the run's series {own}{where_recorded(own)}: file not found (moved? pass "
+                            f"--dataset)")
         dataset = own
     defaulted = column is None and not bundled(dataset) and own_column is not None
     column = own_column if defaulted else column                    # a newer file of the run's columns

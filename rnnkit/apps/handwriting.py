@@ -21,7 +21,7 @@ from ..data import handwriting as HW
 from ..data.labelled import LabelledSequences
 from ..errors import UserError
 from ..io import atomic_write_text, json_text
-from .common import file_digest, fit, resumed_config, saved_run
+from .common import file_digest, fit, resumed_config, saved_run, where_recorded
 
 KIND = "handwriting"
 DEFAULT_CHARACTERS = 2000
@@ -93,9 +93,8 @@ def train_handwriting(data=None, characters=DEFAULT_CHARACTERS, step=HW.STEP, te
         data = data if data is not None and d["data"] is not None else d["data"]   # the same strokes, moved
         characters, step = d["characters"], d["step"]
         if data is not None and not os.path.exists(data):
-            where = "" if os.path.isabs(data) else " (relative to the directory the run was trained in)"
-            raise UserError(f"--resume: the run's strokes {data}{where}: file not found; pass --data with the "
-                            f"file it was trained on, where it is now")
+            raise UserError(f"--resume: the run's strokes {data}{where_recorded(data)}: file not found; pass --data "
+                            f"with the file it was trained on, where it is now")
         test_fraction, valid_fraction, batch_size = d["test_fraction"], d["valid_fraction"], d["batch_size"]
         config = resumed_config(ckpt, changes)
     seqs, names, desc = load_data(data, characters, step or HW.STEP, config.seed)
@@ -164,8 +163,7 @@ def eval_handwriting(run_dir, log=print, data=None) -> dict:
     d, seed = _recorded_data(runs.require_kind(run_dir, (KIND,)), run_dir)
     path = data if data is not None else d["data"]
     if path is not None and data is None and not os.path.exists(path):
-        where = "" if os.path.isabs(path) else " (relative to the directory the run was trained in)"
-        raise UserError(f"{run_dir}: the run's strokes {path}{where}: file not found; pass --data FILE")
+        raise UserError(f"{run_dir}: the run's strokes {path}{where_recorded(path)}: file not found; pass --data FILE")
     if data is not None and d["data"] is None:
         raise UserError(f"--data: the run was trained on {d['source']}, not a file of strokes; drop --data")
     seqs, _, desc = load_data(path, d["characters"], d["step"] or HW.STEP, seed)

@@ -67,9 +67,8 @@ def register(sub):
 
 def run_train(args):
     from ..apps import classify as app
-    from ._args import fit_config, rnn_options
-
     from ..errors import UserError
+    from ._args import fit_config, rnn_options
 
     if args.valid is None and args.valid_fraction == 0 and not args.resume:
         raise UserError("--valid-fraction: expected a number in (0, 1) without --valid FILE (the run keeps the "

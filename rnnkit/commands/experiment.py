@@ -107,9 +107,9 @@ def saved_settings(args, renamed=None) -> None:
     name -> option destination where they differ."""
     if not getattr(args, "resume", False):
         return
-    from ..runs import read_config
-
     import os
+
+    from ..runs import read_config
 
     cfg = read_config(args.out) if os.path.isdir(args.out) else None
     saved = (cfg or {}).get("settings") or {}
@@ -134,10 +134,9 @@ def run_vanishing(args):
 
 def run_exploding(args):
     from ..apps.experiments import run_exploding as go
-
-    saved_settings(args)
     from ..errors import UserError
 
+    saved_settings(args)
     if args.clip == 0:
         raise UserError("--clip: expected a clipping norm > 0 for the clipped run (the experiment trains a run "
                         "without clipping beside it), got 0")

@@ -6,6 +6,11 @@ from ._args import (OneLineParser, add_replace_arg, add_fit_args, add_parser, ad
                     positive_float, positive_int, seed_value)
 
 
+# the built-in kanjivg strokes' options (apps.handwriting's DEFAULT_CHARACTERS and data.handwriting's
+# STEP; written out here so that --help imports neither): not options of the user's --data
+KANJIVG_DEFAULTS = {"characters": 2000, "step": 6.0}
+
+
 def register(sub):
     p = add_parser(sub, "handwriting", "handwriting as pen movement: an LSTM with a mixture density output "
                                        "(Graves 2013) on kanjivg's characters or your strokes")
@@ -18,9 +23,9 @@ def register(sub):
                                "--test-fraction held out, --valid-fraction for validation.")
     d = t.add_argument_group("data")
     d.add_argument("--data", default=None, help="your strokes (.npz or .csv of dx, dy, pen); default: kanjivg")
-    d.add_argument("--characters", type=positive_int, default=2000,
+    d.add_argument("--characters", type=positive_int, default=KANJIVG_DEFAULTS["characters"],
                    help="kanjivg characters to use, drawn by --seed (of 6,703)")
-    d.add_argument("--step", type=positive_float, default=6.0,
+    d.add_argument("--step", type=positive_float, default=KANJIVG_DEFAULTS["step"],
                    help="kanjivg: points every this many units of arc length (the box is 109 units)")
     d.add_argument("--test-fraction", type=fraction, default=0.1, help="share of the sequences held out for the score")
     d.add_argument("--valid-fraction", "--val-fraction", type=fraction, default=0.1, help="share used for validation (best weights)")
@@ -55,7 +60,8 @@ def register(sub):
     add_replace_arg(ex)
     ex.add_argument("--top", type=positive_int, default=10, help="the most frequent radicals to keep")
     ex.add_argument("--test-fraction", type=fraction, default=0.2)
-    ex.add_argument("--step", type=positive_float, default=6.0, help="points every this many units of arc length")
+    ex.add_argument("--step", type=positive_float, default=KANJIVG_DEFAULTS["step"],
+                    help="points every this many units of arc length")
     ex.add_argument("--seed", type=seed_value, default=0)
     ex.set_defaults(run=run_radicals)
 
@@ -71,7 +77,7 @@ def run_train(args):
     from ..errors import UserError
     from ._args import fit_config
 
-    kanjivg_only = [f"--{k}" for k, default in (("characters", 2000), ("step", 6.0)) if getattr(args, k) != default]
+    kanjivg_only = [f"--{k}" for k, default in KANJIVG_DEFAULTS.items() if getattr(args, k) != default]
     if args.data is not None and kanjivg_only and not args.resume:
         raise UserError(f"{', '.join(kanjivg_only)}: options of the built-in kanjivg strokes, not of --data "
                         f"{args.data} (your strokes are read as they are); drop them")

@@ -24,16 +24,13 @@ def run(args):
     from ..io import read_jsonl
     from ..plots import plot_metrics
 
+    from ..runs import config_kind, require_kind
+
     log = os.path.join(args.run_dir, "metrics.jsonl")
     if not os.path.isdir(args.run_dir):
         raise UserError(f"run directory not found: {args.run_dir}")
-    from ..runs import config_kind, read_config
-
-    cfg = read_config(args.run_dir)
-    if cfg is not None:
-        from ..runs import require_kind
-
-        require_kind(args.run_dir, ())              # an experiment's directory is named as one
+    has_config = os.path.exists(os.path.join(args.run_dir, "config.json"))
+    cfg = require_kind(args.run_dir, ()) if has_config else None     # an experiment's directory is named as one
     if not os.path.isfile(log):
         if cfg is not None:
             raise UserError(f"{args.run_dir}: the run has logged nothing yet (no metrics.jsonl); plot it once it has "

@@ -171,7 +171,7 @@ def prepare(src, out, progress=True, overwrite=False) -> dict:
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out}: expected a directory, got an existing file")
-    unfinished = os.path.isdir(out) and (_leftovers_only(out) or (overwrite and _leftovers_only(out, ids=True)))
+    unfinished = os.path.isdir(out) and _leftovers_only(out, ids=overwrite)
     if os.path.isdir(out) and os.listdir(out) and not unfinished:    # an unfinished one is replaced
         if not is_corpus(out):
             entries = sorted(os.listdir(out))

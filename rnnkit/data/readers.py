@@ -461,8 +461,7 @@ def _ts_problem(lines, meta, path):
             return f"{where(path, n)}: expected channels of one length, got lengths {sorted(shape[1])}"
         dims = meta.get("dimensions")
         if dims and meta["labelled"] and shape[0] + 1 == dims and _no_label(parts[-1], shape[1], meta):
-            return (f"{where(path, n)}: expected {dims} channel(s) and a class label after the last ':' (the header "
-                    f"says @dimensions {dims} and @classLabel true), got {dims} channel(s) and no label")
+            return _label_missing(path, n, dims)
         if first is None:
             first = (n, *shape)
         elif shape[0] != first[1]:
@@ -474,6 +473,12 @@ def _ts_problem(lines, meta, path):
             return (f"{where(path, n)}: expected length {min(first[2])} as on line {first[0]} (the header says "
                     f"@equalLength true), got {min(shape[1])}")
     return None
+
+
+def _label_missing(path, line, dims) -> str:
+    """The message for a data line of a labelled ``.ts`` file whose last ':' field is a channel."""
+    return (f"{where(path, line)}: expected {dims} channel(s) and a class label after the last ':' (the header "
+            f"says @dimensions {dims} and @classLabel true), got {dims} channel(s) and no label")
 
 
 def _no_label(field: str, lengths, meta) -> bool:
@@ -491,9 +496,7 @@ def _ts_check(xs, y, meta, path, data_lines) -> None:
     if dims is not None and xs and xs[0].shape[1] != dims:
         if (meta["labelled"] and y is not None and xs[0].shape[1] + 1 == dims
                 and _no_label(str(y[0]), {len(xs[0])}, meta)):    # aeon took the last channel for the label
-            raise UserError(f"{where(path, data_lines[0])}: expected {dims} channel(s) and a class label after the "
-                            f"last ':' (the header says @dimensions {dims} and @classLabel true), got {dims} "
-                            f"channel(s) and no label")
+            raise UserError(_label_missing(path, data_lines[0], dims))
         raise UserError(f"{where(path, data_lines[0])}: expected {dims} channel(s) (the header says @dimensions "
                         f"{dims}), got {xs[0].shape[1]}")
     classes = meta.get("classes")

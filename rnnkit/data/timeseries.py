@@ -418,16 +418,12 @@ def _times_after(cells, k):
     import datetime as dt
     import re
 
-    if not all(re.match(r"\d{4}-\d{2}-\d{2}", c) for c in cells):
+    if not all(re.match(r"\d{4}-\d{2}-\d{2}", c) for c in cells):    # a day in every cell, not months
         return None
-    try:
-        t = [dt.datetime.fromisoformat(c) for c in cells]
-    except ValueError:
+    t = _iso_times(cells)
+    if t is None:
         return None
-    try:
-        steps = {b - a for a, b in zip(t, t[1:])}
-    except TypeError:                              # dates with and without a time zone
-        return None
+    steps = {b - a for a, b in zip(t, t[1:])}
     if len(steps) != 1 or next(iter(steps)) <= dt.timedelta(0):
         return None
     step, last = next(iter(steps)), cells[-1]

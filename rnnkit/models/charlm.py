@@ -158,14 +158,14 @@ class CharLM(TaskModel):
             self.clear_cache()
             stream = self.rnn.stream(n, state)
             E, W, b = self.embed.params["weight"], self.head.params["weight"].T, self.head.params["bias"]
-            from ..nn.stream import product_into
+            from ..products import rows_matmul_into
 
             last = np.empty((n, W.shape[1]), W.dtype)                         # (n, V), reused
             last[...] = logits[-1]
             out = np.empty((length, n), np.int64)
             for t in range(length):
                 out[t] = nxt = self._pick_rows(last.astype(np.float64), temperature, top_k, rng)
-                product_into(stream.step(E[nxt]), W, last)                    # the head, split when large
+                rows_matmul_into(stream.step(E[nxt]), W, last)                # the head, split when large
                 last += b
         return [vocab.decode(out[:, i]) for i in range(n)]
 

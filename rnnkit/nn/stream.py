@@ -6,8 +6,8 @@ every buffer is allocated once: each layer's step is two matrix products into pr
 arrays and one fused kernel for the gates (the Numba kernels of the training path; the NumPy step
 functions when Numba is not available). A product large enough to gain from it (a batch of
 streams: sampling many sequences at once) is split over rnnkit's threads as the training path's
-are (:func:`rnnkit.products.matmul_into`); a single stream's stay on one thread, where a split
-would cost more than it saves. :meth:`step` returns a new array each step.
+are (:func:`rnnkit.products.rows_matmul_into`); a single stream's stay on one thread, where a
+split would cost more than it saves. :meth:`step` returns a new array each step.
 """
 from __future__ import annotations
 
@@ -15,14 +15,7 @@ import numpy as np
 
 from .. import kernels
 from .._validate import as_float_array, check_finite, check_shape
-from ..products import SPLIT_MACS, matmul_into
-
-
-def product_into(a, b, out):
-    """``out[...] = a @ b``: split over the threads when large (:data:`~rnnkit.products.SPLIT_MACS`)."""
-    if a.shape[0] * a.shape[1] * b.shape[1] >= SPLIT_MACS and a.shape[0] > 1:
-        return matmul_into(a, b, out)
-    return np.matmul(a, b, out=out)
+from ..products import rows_matmul_into
 
 
 class Stream:
@@ -99,13 +92,13 @@ class Stream:
         inp = x
         for k, Ld in enumerate(self.layers):
             xp, hh = Ld["xp"], Ld["hh"]
-            product_into(inp, Ld["W_ihT"], xp)
+            rows_matmul_into(inp, Ld["W_ihT"], xp)
             xp += Ld["fold"]
             h = self.h[k]
             if K is None:
                 inp = self._numpy_step(k, Ld, xp)
                 continue
-            product_into(h, Ld["W_hhT"], hh)
+            rows_matmul_into(h, Ld["W_hhT"], hh)
             if self.kind == "lstm":
                 c = self.c[k]
                 K.lstm_forward_step(hh, xp, c, h, self.valid, c, Ld["scratch"], h, h, self.precise)
