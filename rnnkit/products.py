@@ -59,13 +59,45 @@ def matmul_into(a, b, out):
     by_rows = M >= N
     parts = max(1, min(numba.get_num_threads(), (M if by_rows else N) // MIN_ROWS))
     (a, ta), (b, tb) = _operand(a), _operand(b)
-    split_gemm(a, b, target, ta, tb, parts, by_rows)
+    split_gemm(a, b, target, ta, tb, parts, by_rows, own_product())
     if target is not out:
         out[...] = target
     return out
 
 
 _COMPILED = []
+_OWN = []
+PRODUCT_CHOICES = ("auto", "own", "blas")
+
+
+def own_product() -> bool:
+    """Whether the compiled products (the time loops' per-step products and the split products
+    here) run rnnkit's own product (:mod:`rnnkit.kernels._gemm`) rather than BLAS's.
+    ``RNNKIT_PRODUCT`` (read once): ``auto`` (the default) uses it where the cores have 512-bit
+    vectors (AVX-512), where it measured about 2x OpenBLAS's AVX2 kernels and at or above its
+    AVX-512 ones on these shapes (benchmarks/NOTES.md, attempt 35); ``own`` everywhere (LLVM
+    lowers its vectors to what the machine has: right, not necessarily fast); ``blas`` never.
+    Results differ from BLAS's in the last bits (another order of the sums), not more."""
+    if not _OWN:
+        import os
+
+        choice = os.environ.get("RNNKIT_PRODUCT", "auto").strip().lower() or "auto"
+        if choice not in PRODUCT_CHOICES:
+            from .errors import UserError
+
+            raise UserError(f"RNNKIT_PRODUCT: expected one of {', '.join(PRODUCT_CHOICES)}, got {choice!r}")
+        _OWN.append(choice == "own" or (choice == "auto" and _wide_vectors()))
+    return _OWN[0]
+
+
+def _wide_vectors() -> bool:
+    """Whether this machine's cores run 512-bit vectors (AVX-512F), as LLVM sees them."""
+    try:
+        from llvmlite import binding
+
+        return bool(binding.get_host_cpu_features().get("avx512f", False))
+    except Exception:                                     # no llvmlite (the NumPy fallback install)
+        return False
 
 
 def _compiled():

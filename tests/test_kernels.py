@@ -7,6 +7,16 @@ from rnnkit import kernels
 from .helpers import CELLS, random_problem, rnnkit_run
 
 
+@pytest.fixture(params=["blas", "own"])
+def product(request, monkeypatch):
+    """The compiled products on BLAS and on rnnkit's own (kernels/_gemm.py), whichever this
+    machine's default is (``RNNKIT_PRODUCT``): both paths are tested everywhere."""
+    from rnnkit import products
+
+    monkeypatch.setattr(products, "_OWN", [request.param == "own"])
+    return request.param
+
+
 def test_numba_backend_is_active():
     assert kernels.backend() == "numba"
     with kernels.use("numpy"):
@@ -19,7 +29,7 @@ def test_numba_backend_is_active():
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("lengths", [None, [9, 4, 1, 7]])
-def test_fast_equals_reference(cell, dtype, rtol, lengths):
+def test_fast_equals_reference(cell, dtype, rtol, lengths, product):
     cls, _, kw = CELLS[cell]
     m = cls(5, 32, 2, bidirectional=True, dtype=dtype, seed=0, **kw)
     x, state, G, Gs = random_problem(cell, 9, 4, 5, 32, 2, True, False, lengths, True, dtype, seed=3)
@@ -61,7 +71,7 @@ def test_fast_steps_expose_the_reference_caches(cell):
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_unit_split_time_loop_equals_reference(cell, parts, monkeypatch):
+def test_unit_split_time_loop_equals_reference(cell, parts, monkeypatch, product):
     """The fast loop splits the hidden units into parts, one per thread, each computing its own
     rows of every step's product and its own units' gates (kernels/_parallel.py): with 17 hidden
     units (parts of unequal size), 19 sequences of uneven lengths, bidirectional, 2 layers,
@@ -131,7 +141,7 @@ def test_no_two_compiled_functions_share_a_cache_entry():
     assert len(set(indexes)) == len(indexes)
 
 
-def test_split_product_equals_numpys(monkeypatch):
+def test_split_product_equals_numpys(monkeypatch, product):
     """``products.matmul`` splits a large product over two threads (whatever the suite's setting,
     tests/conftest.py), by rows or (for a wide result) by columns, with operands in any layout:
     contiguous, transposed, sliced, reversed, broadcast, empty; ``matmul_into`` writes an ``out``
@@ -194,6 +204,53 @@ def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
             products.matmul_into(x, y, np.empty((64, 10), dt))
         with pytest.raises(ValueError, match="dtypes"):
             products.matmul_into(x, y.astype(np.float16), np.empty((64, 96), dt))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_own_product_equals_float64_products(dtype):
+    """rnnkit's own product (kernels/_gemm.py): every tile width (1 to 4 vectors, the last one
+    masked: columns 1..130), partial row panels, K from 0 up, ``A`` row-major, transposed,
+    sliced with a stride, ``C += A @ B``, ``C`` a view inside a larger array whose other
+    elements stay untouched; and the ``gemm`` entry the loops call, with a transposed ``B``."""
+    from rnnkit.kernels import _blas, _gemm
+
+    rng = np.random.default_rng(0)
+    tol = 2e-5 if dtype == np.float32 else 1e-13
+    for M, K, N in [(1, 1, 1), (7, 5, 3), (6, 64, 16), (13, 17, 17), (12, 33, 31), (25, 9, 48), (8, 3, 49),
+                    (5, 40, 64), (30, 11, 65), (19, 70, 130), (4, 0, 9), (128, 64, 50), (64, 256, 25)]:
+        a = rng.standard_normal((M, 2 * K + 1)).astype(dtype)
+        b = rng.standard_normal((K, N + 3)).astype(dtype)[:, 1:N + 1]
+        for A in (a[:, :K], np.asfortranarray(a[:, :K]), a[:, 1::2][:, :K]):
+            want = A.astype(np.float64) @ b.astype(np.float64)
+            scale = 1 + np.abs(want)
+            big = np.full((M + 2, N + 5), 7.0, dtype)
+            c = big[1:M + 1, 2:N + 2]
+            s = A.itemsize
+            _gemm.product(A, A.strides[0] // s, A.strides[1] // s, K, b, c)
+            assert np.all(np.abs(c - want) <= tol * scale * max(1, K) ** 0.5), (M, K, N)
+            outside = big.copy()
+            outside[1:M + 1, 2:N + 2] = 7.0
+            assert np.all(outside == 7.0)                                  # nothing written outside c
+            _gemm.product(A, A.strides[0] // s, A.strides[1] // s, K, b, c, True)
+            assert np.all(np.abs(c - 2 * want) <= 2 * tol * scale * max(1, K) ** 0.5)
+            out = np.empty((M, N), dtype)
+            _blas.gemm(np.ascontiguousarray(A.T), np.ascontiguousarray(b.T), out, True, True, 0.0, True)
+            assert np.all(np.abs(out - want) <= tol * scale * max(1, K) ** 0.5)
+
+
+def test_product_choice_from_the_environment(monkeypatch):
+    """``RNNKIT_PRODUCT``: own, blas, auto (512-bit vectors decide), anything else one line."""
+    from rnnkit import products
+    from rnnkit.errors import UserError
+
+    for value, want in (("own", True), ("BLAS", False), ("auto", products._wide_vectors()), ("", products._wide_vectors())):
+        monkeypatch.setattr(products, "_OWN", [])
+        monkeypatch.setenv("RNNKIT_PRODUCT", value)
+        assert products.own_product() is want
+    monkeypatch.setattr(products, "_OWN", [])
+    monkeypatch.setenv("RNNKIT_PRODUCT", "mkl")
+    with pytest.raises(UserError, match="RNNKIT_PRODUCT: expected one of auto, own, blas, got 'mkl'"):
+        products.own_product()
 
 
 def test_split_time_loop_restores_blas_threads_and_raises():

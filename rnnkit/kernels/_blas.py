@@ -13,6 +13,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._gemm import product
+
 _KIND = {types.float32: ord("s"), types.float64: ord("d")}
 
 
@@ -60,14 +62,21 @@ def _ld(x):
 
 
 @njit(cache=True, nogil=True)
-def gemm(a, b, out, ta=False, tb=False, beta=0.0):
+def gemm(a, b, out, ta=False, tb=False, beta=0.0, own=False):
     """``out = op(a) @ op(b) + beta * out`` for 2-D arrays with unit stride along their rows
     and a row stride of at least a row (views of larger buffers are fine); ``op(x)`` is ``x.T``
     when ``ta`` / ``tb``. ``out`` is (M, N), ``op(a)`` (M, K), ``op(b)`` (K, N). The caller
-    checks shapes and layouts (:func:`rnnkit.products.matmul_into`): BLAS reads what it is told."""
+    checks shapes and layouts (:func:`rnnkit.products.matmul_into`): BLAS reads what it is told.
+    ``own``: rnnkit's own product (:mod:`._gemm`) instead of BLAS, for ``beta`` 0; a transposed
+    ``b`` is copied to its (K, N) layout first, which that product reads."""
     M, N = out.shape
     K = a.shape[0] if ta else a.shape[1]
     if M == 0 or N == 0:
+        return
+    if own and beta == 0.0:
+        s = a.itemsize
+        rs, ks = (a.strides[1] // s, a.strides[0] // s) if ta else (a.strides[0] // s, a.strides[1] // s)
+        product(a, rs, ks, K, transposed(b) if tb else b, out)
         return
     if K == 0:
         for i in range(M):
@@ -77,3 +86,17 @@ def gemm(a, b, out, ta=False, tb=False, beta=0.0):
     lda, ldb, ldc = _ld(a), _ld(b), _ld(out)
     # row-major out = op(a) op(b) is column-major out^T = op(b)^T op(a)^T: b first
     _xxgemm(116 if tb else 110, 116 if ta else 110, N, M, K, b, ldb, a, lda, beta, out, ldc)
+
+
+@njit(cache=True, nogil=True)
+def transposed(m):
+    """``m.T`` as a new C-contiguous array, copied in 16 x 16 tiles (one thread)."""
+    R, C = m.shape
+    out = np.empty((C, R), m.dtype)
+    for i0 in range(0, R, 16):
+        i1 = min(R, i0 + 16)
+        for j0 in range(0, C, 16):
+            for j in range(j0, min(C, j0 + 16)):
+                for i in range(i0, i1):
+                    out[j, i] = m[i, j]
+    return out

@@ -5,8 +5,8 @@ The hidden units are split into parts, one per thread (``bounds``: part p owns u
 ``bounds[p] .. bounds[p+1]``). The weight rows are permuted part-major (``part_rows``): part p's
 gate rows are one contiguous block, in the cell's own gate order, so each part is a small cell
 of the same kind and the fused kernels of ``_numba`` run on it unchanged. At every step each
-part computes its own rows of the recurrent product (single-threaded BLAS, NumPy's ``np.dot`` as
-Numba compiles it) and then its own units' gate arithmetic; the parts meet once a step, at the
+part computes its own rows of the recurrent product (rnnkit's own product, ``_gemm.py``, where
+the cores have 512-bit vectors, else single-threaded BLAS: ``own``) and then its own units' gate arithmetic; the parts meet once a step, at the
 end of the ``prange``, because the next step's product needs every unit of the new state.
 Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
 exactly its own units, so again one meeting per step.
@@ -27,17 +27,17 @@ from ._blas import gemm
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def split_gemm(a, b, out, ta, tb, P, by_rows):
+def split_gemm(a, b, out, ta, tb, P, by_rows, own):
     """``out = op(a) @ op(b)`` in ``P`` blocks of ``out``'s rows (``by_rows``) or columns, one per
-    thread (:func:`rnnkit.products.matmul_into`; ``op`` as in :func:`._blas.gemm`)."""
+    thread (:func:`rnnkit.products.matmul_into`; ``op`` and ``own`` as in :func:`._blas.gemm`)."""
     M, N = out.shape
     for p in prange(P):
         if by_rows:
             lo, hi = p * M // P, (p + 1) * M // P
-            gemm(a[:, lo:hi] if ta else a[lo:hi], b, out[lo:hi], ta, tb)
+            gemm(a[:, lo:hi] if ta else a[lo:hi], b, out[lo:hi], ta, tb, 0.0, own)
         else:
             lo, hi = p * N // P, (p + 1) * N // P
-            gemm(a, b[lo:hi] if tb else b[:, lo:hi], out[:, lo:hi], ta, tb)
+            gemm(a, b[lo:hi] if tb else b[:, lo:hi], out[:, lo:hi], ta, tb, 0.0, own)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -78,7 +78,7 @@ def column_sums_by_id(A, ids, out):
             o[ids[c]] += a[c]
 
 
-def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise):
+def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for t in range(L):
@@ -87,12 +87,12 @@ def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise):
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             r0, r1 = 4 * u0, 4 * u1
-            np.dot(W[r0:r1], src, hh[r0:r1])
+            gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
             K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
 
 
-def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise):
+def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for t in range(L):
@@ -101,12 +101,12 @@ def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise):
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             r0, r1 = 3 * u0, 3 * u1
-            np.dot(W[r0:r1], src, hh[r0:r1])
+            gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
             K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
 
 
-def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise):
+def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for t in range(L):
@@ -114,7 +114,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise):
         col, v = t * N, valid[t]
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
-            np.dot(W[u0:u1], src, hh[u0:u1])
+            gemm(W[u0:u1], src, hh[u0:u1], False, False, 0.0, own)
             K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
 
@@ -124,7 +124,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise):
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise):
+def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for s in range(L):
@@ -135,13 +135,13 @@ def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise)
             u0, u1 = bounds[p], bounds[p + 1]
             r0, r1 = 4 * u0, 4 * u1
             if s > 0:
-                np.dot(WT[u0:u1], dscr[o], dm[i][u0:u1])
+                gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col, N,
                                dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
             dscr[i][r0:r1] = A[r0:r1, col:col + N]
 
 
-def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN):
+def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for s in range(L):
@@ -152,12 +152,12 @@ def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN):
             u0, u1 = bounds[p], bounds[p + 1]
             r0, r1 = 3 * u0, 3 * u1
             if s > 0:
-                np.dot(WT[u0:u1], dscr[o], dm[i][u0:u1])
+                gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.gru_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[r0:r1], HN[u0:u1], Hb[u0:u1], v, col,
                               dscr[i][r0:r1], DHN[u0:u1], dd[o][u0:u1])
 
 
-def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu):
+def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for s in range(L):
@@ -167,7 +167,7 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu):
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             if s > 0:
-                np.dot(WT[u0:u1], dscr[o], dm[i][u0:u1])
+                gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.rnn_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[u0:u1], v, col, relu, dd[o][u0:u1])
             dscr[i][u0:u1] = A[u0:u1, col:col + N]
 

@@ -35,7 +35,7 @@ from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
 from ..functional.tokens import TableGrad, TokenInput
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
-from ..products import contiguous, matmul_into
+from ..products import contiguous, matmul_into, own_product
 from . import _parallel as P
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
@@ -104,6 +104,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     GH, H = W_hh.shape
     dt = x.dtype
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
+    own = own_product()
     bounds, perm, inv = _parts(H, GH // H)
     A = np.empty((GH, L * N), dt)
     if isinstance(x, TokenInput):                               # the projection of each token, gathered
@@ -133,12 +134,13 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise)
+        P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise,
+                                 own)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
-        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise)
+        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own)
     else:
-        P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise)
+        P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own)
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1)
     state = (_state_block(Hb, L, N).copy(),) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     y = Hb[:, N:].T.reshape(L, N, H)
@@ -165,18 +167,19 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     DY = contiguous(dy.reshape(L * N, H).T)
     WT = contiguous(W_hh[perm].T)                # (H, G*H), permuted columns
     gru, lstm = steps.kind == "gru", steps.kind == "lstm"
+    own = own_product()
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         P.LOOPS["lstm_backward"](WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
-                        dt == np.float64)
+                                 dt == np.float64, own)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
-        P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN)
+        P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own)
     else:
-        P.LOOPS["rnn_backward"](WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu")
+        P.LOOPS["rnn_backward"](WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu", own)
     dmat = np.empty((H, N), dt)
     matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
     dh0 = dmat + dd[L % 2]
