@@ -59,7 +59,12 @@ def matmul_into(a, b, out):
     by_rows = M >= N
     parts = max(1, min(numba.get_num_threads(), (M if by_rows else N) // MIN_ROWS))
     (a, ta), (b, tb) = _operand(a), _operand(b)
-    split_gemm(a, b, target, ta, tb, parts, by_rows, own_product())
+    own = own_product()
+    if own and tb and by_rows and parts > 1:
+        # the own product reads op(b) as (K, N) rows: transposed once here, on every thread,
+        # not once per block of rows (each would need all of it)
+        b, tb = contiguous(b.T), False
+    split_gemm(a, b, target, ta, tb, parts, by_rows, own)
     if target is not out:
         out[...] = target
     return out
