@@ -31,6 +31,29 @@ def _splat(builder, vt, value):
                                   ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count))
 
 
+def _loop_not_unrolled(builder, count, body):
+    """``for k in range(count): body(k)`` (``body`` emits straight-line code), with LLVM told not to
+    unroll it: an iteration already holds a tile's R * V multiply-adds, and unrolled copies of the
+    tiles, inlined into every compiled caller, tripled the compile time of a fresh install."""
+    ip = count.type
+    mod = builder.module
+    pre = builder.block
+    head = builder.append_basic_block("tile.k")
+    done = builder.append_basic_block("tile.done")
+    builder.cbranch(builder.icmp_signed(">", count, ir.Constant(ip, 0)), head, done)
+    builder.position_at_end(head)
+    k = builder.phi(ip)
+    k.add_incoming(ir.Constant(ip, 0), pre)
+    body(k)
+    nxt = builder.add(k, ir.Constant(ip, 1))
+    k.add_incoming(nxt, builder.block)
+    back = builder.cbranch(builder.icmp_signed("<", nxt, count), head, done)
+    loop_id = mod.add_metadata([ir.MetaDataString(mod, "llvm.loop.unroll.disable")])
+    loop_id.operands = (loop_id,) + tuple(loop_id.operands)      # a loop's id refers to itself
+    back.set_metadata("llvm.loop", loop_id)
+    builder.position_at_end(done)
+
+
 def _make_tile(R, V):
     """The tile kernel with ``R`` rows and ``V`` vectors, as an intrinsic: ``tile(a, a_off, a_rs,
     a_ks, b, b_off, ldb, c, c_off, ldc, K, rows, cols, add)``. Offsets and strides count elements
@@ -80,8 +103,7 @@ def _make_tile(R, V):
                 builder.select(builder.icmp_signed("<", ir.Constant(ip, r), rowsv), ir.Constant(ip, r), top), ars)])
                 for r in range(R)]
             acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(V)] for _ in range(R)]
-            with cgutils.for_range(builder, Kv) as loop:
-                k = loop.index
+            def step(k):
                 brow = builder.gep(b0, [builder.mul(k, ldbv)])
                 bvec = []
                 for v in range(V):
@@ -93,6 +115,8 @@ def _make_tile(R, V):
                     s = _splat(builder, vt, builder.load(builder.gep(arow[r], [ak])))
                     for v in range(V):
                         builder.store(builder.call(fma, [s, bvec[v], builder.load(acc[r][v])]), acc[r][v])
+
+            _loop_not_unrolled(builder, Kv, step)
             full = ir.Constant(mt, [1] * lanes)
             for r in range(R):
                 with builder.if_then(builder.icmp_signed("<", ir.Constant(ip, r), rowsv), likely=True):
@@ -134,14 +158,16 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     L = lanes_of(c)
     ldc = c.strides[0] // c.itemsize if M > 1 else N
     ldb = b.strides[0] // b.itemsize if K > 1 else N
-    wide = N > 4 * L and ldb >= 16 * L        # rows at least four tiles apart
+    # rows at least four tiles apart, a tile too tall for the first cache, and row panels to share the copy
+    wide = N > 4 * L and ldb >= 16 * L and K >= 256 and M >= 96
     pack = np.empty((K, 4 * L) if wide else (0, 0), c.dtype)
     j = 0
     while j < N:
         w = min(N - j, 4 * L)
         if wide:
-            for k in range(K):
-                pack[k, :w] = b[k, j:j + w]
+            for k in range(K):                # plain loops: a slice assignment took 1.5 s to compile
+                for i in range(w):
+                    pack[k, i] = b[k, j + i]
             bt = pack
         else:
             bt = b[:, j:]

@@ -32,12 +32,14 @@ def split_gemm(a, b, out, ta, tb, P, by_rows, own):
     thread (:func:`rnnkit.products.matmul_into`; ``op`` and ``own`` as in :func:`._blas.gemm`)."""
     M, N = out.shape
     for p in prange(P):
+        # one call of gemm (whose own product is long code to compile), on either split's block
         if by_rows:
             lo, hi = p * M // P, (p + 1) * M // P
-            gemm(a[:, lo:hi] if ta else a[lo:hi], b, out[lo:hi], ta, tb, 0.0, own)
+            ap, bp, cp = (a[:, lo:hi] if ta else a[lo:hi]), b[:, :], out[lo:hi]
         else:
             lo, hi = p * N // P, (p + 1) * N // P
-            gemm(a, b[lo:hi] if tb else b[:, lo:hi], out[:, lo:hi], ta, tb, 0.0, own)
+            ap, bp, cp = a[:, :], (b[lo:hi] if tb else b[:, lo:hi]), out[:, lo:hi]
+        gemm(ap, bp, cp, ta, tb, 0.0, own)
 
 
 @njit(cache=True, nogil=True, parallel=True)
