@@ -193,6 +193,19 @@ def matmul_rate(n=1024, repeats=10):
     return 2 * n ** 3 / sec
 
 
+def own_note(n=1024, repeats=10) -> str:
+    """rnnkit's own product's rate on the same square, 2 threads (measured after NumPy's: rnnkit
+    sets BLAS to one thread when it first computes), or why it is not in use."""
+    from rnnkit import products, threads
+
+    threads.set_num_threads(2)
+    if not products.own_product():
+        return "rnnkit's own product not in use (RNNKIT_PRODUCT, or no AVX-512)"
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    sec = time_it(lambda: products.matmul(a, a), repeats)
+    return f"rnnkit's own product {2 * n ** 3 / sec / 1e9:.1f} GFLOP/s on the same"
+
+
 def blas_note() -> str:
     """Which kernels NumPy's OpenBLAS runs, and whether the environment chose them: the machine of
     this project's later sessions (AMD Zen 5, AVX-512) sets ``OPENBLAS_CORETYPE=Haswell`` (AVX2),
@@ -230,9 +243,9 @@ def main():
     rows = []
     head = (f"{'workload':8} {'cell':5} {'L':>2} {'H':>4} | {'rnnkit ms':>9} {'torch ms':>9} {'ratio':>6} | "
             f"{'rnnkit MB':>9} {'torch MB':>9} {'ratio':>6} | {'GFLOP/s':>7} {'of peak':>7}")
-    blas = blas_note()
+    blas = f"{blas_note()}; {own_note()}"
     print(f"machine: {platform.processor() or platform.machine()}, sgemm peak {peak / 1e9:.1f} GFLOP/s "
-          f"(1024^3, 2 threads; {blas}); batch {B}, seq {T}, input {D}, float32, forward + full BPTT")
+          f"(NumPy, 1024^3, 2 threads; {blas}); batch {B}, seq {T}, input {D}, float32, forward + full BPTT")
     print(head)
     print("-" * len(head))
     for workload in args.workloads.split(","):
