@@ -239,6 +239,36 @@ def test_own_product_equals_float64_products(dtype):
             assert np.all(np.abs(out - want) <= tol * scale * max(1, K) ** 0.5)
 
 
+def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
+    """The LSTM's forward step with the gates inside the own product's tile (kernels/_fused.py)
+    equals the own product followed by the Numba gate kernel bit for bit: activations, cell and
+    hidden states, the state handed to the next step; padded steps, odd sizes, a batch wider
+    than one tile (70 columns), 1 to 3 parts."""
+    from rnnkit.kernels import _parallel as P
+    from rnnkit.kernels import sequence as S
+
+    rng = np.random.default_rng(1)
+    for H, N, L, parts in [(64, 50, 4, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2)]:
+        bounds, _, _ = S._parts_of(H, 4, parts)
+        W = (rng.standard_normal((4 * H, H)) * 0.3).astype(np.float32)
+        A0 = (rng.standard_normal((4 * H, L * N)) * 2).astype(np.float32)
+        bias = rng.standard_normal(4 * H).astype(np.float32)
+        valid = rng.random((L, N)) > 0.2
+        h0, c0 = rng.standard_normal((H, N)).astype(np.float32), (3 * rng.standard_normal((H, N))).astype(np.float32)
+        out = []
+        for fused in (None, True):
+            A, Hb, Cb = A0.copy(), np.full((H, (L + 1) * N), np.nan, np.float32), np.full((H, (L + 1) * N), np.nan, np.float32)
+            Hb[:, :N], Cb[:, :N] = h0, c0
+            hcur = np.empty((2, H, N), np.float32)
+            hcur[0] = h0
+            P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, np.empty((4 * H, N), np.float32),
+                                    np.empty((parts, N), np.float32), False, True, fused)
+            out.append((A, Hb, Cb, hcur[L % 2]))
+        for a, b in zip(*out):
+            assert not np.isnan(b).any()
+            np.testing.assert_array_equal(a, b)
+
+
 def test_product_choice_from_the_environment(monkeypatch):
     """``RNNKIT_PRODUCT``: own, blas, auto (512-bit vectors decide), anything else one line."""
     from rnnkit import products

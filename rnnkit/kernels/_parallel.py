@@ -24,6 +24,7 @@ from numba import njit, prange
 
 from . import _numba as K
 from ._blas import gemm
+from ._fused import lstm_forward_part
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -80,7 +81,9 @@ def column_sums_by_id(A, ids, out):
             o[ids[c]] += a[c]
 
 
-def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own):
+def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own, fused):
+    # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
+    # build never types the float32-only fused step (_fused.py)
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for t in range(L):
@@ -88,6 +91,9 @@ def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own
         col, v = t * N, valid[t]
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
+            if fused is not None:
+                lstm_forward_part(W, src, A, bias, Hb, Cb, dst, v, u0, u1, col, N)
+                continue
             r0, r1 = 4 * u0, 4 * u1
             gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
             K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N, precise)

@@ -39,6 +39,9 @@ from ..products import contiguous, matmul_into, own_product
 from . import _parallel as P
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
+# the LSTM's forward gates inside the own product's tile (_fused.py) up to this many hidden units:
+# 0.67-0.92 of the loop's time at H = 32-160, 1.02-1.03 from 192 up (4-row tiles, not 6)
+FUSED_MAX_H = 160
 
 
 class FastSteps:
@@ -135,7 +138,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
         P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise,
-                                 own)
+                                 own, True if own and dt == np.float32 and H <= FUSED_MAX_H else None)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own)

@@ -1,0 +1,202 @@
+"""The LSTM's forward step with its gate arithmetic inside the product's tile (float32).
+
+One tile is one hidden unit's four gate rows of ``W_hh @ h_t`` (rows a part's units apart, the
+part-major layout of ``_parallel.py``) by up to 4 vectors of 16 columns: when the K loop ends,
+its 16 sums are the unit's recurrent pre-activations for those columns, and the gates, the cell
+and the new state are computed from the registers and stored once. The separate path stores the
+product (``hh``), and a Numba kernel reads it back row by row, with a scalar tail for the columns
+past the last whole vector (48 and 49 of 50): on this machine that kernel took about as long
+as the product at H = 64-128 (benchmarks/NOTES.md, attempt 36).
+
+The arithmetic is the Numba kernel's (``_numba.lstm_forward_fm``), operation for operation:
+the pre-activation ``(projection + product) + bias``, the rational tanh of ``_numba`` (clamp,
+Horner with fused multiply-adds, one division), ``sigmoid(x) = 1/2 + 1/2 tanh(x/2)``, and
+``c = f c_prev + i g``. ``tanh(c)`` is the same function the backward kernel recomputes from the
+kept ``c``.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from . import _numba as K
+from ._gemm import _loop_not_unrolled, _splat
+
+LANES = 16
+
+
+class _Vectors:
+    """IR for the float32 vector arithmetic of one tile."""
+
+    def __init__(self, context, builder):
+        self.b = builder
+        self.ft = ir.FloatType()
+        self.vt = ir.VectorType(self.ft, LANES)
+        self.mt = ir.VectorType(ir.IntType(1), LANES)
+        mod = builder.module
+        vt, mt, i32 = self.vt, self.mt, ir.IntType(32)
+        self._fma = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt, vt, vt]), "llvm.fma.v16f32")
+        self._load = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt.as_pointer(), i32, mt, vt]),
+                                                    "llvm.masked.load.v16f32.p0")
+        self._store = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), i32, mt]),
+                                                     "llvm.masked.store.v16f32.p0")
+        i8v = ir.VectorType(ir.IntType(8), LANES)
+        self._load8 = cgutils.get_or_insert_function(mod, ir.FunctionType(i8v, [i8v.as_pointer(), i32, mt, i8v]),
+                                                     "llvm.masked.load.v16i8.p0")
+        self.i8v = i8v
+        self.zero = ir.Constant(vt, [0.0] * LANES)
+
+    def const(self, x):
+        return ir.Constant(self.vt, [float(np.float32(x))] * LANES)
+
+    def splat(self, scalar):
+        return _splat(self.b, self.vt, scalar)
+
+    def fma(self, a, b, c):
+        return self.b.call(self._fma, [a, b, c])
+
+    def load(self, ptr, mask):
+        return self.b.call(self._load, [self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4), mask,
+                                        self.zero])
+
+    def store(self, value, ptr, mask):
+        self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4), mask])
+
+    def flags(self, ptr, mask):
+        """16 booleans (NumPy's one byte each) as a lane mask."""
+        raw = self.b.call(self._load8, [self.b.bitcast(ptr, self.i8v.as_pointer()), ir.Constant(ir.IntType(32), 1), mask,
+                                        ir.Constant(self.i8v, [0] * LANES)])
+        return self.b.icmp_unsigned("!=", raw, ir.Constant(self.i8v, [0] * LANES))
+
+    def tanh(self, x):
+        """``_numba._tanh_fast``: clamp, x P(x^2) / Q(x^2)."""
+        b = self.b
+        c = self.const(K._CLAMP)
+        x = b.select(b.fcmp_ordered(">", x, self.const(-K._CLAMP)), x, self.const(-K._CLAMP))
+        x = b.select(b.fcmp_ordered("<", x, c), x, c)
+        x2 = b.fmul(x, x)
+        p = self.const(K._A13)
+        for coef in (K._A11, K._A9, K._A7, K._A5, K._A3, K._A1):
+            p = self.fma(p, x2, self.const(coef))
+        p = b.fmul(p, x)
+        q = self.const(K._B6)
+        for coef in (K._B4, K._B2, K._B0):
+            q = self.fma(q, x2, self.const(coef))
+        return b.fdiv(p, q)
+
+    def sigmoid(self, x):
+        """``_numba._sig_fast``: 1/2 + 1/2 tanh(x / 2)."""
+        half = self.const(0.5)
+        return self.fma(half, self.tanh(self.b.fmul(half, x)), half)
+
+
+def _make_tile(V):
+    """The tile with ``V`` vectors of columns: ``tile(W, w_off, w_gs, K, h, h_off, ldh, A, a_off,
+    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off,
+    cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
+    weight row is at ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its
+    activation) at ``a_off + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh``
+    apart) is the previous state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``."""
+
+    @intrinsic
+    def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
+             C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, cols):
+        arrays = (W, h, A, bias, C, Hs, dst)
+        if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+            return None
+        if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
+            return None
+        sig = types.void(W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
+                         C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, cols)
+
+        def codegen(context, builder, signature, args):
+            sa = signature.args
+            ip = context.get_value_type(types.intp)
+            vec = _Vectors(context, builder)
+            val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
+                   for v, t in zip(args, sa)]
+            (Wv, woff, wgs, Kv, hv, hoff, ldhv, Av, aoff, ags, bv, boff, bgs,
+             Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, colsv) = val
+
+            def ptr(i, value, off):
+                return builder.gep(context.make_array(sa[i])(context, builder, value=value).data, [off])
+
+            def c(n):
+                return ir.Constant(ip, n)
+
+            last = builder.sub(colsv, c((V - 1) * LANES))
+            lanes = ir.Constant(ir.VectorType(ip, LANES), list(range(LANES)))
+            tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(ip, LANES), last))
+            full = ir.Constant(vec.mt, [1] * LANES)
+            masks = [full] * (V - 1) + [tail]
+            wrow = [ptr(0, Wv, builder.add(woff, builder.mul(c(g), wgs))) for g in range(4)]
+            h0 = ptr(4, hv, hoff)
+            acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(4)]
+
+            def step(k):
+                hrow = builder.gep(h0, [builder.mul(k, ldhv)])
+                hvec = [vec.load(builder.gep(hrow, [c(v * LANES)]), masks[v]) for v in range(V)]
+                for g in range(4):
+                    s = vec.splat(builder.load(builder.gep(wrow[g], [k])))
+                    for v in range(V):
+                        builder.store(vec.fma(s, hvec[v], builder.load(acc[g][v])), acc[g][v])
+
+            _loop_not_unrolled(builder, Kv, step)
+            arow = [ptr(7, Av, builder.add(aoff, builder.mul(c(g), ags))) for g in range(4)]
+            brow = [builder.load(ptr(10, bv, builder.add(boff, builder.mul(c(g), bgs)))) for g in range(4)]
+            for v in range(V):
+                m, at = masks[v], c(v * LANES)
+                gates = []
+                for g in range(4):
+                    p = builder.gep(arow[g], [at])
+                    x = builder.fadd(builder.fadd(vec.load(p, m), builder.load(acc[g][v])), vec.splat(brow[g]))
+                    act = vec.tanh(x) if g == 2 else vec.sigmoid(x)
+                    vec.store(act, p, m)
+                    gates.append(act)
+                i, f, gg, o = gates
+                cp = vec.load(ptr(13, Cv, builder.add(cpoff, at)), m)
+                hp = vec.load(ptr(16, Hv, builder.add(hpoff, at)), m)
+                cnew = vec.fma(f, cp, builder.fmul(i, gg))
+                ok = vec.flags(ptr(21, vv, builder.add(voff, at)), m)
+                hnew = builder.select(ok, builder.fmul(o, vec.tanh(cnew)), hp)
+                vec.store(builder.select(ok, cnew, cp), ptr(13, Cv, builder.add(cnoff, at)), m)
+                vec.store(hnew, ptr(16, Hv, builder.add(hnoff, at)), m)
+                vec.store(hnew, ptr(19, Dv, builder.add(doff, at)), m)
+            return context.get_dummy_value()
+        return sig, codegen
+    return tile
+
+
+_T4, _T3, _T2, _T1 = (_make_tile(v) for v in (4, 3, 2, 1))
+
+
+@njit(cache=True, nogil=True)
+def lstm_forward_part(W, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
+    """Step ``t`` (columns ``col .. col + N`` of the buffers) of units ``u0 .. u1``, whose gate
+    rows are ``4 * u0 .. 4 * u1`` of ``W`` (G*H, H), ``A`` and ``bias`` in the part-major order:
+    what ``gemm(W[r0:r1], src, hh[r0:r1])`` then ``_numba.lstm_forward_fm`` then the copy of the
+    new state into ``dst`` (H, N) compute, in one pass per unit. ``src`` (H, N) is the state
+    before, ``valid`` (N,) the step's flags."""
+    Hp = u1 - u0
+    r0 = 4 * u0
+    Kh = W.shape[1]
+    ldw, lda = W.strides[0] // 4, A.strides[0] // 4
+    ldh, ldc, ldhb, ldd = src.strides[0] // 4, Cb.strides[0] // 4, Hb.strides[0] // 4, dst.strides[0] // 4
+    nxt = col + N
+    for j in range(Hp):
+        r, u = r0 + j, u0 + j
+        for j0 in range(0, N, 4 * LANES):
+            w = min(4 * LANES, N - j0)
+            V = (w + LANES - 1) // LANES
+            args = (W, r * ldw, Hp * ldw, Kh, src, j0, ldh, A, r * lda + col + j0, Hp * lda, bias, r, Hp,
+                    Cb, u * ldc + col + j0, u * ldc + nxt + j0, Hb, u * ldhb + col + j0, u * ldhb + nxt + j0,
+                    dst, u * ldd + j0, valid, j0, w)
+            if V == 4:
+                _T4(*args)
+            elif V == 3:
+                _T3(*args)
+            elif V == 2:
+                _T2(*args)
+            else:
+                _T1(*args)
