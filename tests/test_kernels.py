@@ -269,6 +269,35 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             np.testing.assert_array_equal(a, b)
 
 
+def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
+    """The backward twin (kernels/_fused.py, ``lstm_backward_part``): gate gradients, the
+    carried and cell gradients leaving the loop and the last step's gradients for the product
+    after it equal the own product followed by the Numba backward kernel bit for bit."""
+    from rnnkit.kernels import _parallel as P
+    from rnnkit.kernels import sequence as S
+
+    rng = np.random.default_rng(2)
+    for H, N, L, parts in [(64, 50, 5, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2)]:
+        bounds, _, _ = S._parts_of(H, 4, parts)
+        WT = (rng.standard_normal((H, 4 * H)) * 0.3).astype(np.float32)
+        A0 = rng.random((4 * H, L * N)).astype(np.float32)
+        Cb = (2 * rng.standard_normal((H, (L + 1) * N))).astype(np.float32)
+        DY = rng.standard_normal((H, L * N)).astype(np.float32)
+        valid = rng.random((L, N)) > 0.2
+        d0, c0 = rng.standard_normal((H, N)).astype(np.float32), rng.standard_normal((H, N)).astype(np.float32)
+        out = []
+        for fused in (None, True):
+            A, dscr = A0.copy(), np.full((2, 4 * H, N), np.nan, np.float32)
+            dm, dd, dc = np.zeros((2, H, N), np.float32), np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
+            dd[0], dc[0] = d0, c0
+            P.LOOPS["lstm_backward"](WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((parts, N), np.float32),
+                                     False, True, fused)
+            out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
+        for a, b in zip(*out):
+            assert not np.isnan(b).any()
+            np.testing.assert_array_equal(a, b)
+
+
 def test_product_choice_from_the_environment(monkeypatch):
     """``RNNKIT_PRODUCT``: own, blas, auto (512-bit vectors decide), anything else one line."""
     from rnnkit import products

@@ -21,7 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _numba as K
-from ._gemm import _loop_not_unrolled, _splat
+from ._gemm import ROWS, _loop_not_unrolled, _splat
 
 LANES = 16
 
@@ -200,3 +200,131 @@ def lstm_forward_part(W, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
                 _T2(*args)
             else:
                 _T1(*args)
+
+
+def _make_back_tile(R, V):
+    """The backward tile: ``R`` units by ``V`` vectors of columns. ``tile(WT, wt_off, ldwt, Kn, D,
+    d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs, C, cp_off, cn_off, ldc, Y, y_off, ldy,
+    DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols)``: the sums over ``Kn`` of ``WT``'s
+    rows (``ldwt`` apart, one per unit) times ``D``'s rows (the step after's gate gradients) are
+    the units' recurrent gradient ``dm``; then ``_numba.lstm_backward_fm``'s arithmetic: gate
+    gradients over the activations in ``A`` and into ``S`` (the next product's operand), the cell
+    gradient ``DCO`` and the carried gradient ``DDO`` from ``DD``, ``DC`` and the output gradient
+    ``Y``. Unit r's rows are one ``ld`` after unit r-1's in every array; gate g's rows ``a_gs`` /
+    ``s_gs`` after gate 0's. ``DD``, ``DC``, ``DDO``, ``DCO`` share offsets and row stride."""
+
+    @intrinsic
+    def tile(typingctx, WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
+             C, cp_off, cn_off, ldc, Y, y_off, ldy, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols):
+        arrays = (WT, D, A, S, C, Y, DD, DC, DDO, DCO)
+        if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+            return None
+        if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
+            return None
+        sig = types.void(WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
+                         C, cp_off, cn_off, ldc, Y, y_off, ldy, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols)
+
+        def codegen(context, builder, signature, args):
+            sa = signature.args
+            ip = context.get_value_type(types.intp)
+            vec = _Vectors(context, builder)
+            val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
+                   for v, t in zip(args, sa)]
+            (WTv, wtoff, ldwtv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
+             Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv, colsv) = val
+
+            def ptr(i, value, off):
+                return builder.gep(context.make_array(sa[i])(context, builder, value=value).data, [off])
+
+            def c(n):
+                return ir.Constant(ip, n)
+
+            last = builder.sub(colsv, c((V - 1) * LANES))
+            lanes = ir.Constant(ir.VectorType(ip, LANES), list(range(LANES)))
+            tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(ip, LANES), last))
+            full = ir.Constant(vec.mt, [1] * LANES)
+            masks = [full] * (V - 1) + [tail]
+            top = builder.sub(rowsv, c(1))
+            wrow = [ptr(0, WTv, builder.add(wtoff, builder.mul(
+                builder.select(builder.icmp_signed("<", c(r), rowsv), c(r), top), ldwtv))) for r in range(R)]
+            d0 = ptr(4, Dv, doff)
+            acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(R)]
+
+            def step(k):
+                drow = builder.gep(d0, [builder.mul(k, lddv)])
+                dvec = [vec.load(builder.gep(drow, [c(v * LANES)]), masks[v]) for v in range(V)]
+                for r in range(R):
+                    s = vec.splat(builder.load(builder.gep(wrow[r], [k])))
+                    for v in range(V):
+                        builder.store(vec.fma(s, dvec[v], builder.load(acc[r][v])), acc[r][v])
+
+            _loop_not_unrolled(builder, Kv, step)
+            one = vec.const(1.0)
+            zero = vec.zero
+            for r in range(R):
+                with builder.if_then(builder.icmp_signed("<", c(r), rowsv), likely=True):
+                    rc = c(r)
+                    for v in range(V):
+                        m, at = masks[v], c(v * LANES)
+
+                        def at_row(i, value, off, ld):
+                            return ptr(i, value, builder.add(builder.add(off, builder.mul(rc, ld)), at))
+
+                        agate = [builder.gep(at_row(7, Av, aoff, ldav), [builder.mul(c(g), ags)]) for g in range(4)]
+                        sgate = [builder.gep(at_row(11, Sv, soff, ldsv), [builder.mul(c(g), sgs)]) for g in range(4)]
+                        i, f, g, o = (vec.load(p, m) for p in agate)
+                        cp = vec.load(at_row(15, Cv, cpoff, ldcv), m)
+                        tc = vec.tanh(vec.load(at_row(15, Cv, cnoff, ldcv), m))
+                        ok = vec.flags(ptr(28, vv, builder.add(voff, at)), m)
+                        carried = builder.fadd(builder.load(acc[r][v]), vec.load(at_row(22, DDv, noff, ldnv), m))
+                        dh = builder.fadd(carried, vec.load(at_row(19, Yv, yoff, ldyv), m))
+                        dcn = vec.load(at_row(23, DCv, noff, ldnv), m)
+                        dc = vec.fma(builder.fmul(dh, o), vec.fma(builder.fneg(tc), tc, one), dcn)
+                        grads = (builder.fmul(builder.fmul(builder.fmul(dc, g), i), builder.fsub(one, i)),
+                                 builder.fmul(builder.fmul(builder.fmul(dc, cp), f), builder.fsub(one, f)),
+                                 builder.fmul(builder.fmul(dc, i), vec.fma(builder.fneg(g), g, one)),
+                                 builder.fmul(builder.fmul(builder.fmul(dh, tc), o), builder.fsub(one, o)))
+                        for pa, ps, gr in zip(agate, sgate, grads):
+                            gr = builder.select(ok, gr, zero)
+                            vec.store(gr, pa, m)
+                            vec.store(gr, ps, m)
+                        vec.store(builder.select(ok, builder.fmul(dc, f), dcn), at_row(25, DCOv, noff, ldnv), m)
+                        vec.store(builder.select(ok, zero, carried), at_row(24, DDOv, noff, ldnv), m)
+            return context.get_dummy_value()
+        return sig, codegen
+    return tile
+
+
+_B4, _B3, _B2, _B1 = (_make_back_tile(ROWS[v], v) for v in (4, 3, 2, 1))
+
+
+@njit(cache=True, nogil=True)
+def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dd_in, dc_in, dd_out, dc_out, valid, u0, u1, col, N, Kn):
+    """Step ``t``'s backward for units ``u0 .. u1``: what ``gemm(WT[u0:u1], dprev, dm)`` (skipped
+    when ``Kn`` is 0: the last step has no step after) then ``_numba.lstm_backward_fm`` then the
+    copy of the gate gradients into ``dnext`` compute, in one pass per tile of units. ``WT``
+    (H, G*H) is ``W_hh``'s permuted transpose, ``dprev`` / ``dnext`` (G*H, N) the gate gradients of
+    the step after / of this step, ``dd_*`` and ``dc_*`` (H, N) the carried and cell gradients."""
+    Hp = u1 - u0
+    r0 = 4 * u0
+    ldwt, lda, ldc, ldy = WT.strides[0] // 4, A.strides[0] // 4, Cb.strides[0] // 4, DY.strides[0] // 4
+    ldd, lds, ldn = dprev.strides[0] // 4, dnext.strides[0] // 4, dd_in.strides[0] // 4
+    nxt = col + N
+    for j0 in range(0, N, 4 * LANES):
+        w = min(4 * LANES, N - j0)
+        V = (w + LANES - 1) // LANES
+        R = 6 if V == 4 else 8 if V == 3 else 12
+        for jj in range(0, Hp, R):
+            rows = min(R, Hp - jj)
+            u, r = u0 + jj, r0 + jj
+            args = (WT, u * ldwt, ldwt, Kn, dprev, j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
+                    dnext, r * lds + j0, lds, Hp * lds, Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc,
+                    DY, u * ldy + col + j0, ldy, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn, valid, j0, rows, w)
+            if V == 4:
+                _B4(*args)
+            elif V == 3:
+                _B3(*args)
+            elif V == 2:
+                _B2(*args)
+            else:
+                _B1(*args)

@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from . import _numba as K
 from ._blas import gemm
-from ._fused import lstm_forward_part
+from ._fused import lstm_backward_part, lstm_forward_part
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -132,7 +132,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own):
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own):
+def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for s in range(L):
@@ -141,6 +141,10 @@ def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise,
         col, v = t * N, valid[t]
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
+            if fused is not None:                  # as in _lstm_forward
+                lstm_backward_part(WT, dscr[o], A, dscr[i], Cb, DY, dd[i], dc[i], dd[o], dc[o], v, u0, u1, col, N,
+                                   dscr.shape[1] if s > 0 else 0)
+                continue
             r0, r1 = 4 * u0, 4 * u1
             if s > 0:
                 gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)

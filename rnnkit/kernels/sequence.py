@@ -40,7 +40,8 @@ from . import _parallel as P
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
 # the LSTM's forward gates inside the own product's tile (_fused.py) up to this many hidden units:
-# 0.67-0.92 of the loop's time at H = 32-160, 1.02-1.03 from 192 up (4-row tiles, not 6)
+# 0.67-0.92 of the loop's time at H = 32-160, 1.02-1.03 from 192 up (4-row tiles, not 6); the
+# backward's (6-row tiles) at every size: 0.62-0.82
 FUSED_MAX_H = 160
 
 
@@ -177,7 +178,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         P.LOOPS["lstm_backward"](WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
-                                 dt == np.float64, own)
+                                 dt == np.float64, own, True if own and dt == np.float32 else None)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
         P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own)
