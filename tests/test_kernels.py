@@ -272,7 +272,8 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
 def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
     """The backward twin (kernels/_fused.py, ``lstm_backward_part``): gate gradients, the
     carried and cell gradients leaving the loop and the last step's gradients for the product
-    after it equal the own product followed by the Numba backward kernel bit for bit."""
+    after it equal the own product followed by the Numba backward kernel bit for bit, with the
+    output gradient in the loop's (H, L*N) layout or read by gathers from (L*N, H)."""
     from rnnkit.kernels import _parallel as P
     from rnnkit.kernels import sequence as S
 
@@ -286,16 +287,17 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
         valid = rng.random((L, N)) > 0.2
         d0, c0 = rng.standard_normal((H, N)).astype(np.float32), rng.standard_normal((H, N)).astype(np.float32)
         out = []
-        for fused in (None, True):
+        for fused, dy_rows in ((None, False), (True, False), (True, True)):   # dy as (H, L*N), or (L*N, H)
             A, dscr = A0.copy(), np.full((2, 4 * H, N), np.nan, np.float32)
             dm, dd, dc = np.zeros((2, H, N), np.float32), np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
             dd[0], dc[0] = d0, c0
-            P.LOOPS["lstm_backward"](WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((parts, N), np.float32),
-                                     False, True, fused)
+            P.LOOPS["lstm_backward"](WT, A, Cb, np.ascontiguousarray(DY.T) if dy_rows else DY, valid, bounds, dm, dd,
+                                     dc, dscr, np.empty((parts, N), np.float32), False, True, fused, dy_rows)
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
-        for a, b in zip(*out):
-            assert not np.isnan(b).any()
-            np.testing.assert_array_equal(a, b)
+        for got in out[1:]:
+            for a, b in zip(out[0], got):
+                assert not np.isnan(b).any()
+                np.testing.assert_array_equal(a, b)
 
 
 def test_product_choice_from_the_environment(monkeypatch):

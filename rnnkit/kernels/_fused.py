@@ -45,6 +45,9 @@ class _Vectors:
         self._load8 = cgutils.get_or_insert_function(mod, ir.FunctionType(i8v, [i8v.as_pointer(), i32, mt, i8v]),
                                                      "llvm.masked.load.v16i8.p0")
         self.i8v = i8v
+        pv = ir.VectorType(self.ft.as_pointer(), LANES)
+        self._gather = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [pv, i32, mt, vt]),
+                                                      "llvm.masked.gather.v16f32.v16p0")
         self.zero = ir.Constant(vt, [0.0] * LANES)
 
     def const(self, x):
@@ -62,6 +65,15 @@ class _Vectors:
 
     def store(self, value, ptr, mask):
         self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4), mask])
+
+    def gather(self, ptr, stride, mask):
+        """16 elements ``stride`` elements apart from ``ptr`` (masked lanes read nothing)."""
+        b = self.b
+        i64v = ir.VectorType(ir.IntType(64), LANES)
+        base = _splat(b, i64v, b.ptrtoint(ptr, ir.IntType(64)))
+        step = b.mul(ir.Constant(i64v, list(range(LANES))), _splat(b, i64v, b.mul(stride, ir.Constant(stride.type, 4))))
+        pv = ir.VectorType(self.ft.as_pointer(), LANES)
+        return b.call(self._gather, [b.inttoptr(b.add(base, step), pv), ir.Constant(ir.IntType(32), 4), mask, self.zero])
 
     def flags(self, ptr, mask):
         """16 booleans (NumPy's one byte each) as a lane mask."""
@@ -215,14 +227,14 @@ def _make_back_tile(R, V):
 
     @intrinsic
     def tile(typingctx, WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
-             C, cp_off, cn_off, ldc, Y, y_off, ldy, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols):
+             C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols):
         arrays = (WT, D, A, S, C, Y, DD, DC, DDO, DCO)
         if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
             return None
         if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
             return None
         sig = types.void(WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
-                         C, cp_off, cn_off, ldc, Y, y_off, ldy, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols)
+                         C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols)
 
         def codegen(context, builder, signature, args):
             sa = signature.args
@@ -231,7 +243,7 @@ def _make_back_tile(R, V):
             val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
                    for v, t in zip(args, sa)]
             (WTv, wtoff, ldwtv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
-             Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv, colsv) = val
+             Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv, colsv) = val
 
             def ptr(i, value, off):
                 return builder.gep(context.make_array(sa[i])(context, builder, value=value).data, [off])
@@ -259,6 +271,21 @@ def _make_back_tile(R, V):
                         builder.store(vec.fma(s, dvec[v], builder.load(acc[r][v])), acc[r][v])
 
             _loop_not_unrolled(builder, Kv, step)
+            y0 = ptr(19, Yv, yoff)
+            yslot = cgutils.alloca_once(builder, vec.vt)
+            contiguous_y = builder.icmp_signed("==", ycsv, c(1))
+
+            def y_at(r, v, m):
+                """Unit r's output gradient for vector v: a vector load, or a gather when the
+                columns lie ``ycs`` apart (the (L*N, H) layout the gradient arrives in)."""
+                first = builder.gep(y0, [builder.add(builder.mul(c(r), ldyv), builder.mul(c(v * LANES), ycsv))])
+                with builder.if_else(contiguous_y, likely=True) as (then, otherwise):
+                    with then:
+                        builder.store(vec.load(first, m), yslot)
+                    with otherwise:
+                        builder.store(vec.gather(first, ycsv, m), yslot)
+                return builder.load(yslot)
+
             one = vec.const(1.0)
             zero = vec.zero
             for r in range(R):
@@ -275,10 +302,10 @@ def _make_back_tile(R, V):
                         i, f, g, o = (vec.load(p, m) for p in agate)
                         cp = vec.load(at_row(15, Cv, cpoff, ldcv), m)
                         tc = vec.tanh(vec.load(at_row(15, Cv, cnoff, ldcv), m))
-                        ok = vec.flags(ptr(28, vv, builder.add(voff, at)), m)
-                        carried = builder.fadd(builder.load(acc[r][v]), vec.load(at_row(22, DDv, noff, ldnv), m))
-                        dh = builder.fadd(carried, vec.load(at_row(19, Yv, yoff, ldyv), m))
-                        dcn = vec.load(at_row(23, DCv, noff, ldnv), m)
+                        ok = vec.flags(ptr(29, vv, builder.add(voff, at)), m)
+                        carried = builder.fadd(builder.load(acc[r][v]), vec.load(at_row(23, DDv, noff, ldnv), m))
+                        dh = builder.fadd(carried, y_at(r, v, m))
+                        dcn = vec.load(at_row(24, DCv, noff, ldnv), m)
                         dc = vec.fma(builder.fmul(dh, o), vec.fma(builder.fneg(tc), tc, one), dcn)
                         grads = (builder.fmul(builder.fmul(builder.fmul(dc, g), i), builder.fsub(one, i)),
                                  builder.fmul(builder.fmul(builder.fmul(dc, cp), f), builder.fsub(one, f)),
@@ -288,8 +315,8 @@ def _make_back_tile(R, V):
                             gr = builder.select(ok, gr, zero)
                             vec.store(gr, pa, m)
                             vec.store(gr, ps, m)
-                        vec.store(builder.select(ok, builder.fmul(dc, f), dcn), at_row(25, DCOv, noff, ldnv), m)
-                        vec.store(builder.select(ok, zero, carried), at_row(24, DDOv, noff, ldnv), m)
+                        vec.store(builder.select(ok, builder.fmul(dc, f), dcn), at_row(26, DCOv, noff, ldnv), m)
+                        vec.store(builder.select(ok, zero, carried), at_row(25, DDOv, noff, ldnv), m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
@@ -299,15 +326,18 @@ _B4, _B3, _B2, _B1 = (_make_back_tile(ROWS[v], v) for v in (4, 3, 2, 1))
 
 
 @njit(cache=True, nogil=True)
-def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dd_in, dc_in, dd_out, dc_out, valid, u0, u1, col, N, Kn):
+def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_out, dc_out, valid, u0, u1, col, N, Kn):
     """Step ``t``'s backward for units ``u0 .. u1``: what ``gemm(WT[u0:u1], dprev, dm)`` (skipped
     when ``Kn`` is 0: the last step has no step after) then ``_numba.lstm_backward_fm`` then the
     copy of the gate gradients into ``dnext`` compute, in one pass per tile of units. ``WT``
     (H, G*H) is ``W_hh``'s permuted transpose, ``dprev`` / ``dnext`` (G*H, N) the gate gradients of
-    the step after / of this step, ``dd_*`` and ``dc_*`` (H, N) the carried and cell gradients."""
+    the step after / of this step, ``dd_*`` and ``dc_*`` (H, N) the carried and cell gradients.
+    ``DY`` is the output gradient, (H, L*N) or, when ``dy_rows``, (L*N, H) as it arrives from
+    the user or the layer above (read with gathers, which costs less than transposing it)."""
     Hp = u1 - u0
     r0 = 4 * u0
-    ldwt, lda, ldc, ldy = WT.strides[0] // 4, A.strides[0] // 4, Cb.strides[0] // 4, DY.strides[0] // 4
+    ldwt, lda, ldc = WT.strides[0] // 4, A.strides[0] // 4, Cb.strides[0] // 4
+    ldy, ycs = (1, DY.strides[0] // 4) if dy_rows else (DY.strides[0] // 4, 1)
     ldd, lds, ldn = dprev.strides[0] // 4, dnext.strides[0] // 4, dd_in.strides[0] // 4
     nxt = col + N
     for j0 in range(0, N, 4 * LANES):
@@ -319,7 +349,8 @@ def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dd_in, dc_in, dd_out, dc_out
             u, r = u0 + jj, r0 + jj
             args = (WT, u * ldwt, ldwt, Kn, dprev, j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
                     dnext, r * lds + j0, lds, Hp * lds, Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc,
-                    DY, u * ldy + col + j0, ldy, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn, valid, j0, rows, w)
+                    DY, u * ldy + (col + j0) * ycs, ldy, ycs, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn, valid, j0,
+                    rows, w)
             if V == 4:
                 _B4(*args)
             elif V == 3:

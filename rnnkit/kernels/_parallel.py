@@ -132,7 +132,8 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own):
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused):
+def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows):
+    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused)
     L, N = valid.shape
     P = bounds.shape[0] - 1
     for s in range(L):
@@ -142,7 +143,7 @@ def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise,
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:                  # as in _lstm_forward
-                lstm_backward_part(WT, dscr[o], A, dscr[i], Cb, DY, dd[i], dc[i], dd[o], dc[o], v, u0, u1, col, N,
+                lstm_backward_part(WT, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1, col, N,
                                    dscr.shape[1] if s > 0 else 0)
                 continue
             r0, r1 = 4 * u0, 4 * u1

@@ -167,18 +167,22 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     dt = dy.dtype
     A, Hb, valid, perm = steps.A, steps.Hb, steps.valid, steps.perm
     bounds, _, inv = _parts_of(H, G, steps.parts)
-    # (H, L*N); no copy when dy is the (H, L*N) input gradient of the layer above, transposed
-    DY = contiguous(dy.reshape(L * N, H).T)
-    WT = contiguous(W_hh[perm].T)                # (H, G*H), permuted columns
     gru, lstm = steps.kind == "gru", steps.kind == "lstm"
     own = own_product()
+    fused = True if lstm and own and dt == np.float32 else None
+    rows = dy.reshape(L * N, H)
+    # (H, L*N); no copy when dy is the (H, L*N) input gradient of the layer above, transposed. The
+    # fused LSTM step reads a C-contiguous (L*N, H) gradient as it is (gathers), not transposed
+    dy_rows = fused is not None and rows.flags.c_contiguous
+    DY = rows if dy_rows else contiguous(rows.T)
+    WT = contiguous(W_hh[perm].T)                # (H, G*H), permuted columns
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         P.LOOPS["lstm_backward"](WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
-                                 dt == np.float64, own, True if own and dt == np.float32 else None)
+                                 dt == np.float64, own, fused, dy_rows)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
         P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own)
