@@ -78,9 +78,10 @@ PRODUCT_CHOICES = ("auto", "own", "blas")
 def own_product() -> bool:
     """Whether the compiled products (the time loops' per-step products and the split products
     here) run rnnkit's own product (:mod:`rnnkit.kernels._gemm`) rather than BLAS's.
-    ``RNNKIT_PRODUCT`` (read once): ``auto`` (the default) uses it where the cores have 512-bit
-    vectors (AVX-512), where it measured about 2x OpenBLAS's AVX2 kernels and at or above its
-    AVX-512 ones on these shapes (benchmarks/NOTES.md, attempt 35); ``own`` everywhere (LLVM
+    ``RNNKIT_PRODUCT`` (read once, when rnnkit first computes): ``auto`` (the default) uses it
+    where the code Numba compiles has 512-bit vectors (AVX-512; :func:`_wide_vectors`), where it
+    measured about 2x OpenBLAS's AVX2 kernels and at or above its AVX-512 ones on these shapes
+    (benchmarks/NOTES.md, attempt 35); ``own`` everywhere (LLVM
     lowers its vectors to what the machine has: right, not necessarily fast); ``blas`` never.
     Results differ from BLAS's in the last bits (another order of the sums), not more."""
     if not _OWN:
@@ -96,13 +97,19 @@ def own_product() -> bool:
 
 
 def _wide_vectors() -> bool:
-    """Whether this machine's cores run 512-bit vectors (AVX-512F), as LLVM sees them."""
+    """Whether the code Numba compiles runs 512-bit vectors (AVX-512F): this machine's CPU as LLVM
+    sees it, or, when ``NUMBA_CPU_NAME`` names another target (``generic`` for a portable cache),
+    that target's features (``NUMBA_CPU_FEATURES``). Built for a generic CPU, the product's
+    16-wide vectors and fused multiply-adds ran 60x slower than BLAS."""
     try:
+        import numba
         from llvmlite import binding
-
-        return bool(binding.get_host_cpu_features().get("avx512f", False))
-    except Exception:                                     # no llvmlite (the NumPy fallback install)
+    except ImportError:                                   # the NumPy fallback install
         return False
+    name = numba.config.CPU_NAME
+    if name and name != "host":
+        return "+avx512f" in (numba.config.CPU_FEATURES or "").split(",")
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
 
 
 def _compiled():

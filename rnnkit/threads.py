@@ -122,7 +122,8 @@ def num_threads() -> int:
 
 def apply_environment() -> None:
     """Apply ``RNNKIT_NUM_THREADS`` and ``RNNKIT_KEEP_HEAP`` (:mod:`rnnkit._heap`) and read
-    ``RNNKIT_LOOP_PARTS``, once, when rnnkit first computes (a bad value is one line)."""
+    ``RNNKIT_LOOP_PARTS`` and ``RNNKIT_PRODUCT`` (:func:`rnnkit.products.own_product`), once,
+    when rnnkit first computes (a bad value is one line)."""
     if _state["applied"]:
         return
     _state["applied"] = True
@@ -134,6 +135,9 @@ def apply_environment() -> None:
     else:
         set_num_threads(_positive_env("RNNKIT_NUM_THREADS", cores(), hint=" or 'auto'"))
     loop_parts()                                   # RNNKIT_LOOP_PARTS checked as early
+    from .products import own_product
+
+    own_product()                                  # and RNNKIT_PRODUCT
 
 
 def _positive_env(name: str, default=None, hint=""):

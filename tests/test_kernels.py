@@ -209,9 +209,10 @@ def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_own_product_equals_float64_products(dtype):
     """rnnkit's own product (kernels/_gemm.py): every tile width (1 to 4 vectors, the last one
-    masked: columns 1..300; a wide ``B`` copied a tile at a time), partial row panels, K from 0 up, ``A`` row-major, transposed,
-    sliced with a stride, ``C += A @ B``, ``C`` a view inside a larger array whose other
-    elements stay untouched; and the ``gemm`` entry the loops call, with a transposed ``B``."""
+    masked: columns 1..300; a wide ``B`` copied a tile at a time), partial row panels, K from 0
+    up, ``A`` row-major, transposed, sliced with a stride, ``C += A @ B``, ``C`` a view inside a
+    larger array whose other elements stay untouched; and the ``gemm`` entry the loops call,
+    with a transposed ``B``."""
     from rnnkit.kernels import _blas, _gemm
 
     rng = np.random.default_rng(0)
@@ -257,7 +258,8 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
         h0, c0 = rng.standard_normal((H, N)).astype(np.float32), (3 * rng.standard_normal((H, N))).astype(np.float32)
         out = []
         for fused in (None, True):
-            A, Hb, Cb = A0.copy(), np.full((H, (L + 1) * N), np.nan, np.float32), np.full((H, (L + 1) * N), np.nan, np.float32)
+            A, Hb, Cb = A0.copy(), np.full((H, (L + 1) * N), np.nan, np.float32), np.full((H, (L + 1) * N), np.nan,
+                                                                                          np.float32)
             Hb[:, :N], Cb[:, :N] = h0, c0
             hcur = np.empty((2, H, N), np.float32)
             hcur[0] = h0
@@ -289,7 +291,8 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
         out = []
         for fused, dy_rows in ((None, False), (True, False), (True, True)):   # dy as (H, L*N), or (L*N, H)
             A, dscr = A0.copy(), np.full((2, 4 * H, N), np.nan, np.float32)
-            dm, dd, dc = np.zeros((2, H, N), np.float32), np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
+            dm = np.zeros((2, H, N), np.float32)
+            dd, dc = np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
             dd[0], dc[0] = d0, c0
             P.LOOPS["lstm_backward"](WT, A, Cb, np.ascontiguousarray(DY.T) if dy_rows else DY, valid, bounds, dm, dd,
                                      dc, dscr, np.empty((parts, N), np.float32), False, True, fused, dy_rows)
@@ -300,12 +303,62 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
                 np.testing.assert_array_equal(a, b)
 
 
+def test_wide_vectors_follow_the_target_numba_compiles_for(monkeypatch):
+    """``auto`` asks whether the code Numba compiles has 512-bit vectors: a cache built for
+    ``NUMBA_CPU_NAME=generic`` has none (the own product then ran 60x slower than BLAS), unless
+    ``NUMBA_CPU_FEATURES`` names AVX-512F."""
+    import numba
+
+    from rnnkit import products
+
+    monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "")
+    assert products._wide_vectors() is False
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx2,+fma,+avx512f,+avx512bw")
+    assert products._wide_vectors() is True
+
+
+def test_a_bad_product_setting_is_one_line_before_anything_runs(tmp_path):
+    import subprocess
+    import sys
+
+    text = tmp_path / "t.txt"
+    text.write_text("a small corpus for one line of error. " * 40)
+    env = {**__import__("os").environ, "RNNKIT_PRODUCT": "mkl"}
+    cmd = [sys.executable, "-m", "rnnkit", "train", str(text), "--out", str(tmp_path / "r"), "--steps", "3"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["rnnkit train: error: RNNKIT_PRODUCT: expected one of auto, own, blas, "
+                                               "got 'mkl'"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_fused_step_takes_a_mask_of_any_dtype(product):
+    """The functional API's ``mask`` may be float (1.0 / 0.0) as well as boolean: both paths,
+    fused or not, read it as 'nonzero'."""
+    from rnnkit.functional.recurrent import CELLS as OPS
+    from rnnkit.functional.recurrent import layer_forward, length_mask
+    from rnnkit.nn.recurrent import time_loop
+
+    rng = np.random.default_rng(0)
+    L, N, I, H = 5, 3, 4, 8
+    x = rng.standard_normal((L, N, I)).astype(np.float32)
+    W_ih, W_hh = ((0.3 * rng.standard_normal((4 * H, n))).astype(np.float32) for n in (I, H))
+    s0 = (np.zeros((N, H), np.float32), np.zeros((N, H), np.float32))
+    ops = OPS["lstm"]
+    mask = length_mask(np.array([5, 2, 4]), L).astype(np.float32)
+    ys = [layer_forward(ops, x, s0, W_ih, W_hh, mask=m, loop=time_loop(ops))[0] for m in (mask, mask != 0)]
+    np.testing.assert_array_equal(ys[0], ys[1])
+    assert np.all(ys[0][2:, 1] == 0)                          # the padded steps of the short sequence
+
+
 def test_product_choice_from_the_environment(monkeypatch):
     """``RNNKIT_PRODUCT``: own, blas, auto (512-bit vectors decide), anything else one line."""
     from rnnkit import products
     from rnnkit.errors import UserError
 
-    for value, want in (("own", True), ("BLAS", False), ("auto", products._wide_vectors()), ("", products._wide_vectors())):
+    wide = products._wide_vectors()
+    for value, want in (("own", True), ("BLAS", False), ("auto", wide), ("", wide)):
         monkeypatch.setattr(products, "_OWN", [])
         monkeypatch.setenv("RNNKIT_PRODUCT", value)
         assert products.own_product() is want

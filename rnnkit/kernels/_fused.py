@@ -39,8 +39,8 @@ class _Vectors:
         self._fma = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt, vt, vt]), "llvm.fma.v16f32")
         self._load = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt.as_pointer(), i32, mt, vt]),
                                                     "llvm.masked.load.v16f32.p0")
-        self._store = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), i32, mt]),
-                                                     "llvm.masked.store.v16f32.p0")
+        store_type = ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), i32, mt])
+        self._store = cgutils.get_or_insert_function(mod, store_type, "llvm.masked.store.v16f32.p0")
         i8v = ir.VectorType(ir.IntType(8), LANES)
         self._load8 = cgutils.get_or_insert_function(mod, ir.FunctionType(i8v, [i8v.as_pointer(), i32, mt, i8v]),
                                                      "llvm.masked.load.v16i8.p0")
@@ -64,7 +64,8 @@ class _Vectors:
                                         self.zero])
 
     def store(self, value, ptr, mask):
-        self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4), mask])
+        self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4),
+                                  mask])
 
     def gather(self, ptr, stride, mask):
         """16 elements ``stride`` elements apart from ``ptr`` (masked lanes read nothing)."""
@@ -73,11 +74,13 @@ class _Vectors:
         base = _splat(b, i64v, b.ptrtoint(ptr, ir.IntType(64)))
         step = b.mul(ir.Constant(i64v, list(range(LANES))), _splat(b, i64v, b.mul(stride, ir.Constant(stride.type, 4))))
         pv = ir.VectorType(self.ft.as_pointer(), LANES)
-        return b.call(self._gather, [b.inttoptr(b.add(base, step), pv), ir.Constant(ir.IntType(32), 4), mask, self.zero])
+        return b.call(self._gather, [b.inttoptr(b.add(base, step), pv), ir.Constant(ir.IntType(32), 4), mask,
+                                     self.zero])
 
     def flags(self, ptr, mask):
         """16 booleans (NumPy's one byte each) as a lane mask."""
-        raw = self.b.call(self._load8, [self.b.bitcast(ptr, self.i8v.as_pointer()), ir.Constant(ir.IntType(32), 1), mask,
+        raw = self.b.call(self._load8, [self.b.bitcast(ptr, self.i8v.as_pointer()), ir.Constant(ir.IntType(32), 1),
+                                        mask,
                                         ir.Constant(self.i8v, [0] * LANES)])
         return self.b.icmp_unsigned("!=", raw, ir.Constant(self.i8v, [0] * LANES))
 
@@ -234,7 +237,8 @@ def _make_back_tile(R, V):
         if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
             return None
         sig = types.void(WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
-                         C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols)
+                         C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows,
+                         cols)
 
         def codegen(context, builder, signature, args):
             sa = signature.args
@@ -243,7 +247,8 @@ def _make_back_tile(R, V):
             val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
                    for v, t in zip(args, sa)]
             (WTv, wtoff, ldwtv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
-             Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv, colsv) = val
+             Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv,
+             colsv) = val
 
             def ptr(i, value, off):
                 return builder.gep(context.make_array(sa[i])(context, builder, value=value).data, [off])
@@ -349,8 +354,8 @@ def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_ou
             u, r = u0 + jj, r0 + jj
             args = (WT, u * ldwt, ldwt, Kn, dprev, j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
                     dnext, r * lds + j0, lds, Hp * lds, Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc,
-                    DY, u * ldy + (col + j0) * ycs, ldy, ycs, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn, valid, j0,
-                    rows, w)
+                    DY, u * ldy + (col + j0) * ycs, ldy, ycs, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn, valid,
+                    j0, rows, w)
             if V == 4:
                 _B4(*args)
             elif V == 3:

@@ -125,7 +125,8 @@ def _make_tile(R, V):
                         p = builder.bitcast(builder.gep(crow, [ir.Constant(ip, v * lanes)]), vt.as_pointer())
                         m = mask if v == V - 1 else full
                         total = builder.load(acc[r][v])
-                        with builder.if_then(builder.trunc(addv, ir.IntType(1)) if addv.type != ir.IntType(1) else addv):
+                        added = builder.trunc(addv, ir.IntType(1)) if addv.type != ir.IntType(1) else addv
+                        with builder.if_then(added):
                             builder.store(builder.fadd(total, builder.call(mload, [p, align, m, zero])), acc[r][v])
                         builder.call(mstore, [builder.load(acc[r][v]), p, align, m])
             return context.get_dummy_value()

@@ -6,8 +6,10 @@ The hidden units are split into parts, one per thread (``bounds``: part p owns u
 gate rows are one contiguous block, in the cell's own gate order, so each part is a small cell
 of the same kind and the fused kernels of ``_numba`` run on it unchanged. At every step each
 part computes its own rows of the recurrent product (rnnkit's own product, ``_gemm.py``, where
-the cores have 512-bit vectors, else single-threaded BLAS: ``own``) and then its own units' gate arithmetic; the parts meet once a step, at the
-end of the ``prange``, because the next step's product needs every unit of the new state.
+the cores have 512-bit vectors, else single-threaded BLAS: ``own``) and then its own units' gate
+arithmetic (for the float32 LSTM on the own product, both in one pass: ``_fused.py``); the
+parts meet once a step, at the end of the ``prange``, because the next step's product needs
+every unit of the new state.
 Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
 exactly its own units, so again one meeting per step.
 
@@ -19,7 +21,6 @@ Buffers are those of ``sequence.py`` with the gate rows permuted; ``hcur`` (2, H
 current and next hidden state contiguously for the product, ``hh`` (G*H, N) the products,
 ``dscr`` (2, G*H, N) the step gradients for the backward product.
 """
-import numpy as np
 from numba import njit, prange
 
 from . import _numba as K
@@ -143,8 +144,8 @@ def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise,
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:                  # as in _lstm_forward
-                lstm_backward_part(WT, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1, col, N,
-                                   dscr.shape[1] if s > 0 else 0)
+                lstm_backward_part(WT, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
+                                   col, N, dscr.shape[1] if s > 0 else 0)
                 continue
             r0, r1 = 4 * u0, 4 * u1
             if s > 0:

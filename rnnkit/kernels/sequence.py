@@ -126,7 +126,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         else:
             bias += b_hh
     bias = bias[perm]
-    valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0])
+    valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0] != 0)  # any dtype
     precise = dt == np.float64
     Hb = np.empty((H, (L + 1) * N), dt)
     Hb[:, :N] = state0[0].T
@@ -138,8 +138,9 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt), precise,
-                                 own, True if own and dt == np.float32 and H <= FUSED_MAX_H else None)
+        fused = True if own and dt == np.float32 and H <= FUSED_MAX_H else None
+        P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt),
+                                precise, own, fused)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own)
