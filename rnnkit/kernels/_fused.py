@@ -106,6 +106,32 @@ class _Vectors:
         return self.fma(half, self.tanh(self.b.fmul(half, x)), half)
 
 
+class _Frame:
+    """What both tiles' code starts with: the vector helper, the arguments (integers as intp),
+    element pointers into the array arguments, intp constants, and the masks of the tile's ``V``
+    vectors of columns (all lanes, then the last vector's ``cols - (V - 1) * 16``; ``cols`` is
+    the last argument)."""
+
+    def __init__(self, context, builder, signature, args, V):
+        self.context, self.builder, self.sa = context, builder, signature.args
+        self.ip = context.get_value_type(types.intp)
+        self.vec = _Vectors(context, builder)
+        self.val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
+                    for v, t in zip(args, self.sa)]
+        last = builder.sub(self.val[-1], self.c((V - 1) * LANES))
+        lanes = ir.Constant(ir.VectorType(self.ip, LANES), list(range(LANES)))
+        tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(self.ip, LANES), last))
+        self.masks = [ir.Constant(self.vec.mt, [1] * LANES)] * (V - 1) + [tail]
+
+    def c(self, n):
+        return ir.Constant(self.ip, n)
+
+    def ptr(self, i, off):
+        """A pointer to element ``off`` of array argument ``i``."""
+        array = self.context.make_array(self.sa[i])(self.context, self.builder, value=self.val[i])
+        return self.builder.gep(array.data, [off])
+
+
 def _make_tile(V):
     """The tile with ``V`` vectors of columns: ``tile(W, w_off, w_gs, K, h, h_off, ldh, A, a_off,
     a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off,
@@ -126,27 +152,12 @@ def _make_tile(V):
                          C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, cols)
 
         def codegen(context, builder, signature, args):
-            sa = signature.args
-            ip = context.get_value_type(types.intp)
-            vec = _Vectors(context, builder)
-            val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
-                   for v, t in zip(args, sa)]
+            frame = _Frame(context, builder, signature, args, V)
+            vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (Wv, woff, wgs, Kv, hv, hoff, ldhv, Av, aoff, ags, bv, boff, bgs,
-             Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, colsv) = val
-
-            def ptr(i, value, off):
-                return builder.gep(context.make_array(sa[i])(context, builder, value=value).data, [off])
-
-            def c(n):
-                return ir.Constant(ip, n)
-
-            last = builder.sub(colsv, c((V - 1) * LANES))
-            lanes = ir.Constant(ir.VectorType(ip, LANES), list(range(LANES)))
-            tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(ip, LANES), last))
-            full = ir.Constant(vec.mt, [1] * LANES)
-            masks = [full] * (V - 1) + [tail]
-            wrow = [ptr(0, Wv, builder.add(woff, builder.mul(c(g), wgs))) for g in range(4)]
-            h0 = ptr(4, hv, hoff)
+             Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, colsv) = frame.val
+            wrow = [ptr(0, builder.add(woff, builder.mul(c(g), wgs))) for g in range(4)]
+            h0 = ptr(4, hoff)
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(4)]
 
             def step(k):
@@ -158,8 +169,8 @@ def _make_tile(V):
                         builder.store(vec.fma(s, hvec[v], builder.load(acc[g][v])), acc[g][v])
 
             _loop_not_unrolled(builder, Kv, step)
-            arow = [ptr(7, Av, builder.add(aoff, builder.mul(c(g), ags))) for g in range(4)]
-            brow = [builder.load(ptr(10, bv, builder.add(boff, builder.mul(c(g), bgs)))) for g in range(4)]
+            arow = [ptr(7, builder.add(aoff, builder.mul(c(g), ags))) for g in range(4)]
+            brow = [builder.load(ptr(10, builder.add(boff, builder.mul(c(g), bgs)))) for g in range(4)]
             for v in range(V):
                 m, at = masks[v], c(v * LANES)
                 gates = []
@@ -170,14 +181,14 @@ def _make_tile(V):
                     vec.store(act, p, m)
                     gates.append(act)
                 i, f, gg, o = gates
-                cp = vec.load(ptr(13, Cv, builder.add(cpoff, at)), m)
-                hp = vec.load(ptr(16, Hv, builder.add(hpoff, at)), m)
+                cp = vec.load(ptr(13, builder.add(cpoff, at)), m)
+                hp = vec.load(ptr(16, builder.add(hpoff, at)), m)
                 cnew = vec.fma(f, cp, builder.fmul(i, gg))
-                ok = vec.flags(ptr(21, vv, builder.add(voff, at)), m)
+                ok = vec.flags(ptr(21, builder.add(voff, at)), m)
                 hnew = builder.select(ok, builder.fmul(o, vec.tanh(cnew)), hp)
-                vec.store(builder.select(ok, cnew, cp), ptr(13, Cv, builder.add(cnoff, at)), m)
-                vec.store(hnew, ptr(16, Hv, builder.add(hnoff, at)), m)
-                vec.store(hnew, ptr(19, Dv, builder.add(doff, at)), m)
+                vec.store(builder.select(ok, cnew, cp), ptr(13, builder.add(cnoff, at)), m)
+                vec.store(hnew, ptr(16, builder.add(hnoff, at)), m)
+                vec.store(hnew, ptr(19, builder.add(doff, at)), m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
@@ -241,30 +252,15 @@ def _make_back_tile(R, V):
                          cols)
 
         def codegen(context, builder, signature, args):
-            sa = signature.args
-            ip = context.get_value_type(types.intp)
-            vec = _Vectors(context, builder)
-            val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
-                   for v, t in zip(args, sa)]
+            frame = _Frame(context, builder, signature, args, V)
+            vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (WTv, wtoff, ldwtv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
              Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv,
-             colsv) = val
-
-            def ptr(i, value, off):
-                return builder.gep(context.make_array(sa[i])(context, builder, value=value).data, [off])
-
-            def c(n):
-                return ir.Constant(ip, n)
-
-            last = builder.sub(colsv, c((V - 1) * LANES))
-            lanes = ir.Constant(ir.VectorType(ip, LANES), list(range(LANES)))
-            tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(ip, LANES), last))
-            full = ir.Constant(vec.mt, [1] * LANES)
-            masks = [full] * (V - 1) + [tail]
+             colsv) = frame.val
             top = builder.sub(rowsv, c(1))
-            wrow = [ptr(0, WTv, builder.add(wtoff, builder.mul(
+            wrow = [ptr(0, builder.add(wtoff, builder.mul(
                 builder.select(builder.icmp_signed("<", c(r), rowsv), c(r), top), ldwtv))) for r in range(R)]
-            d0 = ptr(4, Dv, doff)
+            d0 = ptr(4, doff)
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(R)]
 
             def step(k):
@@ -276,7 +272,7 @@ def _make_back_tile(R, V):
                         builder.store(vec.fma(s, dvec[v], builder.load(acc[r][v])), acc[r][v])
 
             _loop_not_unrolled(builder, Kv, step)
-            y0 = ptr(19, Yv, yoff)
+            y0 = ptr(19, yoff)
             yslot = cgutils.alloca_once(builder, vec.vt)
             contiguous_y = builder.icmp_signed("==", ycsv, c(1))
 
@@ -299,18 +295,18 @@ def _make_back_tile(R, V):
                     for v in range(V):
                         m, at = masks[v], c(v * LANES)
 
-                        def at_row(i, value, off, ld):
-                            return ptr(i, value, builder.add(builder.add(off, builder.mul(rc, ld)), at))
+                        def at_row(i, off, ld):
+                            return ptr(i, builder.add(builder.add(off, builder.mul(rc, ld)), at))
 
-                        agate = [builder.gep(at_row(7, Av, aoff, ldav), [builder.mul(c(g), ags)]) for g in range(4)]
-                        sgate = [builder.gep(at_row(11, Sv, soff, ldsv), [builder.mul(c(g), sgs)]) for g in range(4)]
+                        agate = [builder.gep(at_row(7, aoff, ldav), [builder.mul(c(g), ags)]) for g in range(4)]
+                        sgate = [builder.gep(at_row(11, soff, ldsv), [builder.mul(c(g), sgs)]) for g in range(4)]
                         i, f, g, o = (vec.load(p, m) for p in agate)
-                        cp = vec.load(at_row(15, Cv, cpoff, ldcv), m)
-                        tc = vec.tanh(vec.load(at_row(15, Cv, cnoff, ldcv), m))
-                        ok = vec.flags(ptr(29, vv, builder.add(voff, at)), m)
-                        carried = builder.fadd(builder.load(acc[r][v]), vec.load(at_row(23, DDv, noff, ldnv), m))
+                        cp = vec.load(at_row(15, cpoff, ldcv), m)
+                        tc = vec.tanh(vec.load(at_row(15, cnoff, ldcv), m))
+                        ok = vec.flags(ptr(29, builder.add(voff, at)), m)
+                        carried = builder.fadd(builder.load(acc[r][v]), vec.load(at_row(23, noff, ldnv), m))
                         dh = builder.fadd(carried, y_at(r, v, m))
-                        dcn = vec.load(at_row(24, DCv, noff, ldnv), m)
+                        dcn = vec.load(at_row(24, noff, ldnv), m)
                         dc = vec.fma(builder.fmul(dh, o), vec.fma(builder.fneg(tc), tc, one), dcn)
                         grads = (builder.fmul(builder.fmul(builder.fmul(dc, g), i), builder.fsub(one, i)),
                                  builder.fmul(builder.fmul(builder.fmul(dc, cp), f), builder.fsub(one, f)),
@@ -320,8 +316,8 @@ def _make_back_tile(R, V):
                             gr = builder.select(ok, gr, zero)
                             vec.store(gr, pa, m)
                             vec.store(gr, ps, m)
-                        vec.store(builder.select(ok, builder.fmul(dc, f), dcn), at_row(26, DCOv, noff, ldnv), m)
-                        vec.store(builder.select(ok, zero, carried), at_row(25, DDOv, noff, ldnv), m)
+                        vec.store(builder.select(ok, builder.fmul(dc, f), dcn), at_row(26, noff, ldnv), m)
+                        vec.store(builder.select(ok, zero, carried), at_row(25, noff, ldnv), m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
