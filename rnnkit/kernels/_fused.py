@@ -21,68 +21,17 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _numba as K
-from ._gemm import ROWS, _loop_not_unrolled, _splat
+from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled
 
 LANES = 16
 
 
-class _Vectors:
-    """IR for the float32 vector arithmetic of one tile."""
-
-    def __init__(self, context, builder):
-        self.b = builder
-        self.ft = ir.FloatType()
-        self.vt = ir.VectorType(self.ft, LANES)
-        self.mt = ir.VectorType(ir.IntType(1), LANES)
-        mod = builder.module
-        vt, mt, i32 = self.vt, self.mt, ir.IntType(32)
-        self._fma = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt, vt, vt]), "llvm.fma.v16f32")
-        self._load = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt.as_pointer(), i32, mt, vt]),
-                                                    "llvm.masked.load.v16f32.p0")
-        store_type = ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), i32, mt])
-        self._store = cgutils.get_or_insert_function(mod, store_type, "llvm.masked.store.v16f32.p0")
-        i8v = ir.VectorType(ir.IntType(8), LANES)
-        self._load8 = cgutils.get_or_insert_function(mod, ir.FunctionType(i8v, [i8v.as_pointer(), i32, mt, i8v]),
-                                                     "llvm.masked.load.v16i8.p0")
-        self.i8v = i8v
-        pv = ir.VectorType(self.ft.as_pointer(), LANES)
-        self._gather = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [pv, i32, mt, vt]),
-                                                      "llvm.masked.gather.v16f32.v16p0")
-        self.zero = ir.Constant(vt, [0.0] * LANES)
+class _Gates(Vectors):
+    """The float32 gate functions on :class:`._gemm.Vectors`, operation for operation those of
+    ``_numba`` (``_tanh_fast``, ``_sig_fast``)."""
 
     def const(self, x):
-        return ir.Constant(self.vt, [float(np.float32(x))] * LANES)
-
-    def splat(self, scalar):
-        return _splat(self.b, self.vt, scalar)
-
-    def fma(self, a, b, c):
-        return self.b.call(self._fma, [a, b, c])
-
-    def load(self, ptr, mask):
-        return self.b.call(self._load, [self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4), mask,
-                                        self.zero])
-
-    def store(self, value, ptr, mask):
-        self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), ir.Constant(ir.IntType(32), 4),
-                                  mask])
-
-    def gather(self, ptr, stride, mask):
-        """16 elements ``stride`` elements apart from ``ptr`` (masked lanes read nothing)."""
-        b = self.b
-        i64v = ir.VectorType(ir.IntType(64), LANES)
-        base = _splat(b, i64v, b.ptrtoint(ptr, ir.IntType(64)))
-        step = b.mul(ir.Constant(i64v, list(range(LANES))), _splat(b, i64v, b.mul(stride, ir.Constant(stride.type, 4))))
-        pv = ir.VectorType(self.ft.as_pointer(), LANES)
-        return b.call(self._gather, [b.inttoptr(b.add(base, step), pv), ir.Constant(ir.IntType(32), 4), mask,
-                                     self.zero])
-
-    def flags(self, ptr, mask):
-        """16 booleans (NumPy's one byte each) as a lane mask."""
-        raw = self.b.call(self._load8, [self.b.bitcast(ptr, self.i8v.as_pointer()), ir.Constant(ir.IntType(32), 1),
-                                        mask,
-                                        ir.Constant(self.i8v, [0] * LANES)])
-        return self.b.icmp_unsigned("!=", raw, ir.Constant(self.i8v, [0] * LANES))
+        return ir.Constant(self.vt, [float(np.float32(x))] * self.lanes)
 
     def tanh(self, x):
         """``_numba._tanh_fast``: clamp, x P(x^2) / Q(x^2)."""
@@ -106,30 +55,9 @@ class _Vectors:
         return self.fma(half, self.tanh(self.b.fmul(half, x)), half)
 
 
-class _Frame:
-    """What both tiles' code starts with: the vector helper, the arguments (integers as intp),
-    element pointers into the array arguments, intp constants, and the masks of the tile's ``V``
-    vectors of columns (all lanes, then the last vector's ``cols - (V - 1) * 16``; ``cols`` is
-    the last argument)."""
-
-    def __init__(self, context, builder, signature, args, V):
-        self.context, self.builder, self.sa = context, builder, signature.args
-        self.ip = context.get_value_type(types.intp)
-        self.vec = _Vectors(context, builder)
-        self.val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
-                    for v, t in zip(args, self.sa)]
-        last = builder.sub(self.val[-1], self.c((V - 1) * LANES))
-        lanes = ir.Constant(ir.VectorType(self.ip, LANES), list(range(LANES)))
-        tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(self.ip, LANES), last))
-        self.masks = [ir.Constant(self.vec.mt, [1] * LANES)] * (V - 1) + [tail]
-
-    def c(self, n):
-        return ir.Constant(self.ip, n)
-
-    def ptr(self, i, off):
-        """A pointer to element ``off`` of array argument ``i``."""
-        array = self.context.make_array(self.sa[i])(self.context, self.builder, value=self.val[i])
-        return self.builder.gep(array.data, [off])
+def _frame(context, builder, signature, args, V):
+    """A float32 tile's :class:`._gemm.Frame` (``cols`` its last argument) with the gate functions."""
+    return Frame(context, builder, signature, args, V, types.float32, len(args) - 1, _Gates)
 
 
 def _make_tile(V):
@@ -152,7 +80,7 @@ def _make_tile(V):
                          C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, cols)
 
         def codegen(context, builder, signature, args):
-            frame = _Frame(context, builder, signature, args, V)
+            frame = _frame(context, builder, signature, args, V)
             vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (Wv, woff, wgs, Kv, hv, hoff, ldhv, Av, aoff, ags, bv, boff, bgs,
              Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, colsv) = frame.val
@@ -252,14 +180,12 @@ def _make_back_tile(R, V):
                          cols)
 
         def codegen(context, builder, signature, args):
-            frame = _Frame(context, builder, signature, args, V)
+            frame = _frame(context, builder, signature, args, V)
             vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (WTv, wtoff, ldwtv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
              Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, rowsv,
              colsv) = frame.val
-            top = builder.sub(rowsv, c(1))
-            wrow = [ptr(0, builder.add(wtoff, builder.mul(
-                builder.select(builder.icmp_signed("<", c(r), rowsv), c(r), top), ldwtv))) for r in range(R)]
+            wrow = frame.rows(0, wtoff, ldwtv, R, rowsv)
             d0 = ptr(4, doff)
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(R)]
 
@@ -323,7 +249,7 @@ def _make_back_tile(R, V):
     return tile
 
 
-_B4, _B3, _B2, _B1 = (_make_back_tile(ROWS[v], v) for v in (4, 3, 2, 1))
+_B4, _B3, _B2, _B1 = (_make_back_tile(TILE_ROWS[v], v) for v in (4, 3, 2, 1))
 
 
 @njit(cache=True, nogil=True)
@@ -344,7 +270,7 @@ def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_ou
     for j0 in range(0, N, 4 * LANES):
         w = min(4 * LANES, N - j0)
         V = (w + LANES - 1) // LANES
-        R = 6 if V == 4 else 8 if V == 3 else 12
+        R = TILE_ROWS[V]
         for jj in range(0, Hp, R):
             rows = min(R, Hp - jj)
             u, r = u0 + jj, r0 + jj

@@ -22,7 +22,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 VECTOR_BYTES = 64
-ROWS = {4: 6, 3: 8, 2: 12, 1: 12}    # a tile's rows by its vectors: R * V sums + V + 1 within 32 registers
+# a tile's rows by its vectors (index V = 1..4): R * V sums + V + 1 within the 32 vector registers;
+# a tuple, so compiled drivers read it too
+TILE_ROWS = (0, 12, 12, 8, 6)
 
 
 def _splat(builder, vt, value):
@@ -54,6 +56,97 @@ def _loop_not_unrolled(builder, count, body):
     builder.position_at_end(done)
 
 
+class Vectors:
+    """IR for the vector arithmetic of one tile, in 64-byte vectors of ``dtype`` (a Numba float
+    type): fused multiply-adds, loads and stores under a lane mask, gathers, byte flags."""
+
+    def __init__(self, context, builder, dtype):
+        self.b = builder
+        self.ft = context.get_value_type(dtype)
+        self.size = context.get_abi_sizeof(self.ft)
+        self.lanes = n = VECTOR_BYTES // self.size
+        self.vt = vt = ir.VectorType(self.ft, n)
+        self.mt = mt = ir.VectorType(ir.IntType(1), n)
+        self.i8v = i8v = ir.VectorType(ir.IntType(8), n)
+        pv = ir.VectorType(self.ft.as_pointer(), n)
+        suffix, i32, mod = f"v{n}f{8 * self.size}", ir.IntType(32), builder.module
+
+        def declare(name, ret, *args):
+            return cgutils.get_or_insert_function(mod, ir.FunctionType(ret, list(args)), name)
+
+        self._fma = declare(f"llvm.fma.{suffix}", vt, vt, vt, vt)
+        self._load = declare(f"llvm.masked.load.{suffix}.p0", vt, vt.as_pointer(), i32, mt, vt)
+        self._store = declare(f"llvm.masked.store.{suffix}.p0", ir.VoidType(), vt, vt.as_pointer(), i32, mt)
+        self._gather = declare(f"llvm.masked.gather.{suffix}.v{n}p0", vt, pv, i32, mt, vt)
+        self._load8 = declare(f"llvm.masked.load.v{n}i8.p0", i8v, i8v.as_pointer(), i32, mt, i8v)
+        self.zero = ir.Constant(vt, [0.0] * n)
+        self.all = ir.Constant(mt, [1] * n)
+        self._align = ir.Constant(i32, self.size)
+
+    def splat(self, scalar):
+        return _splat(self.b, self.vt, scalar)
+
+    def fma(self, a, b, c):
+        return self.b.call(self._fma, [a, b, c])
+
+    def load(self, ptr, mask):
+        return self.b.call(self._load, [self.b.bitcast(ptr, self.vt.as_pointer()), self._align, mask, self.zero])
+
+    def store(self, value, ptr, mask):
+        self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), self._align, mask])
+
+    def gather(self, ptr, stride, mask):
+        """``lanes`` elements ``stride`` elements apart from ``ptr`` (masked lanes read nothing)."""
+        b, n = self.b, self.lanes
+        i64v = ir.VectorType(ir.IntType(64), n)
+        base = _splat(b, i64v, b.ptrtoint(ptr, ir.IntType(64)))
+        apart = b.mul(stride, ir.Constant(stride.type, self.size))          # bytes
+        step = b.mul(ir.Constant(i64v, list(range(n))), _splat(b, i64v, apart))
+        pv = ir.VectorType(self.ft.as_pointer(), n)
+        return b.call(self._gather, [b.inttoptr(b.add(base, step), pv), self._align, mask, self.zero])
+
+    def flags(self, ptr, mask):
+        """``lanes`` booleans (NumPy's one byte each) as a lane mask."""
+        none = ir.Constant(self.i8v, [0] * self.lanes)
+        raw = self.b.call(self._load8, [self.b.bitcast(ptr, self.i8v.as_pointer()), ir.Constant(ir.IntType(32), 1),
+                                        mask, none])
+        return self.b.icmp_unsigned("!=", raw, none)
+
+
+class Frame:
+    """What a tile's code starts with: its ``vectors`` (:class:`Vectors` of ``dtype``), the
+    arguments (integers as intp), element pointers into the array arguments, intp constants, and
+    the masks of the tile's ``V`` vectors of columns: all lanes, then the last vector's ``cols -
+    (V - 1) * lanes``, ``cols`` being argument ``cols_at``."""
+
+    def __init__(self, context, builder, signature, args, V, dtype, cols_at, vectors=Vectors):
+        self.context, self.builder, self.sa = context, builder, signature.args
+        self.ip = context.get_value_type(types.intp)
+        self.vec = vec = vectors(context, builder, dtype)
+        self.val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
+                    for v, t in zip(args, self.sa)]
+        last = builder.sub(self.val[cols_at], self.c((V - 1) * vec.lanes))
+        lanes = ir.Constant(ir.VectorType(self.ip, vec.lanes), list(range(vec.lanes)))
+        tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(self.ip, vec.lanes), last))
+        self.masks = [vec.all] * (V - 1) + [tail]
+
+    def c(self, n):
+        return ir.Constant(self.ip, n)
+
+    def ptr(self, i, off):
+        """A pointer to element ``off`` of array argument ``i``."""
+        array = self.context.make_array(self.sa[i])(self.context, self.builder, value=self.val[i])
+        return self.builder.gep(array.data, [off])
+
+    def rows(self, i, off, stride, R, rows):
+        """Pointers to ``R`` rows of array argument ``i``, ``stride`` apart from element ``off``;
+        those past ``rows`` point at the last of them (read, never stored: no load out of bounds)."""
+        c, b = self.c, self.builder
+        top = b.sub(rows, c(1))
+        return [self.ptr(i, b.add(off, b.mul(b.select(b.icmp_signed("<", c(r), rows), c(r), top), stride)))
+                for r in range(R)]
+
+
 def _make_tile(R, V):
     """The tile kernel with ``R`` rows and ``V`` vectors, as an intrinsic: ``tile(a, a_off, a_rs,
     a_ks, b, b_off, ldb, c, c_off, ldc, K, rows, cols, add)``. Offsets and strides count elements
@@ -70,71 +163,38 @@ def _make_tile(R, V):
         sig = types.void(a, a_off, a_rs, a_ks, b, b_off, ldb, c, c_off, ldc, K, rows, cols, add)
 
         def codegen(context, builder, signature, args):
-            sa = signature.args
-            ip = context.get_value_type(types.intp)
-            i32 = ir.IntType(32)
-            ft = context.get_value_type(a.dtype)
-            lanes = VECTOR_BYTES // context.get_abi_sizeof(ft)
-            vt = ir.VectorType(ft, lanes)
-            mt = ir.VectorType(ir.IntType(1), lanes)
-            suffix = f"v{lanes}f{8 * context.get_abi_sizeof(ft)}"
-            mod = builder.module
-            fma = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.{suffix}")
-            mload = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt.as_pointer(), i32, mt, vt]),
-                                                   f"llvm.masked.load.{suffix}.p0")
-            mstore = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), i32, mt]),
-                                                    f"llvm.masked.store.{suffix}.p0")
-            av, aoff, ars, aks, bv, boff, ldbv, cv, coff, ldcv, Kv, rowsv, colsv, addv = (
-                context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
-                for v, t in zip(args, sa))
+            frame = Frame(context, builder, signature, args, V, a.dtype, 12)
+            vec, c, masks = frame.vec, frame.c, frame.masks
+            av, aoff, ars, aks, bv, boff, ldbv, cv, coff, ldcv, Kv, rowsv, colsv, addv = frame.val
+            arow = frame.rows(0, aoff, ars, R, rowsv)
+            b0 = frame.ptr(4, boff)
+            acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(R)]
 
-            def data(ty, val, off):
-                return builder.gep(context.make_array(ty)(context, builder, value=val).data, [off])
-
-            a0, b0, c0 = data(sa[0], av, aoff), data(sa[4], bv, boff), data(sa[7], cv, coff)
-            align = ir.Constant(i32, context.get_abi_sizeof(ft))
-            last = builder.sub(colsv, ir.Constant(ip, (V - 1) * lanes))
-            mask = builder.icmp_signed("<", ir.Constant(ir.VectorType(ip, lanes), list(range(lanes))),
-                                       _splat(builder, ir.VectorType(ip, lanes), last))
-            zero = ir.Constant(vt, [0.0] * lanes)
-            # rows past ``rows`` read the last row (their sums are never stored): no load out of bounds
-            top = builder.sub(rowsv, ir.Constant(ip, 1))
-            arow = [builder.gep(a0, [builder.mul(
-                builder.select(builder.icmp_signed("<", ir.Constant(ip, r), rowsv), ir.Constant(ip, r), top), ars)])
-                for r in range(R)]
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(V)] for _ in range(R)]
             def step(k):
                 brow = builder.gep(b0, [builder.mul(k, ldbv)])
-                bvec = []
-                for v in range(V):
-                    p = builder.bitcast(builder.gep(brow, [ir.Constant(ip, v * lanes)]), vt.as_pointer())
-                    bvec.append(builder.call(mload, [p, align, mask, zero]) if v == V - 1
-                                else builder.load(p, align=context.get_abi_sizeof(ft)))
+                bvec = [vec.load(builder.gep(brow, [c(v * vec.lanes)]), masks[v]) for v in range(V)]
                 ak = builder.mul(k, aks)
                 for r in range(R):
-                    s = _splat(builder, vt, builder.load(builder.gep(arow[r], [ak])))
+                    s = vec.splat(builder.load(builder.gep(arow[r], [ak])))
                     for v in range(V):
-                        builder.store(builder.call(fma, [s, bvec[v], builder.load(acc[r][v])]), acc[r][v])
+                        builder.store(vec.fma(s, bvec[v], builder.load(acc[r][v])), acc[r][v])
 
             _loop_not_unrolled(builder, Kv, step)
-            full = ir.Constant(mt, [1] * lanes)
+            added = builder.trunc(addv, ir.IntType(1)) if addv.type != ir.IntType(1) else addv
             for r in range(R):
-                with builder.if_then(builder.icmp_signed("<", ir.Constant(ip, r), rowsv), likely=True):
-                    crow = builder.gep(c0, [builder.mul(ir.Constant(ip, r), ldcv)])
+                with builder.if_then(builder.icmp_signed("<", c(r), rowsv), likely=True):
+                    crow = frame.ptr(7, builder.add(coff, builder.mul(c(r), ldcv)))
                     for v in range(V):
-                        p = builder.bitcast(builder.gep(crow, [ir.Constant(ip, v * lanes)]), vt.as_pointer())
-                        m = mask if v == V - 1 else full
-                        total = builder.load(acc[r][v])
-                        added = builder.trunc(addv, ir.IntType(1)) if addv.type != ir.IntType(1) else addv
+                        p, m = builder.gep(crow, [c(v * vec.lanes)]), masks[v]
                         with builder.if_then(added):
-                            builder.store(builder.fadd(total, builder.call(mload, [p, align, m, zero])), acc[r][v])
-                        builder.call(mstore, [builder.load(acc[r][v]), p, align, m])
+                            builder.store(builder.fadd(builder.load(acc[r][v]), vec.load(p, m)), acc[r][v])
+                        vec.store(builder.load(acc[r][v]), p, m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
 
 
-_T4, _T3, _T2, _T1 = (_make_tile(ROWS[v], v) for v in (4, 3, 2, 1))
+_T4, _T3, _T2, _T1 = (_make_tile(TILE_ROWS[v], v) for v in (4, 3, 2, 1))
 
 
 @njit(cache=True, nogil=True)
@@ -180,7 +240,7 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
 def _columns(a, a_rs, a_ks, K, b, ldb, c, j, ldc, M, w, L, add):
     """One column tile (``w`` columns from ``j``) of ``C``, every row panel."""
     V = (w + L - 1) // L
-    R = 6 if V == 4 else 8 if V == 3 else 12
+    R = TILE_ROWS[V]
     for i in range(0, M, R):
         rows = min(R, M - i)
         if V == 4:
