@@ -90,13 +90,24 @@ def gemm(a, b, out, ta=False, tb=False, beta=0.0, own=False):
 
 @njit(cache=True, nogil=True)
 def transposed(m):
-    """``m.T`` as a new C-contiguous array, copied in 16 x 16 tiles (one thread)."""
-    R, C = m.shape
-    out = np.empty((C, R), m.dtype)
-    for i0 in range(0, R, 16):
-        i1 = min(R, i0 + 16)
-        for j0 in range(0, C, 16):
-            for j in range(j0, min(C, j0 + 16)):
-                for i in range(i0, i1):
-                    out[j, i] = m[i, j]
+    """``m.T`` as a new C-contiguous array, copied by :func:`transpose_band` (one thread)."""
+    C = m.shape[1]
+    out = np.empty((C, m.shape[0]), m.dtype)
+    for j0 in range(0, C, TILE):
+        transpose_band(m, out, j0, min(C, j0 + TILE))
     return out
+
+
+TILE = 32
+
+
+@njit(cache=True, nogil=True, inline="always")
+def transpose_band(a, out, j0, j1):
+    """``out[j, i] = a[i, j]`` for ``a``'s columns ``j0 .. j1`` (at most ``TILE``), a ``TILE``-row
+    tile at a time, so both sides of the copy stay in the first cache."""
+    R = a.shape[0]
+    for i0 in range(0, R, TILE):
+        i1 = min(R, i0 + TILE)
+        for j in range(j0, j1):
+            for i in range(i0, i1):
+                out[j, i] = a[i, j]

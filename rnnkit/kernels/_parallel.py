@@ -24,7 +24,7 @@ current and next hidden state contiguously for the product, ``hh`` (G*H, N) the 
 from numba import njit, prange
 
 from . import _numba as K
-from ._blas import gemm
+from ._blas import TILE, gemm, transpose_band
 from ._fused import lstm_backward_part, lstm_forward_part
 
 
@@ -46,19 +46,13 @@ def split_gemm(a, b, out, ta, tb, P, by_rows, own):
 
 @njit(cache=True, nogil=True, parallel=True)
 def transpose_into(a, out):
-    """``out[...] = a.T`` in 32 x 32 tiles, the tiles' columns of ``a`` shared by the threads:
-    2.6x faster than NumPy's copy of a transposed view at (2500, 512) here, which walks one
-    side with a stride of a whole row."""
-    R, C = a.shape
-    B = 32
-    for bj in prange((C + B - 1) // B):
-        j0 = bj * B
-        j1 = min(C, j0 + B)
-        for i0 in range(0, R, B):
-            i1 = min(R, i0 + B)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    out[j, i] = a[i, j]
+    """``out[...] = a.T`` in 32 x 32 tiles (:func:`._blas.transpose_band`), the bands of ``a``'s
+    columns shared by the threads: 2.6x faster than NumPy's copy of a transposed view at (2500,
+    512) here, which walks one side with a stride of a whole row."""
+    C = a.shape[1]
+    for bj in prange((C + TILE - 1) // TILE):
+        j0 = bj * TILE
+        transpose_band(a, out, j0, min(C, j0 + TILE))
 
 
 @njit(cache=True, nogil=True, parallel=True)
