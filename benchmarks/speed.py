@@ -61,11 +61,9 @@ CLIP, LR = 5.0, 2e-3
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)
 def _inputs(shape, seed=0):
-    """The module's input, made once: its random numbers (about 1 ms at (50, 50, 64)) are no part
-    of a training step (until attempt 35 they were timed in every step of both libraries). Neither
-    library writes to it."""
+    """The module's input, made once per shape: its random numbers are no part of a training step.
+    Neither library writes to it."""
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
