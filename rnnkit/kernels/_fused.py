@@ -21,7 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _numba as K
-from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled
+from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled, _splat
 
 LANES = 16
 
@@ -53,6 +53,43 @@ class _Gates(Vectors):
         """``_numba._sig_fast``: 1/2 + 1/2 tanh(x / 2)."""
         half = self.const(0.5)
         return self.fma(half, self.tanh(self.b.fmul(half, x)), half)
+
+    def splat_flag(self, ptr):
+        """One boolean (a byte) for every lane."""
+        b = self.b
+        flag = b.icmp_unsigned("!=", b.load(b.bitcast(ptr, ir.IntType(8).as_pointer())), ir.Constant(ir.IntType(8), 0))
+        return _splat(b, self.mt, flag)
+
+    def forward(self, proj, acc, bias, cp, hp, ok):
+        """``_numba.lstm_forward_fm``'s arithmetic on four gates' projections, product sums and
+        biases: returns the activations, the cell kept (the old one where not ``ok``) and the
+        new state."""
+        b = self.b
+        acts = []
+        for g in range(4):
+            x = b.fadd(b.fadd(proj[g], acc[g]), bias[g])
+            acts.append(self.tanh(x) if g == 2 else self.sigmoid(x))
+        i, f, gg, o = acts
+        cnew = self.fma(f, cp, b.fmul(i, gg))
+        return acts, b.select(ok, cnew, cp), b.select(ok, b.fmul(o, self.tanh(cnew)), hp)
+
+    def backward(self, acts, cp, tc, ok, acc, dd, y, dcn):
+        """``_numba.lstm_backward_fm``'s arithmetic from the activations, the cells before and
+        after (``tc = tanh(c)``), the product sums ``acc`` and the carried, output and cell
+        gradients: returns the four gate gradients, the cell gradient and the carried one to
+        hand on."""
+        b = self.b
+        one, zero = self.const(1.0), self.zero
+        i, f, g, o = acts
+        carried = b.fadd(acc, dd)
+        dh = b.fadd(carried, y)
+        dc = self.fma(b.fmul(dh, o), self.fma(b.fneg(tc), tc, one), dcn)
+        grads = (b.fmul(b.fmul(b.fmul(dc, g), i), b.fsub(one, i)),
+                 b.fmul(b.fmul(b.fmul(dc, cp), f), b.fsub(one, f)),
+                 b.fmul(b.fmul(dc, i), self.fma(b.fneg(g), g, one)),
+                 b.fmul(b.fmul(b.fmul(dh, tc), o), b.fsub(one, o)))
+        return ([b.select(ok, gr, zero) for gr in grads], b.select(ok, b.fmul(dc, f), dcn),
+                b.select(ok, zero, carried))
 
 
 def _frame(context, builder, signature, args, V):
@@ -98,23 +135,18 @@ def _make_tile(V):
 
             _loop_not_unrolled(builder, Kv, step)
             arow = [ptr(7, builder.add(aoff, builder.mul(c(g), ags))) for g in range(4)]
-            brow = [builder.load(ptr(10, builder.add(boff, builder.mul(c(g), bgs)))) for g in range(4)]
+            bias = [vec.splat(builder.load(ptr(10, builder.add(boff, builder.mul(c(g), bgs))))) for g in range(4)]
             for v in range(V):
                 m, at = masks[v], c(v * LANES)
-                gates = []
-                for g in range(4):
-                    p = builder.gep(arow[g], [at])
-                    x = builder.fadd(builder.fadd(vec.load(p, m), builder.load(acc[g][v])), vec.splat(brow[g]))
-                    act = vec.tanh(x) if g == 2 else vec.sigmoid(x)
-                    vec.store(act, p, m)
-                    gates.append(act)
-                i, f, gg, o = gates
+                pa = [builder.gep(arow[g], [at]) for g in range(4)]
                 cp = vec.load(ptr(13, builder.add(cpoff, at)), m)
                 hp = vec.load(ptr(16, builder.add(hpoff, at)), m)
-                cnew = vec.fma(f, cp, builder.fmul(i, gg))
                 ok = vec.flags(ptr(21, builder.add(voff, at)), m)
-                hnew = builder.select(ok, builder.fmul(o, vec.tanh(cnew)), hp)
-                vec.store(builder.select(ok, cnew, cp), ptr(13, builder.add(cnoff, at)), m)
+                acts, cnew, hnew = vec.forward([vec.load(p, m) for p in pa], [builder.load(acc[g][v]) for g in range(4)],
+                                               bias, cp, hp, ok)
+                for p, act in zip(pa, acts):
+                    vec.store(act, p, m)
+                vec.store(cnew, ptr(13, builder.add(cnoff, at)), m)
                 vec.store(hnew, ptr(16, builder.add(hnoff, at)), m)
                 vec.store(hnew, ptr(19, builder.add(doff, at)), m)
             return context.get_dummy_value()
@@ -213,8 +245,6 @@ def _make_back_tile(R, V):
                         builder.store(vec.gather(first, ycsv, m), yslot)
                 return builder.load(yslot)
 
-            one = vec.const(1.0)
-            zero = vec.zero
             for r in range(R):
                 with builder.if_then(builder.icmp_signed("<", c(r), rowsv), likely=True):
                     rc = c(r)
@@ -226,24 +256,16 @@ def _make_back_tile(R, V):
 
                         agate = [builder.gep(at_row(7, aoff, ldav), [builder.mul(c(g), ags)]) for g in range(4)]
                         sgate = [builder.gep(at_row(11, soff, ldsv), [builder.mul(c(g), sgs)]) for g in range(4)]
-                        i, f, g, o = (vec.load(p, m) for p in agate)
-                        cp = vec.load(at_row(15, cpoff, ldcv), m)
-                        tc = vec.tanh(vec.load(at_row(15, cnoff, ldcv), m))
-                        ok = vec.flags(ptr(29, builder.add(voff, at)), m)
-                        carried = builder.fadd(builder.load(acc[r][v]), vec.load(at_row(23, noff, ldnv), m))
-                        dh = builder.fadd(carried, y_at(r, v, m))
                         dcn = vec.load(at_row(24, noff, ldnv), m)
-                        dc = vec.fma(builder.fmul(dh, o), vec.fma(builder.fneg(tc), tc, one), dcn)
-                        grads = (builder.fmul(builder.fmul(builder.fmul(dc, g), i), builder.fsub(one, i)),
-                                 builder.fmul(builder.fmul(builder.fmul(dc, cp), f), builder.fsub(one, f)),
-                                 builder.fmul(builder.fmul(dc, i), vec.fma(builder.fneg(g), g, one)),
-                                 builder.fmul(builder.fmul(builder.fmul(dh, tc), o), builder.fsub(one, o)))
+                        grads, dco, ddo = vec.backward(
+                            [vec.load(p, m) for p in agate], vec.load(at_row(15, cpoff, ldcv), m),
+                            vec.tanh(vec.load(at_row(15, cnoff, ldcv), m)), vec.flags(ptr(29, builder.add(voff, at)), m),
+                            builder.load(acc[r][v]), vec.load(at_row(23, noff, ldnv), m), y_at(r, v, m), dcn)
                         for pa, ps, gr in zip(agate, sgate, grads):
-                            gr = builder.select(ok, gr, zero)
                             vec.store(gr, pa, m)
                             vec.store(gr, ps, m)
-                        vec.store(builder.select(ok, builder.fmul(dc, f), dcn), at_row(26, noff, ldnv), m)
-                        vec.store(builder.select(ok, zero, carried), at_row(25, noff, ldnv), m)
+                        vec.store(dco, at_row(26, noff, ldnv), m)
+                        vec.store(ddo, at_row(25, noff, ldnv), m)
             return context.get_dummy_value()
         return sig, codegen
     return tile

@@ -78,6 +78,7 @@ class Vectors:
         self._load = declare(f"llvm.masked.load.{suffix}.p0", vt, vt.as_pointer(), i32, mt, vt)
         self._store = declare(f"llvm.masked.store.{suffix}.p0", ir.VoidType(), vt, vt.as_pointer(), i32, mt)
         self._gather = declare(f"llvm.masked.gather.{suffix}.v{n}p0", vt, pv, i32, mt, vt)
+        self._scatter = declare(f"llvm.masked.scatter.{suffix}.v{n}p0", ir.VoidType(), vt, pv, i32, mt)
         self._load8 = declare(f"llvm.masked.load.v{n}i8.p0", i8v, i8v.as_pointer(), i32, mt, i8v)
         self.zero = ir.Constant(vt, [0.0] * n)
         self.all = ir.Constant(mt, [1] * n)
@@ -95,15 +96,22 @@ class Vectors:
     def store(self, value, ptr, mask):
         self.b.call(self._store, [value, self.b.bitcast(ptr, self.vt.as_pointer()), self._align, mask])
 
-    def gather(self, ptr, stride, mask):
-        """``lanes`` elements ``stride`` elements apart from ``ptr`` (masked lanes read nothing)."""
+    def _apart(self, ptr, stride):
+        """Pointers to ``lanes`` elements ``stride`` elements apart from ``ptr``."""
         b, n = self.b, self.lanes
         i64v = ir.VectorType(ir.IntType(64), n)
         base = _splat(b, i64v, b.ptrtoint(ptr, ir.IntType(64)))
         apart = b.mul(stride, ir.Constant(stride.type, self.size))          # bytes
         step = b.mul(ir.Constant(i64v, list(range(n))), _splat(b, i64v, apart))
-        pv = ir.VectorType(self.ft.as_pointer(), n)
-        return b.call(self._gather, [b.inttoptr(b.add(base, step), pv), self._align, mask, self.zero])
+        return b.inttoptr(b.add(base, step), ir.VectorType(self.ft.as_pointer(), n))
+
+    def gather(self, ptr, stride, mask):
+        """``lanes`` elements ``stride`` elements apart from ``ptr`` (masked lanes read nothing)."""
+        return self.b.call(self._gather, [self._apart(ptr, stride), self._align, mask, self.zero])
+
+    def scatter(self, value, ptr, stride, mask):
+        """Store ``value``'s lanes ``stride`` elements apart from ``ptr`` (masked lanes: nothing)."""
+        self.b.call(self._scatter, [value, self._apart(ptr, stride), self._align, mask])
 
     def flags(self, ptr, mask):
         """``lanes`` booleans (NumPy's one byte each) as a lane mask."""
