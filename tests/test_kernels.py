@@ -240,16 +240,24 @@ def test_own_product_equals_float64_products(dtype):
             assert np.all(np.abs(out - want) <= tol * scale * max(1, K) ** 0.5)
 
 
+# (H, batch, steps, parts) for the fused LSTM steps: batches whose last columns go to the tail
+# tiles (vectors over units: 50 = 48 + 2, 19 = 16 + 3, 70 = 64 + 4 + 2, 3 and 8 wholly, 1), to
+# a masked last vector (79 = 64 + 15, 12) or to whole vectors only (16, 32); units not a multiple
+# of the tail tiles' 16 (17, 40) or fewer (8)
+CASES = [(64, 50, 4, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2), (33, 79, 3, 2),
+         (20, 8, 3, 2), (16, 1, 4, 1), (48, 12, 2, 3), (18, 32, 2, 2)]
+
+
 def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
     """The LSTM's forward step with the gates inside the own product's tile (kernels/_fused.py)
     equals the own product followed by the Numba gate kernel bit for bit: activations, cell and
-    hidden states, the state handed to the next step; padded steps, odd sizes, a batch wider
-    than one tile (70 columns), 1 to 3 parts."""
+    hidden states, the state handed to the next step; padded steps, odd sizes, batches that
+    leave columns to the tail tiles (:data:`CASES`), 1 to 3 parts."""
     from rnnkit.kernels import _parallel as P
     from rnnkit.kernels import sequence as S
 
     rng = np.random.default_rng(1)
-    for H, N, L, parts in [(64, 50, 4, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2)]:
+    for H, N, L, parts in CASES:
         bounds, _, _ = S._parts_of(H, 4, parts)
         W = (rng.standard_normal((4 * H, H)) * 0.3).astype(np.float32)
         A0 = (rng.standard_normal((4 * H, L * N)) * 2).astype(np.float32)
@@ -263,8 +271,9 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             Hb[:, :N], Cb[:, :N] = h0, c0
             hcur = np.empty((2, H, N), np.float32)
             hcur[0] = h0
-            P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, np.empty((4 * H, N), np.float32),
-                                    np.empty((parts, N), np.float32), False, True, fused)
+            P.LOOPS["lstm_forward"](W, np.ascontiguousarray(W.T), A, bias, Hb, Cb, valid, bounds, hcur,
+                                    np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
+                                    fused)
             out.append((A, Hb, Cb, hcur[L % 2]))
         for a, b in zip(*out):
             assert not np.isnan(b).any()
@@ -280,7 +289,7 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
     from rnnkit.kernels import sequence as S
 
     rng = np.random.default_rng(2)
-    for H, N, L, parts in [(64, 50, 5, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2)]:
+    for H, N, L, parts in CASES:
         bounds, _, _ = S._parts_of(H, 4, parts)
         WT = (rng.standard_normal((H, 4 * H)) * 0.3).astype(np.float32)
         A0 = rng.random((4 * H, L * N)).astype(np.float32)
@@ -294,7 +303,7 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dm = np.zeros((2, H, N), np.float32)
             dd, dc = np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
             dd[0], dc[0] = d0, c0
-            P.LOOPS["lstm_backward"](WT, A, Cb, np.ascontiguousarray(DY.T) if dy_rows else DY, valid, bounds, dm, dd,
+            P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, np.ascontiguousarray(DY.T) if dy_rows else DY, valid, bounds, dm, dd,
                                      dc, dscr, np.empty((parts, N), np.float32), False, True, fused, dy_rows)
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:

@@ -157,23 +157,107 @@ def _make_tile(V):
 _T4, _T3, _T2, _T1 = (_make_tile(v) for v in (4, 3, 2, 1))
 
 
+# Columns past the last whole vector: a batch of 50 is 3 vectors and 2 columns, and a fourth
+# vector with 2 of its 16 lanes used cost as much as 16 columns (the step's product ran at 50 / 64
+# of the rate at 48 columns). Up to TAIL_MAX such columns are computed by tail tiles whose
+# vectors run over 16 units instead, reading the weights transposed (``W^T[k]``'s units are
+# contiguous) and the buffers with gathers and scatters: 1/16 of a multiply-add per unit, column
+# and k, against a whole one.
+TAIL = 2            # columns per tail tile
+TAIL_MAX = 8
+UNITS = 4           # vectors of units in a backward tail tile: 4 x TAIL independent sums a k
+
+
 @njit(cache=True, nogil=True)
-def lstm_forward_part(W, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
+def tail_columns(N):
+    """How many of a step's ``N`` columns the tail tiles compute (0: none)."""
+    rem = N % LANES
+    return rem if rem <= TAIL_MAX else 0
+
+
+def _lanes_below(builder, vec, frame, n):
+    """The mask of lanes ``0 .. n`` (none when ``n <= 0``)."""
+    vt = ir.VectorType(frame.ip, vec.lanes)
+    return builder.icmp_signed("<", ir.Constant(vt, list(range(vec.lanes))), _splat(builder, vt, n))
+
+
+def _column_at(builder, c, j, cols):
+    """Column ``j`` of a tail tile, or its last column ``cols - 1`` past it: read, never stored."""
+    return builder.select(builder.icmp_signed("<", c(j), cols), c(j), builder.sub(cols, c(1)))
+
+
+@intrinsic
+def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
+                  C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, cols, units):
+    """The forward step for ``cols <= TAIL`` columns of ``units <= 16`` units, one vector over the
+    units per gate and column. As the forward tile, but ``WT`` is the weights transposed (unit
+    lanes contiguous, gate g ``w_gs`` after gate 0, rows ``ldwt`` apart), and a unit's rows in
+    ``A``, ``C``, ``Hs`` and ``dst`` are one ``lda``, ``ldc``, ``ldhb``, ``ldd`` after the unit
+    before (gathered and scattered)."""
+    arrays = (WT, h, A, bias, C, Hs, dst)
+    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+        return None
+    if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
+        return None
+    sig = types.void(WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
+                     C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, cols, units)
+
+    def codegen(context, builder, signature, args):
+        frame = _frame(context, builder, signature, args, 1)         # masks[0]: the units' lanes
+        vec, c, ptr, m = frame.vec, frame.c, frame.ptr, frame.masks[0]
+        (WTv, wtoff, ldwtv, wgs, Kv, hv, hoff, ldhv, Av, aoff, ldav, ags, bv, boff, bgs,
+         Cv, cpoff, cnoff, ldcv, Hv, hpoff, hnoff, ldhbv, Dv, doff, lddv, vv, voff, colsv, unitsv) = frame.val
+        at = [_column_at(builder, c, j, colsv) for j in range(TAIL)]
+        wt0 = [ptr(0, builder.add(wtoff, builder.mul(c(g), wgs))) for g in range(4)]
+        h0 = ptr(5, hoff)
+        acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(TAIL)] for _ in range(4)]
+
+        def step(k):
+            wk = [vec.load(builder.gep(w, [builder.mul(k, ldwtv)]), m) for w in wt0]
+            hrow = builder.gep(h0, [builder.mul(k, ldhv)])
+            for j in range(TAIL):
+                s = vec.splat(builder.load(builder.gep(hrow, [at[j]])))
+                for g in range(4):
+                    builder.store(vec.fma(wk[g], s, builder.load(acc[g][j])), acc[g][j])
+
+        _loop_not_unrolled(builder, Kv, step)
+        bias = [vec.load(ptr(12, builder.add(boff, builder.mul(c(g), bgs))), m) for g in range(4)]
+        for j in range(TAIL):
+            with builder.if_then(builder.icmp_signed("<", c(j), colsv), likely=True):
+                pa = [ptr(8, builder.add(builder.add(aoff, builder.mul(c(g), ags)), c(j))) for g in range(4)]
+                cp = vec.gather(ptr(15, builder.add(cpoff, c(j))), ldcv, m)
+                hp = vec.gather(ptr(19, builder.add(hpoff, c(j))), ldhbv, m)
+                ok = vec.splat_flag(ptr(26, builder.add(voff, c(j))))
+                acts, cnew, hnew = vec.forward([vec.gather(p, ldav, m) for p in pa],
+                                               [builder.load(acc[g][j]) for g in range(4)], bias, cp, hp, ok)
+                for p, act in zip(pa, acts):
+                    vec.scatter(act, p, ldav, m)
+                vec.scatter(cnew, ptr(15, builder.add(cnoff, c(j))), ldcv, m)
+                vec.scatter(hnew, ptr(19, builder.add(hnoff, c(j))), ldhbv, m)
+                vec.scatter(hnew, ptr(23, builder.add(doff, c(j))), lddv, m)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
     """Step ``t`` (columns ``col .. col + N`` of the buffers) of units ``u0 .. u1``, whose gate
     rows are ``4 * u0 .. 4 * u1`` of ``W`` (G*H, H), ``A`` and ``bias`` in the part-major order:
     what ``gemm(W[r0:r1], src, hh[r0:r1])`` then ``_numba.lstm_forward_fm`` then the copy of the
     new state into ``dst`` (H, N) compute, in one pass per unit. ``src`` (H, N) is the state
-    before, ``valid`` (N,) the step's flags."""
+    before, ``valid`` (N,) the step's flags; ``WT`` is ``W.T`` contiguous, read only when
+    ``tail_columns(N)`` is not 0."""
     Hp = u1 - u0
     r0 = 4 * u0
     Kh = W.shape[1]
     ldw, lda = W.strides[0] // 4, A.strides[0] // 4
     ldh, ldc, ldhb, ldd = src.strides[0] // 4, Cb.strides[0] // 4, Hb.strides[0] // 4, dst.strides[0] // 4
     nxt = col + N
+    Nm = N - tail_columns(N)
     for j in range(Hp):
         r, u = r0 + j, u0 + j
-        for j0 in range(0, N, 4 * LANES):
-            w = min(4 * LANES, N - j0)
+        for j0 in range(0, Nm, 4 * LANES):
+            w = min(4 * LANES, Nm - j0)
             V = (w + LANES - 1) // LANES
             args = (W, r * ldw, Hp * ldw, Kh, src, j0, ldh, A, r * lda + col + j0, Hp * lda, bias, r, Hp,
                     Cb, u * ldc + col + j0, u * ldc + nxt + j0, Hb, u * ldhb + col + j0, u * ldhb + nxt + j0,
@@ -186,6 +270,14 @@ def lstm_forward_part(W, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
                 _T2(*args)
             else:
                 _T1(*args)
+    ldwt = WT.strides[0] // 4 if Nm < N else 0
+    for j0 in range(Nm, N, TAIL):
+        for j in range(0, Hp, LANES):
+            r, u = r0 + j, u0 + j
+            _forward_tail(WT, r, ldwt, Hp, Kh, src, j0, ldh, A, r * lda + col + j0, lda, Hp * lda, bias, r, Hp,
+                          Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc, Hb, u * ldhb + col + j0,
+                          u * ldhb + nxt + j0, ldhb, dst, u * ldd + j0, ldd, valid, j0, min(TAIL, N - j0),
+                          min(LANES, Hp - j))
 
 
 def _make_back_tile(R, V):
@@ -274,23 +366,93 @@ def _make_back_tile(R, V):
 _B4, _B3, _B2, _B1 = (_make_back_tile(TILE_ROWS[v], v) for v in (4, 3, 2, 1))
 
 
+@intrinsic
+def _backward_tail(typingctx, W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
+                   C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, cols,
+                   units):
+    """The backward step for ``cols <= TAIL`` columns of ``units <= UNITS * 16`` units, in vectors
+    over the units (UNITS of them, so that a k's multiply-adds do not wait for each other): the
+    backward tile's arguments, with ``W`` the weights untransposed (row k's units contiguous,
+    rows ``ldw`` apart) and every buffer gathered and scattered, a unit one row after the unit
+    before."""
+    arrays = (W, D, A, S, C, Y, DD, DC, DDO, DCO)
+    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+        return None
+    if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
+        return None
+    sig = types.void(W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
+                     C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, cols,
+                     units)
+
+    def codegen(context, builder, signature, args):
+        frame = _frame(context, builder, signature, args, 1)
+        vec, c, ptr = frame.vec, frame.c, frame.ptr
+        (Wv, woff, ldwv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
+         Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, colsv,
+         unitsv) = frame.val
+        masks = [_lanes_below(builder, vec, frame, builder.sub(unitsv, c(u * LANES))) for u in range(UNITS)]
+        at = [_column_at(builder, c, j, colsv) for j in range(TAIL)]
+        w0, d0 = ptr(0, woff), ptr(4, doff)
+        acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(TAIL)] for _ in range(UNITS)]
+
+        def step(k):
+            wrow = builder.gep(w0, [builder.mul(k, ldwv)])
+            wk = [vec.load(builder.gep(wrow, [c(u * LANES)]), masks[u]) for u in range(UNITS)]
+            drow = builder.gep(d0, [builder.mul(k, lddv)])
+            for j in range(TAIL):
+                s = vec.splat(builder.load(builder.gep(drow, [at[j]])))
+                for u in range(UNITS):
+                    builder.store(vec.fma(wk[u], s, builder.load(acc[u][j])), acc[u][j])
+
+        _loop_not_unrolled(builder, Kv, step)
+        for u in range(UNITS):
+            m = masks[u]
+            with builder.if_then(builder.icmp_signed(">", unitsv, c(u * LANES)), likely=True):
+                for j in range(TAIL):
+                    with builder.if_then(builder.icmp_signed("<", c(j), colsv), likely=True):
+                        cj = c(j)
+
+                        def at_col(i, off, ld):
+                            return ptr(i, builder.add(builder.add(off, builder.mul(c(u * LANES), ld)), cj))
+
+                        agate = [builder.gep(at_col(7, aoff, ldav), [builder.mul(c(g), ags)]) for g in range(4)]
+                        sgate = [builder.gep(at_col(11, soff, ldsv), [builder.mul(c(g), sgs)]) for g in range(4)]
+                        yat = builder.add(builder.add(yoff, builder.mul(c(u * LANES), ldyv)), builder.mul(cj, ycsv))
+                        grads, dco, ddo = vec.backward(
+                            [vec.gather(p, ldav, m) for p in agate], vec.gather(at_col(15, cpoff, ldcv), ldcv, m),
+                            vec.tanh(vec.gather(at_col(15, cnoff, ldcv), ldcv, m)),
+                            vec.splat_flag(ptr(29, builder.add(voff, cj))), builder.load(acc[u][j]),
+                            vec.gather(at_col(23, noff, ldnv), ldnv, m), vec.gather(ptr(19, yat), ldyv, m),
+                            vec.gather(at_col(24, noff, ldnv), ldnv, m))
+                        for pa, ps, gr in zip(agate, sgate, grads):
+                            vec.scatter(gr, pa, ldav, m)
+                            vec.scatter(gr, ps, ldsv, m)
+                        vec.scatter(dco, at_col(26, noff, ldnv), ldnv, m)
+                        vec.scatter(ddo, at_col(25, noff, ldnv), ldnv, m)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True)
-def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_out, dc_out, valid, u0, u1, col, N, Kn):
+def lstm_backward_part(WT, W, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_out, dc_out, valid, u0, u1, col, N,
+                       Kn):
     """Step ``t``'s backward for units ``u0 .. u1``: what ``gemm(WT[u0:u1], dprev, dm)`` (skipped
     when ``Kn`` is 0: the last step has no step after) then ``_numba.lstm_backward_fm`` then the
     copy of the gate gradients into ``dnext`` compute, in one pass per tile of units. ``WT``
-    (H, G*H) is ``W_hh``'s permuted transpose, ``dprev`` / ``dnext`` (G*H, N) the gate gradients of
-    the step after / of this step, ``dd_*`` and ``dc_*`` (H, N) the carried and cell gradients.
-    ``DY`` is the output gradient, (H, L*N) or, when ``dy_rows``, (L*N, H) as it arrives from
-    the user or the layer above (read with gathers, which costs less than transposing it)."""
+    (H, G*H) is ``W_hh``'s permuted transpose and ``W`` its transpose (read only when
+    ``tail_columns(N)`` is not 0), ``dprev`` / ``dnext`` (G*H, N) the gate gradients of the step
+    after / of this step, ``dd_*`` and ``dc_*`` (H, N) the carried and cell gradients. ``DY`` is
+    the output gradient, (H, L*N) or, when ``dy_rows``, (L*N, H) as it arrives from the user or
+    the layer above (read with gathers, which costs less than transposing it)."""
     Hp = u1 - u0
     r0 = 4 * u0
     ldwt, lda, ldc = WT.strides[0] // 4, A.strides[0] // 4, Cb.strides[0] // 4
     ldy, ycs = (1, DY.strides[0] // 4) if dy_rows else (DY.strides[0] // 4, 1)
     ldd, lds, ldn = dprev.strides[0] // 4, dnext.strides[0] // 4, dd_in.strides[0] // 4
     nxt = col + N
-    for j0 in range(0, N, 4 * LANES):
-        w = min(4 * LANES, N - j0)
+    Nm = N - tail_columns(N)
+    for j0 in range(0, Nm, 4 * LANES):
+        w = min(4 * LANES, Nm - j0)
         V = (w + LANES - 1) // LANES
         R = TILE_ROWS[V]
         for jj in range(0, Hp, R):
@@ -308,3 +470,11 @@ def lstm_backward_part(WT, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_ou
                 _B2(*args)
             else:
                 _B1(*args)
+    ldw = W.strides[0] // 4 if Nm < N else 0
+    for j0 in range(Nm, N, TAIL):
+        for jj in range(0, Hp, UNITS * LANES):
+            u, r = u0 + jj, r0 + jj
+            _backward_tail(W, u, ldw, Kn, dprev, j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
+                           dnext, r * lds + j0, lds, Hp * lds, Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc,
+                           DY, u * ldy + (col + j0) * ycs, ldy, ycs, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn,
+                           valid, j0, min(TAIL, N - j0), min(UNITS * LANES, Hp - jj))

@@ -76,7 +76,7 @@ def column_sums_by_id(A, ids, out):
             o[ids[c]] += a[c]
 
 
-def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own, fused):
+def _lstm_forward(W, WT, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own, fused):
     # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
     # build never types the float32-only fused step (_fused.py)
     L, N = valid.shape
@@ -87,7 +87,7 @@ def _lstm_forward(W, A, bias, Hb, Cb, valid, bounds, hcur, hh, tcs, precise, own
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:
-                lstm_forward_part(W, src, A, bias, Hb, Cb, dst, v, u0, u1, col, N)
+                lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, v, u0, u1, col, N)
                 continue
             r0, r1 = 4 * u0, 4 * u1
             gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
@@ -127,7 +127,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own):
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows):
+def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows):
     # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused)
     L, N = valid.shape
     P = bounds.shape[0] - 1
@@ -138,7 +138,7 @@ def _lstm_backward(WT, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise,
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:                  # as in _lstm_forward
-                lstm_backward_part(WT, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
+                lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
                                    col, N, dscr.shape[1] if s > 0 else 0)
                 continue
             r0, r1 = 4 * u0, 4 * u1

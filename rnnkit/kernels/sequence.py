@@ -37,6 +37,7 @@ from ..functional.tokens import TableGrad, TokenInput
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
 from ..products import contiguous, matmul_into, own_product
 from . import _parallel as P
+from ._fused import tail_columns
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
 # the LSTM's forward gates inside the own product's tile (_fused.py) up to this many hidden units:
@@ -139,7 +140,9 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
         fused = True if own and dt == np.float32 and H <= FUSED_MAX_H else None
-        P.LOOPS["lstm_forward"](W, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt),
+        # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
+        WT = contiguous(W.T) if fused and tail_columns(N) else np.empty((0, 0), dt)
+        P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt),
                                 precise, own, fused)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
@@ -176,13 +179,14 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     # fused LSTM step reads a C-contiguous (L*N, H) gradient as it is (gathers), not transposed
     dy_rows = fused is not None and rows.flags.c_contiguous
     DY = rows if dy_rows else contiguous(rows.T)
-    WT = contiguous(W_hh[perm].T)                # (H, G*H), permuted columns
+    W = W_hh[perm]                               # (G*H, H), permuted rows (a copy)
+    WT = contiguous(W.T)                         # (H, G*H), permuted columns
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
-        P.LOOPS["lstm_backward"](WT, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
+        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
                                  dt == np.float64, own, fused, dy_rows)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
