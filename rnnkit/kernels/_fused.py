@@ -99,28 +99,30 @@ def _frame(context, builder, signature, args, V):
 
 def _make_tile(V):
     """The tile with ``V`` vectors of columns: ``tile(W, w_off, w_gs, K, h, h_off, ldh, A, a_off,
-    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off,
-    cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
+    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, T,
+    t_off, ldt, cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
     weight row is at ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its
     activation) at ``a_off + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh``
-    apart) is the previous state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``."""
+    apart) is the previous state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new
+    state also goes to ``T`` at ``t_off``, a column ``ldt`` after the one before (scattered: the
+    states in rows, as the weight gradient and the module's output read them)."""
 
     @intrinsic
     def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
-             C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, cols):
-        arrays = (W, h, A, bias, C, Hs, dst)
+             C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, T, t_off, ldt, cols):
+        arrays = (W, h, A, bias, C, Hs, dst, T)
         if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
             return None
         if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
             return None
         sig = types.void(W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
-                         C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, cols)
+                         C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, T, t_off, ldt, cols)
 
         def codegen(context, builder, signature, args):
             frame = _frame(context, builder, signature, args, V)
             vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (Wv, woff, wgs, Kv, hv, hoff, ldhv, Av, aoff, ags, bv, boff, bgs,
-             Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, colsv) = frame.val
+             Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, Tv, toff, ldtv, colsv) = frame.val
             wrow = [ptr(0, builder.add(woff, builder.mul(c(g), wgs))) for g in range(4)]
             h0 = ptr(4, hoff)
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(4)]
@@ -149,6 +151,7 @@ def _make_tile(V):
                 vec.store(cnew, ptr(13, builder.add(cnoff, at)), m)
                 vec.store(hnew, ptr(16, builder.add(hnoff, at)), m)
                 vec.store(hnew, ptr(19, builder.add(doff, at)), m)
+                vec.scatter(hnew, ptr(23, builder.add(toff, builder.mul(at, ldtv))), ldtv, m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
@@ -188,25 +191,28 @@ def _column_at(builder, c, j, cols):
 
 @intrinsic
 def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
-                  C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, cols, units):
+                  C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, T, t_off, ldt,
+                  cols, units):
     """The forward step for ``cols <= TAIL`` columns of ``units <= 16`` units, one vector over the
     units per gate and column. As the forward tile, but ``WT`` is the weights transposed (unit
     lanes contiguous, gate g ``w_gs`` after gate 0, rows ``ldwt`` apart), and a unit's rows in
     ``A``, ``C``, ``Hs`` and ``dst`` are one ``lda``, ``ldc``, ``ldhb``, ``ldd`` after the unit
-    before (gathered and scattered)."""
-    arrays = (WT, h, A, bias, C, Hs, dst)
+    before (gathered and scattered); in ``T``, a column's units are contiguous."""
+    arrays = (WT, h, A, bias, C, Hs, dst, T)
     if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
         return None
     if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
         return None
     sig = types.void(WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
-                     C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, cols, units)
+                     C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, T, t_off, ldt,
+                     cols, units)
 
     def codegen(context, builder, signature, args):
         frame = _frame(context, builder, signature, args, 1)         # masks[0]: the units' lanes
         vec, c, ptr, m = frame.vec, frame.c, frame.ptr, frame.masks[0]
         (WTv, wtoff, ldwtv, wgs, Kv, hv, hoff, ldhv, Av, aoff, ldav, ags, bv, boff, bgs,
-         Cv, cpoff, cnoff, ldcv, Hv, hpoff, hnoff, ldhbv, Dv, doff, lddv, vv, voff, colsv, unitsv) = frame.val
+         Cv, cpoff, cnoff, ldcv, Hv, hpoff, hnoff, ldhbv, Dv, doff, lddv, vv, voff, Tv, toff, ldtv, colsv,
+         unitsv) = frame.val
         at = [_column_at(builder, c, j, colsv) for j in range(TAIL)]
         wt0 = [ptr(0, builder.add(wtoff, builder.mul(c(g), wgs))) for g in range(4)]
         h0 = ptr(5, hoff)
@@ -235,23 +241,25 @@ def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off
                 vec.scatter(cnew, ptr(15, builder.add(cnoff, c(j))), ldcv, m)
                 vec.scatter(hnew, ptr(19, builder.add(hnoff, c(j))), ldhbv, m)
                 vec.scatter(hnew, ptr(23, builder.add(doff, c(j))), lddv, m)
+                vec.store(hnew, ptr(28, builder.add(toff, builder.mul(c(j), ldtv))), m)
         return context.get_dummy_value()
     return sig, codegen
 
 
 @njit(cache=True, nogil=True)
-def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
+def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, HT, valid, u0, u1, col, N):
     """Step ``t`` (columns ``col .. col + N`` of the buffers) of units ``u0 .. u1``, whose gate
     rows are ``4 * u0 .. 4 * u1`` of ``W`` (G*H, H), ``A`` and ``bias`` in the part-major order:
     what ``gemm(W[r0:r1], src, hh[r0:r1])`` then ``_numba.lstm_forward_fm`` then the copy of the
-    new state into ``dst`` (H, N) compute, in one pass per unit. ``src`` (H, N) is the state
-    before, ``valid`` (N,) the step's flags; ``WT`` is ``W.T`` contiguous, read only when
-    ``tail_columns(N)`` is not 0."""
+    new state into ``dst`` (H, N) compute, in one pass per unit; the new state also goes to
+    ``HT`` ((L+1)*N, H), ``Hb``'s transpose. ``src`` (H, N) is the state before, ``valid`` (N,)
+    the step's flags; ``WT`` is ``W.T`` contiguous, read only when ``tail_columns(N)`` is not 0."""
     Hp = u1 - u0
     r0 = 4 * u0
     Kh = W.shape[1]
     ldw, lda = W.strides[0] // 4, A.strides[0] // 4
     ldh, ldc, ldhb, ldd = src.strides[0] // 4, Cb.strides[0] // 4, Hb.strides[0] // 4, dst.strides[0] // 4
+    ldt = HT.strides[0] // 4
     nxt = col + N
     Nm = N - tail_columns(N)
     for j in range(Hp):
@@ -261,7 +269,7 @@ def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
             V = (w + LANES - 1) // LANES
             args = (W, r * ldw, Hp * ldw, Kh, src, j0, ldh, A, r * lda + col + j0, Hp * lda, bias, r, Hp,
                     Cb, u * ldc + col + j0, u * ldc + nxt + j0, Hb, u * ldhb + col + j0, u * ldhb + nxt + j0,
-                    dst, u * ldd + j0, valid, j0, w)
+                    dst, u * ldd + j0, valid, j0, HT, (nxt + j0) * ldt + u, ldt, w)
             if V == 4:
                 _T4(*args)
             elif V == 3:
@@ -276,8 +284,8 @@ def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, valid, u0, u1, col, N):
             r, u = r0 + j, u0 + j
             _forward_tail(WT, r, ldwt, Hp, Kh, src, j0, ldh, A, r * lda + col + j0, lda, Hp * lda, bias, r, Hp,
                           Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc, Hb, u * ldhb + col + j0,
-                          u * ldhb + nxt + j0, ldhb, dst, u * ldd + j0, ldd, valid, j0, min(TAIL, N - j0),
-                          min(LANES, Hp - j))
+                          u * ldhb + nxt + j0, ldhb, dst, u * ldd + j0, ldd, valid, j0, HT, (nxt + j0) * ldt + u, ldt,
+                          min(TAIL, N - j0), min(LANES, Hp - j))
 
 
 def _make_back_tile(R, V):

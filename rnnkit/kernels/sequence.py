@@ -42,16 +42,18 @@ from ._fused import tail_columns
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
 # the LSTM's forward gates inside the own product's tile (_fused.py) up to this many hidden units:
 # 0.67-0.92 of the loop's time at H = 32-160, 1.02-1.03 from 192 up (4-row tiles, not 6); the
-# backward's (6-row tiles) at every size: 0.62-0.82
+# backward's (6-row tiles) at every size: 0.62-0.82. At every size when the batch leaves columns
+# to the tail tiles (a batch of 50: 0.90 at H=256, 0.98 at 512), where the separate product's
+# last vector is mostly empty lanes
 FUSED_MAX_H = 160
 
 
 class FastSteps:
     """Buffers of one direction of one layer, indexable per step like a list of step caches."""
 
-    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None, perm=None, parts=1):
+    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None, perm=None, parts=1, HT=None):
         self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
-        self.Cb, self.HN, self.perm, self.parts = Cb, HN, perm, parts
+        self.Cb, self.HN, self.perm, self.parts, self.HT = Cb, HN, perm, parts, HT
 
     def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh, skip=()):
         """This loop's own backward (see :func:`layer_backward`)."""
@@ -135,26 +137,32 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     hcur[0] = state0[0].T
     hh = np.empty((GH, N), dt)
     W = np.ascontiguousarray(W_hh[perm])
-    Cb = HN = None
+    Cb = HN = HT = None
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        fused = True if own and dt == np.float32 and H <= FUSED_MAX_H else None
+        fused = True if own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
         # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
         WT = contiguous(W.T) if fused and tail_columns(N) else np.empty((0, 0), dt)
-        P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, valid, bounds, hcur, hh, np.empty((len(bounds) - 1, N), dt),
-                                precise, own, fused)
+        if fused:                    # the fused step also writes the states in rows: no transposes after
+            HT = np.empty(((L + 1) * N, H), dt)
+            HT[:N] = state0[0]
+        P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, np.empty((0, 0), dt) if HT is None else HT, valid, bounds,
+                                hcur, hh, np.empty((len(bounds) - 1, N), dt), precise, own, fused)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own)
     else:
         P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own)
-    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1)
+    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1, HT=HT)
     state = (_state_block(Hb, L, N).copy(),) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
-    y = Hb[:, N:].T.reshape(L, N, H)
+    if HT is not None:                                          # (L, N, H) views, C-contiguous
+        y, h_prev = HT[N:].reshape(L, N, H), HT[:L * N].reshape(L, N, H)
+    else:
+        y, h_prev = Hb[:, N:].T.reshape(L, N, H), _steps_view(Hb, L, N)
     if mask is not None:
         y = y * mask                                            # outputs at padded steps are zero
-    return y, state, _steps_view(Hb, L, N), steps
+    return y, state, h_prev, steps
 
 
 layer_forward.takes_tokens = True      # x may be a TokenInput (functional/tokens.py)
@@ -196,7 +204,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     dmat = np.empty((H, N), dt)
     matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
     dh0 = dmat + dd[L % 2]
-    Hprev = Hb[:, : L * N].T
+    Hprev = Hb[:, : L * N].T if steps.HT is None else steps.HT[: L * N]
     grads = {"b_ih": _row_sums(A)[inv]}
     tokens = isinstance(x, TokenInput)
     if tokens:                                                 # the input's gradients per token first
