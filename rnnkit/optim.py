@@ -239,6 +239,30 @@ class SGD(Optimizer):
         p -= h["lr"] * g
 
 
+class _OnePass:
+    """Whether the compiled one-pass Adam step (``kernels._numba.adam_step``) takes these arrays:
+    the compiled backend in use, one float dtype, all C-contiguous; ``step`` is that kernel."""
+
+    step = None
+
+    def __call__(self, *arrays) -> bool:
+        from .kernels import fast_sequence
+
+        if fast_sequence() is None:
+            return False
+        dt = arrays[0].dtype
+        if dt not in (np.float32, np.float64) or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
+            return False
+        if self.step is None:
+            from .kernels._numba import adam_step
+
+            type(self).step = staticmethod(adam_step)
+        return True
+
+
+_one_pass = _OnePass()
+
+
 class Adam(Optimizer):
     """Kingma & Ba (2015) with PyTorch's bias correction and L2 ``weight_decay`` added to the gradient:
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
@@ -274,6 +298,11 @@ class Adam(Optimizer):
             if h["amsgrad"]:
                 s["v_max"] = np.zeros_like(p)
         m, v = s["m"], s["v"]
+        if not h["amsgrad"] and _one_pass(p, g, m, v):
+            t_ = p.dtype.type
+            _one_pass.step(p, g, m, v, t_(b1), t_(1 - b1), t_(b2), t_(1 - b2), t_(math.sqrt(1 - b2 ** t)),
+                           t_(h["eps"]), t_(lr / (1 - b1 ** t)))
+            return
         m *= b1
         m += (1 - b1) * g
         v *= b2

@@ -169,3 +169,31 @@ def test_cosine_warmup_formula():
 def test_bad_hyperparameters(make, match):
     with pytest.raises(ValueError, match=match):
         make([("p", np.zeros(2), np.zeros(2))])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [lambda p: optim.Adam(p, lr=0.01, betas=(0.8, 0.99)),
+                                  lambda p: optim.AdamW(p, lr=0.003, weight_decay=0.1),
+                                  lambda p: optim.Adam(p, lr=0.01, weight_decay=0.01)])
+def test_one_pass_adam_is_numpys_bit_for_bit(dtype, make):
+    """The compiled one-pass Adam step (kernels/_numba.adam_step) gives NumPy's eight-pass
+    update's bits: the same operations, order and dtype; a strided parameter takes NumPy's."""
+    from rnnkit import kernels
+
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal((40, 30)).astype(dtype), rng.standard_normal((7,)).astype(dtype),
+             rng.standard_normal((9, 12)).astype(dtype).T]                  # the last one strided
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(5)]
+    out = []
+    for backend in ("numba", "numpy"):
+        with kernels.use(backend):
+            params = [(f"p{i}", p.copy(), np.zeros_like(p)) for i, p in enumerate(start)]
+            opt = make(params)
+            for gs in grads:
+                for (_, _, g), gv in zip(params, gs):
+                    g[...] = gv
+                opt.step()
+            out.append([p for _, p, _ in params])
+    for a, b in zip(*out):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)

@@ -348,3 +348,19 @@ def rnn_backward_fm(dmat, ddir, DY, A, v, col, relu, ddir_out):
             g = (dh if h > ZERO else ZERO) if relu else dh * (ONE - h * h)
             a[n] = g if ok else ZERO
             ddo[n] = ZERO if ok else carried
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adam_step(p, g, m, v, b1, a1, b2, a2, c2, eps, step):
+    """One Adam update of C-contiguous arrays in one pass (:meth:`rnnkit.optim.Adam.update`):
+    ``m = m b1 + a1 g``, ``v = v b2 + a2 g^2``, ``p -= step m / (sqrt(v) / c2 + eps)`` (``a1 = 1 -
+    b1``, ``a2 = 1 - b2``, rounded to the dtype from double, as NumPy rounds them), the NumPy
+    version's operations in its order and its dtype, so both give the same bits; NumPy's made
+    eight passes over every parameter."""
+    pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+    for i in range(pf.shape[0]):
+        gi = gf[i]
+        mi = mf[i] * b1 + a1 * gi
+        vi = vf[i] * b2 + a2 * (gi * gi)
+        mf[i], vf[i] = mi, vi
+        pf[i] = pf[i] - step * mi / (np.sqrt(vi) / c2 + eps)
