@@ -64,7 +64,7 @@ def test_charlm_sampling_through_the_stream_matches_full_forwards(cell):
     for _ in range(30):                       # greedy by re-running the whole text each time
         logits, _ = m.forward(np.array(ids)[:, None])
         m.clear_cache()
-        ids.append(int(np.argmax(logits[-1, 0])))
+        ids.append(1 + int(np.argmax(logits[-1, 0, 1:])))     # never the unknown character, id 0
     assert got == vocab.decode(ids[3:])
     s1 = m.sample(vocab, length=40, temperature=0.8, top_k=3, prime="ab", rng=5)
     assert s1 == m.sample(vocab, length=40, temperature=0.8, top_k=3, prime="ab", rng=5) and len(s1) == 40
@@ -86,6 +86,7 @@ def test_batched_sampling_draws_from_the_model_and_matches_greedy():
     m.clear_cache()
     for top_k in (0, 3):
         z = logits[-1, 0].astype(np.float64)
+        z[0] = -np.inf                                         # the unknown character is never drawn
         if top_k:
             z = np.where(z >= np.sort(z)[-top_k], z, -np.inf)
         p = softmax(z / 0.7)
@@ -198,3 +199,17 @@ def test_torch_conversions_say_what_does_not_carry_over():
     with pytest.warns(UserWarning, match="recurrent_dropout=0.3"):
         t = to_torch(rnnkit.LSTM(4, 5, recurrent_dropout=0.3))
     assert isinstance(t, torch.nn.LSTM)
+
+
+def test_sampling_never_draws_the_unknown_character():
+    """Id 0, the unknown character, is never a training target; a model that still gives it most
+    of the probability does not print U+FFFD, one sample at a time or in a batch, greedy or not."""
+    from rnnkit.data.text import UNK, CharVocab
+    from rnnkit.models import CharLM
+
+    vocab = CharVocab.from_text("abcdefgh ")
+    m = CharLM(len(vocab), 4, 8, 1, "lstm", seed=0)
+    m.head.params["bias"][0] = 50.0                             # the unknown character, by far the likeliest
+    for temperature in (0, 1.0, 5.0):
+        assert UNK not in m.sample(vocab, 200, temperature=temperature, prime="ab", rng=1)
+        assert not any(UNK in s for s in m.sample(vocab, 50, temperature=temperature, top_k=2, n=8, rng=1))

@@ -170,10 +170,14 @@ def check_memory(model, batch, optimizer="adam") -> None:
     refuse_if_too_big(memory_needed(model, batch, optimizer), "--hidden-size or --batch-size")
 
 
-def check_steps_left(ckpt, total: int, config: TrainConfig, out_dir) -> None:
+TIME_LIMIT = ("--time-limit", 1.0)     # the command's flag for TrainConfig.time_limit, and its unit in seconds
+
+
+def check_steps_left(ckpt, total: int, config: TrainConfig, out_dir, time_flag=TIME_LIMIT) -> None:
     """Refuse to resume the run ``ckpt`` came from when its ``total`` steps (``config``'s budget)
     are already done, or its time limit already used, in one line, before anything in ``out_dir``
-    is touched."""
+    is touched. ``time_flag``: the flag the command sets the time limit with, and its unit in
+    seconds (``rnnkit demo``'s ``--minutes``: 60)."""
     try:
         done = int(ckpt["progress"]["step"])
     except (KeyError, TypeError, ValueError, OverflowError):
@@ -192,9 +196,13 @@ def check_steps_left(ckpt, total: int, config: TrainConfig, out_dir) -> None:
     except (AttributeError, TypeError, ValueError):
         used = 0.0
     if config.time_limit and used >= config.time_limit:      # it would stop after one step
-        raise UserError(f"--resume: the run in {out_dir} has already trained {used:.0f} s, its --time-limit of "
-                        f"{config.time_limit:g} s (which counts every session); pass a larger --time-limit, "
-                        f"or --time-limit 0 for none")
+        flag, unit = time_flag
+        if unit == 1.0:
+            raise UserError(f"--resume: the run in {out_dir} has already trained {used:.0f} s, its {flag} of "
+                            f"{config.time_limit:g} s (which counts every session); pass a larger {flag}, "
+                            f"or {flag} 0 for none")
+        raise UserError(f"--resume: the run in {out_dir} has already trained {used / unit:.2f} of its {flag} "
+                        f"{config.time_limit / unit:g} (they count every session); pass a larger {flag}")
 
 
 def _discard_diverged(out_dir, made: bool) -> bool:
@@ -214,9 +222,10 @@ def _discard_diverged(out_dir, made: bool) -> bool:
 
 
 def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None, ckpt=None, overwrite=False,
-        progress=True, callbacks=(), log=print):
+        progress=True, callbacks=(), log=print, time_flag=TIME_LIMIT):
     """Train ``model`` in ``out_dir`` (a new run, or the run ``ckpt`` came from) and return
-    ``(trainer, result)``. The directory is checked before anything is written."""
+    ``(trainer, result)``. The directory is checked before anything is written; ``time_flag``
+    names the time limit in a refused resume (:func:`check_steps_left`)."""
     kind = model.config["kind"]
     check_memory(model, train_data.batch(0, 0), config.optimizer)
     trainer = Trainer(model, train_data, val_data, config, out_dir, extra=extra, progress=progress,
@@ -227,7 +236,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out_dir, *, extra=None
     if ckpt is not None:
         # before restore, which trims metrics.jsonl and logs the changed settings: a refused resume
         # leaves the run as it was
-        check_steps_left(ckpt, trainer.total_steps, config, out_dir)
+        check_steps_left(ckpt, trainer.total_steps, config, out_dir, time_flag)
         trainer.restore(ckpt)
         log(f"resuming {out_dir} at step {trainer.step} of {trainer.total_steps}")
     try:

@@ -11,7 +11,7 @@ from .. import runs
 from ..data.corpus import Corpus
 from ..data.text import CharVocab
 from ..errors import UserError
-from .common import MOMENTS, digest, estimate, fit, refuse_if_too_big, resumed_config, saved_run
+from .common import MOMENTS, TIME_LIMIT, digest, estimate, fit, refuse_if_too_big, resumed_config, saved_run
 
 KIND = "charlm"
 
@@ -62,14 +62,14 @@ def memory_estimate(vocab_size, embed_size, hidden_size, num_layers, cell, batch
 
 def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_size=64, dropout=0.0, seq_len=64,
              batch_size=32, val_fraction=0.1, rnn_options=None, tie_weights=False, config=None, resume=False,
-             changes=None, overwrite=False, progress=True, callbacks=(), log=print):
+             changes=None, overwrite=False, progress=True, callbacks=(), log=print, time_flag=TIME_LIMIT):
     """Train (or, with ``resume``, continue) a :class:`~rnnkit.models.CharLM` on ``text`` (a
     string, or a :class:`~rnnkit.data.corpus.Corpus`: a prepared one trains without being read
     into memory) in ``out``. ``rnn_options`` are the recurrent layer's keyword options
     (``recurrent_dropout``, ``zoneout``, ...: :class:`~rnnkit.models.CharLM`); ``tie_weights`` makes
     the output layer's weight the embedding matrix. On resume every
     setting comes from the run, with ``changes`` (TrainConfig fields such as ``steps`` or ``lr``)
-    applied and logged."""
+    applied and logged; ``time_flag`` as in :func:`~rnnkit.apps.common.fit`."""
     from ..models import CharLM
     from ..models.base import model_from_config
 
@@ -108,7 +108,7 @@ def train_lm(text, out, *, cell="lstm", hidden_size=256, num_layers=2, embed_siz
         log(f"training a {m['num_layers']}-layer {m['cell'].upper()} (hidden {m['hidden_size']}, "
             f"{model.num_parameters():,} parameters) on {len(corpus):,} characters, vocabulary {len(vocab)}")
     trainer, result = fit(model, train, val, config, out, extra=extra, ckpt=ckpt, overwrite=overwrite, progress=progress,
-                          callbacks=callbacks, log=log)
+                          callbacks=callbacks, log=log, time_flag=time_flag)
     return trainer, result, vocab
 
 

@@ -76,7 +76,7 @@ def run(args):
                                          seq_len=64, batch_size=32, val_fraction=0.05, config=config,
                                          resume=args.resume, changes={"time_limit": args.minutes * 60},
                                          overwrite=args.overwrite, progress=args.progress, callbacks=[show_sample],
-                                         log=lambda m: None)
+                                         log=lambda m: None, time_flag=("--minutes", 60.0))
     from ..io import read_jsonl
     from ..plots import plot_metrics
 
@@ -90,10 +90,8 @@ def run(args):
 
 def _resumed_settings(args) -> None:
     """A resumed demo is the run's own model (``--hidden``/``--layers`` given otherwise are refused)
-    and trains until ``--minutes`` in all (refused when they are already spent)."""
-    import os
-
-    from .. import io, runs
+    and trains until ``--minutes`` in all (the training path refuses minutes already spent)."""
+    from .. import runs
     from ..errors import UserError
 
     model = (runs.read_config(args.out) or {}).get("model", {})
@@ -104,10 +102,3 @@ def _resumed_settings(args) -> None:
                 raise UserError(f"--resume: the demo in {args.out} has --{dest} {model[key]}, not "
                                 f"{getattr(args, dest)}; drop --{dest}")
             setattr(args, dest, model[key])
-    try:
-        used = float(io.load(os.path.join(args.out, "checkpoint.npz"))["progress"]["elapsed"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return                                  # the training path names what is wrong with the checkpoint
-    if used >= args.minutes * 60:
-        raise UserError(f"--resume: the demo in {args.out} has already trained {used / 60:.2f} of its --minutes "
-                        f"{args.minutes:g} (they count every session); pass a larger --minutes")

@@ -12,6 +12,17 @@ from .base import TaskModel, register
 from .common import canonical_cell, child_seeds, first, make_rnn, rnn_options_config
 
 
+def _banned(logits, vocab):
+    """``logits`` as float64 (a copy) with the unknown character's made impossible: it is never a
+    training target (a vocabulary holds its text's own characters), yet at a high temperature its
+    small probability was drawn and printed as U+FFFD."""
+    out = logits.astype(np.float64)
+    ban = getattr(vocab, "UNK", None)
+    if ban is not None and out.shape[-1] > 1:
+        out[..., ban] = -np.inf
+    return out
+
+
 @register("charlm")
 class CharLM(TaskModel):
     """Predicts the next character at every step.
@@ -144,7 +155,7 @@ class CharLM(TaskModel):
             last = logits[-1, 0]
             out = []
             for _ in range(length):
-                nxt = self._pick(last.astype(np.float64), temperature, top_k, rng)
+                nxt = self._pick(_banned(last, vocab), temperature, top_k, rng)
                 out.append(nxt)
                 last = stream.step(E[nxt][None])[0] @ W + b
         return vocab.decode(out)
@@ -164,7 +175,7 @@ class CharLM(TaskModel):
             last[...] = logits[-1]
             out = np.empty((length, n), np.int64)
             for t in range(length):
-                out[t] = nxt = self._pick_rows(last.astype(np.float64), temperature, top_k, rng)
+                out[t] = nxt = self._pick_rows(_banned(last, vocab), temperature, top_k, rng)
                 rows_matmul_into(stream.step(E[nxt]), W, last)                # the head, split when large
                 last += b
         return [vocab.decode(out[:, i]) for i in range(n)]
