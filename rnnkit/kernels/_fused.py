@@ -99,8 +99,8 @@ def _frame(context, builder, signature, args, V):
 
 def _make_tile(V):
     """The tile with ``V`` vectors of columns: ``tile(W, w_off, w_gs, K, h, h_off, ldh, A, a_off,
-    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, T,
-    t_off, ldt, cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
+    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt,
+    cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
     weight row is at ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its
     activation) at ``a_off + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh``
     apart) is the previous state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new
@@ -109,20 +109,20 @@ def _make_tile(V):
 
     @intrinsic
     def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
-             C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, T, t_off, ldt, cols):
-        arrays = (W, h, A, bias, C, Hs, dst, T)
+             C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt, cols):
+        arrays = (W, h, A, bias, C, Hs, T)
         if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
             return None
         if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
             return None
         sig = types.void(W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
-                         C, cp_off, cn_off, Hs, hp_off, hn_off, dst, d_off, valid, v_off, T, t_off, ldt, cols)
+                         C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt, cols)
 
         def codegen(context, builder, signature, args):
             frame = _frame(context, builder, signature, args, V)
             vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (Wv, woff, wgs, Kv, hv, hoff, ldhv, Av, aoff, ags, bv, boff, bgs,
-             Cv, cpoff, cnoff, Hv, hpoff, hnoff, Dv, doff, vv, voff, Tv, toff, ldtv, colsv) = frame.val
+             Cv, cpoff, cnoff, Hv, hpoff, hnoff, vv, voff, Tv, toff, ldtv, colsv) = frame.val
             wrow = [ptr(0, builder.add(woff, builder.mul(c(g), wgs))) for g in range(4)]
             h0 = ptr(4, hoff)
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(4)]
@@ -143,15 +143,14 @@ def _make_tile(V):
                 pa = [builder.gep(arow[g], [at]) for g in range(4)]
                 cp = vec.load(ptr(13, builder.add(cpoff, at)), m)
                 hp = vec.load(ptr(16, builder.add(hpoff, at)), m)
-                ok = vec.flags(ptr(21, builder.add(voff, at)), m)
+                ok = vec.flags(ptr(19, builder.add(voff, at)), m)
                 acts, cnew, hnew = vec.forward([vec.load(p, m) for p in pa], [builder.load(acc[g][v]) for g in range(4)],
                                                bias, cp, hp, ok)
                 for p, act in zip(pa, acts):
                     vec.store(act, p, m)
                 vec.store(cnew, ptr(13, builder.add(cnoff, at)), m)
                 vec.store(hnew, ptr(16, builder.add(hnoff, at)), m)
-                vec.store(hnew, ptr(19, builder.add(doff, at)), m)
-                vec.scatter(hnew, ptr(23, builder.add(toff, builder.mul(at, ldtv))), ldtv, m)
+                vec.scatter(hnew, ptr(21, builder.add(toff, builder.mul(at, ldtv))), ldtv, m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
@@ -191,28 +190,25 @@ def _column_at(builder, c, j, cols):
 
 @intrinsic
 def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
-                  C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, T, t_off, ldt,
-                  cols, units):
+                  C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, valid, v_off, T, t_off, ldt, cols, units):
     """The forward step for ``cols <= TAIL`` columns of ``units <= 16`` units, one vector over the
     units per gate and column. As the forward tile, but ``WT`` is the weights transposed (unit
     lanes contiguous, gate g ``w_gs`` after gate 0, rows ``ldwt`` apart), and a unit's rows in
-    ``A``, ``C``, ``Hs`` and ``dst`` are one ``lda``, ``ldc``, ``ldhb``, ``ldd`` after the unit
+    ``A``, ``C`` and ``Hs`` are one ``lda``, ``ldc``, ``ldhb`` after the unit
     before (gathered and scattered); in ``T``, a column's units are contiguous."""
-    arrays = (WT, h, A, bias, C, Hs, dst, T)
+    arrays = (WT, h, A, bias, C, Hs, T)
     if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
         return None
     if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
         return None
     sig = types.void(WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
-                     C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, dst, d_off, ldd, valid, v_off, T, t_off, ldt,
-                     cols, units)
+                     C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, valid, v_off, T, t_off, ldt, cols, units)
 
     def codegen(context, builder, signature, args):
         frame = _frame(context, builder, signature, args, 1)         # masks[0]: the units' lanes
         vec, c, ptr, m = frame.vec, frame.c, frame.ptr, frame.masks[0]
         (WTv, wtoff, ldwtv, wgs, Kv, hv, hoff, ldhv, Av, aoff, ldav, ags, bv, boff, bgs,
-         Cv, cpoff, cnoff, ldcv, Hv, hpoff, hnoff, ldhbv, Dv, doff, lddv, vv, voff, Tv, toff, ldtv, colsv,
-         unitsv) = frame.val
+         Cv, cpoff, cnoff, ldcv, Hv, hpoff, hnoff, ldhbv, vv, voff, Tv, toff, ldtv, colsv, unitsv) = frame.val
         at = [_column_at(builder, c, j, colsv) for j in range(TAIL)]
         wt0 = [ptr(0, builder.add(wtoff, builder.mul(c(g), wgs))) for g in range(4)]
         h0 = ptr(5, hoff)
@@ -233,33 +229,34 @@ def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off
                 pa = [ptr(8, builder.add(builder.add(aoff, builder.mul(c(g), ags)), c(j))) for g in range(4)]
                 cp = vec.gather(ptr(15, builder.add(cpoff, c(j))), ldcv, m)
                 hp = vec.gather(ptr(19, builder.add(hpoff, c(j))), ldhbv, m)
-                ok = vec.splat_flag(ptr(26, builder.add(voff, c(j))))
+                ok = vec.splat_flag(ptr(23, builder.add(voff, c(j))))
                 acts, cnew, hnew = vec.forward([vec.gather(p, ldav, m) for p in pa],
                                                [builder.load(acc[g][j]) for g in range(4)], bias, cp, hp, ok)
                 for p, act in zip(pa, acts):
                     vec.scatter(act, p, ldav, m)
                 vec.scatter(cnew, ptr(15, builder.add(cnoff, c(j))), ldcv, m)
                 vec.scatter(hnew, ptr(19, builder.add(hnoff, c(j))), ldhbv, m)
-                vec.scatter(hnew, ptr(23, builder.add(doff, c(j))), lddv, m)
-                vec.store(hnew, ptr(28, builder.add(toff, builder.mul(c(j), ldtv))), m)
+                vec.store(hnew, ptr(25, builder.add(toff, builder.mul(c(j), ldtv))), m)
         return context.get_dummy_value()
     return sig, codegen
 
 
 @njit(cache=True, nogil=True)
-def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, HT, valid, u0, u1, col, N):
+def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
     """Step ``t`` (columns ``col .. col + N`` of the buffers) of units ``u0 .. u1``, whose gate
     rows are ``4 * u0 .. 4 * u1`` of ``W`` (G*H, H), ``A`` and ``bias`` in the part-major order:
-    what ``gemm(W[r0:r1], src, hh[r0:r1])`` then ``_numba.lstm_forward_fm`` then the copy of the
-    new state into ``dst`` (H, N) compute, in one pass per unit; the new state also goes to
-    ``HT`` ((L+1)*N, H), ``Hb``'s transpose. ``src`` (H, N) is the state before, ``valid`` (N,)
-    the step's flags; ``WT`` is ``W.T`` contiguous, read only when ``tail_columns(N)`` is not 0."""
+    what ``gemm(W[r0:r1], hcur[s], hh[r0:r1])`` then ``_numba.lstm_forward_fm`` compute, in one
+    pass per unit. ``hcur`` (2, H, N) holds the state before (``hcur[s]``) and receives the new
+    one (``hcur[1 - s]``); the new states also go to ``HT`` ((L+1)*N, H), the layer's states in
+    rows, which is all the fused path keeps of them. ``valid`` (N,) is the step's flags; ``WT``
+    is ``W.T`` contiguous, read only when ``tail_columns(N)`` is not 0."""
     Hp = u1 - u0
     r0 = 4 * u0
     Kh = W.shape[1]
-    ldw, lda = W.strides[0] // 4, A.strides[0] // 4
-    ldh, ldc, ldhb, ldd = src.strides[0] // 4, Cb.strides[0] // 4, Hb.strides[0] // 4, dst.strides[0] // 4
-    ldt = HT.strides[0] // 4
+    src = hcur[s]
+    ldw, lda, ldc = W.strides[0] // 4, A.strides[0] // 4, Cb.strides[0] // 4
+    ldh, plane, ldt = hcur.strides[1] // 4, hcur.strides[0] // 4, HT.strides[0] // 4
+    sb, db = s * plane, (1 - s) * plane                 # the state before and after, in hcur
     nxt = col + N
     Nm = N - tail_columns(N)
     for j in range(Hp):
@@ -268,8 +265,8 @@ def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, HT, valid, u0, u1, col, 
             w = min(4 * LANES, Nm - j0)
             V = (w + LANES - 1) // LANES
             args = (W, r * ldw, Hp * ldw, Kh, src, j0, ldh, A, r * lda + col + j0, Hp * lda, bias, r, Hp,
-                    Cb, u * ldc + col + j0, u * ldc + nxt + j0, Hb, u * ldhb + col + j0, u * ldhb + nxt + j0,
-                    dst, u * ldd + j0, valid, j0, HT, (nxt + j0) * ldt + u, ldt, w)
+                    Cb, u * ldc + col + j0, u * ldc + nxt + j0, hcur, sb + u * ldh + j0, db + u * ldh + j0,
+                    valid, j0, HT, (nxt + j0) * ldt + u, ldt, w)
             if V == 4:
                 _T4(*args)
             elif V == 3:
@@ -283,9 +280,9 @@ def lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, HT, valid, u0, u1, col, 
         for j in range(0, Hp, LANES):
             r, u = r0 + j, u0 + j
             _forward_tail(WT, r, ldwt, Hp, Kh, src, j0, ldh, A, r * lda + col + j0, lda, Hp * lda, bias, r, Hp,
-                          Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc, Hb, u * ldhb + col + j0,
-                          u * ldhb + nxt + j0, ldhb, dst, u * ldd + j0, ldd, valid, j0, HT, (nxt + j0) * ldt + u, ldt,
-                          min(TAIL, N - j0), min(LANES, Hp - j))
+                          Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc, hcur, sb + u * ldh + j0,
+                          db + u * ldh + j0, ldh, valid, j0, HT, (nxt + j0) * ldt + u, ldt, min(TAIL, N - j0),
+                          min(LANES, Hp - j))
 
 
 def _make_back_tile(R, V):

@@ -87,7 +87,7 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
         for p in prange(P):
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:
-                lstm_forward_part(W, WT, src, A, bias, Hb, Cb, dst, HT, v, u0, u1, col, N)
+                lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N)
                 continue
             r0, r1 = 4 * u0, 4 * u1
             gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)

@@ -70,9 +70,13 @@ class FastSteps:
         a = self._at(self.A, t)
         return a if self.perm is None else a[:, np.argsort(self.perm)]
 
+    def _state(self, t):
+        """The state entering step t, (N, H)."""
+        return self._at(self.Hb, t) if self.HT is None else self.HT[t * self.N:(t + 1) * self.N]
+
     def __getitem__(self, t):
         if self.kind == "lstm":
-            return LSTMCache(self._at(self.Hb, t), self._at(self.Cb, t), self._gates(t), np.tanh(self._at(self.Cb, t + 1)))
+            return LSTMCache(self._state(t), self._at(self.Cb, t), self._gates(t), np.tanh(self._at(self.Cb, t + 1)))
         if self.kind == "gru":
             return GRUCache(self._at(self.Hb, t), self._gates(t), self._at(self.HN, t))
         return RNNCache(self._at(self.Hb, t), self._gates(t))
@@ -131,22 +135,28 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     bias = bias[perm]
     valid = np.ones((L, N), np.bool_) if mask is None else np.ascontiguousarray(mask[:, :, 0] != 0)  # any dtype
     precise = dt == np.float64
-    Hb = np.empty((H, (L + 1) * N), dt)
-    Hb[:, :N] = state0[0].T
+    # the float32 LSTM on the own product: the gates inside the product's tiles (_fused.py), which
+    # keep the states in rows (HT, ((L+1)*N, H)) instead of by features (Hb): dW_hh, the next
+    # layer and the output read them without a transposing copy
+    fused = True if kind == "lstm" and own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
+    if fused:
+        HT = np.empty(((L + 1) * N, H), dt)
+        HT[:N] = state0[0]
+        Hb = np.empty((H, 0), dt)
+    else:
+        HT = None
+        Hb = np.empty((H, (L + 1) * N), dt)
+        Hb[:, :N] = state0[0].T
     hcur = np.empty((2, H, N), dt)
     hcur[0] = state0[0].T
     hh = np.empty((GH, N), dt)
     W = np.ascontiguousarray(W_hh[perm])
-    Cb = HN = HT = None
+    Cb = HN = None
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        fused = True if own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
         # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
         WT = contiguous(W.T) if fused and tail_columns(N) else np.empty((0, 0), dt)
-        if fused:                    # the fused step also writes the states in rows: no transposes after
-            HT = np.empty(((L + 1) * N, H), dt)
-            HT[:N] = state0[0]
         P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, np.empty((0, 0), dt) if HT is None else HT, valid, bounds,
                                 hcur, hh, np.empty((len(bounds) - 1, N), dt), precise, own, fused)
     elif kind == "gru":
@@ -155,7 +165,8 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     else:
         P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own)
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1, HT=HT)
-    state = (_state_block(Hb, L, N).copy(),) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
+    last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
+    state = (last,) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     if HT is not None:                                          # (L, N, H) views, C-contiguous
         y, h_prev = HT[N:].reshape(L, N, H), HT[:L * N].reshape(L, N, H)
     else:
