@@ -307,8 +307,9 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dm = np.zeros((2, H, N), np.float32)
             dd, dc = np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
             dd[0], dc[0] = d0, c0
-            P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, np.ascontiguousarray(DY.T) if dy_rows else DY, valid, bounds, dm, dd,
-                                     dc, dscr, np.empty((parts, N), np.float32), False, True, fused, dy_rows)
+            dy = np.ascontiguousarray(DY.T) if dy_rows else DY
+            P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
+                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows)
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:
             for a, b in zip(out[0], got):

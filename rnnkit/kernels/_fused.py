@@ -92,6 +92,16 @@ class _Gates(Vectors):
                 b.select(ok, zero, carried))
 
 
+def _signature(arrays, valid, args):
+    """An intrinsic's signature (void, ``args``), or None (no match) unless ``arrays`` are float32
+    arrays and ``valid`` a boolean one."""
+    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+        return None
+    if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
+        return None
+    return types.void(*args)
+
+
 def _frame(context, builder, signature, args, V):
     """A float32 tile's :class:`._gemm.Frame` (``cols`` its last argument) with the gate functions."""
     return Frame(context, builder, signature, args, V, types.float32, len(args) - 1, _Gates)
@@ -110,13 +120,11 @@ def _make_tile(V):
     @intrinsic
     def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
              C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt, cols):
-        arrays = (W, h, A, bias, C, Hs, T)
-        if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+        sig = _signature((W, h, A, bias, C, Hs, T), valid,
+                         (W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs,
+                          hp_off, hn_off, valid, v_off, T, t_off, ldt, cols))
+        if sig is None:
             return None
-        if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
-            return None
-        sig = types.void(W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
-                         C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt, cols)
 
         def codegen(context, builder, signature, args):
             frame = _frame(context, builder, signature, args, V)
@@ -144,8 +152,8 @@ def _make_tile(V):
                 cp = vec.load(ptr(13, builder.add(cpoff, at)), m)
                 hp = vec.load(ptr(16, builder.add(hpoff, at)), m)
                 ok = vec.flags(ptr(19, builder.add(voff, at)), m)
-                acts, cnew, hnew = vec.forward([vec.load(p, m) for p in pa], [builder.load(acc[g][v]) for g in range(4)],
-                                               bias, cp, hp, ok)
+                sums = [builder.load(acc[g][v]) for g in range(4)]
+                acts, cnew, hnew = vec.forward([vec.load(p, m) for p in pa], sums, bias, cp, hp, ok)
                 for p, act in zip(pa, acts):
                     vec.store(act, p, m)
                 vec.store(cnew, ptr(13, builder.add(cnoff, at)), m)
@@ -196,13 +204,11 @@ def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off
     lanes contiguous, gate g ``w_gs`` after gate 0, rows ``ldwt`` apart), and a unit's rows in
     ``A``, ``C`` and ``Hs`` are one ``lda``, ``ldc``, ``ldhb`` after the unit
     before (gathered and scattered); in ``T``, a column's units are contiguous."""
-    arrays = (WT, h, A, bias, C, Hs, T)
-    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+    sig = _signature((WT, h, A, bias, C, Hs, T), valid,
+                     (WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs, C, cp_off,
+                      cn_off, ldc, Hs, hp_off, hn_off, ldhb, valid, v_off, T, t_off, ldt, cols, units))
+    if sig is None:
         return None
-    if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
-        return None
-    sig = types.void(WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off, lda, a_gs, bias, b_off, b_gs,
-                     C, cp_off, cn_off, ldc, Hs, hp_off, hn_off, ldhb, valid, v_off, T, t_off, ldt, cols, units)
 
     def codegen(context, builder, signature, args):
         frame = _frame(context, builder, signature, args, 1)         # masks[0]: the units' lanes
@@ -299,14 +305,11 @@ def _make_back_tile(R, V):
     @intrinsic
     def tile(typingctx, WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
              C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols):
-        arrays = (WT, D, A, S, C, Y, DD, DC, DDO, DCO)
-        if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+        sig = _signature((WT, D, A, S, C, Y, DD, DC, DDO, DCO), valid,
+                         (WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs, C, cp_off,
+                          cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows, cols))
+        if sig is None:
             return None
-        if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
-            return None
-        sig = types.void(WT, wt_off, ldwt, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
-                         C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, rows,
-                         cols)
 
         def codegen(context, builder, signature, args):
             frame = _frame(context, builder, signature, args, V)
@@ -356,7 +359,8 @@ def _make_back_tile(R, V):
                         dcn = vec.load(at_row(24, noff, ldnv), m)
                         grads, dco, ddo = vec.backward(
                             [vec.load(p, m) for p in agate], vec.load(at_row(15, cpoff, ldcv), m),
-                            vec.tanh(vec.load(at_row(15, cnoff, ldcv), m)), vec.flags(ptr(29, builder.add(voff, at)), m),
+                            vec.tanh(vec.load(at_row(15, cnoff, ldcv), m)),
+                            vec.flags(ptr(29, builder.add(voff, at)), m),
                             builder.load(acc[r][v]), vec.load(at_row(23, noff, ldnv), m), y_at(r, v, m), dcn)
                         for pa, ps, gr in zip(agate, sgate, grads):
                             vec.store(gr, pa, m)
@@ -380,14 +384,11 @@ def _backward_tail(typingctx, W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a
     backward tile's arguments, with ``W`` the weights untransposed (row k's units contiguous,
     rows ``ldw`` apart) and every buffer gathered and scattered, a unit one row after the unit
     before."""
-    arrays = (W, D, A, S, C, Y, DD, DC, DDO, DCO)
-    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in arrays):
+    sig = _signature((W, D, A, S, C, Y, DD, DC, DDO, DCO), valid,
+                     (W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs, C, cp_off, cn_off,
+                      ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, cols, units))
+    if sig is None:
         return None
-    if not (isinstance(valid, types.Array) and valid.dtype == types.boolean):
-        return None
-    sig = types.void(W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a_gs, S, s_off, lds, s_gs,
-                     C, cp_off, cn_off, ldc, Y, y_off, ldy, ycs, DD, DC, DDO, DCO, n_off, ldn, valid, v_off, cols,
-                     units)
 
     def codegen(context, builder, signature, args):
         frame = _frame(context, builder, signature, args, 1)

@@ -205,8 +205,8 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
-        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, np.empty((len(bounds) - 1, N), dt),
-                                 dt == np.float64, own, fused, dy_rows)
+        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr,
+                                 np.empty((len(bounds) - 1, N), dt), dt == np.float64, own, fused, dy_rows)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
         P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own)
