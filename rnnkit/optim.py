@@ -61,6 +61,18 @@ def _once(triples):
     return triples
 
 
+def _plain(v):
+    """A checked setting as Python numbers: a NumPy float64 ``eps`` or ``betas`` array would make
+    NumPy compute a float32 parameter's update in float64 (NEP 50), unlike a Python float."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if is_real(v):
+        return float(v)
+    if isinstance(v, (tuple, list, np.ndarray)) and np.ndim(v) == 1 and all(is_real(x) for x in v):
+        return tuple(float(x) for x in v)
+    return v
+
+
 def _check(cond, name, value, want):
     if not cond:
         raise ValueError(f"{name}: expected {want}, got {value!r}")
@@ -116,6 +128,8 @@ class Optimizer:
         for k, v in defaults.items():
             setattr(self, k, v)
         self.check(defaults, "")
+        for k, v in defaults.items():
+            setattr(self, k, _plain(v))
         self.overrides = self._overrides(groups, no_decay)
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in self.params}
 
@@ -135,6 +149,7 @@ class Optimizer:
             if unknown:
                 raise ValueError(f"groups[{i}]: expected settings among lr, {', '.join(self.hyper)}, got {unknown}")
             self.check(settings, f"groups[{i}] ")
+            settings = {k: _plain(v) for k, v in settings.items()}
             if "lr" in settings:
                 lr = settings.pop("lr")
                 _check(_in(lr, 0, lo_open=True), f"groups[{i}] lr", lr, "a positive number")
@@ -248,8 +263,8 @@ class _OnePass:
     def __call__(self, *arrays) -> bool:
         from .kernels import fast_sequence
 
-        if fast_sequence() is None:
-            return False
+        if fast_sequence() is None or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in arrays):
+            return False                # a 0-d parameter's decayed gradient is a NumPy scalar
         dt = arrays[0].dtype
         if dt not in (np.float32, np.float64) or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
             return False
@@ -274,7 +289,6 @@ class Adam(Optimizer):
                  no_decay=None):
         super().__init__(params, lr, groups, no_decay, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)
-        self.betas = tuple(float(b) for b in self.betas)
 
     def check(self, h, where):
         if "betas" in h:

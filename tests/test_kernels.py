@@ -404,3 +404,27 @@ def test_split_time_loop_restores_blas_threads_and_raises():
         threads.run_parts(part, [(0, 8), (8, 16)])
     assert sorted(seen) == [(0, 8, 1), (8, 16, 1)]
     assert numpy_blas() == before and len(before) == 1
+
+
+@pytest.mark.parametrize("L", [1, 4])
+def test_the_module_output_is_the_users_to_change(L):
+    """The fast path keeps its states in a buffer that the backward reads; the module's output is
+    a copy of it, a one-step output too (it lies beside the states the backward reads, not over
+    them), so changing the output in place changes no gradient."""
+    import rnnkit
+
+    x = np.random.default_rng(0).standard_normal((L, 50, 3)).astype(np.float32)
+    grads = []
+    for change in (False, True):
+        lstm = rnnkit.LSTM(3, 16, seed=0)
+        y, _ = lstm(x)
+        from rnnkit.nn.recurrent import _root
+
+        assert not np.may_share_memory(y, _root(lstm._cache[0][0].h_prev))
+        dy = np.ones_like(y)
+        if change:
+            y += 100.0
+        lstm.backward(dy)
+        grads.append({k: v.copy() for k, v in lstm.grads.items()})
+    for k in grads[0]:
+        np.testing.assert_array_equal(grads[0][k], grads[1][k])

@@ -174,26 +174,34 @@ def test_bad_hyperparameters(make, match):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make", [lambda p: optim.Adam(p, lr=0.01, betas=(0.8, 0.99)),
                                   lambda p: optim.AdamW(p, lr=0.003, weight_decay=0.1),
-                                  lambda p: optim.Adam(p, lr=0.01, weight_decay=0.01)])
-def test_one_pass_adam_is_numpys_bit_for_bit(dtype, make):
+                                  lambda p: optim.Adam(p, lr=0.01, weight_decay=0.01),
+                                  lambda p: optim.Adam(p, lr=np.float64(0.01), eps=np.float64(1e-3),
+                                                       groups=[{"params": "p1", "betas": np.array([0.5, 0.9])}])])
+def test_one_pass_adam_is_numpys_bit_for_bit(dtype, make, monkeypatch):
     """The compiled one-pass Adam step (kernels/_numba.adam_step) gives NumPy's eight-pass
-    update's bits: the same operations, order and dtype; a strided parameter takes NumPy's."""
+    update's bits: the same operations, order and dtype, settings given as NumPy scalars or
+    arrays too (held as Python floats); a strided or 0-d parameter takes NumPy's update."""
     from rnnkit import kernels
 
     rng = np.random.default_rng(3)
     start = [rng.standard_normal((40, 30)).astype(dtype), rng.standard_normal((7,)).astype(dtype),
-             rng.standard_normal((9, 12)).astype(dtype).T]                  # the last one strided
+             rng.standard_normal((9, 12)).astype(dtype).T,                  # column-major: NumPy's update
+             np.array(1.5, dtype)]                                          # 0-d: NumPy's update
     grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(5)]
+    calls = []
+    real = optim._OnePass.step
+    monkeypatch.setattr(optim._OnePass, "step", staticmethod(lambda *a: calls.append(1) or real(*a)))
     out = []
     for backend in ("numba", "numpy"):
         with kernels.use(backend):
-            params = [(f"p{i}", p.copy(), np.zeros_like(p)) for i, p in enumerate(start)]
+            params = [(f"p{i}", np.copy(p), np.zeros_like(p)) for i, p in enumerate(start)]   # layouts kept
             opt = make(params)
             for gs in grads:
                 for (_, _, g), gv in zip(params, gs):
                     g[...] = gv
                 opt.step()
             out.append([p for _, p, _ in params])
+    assert len(calls) == 2 * len(grads)                   # the two contiguous parameters, compiled backend only
     for a, b in zip(*out):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)

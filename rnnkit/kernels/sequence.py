@@ -17,9 +17,10 @@ the threads meet once a step (``_parallel.py``; attempt 18). The permutation is 
 rows leave: the weight and bias gradients, and ``FastSteps``'s per-step views.
 
 Kept for backward, reusing buffers: the projection becomes the gate activations (forward) and
-then their gradients (backward); hidden states (H, (L+1)*N), and for the LSTM cell states (same
-shape; backward recomputes ``tanh(c)`` from them rather than keeping it), for the GRU
-``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
+then their gradients (backward); hidden states (H, (L+1)*N), or for the fused float32 LSTM in
+rows, ((L+1)*N, H) (``HT``: the weight gradient, the next layer and the output read them without
+a transposing copy; ``_fused.py``); for the LSTM cell states (H, (L+1)*N) (backward recomputes
+``tanh(c)`` from them rather than keeping it), for the GRU ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
 them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) arrays ...), so
 diagnostics and the recording backward read either path alike.
 """
