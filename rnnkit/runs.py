@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 
 from . import __version__, io
 from .errors import UserError
@@ -293,12 +294,21 @@ def load_tree(run_dir, which: str = "best") -> tuple[dict, str]:
     raise UserError(f"{run_dir} has no weights yet (no best.npz or checkpoint.npz in it)")
 
 
+def fallback_note(model, run_dir, which, command) -> None:
+    """One line on stderr when ``which='best'`` found no best.npz and ``model`` has the last
+    checkpoint's weights instead (a run stopped before its first validation, or without one)."""
+    if which == "best" and getattr(model, "run_weights", None) == "checkpoint.npz":
+        print(f"{command}: note: {run_dir} has no best.npz (no validation score saved yet); using its last "
+              f"checkpoint", file=sys.stderr)
+
+
 def load(run_dir, which: str = "best", kinds=()):
     """The trained model of the run in ``run_dir``, in eval mode, whatever its kind.
 
     ``which`` is ``'best'`` (best validation weights; the last checkpoint when there was no
     validation) or ``'last'``. ``kinds`` restricts the kinds accepted (a one-line error names the
-    kind found). The run's extra information (vocabularies, data settings) is ``model.run_extra``.
+    kind found). The run's extra information (vocabularies, data settings) is ``model.run_extra``,
+    the file the weights came from ``model.run_weights``.
     """
     from .models.base import model_from_config
 
@@ -318,6 +328,7 @@ def load(run_dir, which: str = "best", kinds=()):
                         f"{' '.join(str(exc).split())[:200]})") from None
     model.eval()
     model.run_extra = tree.get("extra", {})
+    model.run_weights = os.path.basename(path)          # which file: best.npz may have been missing
     return model
 
 

@@ -78,6 +78,24 @@ def test_help_shows_real_defaults():
     assert "learning rate (default: 0.002)" in " ".join(out.split())
 
 
+def test_weights_without_a_best_file_are_named(run_dir, tmp_path, capsys):
+    """A run with no best.npz yet (no validation score saved) samples and evaluates with its last
+    checkpoint, and says so in one line; asked for the last checkpoint, it says nothing."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "run", run)
+    (run / "best.npz").unlink()
+    for cmd in (["sample", run, "--length", "5"], ["eval", run, run_dir / "t.txt"]):
+        capsys.readouterr()
+        assert main([str(a) for a in cmd]) == 0
+        err = capsys.readouterr().err
+        assert f"rnnkit {cmd[0]}: note: {run} has no best.npz (no validation score saved yet); using its last " \
+               "checkpoint" in err
+        assert main([str(a) for a in cmd] + ["--checkpoint", "last"]) == 0
+        assert "no best.npz" not in capsys.readouterr().err
+
+
 def test_sample_eval_plot(run_dir):
     r = rnnkit("sample", run_dir / "run", "--length", 40, "--seed", 1, "--prime", "It was")
     assert r.returncode == 0, r.stderr

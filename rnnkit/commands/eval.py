@@ -22,7 +22,10 @@ def run(args):
     from ..apps.lm import evaluate_text, load
     from ..data.corpus import load_corpus
 
+    from ..runs import fallback_note
+
     model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
+    fallback_note(model, args.run_dir, args.checkpoint, "rnnkit eval")
     text = load_corpus(args.text_file, purpose="to evaluate the model on")
     r = evaluate_text(model, vocab, text, args.batch_size, args.seq_len, progress=args.progress,
                       source=args.text_file)

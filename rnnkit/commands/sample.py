@@ -26,8 +26,10 @@ def run(args):
     import warnings
 
     from ..apps.lm import load
+    from ..runs import fallback_note
 
     model, vocab = load(args.run_dir, "best" if args.checkpoint == "best" else "last")
+    fallback_note(model, args.run_dir, args.checkpoint, "rnnkit sample")
     unknown = vocab.unknown(args.prime)
     if unknown:
         print(f"note: the prime has characters the model never saw ({''.join(sorted(unknown))!r}); "
