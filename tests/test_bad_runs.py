@@ -446,8 +446,10 @@ def test_an_interrupted_demo_resumes_as_its_own_run(tmp_path, capsys):
     steps = [json.loads(line)["step"] for line in open(out / "metrics.jsonl") if '"loss"' in line]
     capsys.readouterr()
     assert "has --hidden 8, not 16" in refused(capsys, *base, "--minutes", "0.04", "--hidden", "16", "--resume")
-    line = refused(capsys, *base, "--minutes", "0.01", "--resume")
-    assert "already trained" in line and "of its --minutes 0.01" in line and "pass a larger --minutes" in line
+    code, out_, err = rnnkit(capsys, *base, "--minutes", "0.01", "--resume")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "already trained" in err and "of its --minutes 0.01" in err and "pass a larger --minutes" in err
+    assert "rnnkit demo: a " not in out_                      # no banner above the refusal
     assert main(base + ["--minutes", "0.04", "--resume"]) == 0
     assert "(hidden 8)" in capsys.readouterr().out
     later = [json.loads(line)["step"] for line in open(out / "metrics.jsonl") if '"loss"' in line]

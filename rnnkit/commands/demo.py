@@ -69,14 +69,21 @@ def run(args):
         head = f"--- step {trainer.step}, {trainer.elapsed:.0f} s" + (f", {loss:.2f} bits/char" if loss else "")
         tqdm.write(f"{head} ---\nThe {s}\n")
 
-    print(f"rnnkit demo: a {args.layers}-layer LSTM (hidden {args.hidden}) learns {len(text):,} characters of "
-          f"Python's documentation for {args.minutes:g} minutes, in {out}.")
+    banner = [f"rnnkit demo: a {args.layers}-layer LSTM (hidden {args.hidden}) learns {len(text):,} characters of "
+              f"Python's documentation for {args.minutes:g} minutes, in {out}."]
+
+    def announce(message):
+        """train_lm's first message comes once the run is accepted (a resumed run's spent --minutes
+        is refused before it): the banner is printed then, not above a refusal."""
+        while banner:
+            print(banner.pop())
+
     vocab = lm.CharVocab.from_text(text)        # the vocabulary train_lm builds from the same text
     trainer, result, vocab = lm.train_lm(text, out, hidden_size=args.hidden, num_layers=args.layers, embed_size=48,
                                          seq_len=64, batch_size=32, val_fraction=0.05, config=config,
                                          resume=args.resume, changes={"time_limit": args.minutes * 60},
                                          overwrite=args.overwrite, progress=args.progress, callbacks=[show_sample],
-                                         log=lambda m: None, time_flag=("--minutes", 60.0))
+                                         log=announce, time_flag=("--minutes", 60.0))
     from ..io import read_jsonl
     from ..plots import plot_metrics
 
