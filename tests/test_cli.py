@@ -211,6 +211,12 @@ def test_demo_tunes_its_threads_unless_told(tmp_path, setting):
     env = {k: v for k, v in os.environ.items() if k != "RNNKIT_NUM_THREADS"}
     if setting:
         env["RNNKIT_NUM_THREADS"] = setting
+    # the demo's minutes count its first step, which compiles the kernels when no test before this one
+    # has (about 20 s, more than the 9 s given): a first short run compiles them into Numba's cache
+    warm = subprocess.run([sys.executable, "-m", "rnnkit", "demo", "--out", str(tmp_path / "w"), "--hidden", "8",
+                           "--minutes", "0.01", "--sample-every", "100", "--no-progress"],
+                          capture_output=True, text=True, env=env)
+    assert warm.returncode == 0, warm.stderr
     r = subprocess.run([sys.executable, "-m", "rnnkit", "demo", "--out", str(tmp_path / "d"), "--hidden", "8",
                         "--minutes", "0.15", "--sample-every", "100", "--no-progress"],
                        capture_output=True, text=True, env=env)
