@@ -126,10 +126,8 @@ class Optimizer:
         self.steps = 0
         self.hyper = tuple(defaults)
         for k, v in defaults.items():
-            setattr(self, k, v)
-        self.check(defaults, "")
-        for k, v in defaults.items():
             setattr(self, k, _plain(v))
+        self.check(defaults, "")
         self.overrides = self._overrides(groups, no_decay)
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in self.params}
 
@@ -254,28 +252,19 @@ class SGD(Optimizer):
         p -= h["lr"] * g
 
 
-class _OnePass:
-    """Whether the compiled one-pass Adam step (``kernels._numba.adam_step``) takes these arrays:
-    the compiled backend in use, one float dtype, all C-contiguous; ``step`` is that kernel."""
+def _one_pass(*arrays):
+    """The compiled one-pass Adam step (``kernels._numba.adam_step``) when it takes these arrays
+    (the compiled backend in use, one float dtype, all C-contiguous), else None."""
+    from .kernels import fast_sequence
 
-    step = None
+    if fast_sequence() is None or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in arrays):
+        return None                     # a 0-d parameter's decayed gradient is a NumPy scalar
+    dt = arrays[0].dtype
+    if dt not in (np.float32, np.float64) or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
+        return None
+    from .kernels import _numba
 
-    def __call__(self, *arrays) -> bool:
-        from .kernels import fast_sequence
-
-        if fast_sequence() is None or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in arrays):
-            return False                # a 0-d parameter's decayed gradient is a NumPy scalar
-        dt = arrays[0].dtype
-        if dt not in (np.float32, np.float64) or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
-            return False
-        if self.step is None:
-            from .kernels._numba import adam_step
-
-            type(self).step = staticmethod(adam_step)
-        return True
-
-
-_one_pass = _OnePass()
+    return _numba.adam_step
 
 
 class Adam(Optimizer):
@@ -312,10 +301,11 @@ class Adam(Optimizer):
             if h["amsgrad"]:
                 s["v_max"] = np.zeros_like(p)
         m, v = s["m"], s["v"]
-        if not h["amsgrad"] and _one_pass(p, g, m, v):
+        step = None if h["amsgrad"] else _one_pass(p, g, m, v)
+        if step is not None:
             t_ = p.dtype.type
-            _one_pass.step(p, g, m, v, t_(b1), t_(1 - b1), t_(b2), t_(1 - b2), t_(math.sqrt(1 - b2 ** t)),
-                           t_(h["eps"]), t_(lr / (1 - b1 ** t)))
+            step(p, g, m, v, t_(b1), t_(1 - b1), t_(b2), t_(1 - b2), t_(math.sqrt(1 - b2 ** t)), t_(h["eps"]),
+                 t_(lr / (1 - b1 ** t)))
             return
         m *= b1
         m += (1 - b1) * g

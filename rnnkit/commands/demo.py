@@ -75,7 +75,7 @@ def run(args):
     def announce(message):
         """train_lm's first message comes once the run is accepted (a resumed run's spent --minutes
         is refused before it): the banner is printed then, not above a refusal."""
-        while banner:
+        if banner:
             print(banner.pop())
 
     vocab = lm.CharVocab.from_text(text)        # the vocabulary train_lm builds from the same text

@@ -185,12 +185,6 @@ def tail_columns(N):
     return rem if rem <= TAIL_MAX else 0
 
 
-def _lanes_below(builder, vec, frame, n):
-    """The mask of lanes ``0 .. n`` (none when ``n <= 0``)."""
-    vt = ir.VectorType(frame.ip, vec.lanes)
-    return builder.icmp_signed("<", ir.Constant(vt, list(range(vec.lanes))), _splat(builder, vt, n))
-
-
 def _column_at(builder, c, j, cols):
     """Column ``j`` of a tail tile, or its last column ``cols - 1`` past it: read, never stored."""
     return builder.select(builder.icmp_signed("<", c(j), cols), c(j), builder.sub(cols, c(1)))
@@ -396,7 +390,7 @@ def _backward_tail(typingctx, W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a
         (Wv, woff, ldwv, Kv, Dv, doff, lddv, Av, aoff, ldav, ags, Sv, soff, ldsv, sgs,
          Cv, cpoff, cnoff, ldcv, Yv, yoff, ldyv, ycsv, DDv, DCv, DDOv, DCOv, noff, ldnv, vv, voff, colsv,
          unitsv) = frame.val
-        masks = [_lanes_below(builder, vec, frame, builder.sub(unitsv, c(u * LANES))) for u in range(UNITS)]
+        masks = [frame.lanes_below(builder.sub(unitsv, c(u * LANES))) for u in range(UNITS)]
         at = [_column_at(builder, c, j, colsv) for j in range(TAIL)]
         w0, d0 = ptr(0, woff), ptr(4, doff)
         acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(TAIL)] for _ in range(UNITS)]

@@ -134,12 +134,15 @@ class Frame:
         self.val = [context.cast(builder, v, t, types.intp) if isinstance(t, types.Integer) else v
                     for v, t in zip(args, self.sa)]
         last = builder.sub(self.val[cols_at], self.c((V - 1) * vec.lanes))
-        lanes = ir.Constant(ir.VectorType(self.ip, vec.lanes), list(range(vec.lanes)))
-        tail = builder.icmp_signed("<", lanes, _splat(builder, ir.VectorType(self.ip, vec.lanes), last))
-        self.masks = [vec.all] * (V - 1) + [tail]
+        self.masks = [vec.all] * (V - 1) + [self.lanes_below(last)]
 
     def c(self, n):
         return ir.Constant(self.ip, n)
+
+    def lanes_below(self, n):
+        """The mask of lanes ``0 .. n`` (none when ``n <= 0``), ``n`` an intp value."""
+        b, vt = self.builder, ir.VectorType(self.ip, self.vec.lanes)
+        return b.icmp_signed("<", ir.Constant(vt, list(range(self.vec.lanes))), _splat(b, vt, n))
 
     def ptr(self, i, off):
         """A pointer to element ``off`` of array argument ``i``."""

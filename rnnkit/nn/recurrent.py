@@ -44,12 +44,12 @@ def variant_time_loop(v):
     return ln_lstm.layer_forward if ln_lstm.supports(v) else None
 
 
-
 def _root(a):
     """The array ``a`` is a view of (itself when it owns its data)."""
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a
+
 
 class RNNBase(Module):
     r"""Shared machinery; use :class:`RNN`, :class:`LSTM` or :class:`GRU`.
