@@ -256,6 +256,7 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
     (:data:`CASES`), 1 to 3 parts."""
     from rnnkit.kernels import _parallel as P
     from rnnkit.kernels import sequence as S
+    from rnnkit.kernels._sync import counters
 
     rng = np.random.default_rng(1)
     for H, N, L, parts in CASES:
@@ -276,7 +277,7 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             HT[:N] = h0.T
             P.LOOPS["lstm_forward"](W, np.ascontiguousarray(W.T), A, bias, Hb, Cb, HT, valid, bounds, hcur,
                                     np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
-                                    fused)
+                                    fused, counters())
             # the fused step keeps the states in rows only (HT), the separate one by features (Hb)
             out.append((A, Hb if fused is None else HT.T, Cb, hcur[L % 2]))
         for a, b in zip(*out):
@@ -291,6 +292,7 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
     output gradient in the loop's (H, L*N) layout or read by gathers from (L*N, H)."""
     from rnnkit.kernels import _parallel as P
     from rnnkit.kernels import sequence as S
+    from rnnkit.kernels._sync import counters
 
     rng = np.random.default_rng(2)
     for H, N, L, parts in CASES:
@@ -309,12 +311,44 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dd[0], dc[0] = d0, c0
             dy = np.ascontiguousarray(DY.T) if dy_rows else DY
             P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows)
+                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows, counters())
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:
             for a, b in zip(out[0], got):
                 assert not np.isnan(b).any()
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_time_loops_give_the_same_bits_however_many_threads_run_their_parts(cell, monkeypatch):
+    """The loops' steps are tickets the threads take in order (kernels/_sync.py). With 2 or 3
+    parts, one thread (taking every ticket itself) and two threads (with 3 parts, one of them runs
+    two of the region's iterations one after the other) give the same outputs, final states and
+    state gradients bit for bit, equal to one part's to rounding (the backward product sums the
+    gate rows in the parts' order), and none of them hangs."""
+    import numba
+
+    from rnnkit.kernels import sequence as S
+
+    x, state, G, Gs = random_problem(cell, 7, 50, 12, 40, 1, False, False, None, True, np.float32, 5)
+    ours_cls, _, kw = CELLS[cell]
+
+    def run(threads, parts):
+        monkeypatch.setattr(S, "_parts", lambda H, G_: S._parts_of(H, G_, parts))
+        old = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            out = rnnkit_run(ours_cls(12, 40, seed=0, **kw), cell, x, state, None, G, Gs)
+        finally:
+            numba.set_num_threads(old)
+        return (out["y"],) + out["finals"] + out["dstate"]
+
+    ref = run(1, 1)
+    for parts in (2, 3):
+        one, two = run(1, parts), run(2, parts)
+        for a, b, r in zip(one, two, ref):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
 
 
 def test_wide_vectors_follow_the_target_numba_compiles_for(monkeypatch):

@@ -8,8 +8,9 @@ of the same kind and the fused kernels of ``_numba`` run on it unchanged. At eve
 part computes its own rows of the recurrent product (rnnkit's own product, ``_gemm.py``, where
 the cores have 512-bit vectors, else single-threaded BLAS: ``own``) and then its own units' gate
 arithmetic (for the float32 LSTM on the own product, both in one pass: ``_fused.py``); the
-parts meet once a step, at the end of the ``prange``, because the next step's product needs
-every unit of the new state.
+parts meet once a step, because the next step's product needs every unit of the new state: the
+loop is one parallel region, its (step, part) pairs tickets the threads take in order, and a
+part starts when every part of the step before is done (``_sync.py``).
 Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
 exactly its own units, so again one meeting per step.
 
@@ -26,6 +27,7 @@ from numba import njit, prange
 from . import _numba as K
 from ._blas import TILE, gemm, transpose_band
 from ._fused import lstm_backward_part, lstm_forward_part
+from ._sync import done, start, take, wait_done
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -76,50 +78,70 @@ def column_sums_by_id(A, ids, out):
             o[ids[c]] += a[c]
 
 
-def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused):
+def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, sync):
     # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
-    # build never types the float32-only fused step (_fused.py)
+    # build never types the float32-only fused step (_fused.py). The steps' parts are tickets
+    # (_sync.py): one parallel region for the whole loop
     L, N = valid.shape
     P = bounds.shape[0] - 1
-    for t in range(L):
-        src, dst = hcur[t % 2], hcur[(t + 1) % 2]
-        col, v = t * N, valid[t]
-        for p in prange(P):
+    start(sync)
+    for _ in prange(P):
+        k = take(sync)
+        while k < L * P:
+            t, p = k // P, k % P
+            wait_done(sync, t * P)
+            src, dst = hcur[t % 2], hcur[(t + 1) % 2]
+            col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:
                 lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N)
-                continue
-            r0, r1 = 4 * u0, 4 * u1
-            gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
-            K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N, precise)
-            dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+            else:
+                r0, r1 = 4 * u0, 4 * u1
+                gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
+                K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N,
+                                  precise)
+                dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+            done(sync)
+            k = take(sync)
 
 
-def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own):
+def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
-    for t in range(L):
-        src, dst = hcur[t % 2], hcur[(t + 1) % 2]
-        col, v = t * N, valid[t]
-        for p in prange(P):
+    start(sync)
+    for _ in prange(P):
+        k = take(sync)
+        while k < L * P:
+            t, p = k // P, k % P
+            wait_done(sync, t * P)
+            src, dst = hcur[t % 2], hcur[(t + 1) % 2]
+            col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
             r0, r1 = 3 * u0, 3 * u1
             gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
             K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+            done(sync)
+            k = take(sync)
 
 
-def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own):
+def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
-    for t in range(L):
-        src, dst = hcur[t % 2], hcur[(t + 1) % 2]
-        col, v = t * N, valid[t]
-        for p in prange(P):
+    start(sync)
+    for _ in prange(P):
+        k = take(sync)
+        while k < L * P:
+            t, p = k // P, k % P
+            wait_done(sync, t * P)
+            src, dst = hcur[t % 2], hcur[(t + 1) % 2]
+            col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
             gemm(W[u0:u1], src, hh[u0:u1], False, False, 0.0, own)
             K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+            done(sync)
+            k = take(sync)
 
 
 # Backward: step s of the loop is time t = L-1-s. ``dm[s % 2]`` receives W_hh^T da of the step
@@ -127,57 +149,75 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own):
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows):
-    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused)
+def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows, sync):
+    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); tickets as forward
     L, N = valid.shape
     P = bounds.shape[0] - 1
-    for s in range(L):
-        t = L - 1 - s
-        i, o = s % 2, (s + 1) % 2
-        col, v = t * N, valid[t]
-        for p in prange(P):
+    start(sync)
+    for _ in prange(P):
+        k = take(sync)
+        while k < L * P:
+            s, p = k // P, k % P
+            wait_done(sync, s * P)
+            t = L - 1 - s
+            i, o = s % 2, (s + 1) % 2
+            col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
             if fused is not None:                  # as in _lstm_forward
                 lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
                                    col, N, dscr.shape[1] if s > 0 else 0)
-                continue
-            r0, r1 = 4 * u0, 4 * u1
-            if s > 0:
-                gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
-            K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col, N,
-                               dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
-            dscr[i][r0:r1] = A[r0:r1, col:col + N]
+            else:
+                r0, r1 = 4 * u0, 4 * u1
+                if s > 0:
+                    gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
+                K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col,
+                                   N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
+                dscr[i][r0:r1] = A[r0:r1, col:col + N]
+            done(sync)
+            k = take(sync)
 
 
-def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own):
+def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
-    for s in range(L):
-        t = L - 1 - s
-        i, o = s % 2, (s + 1) % 2
-        col, v = t * N, valid[t]
-        for p in prange(P):
+    start(sync)
+    for _ in prange(P):
+        k = take(sync)
+        while k < L * P:
+            s, p = k // P, k % P
+            wait_done(sync, s * P)
+            t = L - 1 - s
+            i, o = s % 2, (s + 1) % 2
+            col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
             r0, r1 = 3 * u0, 3 * u1
             if s > 0:
                 gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.gru_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[r0:r1], HN[u0:u1], Hb[u0:u1], v, col,
                               dscr[i][r0:r1], DHN[u0:u1], dd[o][u0:u1])
+            done(sync)
+            k = take(sync)
 
 
-def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own):
+def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
-    for s in range(L):
-        t = L - 1 - s
-        i, o = s % 2, (s + 1) % 2
-        col, v = t * N, valid[t]
-        for p in prange(P):
+    start(sync)
+    for _ in prange(P):
+        k = take(sync)
+        while k < L * P:
+            s, p = k // P, k % P
+            wait_done(sync, s * P)
+            t = L - 1 - s
+            i, o = s % 2, (s + 1) % 2
+            col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
             if s > 0:
                 gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.rnn_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[u0:u1], v, col, relu, dd[o][u0:u1])
             dscr[i][u0:u1] = A[u0:u1, col:col + N]
+            done(sync)
+            k = take(sync)
 
 
 # Each loop is compiled once, across the threads, and serves every number of parts: at one thread

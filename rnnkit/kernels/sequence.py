@@ -39,6 +39,7 @@ from . import _numba as K  # noqa: F401  (Stream reads the step kernels through 
 from ..products import contiguous, matmul_into, own_product
 from . import _parallel as P
 from ._fused import tail_columns
+from ._sync import counters
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
 # the LSTM's forward gates inside the own product's tile (_fused.py) up to this many hidden units:
@@ -159,12 +160,13 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
         WT = contiguous(W.T) if fused and tail_columns(N) else np.empty((0, 0), dt)
         P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, np.empty((0, 0), dt) if HT is None else HT, valid, bounds,
-                                hcur, hh, np.empty((len(bounds) - 1, N), dt), precise, own, fused)
+                                hcur, hh, np.empty((len(bounds) - 1, N), dt), precise, own, fused, counters())
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
-        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own)
+        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, counters())
     else:
-        P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own)
+        P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own,
+                                counters())
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1, HT=HT)
     last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
     state = (last,) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
@@ -207,12 +209,12 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr,
-                                 np.empty((len(bounds) - 1, N), dt), dt == np.float64, own, fused, dy_rows)
+                                 np.empty((len(bounds) - 1, N), dt), dt == np.float64, own, fused, dy_rows, counters())
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
-        P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own)
+        P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, counters())
     else:
-        P.LOOPS["rnn_backward"](WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu", own)
+        P.LOOPS["rnn_backward"](WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu", own, counters())
     dmat = np.empty((H, N), dt)
     matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
     dh0 = dmat + dd[L % 2]
