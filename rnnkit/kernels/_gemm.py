@@ -221,13 +221,13 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     its transpose, or any view). Shapes and strides are the caller's to check.
 
     Column tiles of up to 4 vectors, each run down every row panel. A ``B`` wider than one tile
-    whose rows lie at least four tiles apart, a multiple of 512 bytes, is copied a tile at a time
-    into contiguous rows first: such a tile's rows fall on at most 8 of the first cache's 64
-    sets (a 64-column tile of a 512-column ``B`` ran at 0.8 of the rate of the same tile packed;
-    ``dA @ H_prev`` at H=256, rows 1 kB apart, 3.4-3.6 ms packed against 4.3). Other rows are
-    read in place: the copy cost more than it saved where they spread over the sets (``W_ih^T @
-    dA``, rows 10,000 bytes apart: 0.77-0.86 ms in place against 0.98-1.02 packed at H=128,
-    13.8-16.0 against 17.3-17.5 at 512; benchmarks/NOTES.md, attempt 44)."""
+    whose rows lie a multiple of 512 bytes apart is copied a tile at a time into contiguous rows
+    first: such a tile's rows fall on at most half of the first cache's 64 sets. Packed, a
+    64-column tile of a 512-column ``B`` ran 1.25x as fast, ``dA @ H_prev`` took 3.4-3.6 ms
+    against 4.3 at H=256 (rows 1 kB apart) and 0.89-0.93 of its time at H=128 (512 bytes). Other
+    rows are read in place: there the copy cost more than it saved (``W_ih^T @ dA``, rows 10,000
+    bytes apart, 0.77-0.86 ms in place against 0.98-1.02 packed at H=128; benchmarks/NOTES.md,
+    attempt 44)."""
     M, N = c.shape
     if M == 0 or N == 0:
         return
@@ -236,7 +236,7 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     ldb = b.strides[0] // b.itemsize if K > 1 else N
     # rows at least four tiles apart on few cache sets, a tile too tall for the first cache, and
     # row panels to share the copy
-    wide = N > 4 * L and ldb >= 16 * L and (ldb * c.itemsize) % 512 == 0 and K >= 256 and M >= 96
+    wide = N > 4 * L and (ldb * c.itemsize) % 512 == 0 and K >= 256 and M >= 96
     pack = np.empty((K, 4 * L) if wide else (0, 0), c.dtype)
     j = 0
     while j < N:
