@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 
 # the two counters' slots in one int64 array, a cache line apart
 TICKET, DONE = 0, 8
-SPINS = 4000
+SPINS = 256
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 _POSIX = os.name == "posix"
 
