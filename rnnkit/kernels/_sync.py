@@ -14,9 +14,11 @@ at a time and takes the next only when its part is done, so every ticket of an e
 taken by a thread that is running its part, and that part will be done. One thread alone takes
 every ticket in order and never waits.
 
-A waiting thread spins (with the CPU's pause hint), and after :data:`SPINS` spins yields its core
-to the operating system at every further check: when another process or more threads than cores
-share the machine, the thread it waits for may need that core.
+A waiting thread spins (with the CPU's pause hint, about 23 ns here), and after :data:`SPINS`
+spins (about 6 us, longer than the parts of a quiet step wait for each other) yields its core to
+the operating system at every further check: when another process, or more threads than cores,
+share the machine, the thread it waits for may need that core. (The pool's own barriers, at the
+end of each region, keep libgomp's long spin: benchmarks/NOTES.md, attempt 45.)
 """
 import os
 import platform
