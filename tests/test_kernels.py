@@ -277,7 +277,7 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             HT[:N] = h0.T
             P.LOOPS["lstm_forward"](W, np.ascontiguousarray(W.T), A, bias, Hb, Cb, HT, valid, bounds, hcur,
                                     np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
-                                    fused, counters())
+                                    fused, counters(parts))
             # the fused step keeps the states in rows only (HT), the separate one by features (Hb)
             out.append((A, Hb if fused is None else HT.T, Cb, hcur[L % 2]))
         for a, b in zip(*out):
@@ -311,7 +311,7 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dd[0], dc[0] = d0, c0
             dy = np.ascontiguousarray(DY.T) if dy_rows else DY
             P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows, counters())
+                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows, counters(parts))
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:
             for a, b in zip(out[0], got):
@@ -321,11 +321,12 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_time_loops_give_the_same_bits_however_many_threads_run_their_parts(cell, monkeypatch):
-    """The loops' steps are tickets the threads take in order (kernels/_sync.py). With 2 or 3
-    parts, one thread (taking every ticket itself) and two threads (with 3 parts, one of them runs
-    two of the region's iterations one after the other) give the same outputs, final states and
-    state gradients bit for bit, equal to one part's to rounding (the backward product sums the
-    gate rows in the parts' order), and none of them hangs."""
+    """The loops' workers claim their parts of each step and claim the parts nobody has
+    (kernels/_sync.py). With 2 or 3 parts, one thread (running every worker of the region one
+    after the other: the first claims every part) and two threads (with 3 parts, one of them runs
+    two workers one after the other) give the same outputs, final states and state gradients bit
+    for bit, equal to one part's to rounding (the backward product sums the gate rows in the
+    parts' order), and none of them hangs."""
     import numba
 
     from rnnkit.kernels import sequence as S

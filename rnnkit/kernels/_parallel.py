@@ -9,8 +9,8 @@ part computes its own rows of the recurrent product (rnnkit's own product, ``_ge
 the cores have 512-bit vectors, else single-threaded BLAS: ``own``) and then its own units' gate
 arithmetic (for the float32 LSTM on the own product, both in one pass: ``_fused.py``); the
 parts meet once a step, because the next step's product needs every unit of the new state: the
-loop is one parallel region, its (step, part) pairs tickets the threads take in order, and a
-part starts when every part of the step before is done (``_sync.py``).
+loop is one parallel region with one worker per part, and a worker starts its part of a step
+when every part of the step before is done (``_sync.py``).
 Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
 exactly its own units, so again one meeting per step.
 
@@ -27,7 +27,7 @@ from numba import njit, prange
 from . import _numba as K
 from ._blas import TILE, gemm, transpose_band
 from ._fused import lstm_backward_part, lstm_forward_part
-from ._sync import done, start, take, wait_done
+from ._sync import done, next_task, start
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -80,16 +80,14 @@ def column_sums_by_id(A, ids, out):
 
 def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, sync):
     # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
-    # build never types the float32-only fused step (_fused.py). The steps' parts are tickets
-    # (_sync.py): one parallel region for the whole loop
+    # build never types the float32-only fused step (_fused.py). One parallel region for the
+    # whole loop, a worker per part, their steps given by _sync.next_task
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
-    for _ in prange(P):
-        k = take(sync)
-        while k < L * P:
-            t, p = k // P, k % P
-            wait_done(sync, t * P)
+    for w in prange(P):
+        t, p = next_task(sync, w, P, L, 0)
+        while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
@@ -102,18 +100,16 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
                                   precise)
                 dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
             done(sync)
-            k = take(sync)
+            t, p = next_task(sync, w, P, L, t)
 
 
 def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
-    for _ in prange(P):
-        k = take(sync)
-        while k < L * P:
-            t, p = k // P, k % P
-            wait_done(sync, t * P)
+    for w in prange(P):
+        t, p = next_task(sync, w, P, L, 0)
+        while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
@@ -122,18 +118,16 @@ def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own
             K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
             done(sync)
-            k = take(sync)
+            t, p = next_task(sync, w, P, L, t)
 
 
 def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
-    for _ in prange(P):
-        k = take(sync)
-        while k < L * P:
-            t, p = k // P, k % P
-            wait_done(sync, t * P)
+    for w in prange(P):
+        t, p = next_task(sync, w, P, L, 0)
+        while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v = t * N, valid[t]
             u0, u1 = bounds[p], bounds[p + 1]
@@ -141,7 +135,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sy
             K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
             done(sync)
-            k = take(sync)
+            t, p = next_task(sync, w, P, L, t)
 
 
 # Backward: step s of the loop is time t = L-1-s. ``dm[s % 2]`` receives W_hh^T da of the step
@@ -150,15 +144,13 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sy
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
 def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows, sync):
-    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); tickets as forward
+    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); workers as forward
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
-    for _ in prange(P):
-        k = take(sync)
-        while k < L * P:
-            s, p = k // P, k % P
-            wait_done(sync, s * P)
+    for w in prange(P):
+        s, p = next_task(sync, w, P, L, 0)
+        while s < L:
             t = L - 1 - s
             i, o = s % 2, (s + 1) % 2
             col, v = t * N, valid[t]
@@ -174,18 +166,16 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, preci
                                    N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
                 dscr[i][r0:r1] = A[r0:r1, col:col + N]
             done(sync)
-            k = take(sync)
+            s, p = next_task(sync, w, P, L, s)
 
 
 def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
-    for _ in prange(P):
-        k = take(sync)
-        while k < L * P:
-            s, p = k // P, k % P
-            wait_done(sync, s * P)
+    for w in prange(P):
+        s, p = next_task(sync, w, P, L, 0)
+        while s < L:
             t = L - 1 - s
             i, o = s % 2, (s + 1) % 2
             col, v = t * N, valid[t]
@@ -196,18 +186,16 @@ def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync
             K.gru_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[r0:r1], HN[u0:u1], Hb[u0:u1], v, col,
                               dscr[i][r0:r1], DHN[u0:u1], dd[o][u0:u1])
             done(sync)
-            k = take(sync)
+            s, p = next_task(sync, w, P, L, s)
 
 
 def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
-    for _ in prange(P):
-        k = take(sync)
-        while k < L * P:
-            s, p = k // P, k % P
-            wait_done(sync, s * P)
+    for w in prange(P):
+        s, p = next_task(sync, w, P, L, 0)
+        while s < L:
             t = L - 1 - s
             i, o = s % 2, (s + 1) % 2
             col, v = t * N, valid[t]
@@ -217,7 +205,7 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, sync):
             K.rnn_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[u0:u1], v, col, relu, dd[o][u0:u1])
             dscr[i][u0:u1] = A[u0:u1, col:col + N]
             done(sync)
-            k = take(sync)
+            s, p = next_task(sync, w, P, L, s)
 
 
 # Each loop is compiled once, across the threads, and serves every number of parts: at one thread

@@ -1,24 +1,27 @@
-"""The steps of a time loop shared by the threads of one parallel region, through two counters.
+"""The steps of a time loop shared by the threads of one parallel region, through counters.
 
 A time loop used to open a parallel region at every step (``for t: for p in prange(P)``), and
 the threads met at its end: about 2 us a step here (benchmarks/NOTES.md, attempt 43), twice a
-step for forward and backward. Now the region is opened once, and the work of the whole loop is
-a sequence of tickets, ``k = t * P + p`` (step ``t``, part ``p``), which the threads take in
-order from one counter (:func:`take`). Before working on its ticket's part, a thread waits until
-every part of the step before is done (:func:`wait_done`, the second counter, :func:`done`):
-about 0.4 us a step.
+step for forward and backward. Now the region is opened once, with one worker per part, and the
+workers meet through counters in one int64 array (:func:`counters`): ``DONE`` counts the parts
+done in all, and each part's ``claim`` holds the last step whose part some worker has taken.
 
-Why it cannot hang, however many of the region's iterations actually run at once (a threading
-layer may run them one after another, or a thread may be descheduled): a thread holds one ticket
-at a time and takes the next only when its part is done, so every ticket of an earlier step was
-taken by a thread that is running its part, and that part will be done. One thread alone takes
-every ticket in order and never waits.
+:func:`next_task` gives a worker its next (step, part). At each step a worker first claims its
+own part (an atomic compare-and-swap of the part's claim from ``t - 1`` to ``t``), so each part
+stays on one core and its weight rows in that core's cache; a first version gave every part to
+whichever thread came first, and under load, when the order changes at every step, the rows
+moved between the cores (attempt 46). A part nobody has claimed after :data:`STEAL_AFTER` spins
+(its worker descheduled, or not started) is claimed by a waiting worker instead.
 
-A waiting thread spins (with the CPU's pause hint, about 23 ns here), and after :data:`SPINS`
-spins (about 6 us, longer than the parts of a quiet step wait for each other) yields its core to
-the operating system at every further check: when another process, or more threads than cores,
-share the machine, the thread it waits for may need that core. (The pool's own barriers, at the
-end of each region, keep libgomp's long spin: benchmarks/NOTES.md, attempt 45.)
+Why it cannot hang, however many of the region's iterations run at once (a threading layer may
+run them one after another, or a thread lose its core): a worker waits only for parts that are
+claimed, and a part is claimed by a worker that is running it; a part nobody claims is claimed
+by a waiting worker. One worker alone runs every part, claiming the others' after the spins.
+
+A waiting worker spins with the CPU's pause hint (about 23 ns here) for up to :data:`SPINS`,
+about as long as libgomp's own barriers spin, and then sleeps :data:`NAP_US` at a time. Giving
+the core away sooner (yielding after 6 us, or a 1 ms spin) made the step 2-4x slower beside one
+busy process: the core went to the competitor for a whole time slice (attempt 46).
 """
 import os
 import platform
@@ -29,16 +32,17 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# the two counters' slots in one int64 array, a cache line apart
-TICKET, DONE = 0, 8
-SPINS = 256
+DONE, CLAIMS = 0, 8      # slots: the parts done; part p's claim at CLAIMS + 8 p (a cache line each)
+SPINS = 300_000          # pauses before a waiting worker sleeps (about 7 ms here)
+STEAL_AFTER = 1_000      # pauses before a waiting worker claims a part nobody has (about 23 us)
+NAP_US = 20              # a waiting worker's sleeps after SPINS
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 _POSIX = os.name == "posix"
 
 
-def counters():
-    """The counters of a loop (zeroed by :func:`start` at each run)."""
-    return np.zeros(DONE + 8, np.int64)
+def counters(parts):
+    """The counters of a loop with ``parts`` parts (set by :func:`start` at each run)."""
+    return np.zeros(CLAIMS + 8 * parts, np.int64)
 
 
 def _slot(context, builder, signature, args):
@@ -79,51 +83,85 @@ def _pause(typingctx):
     """The CPU's spin-wait hint (x86 ``pause``); nothing elsewhere."""
     def codegen(context, builder, signature, args):
         if _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+            fnty = ir.FunctionType(ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
             builder.call(fn, [])
         return context.get_dummy_value()
     return types.void(), codegen
 
 
 @intrinsic
-def _yield(typingctx):
-    """``sched_yield()``: the calling thread's core to another thread or process that is ready
-    (POSIX; nothing elsewhere)."""
+def compare_swap(typingctx, arr, idx, old, new):
+    """``arr[idx] = new`` if it holds ``old``, as one atomic operation (sequentially consistent);
+    returns whether it did."""
+    if not _int64_array(arr):
+        return None
+
+    def codegen(context, builder, signature, args):
+        expected, value = (context.cast(builder, v, ty, types.int64) for v, ty in zip(args[2:], signature.args[2:]))
+        res = builder.cmpxchg(_slot(context, builder, signature, args), expected, value, "seq_cst", "seq_cst")
+        return builder.extract_value(res, 1)
+    return types.boolean(arr, types.intp, old, new), codegen
+
+
+@intrinsic
+def _sleep(typingctx, microseconds):
+    """``usleep(microseconds)``: the calling thread off its core for a while (POSIX; nothing
+    elsewhere)."""
+    if not isinstance(microseconds, types.Integer):
+        return None
+
     def codegen(context, builder, signature, args):
         if not _POSIX:
             return context.get_dummy_value()
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
-        builder.call(fn, [])
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32)]),
+                                            "usleep")
+        builder.call(fn, [builder.trunc(args[0], ir.IntType(32))])
         return context.get_dummy_value()
-    return types.void(), codegen
+    return types.void(microseconds), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
 def start(sync):
-    """Zero the counters, before the parallel region."""
-    sync[TICKET] = 0
+    """Set the counters, before the parallel region: nothing done, nothing claimed."""
     sync[DONE] = 0
-
-
-@njit(cache=True, nogil=True, inline="always")
-def take(sync):
-    """The next ticket."""
-    return fetch_add(sync, TICKET)
+    for i in range(CLAIMS, sync.shape[0], 8):
+        sync[i] = -1
 
 
 @njit(cache=True, nogil=True, inline="always")
 def done(sync):
-    """This thread's part of its ticket's step is done (its writes visible to whoever sees the count)."""
+    """The worker's part of its step is done (its writes visible to whoever sees the count)."""
     fetch_add(sync, DONE)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _wait(spins):
+    if spins < SPINS:
+        _pause()
+    else:
+        _sleep(NAP_US)
+
+
 @njit(cache=True, nogil=True)
-def wait_done(sync, parts):
-    """Until ``parts`` parts in all are done."""
-    spins = 0
-    while load_acquire(sync, DONE) < parts:
-        if spins < SPINS:
+def next_task(sync, w, P, L, t):
+    """The next ``(step, part)`` for worker ``w`` (its own part is ``w``), at step ``t`` or later,
+    once every part of the step before is done; ``(L, -1)`` when the loop is over."""
+    w = np.int64(w)                    # a prange index may be unsigned: mixed with int64 it types as float
+    while t < L:
+        spins = 0
+        while load_acquire(sync, DONE) < t * P:
+            _wait(spins)
             spins += 1
-            _pause()
-        else:
-            _yield()
+        if compare_swap(sync, CLAIMS + 8 * w, t - 1, t):
+            return t, w
+        spins = 0                      # the own part is taken: help with the step, or wait for it
+        while load_acquire(sync, DONE) < (t + 1) * P:
+            if spins >= STEAL_AFTER:
+                for q in range(P):
+                    if compare_swap(sync, CLAIMS + 8 * q, t - 1, t):
+                        return t, q
+            _wait(spins)
+            spins += 1
+        t += 1
+    return L, -1
