@@ -78,10 +78,12 @@ def _pool_threads(n: int) -> None:
 
 def _launch_pool() -> None:
     """Start Numba's pool. Its idle threads keep OpenMP's default wait (they spin for a short
-    while, then sleep): a time loop opens a parallel region at every step, and waking sleeping
-    threads each time made the step up to 2x slower at H <= 128, while the short spin cost no more
-    than PyTorch's own on a busy machine (benchmarks/NOTES.md, attempt 18, wait policy).
-    ``OMP_WAIT_POLICY=PASSIVE`` in the environment makes them sleep at once."""
+    while, then sleep): a training step opens several parallel regions (each time loop, each
+    large product) with Python between them, and waking sleeping threads each time made the
+    step up to 2.5x slower at H <= 128, while the spin cost no more than PyTorch's own on a busy
+    machine (benchmarks/NOTES.md, attempts 18, 31, 45). ``OMP_WAIT_POLICY=PASSIVE`` in the
+    environment makes them sleep at once; the loops' own meetings inside a region wait as
+    ``kernels/_sync.py`` says."""
     import numba
 
     _state["launched"] = True
