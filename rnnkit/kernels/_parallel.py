@@ -78,6 +78,12 @@ def column_sums_by_id(A, ids, out):
             o[ids[c]] += a[c]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at(t, p, N, valid, bounds):
+    """Step ``t``'s first column and valid flags, and part ``p``'s units ``u0 .. u1``."""
+    return t * N, valid[t], bounds[p], bounds[p + 1]
+
+
 def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, sync):
     # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
     # build never types the float32-only fused step (_fused.py). One parallel region for the
@@ -89,8 +95,7 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
         t, p = next_task(sync, w, P, L, 0)
         while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
-            col, v = t * N, valid[t]
-            u0, u1 = bounds[p], bounds[p + 1]
+            col, v, u0, u1 = _at(t, p, N, valid, bounds)
             if fused is not None:
                 lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N)
             else:
@@ -111,8 +116,7 @@ def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own
         t, p = next_task(sync, w, P, L, 0)
         while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
-            col, v = t * N, valid[t]
-            u0, u1 = bounds[p], bounds[p + 1]
+            col, v, u0, u1 = _at(t, p, N, valid, bounds)
             r0, r1 = 3 * u0, 3 * u1
             gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
             K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
@@ -129,8 +133,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sy
         t, p = next_task(sync, w, P, L, 0)
         while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
-            col, v = t * N, valid[t]
-            u0, u1 = bounds[p], bounds[p + 1]
+            col, v, u0, u1 = _at(t, p, N, valid, bounds)
             gemm(W[u0:u1], src, hh[u0:u1], False, False, 0.0, own)
             K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
@@ -151,10 +154,8 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, preci
     for w in prange(P):
         s, p = next_task(sync, w, P, L, 0)
         while s < L:
-            t = L - 1 - s
-            i, o = s % 2, (s + 1) % 2
-            col, v = t * N, valid[t]
-            u0, u1 = bounds[p], bounds[p + 1]
+            t, i, o = L - 1 - s, s % 2, (s + 1) % 2
+            col, v, u0, u1 = _at(t, p, N, valid, bounds)
             if fused is not None:                  # as in _lstm_forward
                 lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
                                    col, N, dscr.shape[1] if s > 0 else 0)
@@ -176,10 +177,8 @@ def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync
     for w in prange(P):
         s, p = next_task(sync, w, P, L, 0)
         while s < L:
-            t = L - 1 - s
-            i, o = s % 2, (s + 1) % 2
-            col, v = t * N, valid[t]
-            u0, u1 = bounds[p], bounds[p + 1]
+            t, i, o = L - 1 - s, s % 2, (s + 1) % 2
+            col, v, u0, u1 = _at(t, p, N, valid, bounds)
             r0, r1 = 3 * u0, 3 * u1
             if s > 0:
                 gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
@@ -196,10 +195,8 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, sync):
     for w in prange(P):
         s, p = next_task(sync, w, P, L, 0)
         while s < L:
-            t = L - 1 - s
-            i, o = s % 2, (s + 1) % 2
-            col, v = t * N, valid[t]
-            u0, u1 = bounds[p], bounds[p + 1]
+            t, i, o = L - 1 - s, s % 2, (s + 1) % 2
+            col, v, u0, u1 = _at(t, p, N, valid, bounds)
             if s > 0:
                 gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.rnn_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[u0:u1], v, col, relu, dd[o][u0:u1])
