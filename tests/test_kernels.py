@@ -210,9 +210,9 @@ def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
 def test_own_product_equals_float64_products(dtype):
     """rnnkit's own product (kernels/_gemm.py): every tile width (1 to 4 vectors, the last one
     masked: columns 1..300; a wide ``B`` read in place, or, with rows 512 bytes or 1 kB apart,
-    copied a tile at a time), partial row panels, K from 0 up, ``A`` row-major, transposed, sliced with a stride, ``C += A @ B``, ``C`` a view inside a
-    larger array whose other elements stay untouched; and the ``gemm`` entry the loops call,
-    with a transposed ``B``."""
+    copied a tile at a time), partial row panels, K from 0 up, ``A`` row-major, transposed,
+    sliced with a stride, ``C += A @ B``, ``C`` a view inside a larger array whose other
+    elements stay untouched; and the ``gemm`` entry the loops call, with a transposed ``B``."""
     from rnnkit.kernels import _blas, _gemm
 
     rng = np.random.default_rng(0)
