@@ -209,8 +209,8 @@ def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_own_product_equals_float64_products(dtype):
     """rnnkit's own product (kernels/_gemm.py): every tile width (1 to 4 vectors, the last one
-    masked: columns 1..300; a wide ``B`` read in place, or, with rows 512 bytes or 1 kB apart,
-    copied a tile at a time), partial row panels, K from 0 up, ``A`` row-major, transposed,
+    masked: columns 1..300; a wide ``B`` read in place, or, with rows 1 kB apart, or 512 bytes
+    and a long K, copied a tile at a time), partial row panels, K from 0 up, ``A`` row-major, transposed,
     sliced with a stride, ``C += A @ B``, ``C`` a view inside a larger array whose other
     elements stay untouched; and the ``gemm`` entry the loops call, with a transposed ``B``."""
     from rnnkit.kernels import _blas, _gemm
@@ -218,7 +218,7 @@ def test_own_product_equals_float64_products(dtype):
     rng = np.random.default_rng(0)
     tol = 2e-5 if dtype == np.float32 else 1e-13
     for M, K, N in [(1, 1, 1), (7, 5, 3), (6, 64, 16), (13, 17, 17), (12, 33, 31), (25, 9, 48), (8, 3, 49),
-                    (5, 40, 64), (30, 11, 65), (19, 70, 130), (100, 260, 300), (100, 260, 253), (100, 260, 125),
+                    (5, 40, 64), (30, 11, 65), (19, 70, 130), (100, 260, 300), (100, 260, 253), (100, 1030, 125),
                     (4, 0, 9), (128, 64, 50), (64, 256, 25)]:
         a = rng.standard_normal((M, 2 * K + 1)).astype(dtype)
         b = rng.standard_normal((K, N + 3)).astype(dtype)[:, 1:N + 1]
@@ -337,7 +337,7 @@ def test_time_loops_give_the_same_bits_however_many_threads_run_their_parts(cell
     def run(threads, parts):
         monkeypatch.setattr(S, "_parts", lambda H, G_: S._parts_of(H, G_, parts))
         old = numba.get_num_threads()
-        numba.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         try:
             out = rnnkit_run(ours_cls(12, 40, seed=0, **kw), cell, x, state, None, G, Gs)
         finally:
@@ -350,6 +350,28 @@ def test_time_loops_give_the_same_bits_however_many_threads_run_their_parts(cell
         for a, b, r in zip(one, two, ref):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
+
+
+def test_loop_waits_follow_the_openmp_wait_settings(monkeypatch):
+    """The loops' waiting workers spin as long as libgomp's threads would (kernels/_sync.py):
+    its default, none under ``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT`` when it is a number;
+    a loop that sleeps at once gives the same bits."""
+    from rnnkit.kernels import _sync
+
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    assert _sync.spins() == _sync.SPINS
+    x, state, G, Gs = random_problem("lstm", 6, 20, 8, 40, 1, False, False, None, True, np.float32, 7)
+    ref = rnnkit_run(CELLS["lstm"][0](8, 40, seed=0), "lstm", x, state, None, G, Gs)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    assert _sync.spins() == 1000
+    monkeypatch.setenv("GOMP_SPINCOUNT", "lots")
+    assert _sync.spins() == _sync.SPINS
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert _sync.spins() == 0 and _sync.counters(2)[_sync.SPINS_AT] == 0
+    got = rnnkit_run(CELLS["lstm"][0](8, 40, seed=0), "lstm", x, state, None, G, Gs)
+    for a, b in zip((ref["y"], ref["dx"]) + ref["finals"], (got["y"], got["dx"]) + got["finals"]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_wide_vectors_follow_the_target_numba_compiles_for(monkeypatch):

@@ -221,8 +221,9 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     its transpose, or any view). Shapes and strides are the caller's to check.
 
     Column tiles of up to 4 vectors, each run down every row panel. A ``B`` wider than one tile
-    whose rows lie a multiple of 512 bytes apart is copied a tile at a time into contiguous rows
-    first: such a tile's rows fall on at most half of the first cache's 64 sets. Packed, a
+    whose rows lie a multiple of 512 bytes apart (and at least four tiles, or K >= 1024) is
+    copied a tile at a time into contiguous rows first: the 4 cache lines of such a tile's row
+    fall on at most half of the first cache's 64 sets. Packed, a
     64-column tile of a 512-column ``B`` ran 1.25x as fast, ``dA @ H_prev`` took 3.4-3.6 ms
     against 4.3 at H=256 (rows 1 kB apart) and 0.89-0.93 of its time at H=128 (512 bytes). Other
     rows are read in place: there the copy cost more than it saved (``W_ih^T @ dA``, rows 10,000
@@ -234,9 +235,11 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     L = lanes_of(c)
     ldc = c.strides[0] // c.itemsize if M > 1 else N
     ldb = b.strides[0] // b.itemsize if K > 1 else N
-    # rows at least four tiles apart on few cache sets, a tile too tall for the first cache, and
-    # row panels to share the copy
-    wide = N > 4 * L and (ldb * c.itemsize) % 512 == 0 and K >= 256 and M >= 96
+    # rows on few cache sets, a tile too tall for the first cache, row panels to share the copy;
+    # rows only two tiles apart (512 bytes) when K is long enough for the second cache to alias
+    # too (the weight gradients' K = L*N, not the time loops' per-step K = H)
+    wide = (N > 4 * L and (ldb * c.itemsize) % 512 == 0 and K >= 256 and M >= 96
+            and (ldb >= 16 * L or K >= 1024))
     pack = np.empty((K, 4 * L) if wide else (0, 0), c.dtype)
     j = 0
     while j < N:

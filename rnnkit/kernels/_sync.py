@@ -19,9 +19,15 @@ claimed, and a part is claimed by a worker that is running it; a part nobody cla
 by a waiting worker. One worker alone runs every part, claiming the others' after the spins.
 
 A waiting worker spins with the CPU's pause hint (about 23 ns here) for up to :data:`SPINS`,
-about as long as libgomp's own barriers spin, and then sleeps :data:`NAP_US` at a time. Giving
-the core away sooner (yielding after 6 us, or a 1 ms spin) made the step 2-4x slower beside one
-busy process: the core went to the competitor for a whole time slice (attempt 46).
+about as long as libgomp's own barriers spin by default, and then sleeps :data:`NAP_US` at a
+time; ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) and ``GOMP_SPINCOUNT`` set it as they set
+libgomp's (:func:`spins`, read when a loop starts). Giving the core away sooner (yielding after
+6 us, or a 1 ms spin) made the step 2-4x slower beside one busy process: the core went to the
+competitor for a whole time slice (attempt 46).
+
+A part must not raise: a worker that left the region would leave the others waiting for its
+part. The parts are the loops' products and gate kernels, which do not raise; the one
+allocation among them (the own product's packing buffer, ``_gemm.product``) is a few hundred kB.
 """
 import os
 import platform
@@ -32,8 +38,10 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-DONE, CLAIMS = 0, 8      # slots: the parts done; part p's claim at CLAIMS + 8 p (a cache line each)
-SPINS = 300_000          # pauses before a waiting worker sleeps (about 7 ms here)
+# slots: the parts done, the spins before a wait sleeps (read-only in the region), part p's claim
+# at CLAIMS + 8 p (a cache line each)
+DONE, SPINS_AT, CLAIMS = 0, 1, 8
+SPINS = 300_000          # pauses before a waiting worker sleeps (about 7 ms here), unless the environment says
 STEAL_AFTER = 1_000      # pauses before a waiting worker claims a part nobody has (about 23 us)
 NAP_US = 20              # a waiting worker's sleeps after SPINS
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
@@ -41,8 +49,21 @@ _POSIX = os.name == "posix"
 
 
 def counters(parts):
-    """The counters of a loop with ``parts`` parts (set by :func:`start` at each run)."""
-    return np.zeros(CLAIMS + 8 * parts, np.int64)
+    """The counters of a loop with ``parts`` parts (set by :func:`start` at each run), with the
+    waits' spins: :func:`spins`."""
+    sync = np.zeros(CLAIMS + 8 * parts, np.int64)
+    sync[SPINS_AT] = spins()
+    return sync
+
+
+def spins():
+    """Pauses a waiting worker spins before it sleeps: :data:`SPINS`, none under
+    ``OMP_WAIT_POLICY=PASSIVE``, or ``GOMP_SPINCOUNT`` when it is a number: the settings that make
+    the pool's own threads (OpenMP's) stop spinning sooner stop the loops' waits too."""
+    if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE":
+        return 0
+    count = os.environ.get("GOMP_SPINCOUNT", "").strip()
+    return int(count) if count.isdigit() else SPINS
 
 
 def _slot(context, builder, signature, args):
@@ -136,8 +157,8 @@ def done(sync):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _wait(spins):
-    if spins < SPINS:
+def _wait(sync, spins):
+    if spins < sync[SPINS_AT]:
         _pause()
     else:
         _sleep(NAP_US)
@@ -150,18 +171,19 @@ def next_task(sync, w, P, L, t):
     w = np.int64(w)                    # a prange index may be unsigned: mixed with int64 it types as float
     while t < L:
         spins = 0
+        # callers pass a step whose predecessor they have seen done; kept as the guard it states
         while load_acquire(sync, DONE) < t * P:
-            _wait(spins)
+            _wait(sync, spins)
             spins += 1
         if compare_swap(sync, CLAIMS + 8 * w, t - 1, t):
             return t, w
         spins = 0                      # the own part is taken: help with the step, or wait for it
         while load_acquire(sync, DONE) < (t + 1) * P:
             if spins >= STEAL_AFTER:
-                for q in range(P):
-                    if compare_swap(sync, CLAIMS + 8 * q, t - 1, t):
+                for q in range(P):     # read first: a failing compare-and-swap still takes the line
+                    if load_acquire(sync, CLAIMS + 8 * q) == t - 1 and compare_swap(sync, CLAIMS + 8 * q, t - 1, t):
                         return t, q
-            _wait(spins)
+            _wait(sync, spins)
             spins += 1
         t += 1
     return L, -1
