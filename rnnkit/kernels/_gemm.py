@@ -222,13 +222,12 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
 
     Column tiles of up to 4 vectors, each run down every row panel. A ``B`` wider than one tile
     whose rows lie a multiple of 512 bytes apart (and at least four tiles, or K >= 1024) is
-    copied a tile at a time into contiguous rows first: the 4 cache lines of such a tile's row
-    fall on at most half of the first cache's 64 sets. Packed, a
-    64-column tile of a 512-column ``B`` ran 1.25x as fast, ``dA @ H_prev`` took 3.4-3.6 ms
-    against 4.3 at H=256 (rows 1 kB apart) and 0.89-0.93 of its time at H=128 (512 bytes). Other
-    rows are read in place: there the copy cost more than it saved (``W_ih^T @ dA``, rows 10,000
-    bytes apart, 0.77-0.86 ms in place against 0.98-1.02 packed at H=128; benchmarks/NOTES.md,
-    attempt 44)."""
+    copied a tile at a time into contiguous rows first: the 4 cache lines of such a tile's rows
+    fall on at most half of the first cache's 64 sets. Packed, a 64-column tile of a 512-column
+    ``B`` ran 1.25x as fast, ``dA @ H_prev`` took 3.4-3.6 ms against 4.3 at H=256 (rows 1 kB
+    apart) and 0.89-0.93 of its time at H=128 (512 bytes). Other rows are read in place: there the
+    copy cost more than it saved (``W_ih^T @ dA``, rows 10,000 bytes apart, 0.77-0.86 ms in place
+    against 0.98-1.02 packed at H=128; benchmarks/NOTES.md, attempt 44)."""
     M, N = c.shape
     if M == 0 or N == 0:
         return

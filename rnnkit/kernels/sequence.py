@@ -119,6 +119,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     kind = "rnn" if ops.name.startswith("rnn") else ops.name
     own = own_product()
     bounds, perm, inv = _parts(H, GH // H)
+    parts = len(bounds) - 1
     A = np.empty((GH, L * N), dt)
     if isinstance(x, TokenInput):                               # the projection of each token, gathered
         per_token = np.empty((GH, x.table.shape[0]), dt)
@@ -154,21 +155,21 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     hh = np.empty((GH, N), dt)
     W = np.ascontiguousarray(W_hh[perm])
     Cb = HN = None
-    sync = counters(len(bounds) - 1)
+    sync = counters(parts)
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
         # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
         WT = contiguous(W.T) if fused and tail_columns(N) else np.empty((0, 0), dt)
         P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, np.empty((0, 0), dt) if HT is None else HT, valid, bounds,
-                                hcur, hh, np.empty((len(bounds) - 1, N), dt), precise, own, fused, sync)
+                                hcur, hh, np.empty((parts, N), dt), precise, own, fused, sync)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, sync)
     else:
         P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own,
                                 sync)
-    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=len(bounds) - 1, HT=HT)
+    steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=parts, HT=HT)
     last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
     state = (last,) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     if HT is not None:                                          # (L, N, H) views, C-contiguous
@@ -206,12 +207,12 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     WT = contiguous(W.T)                         # (H, G*H), permuted columns
     dm, dd, dscr = np.zeros((2, H, N), dt), np.empty((2, H, N), dt), np.empty((2, GH, N), dt)
     dd[0] = dstate[0].T
-    sync = counters(len(bounds) - 1)
+    sync = counters(steps.parts)
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr,
-                                 np.empty((len(bounds) - 1, N), dt), dt == np.float64, own, fused, dy_rows, sync)
+                                 np.empty((steps.parts, N), dt), dt == np.float64, own, fused, dy_rows, sync)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
         P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync)
