@@ -109,8 +109,7 @@ def _frame(context, builder, signature, args, V):
 
 def _make_tile(V):
     """The tile with ``V`` vectors of columns: ``tile(W, w_off, w_gs, K, h, h_off, ldh, A, a_off,
-    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt,
-    cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
+    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
     weight row is at ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its
     activation) at ``a_off + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh``
     apart) is the previous state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new
@@ -119,10 +118,10 @@ def _make_tile(V):
 
     @intrinsic
     def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
-             C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, T, t_off, ldt, cols):
-        sig = _signature((W, h, A, bias, C, Hs, T), valid,
+             C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, cols):
+        sig = _signature((W, h, A, bias, C, Hs), valid,
                          (W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs,
-                          hp_off, hn_off, valid, v_off, T, t_off, ldt, cols))
+                          hp_off, hn_off, valid, v_off, cols))
         if sig is None:
             return None
 
@@ -130,7 +129,7 @@ def _make_tile(V):
             frame = _frame(context, builder, signature, args, V)
             vec, c, ptr, masks = frame.vec, frame.c, frame.ptr, frame.masks
             (Wv, woff, wgs, Kv, hv, hoff, ldhv, Av, aoff, ags, bv, boff, bgs,
-             Cv, cpoff, cnoff, Hv, hpoff, hnoff, vv, voff, Tv, toff, ldtv, colsv) = frame.val
+             Cv, cpoff, cnoff, Hv, hpoff, hnoff, vv, voff, colsv) = frame.val
             wrow = [ptr(0, builder.add(woff, builder.mul(c(g), wgs))) for g in range(4)]
             h0 = ptr(4, hoff)
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(V)] for _ in range(4)]
@@ -158,13 +157,57 @@ def _make_tile(V):
                     vec.store(act, p, m)
                 vec.store(cnew, ptr(13, builder.add(cnoff, at)), m)
                 vec.store(hnew, ptr(16, builder.add(hnoff, at)), m)
-                vec.scatter(hnew, ptr(21, builder.add(toff, builder.mul(at, ldtv))), ldtv, m)
             return context.get_dummy_value()
         return sig, codegen
     return tile
 
 
 _T4, _T3, _T2, _T1 = (_make_tile(v) for v in (4, 3, 2, 1))
+
+
+def _transposed(builder, rows):
+    """The 16 x 16 block ``rows`` (16 vectors of 16) transposed: four rounds of two-vector
+    shuffles, round k exchanging bit k of the row index with bit k of the lane index."""
+    i32 = ir.IntType(32)
+    for k in range(4):
+        s, out = 1 << k, list(rows)
+        lo = ir.Constant(ir.VectorType(i32, LANES), [j if not j & s else LANES + j - s for j in range(LANES)])
+        hi = ir.Constant(ir.VectorType(i32, LANES), [j + s if not j & s else LANES + j for j in range(LANES)])
+        for i in range(LANES):
+            if not i & s:
+                out[i] = builder.shuffle_vector(rows[i], rows[i | s], lo)
+                out[i | s] = builder.shuffle_vector(rows[i], rows[i | s], hi)
+        rows = out
+    return rows
+
+
+@intrinsic
+def _to_rows(typingctx, S, s_off, lds, T, t_off, ldt, units, cols):
+    """``T[t_off + n * ldt + u] = S[s_off + u * lds + n]`` for ``u < units <= 16``, ``n < cols <=
+    16``: a block of new states, a unit's row each in ``S`` (the step's state), copied into the
+    states' rows (a column each) with one transposition in registers: 16 loads, 64 shuffles and
+    16 stores, where storing each unit's vector a lane a row (a scatter) took about a tenth of
+    the forward loop at H = 64 (benchmarks/NOTES.md, attempt 48)."""
+    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in (S, T)):
+        return None
+    sig = types.void(S, s_off, lds, T, t_off, ldt, units, cols)
+
+    def codegen(context, builder, signature, args):
+        frame = Frame(context, builder, signature, args, 1, types.float32, 7)
+        vec, c, ptr = frame.vec, frame.c, frame.ptr
+        soff, ldsv, toff, ldtv, unitsv, colsv = (frame.val[i] for i in (1, 2, 4, 5, 6, 7))
+        in_cols, in_units = frame.masks[0], frame.lanes_below(unitsv)
+        rows = []
+        for u in range(LANES):              # units past ``units`` read nothing (zero lanes, never stored)
+            at = builder.add(soff, builder.mul(builder.select(builder.icmp_signed("<", c(u), unitsv), c(u), c(0)),
+                                               ldsv))
+            ok = builder.and_(in_cols, _splat(builder, vec.mt, builder.icmp_signed("<", c(u), unitsv)))
+            rows.append(vec.load(ptr(0, at), ok))
+        for n, row in enumerate(_transposed(builder, rows)):
+            with builder.if_then(builder.icmp_signed("<", c(n), colsv), likely=True):
+                vec.store(row, ptr(3, builder.add(toff, builder.mul(c(n), ldtv))), in_units)
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 # Columns past the last whole vector: a batch of 50 is 3 vectors and 2 columns, and a fourth
@@ -266,7 +309,7 @@ def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
             V = (w + LANES - 1) // LANES
             args = (W, r * ldw, Hp * ldw, Kh, src, j0, ldh, A, r * lda + col + j0, Hp * lda, bias, r, Hp,
                     Cb, u * ldc + col + j0, u * ldc + nxt + j0, hcur, sb + u * ldh + j0, db + u * ldh + j0,
-                    valid, j0, HT, (nxt + j0) * ldt + u, ldt, w)
+                    valid, j0, w)
             if V == 4:
                 _T4(*args)
             elif V == 3:
@@ -275,6 +318,10 @@ def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
                 _T2(*args)
             else:
                 _T1(*args)
+    for j in range(0, Hp, LANES):                   # the new states into their rows, 16 x 16 at a time
+        for j0 in range(0, Nm, LANES):
+            _to_rows(hcur, db + (u0 + j) * ldh + j0, ldh, HT, (nxt + j0) * ldt + u0 + j, ldt, min(LANES, Hp - j),
+                     min(LANES, Nm - j0))
     ldwt = WT.strides[0] // 4 if Nm < N else 0
     for j0 in range(Nm, N, TAIL):
         for j in range(0, Hp, LANES):
