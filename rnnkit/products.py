@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .threads import num_threads
+
 SPLIT_MACS = 1 << 18   # multiply-adds below which a product stays on one thread (a split costs ~10-20 us)
 MIN_ROWS = 16          # rows (or columns) per block, at least
 
@@ -53,11 +55,11 @@ def matmul_into(a, b, out):
     compiled = _compiled()
     if compiled is None:                                  # the NumPy fallback install
         return np.matmul(a, b, out=out)
-    numba, split_gemm = compiled
+    _, split_gemm = compiled
     target = out if _writable_by_blas(out) else np.empty(out.shape, out.dtype)
     M, N = out.shape
     by_rows = M >= N
-    parts = max(1, min(numba.get_num_threads(), (M if by_rows else N) // MIN_ROWS))
+    parts = max(1, min(num_threads(), (M if by_rows else N) // MIN_ROWS))
     (a, ta), (b, tb) = _operand(a), _operand(b)
     own = own_product()
     if own and tb and by_rows and parts > 1:

@@ -117,9 +117,19 @@ def auto_threads() -> bool:
 
 def num_threads() -> int:
     """The threads of rnnkit's pool in use (this thread's setting)."""
-    import numba
+    if not _COUNT:
+        import numba
 
-    return numba.get_num_threads()
+        numba.get_num_threads()                        # launches the threading layer, once
+        from numba.np.ufunc import parallel
+
+        # the layer's own reader, as numba.get_num_threads calls it after a lock and a launch
+        # check: a layer's product calls this once, a training step a dozen times
+        _COUNT.append(getattr(parallel, "_get_num_threads", None) or numba.get_num_threads)
+    return _COUNT[0]()
+
+
+_COUNT = []
 
 
 def apply_environment() -> None:

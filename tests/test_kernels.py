@@ -311,7 +311,8 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dd[0], dc[0] = d0, c0
             dy = np.ascontiguousarray(DY.T) if dy_rows else DY
             P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows, counters(parts))
+                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows,
+                                     np.empty(4 * H, np.float32), counters(parts))
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:
             for a, b in zip(out[0], got):

@@ -78,6 +78,20 @@ def column_sums_by_id(A, ids, out):
             o[ids[c]] += a[c]
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
+def row_sums_into(A, r0, r1, out):
+    """``out[r] = A[r].sum()`` for rows ``r0 .. r1``: a backward loop's worker sums the rows of
+    its own part once every step is done (the bias gradients), on its own core, where the rows
+    it wrote are, instead of one single-threaded pass over all of them after the loop."""
+    for r in range(r0, r1):
+        a = A[r]
+        out[r] = 0
+        s = out[r]
+        for c in range(a.shape[0]):
+            s += a[c]
+        out[r] = s
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _at(t, p, N, valid, bounds):
     """Step ``t``'s first column and valid flags, and part ``p``'s units ``u0 .. u1``."""
@@ -146,7 +160,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sy
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows, sync):
+def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows, bsum, sync):
     # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); workers as forward
     L, N = valid.shape
     P = bounds.shape[0] - 1
@@ -168,9 +182,10 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, preci
                 dscr[i][r0:r1] = A[r0:r1, col:col + N]
             done(sync)
             s, p = next_task(sync, w, P, L, s)
+        row_sums_into(A, 4 * bounds[w], 4 * bounds[w + 1], bsum)     # every step is done (next_task)
 
 
-def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync):
+def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, bsum, nsum, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -186,9 +201,11 @@ def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, sync
                               dscr[i][r0:r1], DHN[u0:u1], dd[o][u0:u1])
             done(sync)
             s, p = next_task(sync, w, P, L, s)
+        row_sums_into(A, 3 * bounds[w], 3 * bounds[w + 1], bsum)
+        row_sums_into(DHN, bounds[w], bounds[w + 1], nsum)
 
 
-def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, sync):
+def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, bsum, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -203,6 +220,7 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, sync):
             dscr[i][u0:u1] = A[u0:u1, col:col + N]
             done(sync)
             s, p = next_task(sync, w, P, L, s)
+        row_sums_into(A, bounds[w], bounds[w + 1], bsum)
 
 
 # Each loop is compiled once, across the threads, and serves every number of parts: at one thread
