@@ -109,12 +109,13 @@ def _frame(context, builder, signature, args, V):
 
 def _make_tile(V):
     """The tile with ``V`` vectors of columns: ``tile(W, w_off, w_gs, K, h, h_off, ldh, A, a_off,
-    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, cols)``. Offsets count float32 elements from each array's first (``valid``: booleans). Gate g's
-    weight row is at ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its
-    activation) at ``a_off + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh``
-    apart) is the previous state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new
-    state also goes to ``T`` at ``t_off``, a column ``ldt`` after the one before (scattered: the
-    states in rows, as the weight gradient and the module's output read them)."""
+    a_gs, bias, b_off, b_gs, C, cp_off, cn_off, Hs, hp_off, hn_off, valid, v_off, cols)``. Offsets
+    count float32 elements from each array's first (``valid``: booleans). Gate g's weight row is at
+    ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its activation) at ``a_off
+    + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh`` apart) is the previous
+    state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new state goes to ``Hs`` at
+    ``hn_off`` (the unit's row of the step's state); :func:`_to_rows` then copies the part's new
+    states into the states' rows, as the weight gradient and the module's output read them."""
 
     @intrinsic
     def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
