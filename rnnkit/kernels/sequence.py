@@ -165,9 +165,10 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
         # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
-        WT = contiguous(W.T) if fused and tail_columns(N) else np.empty((0, 0), dt)
-        P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, np.empty((0, 0), dt) if HT is None else HT, valid, bounds,
-                                hcur, hh, np.empty((parts, N), dt), precise, own, fused, sync)
+        WT = contiguous(W.T) if fused and tail_columns(N) else None
+        none = np.empty((0, 0), dt)
+        P.LOOPS["lstm_forward"](W, none if WT is None else WT, A, bias, Hb, Cb, none if HT is None else HT, valid,
+                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, fused, sync)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, sync)
@@ -175,7 +176,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own,
                                 sync)
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=parts, HT=HT,
-                      weights=(Wih, W, WT if WT is not None and WT.size else None))
+                      weights=(Wih, W, WT))
     last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
     state = (last,) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     if HT is not None:                                          # (L, N, H) views, C-contiguous
