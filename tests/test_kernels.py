@@ -285,6 +285,35 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             np.testing.assert_array_equal(a, b)
 
 
+def test_padded_state_rows_change_no_bit(monkeypatch):
+    """Where H float32 elements make a multiple of 512 bytes (H=128), the fused LSTM keeps its
+    states' rows ``ROW_PAD`` elements further apart (kernels/sequence.py), a layout the loop, the
+    weight gradients, the next layer and the module's output all read through strides: outputs,
+    final states, input gradient and every parameter gradient of a two-layer LSTM are the same
+    bits as with rows exactly H apart, and the padding is there (at H=64 it is not)."""
+    import rnnkit
+    from rnnkit.kernels import sequence as S
+    from rnnkit.products import own_product
+
+    if not own_product():
+        pytest.skip("the fused LSTM step runs on rnnkit's own product (512-bit vectors)")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 50, 16)).astype(np.float32)
+    for H, padded in ((128, True), (64, False)):
+        dy = rng.standard_normal((4, 50, H)).astype(np.float32)
+        runs = []
+        for pad in (S.ROW_PAD, 0):
+            monkeypatch.setattr(S, "ROW_PAD", pad)
+            m = rnnkit.LSTM(16, H, num_layers=2, seed=0)
+            y, (h, c) = m(x)
+            stride = m._cache[0][0].steps.HT.strides[0]
+            dx = m.backward(dy)
+            runs.append((y, h, c, dx) + tuple(m.grads[k] for k in sorted(m.grads)))
+            assert stride == 4 * (H + (pad if padded else 0))
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
     """The backward twin (kernels/_fused.py, ``lstm_backward_part``): gate gradients, the
     carried and cell gradients leaving the loop and the last step's gradients for the product

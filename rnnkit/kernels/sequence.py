@@ -19,10 +19,11 @@ rows leave: the weight and bias gradients, and ``FastSteps``'s per-step views.
 Kept for backward, reusing buffers: the projection becomes the gate activations (forward) and
 then their gradients (backward); hidden states (H, (L+1)*N), or for the fused float32 LSTM in
 rows, ((L+1)*N, H) (``HT``: the weight gradient, the next layer and the output read them without
-a transposing copy; ``_fused.py``; the rows ``ROW_PAD`` elements further apart than H); for the LSTM cell states (H, (L+1)*N) (backward recomputes
-``tanh(c)`` from them rather than keeping it), for the GRU ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents
-them per step in the reference caches' form (``steps[t].gates`` as (N, G*H) arrays ...), so
-diagnostics and the recording backward read either path alike.
+a transposing copy; ``_fused.py``; rows of a multiple of 512 bytes lie ``ROW_PAD`` elements
+further apart); for the LSTM cell states (H, (L+1)*N) (backward recomputes ``tanh(c)`` from them
+rather than keeping it), for the GRU ``W_hn h + b_hn`` (H, L*N). ``FastSteps`` presents them per
+step in the reference caches' form (``steps[t].gates`` as (N, G*H) arrays ...), so diagnostics
+and the recording backward read either path alike.
 """
 from __future__ import annotations
 
@@ -48,10 +49,11 @@ MIN_UNITS = 8         # hidden units per part of the time loop, at least
 # to the tail tiles (a batch of 50: 0.90 at H=256, 0.98 at 512), where the separate product's
 # last vector is mostly empty lanes
 FUSED_MAX_H = 160
-# the states' rows (HT) lie H + ROW_PAD elements apart, not H: rows a multiple of 512 bytes apart
-# (H = 128, 256, 512 in float32) made the weight gradients' products copy ("pack") them first
-# (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against 481-486 read in place 8
-# elements further apart (benchmarks/NOTES.md, attempt 52)
+# the states' rows (HT) lie H + ROW_PAD elements apart where H elements are a multiple of 512
+# bytes (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
+# ("pack") them first (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against
+# 481-486 read in place 8 elements further apart (benchmarks/NOTES.md, attempt 52). Other rows
+# stay H apart: a padded view costs the module's output copy a strided copy (+8 us at H=64)
 ROW_PAD = 8
 
 
@@ -152,7 +154,8 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     # layer and the output read them without a transposing copy
     fused = True if kind == "lstm" and own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
     if fused:
-        rows = np.empty(((L + 1) * N, H + ROW_PAD), dt)        # the loop writes HT through its strides
+        pad = ROW_PAD if H * np.dtype(dt).itemsize % 512 == 0 else 0
+        rows = np.empty(((L + 1) * N, H + pad), dt)            # the loop writes HT through its strides
         HT = rows[:, :H]
         HT[:N] = state0[0]
         Hb = np.empty((H, 0), dt)
@@ -185,7 +188,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
                       weights=(Wih, W, WT))
     last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
     state = (last,) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
-    if HT is not None:                                          # (L, N, H) views, rows ROW_PAD apart
+    if HT is not None:                                          # (L, N, H) views of the rows
         y, h_prev = HT[N:].reshape(L, N, H), HT[:L * N].reshape(L, N, H)
     else:
         y, h_prev = Hb[:, N:].T.reshape(L, N, H), _steps_view(Hb, L, N)
