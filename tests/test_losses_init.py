@@ -34,6 +34,44 @@ def test_cross_entropy_is_stable_for_huge_logits():
     assert np.isfinite(cross_entropy_backward(cache)).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_row_kernels_are_numpys_bits(dtype, monkeypatch):
+    """The compiled cross-entropy (rnnkit/rows.py: shifted rows, NumPy's exponential,
+    sums in NumPy's pairwise order) gives the loss, softmax and gradient of the NumPy path bit
+    for bit: rows of 1 to 300 classes (the pairwise sum's three regimes), ignored and masked
+    positions, a NaN, an infinite and an all -inf row, a 1-D input."""
+    from rnnkit import rows
+    from rnnkit.functional import losses
+
+    if rows.softmax_rows(np.zeros((2, 3), dtype), np.zeros(2, np.int64)) is None:
+        pytest.skip("the compiled backend is not in use")
+    rng = np.random.default_rng(5)
+    cases = []
+    for C in (1, 3, 7, 8, 65, 128, 129, 300):
+        logits = (rng.standard_normal((6, 5, C)) * 4).astype(dtype)
+        targets = rng.integers(0, C, (6, 5))
+        targets[0, 0] = -100
+        cases.append((logits, targets, rng.random((6, 5)) > 0.2))
+    odd = (rng.standard_normal((4, 9)) * 3).astype(dtype)
+    odd[0, 3], odd[1, 2], odd[2] = np.nan, np.inf, -np.inf
+    cases.append((odd, rng.integers(0, 9, 4), None))
+    cases.append(((rng.standard_normal(11) * 2).astype(dtype), np.int64(4), None))
+    for logits, targets, mask in cases:
+        got = []
+        for kernels in (True, False):
+            if not kernels:
+                monkeypatch.setattr(losses, "softmax_rows", lambda *a: None)
+                monkeypatch.setattr(losses, "softmax_grad_rows", lambda *a: None)
+            for reduction in ("mean", "sum"):
+                loss, cache = cross_entropy(logits, targets, mask=mask, reduction=reduction)
+                got.append((np.array(loss), cache.probs, cross_entropy_backward(cache, 0.7)))
+            monkeypatch.undo()
+        for a, b in zip(got[:2], got[2:]):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+                assert x.dtype == y.dtype
+
+
 def test_cross_entropy_errors():
     with pytest.raises(ValueError, match=r"class indices in \[0, 2\]"):
         cross_entropy(np.zeros((2, 3)), np.array([0, 5]))
