@@ -90,12 +90,13 @@ def cross_entropy(logits, targets, mask=None, ignore_index: int = -100, reductio
 
 def cross_entropy_backward(cache: CECache, dloss: float = 1.0) -> np.ndarray:
     """Gradient of the loss w.r.t. the logits: ``(softmax - onehot) * weight``."""
-    d = softmax_grad_rows(cache.probs, cache.targets, cache.weight * dloss)
+    wd = cache.weight * dloss
+    d = softmax_grad_rows(cache.probs, cache.targets, wd)
     if d is not None:
         return d
     d = cache.probs.copy()
     np.put_along_axis(d, cache.targets[..., None], np.take_along_axis(d, cache.targets[..., None], -1) - 1.0, -1)
-    d *= (cache.weight * dloss)[..., None]
+    d *= wd[..., None]
     return d
 
 

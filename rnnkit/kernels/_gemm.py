@@ -25,6 +25,9 @@ VECTOR_BYTES = 64
 # a tile's rows by its vectors (index V = 1..4): R * V sums + V + 1 within the 32 vector registers;
 # a tuple, so compiled drivers read it too
 TILE_ROWS = (0, 12, 12, 8, 6)
+# rows of B a multiple of this many bytes apart fall on few of the first cache's sets: :func:`product`
+# packs them (kernels/sequence.py pads the states' rows so they are not)
+ALIASING_BYTES = 512
 
 
 def _splat(builder, vt, value):
@@ -237,7 +240,7 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     # rows on few cache sets, a tile too tall for the first cache, row panels to share the copy;
     # rows only two tiles apart (512 bytes) when K is long enough for the second cache to alias
     # too (the weight gradients' K = L*N, not the time loops' per-step K = H)
-    wide = (N > 4 * L and (ldb * c.itemsize) % 512 == 0 and K >= 256 and M >= 96
+    wide = (N > 4 * L and (ldb * c.itemsize) % ALIASING_BYTES == 0 and K >= 256 and M >= 96
             and (ldb >= 16 * L or K >= 1024))
     pack = np.empty((K, 4 * L) if wide else (0, 0), c.dtype)
     j = 0

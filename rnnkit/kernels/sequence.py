@@ -40,6 +40,7 @@ from ..products import contiguous, matmul_into, own_product
 from ..threads import num_threads
 from . import _parallel as P
 from ._fused import tail_columns
+from ._gemm import ALIASING_BYTES
 from ._sync import counters
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
@@ -49,8 +50,8 @@ MIN_UNITS = 8         # hidden units per part of the time loop, at least
 # to the tail tiles (a batch of 50: 0.90 at H=256, 0.98 at 512), where the separate product's
 # last vector is mostly empty lanes
 FUSED_MAX_H = 160
-# the states' rows (HT) lie H + ROW_PAD elements apart where H elements are a multiple of 512
-# bytes (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
+# the states' rows (HT) lie H + ROW_PAD elements apart where H elements are a multiple of _gemm's
+# ALIASING_BYTES (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
 # ("pack") them first (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against
 # 481-486 read in place 8 elements further apart (benchmarks/NOTES.md, attempt 52). Other rows
 # stay H apart: a padded view costs the module's output copy a strided copy (+8 us at H=64)
@@ -154,7 +155,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     # layer and the output read them without a transposing copy
     fused = True if kind == "lstm" and own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
     if fused:
-        pad = ROW_PAD if H * np.dtype(dt).itemsize % 512 == 0 else 0
+        pad = ROW_PAD if H * np.dtype(dt).itemsize % ALIASING_BYTES == 0 else 0
         rows = np.empty(((L + 1) * N, H + pad), dt)            # the loop writes HT through its strides
         HT = rows[:, :H]
         HT[:N] = state0[0]
