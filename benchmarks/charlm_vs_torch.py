@@ -18,7 +18,6 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rnnkit.data.text import CharVocab, StreamBatches, read_text, split_ids  # noqa: E402

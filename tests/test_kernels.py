@@ -240,6 +240,26 @@ def test_own_product_equals_float64_products(dtype):
             assert np.all(np.abs(out - want) <= tol * scale * max(1, K) ** 0.5)
 
 
+def test_transposed_copies_are_numpys():
+    """The transposing copies (``products.contiguous`` of a column-major view, on the threads, and
+    ``_blas.transposed``, the own product's copy of a transposed ``B``) give NumPy's transpose
+    exactly: float32 by 16 x 16 blocks in registers, partial blocks at every edge, rows of a
+    larger buffer; float32 with a strided row and float64 a scalar at a time."""
+    from rnnkit.kernels import _blas
+    from rnnkit.products import contiguous
+
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        for R, C in [(1, 1), (1, 37), (37, 1), (16, 16), (17, 15), (33, 70), (2500, 64), (130, 513), (0, 5)]:
+            big = rng.standard_normal((R + 1, C + 7)).astype(dt)
+            for m in (big[:R, :C], big[1:, 3:C + 3], big[:R, :2 * (C // 2):2]):
+                np.testing.assert_array_equal(_blas.transposed(m), m.T)
+                np.testing.assert_array_equal(contiguous(np.asfortranarray(m)), m)
+                got = contiguous(m.T)
+                assert got.flags.c_contiguous
+                np.testing.assert_array_equal(got, m.T)
+
+
 # (H, batch, steps, parts) for the fused LSTM steps: batches whose last columns go to the tail
 # tiles (vectors over units: 50 = 48 + 2, 19 = 16 + 3, 70 = 64 + 4 + 2, 3 and 8 wholly, 1), to
 # a masked last vector (79 = 64 + 15, 12) or to whole vectors only (16, 32); units not a multiple

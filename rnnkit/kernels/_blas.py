@@ -11,9 +11,9 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from ._gemm import product
+from ._gemm import BLOCK, product, transpose_block
 
 _KIND = {types.float32: ord("s"), types.float64: ord("d")}
 
@@ -101,13 +101,38 @@ def transposed(m):
 TILE = 32
 
 
-@njit(cache=True, nogil=True, inline="always")
 def transpose_band(a, out, j0, j1):
-    """``out[j, i] = a[i, j]`` for ``a``'s columns ``j0 .. j1`` (at most ``TILE``), a ``TILE``-row
-    tile at a time, so both sides of the copy stay in the first cache."""
+    """``out[j, i] = a[i, j]`` for ``a``'s columns ``j0 .. j1`` (at most ``TILE``), compiled
+    callers only. float32 with unit stride along both sides' rows: 16 x 16 blocks transposed in
+    registers (:func:`._gemm.transpose_block`), 4.6x the scalar tiles' rate at (2500, 64) (the
+    projection's transposed input; benchmarks/NOTES.md, attempt 55); else ``TILE``-row tiles a
+    scalar at a time, so both sides of the copy stay in the first cache."""
+    _scalar_band(a, out, j0, j1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scalar_band(a, out, j0, j1):
     R = a.shape[0]
     for i0 in range(0, R, TILE):
         i1 = min(R, i0 + TILE)
         for j in range(j0, j1):
             for i in range(i0, i1):
                 out[j, i] = a[i, j]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block_band(a, out, j0, j1):
+    if a.strides[1] != 4 or out.strides[1] != 4:
+        _scalar_band(a, out, j0, j1)
+        return
+    R, lda, ldo = a.shape[0], a.strides[0] // 4, out.strides[0] // 4
+    for i0 in range(0, R, BLOCK):
+        for j in range(j0, j1, BLOCK):
+            transpose_block(a, i0 * lda + j, lda, out, j * ldo + i0, ldo, min(BLOCK, R - i0), min(BLOCK, j1 - j))
+
+
+@overload(transpose_band, inline="always")
+def _transpose_band(a, out, j0, j1):
+    if a.dtype == types.float32 and out.dtype == types.float32:
+        return lambda a, out, j0, j1: _block_band(a, out, j0, j1)
+    return lambda a, out, j0, j1: _scalar_band(a, out, j0, j1)

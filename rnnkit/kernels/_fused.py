@@ -21,7 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _numba as K
-from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled, _splat
+from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled, _splat, transpose_block
 
 LANES = 16
 
@@ -114,7 +114,7 @@ def _make_tile(V):
     ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its activation) at ``a_off
     + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh`` apart) is the previous
     state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new state goes to ``Hs`` at
-    ``hn_off`` (the unit's row of the step's state); :func:`_to_rows` then copies the part's new
+    ``hn_off`` (the unit's row of the step's state); :func:`._gemm.transpose_block` then copies the part's new
     states into the states' rows, as the weight gradient and the module's output read them."""
 
     @intrinsic
@@ -164,51 +164,6 @@ def _make_tile(V):
 
 
 _T4, _T3, _T2, _T1 = (_make_tile(v) for v in (4, 3, 2, 1))
-
-
-def _transposed(builder, rows):
-    """The 16 x 16 block ``rows`` (16 vectors of 16) transposed: four rounds of two-vector
-    shuffles, round k exchanging bit k of the row index with bit k of the lane index."""
-    i32 = ir.IntType(32)
-    for k in range(4):
-        s, out = 1 << k, list(rows)
-        lo = ir.Constant(ir.VectorType(i32, LANES), [j if not j & s else LANES + j - s for j in range(LANES)])
-        hi = ir.Constant(ir.VectorType(i32, LANES), [j + s if not j & s else LANES + j for j in range(LANES)])
-        for i in range(LANES):
-            if not i & s:
-                out[i] = builder.shuffle_vector(rows[i], rows[i | s], lo)
-                out[i | s] = builder.shuffle_vector(rows[i], rows[i | s], hi)
-        rows = out
-    return rows
-
-
-@intrinsic
-def _to_rows(typingctx, S, s_off, lds, T, t_off, ldt, units, cols):
-    """``T[t_off + n * ldt + u] = S[s_off + u * lds + n]`` for ``u < units <= 16``, ``n < cols <=
-    16``: a block of new states, a unit's row each in ``S`` (the step's state), copied into the
-    states' rows (a column each) with one transposition in registers: 16 loads, 64 shuffles and
-    16 stores, where storing each unit's vector a lane a row (a scatter) took about a tenth of
-    the forward loop at H = 64 (benchmarks/NOTES.md, attempt 48)."""
-    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in (S, T)):
-        return None
-    sig = types.void(S, s_off, lds, T, t_off, ldt, units, cols)
-
-    def codegen(context, builder, signature, args):
-        frame = Frame(context, builder, signature, args, 1, types.float32, 7)
-        vec, c, ptr = frame.vec, frame.c, frame.ptr
-        soff, ldsv, toff, ldtv, unitsv, colsv = (frame.val[i] for i in (1, 2, 4, 5, 6, 7))
-        in_cols, in_units = frame.masks[0], frame.lanes_below(unitsv)
-        rows = []
-        for u in range(LANES):              # units past ``units`` read nothing (zero lanes, never stored)
-            at = builder.add(soff, builder.mul(builder.select(builder.icmp_signed("<", c(u), unitsv), c(u), c(0)),
-                                               ldsv))
-            ok = builder.and_(in_cols, _splat(builder, vec.mt, builder.icmp_signed("<", c(u), unitsv)))
-            rows.append(vec.load(ptr(0, at), ok))
-        for n, row in enumerate(_transposed(builder, rows)):
-            with builder.if_then(builder.icmp_signed("<", c(n), colsv), likely=True):
-                vec.store(row, ptr(3, builder.add(toff, builder.mul(c(n), ldtv))), in_units)
-        return context.get_dummy_value()
-    return sig, codegen
 
 
 # Columns past the last whole vector: a batch of 50 is 3 vectors and 2 columns, and a fourth
@@ -321,7 +276,7 @@ def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
                 _T1(*args)
     for j in range(0, Hp, LANES):                   # the new states into their rows, 16 x 16 at a time
         for j0 in range(0, Nm, LANES):
-            _to_rows(hcur, db + (u0 + j) * ldh + j0, ldh, HT, (nxt + j0) * ldt + u0 + j, ldt, min(LANES, Hp - j),
+            transpose_block(hcur, db + (u0 + j) * ldh + j0, ldh, HT, (nxt + j0) * ldt + u0 + j, ldt, min(LANES, Hp - j),
                      min(LANES, Nm - j0))
     ldwt = WT.strides[0] // 4 if Nm < N else 0
     for j0 in range(Nm, N, TAIL):

@@ -211,6 +211,55 @@ def _make_tile(R, V):
 _T4, _T3, _T2, _T1 = (_make_tile(TILE_ROWS[v], v) for v in (4, 3, 2, 1))
 
 
+BLOCK = 16          # the float32 lanes of a vector: transpose_block's side
+
+
+def _transposed(builder, rows):
+    """The 16 x 16 block ``rows`` (16 vectors of 16) transposed: four rounds of two-vector
+    shuffles, round k exchanging bit k of the row index with bit k of the lane index."""
+    i32 = ir.IntType(32)
+    for k in range(4):
+        s, out = 1 << k, list(rows)
+        lo = ir.Constant(ir.VectorType(i32, BLOCK), [j if not j & s else BLOCK + j - s for j in range(BLOCK)])
+        hi = ir.Constant(ir.VectorType(i32, BLOCK), [j + s if not j & s else BLOCK + j for j in range(BLOCK)])
+        for i in range(BLOCK):
+            if not i & s:
+                out[i] = builder.shuffle_vector(rows[i], rows[i | s], lo)
+                out[i | s] = builder.shuffle_vector(rows[i], rows[i | s], hi)
+        rows = out
+    return rows
+
+
+@intrinsic
+def transpose_block(typingctx, S, s_off, lds, T, t_off, ldt, rows, cols):
+    """``T[t_off + n * ldt + u] = S[s_off + u * lds + n]`` for ``u < rows <= 16``, ``n < cols <=
+    16`` (float32; offsets in elements from each array's first): a 16 x 16 block transposed in
+    registers, 16 masked loads, 64 shuffles and 16 masked stores. The fused LSTM step copies its
+    new states into their rows with it, where storing each unit's vector a lane a row (a scatter)
+    took about a tenth of the forward loop at H = 64 (benchmarks/NOTES.md, attempt 48), and
+    :func:`._blas.transpose_band` copies float32 matrices transposed with it (attempt 55)."""
+    if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in (S, T)):
+        return None
+    sig = types.void(S, s_off, lds, T, t_off, ldt, rows, cols)
+
+    def codegen(context, builder, signature, args):
+        frame = Frame(context, builder, signature, args, 1, types.float32, 7)
+        vec, c, ptr = frame.vec, frame.c, frame.ptr
+        soff, ldsv, toff, ldtv, rowsv, colsv = (frame.val[i] for i in (1, 2, 4, 5, 6, 7))
+        in_cols, in_rows = frame.masks[0], frame.lanes_below(rowsv)
+        block = []
+        for u in range(BLOCK):              # rows past ``rows`` read nothing (zero lanes, never stored)
+            at = builder.add(soff, builder.mul(builder.select(builder.icmp_signed("<", c(u), rowsv), c(u), c(0)),
+                                               ldsv))
+            ok = builder.and_(in_cols, _splat(builder, vec.mt, builder.icmp_signed("<", c(u), rowsv)))
+            block.append(vec.load(ptr(0, at), ok))
+        for n, row in enumerate(_transposed(builder, block)):
+            with builder.if_then(builder.icmp_signed("<", c(n), colsv), likely=True):
+                vec.store(row, ptr(3, builder.add(toff, builder.mul(c(n), ldtv))), in_rows)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True)
 def lanes_of(x):
     """Elements per 64-byte vector for ``x``'s dtype."""

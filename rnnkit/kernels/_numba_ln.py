@@ -176,7 +176,6 @@ def ln_lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, NH, IH, HC, IC, g_hh, g_
     ``DCN`` (H, N) scratch: the gradient of LN_c(c), then of c through it."""
     H, N = dmat.shape
     ih = consts[0]
-    nxt = col + stride
     for j in range(H):                    # through h = o tanh(LN_c(c))
         ao, hc, dy, dm, dd, ddo = A[3 * H + j, col:col + N], HC[j, col:col + N], DY[j, col:col + N], \
             dmat[j], ddir[j], ddir_out[j]
