@@ -40,10 +40,12 @@ def rows_matmul_into(a, b, out):
     return np.matmul(a, b, out=out)
 
 
-def matmul_into(a, b, out):
+def matmul_into(a, b, out, by_rows=None):
     """``out[...] = a @ b`` for 2-D operands of one float dtype, split over the threads by
     ``out``'s rows when it is at least as tall as it is wide, else by its columns (so that each
-    thread's block is no thinner than it must be). An operand goes to BLAS as it is when it, or
+    thread's block is no thinner than it must be); ``by_rows`` True or False chooses. The time
+    loops split the projection by rows, so each thread's rows are those its part of the loop
+    reads (thread ``p`` of ``P`` takes rows ``p * M // P`` on). An operand goes to BLAS as it is when it, or
     its transpose, has unit stride along its rows and a row stride BLAS accepts (a transposed or
     sliced view needs no copy), else as a copy; an ``out`` BLAS cannot write is computed into a
     fresh array and copied in. Returns ``out``."""
@@ -58,7 +60,7 @@ def matmul_into(a, b, out):
     _, split_gemm = compiled
     target = out if _writable_by_blas(out) else np.empty(out.shape, out.dtype)
     M, N = out.shape
-    by_rows = M >= N
+    by_rows = M >= N if by_rows is None else by_rows
     parts = max(1, min(num_threads(), (M if by_rows else N) // MIN_ROWS))
     (a, ta), (b, tb) = _operand(a), _operand(b)
     own = own_product()

@@ -143,7 +143,7 @@ def test_no_two_compiled_functions_share_a_cache_entry():
 
 def test_split_product_equals_numpys(monkeypatch, product):
     """``products.matmul`` splits a large product over two threads (whatever the suite's setting,
-    tests/conftest.py), by rows or (for a wide result) by columns, with operands in any layout:
+    tests/conftest.py), by rows or (for a wide result) by columns, or as the caller asks, with operands in any layout:
     contiguous, transposed, sliced, reversed, broadcast, empty; ``matmul_into`` writes an ``out``
     BLAS cannot take through a copy and refuses mismatched shapes; small or mixed products stay
     with NumPy."""
@@ -186,9 +186,10 @@ def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
         for x, y in ((wide[:64, :256], wide[:256, :2500]), (wide[:256, :64].T, wide[::-1][:256, :2500]),
                      (np.broadcast_to(wide[0, :256], (64, 256)), wide[:300, :256].T), (wide[:64, :0], wide[:0, :2500]),
                      (wide[:0, :256], wide[:256, :2500]), (wide[:1, :256], wide[:256, :2500])):
-            out = np.full((x.shape[0], y.shape[1]), np.nan, dt)
-            products.matmul_into(x, y, out)
-            np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
+            for by_rows in (None, True, False):          # the time loops ask for rows (the projection)
+                out = np.full((x.shape[0], y.shape[1]), np.nan, dt)
+                products.matmul_into(x, y, out, by_rows)
+                np.testing.assert_allclose(out, x.astype(np.float64) @ y.astype(np.float64), rtol=tol, atol=10 * tol)
         x, y = wide[:64, :256], wide[:256, :96]                            # an out BLAS cannot write: a copy
         for out in (np.full((64, 192), np.nan, dt)[:, ::2], np.full((96, 64), np.nan, dt).T,
                     np.full(96, np.nan, dt)[None, :].repeat(64, 0)[:1]):

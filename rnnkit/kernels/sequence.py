@@ -138,7 +138,9 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         matmul_into(Wih, x.table.T, per_token)                 # (G*H, H_in) @ (H_in, V)
         P.gather_columns(per_token, x.ids.reshape(-1), A)
     else:
-        matmul_into(Wih, x.reshape(L * N, I).T, A)             # (G*H, H_in) @ (H_in, L*N)
+        # (G*H, H_in) @ (H_in, L*N), split by rows: each thread computes the rows its part of the
+        # loop reads, which stay in its core's caches (benchmarks/NOTES.md, attempt 56)
+        matmul_into(Wih, x.reshape(L * N, I).T, A, by_rows=True)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
     if b_hh is not None:
