@@ -54,8 +54,11 @@ FUSED_MAX_H = 160
 # ALIASING_BYTES (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
 # ("pack") them first (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against
 # 481-486 read in place 8 elements further apart (benchmarks/NOTES.md, attempt 52). Other rows
-# stay H apart: a padded view costs the module's output copy a strided copy (+8 us at H=64)
-ROW_PAD = 8
+# stay H apart: a padded view costs the module's output copy a strided copy (+8 us at H=64).
+# 16 float32 elements, one cache line, and the buffer starting on a line (line_aligned): every row
+# then starts on a line, and at H = 64, 128 and 256 so does each part's share of a row, which the
+# two cores write at the same step (attempt 57)
+ROW_PAD = 16
 
 
 class FastSteps:
@@ -94,6 +97,14 @@ class FastSteps:
             return GRUCache(self._at(self.Hb, t), self._gates(t), self._at(self.HN, t))
         return RNNCache(self._at(self.Hb, t), self._gates(t))
 
+
+
+def line_aligned(shape, dt):
+    """``np.empty(shape, dt)`` starting on a 64-byte boundary (a cache line here)."""
+    n = int(np.prod(shape)) * np.dtype(dt).itemsize
+    raw = np.empty(n + 64, np.uint8)
+    at = -raw.ctypes.data % 64
+    return raw[at:at + n].view(dt).reshape(shape)
 
 
 def _steps_view(buf, L, N):
@@ -158,7 +169,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     fused = True if kind == "lstm" and own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
     if fused:
         pad = ROW_PAD if H * np.dtype(dt).itemsize % ALIASING_BYTES == 0 else 0
-        rows = np.empty(((L + 1) * N, H + pad), dt)            # the loop writes HT through its strides
+        rows = line_aligned(((L + 1) * N, H + pad), dt)        # the loop writes HT through its strides
         HT = rows[:, :H]
         HT[:N] = state0[0]
         Hb = np.empty((H, 0), dt)
