@@ -39,8 +39,26 @@ class NonFiniteError(ValueError):
     """NaN or infinite values where finite ones were expected (the Trainer reports it as divergence)."""
 
 
+_EXPONENT = {np.dtype(np.float32): (np.uint32, np.uint32(0x7F800000)),
+             np.dtype(np.float64): (np.uint64, np.uint64(0x7FF0000000000000))}
+
+
+def _all_finite(x) -> bool:
+    """``np.isfinite(x).all()``, by the compiled check (``kernels._numba.all_finite``) for a large
+    C-contiguous float32 or float64 array when the compiled backend is in use."""
+    kind = _EXPONENT.get(x.dtype) if isinstance(x, np.ndarray) and x.size >= 4096 and x.flags.c_contiguous else None
+    if kind is not None:
+        from .kernels import fast_sequence
+
+        if fast_sequence() is not None:
+            from .kernels import _numba
+
+            return bool(_numba.all_finite(x.reshape(-1).view(kind[0]), kind[1]))
+    return bool(np.isfinite(x).all())
+
+
 def check_finite(x: np.ndarray, name: str) -> None:
-    if not np.isfinite(x).all():
+    if not _all_finite(x):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise NonFiniteError(f"{name}: expected finite values, got {bad} NaN or inf entr{'y' if bad == 1 else 'ies'}")
 

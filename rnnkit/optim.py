@@ -255,16 +255,26 @@ class SGD(Optimizer):
 def _one_pass(*arrays):
     """The compiled one-pass Adam step (``kernels._numba.adam_step``) when it takes these arrays
     (the compiled backend in use, one float dtype, all C-contiguous), else None."""
-    from .kernels import fast_sequence
-
-    if fast_sequence() is None or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in arrays):
-        return None                     # a 0-d parameter's decayed gradient is a NumPy scalar
-    dt = arrays[0].dtype
-    if dt not in (np.float32, np.float64) or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
+    dt = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
+    if dt not in (np.float32, np.float64):
         return None
-    from .kernels import _numba
+    for a in arrays:                    # a 0-d parameter's decayed gradient is a NumPy scalar
+        if not (isinstance(a, np.ndarray) and a.ndim >= 1 and a.dtype == dt and a.flags.c_contiguous):
+            return None
+    k = _compiled_kernels()
+    return None if k is None else k._numba.adam_step
 
-    return _numba.adam_step
+
+def _compiled_kernels():
+    """``rnnkit.kernels`` when the compiled backend is in use (its ``_numba`` imported), else None."""
+    if not _KERNELS:                    # imported once: an import statement per parameter and step showed
+        from . import kernels           # in the CharLM step's profile
+
+        _KERNELS.append(kernels)
+    return _KERNELS[0] if _KERNELS[0].fast_sequence() is not None else None   # its time loops import _numba
+
+
+_KERNELS = []
 
 
 class Adam(Optimizer):
@@ -416,6 +426,12 @@ def grad_norm(params) -> float:
 
 
 def _sq(g) -> float:
+    """The sum of ``g``'s squares in float64: compiled (``kernels._numba.sum_squares``) for a
+    C-contiguous float32 or float64 array under the compiled backend, else by a float64 copy."""
+    if isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous and g.size:
+        k = _compiled_kernels()
+        if k is not None:
+            return float(k._numba.sum_squares(g.reshape(-1)))
     d = g.ravel().astype(np.float64, copy=False)     # one float64 copy of a float32 gradient, none of a float64
     return float(np.dot(d, d))
 

@@ -140,3 +140,30 @@ def test_nonfinite_upstream_gradient_names_the_module():
     dy[2, 1, 0] = np.inf
     with pytest.raises(ValueError, match=r"GRU.backward dy .*: expected finite values, got 1 NaN or inf"):
         m.backward(dy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_check_finds_every_kind_of_non_finite_value(dtype):
+    """``check_finite`` (compiled for large C-contiguous arrays, NumPy's ``isfinite`` otherwise)
+    finds a NaN, +inf or -inf anywhere, counts them, and passes the largest finite values and
+    subnormals; strided views take the NumPy path with the same answer."""
+    from rnnkit._validate import NonFiniteError, check_finite
+
+    info = np.finfo(dtype)
+    for size in (10, 4096, 50 * 50 * 128 + 3):
+        x = np.linspace(-1, 1, size).astype(dtype)
+        x[:3] = info.max, -info.max, info.tiny / 4
+        check_finite(x, "x")
+        check_finite(x[::2], "x")
+        for bad in (np.nan, np.inf, -np.inf):
+            for at in (0, size // 2, size - 1):
+                y = x.copy()
+                y[at] = bad
+                with pytest.raises(NonFiniteError, match="^y: expected finite values, got 1 NaN or inf entry$"):
+                    check_finite(y, "y")
+                with pytest.raises(NonFiniteError):
+                    check_finite(y.reshape(1, -1)[:, ::-1], "y")
+        y = x.copy()
+        y[[1, size - 2]] = np.nan
+        with pytest.raises(NonFiniteError, match="got 2 NaN or inf entries"):
+            check_finite(y, "y")

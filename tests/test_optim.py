@@ -85,6 +85,25 @@ def test_state_dict_resume_is_exact(case):
         np.testing.assert_array_equal(p, q)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grad_norm_sums_squares_in_float64(dtype):
+    """The norm squares and sums in float64 whatever the gradients' dtype (compiled for contiguous
+    arrays, by a float64 copy for views): the exact float64 sum to rounding; a NaN or an infinity
+    anywhere makes the norm NaN or inf, which clipping reports and leaves unapplied."""
+    rng = np.random.default_rng(1)
+    gs = [rng.standard_normal(s).astype(dtype) * 1e3 for s in ((700, 130), (70_001,), (3, 5))]
+    gs.append(rng.standard_normal((40, 30)).astype(dtype)[:, ::3])          # a strided view
+    want = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in gs))
+    assert optim.grad_norm([(None, None, g) for g in gs]) == pytest.approx(want, rel=1e-13)
+    for bad, expect in ((np.nan, math.isnan), (np.inf, math.isinf), (-np.inf, math.isinf)):
+        hit = [g.copy() for g in gs]
+        hit[1][12_345] = bad
+        before = [g.copy() for g in hit]
+        assert expect(optim.clip_grad_norm([(None, None, g) for g in hit], 1.0))
+        for g, b in zip(hit, before):
+            np.testing.assert_array_equal(g, b)
+
+
 def test_clip_grad_norm_matches_torch():
     rng = np.random.default_rng(0)
     gs = [rng.standard_normal(s) * 3 for s in SHAPES]

@@ -364,3 +364,28 @@ def adam_step(p, g, m, v, b1, a1, b2, a2, c2, eps, step):
         vi = vf[i] * b2 + a2 * (gi * gi)
         mf[i], vf[i] = mi, vi
         pf[i] = pf[i] - step * mi / (np.sqrt(vi) / c2 + eps)
+
+
+@njit(cache=True, nogil=True)
+def all_finite(bits, exponent):
+    """Whether no element of a float array, given as its unsigned integers ``bits`` (1-D), has every
+    bit of ``exponent`` (its type's exponent field) set: no NaN and no infinity. The largest masked
+    exponent is an integer reduction, which the compiler turns into vectors (a float sum would stay
+    one element at a time): about 5 us against NumPy's 10-20 for ``isfinite(x).all()`` at 1.3 MB."""
+    top = bits.dtype.type(0)
+    for i in range(bits.shape[0]):
+        top = max(top, bits[i] & exponent)
+    return top != exponent
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def sum_squares(x):
+    """The sum of the squares of a 1-D float array's elements, each squared in float64 (exact for
+    float32) and summed in float64 in whatever order the compiler vectorizes (``reassoc``):
+    gradient clipping's norm without the float64 copy of every gradient. NaN and infinities
+    propagate as in any order."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        s += v * v
+    return s

@@ -157,6 +157,8 @@ class Module:
 
     def frozen_names(self) -> list[str]:
         """The names (as :meth:`named_parameters` gives them) of the frozen parameters."""
+        if not any(m.frozen for m in self.modules()):      # the common case, asked at every step
+            return []
         frozen = {id(m.params[local]) for _, m, local in self.param_slots() if local in m.frozen}
         return [n for n, p, _ in self.named_parameters() if id(p) in frozen]
 
