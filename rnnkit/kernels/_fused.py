@@ -21,7 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _numba as K
-from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled, _splat, transpose_block
+from ._gemm import TILE_ROWS, Frame, Vectors, _loop_not_unrolled, _splat, prefetch, transpose_block
 
 LANES = 16
 
@@ -240,6 +240,18 @@ def _forward_tail(typingctx, WT, wt_off, ldwt, w_gs, Kn, h, h_off, ldh, A, a_off
     return sig, codegen
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_block(X, off, ld, rows, width):
+    """Prefetch ``width`` elements of ``rows`` rows of ``X`` (``ld`` apart) from element ``off``:
+    the block of a buffer the part's next step reads, so it arrives while this step computes.
+    Without it the loops waited on memory wherever their buffers had left the caches: the second
+    layer's forward loop ran a fifth slower than the first's (benchmarks/NOTES.md, attempt 60)."""
+    for i in range(rows):
+        at = off + i * ld
+        for c in range(0, width, LANES):
+            prefetch(X, at + c)
+
+
 @njit(cache=True, nogil=True)
 def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
     """Step ``t`` (columns ``col .. col + N`` of the buffers) of units ``u0 .. u1``, whose gate
@@ -258,6 +270,8 @@ def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
     sb, db = s * plane, (1 - s) * plane                 # the state before and after, in hcur
     nxt = col + N
     Nm = N - tail_columns(N)
+    if nxt < A.shape[1]:                            # the next step's projection rows
+        _prefetch_block(A, r0 * lda + nxt, lda, 4 * Hp, N)
     for j in range(Hp):
         r, u = r0 + j, u0 + j
         for j0 in range(0, Nm, 4 * LANES):
@@ -454,6 +468,13 @@ def lstm_backward_part(WT, W, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd
     ldd, lds, ldn = dprev.strides[0] // 4, dnext.strides[0] // 4, dd_in.strides[0] // 4
     nxt = col + N
     Nm = N - tail_columns(N)
+    if col >= N:                                    # what the step before reads: activations, cells, dy
+        _prefetch_block(A, r0 * lda + col - N, lda, 4 * Hp, N)
+        _prefetch_block(Cb, u0 * ldc + col - N, ldc, Hp, N)
+        if dy_rows:
+            _prefetch_block(DY, (col - N) * ycs + u0, ycs, N, Hp)
+        else:
+            _prefetch_block(DY, u0 * ldy + col - N, ldy, Hp, N)
     for j0 in range(0, Nm, 4 * LANES):
         w = min(4 * LANES, Nm - j0)
         V = (w + LANES - 1) // LANES

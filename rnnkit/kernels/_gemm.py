@@ -260,6 +260,25 @@ def transpose_block(typingctx, S, s_off, lds, T, t_off, ldt, rows, cols):
     return sig, codegen
 
 
+@intrinsic
+def prefetch(typingctx, arr, off):
+    """Ask the CPU to bring element ``off`` of ``arr`` (counted from its first) into its caches
+    (``llvm.prefetch``: a read, kept close); no load, no fault, nothing on other targets' meaning."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, value=args[0]).data
+        off_ = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = builder.bitcast(builder.gep(data, [off_]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(arr, off), codegen
+
+
 @njit(cache=True, nogil=True)
 def lanes_of(x):
     """Elements per 64-byte vector for ``x``'s dtype."""
