@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import comma_list, is_count, is_real, some_names
+from ._validate import comma_list, is_count, is_real, numba_kernels, some_names
 
 
 def _triples(params):
@@ -261,20 +261,10 @@ def _one_pass(*arrays):
     for a in arrays:                    # a 0-d parameter's decayed gradient is a NumPy scalar
         if not (isinstance(a, np.ndarray) and a.ndim >= 1 and a.dtype == dt and a.flags.c_contiguous):
             return None
-    k = _compiled_kernels()
-    return None if k is None else k._numba.adam_step
+    compiled = numba_kernels()
+    return None if compiled is None else compiled.adam_step
 
 
-def _compiled_kernels():
-    """``rnnkit.kernels`` when the compiled backend is in use (its ``_numba`` imported), else None."""
-    if not _KERNELS:                    # imported once: an import statement per parameter and step showed
-        from . import kernels           # in the CharLM step's profile
-
-        _KERNELS.append(kernels)
-    return _KERNELS[0] if _KERNELS[0].fast_sequence() is not None else None   # its time loops import _numba
-
-
-_KERNELS = []
 
 
 class Adam(Optimizer):
@@ -428,10 +418,10 @@ def grad_norm(params) -> float:
 def _sq(g) -> float:
     """The sum of ``g``'s squares in float64: compiled (``kernels._numba.sum_squares``) for a
     C-contiguous float32 or float64 array under the compiled backend, else by a float64 copy."""
-    if isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous and g.size:
-        k = _compiled_kernels()
-        if k is not None:
-            return float(k._numba.sum_squares(g.reshape(-1)))
+    if type(g) is np.ndarray and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous and g.size:
+        compiled = numba_kernels()
+        if compiled is not None:
+            return float(compiled.sum_squares(g.reshape(-1)))
     d = g.ravel().astype(np.float64, copy=False)     # one float64 copy of a float32 gradient, none of a float64
     return float(np.dot(d, d))
 

@@ -155,8 +155,8 @@ def _operand(m):
 
 def contiguous(m):
     """``m`` itself when it is C-contiguous, else a C-contiguous copy. A column-major array or
-    view (the backward's ``dy`` in the feature-major layout, ``W_hh.T``) is copied by tiles
-    (:func:`~rnnkit.kernels._parallel.transpose_into`), 2.6x faster than NumPy's copy."""
+    view (the backward's ``dy`` in the feature-major layout, ``W_hh.T``) is copied by blocks on the
+    threads (:func:`~rnnkit.kernels._parallel.transpose_into`), faster than NumPy's copy."""
     if m.flags.c_contiguous:
         return m
     if m.strides[0] == m.itemsize:

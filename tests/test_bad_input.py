@@ -142,12 +142,21 @@ def test_nonfinite_upstream_gradient_names_the_module():
         m.backward(dy)
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")     # np.matrix's own
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_finite_check_finds_every_kind_of_non_finite_value(dtype):
+def test_finite_check_finds_every_kind_of_non_finite_value(dtype, monkeypatch):
     """``check_finite`` (compiled for large C-contiguous arrays, NumPy's ``isfinite`` otherwise)
     finds a NaN, +inf or -inf anywhere, counts them, and passes the largest finite values and
-    subnormals; strided views take the NumPy path with the same answer."""
+    subnormals; strided views take the NumPy path with the same answer; an ndarray subclass (a
+    masked array, ``np.matrix``) keeps its own ``isfinite``: a masked NaN is no error."""
+    from rnnkit import _validate
     from rnnkit._validate import NonFiniteError, check_finite
+
+    compiled = _validate.numba_kernels()
+    calls = []
+    if compiled is not None:
+        run = compiled.all_finite
+        monkeypatch.setattr(compiled, "all_finite", lambda *a: calls.append(1) or run(*a))
 
     info = np.finfo(dtype)
     for size in (10, 4096, 50 * 50 * 128 + 3):
@@ -167,3 +176,8 @@ def test_finite_check_finds_every_kind_of_non_finite_value(dtype):
         y[[1, size - 2]] = np.nan
         with pytest.raises(NonFiniteError, match="got 2 NaN or inf entries"):
             check_finite(y, "y")
+        check_finite(np.ma.masked_invalid(y), "y")
+        check_finite(np.asmatrix(x.reshape(1, -1)), "x")
+        with pytest.raises(NonFiniteError):
+            check_finite(np.asmatrix(y.reshape(1, -1)), "y")
+    assert bool(calls) == (compiled is not None)          # the large arrays took the compiled check

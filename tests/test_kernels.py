@@ -245,7 +245,8 @@ def test_transposed_copies_are_numpys():
     """The transposing copies (``products.contiguous`` of a column-major view, on the threads, and
     ``_blas.transposed``, the own product's copy of a transposed ``B``) give NumPy's transpose
     exactly: float32 by 16 x 16 blocks in registers, partial blocks at every edge, rows of a
-    larger buffer; float32 with a strided row and float64 a scalar at a time."""
+    larger buffer; float32 with a strided row or rows not whole elements apart (a record's field)
+    and float64 a scalar at a time."""
     from rnnkit.kernels import _blas
     from rnnkit.products import contiguous
 
@@ -259,6 +260,13 @@ def test_transposed_copies_are_numpys():
                 got = contiguous(m.T)
                 assert got.flags.c_contiguous
                 np.testing.assert_array_equal(got, m.T)
+        if R and dt == np.float32:                   # a packed record's field: rows 2 bytes past whole elements
+            rec = np.zeros(37, np.dtype([("a", dt, (70,)), ("b", np.int16)]))
+            rec["a"] = rng.standard_normal((37, 70))
+            field = rec["a"]
+            assert field.strides[0] % 4
+            np.testing.assert_array_equal(_blas.transposed(field), field.T)
+            np.testing.assert_array_equal(contiguous(field.T), field.T)
 
 
 # (H, batch, steps, parts) for the fused LSTM steps: batches whose last columns go to the tail
@@ -328,6 +336,7 @@ def test_padded_state_rows_change_no_bit(monkeypatch):
             m = rnnkit.LSTM(16, H, num_layers=2, seed=0)
             y, (h, c) = m(x)
             stride = m._cache[0][0].steps.HT.strides[0]
+            assert m._cache[0][0].steps.HT.ctypes.data % 64 == 0          # rows start on a cache line
             dx = m.backward(dy)
             runs.append((y, h, c, dx) + tuple(m.grads[k] for k in sorted(m.grads)))
             assert stride == 4 * (H + (pad if padded else 0))

@@ -86,10 +86,17 @@ def test_state_dict_resume_is_exact(case):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_grad_norm_sums_squares_in_float64(dtype):
+def test_grad_norm_sums_squares_in_float64(dtype, monkeypatch):
     """The norm squares and sums in float64 whatever the gradients' dtype (compiled for contiguous
     arrays, by a float64 copy for views): the exact float64 sum to rounding; a NaN or an infinity
     anywhere makes the norm NaN or inf, which clipping reports and leaves unapplied."""
+    from rnnkit._validate import numba_kernels
+
+    compiled = numba_kernels()
+    calls = []
+    if compiled is not None:
+        run = compiled.sum_squares
+        monkeypatch.setattr(compiled, "sum_squares", lambda x: calls.append(1) or run(x))
     rng = np.random.default_rng(1)
     gs = [rng.standard_normal(s).astype(dtype) * 1e3 for s in ((700, 130), (70_001,), (3, 5))]
     gs.append(rng.standard_normal((40, 30)).astype(dtype)[:, ::3])          # a strided view
@@ -102,6 +109,7 @@ def test_grad_norm_sums_squares_in_float64(dtype):
         assert expect(optim.clip_grad_norm([(None, None, g) for g in hit], 1.0))
         for g, b in zip(hit, before):
             np.testing.assert_array_equal(g, b)
+    assert bool(calls) == (compiled is not None)          # the contiguous gradients took the compiled sum
 
 
 def test_clip_grad_norm_matches_torch():

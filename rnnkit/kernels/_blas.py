@@ -103,7 +103,8 @@ TILE = 32
 
 def transpose_band(a, out, j0, j1):
     """``out[j, i] = a[i, j]`` for ``a``'s columns ``j0 .. j1`` (at most ``TILE``), compiled
-    callers only. float32 with unit stride along both sides' rows: 16 x 16 blocks transposed in
+    callers only. float32 with unit stride along both sides' rows and rows whole elements apart:
+    16 x 16 blocks transposed in
     registers (:func:`._gemm.transpose_block`), 4.6x the scalar tiles' rate at (2500, 64) (the
     projection's transposed input; benchmarks/NOTES.md, attempt 55); else ``TILE``-row tiles a
     scalar at a time, so both sides of the copy stay in the first cache."""
@@ -122,8 +123,8 @@ def _scalar_band(a, out, j0, j1):
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_band(a, out, j0, j1):
-    if a.strides[1] != 4 or out.strides[1] != 4:
-        _scalar_band(a, out, j0, j1)
+    if a.strides[1] != 4 or out.strides[1] != 4 or a.strides[0] % 4 or out.strides[0] % 4:
+        _scalar_band(a, out, j0, j1)             # not whole elements apart: a packed record's field
         return
     R, lda, ldo = a.shape[0], a.strides[0] // 4, out.strides[0] // 4
     for i0 in range(0, R, BLOCK):

@@ -290,8 +290,8 @@ def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
                 _T1(*args)
     for j in range(0, Hp, LANES):                   # the new states into their rows, 16 x 16 at a time
         for j0 in range(0, Nm, LANES):
-            transpose_block(hcur, db + (u0 + j) * ldh + j0, ldh, HT, (nxt + j0) * ldt + u0 + j, ldt, min(LANES, Hp - j),
-                     min(LANES, Nm - j0))
+            transpose_block(hcur, db + (u0 + j) * ldh + j0, ldh, HT, (nxt + j0) * ldt + u0 + j, ldt,
+                            min(LANES, Hp - j), min(LANES, Nm - j0))
     ldwt = WT.strides[0] // 4 if Nm < N else 0
     for j0 in range(Nm, N, TAIL):
         for j in range(0, Hp, LANES):

@@ -263,7 +263,8 @@ def transpose_block(typingctx, S, s_off, lds, T, t_off, ldt, rows, cols):
 @intrinsic
 def prefetch(typingctx, arr, off):
     """Ask the CPU to bring element ``off`` of ``arr`` (counted from its first) into its caches
-    (``llvm.prefetch``: a read, kept close); no load, no fault, nothing on other targets' meaning."""
+    (``llvm.prefetch``: a read, kept close): a hint, which never faults and which a target without
+    prefetch instructions ignores."""
     if not isinstance(arr, types.Array):
         return None
 

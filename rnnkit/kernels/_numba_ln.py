@@ -167,7 +167,7 @@ def ln_lstm_forward_fm(hh, A, NH, IH, HC, IC, Hb, Cb, g_hh, b_lnh, b_hh, g_c, b_
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ln_lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, NH, IH, HC, IC, g_hh, g_c, b_c, consts, v, col, stride,
+def ln_lstm_backward_fm(dmat, ddir, DY, dc_next, A, Cb, NH, IH, HC, IC, g_hh, g_c, b_c, consts, v, col,
                         ddir_out, dc_out, DCN, s1, s2, acc_hh, acc_gc, acc_bc, precise):
     """Step t backward of one part. The recurrent gradient arrives as ``dmat`` (W_hh^T of step
     t+1's gradient) plus ``ddir`` (carried over padded steps). Writes the gate pre-activation

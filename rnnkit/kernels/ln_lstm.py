@@ -124,7 +124,7 @@ def layer_backward(steps: LNSteps, dy, dstate, W_hh):
         for t in range(L - 1, -1, -1):
             col = t * N + lo
             K.ln_lstm_backward_fm(dm, dd, DY, dc, A, steps.Cb, NH, steps.IH, steps.HC, steps.IC, p["ln_hh_weight"],
-                                  p["ln_c_weight"], p["ln_c_bias"], consts, valid[t, lo:hi], col, N, dd2, dc2, DCN,
+                                  p["ln_c_weight"], p["ln_c_bias"], consts, valid[t, lo:hi], col, dd2, dc2, DCN,
                                   s1, s2, *acc, precise)
             matmul_into(W_hhT, NH[:, col:col + n], dm2)         # (H, G*H) @ (G*H, n)
             dm, dm2, dd, dd2, dc, dc2 = dm2, dm, dd2, dd, dc2, dc

@@ -36,7 +36,7 @@ from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
 from ..functional.tokens import TableGrad, TokenInput
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
-from ..products import contiguous, matmul_into, own_product
+from ..products import MIN_ROWS, contiguous, matmul_into, own_product
 from ..threads import num_threads
 from . import _parallel as P
 from ._fused import tail_columns
@@ -53,7 +53,7 @@ FUSED_MAX_H = 160
 # the states' rows (HT) lie H + ROW_PAD elements apart where H elements are a multiple of _gemm's
 # ALIASING_BYTES (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
 # ("pack") them first (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against
-# 481-486 read in place 8 elements further apart (benchmarks/NOTES.md, attempt 52). Other rows
+# 458-486 read in place from padded rows (benchmarks/NOTES.md, attempt 52). Other rows
 # stay H apart: a padded view costs the module's output copy a strided copy (+8 us at H=64).
 # 16 float32 elements, one cache line, and the buffer starting on a line (line_aligned): every row
 # then starts on a line, and at H = 64, 128 and 256 so does each part's share of a row, which the
@@ -149,9 +149,10 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         matmul_into(Wih, x.table.T, per_token)                 # (G*H, H_in) @ (H_in, V)
         P.gather_columns(per_token, x.ids.reshape(-1), A)
     else:
-        # (G*H, H_in) @ (H_in, L*N), split by rows: each thread computes the rows its part of the
-        # loop reads, which stay in its core's caches (benchmarks/NOTES.md, attempt 56)
-        matmul_into(Wih, x.reshape(L * N, I).T, A, by_rows=True)
+        # (G*H, H_in) @ (H_in, L*N), split by rows when that gives a block per part: each thread
+        # then computes the rows its part of the loop reads (exactly, when the parts divide H),
+        # which stay in its core's caches (benchmarks/NOTES.md, attempt 56)
+        matmul_into(Wih, x.reshape(L * N, I).T, A, by_rows=True if GH // MIN_ROWS >= parts else None)
     bias = np.zeros(GH, dt) if b_ih is None else b_ih.copy()
     b_hn = np.zeros(H, dt)
     if b_hh is not None:
