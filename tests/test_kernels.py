@@ -314,6 +314,19 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             np.testing.assert_array_equal(a, b)
 
 
+def test_line_aligned_buffers_start_on_a_line():
+    """``sequence.line_aligned``: the shape asked, C-contiguous, its first element on a 64-byte
+    boundary, for rows narrower than a line too (H=8 float32: 32-byte rows)."""
+    from rnnkit.kernels import sequence as S
+
+    for R, C in ((2550, 64), (2550, 144), (1, 1), (7, 1), (5, 3), (9, 8), (100, 20)):
+        for dt in (np.float32, np.float64):
+            for _ in range(8):                       # different addresses from the allocator
+                a = S.line_aligned((R, C), dt)
+                assert a.shape == (R, C) and a.dtype == dt and a.flags.c_contiguous
+                assert a.ctypes.data % 64 == 0
+
+
 def test_padded_state_rows_change_no_bit(monkeypatch):
     """Where H float32 elements make a multiple of 512 bytes (H=128), the fused LSTM keeps its
     states' rows ``ROW_PAD`` elements further apart (kernels/sequence.py), a layout the loop, the
