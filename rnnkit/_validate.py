@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import compiled
+
 
 def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """Return ``x`` as a floating ndarray; reject ints, bools, objects and (if given) other dtypes."""
@@ -48,25 +50,10 @@ def _all_finite(x) -> bool:
     C-contiguous float32 or float64 array when the compiled backend is in use."""
     kind = _EXPONENT.get(x.dtype) if type(x) is np.ndarray and x.size >= 4096 and x.flags.c_contiguous else None
     if kind is not None:                 # (a subclass, np.matrix or a masked array, keeps its own isfinite)
-        compiled = numba_kernels()
-        if compiled is not None:
-            return bool(compiled.all_finite(x.reshape(-1).view(kind[0]), kind[1]))
+        numba_kernels = compiled("_numba")
+        if numba_kernels is not None:
+            return bool(numba_kernels.all_finite(x.reshape(-1).view(kind[0]), kind[1]))
     return bool(np.isfinite(x).all())
-
-
-def numba_kernels():
-    """``rnnkit.kernels._numba`` when the compiled backend is in use, else None (the NumPy backend,
-    or no Numba). The package is imported once: an import statement per call showed in the
-    training step's profile, called for every parameter."""
-    if not _KERNELS:
-        from . import kernels
-
-        _KERNELS.append(kernels)
-    kernels = _KERNELS[0]
-    return None if kernels.fast_sequence() is None else kernels._numba     # its time loops import _numba
-
-
-_KERNELS = []
 
 
 def check_finite(x: np.ndarray, name: str) -> None:

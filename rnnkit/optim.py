@@ -31,7 +31,8 @@ import numbers
 
 import numpy as np
 
-from ._validate import comma_list, is_count, is_real, numba_kernels, some_names
+from ._validate import comma_list, is_count, is_real, some_names
+from .kernels import compiled
 
 
 def _triples(params):
@@ -261,10 +262,8 @@ def _one_pass(*arrays):
     for a in arrays:                    # a 0-d parameter's decayed gradient is a NumPy scalar
         if not (isinstance(a, np.ndarray) and a.ndim >= 1 and a.dtype == dt and a.flags.c_contiguous):
             return None
-    compiled = numba_kernels()
-    return None if compiled is None else compiled.adam_step
-
-
+    numba_kernels = compiled("_numba")
+    return None if numba_kernels is None else numba_kernels.adam_step
 
 
 class Adam(Optimizer):
@@ -419,9 +418,9 @@ def _sq(g) -> float:
     """The sum of ``g``'s squares in float64: compiled (``kernels._numba.sum_squares``) for a
     C-contiguous float32 or float64 array under the compiled backend, else by a float64 copy."""
     if type(g) is np.ndarray and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous and g.size:
-        compiled = numba_kernels()
-        if compiled is not None:
-            return float(compiled.sum_squares(g.reshape(-1)))
+        numba_kernels = compiled("_numba")
+        if numba_kernels is not None:
+            return float(numba_kernels.sum_squares(g.reshape(-1)))
     d = g.ravel().astype(np.float64, copy=False)     # one float64 copy of a float32 gradient, none of a float64
     return float(np.dot(d, d))
 

@@ -45,8 +45,8 @@ def matmul_into(a, b, out, by_rows=None):
     ``out``'s rows when it is at least as tall as it is wide, else by its columns (so that each
     thread's block is no thinner than it must be); ``by_rows`` True or False chooses. The time
     loops split the projection by rows, so each thread's rows are those its part of the loop
-    reads (thread ``p`` of ``P`` takes rows ``p * M // P`` on). An operand goes to BLAS as it is when it, or
-    its transpose, has unit stride along its rows and a row stride BLAS accepts (a transposed or
+    reads (thread ``p`` of ``P`` takes rows ``p * M // P`` on). An operand goes to BLAS as it is
+    when it, or its transpose, has unit stride along its rows and a row stride BLAS accepts (a transposed or
     sliced view needs no copy), else as a copy; an ``out`` BLAS cannot write is computed into a
     fresh array and copied in. Returns ``out``."""
     if (a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or a.shape[1] != b.shape[0]

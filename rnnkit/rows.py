@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import compiled
+
 
 def _kernels(a):
     """``kernels._parallel`` when the compiled backend is in use and ``a`` is a C-contiguous
     float array with at least one class and one row, else None."""
     if a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous or a.size == 0:
         return None
-    from .kernels import fast_sequence
-
-    if fast_sequence() is None:
-        return None
-    from .kernels import _parallel
-
-    return _parallel
+    return compiled("_parallel")
 
 
 def softmax_rows(logits, targets):

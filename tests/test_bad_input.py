@@ -149,10 +149,10 @@ def test_finite_check_finds_every_kind_of_non_finite_value(dtype, monkeypatch):
     finds a NaN, +inf or -inf anywhere, counts them, and passes the largest finite values and
     subnormals; strided views take the NumPy path with the same answer; an ndarray subclass (a
     masked array, ``np.matrix``) keeps its own ``isfinite``: a masked NaN is no error."""
-    from rnnkit import _validate
+    from rnnkit import kernels
     from rnnkit._validate import NonFiniteError, check_finite
 
-    compiled = _validate.numba_kernels()
+    compiled = kernels.compiled("_numba")
     calls = []
     if compiled is not None:
         run = compiled.all_finite

@@ -90,9 +90,9 @@ def test_grad_norm_sums_squares_in_float64(dtype, monkeypatch):
     """The norm squares and sums in float64 whatever the gradients' dtype (compiled for contiguous
     arrays, by a float64 copy for views): the exact float64 sum to rounding; a NaN or an infinity
     anywhere makes the norm NaN or inf, which clipping reports and leaves unapplied."""
-    from rnnkit._validate import numba_kernels
+    from rnnkit.kernels import compiled as compiled_module
 
-    compiled = numba_kernels()
+    compiled = compiled_module("_numba")
     calls = []
     if compiled is not None:
         run = compiled.sum_squares

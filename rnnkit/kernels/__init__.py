@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 _BACKENDS = ("auto", "numba", "numpy")
 _state = {"backend": os.environ.get("RNNKIT_KERNELS", "auto"), "module": None, "checked": False}
@@ -47,6 +48,14 @@ def fast_sequence():
                 sequence = None
             _state["module"] = sequence
     return _state["module"]
+
+
+def compiled(name: str):
+    """The compiled backend's module ``rnnkit.kernels.<name>`` (``"_numba"``, ``"_parallel"``: both
+    imported by :func:`fast_sequence`'s module), or None when the NumPy backend is in use or Numba
+    is missing. For the code beside ``functional/`` (checks, optimizers, ``rows.py``) that runs a
+    compiled kernel when there is one and NumPy otherwise."""
+    return None if fast_sequence() is None else sys.modules[f"{__name__}.{name}"]
 
 
 def backend() -> str:

@@ -104,10 +104,9 @@ TILE = 32
 def transpose_band(a, out, j0, j1):
     """``out[j, i] = a[i, j]`` for ``a``'s columns ``j0 .. j1`` (at most ``TILE``), compiled
     callers only. float32 with unit stride along both sides' rows and rows whole elements apart:
-    16 x 16 blocks transposed in
-    registers (:func:`._gemm.transpose_block`), 4.6x the scalar tiles' rate at (2500, 64) (the
-    projection's transposed input; benchmarks/NOTES.md, attempt 55); else ``TILE``-row tiles a
-    scalar at a time, so both sides of the copy stay in the first cache."""
+    16 x 16 blocks transposed in registers (:func:`._gemm.transpose_block`), 4x the scalar tiles'
+    rate at (2500, 64) (the projection's transposed input; benchmarks/NOTES.md, attempt 55); else
+    ``TILE``-row tiles a scalar at a time, so both sides of the copy stay in the first cache."""
     _scalar_band(a, out, j0, j1)
 
 

@@ -114,8 +114,9 @@ def _make_tile(V):
     ``w_off + g * w_gs`` (K elements), its projection row (overwritten by its activation) at ``a_off
     + g * a_gs``, its bias at ``b_off + g * b_gs``; ``h`` (K rows, ``ldh`` apart) is the previous
     state; ``cols`` columns, ``(V - 1) * 16 < cols <= V * 16``. The new state goes to ``Hs`` at
-    ``hn_off`` (the unit's row of the step's state); :func:`._gemm.transpose_block` then copies the part's new
-    states into the states' rows, as the weight gradient and the module's output read them."""
+    ``hn_off`` (the unit's row of the step's state); :func:`._gemm.transpose_block` then copies the
+    part's new states into the states' rows, as the weight gradient and the module's output read
+    them."""
 
     @intrinsic
     def tile(typingctx, W, w_off, w_gs, Kn, h, h_off, ldh, A, a_off, a_gs, bias, b_off, b_gs,
@@ -493,8 +494,8 @@ def lstm_backward_part(WT, W, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd
                 _B2(*args)
             else:
                 _B1(*args)
-            if col >= N and j0 == 0:                # then these units' activations, a tile at a time: the
-                for g in range(4):                  # second layer's backward 1.25-1.31 -> 1.15-1.16 ms at H=128
+            if col >= N and j0 == 0:                # then these units' activations, a tile at a time
+                for g in range(4):                  # (all at the start: 0.1 ms slower; NOTES, attempt 60)
                     _prefetch_block(A, (r + g * Hp) * lda + col - N, lda, rows, N)
     ldw = W.strides[0] // 4 if Nm < N else 0
     for j0 in range(Nm, N, TAIL):
