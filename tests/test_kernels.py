@@ -314,6 +314,27 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             np.testing.assert_array_equal(a, b)
 
 
+def test_part_major_rows_by_blocks_are_the_index_copy():
+    """``sequence._reordered``: the weights', biases' and gradients' rows part-major and back, by
+    blocks where the parts are equal, are ``a[perm]`` and ``a[inv]`` exactly, C-contiguous and a
+    copy (the loops keep them as the forward used them), for unequal parts (H=5, 33) too."""
+    from rnnkit.kernels import sequence as S
+
+    rng = np.random.default_rng(0)
+    for H in (5, 8, 33, 64, 128):
+        for G in (1, 3, 4):
+            for P in (1, 2, 3):
+                _, perm, inv = S._parts_of(H, G, P)
+                for shape in ((G * H,), (G * H, 7)):
+                    a = rng.standard_normal(shape).astype(np.float32)
+                    x = S._reordered(a, perm, G, P, True)
+                    y = S._reordered(x, inv, G, P, False)
+                    np.testing.assert_array_equal(x, a[perm])
+                    np.testing.assert_array_equal(y, a)
+                    for got, src in ((x, a), (y, x)):
+                        assert got.flags.c_contiguous and not np.shares_memory(got, src)
+
+
 def test_line_aligned_buffers_start_on_a_line():
     """``sequence.line_aligned``: the shape asked, C-contiguous, its first element on a 64-byte
     boundary, for rows narrower than a line too (H=8 float32: 32-byte rows)."""
