@@ -74,6 +74,43 @@ def matmul_into(a, b, out, by_rows=None):
     return out
 
 
+def matmul_three(first, second, third):
+    """``out[...] = a @ b`` for three independent products, each an ``(a, b, out)`` triple of
+    2-D operands of one float dtype (the backward's ``dW_hh``, ``dW_ih`` and input gradient).
+    On two threads with rnnkit's own product: one parallel region in which thread 0 computes
+    the first product whole, thread 1 the second, and the third is split between them by
+    columns so that both do the same multiply-adds; where that cannot balance them within a
+    quarter (the first more than the other two together), or otherwise, three
+    :func:`matmul_into` calls, each split over the threads. The same bits either way (each
+    element's sum is one thread's, in one order). A product split over two threads ran at 1.67-1.82x
+    one thread's rate, whole products side by side nearer 2x: at H=64 about 0.02 ms a step
+    (benchmarks/NOTES.md, attempt 64)."""
+    trio = (first, second, third)
+    done = (all(a.ndim == b.ndim == out.ndim == 2 and a.shape[1] == b.shape[0] and out.shape == (a.shape[0], b.shape[1])
+                and a.dtype == b.dtype == out.dtype == first[0].dtype for a, b, out in trio)
+            and first[0].dtype in (np.float32, np.float64) and all(_writable_by_blas(out) for _, _, out in trio)
+            and _compiled() is not None and own_product() and num_threads() == 2)
+    if done:
+        flops = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in trio]
+        done = flops[2] > 0
+        f = min(1.0, max(0.0, (flops[1] + flops[2] - flops[0]) / (2 * flops[2])))
+        heavier = max(flops[0] + f * flops[2], flops[1] + (1 - f) * flops[2])
+        done = heavier <= 1.25 * sum(flops) / 2
+    if not done:                                          # (matmul_into raises on bad operands)
+        for a, b, out in trio:
+            matmul_into(a, b, out)
+        return
+    N2 = third[2].shape[1]
+    cut = min(N2, int(round(f * N2 / 64)) * 64)                # whole tiles of the own product's columns
+    (a0, ta0), (b0, tb0) = _operand(first[0]), _operand(first[1])
+    (a1, ta1), (b1, tb1) = _operand(second[0]), _operand(second[1])
+    (a2, ta2), (b2, tb2) = _operand(third[0]), _operand(third[1])
+    c0, c1, c2 = first[2], second[2], third[2]
+    from .kernels._parallel import gemm_three
+
+    gemm_three(a0, b0, c0, ta0, tb0, a1, b1, c1, ta1, tb1, a2, b2, c2, ta2, tb2, cut, True)
+
+
 _COMPILED = []
 _OWN = []
 PRODUCT_CHOICES = ("auto", "own", "blas")

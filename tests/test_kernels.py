@@ -171,6 +171,52 @@ def test_split_product_equals_numpys(monkeypatch, product):
         products.matmul(a, b)
 
 
+@pytest.mark.parametrize("H", [32, 64, 128, 256])
+def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypatch, product):
+    """``products.matmul_three`` (the backward's ``dW_hh``, ``dW_ih`` and input gradient): on two
+    threads with the own product, one region, the first two whole on a thread each and the third
+    split by columns to balance them, giving :func:`matmul_into`'s bits, with a transposed first
+    operand and a row-strided second, as the backward passes them; where the first product
+    outweighs the other two (H=256), or with BLAS, three split products (the region not run)."""
+    import numba
+
+    from rnnkit import products, threads
+    from rnnkit.kernels import _parallel as P
+
+    threads.apply_environment()
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    ran = []
+    real = P.gemm_three
+    monkeypatch.setattr(P, "gemm_three", lambda *args: ran.append(args[-2]) or real(*args))
+    try:
+        rng = np.random.default_rng(H)
+        for dt in (np.float32, np.float64):
+            LN, D = 2500, 64
+            A = rng.standard_normal((4 * H, LN)).astype(dt)
+            rows = rng.standard_normal((LN, H + 16)).astype(dt)
+            X, W = rng.standard_normal((LN, D)).astype(dt), rng.standard_normal((4 * H, D)).astype(dt)
+            trio = [(A, rows[:, :H]), (A, X), (W.T, A)]
+            want = []
+            for a, b in trio:
+                out = np.empty((a.shape[0], b.shape[1]), dt)
+                products.matmul_into(a, b, out)
+                want.append(out)
+            got = [np.full_like(w, np.nan) for w in want]
+            ran.clear()
+            products.matmul_three(*[(a, b, g) for (a, b), g in zip(trio, got)])
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+            side_by_side = product == "own" and numba.get_num_threads() == 2 and H < 256
+            assert bool(ran) == side_by_side
+            if ran:                               # the input gradient split where the work balances
+                assert ran[0] == {32: 1856, 64: 1280, 128: 0}[H]    # 3/4, 1/2, none of its columns on thread 0
+    finally:
+        numba.set_num_threads(before)
+    with pytest.raises(ValueError, match="do not match"):
+        products.matmul_three((A, X, np.empty((4 * H, D))), (A, X, np.empty((4 * H, D + 1))), (W.T, A, np.empty((D, LN))))
+
+
 def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
     rng = np.random.default_rng(0)
     for dt in (np.float32, np.float64):

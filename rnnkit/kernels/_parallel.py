@@ -47,6 +47,22 @@ def split_gemm(a, b, out, ta, tb, P, by_rows, own):
 
 
 @njit(cache=True, nogil=True, parallel=True)
+def gemm_three(a0, b0, c0, ta0, tb0, a1, b1, c1, ta1, tb1, a2, b2, c2, ta2, tb2, cut, own):
+    """Three products on two threads (:func:`rnnkit.products.matmul_three`): thread 0 computes
+    ``c0`` and ``c2``'s columns before ``cut``, thread 1 ``c1`` and the rest of ``c2``, each
+    product single-threaded (``op`` and ``own`` as in :func:`._blas.gemm`)."""
+    N2 = c2.shape[1]
+    for p in prange(2):
+        lo, hi = (0, cut) if p == 0 else (cut, N2)
+        if p == 0:
+            gemm(a0, b0, c0, ta0, tb0, 0.0, own)
+        else:
+            gemm(a1, b1, c1, ta1, tb1, 0.0, own)
+        if hi > lo:
+            gemm(a2, b2[lo:hi] if tb2 else b2[:, lo:hi], c2[:, lo:hi], ta2, tb2, 0.0, own)
+
+
+@njit(cache=True, nogil=True, parallel=True)
 def transpose_into(a, out):
     """``out[...] = a.T`` by bands of 32 of ``a``'s columns (:func:`._blas.transpose_band`: float32
     by 16 x 16 blocks in registers, else 32 x 32 tiles a scalar at a time), the bands shared by

@@ -36,7 +36,7 @@ from ..functional.lstm import LSTMCache
 from ..functional.rnn import RNNCache
 from ..functional.tokens import TableGrad, TokenInput
 from . import _numba as K  # noqa: F401  (Stream reads the step kernels through this module)
-from ..products import MIN_ROWS, contiguous, matmul_into, own_product
+from ..products import MIN_ROWS, contiguous, matmul_into, matmul_three, own_product
 from ..threads import num_threads
 from . import _parallel as P
 from ._fused import tail_columns
@@ -280,20 +280,22 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         src, X = per_token, x.table                            # (G*H, V), (V, H_in)
     else:
         src, X = A, x.reshape(L * N, -1)                       # (G*H, L*N), (L*N, H_in)
-    if "W_ih" not in skip:
-        grads["W_ih"] = _product(src, X, inv, G, steps.parts)  # (G*H, L*N or V) @ (L*N or V, H_in)
-    if gru:                                                    # rows r, z as the projection's, n from DHN
+    dxT = np.empty((x.shape[-1], src.shape[1]), dt)              # (H_in, L*N or V)
+    if gru or skip:         # one product at a time: the GRU's n block, frozen weights' products left out
+        if "W_ih" not in skip:
+            grads["W_ih"] = _product(src, X, inv, G, steps.parts)   # (G*H, L*N or V) @ (L*N or V, H_in)
         if "W_hh" not in skip:
-            g = _product(A, Hprev, inv, G, steps.parts)
-            matmul_into(DHN, Hprev, g[2 * H:])
+            g = _product(A, Hprev, inv, G, steps.parts)             # (G*H, L*N) @ (L*N, H)
+            if gru:                                                 # rows r, z as the projection's, n from DHN
+                matmul_into(DHN, Hprev, g[2 * H:])
             grads["W_hh"] = g
-        grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], nsum])
-    else:
-        if "W_hh" not in skip:
-            grads["W_hh"] = _product(A, Hprev, inv, G, steps.parts)  # (G*H, L*N) @ (L*N, H)
-        grads["b_hh"] = grads["b_ih"].copy()
-    dxT = np.empty((x.shape[-1], src.shape[1]), dt)
-    matmul_into(Wih.T, src, dxT)                      # (H_in, G*H) @ (G*H, L*N or V)
+        matmul_into(Wih.T, src, dxT)                                # (H_in, G*H) @ (G*H, L*N or V)
+    else:                   # the three products side by side (products.matmul_three)
+        g_hh, g_ih = np.empty((GH, H), dt), np.empty((GH, X.shape[1]), dt)
+        matmul_three((A, Hprev, g_hh), (src, X, g_ih), (Wih.T, src, dxT))
+        grads["W_ih"] = _reordered(g_ih, inv, G, steps.parts, False)
+        grads["W_hh"] = _reordered(g_hh, inv, G, steps.parts, False)
+    grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], nsum]) if gru else grads["b_ih"].copy()
     dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
     dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
