@@ -91,11 +91,9 @@ def matmul_three(first, second, third):
             and first[0].dtype in (np.float32, np.float64) and all(_writable_by_blas(out) for _, _, out in trio)
             and _compiled() is not None and own_product() and num_threads() == 2)
     if done:
-        flops = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in trio]
-        done = flops[2] > 0
-        f = min(1.0, max(0.0, (flops[1] + flops[2] - flops[0]) / (2 * flops[2])))
-        heavier = max(flops[0] + f * flops[2], flops[1] + (1 - f) * flops[2])
-        done = heavier <= 1.25 * sum(flops) / 2
+        F0, F1, F2 = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in trio]
+        f = min(1.0, max(0.0, (F1 + F2 - F0) / (2 * F2))) if F2 else 0.0
+        done = F2 > 0 and max(F0 + f * F2, F1 + (1 - f) * F2) <= 1.25 * (F0 + F1 + F2) / 2
     if not done:                                          # (matmul_into raises on bad operands)
         for a, b, out in trio:
             matmul_into(a, b, out)
