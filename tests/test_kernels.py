@@ -212,13 +212,14 @@ def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypat
             if ran:                               # the input gradient split where the work balances
                 assert ran[0] == {32: 1856, 64: 1280, 128: 0}[H]    # 3/4, 1/2, none of its columns on thread 0
         empty = [np.full((4, 0), np.nan), np.full((4, 5), np.nan), np.full((0, 5), np.nan)]  # an empty third
-        products.matmul_three((np.ones((4, 3)), np.ones((3, 0)), empty[0]), (np.ones((4, 2)), np.ones((2, 5)), empty[1]),
-                              (np.ones((0, 7)), np.ones((7, 5)), empty[2]))
+        products.matmul_three((np.ones((4, 3)), np.ones((3, 0)), empty[0]),
+                              (np.ones((4, 2)), np.ones((2, 5)), empty[1]), (np.ones((0, 7)), np.ones((7, 5)), empty[2]))
         np.testing.assert_array_equal(empty[1], np.full((4, 5), 2.0))
     finally:
         numba.set_num_threads(before)
     with pytest.raises(ValueError, match="do not match"):
-        products.matmul_three((A, X, np.empty((4 * H, D))), (A, X, np.empty((4 * H, D + 1))), (W.T, A, np.empty((D, LN))))
+        products.matmul_three((A, X, np.empty((4 * H, D))), (A, X, np.empty((4 * H, D + 1))),
+                              (W.T, A, np.empty((D, LN))))
 
 
 def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
