@@ -386,6 +386,38 @@ def test_part_major_rows_by_blocks_are_the_index_copy():
                         assert got.flags.c_contiguous and not np.shares_memory(got, src)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_a_state_not_given_has_no_gradient_computed_and_changes_no_bit(cell, monkeypatch):
+    """A module called without a state throws the gradient reaching the initial state away, so
+    the fast backward leaves that product out (``"state0"`` in ``skip``); the input's and the
+    parameters' gradients are those of a run with the same zero state given, bit for bit, and
+    only that run computes the state's gradient (one (H, G*H) @ (G*H, N) product a layer)."""
+    import rnnkit
+    from rnnkit.kernels import sequence as S
+
+    cls, kw = {"lstm": (rnnkit.LSTM, {}), "gru": (rnnkit.GRU, {}), "rnn_tanh": (rnnkit.RNN, {})}[cell]
+    x = np.random.default_rng(0).standard_normal((6, 50, 5)).astype(np.float32)
+    shapes, real = [], S.matmul_into
+    monkeypatch.setattr(S, "matmul_into", lambda a, b, out, *r, **k: shapes.append(out.shape) or real(a, b, out, *r, **k))
+    runs = []
+    for given in (False, True):
+        m = cls(5, 24, num_layers=2, seed=0, **kw)
+        state = None
+        if given:
+            zeros = np.zeros((2, 50, 24), np.float32)
+            state = (zeros, zeros.copy()) if cell == "lstm" else zeros
+        y, _ = m(x, state)
+        shapes.clear()
+        out = m.backward(np.ones_like(y))
+        dx = out[0] if given else out
+        runs.append((dx, {k: v.copy() for k, v in m.grads.items()}, list(shapes)))
+    (dx0, g0, s0), (dx1, g1, s1) = runs
+    np.testing.assert_array_equal(dx0, dx1)
+    for k in g0:
+        np.testing.assert_array_equal(g0[k], g1[k])
+    assert (24, 50) not in s0 and s1.count((24, 50)) == 2       # W_hh^T da_0 of each layer, given only
+
+
 def test_line_aligned_buffers_start_on_a_line():
     """``sequence.line_aligned``: the shape asked, C-contiguous, its first element on a 64-byte
     boundary, for rows narrower than a line too (H=8 float32: 32-byte rows)."""

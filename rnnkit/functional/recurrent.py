@@ -220,7 +220,9 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     """Gradients of one direction of one layer.
 
     Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``, less the
-    weight-gradient products named in ``skip`` (frozen weights: not computed at all); with
+    weight-gradient products named in ``skip`` (frozen weights: not computed at all); ``"state0"``
+    in ``skip`` lets a loop leave out the gradient reaching the initial state (``dstate0`` may
+    then be empty: the caller has no use for it, as a module whose state was not given); with
     ``record=True`` also ``grads["h"]``, dL/dh_t (L, N, H) in natural time order (this runs the
     reference loop, which reads the fast path's buffers just as well).
     """

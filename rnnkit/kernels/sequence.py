@@ -232,7 +232,9 @@ layer_forward.takes_tokens = True      # x may be a TokenInput (functional/token
 
 def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     """Returns ``(dx, dstate0, grads)`` as the reference ``layer_backward`` (without reversal);
-    the weight-gradient products named in ``skip`` (``"W_ih"``, ``"W_hh"``: frozen weights) are not computed.
+    the weight-gradient products named in ``skip`` (``"W_ih"``, ``"W_hh"``: frozen weights) are not computed,
+    nor, with ``"state0"`` there, the gradient reaching the initial state (``dstate0`` is then
+    empty: a (G*H, N) product at each layer that a module without a given state throws away).
     The gradients are written over the cached activations, so the cache is spent: one backward
     per forward, which the modules enforce anyway."""
     L, N, H = dy.shape
@@ -267,9 +269,14 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         P.LOOPS["gru_backward"](WT, A, steps.HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, bsum, nsum, sync)
     else:
         P.LOOPS["rnn_backward"](WT, A, DY, valid, bounds, dm, dd, dscr, ops.name == "rnn_relu", own, bsum, sync)
-    dmat = np.empty((H, N), dt)
-    matmul_into(WT, dscr[(L - 1) % 2], dmat)                      # W_hh^T da of step 0: reaches the initial state
-    dh0 = dmat + dd[L % 2]
+    frozen = tuple(k for k in skip if k != "state0")            # the weights' products left out
+    if "state0" in skip:
+        dstate0 = ()
+    else:                                                      # W_hh^T da of step 0: reaches the initial state
+        dmat = np.empty((H, N), dt)
+        matmul_into(WT, dscr[(L - 1) % 2], dmat)
+        dh0 = dmat + dd[L % 2]
+        dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     Hprev = Hb[:, : L * N].T if steps.HT is None else steps.HT[: L * N]
     grads = {"b_ih": _reordered(bsum, inv, G, steps.parts, False)}
     tokens = isinstance(x, TokenInput)
@@ -281,10 +288,10 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     else:
         src, X = A, x.reshape(L * N, -1)                       # (G*H, L*N), (L*N, H_in)
     dxT = np.empty((x.shape[-1], src.shape[1]), dt)              # (H_in, L*N or V)
-    if gru or skip:         # one product at a time: the GRU's n block, frozen weights' products left out
-        if "W_ih" not in skip:
+    if gru or frozen:       # one product at a time: the GRU's n block, frozen weights' products left out
+        if "W_ih" not in frozen:
             grads["W_ih"] = _product(src, X, inv, G, steps.parts)   # (G*H, L*N or V) @ (L*N or V, H_in)
-        if "W_hh" not in skip:
+        if "W_hh" not in frozen:
             g = _product(A, Hprev, inv, G, steps.parts)             # (G*H, L*N) @ (L*N, H)
             if gru:                                                 # rows r, z as the projection's, n from DHN
                 matmul_into(DHN, Hprev, g[2 * H:])
@@ -297,7 +304,6 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         grads["W_hh"] = _reordered(g_hh, inv, G, steps.parts, False)
     grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], nsum]) if gru else grads["b_ih"].copy()
     dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
-    dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
     return dx, dstate0, grads
 
 

@@ -393,9 +393,9 @@ class RNNBase(Module):
                         raise ValueError("recompute: recording dL/dh_t needs every step's cache; use recompute=0")
                     dx, ds0, g = segmented_layer_backward(self.ops, *args, reverse=d == 1, loop=time_loop(self.ops),
                                                           skip=skip)
-                else:
+                else:               # a state not given: its gradient is thrown away, so not computed
                     dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads,
-                                                skip=skip)
+                                                skip=skip + (() if given_state else ("state0",)))
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = g["h"]
                 masks = None if noise is None else noise[row]
