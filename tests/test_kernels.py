@@ -418,6 +418,32 @@ def test_a_state_not_given_has_no_gradient_computed_and_changes_no_bit(cell, mon
     assert (24, 50) not in s0 and s1.count((24, 50)) == 2       # W_hh^T da_0 of each layer, given only
 
 
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_gru_recurrent_weight_gradient_skips_the_rows_it_replaced(parts, product):
+    """``sequence._gru_w_hh``: the r and z rows of ``A @ Hprev`` and the n rows of ``DHN @ Hprev``,
+    without the n rows of ``A @ Hprev`` that the full product computed and then overwrote: the
+    full product's result, for 1-3 parts (two run side by side), float32 and float64: bit for bit
+    with rnnkit's own product (each element's sum in one order, whatever rows a call holds), to
+    rounding with BLAS (whose blocking follows the rows)."""
+    from rnnkit.kernels import sequence as S
+
+    rng = np.random.default_rng(parts)
+    H, LN = 40, 700
+    bounds, _, inv = S._parts_of(H, 3, parts)
+    for dt in (np.float32, np.float64):
+        A, DHN = rng.standard_normal((3 * H, LN)).astype(dt), rng.standard_normal((H, LN)).astype(dt)
+        Hprev = rng.standard_normal((LN, H + 16)).astype(dt)[:, :H]
+        want = S._product(A, Hprev, inv, 3, parts)
+        n = np.empty((H, H), dt)
+        S.matmul_into(DHN, Hprev, n)
+        want[2 * H:] = n
+        got = S._gru_w_hh(A, DHN, Hprev, bounds)
+        if product == "own":
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-4)
+
+
 def test_line_aligned_buffers_start_on_a_line():
     """``sequence.line_aligned``: the shape asked, C-contiguous, its first element on a 64-byte
     boundary, for rows narrower than a line too (H=8 float32: 32-byte rows)."""

@@ -292,10 +292,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         if "W_ih" not in frozen:
             grads["W_ih"] = _product(src, X, inv, G, steps.parts)   # (G*H, L*N or V) @ (L*N or V, H_in)
         if "W_hh" not in frozen:
-            g = _product(A, Hprev, inv, G, steps.parts)             # (G*H, L*N) @ (L*N, H)
-            if gru:                                                 # rows r, z as the projection's, n from DHN
-                matmul_into(DHN, Hprev, g[2 * H:])
-            grads["W_hh"] = g
+            grads["W_hh"] = _gru_w_hh(A, DHN, Hprev, bounds) if gru else _product(A, Hprev, inv, G, steps.parts)
         matmul_into(Wih.T, src, dxT)                                # (H_in, G*H) @ (G*H, L*N or V)
     else:                   # the three products side by side (products.matmul_three)
         g_hh, g_ih = np.empty((GH, H), dt), np.empty((GH, X.shape[1]), dt)
@@ -305,6 +302,32 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], nsum]) if gru else grads["b_ih"].copy()
     dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
     return dx, dstate0, grads
+
+
+def _gru_w_hh(A, DHN, Hprev, bounds):
+    """The GRU's ``dW_hh`` (3H, H) in the natural row order: rows r and z from the gate gradients
+    ``A`` (each part's r and z rows, part-major), rows n from ``DHN`` (H, L*N), each times
+    ``Hprev`` (L*N, H). The n rows of ``A @ Hprev``, which a product of all of ``A`` computed and
+    ``DHN``'s then replaced, are left out; with two parts the three products run side by side
+    (:func:`~rnnkit.products.matmul_three`: each part's r and z rows whole on a thread, the n rows
+    split; benchmarks/NOTES.md, attempt 66)."""
+    H = Hprev.shape[1]
+    g = np.empty((3 * H, H), A.dtype)
+    parts = len(bounds) - 1
+    jobs = []
+    for p in range(parts):
+        u0, Hp = bounds[p], bounds[p + 1] - bounds[p]
+        jobs.append((A[3 * u0:3 * u0 + 2 * Hp], Hprev, np.empty((2 * Hp, H), A.dtype)))
+    n_rows = (DHN, Hprev, g[2 * H:])
+    if parts == 2:
+        matmul_three(jobs[0], jobs[1], n_rows)
+    else:
+        for job in jobs + [n_rows]:
+            matmul_into(*job)
+    for p, (_, _, rz) in enumerate(jobs):
+        u0, u1 = bounds[p], bounds[p + 1]
+        g[u0:u1], g[H + u0:H + u1] = rz[:u1 - u0], rz[u1 - u0:]
+    return g
 
 
 def _product(A, B, inv, G, P):
