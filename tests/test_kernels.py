@@ -213,7 +213,8 @@ def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypat
                 assert ran[0] == {32: 1856, 64: 1280, 128: 0}[H]    # 3/4, 1/2, none of its columns on thread 0
         empty = [np.full((4, 0), np.nan), np.full((4, 5), np.nan), np.full((0, 5), np.nan)]  # an empty third
         products.matmul_three((np.ones((4, 3)), np.ones((3, 0)), empty[0]),
-                              (np.ones((4, 2)), np.ones((2, 5)), empty[1]), (np.ones((0, 7)), np.ones((7, 5)), empty[2]))
+                              (np.ones((4, 2)), np.ones((2, 5)), empty[1]),
+                              (np.ones((0, 7)), np.ones((7, 5)), empty[2]))
         np.testing.assert_array_equal(empty[1], np.full((4, 5), 2.0))
     finally:
         numba.set_num_threads(before)
@@ -398,7 +399,8 @@ def test_a_state_not_given_has_no_gradient_computed_and_changes_no_bit(cell, mon
     cls, kw = {"lstm": (rnnkit.LSTM, {}), "gru": (rnnkit.GRU, {}), "rnn_tanh": (rnnkit.RNN, {})}[cell]
     x = np.random.default_rng(0).standard_normal((6, 50, 5)).astype(np.float32)
     shapes, real = [], S.matmul_into
-    monkeypatch.setattr(S, "matmul_into", lambda a, b, out, *r, **k: shapes.append(out.shape) or real(a, b, out, *r, **k))
+    monkeypatch.setattr(S, "matmul_into",
+                        lambda a, b, out, *r, **k: shapes.append(out.shape) or real(a, b, out, *r, **k))
     runs = []
     for given in (False, True):
         m = cls(5, 24, num_layers=2, seed=0, **kw)
