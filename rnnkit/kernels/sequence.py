@@ -277,9 +277,11 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
         matmul_into(WT, dscr[(L - 1) % 2], dmat)
         dh0 = dmat + dd[L % 2]
         dstate0 = (np.ascontiguousarray(dh0.T),) + ((np.ascontiguousarray(dc[L % 2].T),) if lstm else ())
-    # (L*N, H): the fused LSTM's state rows as they are; the feature-major states transposed once
-    # here (on the threads), not by each product that reads them
-    Hprev = contiguous(Hb[:, : L * N].T) if steps.HT is None else steps.HT[: L * N]
+    # (L*N, H) for dW_hh: the fused LSTM's state rows as they are; the feature-major states
+    # transposed once here (on the threads), not by each product that reads them
+    Hprev = None
+    if "W_hh" not in frozen:
+        Hprev = contiguous(Hb[:, : L * N].T) if steps.HT is None else steps.HT[: L * N]
     grads = {"b_ih": _reordered(bsum, inv, G, steps.parts, False)}
     tokens = isinstance(x, TokenInput)
     if tokens:                                                 # the input's gradients per token first
