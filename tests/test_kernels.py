@@ -358,7 +358,7 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             HT[:N] = h0.T
             P.LOOPS["lstm_forward"](W, np.ascontiguousarray(W.T), A, bias, Hb, Cb, HT, valid, bounds, hcur,
                                     np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
-                                    fused, counters(parts))
+                                    fused, False, counters(parts))
             # the fused step keeps the states in rows only (HT), the separate one by features (Hb)
             out.append((A, Hb if fused is None else HT.T, Cb, hcur[L % 2]))
         for a, b in zip(*out):
@@ -418,6 +418,52 @@ def test_a_state_not_given_has_no_gradient_computed_and_changes_no_bit(cell, mon
     for k in g0:
         np.testing.assert_array_equal(g0[k], g1[k])
     assert (24, 50) not in s0 and s1.count((24, 50)) == 2       # W_hh^T da_0 of each layer, given only
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, fused, product, monkeypatch):
+    """With a zero initial state (none given, or zeros) the forward loops leave out step 0's
+    recurrent product: outputs, final state and every gradient are those of the loop computing
+    it, bit for bit (one part and two, odd sizes, the LSTM fused and separate, both products).
+    That the product is really left out shows where the recurrent weights are NaN: step 0's
+    output is then unchanged without it, changed with it."""
+    import rnnkit
+    from rnnkit.kernels import sequence as S
+
+    if fused and cell != "lstm":
+        pytest.skip("the fused step is the float32 LSTM's")
+    if fused and product != "own":
+        pytest.skip("the fused step runs on the own product")
+    dtype = np.float32 if fused else np.float64
+    kind, kw = {"lstm": (rnnkit.LSTM, {}), "gru": (rnnkit.GRU, {}), "rnn_tanh": (rnnkit.RNN, {}),
+                "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"})}[cell]
+    real = S._zero_state
+    for H, N in ((24, 50), (33, 7)):
+        x = np.random.default_rng(0).standard_normal((5, N, 6)).astype(dtype)
+        runs = []
+        for skip in (True, False):
+            monkeypatch.setattr(S, "_zero_state", real if skip else (lambda h0: False))
+            m = kind(6, H, num_layers=2, seed=0, dtype=dtype, **kw)
+            y, st = m(x)
+            m.backward(np.ones_like(y))
+            runs.append((y.copy(), [s.copy() for s in (st if isinstance(st, tuple) else (st,))],
+                         {k: v.copy() for k, v in m.grads.items()}))
+        (y0, s0, g0), (y1, s1, g1) = runs
+        np.testing.assert_array_equal(y0, y1)
+        for a, b in zip(s0, s1):
+            np.testing.assert_array_equal(a, b)
+        for k in g0:
+            np.testing.assert_array_equal(g0[k], g1[k])
+        for skip in (True, False):
+            monkeypatch.setattr(S, "_zero_state", real if skip else (lambda h0: False))
+            m = kind(6, H, seed=0, dtype=dtype, **kw)
+            y, _ = m(x)
+            m.params["weight_hh_l0"][...] = np.nan
+            y_nan, _ = m(x)
+            assert np.array_equal(y[0], y_nan[0]) == skip
+    monkeypatch.setattr(S, "_zero_state", real)
+    assert not S._zero_state(np.eye(3, dtype=dtype)) and S._zero_state(np.zeros((3, 3), dtype))
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3])

@@ -254,17 +254,17 @@ def _prefetch_block(X, off, ld, rows, width):
 
 
 @njit(cache=True, nogil=True)
-def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N):
+def lstm_forward_part(W, WT, hcur, s, A, bias, Cb, HT, valid, u0, u1, col, N, Kh):
     """Step ``t`` (columns ``col .. col + N`` of the buffers) of units ``u0 .. u1``, whose gate
     rows are ``4 * u0 .. 4 * u1`` of ``W`` (G*H, H), ``A`` and ``bias`` in the part-major order:
     what ``gemm(W[r0:r1], hcur[s], hh[r0:r1])`` then ``_numba.lstm_forward_fm`` compute, in one
     pass per unit. ``hcur`` (2, H, N) holds the state before (``hcur[s]``) and receives the new
     one (``hcur[1 - s]``); the new states also go to ``HT`` ((L+1)*N, H), the layer's states in
     rows, which is all the fused path keeps of them. ``valid`` (N,) is the step's flags; ``WT``
-    is ``W.T`` contiguous, read only when ``tail_columns(N)`` is not 0."""
+    is ``W.T`` contiguous, read only when ``tail_columns(N)`` is not 0. ``Kh`` is the product's
+    length, ``H``, or 0 where the state before is zero (the sums are then zero: no product)."""
     Hp = u1 - u0
     r0 = 4 * u0
-    Kh = W.shape[1]
     src = hcur[s]
     ldw, lda, ldc = W.strides[0] // 4, A.strides[0] // 4, Cb.strides[0] // 4
     ldh, plane, ldt = hcur.strides[1] // 4, hcur.strides[0] // 4, HT.strides[0] // 4

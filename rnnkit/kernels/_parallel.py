@@ -191,15 +191,28 @@ def row_sums_into(A, r0, r1, out):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _first_product(W, h, out, zero, own):
+    """``out = W @ h``, or zeros without the product when ``zero`` (``h`` is a zero initial state):
+    the same bits for finite weights, since every product ``w * 0`` is a zero and a sum of zeros
+    from +0 is +0. A first step whose state was not given (the usual call) does no recurrent
+    multiply-adds, 1 / L of the forward loop's."""
+    if zero:
+        out[:] = 0.0
+    else:
+        gemm(W, h, out, False, False, 0.0, own)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _at(t, p, N, valid, bounds):
     """Step ``t``'s first column and valid flags, and part ``p``'s units ``u0 .. u1``."""
     return t * N, valid[t], bounds[p], bounds[p + 1]
 
 
-def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, sync):
+def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, zero0, sync):
     # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
     # build never types the float32-only fused step (_fused.py). One parallel region for the
-    # whole loop, a worker per part, their steps given by _sync.next_task
+    # whole loop, a worker per part, their steps given by _sync.next_task. ``zero0``: the initial
+    # state is zero, so step 0's product is zero and is not computed (see _first_product)
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -209,10 +222,11 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
             if fused is not None:
-                lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N)
+                lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N,
+                                  0 if t == 0 and zero0 else W.shape[1])
             else:
                 r0, r1 = 4 * u0, 4 * u1
-                gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
+                _first_product(W[r0:r1], src, hh[r0:r1], t == 0 and zero0, own)
                 K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N,
                                   precise)
                 dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
@@ -220,7 +234,7 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
             t, p = next_task(sync, w, P, L, t)
 
 
-def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, sync):
+def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, zero0, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -230,14 +244,14 @@ def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
             r0, r1 = 3 * u0, 3 * u1
-            gemm(W[r0:r1], src, hh[r0:r1], False, False, 0.0, own)
+            _first_product(W[r0:r1], src, hh[r0:r1], t == 0 and zero0, own)
             K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
             done(sync)
             t, p = next_task(sync, w, P, L, t)
 
 
-def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sync):
+def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, zero0, sync):
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -246,7 +260,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, sy
         while t < L:
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
-            gemm(W[u0:u1], src, hh[u0:u1], False, False, 0.0, own)
+            _first_product(W[u0:u1], src, hh[u0:u1], t == 0 and zero0, own)
             K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
             dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
             done(sync)

@@ -110,6 +110,12 @@ def line_aligned(shape, dt):
     return raw.reshape(-1)[at:at + R * C].reshape(R, C)
 
 
+def _zero_state(h0) -> bool:
+    """Whether the initial hidden state is zero (as when none was given): the loops then skip step
+    0's recurrent product, whose sums would all be zero (``_parallel._first_product``)."""
+    return not h0.any()
+
+
 def _steps_view(buf, L, N):
     """(rows, L*N) feature-major columns as an (L, N, rows) view, no copy."""
     return buf[:, : L * N].T.reshape(L, N, buf.shape[0])
@@ -200,6 +206,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     WT = None
     Cb = HN = None
     sync = counters(parts)
+    zero0 = _zero_state(state0[0])              # step 0's recurrent product is zero: not computed
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
@@ -207,13 +214,13 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         WT = contiguous(W.T) if fused and tail_columns(N) else None
         none = np.empty((0, 0), dt)
         P.LOOPS["lstm_forward"](W, none if WT is None else WT, A, bias, Hb, Cb, none if HT is None else rows, valid,
-                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, fused, sync)
+                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, fused, zero0, sync)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
-        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, sync)
+        P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, zero0, sync)
     else:
         P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own,
-                                sync)
+                                zero0, sync)
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=parts, HT=HT,
                       weights=(Wih, W, WT))
     last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
