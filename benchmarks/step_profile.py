@@ -3,9 +3,10 @@ sequence 50, input 64, float32, forward + full BPTT), split into its compiled pa
 PyTorch's step measured the same steady way.
 
 ``speed.py`` times two steps after a pause, in alternation; this script answers what its table
-cannot: which part of rnnkit's step costs what, how far each part is from the rate rnnkit's own
-product reaches on a large square (two threads), and what the step would take if every product
-and both time loops ran at that rate and nothing else cost anything (the design's bound). Parts:
+cannot: which part of rnnkit's step costs what, how far each part is from the rate rnnkit's
+product reaches on a large square (two threads: its own where it runs, else BLAS's), and what the
+step would take if every product and both time loops ran at that rate and nothing else cost
+anything (the design's bound). Parts:
 
 * the input projection (one split product before the loop) and the backward's three products
   after it (``dW_hh``, ``dW_ih``, the input gradient);
@@ -42,13 +43,51 @@ import speed
 from _results import save
 
 
-def own_square_rate(n=1024, repeats=10) -> float:
-    """rnnkit's split product on an n^3 square, two threads (FLOP/s)."""
+def square_rate(n=1024, repeats=10) -> tuple[float, str]:
+    """rnnkit's split product on an n^3 square, two threads (FLOP/s), and which product that is:
+    its own where it runs (``products.own_product``), else BLAS's."""
     from rnnkit import products, threads
 
     threads.set_num_threads(2)
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    return 2 * n ** 3 / speed.time_it(lambda: products.matmul(a, a), repeats)
+    which = "rnnkit's own product" if products.own_product() else "rnnkit's split BLAS product"
+    return 2 * n ** 3 / speed.time_it(lambda: products.matmul(a, a), repeats), which
+
+
+def round_trip(n=50_000) -> float:
+    """Seconds a cache line takes to go from one core to the other and back: two workers of
+    rnnkit's thread pool take turns incrementing one counter (``kernels._sync``'s atomics). This
+    VM's two cores are sometimes 77-130 ns apart, sometimes 340-400 (benchmarks/NOTES.md, attempt
+    62), which moves the loops, whose parts meet every step; the profile prints it before and
+    after so that a reader knows which phase it measured."""
+    import numba
+
+    from rnnkit.kernels._sync import fetch_add, load_acquire
+
+    @numba.njit(parallel=True)
+    def ping(a, n):
+        for w in numba.prange(2):
+            for i in range(n):
+                spins = 0
+                while load_acquire(a, 0) != 2 * i + w and spins < 100_000_000:
+                    spins += 1
+                if spins == 100_000_000:          # the two workers did not run side by side
+                    a[8] = 1
+                    break
+                fetch_add(a, 0)
+        return 0
+
+    if numba.get_num_threads() < 2:
+        return float("nan")
+    a = np.zeros(16, np.int64)
+    ping(a, 10)
+    best = float("inf")
+    for _ in range(3):
+        a[:] = 0
+        t0 = time.perf_counter()
+        ping(a, n)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return float("nan") if a[8] else best
 
 
 class Parts:
@@ -61,7 +100,6 @@ class Parts:
         from rnnkit.kernels import _parallel as P
 
         self.acc = dict.fromkeys(self.NAMES.values(), 0.0)
-        self.calls = dict.fromkeys(self.NAMES, 0)
         for name in ("lstm_forward", "lstm_backward"):
             P.LOOPS[name] = self._timed(name, P.LOOPS[name])
         for name in ("gemm_three", "split_gemm", "transpose_into"):
@@ -79,7 +117,6 @@ class Parts:
                 return f(*args, **kw)
             finally:
                 self.acc[part] += time.perf_counter() - t0
-                self.calls[name] += 1
         return wrapped
 
     def reset(self):
@@ -138,9 +175,13 @@ def measure(H, rounds, block, steps=10):
 
 
 def flops(H):
-    G, LN = 4, speed.B * speed.T
+    """Multiply-adds x 2 of each part: the projection and the backward's ``dW_hh``, ``dW_ih`` and
+    input gradient over all L*N columns; each loop's per-step products over L-1 steps (the forward
+    skips step 0's, its state being zero; the backward's first step has no step after it, and the
+    initial state's gradient is not asked for)."""
+    G, LN, steps = 4, speed.B * speed.T, speed.B * (speed.T - 1)
     return {"products": 2 * LN * G * H * (speed.D + H + speed.D) + 2 * LN * G * H * speed.D,
-            "forward loop": 2 * LN * G * H * H, "backward loop": 2 * LN * G * H * H}
+            "forward loop": 2 * steps * G * H * H, "backward loop": 2 * steps * G * H * H}
 
 
 def main():
@@ -149,17 +190,17 @@ def main():
     ap.add_argument("--rounds", type=int, default=15, help="rounds of 10 steps (profile), of blocks (steady)")
     ap.add_argument("--block", type=int, default=12, help="timed steps of a steady block (after as many untimed)")
     args = ap.parse_args()
-    rate = own_square_rate()
+    rate, which = square_rate()
+    trips = [round_trip()]
     global PROFILE
     PROFILE = Parts()
     lines = [f"`python benchmarks/step_profile.py`: the one-layer LSTM module's step (batch {speed.B}, sequence "
-             f"{speed.T}, input {speed.D}, float32, forward + full BPTT). rnnkit's own product on a 1024^3 square, "
+             f"{speed.T}, input {speed.D}, float32, forward + full BPTT). {which} on a 1024^3 square, "
              f"two threads: {rate / 1e9:.1f} GFLOP/s (\"the square's rate\").", ""]
     rows = []
     for H in map(int, args.hidden.split(",")):
         p, r_s, t_s, ratio = measure(H, args.rounds, args.block)
         fl = flops(H)
-        named = sum(p[k] for k in Parts.NAMES.values() if k in p)
         rest = p["step"] - sum(p[k] for k in set(Parts.NAMES.values()))
         bound = sum(fl.values()) / rate
         table = [("input projection and the backward's three products", p["products"], fl["products"]),
@@ -167,6 +208,7 @@ def main():
                  ("backward loop", p["backward loop"], fl["backward loop"]),
                  ("transposing copies", p["transposing copies"], None),
                  ("everything else", rest, None)]
+        first = len(lines)
         lines += [f"**H={H}**", "", "| part | ms a step | share | GFLOP/s | ms at the square's rate |",
                   "|---|---|---|---|---|"]
         for name, sec, f in table:
@@ -179,12 +221,16 @@ def main():
                   f"{args.block} (after {args.block} untimed): rnnkit {r_s * 1e3:.3f} ms, "
                   f"PyTorch {t_s * 1e3:.3f} ms, ratio {ratio:.3f}",
                   f"- the design's bound (every product and both loops at the square's rate, nothing else): "
-                  f"{bound * 1e3:.3f} ms, {bound / t_s:.2f} of PyTorch's steady step; 0.8 of it is "
-                  f"{0.8 * t_s * 1e3:.3f} ms", ""]
-        rows.append(dict(hidden=H, parts_s={k: v for k, v in p.items()}, rest_s=rest, named_s=named, flops=fl,
+                  f"{bound * 1e3:.3f} ms, {bound / t_s:.2f} of PyTorch's steady step",
+                  f"- 0.8 x PyTorch's steady step: {0.8 * t_s * 1e3:.3f} ms", ""]
+        rows.append(dict(hidden=H, parts_s={k: v for k, v in p.items()}, rest_s=rest, flops=fl,
                          bound_s=bound, rnnkit_steady_s=r_s, torch_steady_s=t_s, steady_ratio=ratio))
-        print("\n".join(lines[-14:]), flush=True)
-    save("step_profile", "\n".join(lines) + "\n", {"square_rate": rate, "block": args.block, "rows": rows})
+        print("\n".join(lines[first:]), flush=True)
+    trips.append(round_trip())
+    lines.append(f"The cores' round trip (a cache line there and back): {trips[0] * 1e9:.0f} ns before, "
+                 f"{trips[1] * 1e9:.0f} ns after.")
+    save("step_profile", "\n".join(lines) + "\n", {"square_rate": rate, "square_product": which,
+                                                    "round_trip_s": trips, "block": args.block, "rows": rows})
 
 
 PROFILE = None

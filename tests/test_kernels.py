@@ -422,13 +422,18 @@ def test_a_state_not_given_has_no_gradient_computed_and_changes_no_bit(cell, mon
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 @pytest.mark.parametrize("fused", [False, True])
-def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, fused, product, monkeypatch):
-    """With a zero initial state (none given, or zeros) the forward loops leave out step 0's
-    recurrent product: outputs, final state and every gradient are those of the loop computing
-    it, bit for bit (one part and two, odd sizes, the LSTM fused and separate, both products).
-    That the product is really left out shows where the recurrent weights are NaN: step 0's
-    output is then unchanged without it, changed with it."""
+@pytest.mark.parametrize("parts", [1, 2])
+def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, fused, parts, product, monkeypatch):
+    """With a zero initial state (none given, or zeros given) the forward loops leave out step 0's
+    recurrent product: outputs, final states and every gradient (the given state's too) are those
+    of the loop computing it, bit for bit: one part and two on two threads, odd sizes, two layers,
+    both directions with lengths, the LSTM fused and separate, both products. That the product is
+    really left out shows where the recurrent weights are NaN: step 0's output is then unchanged
+    without it, changed with it."""
+    import numba
+
     import rnnkit
+    from rnnkit import threads
     from rnnkit.kernels import sequence as S
 
     if fused and cell != "lstm":
@@ -438,30 +443,42 @@ def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, f
     dtype = np.float32 if fused else np.float64
     kind, kw = {"lstm": (rnnkit.LSTM, {}), "gru": (rnnkit.GRU, {}), "rnn_tanh": (rnnkit.RNN, {}),
                 "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"})}[cell]
+    monkeypatch.setattr(S, "_parts", lambda H, G: S._parts_of(H, G, parts))
     real = S._zero_state
-    for H, N in ((24, 50), (33, 7)):
-        x = np.random.default_rng(0).standard_normal((5, N, 6)).astype(dtype)
-        runs = []
-        for skip in (True, False):
-            monkeypatch.setattr(S, "_zero_state", real if skip else (lambda h0: False))
-            m = kind(6, H, num_layers=2, seed=0, dtype=dtype, **kw)
-            y, st = m(x)
-            m.backward(np.ones_like(y))
-            runs.append((y.copy(), [s.copy() for s in (st if isinstance(st, tuple) else (st,))],
-                         {k: v.copy() for k, v in m.grads.items()}))
-        (y0, s0, g0), (y1, s1, g1) = runs
-        np.testing.assert_array_equal(y0, y1)
-        for a, b in zip(s0, s1):
-            np.testing.assert_array_equal(a, b)
-        for k in g0:
-            np.testing.assert_array_equal(g0[k], g1[k])
-        for skip in (True, False):
-            monkeypatch.setattr(S, "_zero_state", real if skip else (lambda h0: False))
-            m = kind(6, H, seed=0, dtype=dtype, **kw)
-            y, _ = m(x)
-            m.params["weight_hh_l0"][...] = np.nan
-            y_nan, _ = m(x)
-            assert np.array_equal(y[0], y_nan[0]) == skip
+    threads.apply_environment()
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for H, N, D, given, lengths in ((24, 50, 1, False, None), (33, 7, 1, True, None),
+                                        (33, 7, 2, False, [5, 3, 5, 1, 4, 2, 5])):
+            x = np.random.default_rng(0).standard_normal((5, N, 6)).astype(dtype)
+            state = None
+            if given:
+                zeros = np.zeros((2 * D, N, H), dtype)
+                state = (zeros, zeros.copy()) if cell == "lstm" else zeros
+            runs = []
+            for skip in (True, False):
+                monkeypatch.setattr(S, "_zero_state", real if skip else (lambda h0: False))
+                m = kind(6, H, num_layers=2, bidirectional=D == 2, seed=0, dtype=dtype, **kw)
+                y, st = m(x, state, lengths=lengths)
+                back = m.backward(np.ones_like(y), **({"dstate": st} if given else {}))
+                flat = [y] + list(st if isinstance(st, tuple) else (st,))
+                flat += list(back[1] if cell == "lstm" else (back[1],)) + [back[0]] if given else [back]
+                runs.append(([a.copy() for a in flat], {k: v.copy() for k, v in m.grads.items()}))
+            (a0, g0), (a1, g1) = runs
+            for a, b in zip(a0, a1):
+                np.testing.assert_array_equal(a, b)
+            for k in g0:
+                np.testing.assert_array_equal(g0[k], g1[k])
+            for skip in (True, False):
+                monkeypatch.setattr(S, "_zero_state", real if skip else (lambda h0: False))
+                m = kind(6, H, seed=0, dtype=dtype, **kw)
+                y, _ = m(x)
+                m.params["weight_hh_l0"][...] = np.nan
+                y_nan, _ = m(x)
+                assert np.array_equal(y[0], y_nan[0]) == skip
+    finally:
+        numba.set_num_threads(before)
     monkeypatch.setattr(S, "_zero_state", real)
     assert not S._zero_state(np.eye(3, dtype=dtype)) and S._zero_state(np.zeros((3, 3), dtype))
 
