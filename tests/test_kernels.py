@@ -672,6 +672,38 @@ def test_a_bad_product_setting_is_one_line_before_anything_runs(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_a_nan_weight_gives_nan_where_pytorch_does(cell, product):
+    """A NaN in a recurrent weight reaches the outputs as it does in PyTorch, on every path: the
+    fast float32 activations' clamp keeps a NaN. The fused LSTM's once turned it into -1 (an
+    ordered compare), so NaN weights gave finite outputs there alone. Batches of 50 (the fused
+    step's tail tiles) and 16, hidden 8 and 64; a non-zero initial state, so that step 0 has its
+    recurrent product (with a zero one rnnkit leaves it out, and NaN * 0 is no longer taken)."""
+    import torch
+
+    import rnnkit
+
+    for H, N in ((8, 50), (64, 16)):
+        m = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn_tanh": rnnkit.RNN}[cell](4, H, seed=0)
+        t = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[cell](4, H)
+        with torch.no_grad():
+            for name, value in m.state_dict().items():
+                getattr(t, name).copy_(torch.from_numpy(value))
+            row = 1 if cell == "rnn_tanh" else H + 1                 # the second gate's block
+            t.weight_hh_l0[row, 2] = float("nan")
+        m.params["weight_hh_l0"][row, 2] = np.nan
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((4, N, 4)).astype(np.float32)
+        h0 = rng.standard_normal((1, N, H)).astype(np.float32)     # not zero: step 0 has its product
+        state = (h0, h0.copy()) if cell == "lstm" else h0
+        y, _ = m(x, state)
+        with torch.no_grad():
+            expected = t(torch.from_numpy(x), tuple(map(torch.from_numpy, state)) if cell == "lstm"
+                         else torch.from_numpy(h0))[0].numpy()
+        assert np.isnan(expected[0]).any() and not np.isnan(expected[0]).all()
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+
+
 def test_the_fused_step_takes_a_mask_of_any_dtype(product):
     """The functional API's ``mask`` may be float (1.0 / 0.0) as well as boolean: both paths,
     fused or not, read it as 'nonzero'."""

@@ -34,11 +34,13 @@ class _Gates(Vectors):
         return ir.Constant(self.vt, [float(np.float32(x))] * self.lanes)
 
     def tanh(self, x):
-        """``_numba._tanh_fast``: clamp, x P(x^2) / Q(x^2)."""
+        """``_numba._tanh_fast``: clamp, x P(x^2) / Q(x^2). The clamp keeps a NaN (unordered
+        compares), as Numba's ``min`` and ``max`` do there and PyTorch's tanh does: an ordered one
+        turned a NaN into -1, so the fused LSTM alone gave finite outputs from NaN weights."""
         b = self.b
         c = self.const(K._CLAMP)
-        x = b.select(b.fcmp_ordered(">", x, self.const(-K._CLAMP)), x, self.const(-K._CLAMP))
-        x = b.select(b.fcmp_ordered("<", x, c), x, c)
+        x = b.select(b.fcmp_unordered(">", x, self.const(-K._CLAMP)), x, self.const(-K._CLAMP))
+        x = b.select(b.fcmp_unordered("<", x, c), x, c)
         x2 = b.fmul(x, x)
         p = self.const(K._A13)
         for coef in (K._A11, K._A9, K._A7, K._A5, K._A3, K._A1):
