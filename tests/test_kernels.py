@@ -1,4 +1,6 @@
 """The fast (Numba) time loop against the NumPy reference: outputs, states and every gradient."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,24 @@ def product(request, monkeypatch):
 
     monkeypatch.setattr(products, "_OWN", [request.param == "own"])
     return request.param
+
+
+@contextlib.contextmanager
+def _two_threads():
+    """Numba's pool at two threads (or all it has) inside the block, whatever the suite's setting
+    (tests/conftest.py, applied first), so a loop's parts or a product's blocks really run side by
+    side; the setting before is restored after."""
+    import numba
+
+    from rnnkit import threads
+
+    threads.apply_environment()
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_numba_backend_is_active():
@@ -77,19 +97,11 @@ def test_unit_split_time_loop_equals_reference(cell, parts, monkeypatch, product
     units (parts of unequal size), 19 sequences of uneven lengths, bidirectional, 2 layers,
     float64, 1, 2 or 3 parts: every output and gradient is the reference's. Run on two threads
     whatever the suite's setting (tests/conftest.py), so the parts really run side by side."""
-    import numba
-
-    from rnnkit import threads
     from rnnkit.kernels import sequence
 
     monkeypatch.setattr(sequence, "_parts", lambda H, G: sequence._parts_of(H, G, parts))
-    threads.apply_environment()                      # the suite's setting first, then two threads
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with _two_threads():
         _split_loop_equals_reference(cell)
-    finally:
-        numba.set_num_threads(before)
 
 
 def _split_loop_equals_reference(cell):
@@ -149,18 +161,12 @@ def test_split_product_equals_numpys(monkeypatch, product):
     with NumPy."""
     import warnings
 
-    import numba
     from numba.core.errors import NumbaPerformanceWarning
 
-    from rnnkit import products, threads
+    from rnnkit import products
 
-    threads.apply_environment()
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with _two_threads():
         _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning)
-    finally:
-        numba.set_num_threads(before)
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((300, 200)), rng.standard_normal((500, 200))
     calls = []
@@ -180,16 +186,13 @@ def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypat
     outweighs the other two (H=256), or with BLAS, three split products (the region not run)."""
     import numba
 
-    from rnnkit import products, threads
+    from rnnkit import products
     from rnnkit.kernels import _parallel as P
 
-    threads.apply_environment()
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     ran = []
     real = P.gemm_three
     monkeypatch.setattr(P, "gemm_three", lambda *args: ran.append(args[-2]) or real(*args))
-    try:
+    with _two_threads():
         rng = np.random.default_rng(H)
         for dt in (np.float32, np.float64):
             LN, D = 2500, 64
@@ -216,8 +219,6 @@ def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypat
                               (np.ones((4, 2)), np.ones((2, 5)), empty[1]),
                               (np.ones((0, 7)), np.ones((7, 5)), empty[2]))
         np.testing.assert_array_equal(empty[1], np.full((4, 5), 2.0))
-    finally:
-        numba.set_num_threads(before)
     with pytest.raises(ValueError, match="do not match"):
         products.matmul_three((A, X, np.empty((4 * H, D))), (A, X, np.empty((4 * H, D + 1))),
                               (W.T, A, np.empty((D, LN))))
@@ -430,10 +431,7 @@ def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, f
     both directions with lengths, the LSTM fused and separate, both products. That the product is
     really left out shows where the recurrent weights are NaN: step 0's output is then unchanged
     without it, changed with it."""
-    import numba
-
     import rnnkit
-    from rnnkit import threads
     from rnnkit.kernels import sequence as S
 
     if fused and cell != "lstm":
@@ -445,10 +443,7 @@ def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, f
                 "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"})}[cell]
     monkeypatch.setattr(S, "_parts", lambda H, G: S._parts_of(H, G, parts))
     real = S._zero_state
-    threads.apply_environment()
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with _two_threads():
         for H, N, D, given, lengths in ((24, 50, 1, False, None), (33, 7, 1, True, None),
                                         (33, 7, 2, False, [5, 3, 5, 1, 4, 2, 5])):
             x = np.random.default_rng(0).standard_normal((5, N, 6)).astype(dtype)
@@ -477,8 +472,6 @@ def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, f
                 m.params["weight_hh_l0"][...] = np.nan
                 y_nan, _ = m(x)
                 assert np.array_equal(y[0], y_nan[0]) == skip
-    finally:
-        numba.set_num_threads(before)
     monkeypatch.setattr(S, "_zero_state", real)
     assert not S._zero_state(np.eye(3, dtype=dtype)) and S._zero_state(np.zeros((3, 3), dtype))
 
