@@ -191,17 +191,24 @@ def matmul_rate(n=1024, repeats=10):
     return 2 * n ** 3 / sec
 
 
-def own_note(n=1024, repeats=10) -> str:
-    """rnnkit's own product's rate on the same square, 2 threads (measured after NumPy's: rnnkit
-    sets BLAS to one thread when it first computes), or why it is not in use."""
+def split_product_rate(n=1024, repeats=10) -> float:
+    """FLOP/s of rnnkit's split product (``products.matmul``: its own product where it is in use,
+    else BLAS's) on an n^3 float32 square, 2 threads. Measure NumPy's first: rnnkit sets BLAS to
+    one thread when it first computes."""
     from rnnkit import products, threads
 
     threads.set_num_threads(2)
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    return 2 * n ** 3 / time_it(lambda: products.matmul(a, a), repeats)
+
+
+def own_note(n=1024, repeats=10) -> str:
+    """rnnkit's own product's rate on the same square, 2 threads, or why it is not in use."""
+    from rnnkit import products
+
     if not products.own_product():
         return "rnnkit's own product not in use (RNNKIT_PRODUCT, or no AVX-512)"
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    sec = time_it(lambda: products.matmul(a, a), repeats)
-    return f"rnnkit's own product {2 * n ** 3 / sec / 1e9:.1f} GFLOP/s on the same"
+    return f"rnnkit's own product {split_product_rate(n, repeats) / 1e9:.1f} GFLOP/s on the same"
 
 
 def blas_note() -> str:

@@ -43,17 +43,6 @@ import speed
 from _results import save
 
 
-def square_rate(n=1024, repeats=10) -> tuple[float, str]:
-    """rnnkit's split product on an n^3 square, two threads (FLOP/s), and which product that is:
-    its own where it runs (``products.own_product``), else BLAS's."""
-    from rnnkit import products, threads
-
-    threads.set_num_threads(2)
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    which = "rnnkit's own product" if products.own_product() else "rnnkit's split BLAS product"
-    return 2 * n ** 3 / speed.time_it(lambda: products.matmul(a, a), repeats), which
-
-
 def round_trip(n=50_000) -> float:
     """Seconds a cache line takes to go from one core to the other and back: two workers of
     rnnkit's thread pool take turns incrementing one counter (``kernels._sync``'s atomics). This
@@ -127,14 +116,14 @@ class Parts:
 WARM = 0.05
 
 
-def measure(H, rounds, block, steps=10):
-    """Per H, ``rounds`` times: ``steps`` steps of rnnkit in this process with its parts timed,
-    then a block of each library's steady steps in its own worker (the order alternating), each
-    after ``speed.py``'s pause, so that all of them sample the same phases of the machine. Returns
+def measure(H, rounds, block, parts, steps=10):
+    """Per H, ``rounds`` times: ``steps`` steps of rnnkit in this process with its parts timed
+    (``parts``: a :class:`Parts`, installed once), then a block of each library's steady steps in
+    its own worker (the order alternating), each after ``speed.py``'s pause, so that all of them
+    sample the same phases of the machine. Returns
     the median per-step seconds of each part and of the step, the fixed cost of a step, and the
     workers' medians and median paired ratio."""
     step = speed.MAKERS["rnnkit"]("lstm", H, 1, "module")
-    parts = PROFILE
     for _ in range(20):
         step()
     workers = [speed._Worker(lib, "lstm", H, 1, "module") for lib in ("rnnkit", "torch")]
@@ -190,16 +179,18 @@ def main():
     ap.add_argument("--rounds", type=int, default=15, help="rounds of 10 steps (profile), of blocks (steady)")
     ap.add_argument("--block", type=int, default=12, help="timed steps of a steady block (after as many untimed)")
     args = ap.parse_args()
-    rate, which = square_rate()
+    from rnnkit import products
+
+    rate = speed.split_product_rate()
+    which = "rnnkit's own product" if products.own_product() else "rnnkit's split BLAS product"
     trips = [round_trip()]
-    global PROFILE
-    PROFILE = Parts()
+    parts = Parts()
     lines = [f"`python benchmarks/step_profile.py`: the one-layer LSTM module's step (batch {speed.B}, sequence "
              f"{speed.T}, input {speed.D}, float32, forward + full BPTT). {which} on a 1024^3 square, "
              f"two threads: {rate / 1e9:.1f} GFLOP/s (\"the square's rate\").", ""]
     rows = []
     for H in map(int, args.hidden.split(",")):
-        p, r_s, t_s, ratio = measure(H, args.rounds, args.block)
+        p, r_s, t_s, ratio = measure(H, args.rounds, args.block, parts)
         fl = flops(H)
         rest = p["step"] - sum(p[k] for k in set(Parts.NAMES.values()))
         bound = sum(fl.values()) / rate
@@ -223,7 +214,7 @@ def main():
                   f"- the design's bound (every product and both loops at the square's rate, nothing else): "
                   f"{bound * 1e3:.3f} ms, {bound / t_s:.2f} of PyTorch's steady step",
                   f"- 0.8 x PyTorch's steady step: {0.8 * t_s * 1e3:.3f} ms", ""]
-        rows.append(dict(hidden=H, parts_s={k: v for k, v in p.items()}, rest_s=rest, flops=fl,
+        rows.append(dict(hidden=H, parts_s=p, rest_s=rest, flops=fl,
                          bound_s=bound, rnnkit_steady_s=r_s, torch_steady_s=t_s, steady_ratio=ratio))
         print("\n".join(lines[first:]), flush=True)
     trips.append(round_trip())
@@ -232,8 +223,6 @@ def main():
     save("step_profile", "\n".join(lines) + "\n", {"square_rate": rate, "square_product": which,
                                                     "round_trip_s": trips, "block": args.block, "rows": rows})
 
-
-PROFILE = None
 
 if __name__ == "__main__":
     sys.exit(main())
