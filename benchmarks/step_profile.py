@@ -173,11 +173,28 @@ def flops(H):
             "forward loop": 2 * steps * G * H * H, "backward loop": 2 * steps * G * H * H}
 
 
+def _positive(text):
+    """An argument that is a whole number of at least 1 (argparse reports anything else in one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _sizes(text):
+    """A comma-separated list of hidden sizes, each at least 1."""
+    return [_positive(h) for h in text.split(",")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", default="64,128")
-    ap.add_argument("--rounds", type=int, default=15, help="rounds of 10 steps (profile), of blocks (steady)")
-    ap.add_argument("--block", type=int, default=12, help="timed steps of a steady block (after as many untimed)")
+    ap.add_argument("--hidden", type=_sizes, default=[64, 128], help="hidden sizes, comma-separated")
+    ap.add_argument("--rounds", type=_positive, default=15, help="rounds of 10 steps (profile), of blocks (steady)")
+    ap.add_argument("--block", type=_positive, default=12,
+                    help="timed steps of a steady block (after as many untimed)")
     args = ap.parse_args()
     from rnnkit import products
 
@@ -189,7 +206,7 @@ def main():
              f"{speed.T}, input {speed.D}, float32, forward + full BPTT). {which} on a 1024^3 square, "
              f"two threads: {rate / 1e9:.1f} GFLOP/s (\"the square's rate\").", ""]
     rows = []
-    for H in map(int, args.hidden.split(",")):
+    for H in args.hidden:
         p, r_s, t_s, ratio = measure(H, args.rounds, args.block, parts)
         fl = flops(H)
         rest = p["step"] - sum(p[k] for k in set(Parts.NAMES.values()))
