@@ -757,24 +757,52 @@ def test_split_time_loop_restores_blas_threads_and_raises():
 
 
 @pytest.mark.parametrize("L", [1, 4])
-def test_the_module_output_is_the_users_to_change(L):
-    """The fast path keeps its states in a buffer that the backward reads; the module's output is
-    a copy of it, a one-step output too (it lies beside the states the backward reads, not over
-    them), so changing the output in place changes no gradient."""
+def test_the_fused_lstm_output_is_its_state_rows_read_only(L):
+    """The fused LSTM keeps its states in rows that backward reads; the module hands that buffer
+    out as its output, without a copy, read-only: a write to it raises, and the gradients are
+    those of a run whose output nobody touched."""
     import rnnkit
+    from rnnkit import products
+    from rnnkit.nn.recurrent import _root
 
     x = np.random.default_rng(0).standard_normal((L, 50, 3)).astype(np.float32)
     grads = []
     for change in (False, True):
         lstm = rnnkit.LSTM(3, 16, seed=0)
         y, _ = lstm(x)
-        from rnnkit.nn.recurrent import _root
-
-        assert not np.may_share_memory(y, _root(lstm._cache[0][0].h_prev))
+        if products.own_product():             # the fused path: no copy
+            assert np.may_share_memory(y, _root(lstm._cache[0][0].h_prev))
+        assert not y.flags.writeable
         dy = np.ones_like(y)
         if change:
-            y += 100.0
+            with pytest.raises(ValueError, match="read-only"):
+                y += 100.0
         lstm.backward(dy)
         grads.append({k: v.copy() for k, v in lstm.grads.items()})
     for k in grads[0]:
         np.testing.assert_array_equal(grads[0][k], grads[1][k])
+
+
+@pytest.mark.parametrize("make", [
+    lambda r: r.LSTM(3, 8, seed=0), lambda r: r.GRU(3, 8, seed=0), lambda r: r.RNN(3, 8, seed=0),
+    lambda r: r.RNN(3, 1, seed=0), lambda r: r.LSTM(3, 8, num_layers=2, dropout=0.3, seed=0),
+    lambda r: r.LSTM(3, 8, bidirectional=True, seed=0), lambda r: r.GRU(3, 8, batch_first=True, seed=0),
+    lambda r: r.LSTM(3, 8, layer_norm=True, seed=0), lambda r: r.LSTM(3, 8, proj_size=4, seed=0),
+    lambda r: r.LSTM(3, 8, recompute=2, seed=0), lambda r: r.GRU(3, 8, zoneout=0.2, seed=0)],
+    ids=["lstm", "gru", "rnn", "rnn-h1", "lstm-2-dropout", "lstm-bi", "gru-batch-first", "lstm-ln", "lstm-proj",
+         "lstm-recompute", "gru-zoneout"])
+def test_every_module_output_is_read_only_and_backward_leaves_it(make):
+    """Whatever the path (fused rows, feature-major copies, variants, concatenated directions),
+    the output is read-only, and backward, which writes over its caches, leaves it as it was."""
+    import rnnkit
+
+    m = make(rnnkit)
+    x = np.random.default_rng(1).standard_normal((4, 4, 3) if m.batch_first else (5, 4, 3)).astype(np.float32)
+    for lengths in (None, np.array([4, 3, 4, 1])):
+        y, _ = m(x, lengths=lengths)
+        assert not y.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            y[0, 0, 0] = 1.0
+        before = y.copy()
+        m.backward(np.ones_like(y))
+        np.testing.assert_array_equal(y, before)

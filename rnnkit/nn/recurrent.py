@@ -61,7 +61,10 @@ class RNNBase(Module):
       zeros when omitted. With an LSTM ``proj_size`` P > 0, ``h`` has P units (``c`` keeps H)
       and so do the outputs.
     * ``lengths``: optional (N,) integers in [1, L]; gives PyTorch's packed-sequence result.
-    * ``y``: (L, N, D * H) top layer outputs for every step (zero past each sequence's length).
+    * ``y``: (L, N, D * H) top layer outputs for every step (zero past each sequence's length),
+      read-only: the fused LSTM hands out the state buffer that backward reads, without a copy,
+      and every path does the same so that one rule holds (``y.copy()`` to write into it; PyTorch
+      refuses a backward through a saved output changed in place, rnnkit refuses the write).
     * ``state``: (D * num_layers, N, H) final states, row ``layer * D + direction``
       (LSTM: ``(h_n, c_n)``). For a bidirectional layer ``h_n`` is *not* ``y[-1]``: the reverse
       direction ends at t = 0.
@@ -329,15 +332,20 @@ class RNNBase(Module):
                 out = out * keep
             drop_masks.append(keep)
             inp = out
-        if not self.recompute and np.may_share_memory(inp, _root(caches[-1].h_prev)):
-            # the fast path's output is a view of its state buffer (a one-step output lies beside
-            # h_prev, not over it: hence the whole buffer): hand out a copy, made by tiles when
-            # the buffer is feature-major (products.contiguous: 3.5x faster than NumPy's copy)
+        if (not self.recompute and inp.strides[-1] != inp.itemsize
+                and np.may_share_memory(inp, _root(caches[-1].h_prev))):
+            # the fast path's output is a view of its state buffer, which backward reads. Kept by
+            # features (the GRU's and the RNN's), it is copied into rows, by tiles (products.contiguous:
+            # 3.5x faster than NumPy's copy); kept in rows (the fused LSTM's), it is handed out as it
+            # is: a copy was 60-110 us of the step at H=128 (benchmarks/NOTES.md, attempt 71)
             flat = inp.reshape(-1, inp.shape[-1])
             out = contiguous(flat)
-            inp = (flat.copy() if out is flat else out).reshape(inp.shape)
+            inp = (flat.copy() if out is flat else out).reshape(inp.shape)     # (flat itself when H = 1)
         self._cache = (caches, drop_masks, given_state, (L, N), mask, noise, w_hh)
-        y = inp.transpose(1, 0, 2) if self.batch_first else inp
+        # read-only, whatever the path, so that no write to it can reach what backward reads (as
+        # PyTorch refuses a backward through a tensor saved for it and changed in place)
+        y = (inp.transpose(1, 0, 2) if self.batch_first else inp).view()
+        y.flags.writeable = False
         return y, self._pack_state(final)
 
     def stream(self, batch_size=1, state=None):
