@@ -54,7 +54,7 @@ FUSED_MAX_H = 160
 # ALIASING_BYTES (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
 # ("pack") them first (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against
 # 458-486 read in place from padded rows (benchmarks/NOTES.md, attempt 52). Other rows
-# stay H apart: a padded view costs the module's output copy a strided copy (+8 us at H=64).
+# stay H apart (a padded view made the module's output copy, before attempt 71, a strided one: +8 us at H=64).
 # 16 float32 elements, one cache line, and the buffer starting on a line (line_aligned): every row
 # then starts on a line, and at H = 64, 128 and 256 so does each part's share of a row, which the
 # two cores write at the same step (attempt 57)
