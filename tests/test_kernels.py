@@ -806,3 +806,33 @@ def test_every_module_output_is_read_only_and_backward_leaves_it(make):
         before = y.copy()
         m.backward(np.ones_like(y))
         np.testing.assert_array_equal(y, before)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "RNN", "GRU"])
+def test_module_weight_gradients_added_in_place_equal_the_layers_own(cell):
+    """The module lets the fast loops add ``dW_ih`` and ``dW_hh`` straight into its gradients from
+    the parts' row order (``into``); they equal, bit for bit, what the loop's backward returns
+    without ``into``, and a second backward without ``zero_grad`` adds to them (twice the first)."""
+    import rnnkit
+    from rnnkit.functional.recurrent import layer_backward
+
+    x = np.random.default_rng(3).standard_normal((6, 50, 5)).astype(np.float32)
+    dy = np.random.default_rng(4).standard_normal((6, 50, 32)).astype(np.float32)
+    with _two_threads():
+        m = getattr(rnnkit, cell)(5, 32, seed=0)
+        m(x)
+        m.backward(dy)
+        once = {k: v.copy() for k, v in m.grads.items()}
+        m(x)
+        m.backward(dy)
+        twice = {k: v.copy() for k, v in m.grads.items()}
+        m(x)
+        cache = m._cache[0][0]
+        p = m.params
+        args = (dy, (np.zeros((50, 32), np.float32),) * m.ops.n_states, cache, p["weight_ih_l0"], p["weight_hh_l0"])
+        _, _, g = layer_backward(m.ops, *args, skip=("state0",))
+    assert {"W_ih", "W_hh"} <= set(g)
+    np.testing.assert_array_equal(once["weight_ih_l0"], g["W_ih"])
+    np.testing.assert_array_equal(once["weight_hh_l0"], g["W_hh"])
+    for k in once:
+        np.testing.assert_array_equal(twice[k], 2 * once[k])

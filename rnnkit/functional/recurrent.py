@@ -216,7 +216,8 @@ def layer_forward(ops: CellOps, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mas
     return y, state, LayerCache(x, h_prev, steps, mask, rev if reverse else None, noise)
 
 
-def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False, record=False, skip=()):
+def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reverse=False, record=False, skip=(),
+                   into=None):
     """Gradients of one direction of one layer.
 
     Returns ``(dx, dstate0, grads)`` where ``grads`` has keys ``W_ih, W_hh, b_ih, b_hh``, less the
@@ -224,12 +225,15 @@ def layer_backward(ops: CellOps, dy, dstate, cache: LayerCache, W_ih, W_hh, reve
     in ``skip`` lets a loop leave out the gradient reaching the initial state (``dstate0`` may
     then be empty: the caller has no use for it, as a module whose state was not given); with
     ``record=True`` also ``grads["h"]``, dL/dh_t (L, N, H) in natural time order (this runs the
-    reference loop, which reads the fast path's buffers just as well).
+    reference loop, which reads the fast path's buffers just as well). ``into`` (optional: arrays
+    by the names ``"W_ih"``, ``"W_hh"``) lets the fast loops add those gradients into the given
+    arrays instead of returning them (:func:`rnnkit.kernels.sequence.layer_backward`); a name
+    still in ``grads`` was not added.
     """
     if reverse:
         dy = reverse_time(dy, cache.rev)
     if not record and hasattr(cache.steps, "layer_backward"):   # a fast loop's buffers: its own backward
-        dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh, skip)
+        dx, dstate0, grads = cache.steps.layer_backward(ops, dy, dstate, cache.x, W_ih, W_hh, skip, into)
         return (reverse_time(dx, cache.rev) if reverse else dx), dstate0, grads
     dh = np.empty(dy.shape, dy.dtype) if record else None
     dx_proj, dhh, dstate0 = sequence_backward(ops, dy, dstate, cache.steps, W_hh, cache.mask, record=dh,

@@ -62,6 +62,24 @@ def gemm_three(a0, b0, c0, ta0, tb0, a1, b1, c1, ta1, tb1, a2, b2, c2, ta2, tb2,
             gemm(a2, b2[lo:hi] if tb2 else b2[:, lo:hi], c2[:, lo:hi], ta2, tb2, 0.0, own)
 
 
+@njit(cache=True, nogil=True)
+def add_from_parts(src, dst, G, P):
+    """``dst += src`` with ``src``'s rows part-major (``P`` equal parts, each ``G`` gate blocks of
+    ``H / P`` rows) and ``dst``'s in the natural order (``G`` blocks of ``H`` rows): a weight
+    gradient added into the module's in one pass, where its reordered copy and then the sum took
+    two (benchmarks/NOTES.md, attempt 76). Each element is the same one addition."""
+    H = dst.shape[0] // G
+    Hp = H // P
+    C = dst.shape[1]
+    for p in range(P):
+        for g in range(G):
+            s0, d0 = (p * G + g) * Hp, g * H + p * Hp
+            for i in range(Hp):
+                srow, drow = src[s0 + i], dst[d0 + i]
+                for j in range(C):
+                    drow[j] += srow[j]
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def transpose_into(a, out):
     """``out[...] = a.T`` by bands of 32 of ``a``'s columns (:func:`._blas.transpose_band`: float32

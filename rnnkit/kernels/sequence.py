@@ -71,9 +71,9 @@ class FastSteps:
         # the backward differentiates those (as PyTorch's saved tensors), without permuting again
         self.weights = weights
 
-    def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh, skip=()):
+    def layer_backward(self, ops, dy, dstate, x, W_ih, W_hh, skip=(), into=None):
         """This loop's own backward (see :func:`layer_backward`)."""
-        return layer_backward(ops, dy, dstate, x, self, W_ih, W_hh, skip)
+        return layer_backward(ops, dy, dstate, x, self, W_ih, W_hh, skip, into)
 
     def __len__(self):
         return self.A.shape[1] // self.N
@@ -147,8 +147,8 @@ def _reordered(a, index, G, P, to_parts):
     one copy of a view with each part's gate blocks side by side, which took a third to a half
     of the index's time (benchmarks/NOTES.md, attempt 63)."""
     H = a.shape[0] // G
-    if H % P:
-        return a[index]
+    if H % P or a.ndim == 1:        # (a vector: the index is cheaper than the copy of a view)
+        return a.take(index, axis=0)
     blocks = (G, P, H // P) if to_parts else (P, G, H // P)
     return np.array(a.reshape(blocks + a.shape[1:]).swapaxes(0, 1)).reshape(a.shape)   # a copy, as a[index]
 
@@ -237,11 +237,14 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
 layer_forward.takes_tokens = True      # x may be a TokenInput (functional/tokens.py)
 
 
-def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
+def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), into=None):
     """Returns ``(dx, dstate0, grads)`` as the reference ``layer_backward`` (without reversal);
     the weight-gradient products named in ``skip`` (``"W_ih"``, ``"W_hh"``: frozen weights) are not computed,
     nor, with ``"state0"`` there, the gradient reaching the initial state (``dstate0`` is then
     empty: a (G*H, N) product at each layer that a module without a given state throws away).
+    ``into`` (optional) maps ``"W_ih"`` / ``"W_hh"`` to arrays of the weights' shapes: where the
+    products run side by side (the LSTM and the RNN, nothing frozen) those gradients are added
+    into them, in one pass from the parts' row order, and left out of ``grads``.
     The gradients are written over the cached activations, so the cache is spent: one backward
     per forward, which the modules enforce anyway."""
     L, N, H = dy.shape
@@ -308,8 +311,12 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=()):
     else:                   # the three products side by side (products.matmul_three)
         g_hh, g_ih = np.empty((GH, H), dt), np.empty((GH, X.shape[1]), dt)
         matmul_three((A, Hprev, g_hh), (src, X, g_ih), (Wih.T, src, dxT))
-        grads["W_ih"] = _reordered(g_ih, inv, G, steps.parts, False)
-        grads["W_hh"] = _reordered(g_hh, inv, G, steps.parts, False)
+        for name, g in (("W_ih", g_ih), ("W_hh", g_hh)):
+            dst = (into or {}).get(name)
+            if dst is not None and H % steps.parts == 0:
+                P.add_from_parts(g, dst, G, steps.parts)
+            else:
+                grads[name] = _reordered(g, inv, G, steps.parts, False)
     grads["b_hh"] = np.concatenate([grads["b_ih"][: 2 * H], nsum]) if gru else grads["b_ih"].copy()
     dx = TableGrad(dxT.T) if tokens else dxT.T.reshape(L, N, -1)
     return dx, dstate0, grads

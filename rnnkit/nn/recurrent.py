@@ -402,8 +402,13 @@ class RNNBase(Module):
                     dx, ds0, g = segmented_layer_backward(self.ops, *args, reverse=d == 1, loop=time_loop(self.ops),
                                                           skip=skip)
                 else:               # a state not given: its gradient is thrown away, so not computed
+                    # the weight gradients added straight into grads where nothing changes them first
+                    into = None if noise is not None else {
+                        key: self.grads[f"{name}_l{layer}{sfx}"] for key, name in (("W_ih", "weight_ih"),
+                                                                                   ("W_hh", "weight_hh"))
+                        if f"{name}_l{layer}{sfx}" not in self.frozen}
                     dx, ds0, g = layer_backward(self.ops, *args, reverse=d == 1, record=self.record_hidden_grads,
-                                                skip=skip + (() if given_state else ("state0",)))
+                                                skip=skip + (() if given_state else ("state0",)), into=into)
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = g["h"]
                 masks = None if noise is None else noise[row]
