@@ -335,7 +335,8 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
     equals the own product followed by the Numba gate kernel bit for bit: activations, cell and
     hidden states (by features on one path, in rows on the other), the state handed to the next
     step; padded steps, odd sizes, batches that leave columns to the tail tiles
-    (:data:`CASES`), 1 to 3 parts."""
+    (:data:`CASES`), 1 to 3 parts. The fused loop writes the weights' transpose its tail tiles
+    read (each part its own columns): exactly ``W.T``."""
     from rnnkit.kernels import _parallel as P
     from rnnkit.kernels import sequence as S
     from rnnkit.kernels._sync import counters
@@ -357,9 +358,12 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             hcur[0] = h0
             HT = np.full(((L + 1) * N, H), np.nan, np.float32)
             HT[:N] = h0.T
-            P.LOOPS["lstm_forward"](W, np.ascontiguousarray(W.T), A, bias, Hb, Cb, HT, valid, bounds, hcur,
+            # the fused loop writes the weights' transpose itself, each part its columns at its step 0
+            WT = np.ascontiguousarray(W.T) if fused is None else np.full((H, 4 * H), np.nan, np.float32)
+            P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur,
                                     np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
-                                    fused, False, counters(parts))
+                                    fused, False, fused is not None, counters(parts))
+            np.testing.assert_array_equal(WT, W.T)
             # the fused step keeps the states in rows only (HT), the separate one by features (Hb)
             out.append((A, Hb if fused is None else HT.T, Cb, hcur[L % 2]))
         for a, b in zip(*out):

@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from . import _numba as K
 from ._blas import TILE, gemm, transpose_band
-from ._fused import lstm_backward_part, lstm_forward_part
+from ._fused import lstm_backward_part, lstm_forward_part, transpose_rows
 from ._sync import done, next_task, start
 
 
@@ -226,11 +226,13 @@ def _at(t, p, N, valid, bounds):
     return t * N, valid[t], bounds[p], bounds[p + 1]
 
 
-def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, zero0, sync):
+def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, zero0, fill_wt,
+                  sync):
     # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
     # build never types the float32-only fused step (_fused.py). One parallel region for the
     # whole loop, a worker per part, their steps given by _sync.next_task. ``zero0``: the initial
-    # state is zero, so step 0's product is zero and is not computed (see _first_product)
+    # state is zero, so step 0's product is zero and is not computed (see _first_product).
+    # ``fill_wt``: ``WT`` is to be written, each part's columns by whoever runs the part's step 0
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -240,6 +242,8 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
             if fused is not None:
+                if t == 0 and fill_wt:
+                    transpose_rows(W, WT, 4 * u0, 4 * u1)
                 lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N,
                                   0 if t == 0 and zero0 else W.shape[1])
             else:

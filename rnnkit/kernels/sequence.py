@@ -210,11 +210,13 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     if kind == "lstm":
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
-        # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns)
-        WT = contiguous(W.T) if fused and tail_columns(N) else None
+        # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns), each
+        # part its own columns, which it writes at its first step (_fused.transpose_rows)
+        WT = np.empty((H, GH), dt) if fused and tail_columns(N) else None
         none = np.empty((0, 0), dt)
         P.LOOPS["lstm_forward"](W, none if WT is None else WT, A, bias, Hb, Cb, none if HT is None else rows, valid,
-                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, fused, zero0, sync)
+                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, fused, zero0, WT is not None,
+                                sync)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, zero0, sync)
