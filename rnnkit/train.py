@@ -326,6 +326,11 @@ class Trainer:
         mean = total / max(count, 1)
         return {"val_loss": mean, **{f"val_{k}": v for k, v in self.model.metrics(mean, sums or None).items()}}
 
+    def _bar_metrics(self, loss: float, prefix: str = "") -> dict:
+        """The model's own figures for a mean loss (a language model's bits per character), for the
+        progress bar beside the loss, which is in nats: the run's last line reports bits."""
+        return {prefix + k: f"{v:.3f}" for k, v in self.model.metrics(loss, None).items()}
+
     def _eval_and_track(self) -> dict:
         res = self.evaluate()
         if not res:
@@ -525,7 +530,8 @@ class Trainer:
                                  "tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
                                  "elapsed": self.elapsed}
                     self.log(self.last)
-                    bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{self.last['tokens_per_s']:.0f}")
+                    bar.set_postfix({"loss": f"{mean:.3f}", **self._bar_metrics(mean),   # (a dict keeps the order)
+                                     "tok_s": f"{self.last['tokens_per_s']:.0f}"})
                     window = self.window = _new_window()
                 bar.update(min(self.elapsed, c.time_limit) - bar.n if by_time else 1)
                 final = self.step >= total or (c.time_limit and self.elapsed >= c.time_limit)
@@ -534,8 +540,9 @@ class Trainer:
                     if self.schedule is not None and c.schedule == "plateau" and res:
                         self.schedule.step(res["val_loss"])
                     if res:
-                        bar.set_postfix(loss=f"{self.last.get('loss', float('nan')):.3f}",
-                                        val=f"{res['val_loss']:.3f}")
+                        loss = self.last.get("loss", float("nan"))
+                        bar.set_postfix({"loss": f"{loss:.3f}", **self._bar_metrics(loss),
+                                         "val": f"{res['val_loss']:.3f}", **self._bar_metrics(res["val_loss"], "val_")})
                 for cb in self.callbacks:
                     cb(self)
                 if self.step % c.checkpoint_every == 0:
