@@ -181,19 +181,6 @@ UNITS = 4           # vectors of units in a backward tail tile: 4 x TAIL indepen
 
 
 @njit(cache=True, nogil=True)
-def transpose_rows(W, WT, r0, r1):
-    """``WT[:, r0:r1] = W[r0:r1].T`` (float32), by 16 x 16 blocks in registers: a part's columns
-    of the weights' transpose, which in the forward only its own tail tiles read, so the part
-    writes them itself at its first step instead of a parallel region of its own before the
-    loop (benchmarks/NOTES.md, attempt 77)."""
-    H = W.shape[1]
-    ldw, ldwt = W.strides[0] // 4, WT.strides[0] // 4
-    for rb in range(r0, r1, LANES):
-        for cb in range(0, H, LANES):
-            transpose_block(W, rb * ldw + cb, ldw, WT, cb * ldwt + rb, ldwt, min(LANES, r1 - rb), min(LANES, H - cb))
-
-
-@njit(cache=True, nogil=True)
 def tail_columns(N):
     """How many of a step's ``N`` columns the tail tiles compute (0: none)."""
     rem = N % LANES

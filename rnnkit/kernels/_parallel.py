@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from . import _numba as K
 from ._blas import TILE, gemm, transpose_band
-from ._fused import lstm_backward_part, lstm_forward_part, transpose_rows
+from ._fused import lstm_backward_part, lstm_forward_part
 from ._sync import done, next_task, start
 
 
@@ -242,8 +242,9 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
             src, dst = hcur[t % 2], hcur[(t + 1) % 2]
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
             if fused is not None:
-                if t == 0 and fill_wt:
-                    transpose_rows(W, WT, 4 * u0, 4 * u1)
+                if t == 0 and fill_wt:      # the part's columns of W^T, which only its tail tiles read
+                    for j0 in range(0, W.shape[1], TILE):
+                        transpose_band(W[4 * u0:4 * u1], WT[:, 4 * u0:4 * u1], j0, min(W.shape[1], j0 + TILE))
                 lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N,
                                   0 if t == 0 and zero0 else W.shape[1])
             else:

@@ -211,7 +211,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         Cb = np.empty((H, (L + 1) * N), dt)
         Cb[:, :N] = state0[1].T
         # the fused step's tail tiles read the weights transposed (_fused.py, tail_columns), each
-        # part its own columns, which it writes at its first step (_fused.transpose_rows)
+        # part its own columns, which it writes at its first step (_parallel._lstm_forward)
         WT = np.empty((H, GH), dt) if fused and tail_columns(N) else None
         none = np.empty((0, 0), dt)
         P.LOOPS["lstm_forward"](W, none if WT is None else WT, A, bias, Hb, Cb, none if HT is None else rows, valid,
