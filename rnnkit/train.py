@@ -125,6 +125,11 @@ def _has_step(record: dict) -> bool:
         return False
 
 
+def _shown(figures: dict) -> dict:
+    """Figures for the progress bar, three decimals each, ``val_loss`` as ``val``."""
+    return {("val" if k == "val_loss" else k): f"{v:.3f}" for k, v in figures.items()}
+
+
 def _new_window() -> dict:
     """Sums over the steps since the last log line."""
     return {"loss": 0.0, "tokens": 0, "seconds": 0.0, "n": 0}
@@ -326,11 +331,6 @@ class Trainer:
         mean = total / max(count, 1)
         return {"val_loss": mean, **{f"val_{k}": v for k, v in self.model.metrics(mean, sums or None).items()}}
 
-    def _bar_metrics(self, loss: float, prefix: str = "") -> dict:
-        """The model's own figures for a mean loss (a language model's bits per character), for the
-        progress bar beside the loss, which is in nats: the run's last line reports bits."""
-        return {prefix + k: f"{v:.3f}" for k, v in self.model.metrics(loss, None).items()}
-
     def _eval_and_track(self) -> dict:
         res = self.evaluate()
         if not res:
@@ -509,6 +509,7 @@ class Trainer:
                     disable=not self.progress, dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}") if by_time else
                tqdm(total=total, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True))
         window = self.window
+        shown = _shown({"loss": self.last.get("loss", float("nan"))})     # the bar's training figures
         start = time.perf_counter() - self.elapsed
         try:
             while self.step < end and self.stop_reason is None:
@@ -525,13 +526,16 @@ class Trainer:
                 self.elapsed = time.perf_counter() - start
                 if self.step % c.log_every == 0 or self.step == end:
                     mean = window["loss"] / window["n"]
-                    self.last = {"step": self.step, "epoch": self.epoch, "loss": mean,
-                                 **self.model.metrics(mean, None), "lr": m["lr"], "grad_norm": m["grad_norm"],
+                    figures = {"loss": mean, **self.model.metrics(mean, None)}
+                    self.last = {"step": self.step, "epoch": self.epoch, **figures, "lr": m["lr"],
+                                 "grad_norm": m["grad_norm"],
                                  "tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
                                  "elapsed": self.elapsed}
                     self.log(self.last)
-                    bar.set_postfix({"loss": f"{mean:.3f}", **self._bar_metrics(mean),   # (a dict keeps the order)
-                                     "tok_s": f"{self.last['tokens_per_s']:.0f}"})
+                    # the loss (nats) with the model's own figures (a language model's bits per
+                    # character, which the run's last line reports); a dict keeps the order
+                    shown = _shown(figures)
+                    bar.set_postfix({**shown, "tok_s": f"{self.last['tokens_per_s']:.0f}"})
                     window = self.window = _new_window()
                 bar.update(min(self.elapsed, c.time_limit) - bar.n if by_time else 1)
                 final = self.step >= total or (c.time_limit and self.elapsed >= c.time_limit)
@@ -540,9 +544,7 @@ class Trainer:
                     if self.schedule is not None and c.schedule == "plateau" and res:
                         self.schedule.step(res["val_loss"])
                     if res:
-                        loss = self.last.get("loss", float("nan"))
-                        bar.set_postfix({"loss": f"{loss:.3f}", **self._bar_metrics(loss),
-                                         "val": f"{res['val_loss']:.3f}", **self._bar_metrics(res["val_loss"], "val_")})
+                        bar.set_postfix({**shown, **_shown(res)})
                 for cb in self.callbacks:
                     cb(self)
                 if self.step % c.checkpoint_every == 0:
