@@ -41,7 +41,7 @@ import threading
 import time
 from collections import deque
 
-_state = {"applied": False, "parts": None, "pool": None, "workers": 0, "blas": None,
+_state = {"applied": False, "given": False, "parts": None, "pool": None, "workers": 0, "blas": None,
           "auto": False, "launched": False}
 _lock = threading.Lock()
 MIN_PART = 8          # sequences per part of a split time loop, at least
@@ -63,7 +63,7 @@ def set_num_threads(n) -> None:
         raise ValueError(f"threads: expected an integer >= 1 or 'auto', got {n!r}")
     _pool_threads(cores() if auto else n)
     _state["auto"] = auto
-    _state["applied"] = True
+    _state["given"] = True          # a count set here wins over RNNKIT_NUM_THREADS (apply_environment)
 
 
 def _pool_threads(n: int) -> None:
@@ -133,16 +133,21 @@ _COUNT = []
 
 
 def apply_environment() -> None:
-    """Apply ``RNNKIT_NUM_THREADS`` and ``RNNKIT_KEEP_HEAP`` (:mod:`rnnkit._heap`) and read
-    ``RNNKIT_LOOP_PARTS`` and ``RNNKIT_PRODUCT`` (:func:`rnnkit.products.own_product`), once,
-    when rnnkit first computes (a bad value is one line)."""
+    """Apply ``RNNKIT_NUM_THREADS`` (unless :func:`set_num_threads` was called first: the call
+    wins) and ``RNNKIT_KEEP_HEAP`` (:mod:`rnnkit._heap`) and read ``RNNKIT_LOOP_PARTS`` and
+    ``RNNKIT_PRODUCT`` (:func:`rnnkit.products.own_product`), once, when rnnkit first computes (a
+    bad value is one line). A call of :func:`set_num_threads` before that used to skip all of it,
+    the heap setting too, and a two-layer CharLM step took 17-27 ms instead of 12 (page faults on
+    every step's buffers; benchmarks/NOTES.md, attempt 78)."""
     if _state["applied"]:
         return
     _state["applied"] = True
     from ._heap import keep_freed_memory
 
     keep_freed_memory()                            # reuse freed buffers instead of faulting in new pages
-    if os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
+    if _state["given"]:
+        pass
+    elif os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
         set_num_threads("auto")
     else:
         set_num_threads(_positive_env("RNNKIT_NUM_THREADS", cores(), hint=" or 'auto'"))

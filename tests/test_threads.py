@@ -113,3 +113,24 @@ def test_a_step_time_that_keeps_moving_backs_off():
     assert set(used) == {2} or used.count(1) <= 3 * (len(starts) + 1)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) >= 3 and all(g2 > g1 for g1, g2 in zip(gaps, gaps[1:])), starts
+
+
+def test_a_count_set_before_the_first_computation_keeps_the_rest_of_the_environment(monkeypatch):
+    """``set_num_threads`` called before rnnkit first computes wins over ``RNNKIT_NUM_THREADS``, and
+    the rest of the environment (the heap setting, ``RNNKIT_KEEP_HEAP``) is still applied then: the
+    call used to skip it, and every step's buffers were faulted in anew."""
+    from rnnkit import _heap
+
+    monkeypatch.setattr(threads, "_state", dict(threads._state, applied=False, given=False, auto=False))
+    pools, heaps = [], []
+    monkeypatch.setattr(threads, "_pool_threads", pools.append)
+    monkeypatch.setattr(_heap, "keep_freed_memory", lambda: heaps.append(True))
+    monkeypatch.setenv("RNNKIT_NUM_THREADS", "1")
+    threads.set_num_threads(2)
+    threads.apply_environment()
+    assert pools == [2] and heaps == [True]
+    threads.apply_environment()                             # once
+    assert pools == [2] and heaps == [True]
+    monkeypatch.setattr(threads, "_state", dict(threads._state, applied=False, given=False))
+    threads.apply_environment()                             # no call first: the environment's count
+    assert pools == [2, 1] and heaps == [True, True]
