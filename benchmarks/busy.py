@@ -1,21 +1,25 @@
 """A good neighbour on a busy machine: how much rnnkit's and PyTorch's training steps slow down
 when one CPU-bound process shares the cores (issue 16, item 5).
 
-For each model, both libraries' steps are timed in alternation in this process (speed.py's
-``paired_steps``; each library is compared with itself, quiet against busy),
-first on the quiet machine, then with one competing process running a pure-Python busy loop
-(one core's worth of work, started before and killed after the busy measurement). The slowdown
-is busy / quiet for each library. rnnkit is measured three ways, to find the cause rather than
-guess it:
+Each library runs in a worker process of its own, and their blocks of steps alternate after a
+pause, as in ``speed.py`` (``speed.alternate``; each library is compared with itself, quiet
+against busy): first on the quiet machine, then with one competing process running a
+pure-Python busy loop (one core's worth of work, started before and killed after the busy
+blocks). The slowdown is busy / quiet for each library. Both libraries in one process, as this
+script measured before (attempt 78), made each one's quiet step slower than alone: PyTorch's
+CharLM step at H=128 took 35-39 ms there against 27 in ``speed.py``, since each library's idle
+threads spin on the cores the other needs, which flattered PyTorch's slowdown. rnnkit is
+measured three ways, to find the cause rather than guess it:
 
 * ``every core`` (the default): the time loop's hidden units split over the machine's cores,
   the threads meeting once a step (``kernels/_parallel.py``), BLAS at one thread;
 * ``1 thread`` (``RNNKIT_NUM_THREADS=1``): the same loop compiled serially, one thread everywhere;
 * ``auto`` (``RNNKIT_NUM_THREADS=auto``): each step wrapped in the Trainer's
   :class:`rnnkit.threads.ThreadTuner`, which times steps at every core and at one and keeps the
-  faster. Twelve untimed steps open each phase (the tuner's warm-up and first trial take 8, and
-  noticing the competitor and trying again about 9), so the table shows its steady state; the
-  thread counts it chose, quiet and busy, are in the variant column.
+  faster. Twelve untimed steps open its worker (the tuner's warm-up and first trial take 8), and
+  each phase opens with ``WARM`` blocks untimed (noticing the competitor and trying again takes
+  about 9 steps), so the table shows its steady state; the thread counts it chose, quiet and
+  busy, are in the variant column.
 
     python benchmarks/busy.py                  # CharLM steps, LSTM and GRU, 2 layers, H 128 and 256
 """
@@ -64,6 +68,28 @@ def tuned(step):
     return run
 
 
+def worker(lib, cell, H, layers, workload, name):
+    """A library's worker (``speed.serve``); rnnkit's at the thread setting ``name``. The block
+    count ``0`` asks for the auto tuner's thread count instead of steps."""
+    if lib == "torch":
+        return speed.worker(lib, cell, H, layers, workload)
+    variant(name)
+    step = speed.make_rnnkit(cell, H, layers, workload)
+    if name == "auto":
+        step = tuned(step)
+    speed.serve(step, warmup=12 if name == "auto" else 3,
+                status=lambda: step.tuner.current if name == "auto" else None)
+
+
+WARM = 4          # blocks each phase opens with, untimed
+
+
+def phase(workers, repeats):
+    """Quiet or busy: ``WARM`` blocks of each, untimed, then ``speed.alternate``'s medians."""
+    speed.alternate(workers, WARM)
+    return speed.alternate(workers, repeats)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", default="lstm,gru")
@@ -71,37 +97,43 @@ def main():
     ap.add_argument("--hidden", default="128,256")
     ap.add_argument("--workload", default="charlm", choices=("charlm", "module"))
     ap.add_argument("--repeats", type=int, default=11)
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        lib, cell, H, layers, workload, name = args.worker
+        return worker(lib, cell, int(H), int(layers), workload, name)
     rows = []
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):
-            torch_step = speed.make_torch(cell, H, args.layers, args.workload)
-            for name in VARIANTS:
-                variant(name)
-                ours = speed.make_rnnkit(cell, H, args.layers, args.workload)
-                warmup = 3
-                if name == "auto":
-                    ours, warmup = tuned(ours), 12
-                q_r, q_t, _ = speed.paired_steps(ours, torch_step, args.repeats, warmup=warmup)
-                chosen = [ours.tuner.current] if name == "auto" else []
-                p = competitor()
-                try:
-                    b_r, b_t, _ = speed.paired_steps(ours, torch_step, args.repeats, warmup=warmup)
-                finally:
-                    p.kill()
-                    p.wait()
-                if name == "auto":
-                    chosen.append(ours.tuner.current)
-                row = dict(cell=cell, hidden=H, layers=args.layers, variant=name, quiet_rnnkit_s=q_r, quiet_torch_s=q_t,
-                           busy_rnnkit_s=b_r, busy_torch_s=b_t, slowdown_rnnkit=b_r / q_r, slowdown_torch=b_t / q_t,
-                           auto_threads_quiet_busy=chosen)
-                rows.append(row)
-                print(f"{cell} H={H} {name:9}: rnnkit {q_r * 1e3:7.1f} -> {b_r * 1e3:7.1f} ms (x{b_r / q_r:.2f}); "
-                      f"torch {q_t * 1e3:7.1f} -> {b_t * 1e3:7.1f} ms (x{b_t / q_t:.2f})", flush=True)
-    variant("every core")
+            torch_worker = speed._Worker("torch", cell, H, args.layers, args.workload)
+            try:
+                for name in VARIANTS:
+                    ours = speed._Worker("rnnkit", cell, H, args.layers, args.workload, script=__file__, extra=(name,))
+                    try:
+                        workers = [ours, torch_worker]
+                        q_r, q_t, _ = phase(workers, args.repeats)
+                        chosen = [ours.status()] if name == "auto" else []
+                        p = competitor()
+                        try:
+                            b_r, b_t, _ = phase(workers, args.repeats)
+                        finally:
+                            p.kill()
+                            p.wait()
+                        if name == "auto":
+                            chosen.append(ours.status())
+                    finally:
+                        ours.close()
+                    row = dict(cell=cell, hidden=H, layers=args.layers, variant=name, quiet_rnnkit_s=q_r,
+                               quiet_torch_s=q_t, busy_rnnkit_s=b_r, busy_torch_s=b_t, slowdown_rnnkit=b_r / q_r,
+                               slowdown_torch=b_t / q_t, auto_threads_quiet_busy=chosen)
+                    rows.append(row)
+                    print(f"{cell} H={H} {name:9}: rnnkit {q_r * 1e3:7.1f} -> {b_r * 1e3:7.1f} ms (x{b_r / q_r:.2f}); "
+                          f"torch {q_t * 1e3:7.1f} -> {b_t * 1e3:7.1f} ms (x{b_t / q_t:.2f})", flush=True)
+            finally:
+                torch_worker.close()
     md = [f"`python benchmarks/busy.py` ({args.workload} step, {args.layers} layers, batch {speed.B} x {speed.T}), "
           f"{os.cpu_count()} cores; busy = one pure-Python CPU-bound process running beside; ms per step, "
-          "median of alternating repeats.", "",
+          "each library in its own process, median of alternating blocks (speed.py's protocol).", "",
           "| cell | H | rnnkit threads | rnnkit quiet | rnnkit busy | rnnkit slowdown | PyTorch quiet | PyTorch busy "
           "| PyTorch slowdown |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -268,15 +268,24 @@ def main():
 
 
 def worker(lib, cell, H, layers, workload, warmup=3):
-    """A library's side of :func:`paired`: reads a count k per line, runs k steps back to back,
-    prints the times of all but the first as a JSON list; an empty line ends it."""
-    step = MAKERS[lib](cell, H, layers, workload)
+    """A library's side of :func:`paired` (see :func:`serve`)."""
+    serve(MAKERS[lib](cell, H, layers, workload), warmup)
+
+
+def serve(step, warmup=3, status=None):
+    """A worker process's loop: runs ``warmup`` steps, says ready, then reads a count k per line,
+    runs k steps back to back and prints the times of all but the first as a JSON list; k = 0
+    prints ``status()`` instead (``benchmarks/busy.py``: the auto tuner's thread count); an empty
+    line ends it."""
     for _ in range(warmup):
         step()
     print("ready", flush=True)
     for line in sys.stdin:
         if not line.strip():
             break
+        if int(line) == 0:
+            print(json.dumps(status() if status else None), flush=True)
+            continue
         times = []
         for _ in range(int(line)):
             t0 = time.perf_counter()
@@ -286,9 +295,12 @@ def worker(lib, cell, H, layers, workload, warmup=3):
 
 
 class _Worker:
-    def __init__(self, lib, cell, H, layers, workload):
-        self.p = subprocess.Popen([sys.executable, __file__, "--worker", lib, cell, str(H), str(layers), workload],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    """A library's steps in a process of its own: this script's ``--worker`` (or ``script``'s, with
+    ``extra`` arguments after the five)."""
+
+    def __init__(self, lib, cell, H, layers, workload, script=__file__, extra=()):
+        self.p = subprocess.Popen([sys.executable, script, "--worker", lib, cell, str(H), str(layers), workload,
+                                   *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if self.p.stdout.readline().strip() != "ready":
             raise RuntimeError(f"{lib} worker did not start")
 
@@ -296,6 +308,9 @@ class _Worker:
         self.p.stdin.write(f"{k}\n")
         self.p.stdin.flush()
         return json.loads(self.p.stdout.readline())
+
+    def status(self):
+        return self.block(0)
 
     def close(self):
         self.p.stdin.write("\n")
@@ -310,15 +325,20 @@ def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3):
     0.1 s: they took the cores from the other process's next steps), and a block's first step is
     untimed (its pools wake); the block's time is the median of the rest. Returns the median times and the median of the paired ratios a / b."""
     workers = [_Worker(lib, cell, H, layers, workload) for lib in libs]
-    ta, tb = [], []
     try:
-        for r in range(repeats):
-            for which in ((0, 1) if r % 2 == 0 else (1, 0)):
-                time.sleep(pause)                  # the other process's idle threads stop spinning
-                (ta, tb)[which].append(statistics.median(workers[which].block(block)))
+        return alternate(workers, repeats, block, pause)
     finally:
         for w in workers:
             w.close()
+
+
+def alternate(workers, repeats, block=3, pause=0.3):
+    """:func:`paired`'s alternation on two running :class:`_Worker` s."""
+    ta, tb = [], []
+    for r in range(repeats):
+        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+            time.sleep(pause)                  # the other process's idle threads stop spinning
+            (ta, tb)[which].append(statistics.median(workers[which].block(block)))
     return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
 
