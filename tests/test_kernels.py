@@ -480,36 +480,6 @@ def test_a_zero_initial_state_skips_the_first_product_and_changes_no_bit(cell, f
     assert not S._zero_state(np.eye(3, dtype=dtype)) and S._zero_state(np.zeros((3, 3), dtype))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
-def test_a_zero_initial_state_leaves_its_terms_out_of_the_recurrent_weight_gradient(cell, product, monkeypatch):
-    """With a zero initial state, ``dW_hh = dA @ Hprev`` is summed over steps 1.. only on the own
-    product (step 0's terms are products with zeros; its sums run in order, so the bits are those of
-    the whole sum: the test above); BLAS, whose blocks would move, and a nonzero state keep every
-    step's columns."""
-    import rnnkit
-    from rnnkit.kernels import sequence as S
-
-    L, N, H = 5, 6, 8
-    seen = []
-
-    def terms(B):                       # the steps' columns of dW_hh's product (its B is (terms, H))
-        if B.shape[1] == H:
-            seen.append(B.shape[0])
-
-    three, product_of, gru_w_hh = S.matmul_three, S._product, S._gru_w_hh
-    monkeypatch.setattr(S, "matmul_three", lambda first, *rest: (terms(first[1]), three(first, *rest)))
-    monkeypatch.setattr(S, "_product", lambda A, B, *a: (terms(B), product_of(A, B, *a))[1])
-    monkeypatch.setattr(S, "_gru_w_hh", lambda A, DHN, B, b: (terms(B), gru_w_hh(A, DHN, B, b))[1])
-    kind = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn_tanh": rnnkit.RNN}[cell]
-    x = np.random.default_rng(0).standard_normal((L, N, 3))
-    for state in (None, np.full((1, N, H), 0.5)):
-        m = kind(3, H, seed=0, dtype=np.float64)
-        y, _ = m(x, None if state is None else ((state, state) if cell == "lstm" else state))
-        seen.clear()
-        m.backward(np.ones_like(y))
-        assert seen == [(L - 1) * N if state is None and product == "own" else L * N]
-
-
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_gru_recurrent_weight_gradient_skips_the_rows_it_replaced(parts, product):
     """``sequence._gru_w_hh``: the r and z rows of ``A @ Hprev`` and the n rows of ``DHN @ Hprev``,

@@ -64,11 +64,9 @@ ROW_PAD = 16
 class FastSteps:
     """Buffers of one direction of one layer, indexable per step like a list of step caches."""
 
-    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None, perm=None, parts=1, HT=None, weights=None,
-                 zero0=False):
+    def __init__(self, kind, N, A, Hb, valid, Cb=None, HN=None, perm=None, parts=1, HT=None, weights=None):
         self.kind, self.N, self.A, self.Hb, self.valid = kind, N, A, Hb, valid
         self.Cb, self.HN, self.perm, self.parts, self.HT = Cb, HN, perm, parts, HT
-        self.zero0 = zero0              # the initial state is zero: dW_hh's first N terms are zeros
         # (W_ih, W_hh, W_hh^T or None) with the gate rows part-major, as the forward used them:
         # the backward differentiates those (as PyTorch's saved tensors), without permuting again
         self.weights = weights
@@ -226,7 +224,7 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         P.LOOPS["rnn_forward"](W, A, bias, Hb, valid, bounds, hcur, hh, ops.name == "rnn_relu", precise, own,
                                 zero0, sync)
     steps = FastSteps(kind, N, A, Hb, valid, Cb=Cb, HN=HN, perm=perm, parts=parts, HT=HT,
-                      weights=(Wih, W, WT), zero0=zero0)
+                      weights=(Wih, W, WT))
     last = HT[L * N:].copy() if fused else _state_block(Hb, L, N).copy()
     state = (last,) + ((_state_block(Cb, L, N).copy(),) if kind == "lstm" else ())
     if HT is not None:                                          # (L, N, H) views of the rows
@@ -296,12 +294,6 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), in
     Hprev = None
     if "W_hh" not in frozen:
         Hprev = contiguous(Hb[:, : L * N].T) if steps.HT is None else steps.HT[: L * N]
-    # dW_hh = dA @ Hprev sums over every step's columns; a zero initial state makes step 0's N
-    # terms zeros, which the own product skips (as the forward skips step 0's recurrent product):
-    # its sums run in order from zero, so the result is the same bits for finite gradients
-    # (BLAS's sums by blocks would move their bounds, and so the last bits: it keeps them)
-    skip0 = own and Hprev is not None and steps.zero0 and L > 1
-    A_hh, Hprev = (A[:, N:], Hprev[N:]) if skip0 else (A, Hprev)
     grads = {"b_ih": _reordered(bsum, inv, G, steps.parts, False)}
     tokens = isinstance(x, TokenInput)
     if tokens:                                                 # the input's gradients per token first
@@ -316,12 +308,11 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), in
         if "W_ih" not in frozen:
             grads["W_ih"] = _product(src, X, inv, G, steps.parts)   # (G*H, L*N or V) @ (L*N or V, H_in)
         if "W_hh" not in frozen:
-            grads["W_hh"] = (_gru_w_hh(A_hh, DHN[:, A.shape[1] - A_hh.shape[1]:], Hprev, bounds) if gru
-                             else _product(A_hh, Hprev, inv, G, steps.parts))
+            grads["W_hh"] = _gru_w_hh(A, DHN, Hprev, bounds) if gru else _product(A, Hprev, inv, G, steps.parts)
         matmul_into(Wih.T, src, dxT)                                # (H_in, G*H) @ (G*H, L*N or V)
     else:                   # the three products side by side (products.matmul_three)
         g_hh, g_ih = np.empty((GH, H), dt), np.empty((GH, X.shape[1]), dt)
-        matmul_three((A_hh, Hprev, g_hh), (src, X, g_ih), (Wih.T, src, dxT))
+        matmul_three((A, Hprev, g_hh), (src, X, g_ih), (Wih.T, src, dxT))
         for name, g in (("W_ih", g_ih), ("W_hh", g_hh)):
             dst = (into or {}).get(name)
             if dst is not None and H % steps.parts == 0:
