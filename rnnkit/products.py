@@ -179,9 +179,30 @@ def _writable_by_blas(out):
     return out.flags.writeable and _leading_ok(out)
 
 
+class _Interface:
+    """An ``__array_interface__`` and the array whose memory it describes (kept alive by it)."""
+
+    def __init__(self, interface, base):
+        self.__array_interface__, self.base = interface, base
+
+
+def _readable(m):
+    """``m``, or for a read-only array a view of the same memory without the flag. Numba compiles
+    a read-only array's type apart from a writeable one's, and the recurrent modules hand out
+    read-only outputs, which the heads' products read: two more specializations of the split
+    product and the own product in it, about 7 s of a first run's compilation (benchmarks/NOTES.md,
+    attempt 82). The compiled products only read their operands; only ``out`` is written."""
+    if m.flags.writeable:
+        return m
+    interface = dict(m.__array_interface__)
+    interface["data"] = (interface["data"][0], False)
+    return np.asarray(_Interface(interface, m))
+
+
 def _operand(m):
     """``(m, False)`` or ``(m.T, True)``, whichever BLAS can take as it is (:func:`_leading_ok`);
-    else a C-contiguous copy."""
+    else a C-contiguous copy. Read-only operands are passed as :func:`_readable` views."""
+    m = _readable(m)
     for v, t in ((m, False), (m.T, True)):
         if _leading_ok(v):
             return v, t

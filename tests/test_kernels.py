@@ -177,6 +177,36 @@ def test_split_product_equals_numpys(monkeypatch, product):
         products.matmul(a, b)
 
 
+def test_read_only_operands_compile_no_product_of_their_own(product):
+    """A read-only operand (a recurrent module's output, which a head's products read) goes to the
+    compiled products as a view of the same memory without the flag, so Numba does not compile a
+    second split product for its type; the result is the writeable operands' bit for bit, and the
+    operands are left as they were (read-only, unchanged), a buffer that cannot be written too."""
+    from numba import types
+
+    from rnnkit import products
+    from rnnkit.kernels import _parallel as P
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((96, 80)).astype(np.float32), rng.standard_normal((80, 70)).astype(np.float32)
+    with _two_threads():
+        want = products.matmul(a, b)
+        before = set(P.split_gemm.signatures)
+        ra = np.frombuffer(a.tobytes(), np.float32).reshape(a.shape)                 # memory nobody may write
+        rb = b.T.copy().T
+        rb.flags.writeable = False
+        assert not ra.flags.writeable and not rb.flags.writeable
+        for x, y in ((ra, b), (a, rb), (ra, rb), (ra.T.T, rb[:, :])):
+            np.testing.assert_array_equal(products.matmul(x, y), want)
+            out = np.empty((96, 70), np.float32)
+            products.matmul_three((x, y, out), (x, y, np.empty_like(out)), (x, y, np.empty_like(out)))
+            np.testing.assert_array_equal(out, want)
+        assert not ra.flags.writeable and not rb.flags.writeable
+        np.testing.assert_array_equal(ra, a)
+        assert set(P.split_gemm.signatures) == before
+        assert all(t.mutable for sig in P.split_gemm.signatures for t in sig if isinstance(t, types.Array))
+
+
 @pytest.mark.parametrize("H", [32, 64, 128, 256])
 def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypatch, product):
     """``products.matmul_three`` (the backward's ``dW_hh``, ``dW_ih`` and input gradient): on two
@@ -362,7 +392,7 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             WT = np.ascontiguousarray(W.T) if fused is None else np.full((H, 4 * H), np.nan, np.float32)
             P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur,
                                     np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
-                                    fused, False, fused is not None, counters(parts))
+                                    fused, None if fused else True, False, fused is not None, counters(parts))
             np.testing.assert_array_equal(WT, W.T)
             # the fused step keeps the states in rows only (HT), the separate one by features (Hb)
             out.append((A, Hb if fused is None else HT.T, Cb, hcur[L % 2]))
@@ -575,7 +605,8 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dd[0], dc[0] = d0, c0
             dy = np.ascontiguousarray(DY.T) if dy_rows else DY
             P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                     np.empty((parts, N), np.float32), False, True, fused, dy_rows,
+                                     np.empty((parts, N), np.float32), False, True, fused, None if fused else True,
+                                     dy_rows,
                                      np.empty(4 * H, np.float32), counters(parts))
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:

@@ -221,15 +221,28 @@ def _first_product(W, h, out, zero, own):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _copy_block(dst, src):
+    """``dst[...] = src`` for two 2-D blocks of one shape, by loops: a slice assignment also
+    compiles NumPy's shape check and its error message, which made about a seventh of a first
+    run's compilation (benchmarks/NOTES.md, attempt 82)."""
+    for i in range(src.shape[0]):
+        d, s = dst[i], src[i]
+        for j in range(src.shape[1]):
+            d[j] = s[j]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _at(t, p, N, valid, bounds):
     """Step ``t``'s first column and valid flags, and part ``p``'s units ``u0 .. u1``."""
     return t * N, valid[t], bounds[p], bounds[p + 1]
 
 
-def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, zero0, fill_wt,
-                  sync):
-    # ``fused`` is None or True: a None argument's branch is pruned before typing, so the float64
-    # build never types the float32-only fused step (_fused.py). One parallel region for the
+def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, separate, zero0,
+                  fill_wt, sync):
+    # ``fused`` is None or True, and ``separate`` the other: a None argument's branch is pruned
+    # before typing, so the float64 build never types the float32-only fused step (_fused.py),
+    # and the fused build neither the separate product and kernel (a quarter of the first step's
+    # compilation, with the error paths of the slice copies; NOTES.md, attempt 82). One parallel region for the
     # whole loop, a worker per part, their steps given by _sync.next_task. ``zero0``: the initial
     # state is zero, so step 0's product is zero and is not computed (see _first_product).
     # ``fill_wt``: ``WT`` is to be written, each part's columns by whoever runs the part's step 0
@@ -247,12 +260,12 @@ def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, prec
                         transpose_band(W[4 * u0:4 * u1], WT[:, 4 * u0:4 * u1], j0, min(W.shape[1], j0 + TILE))
                 lstm_forward_part(W, WT, hcur, t % 2, A, bias, Cb, HT, v, u0, u1, col, N,
                                   0 if t == 0 and zero0 else W.shape[1])
-            else:
+            if separate is not None:
                 r0, r1 = 4 * u0, 4 * u1
                 _first_product(W[r0:r1], src, hh[r0:r1], t == 0 and zero0, own)
                 K.lstm_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], Hb[u0:u1], Cb[u0:u1], tcs[p], v, col, N,
                                   precise)
-                dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+                _copy_block(dst[u0:u1], Hb[u0:u1, col + N:col + 2 * N])
             done(sync)
             t, p = next_task(sync, w, P, L, t)
 
@@ -269,7 +282,7 @@ def _gru_forward(W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own
             r0, r1 = 3 * u0, 3 * u1
             _first_product(W[r0:r1], src, hh[r0:r1], t == 0 and zero0, own)
             K.gru_forward_fm(hh[r0:r1], A[r0:r1], bias[r0:r1], b_hn[u0:u1], Hb[u0:u1], HN[u0:u1], v, col, N, precise)
-            dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+            _copy_block(dst[u0:u1], Hb[u0:u1, col + N:col + 2 * N])
             done(sync)
             t, p = next_task(sync, w, P, L, t)
 
@@ -285,7 +298,7 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, ze
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
             _first_product(W[u0:u1], src, hh[u0:u1], t == 0 and zero0, own)
             K.rnn_forward_fm(hh[u0:u1], A[u0:u1], bias[u0:u1], Hb[u0:u1], v, col, N, relu, precise)
-            dst[u0:u1] = Hb[u0:u1, col + N:col + 2 * N]
+            _copy_block(dst[u0:u1], Hb[u0:u1, col + N:col + 2 * N])
             done(sync)
             t, p = next_task(sync, w, P, L, t)
 
@@ -295,7 +308,8 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, ze
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, dy_rows, bsum, sync):
+def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, separate, dy_rows, bsum,
+                   sync):
     # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); workers as forward
     L, N = valid.shape
     P = bounds.shape[0] - 1
@@ -308,13 +322,13 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, preci
             if fused is not None:                  # as in _lstm_forward
                 lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
                                    col, N, dscr.shape[1] if s > 0 else 0)
-            else:
+            if separate is not None:
                 r0, r1 = 4 * u0, 4 * u1
                 if s > 0:
                     gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
                 K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col,
                                    N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
-                dscr[i][r0:r1] = A[r0:r1, col:col + N]
+                _copy_block(dscr[i][r0:r1], A[r0:r1, col:col + N])
             done(sync)
             s, p = next_task(sync, w, P, L, s)
         row_sums_into(A, 4 * bounds[w], 4 * bounds[w + 1], bsum)     # every step is done (next_task)
@@ -352,7 +366,7 @@ def _rnn_backward(WT, A, DY, valid, bounds, dm, dd, dscr, relu, own, bsum, sync)
             if s > 0:
                 gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
             K.rnn_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], A[u0:u1], v, col, relu, dd[o][u0:u1])
-            dscr[i][u0:u1] = A[u0:u1, col:col + N]
+            _copy_block(dscr[i][u0:u1], A[u0:u1, col:col + N])
             done(sync)
             s, p = next_task(sync, w, P, L, s)
         row_sums_into(A, bounds[w], bounds[w + 1], bsum)
