@@ -13,7 +13,7 @@ measured three ways, to find the cause rather than guess it:
 
 * ``every core`` (the default): the time loop's hidden units split over the machine's cores,
   the threads meeting once a step (``kernels/_parallel.py``), BLAS at one thread;
-* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): the same loop compiled serially, one thread everywhere;
+* ``1 thread`` (``RNNKIT_NUM_THREADS=1``): the same loop on one thread, one thread everywhere;
 * ``auto`` (``RNNKIT_NUM_THREADS=auto``): each step wrapped in the Trainer's
   :class:`rnnkit.threads.ThreadTuner`, which times steps at every core and at one and keeps the
   faster. Twelve untimed steps open its worker (the tuner's warm-up and first trial take 8), and
@@ -68,11 +68,10 @@ def tuned(step):
     return run
 
 
-def worker(lib, cell, H, layers, workload, name):
-    """A library's worker (``speed.serve``); rnnkit's at the thread setting ``name``. The block
-    count ``0`` asks for the auto tuner's thread count instead of steps."""
-    if lib == "torch":
-        return speed.worker(lib, cell, H, layers, workload)
+def worker(cell, H, layers, workload, name):
+    """rnnkit's worker (``speed.serve``) at the thread setting ``name`` (PyTorch's is
+    ``speed.py``'s own). The block count ``0`` asks for the auto tuner's thread count instead of
+    steps."""
     variant(name)
     step = speed.make_rnnkit(cell, H, layers, workload)
     if name == "auto":
@@ -100,8 +99,8 @@ def main():
     ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        lib, cell, H, layers, workload, name = args.worker
-        return worker(lib, cell, int(H), int(layers), workload, name)
+        _, cell, H, layers, workload, name = args.worker
+        return worker(cell, int(H), int(layers), workload, name)
     rows = []
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):

@@ -313,9 +313,14 @@ class _Worker:
         return self.block(0)
 
     def close(self):
-        self.p.stdin.write("\n")
-        self.p.stdin.close()
-        self.p.wait()
+        """Ends the worker: an empty line, or, when it has died or does not end, a kill."""
+        try:
+            self.p.stdin.write("\n")
+            self.p.stdin.close()
+            self.p.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.p.kill()
+            self.p.wait()
 
 
 def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3):
@@ -324,8 +329,10 @@ def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3):
     block the parent waits ``pause`` seconds, longer than OpenBLAS's idle threads spin (about
     0.1 s: they took the cores from the other process's next steps), and a block's first step is
     untimed (its pools wake); the block's time is the median of the rest. Returns the median times and the median of the paired ratios a / b."""
-    workers = [_Worker(lib, cell, H, layers, workload) for lib in libs]
+    workers = []
     try:
+        for lib in libs:
+            workers.append(_Worker(lib, cell, H, layers, workload))
         return alternate(workers, repeats, block, pause)
     finally:
         for w in workers:

@@ -110,6 +110,13 @@ def line_aligned(shape, dt):
     return raw.reshape(-1)[at:at + R * C].reshape(R, C)
 
 
+def _paths(fused):
+    """The LSTM loops' ``(fused, separate)``: exactly one of them True, the other None, so that
+    Numba prunes the other path from the build (``_parallel._lstm_forward``); any other pair would
+    run both steps on the same buffers, or neither."""
+    return (True, None) if fused else (None, True)
+
+
 def _zero_state(h0) -> bool:
     """Whether the initial hidden state is zero (as when none was given): the loops then skip step
     0's recurrent product, whose sums would all be zero (``_parallel._first_product``)."""
@@ -215,8 +222,8 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
         WT = np.empty((H, GH), dt) if fused and tail_columns(N) else None
         none = np.empty((0, 0), dt)
         P.LOOPS["lstm_forward"](W, none if WT is None else WT, A, bias, Hb, Cb, none if HT is None else rows, valid,
-                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, fused,
-                                None if fused else True, zero0, WT is not None, sync)
+                                bounds, hcur, hh, np.empty((parts, N), dt), precise, own, *_paths(fused), zero0,
+                                WT is not None, sync)
     elif kind == "gru":
         HN = np.empty((H, L * N), dt)
         P.LOOPS["gru_forward"](W, A, bias, b_hn, Hb, HN, valid, bounds, hcur, hh, precise, own, zero0, sync)
@@ -274,8 +281,8 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), in
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr,
-                                 np.empty((steps.parts, N), dt), dt == np.float64, own, fused, None if fused else True,
-                                 dy_rows, bsum, sync)
+                                 np.empty((steps.parts, N), dt), dt == np.float64, own, *_paths(fused), dy_rows, bsum,
+                                 sync)
     elif gru:
         DHN = np.empty((H, L * N), dt)                         # the GRU's n block of dW_hh's gradient
         nsum = np.empty(H, dt)
