@@ -6,7 +6,7 @@ pause, as in ``speed.py`` (``speed.alternate``; each library is compared with it
 against busy): first on the quiet machine, then with one competing process running a
 pure-Python busy loop (one core's worth of work, started before and killed after the busy
 blocks). The slowdown is busy / quiet for each library. Both libraries in one process, as this
-script measured before (attempt 78), made each one's quiet step slower than alone: PyTorch's
+script measured before (attempt 81), made each one's quiet step slower than alone: PyTorch's
 CharLM step at H=128 took 35-39 ms there against 27 in ``speed.py``, since each library's idle
 threads spin on the cores the other needs, which flattered PyTorch's slowdown. rnnkit is
 measured three ways, to find the cause rather than guess it:
@@ -77,7 +77,7 @@ def worker(cell, H, layers, workload, name):
     if name == "auto":
         step = tuned(step)
     speed.serve(step, warmup=12 if name == "auto" else 3,
-                status=lambda: step.tuner.current if name == "auto" else None)
+                status=(lambda: step.tuner.current) if name == "auto" else None)
 
 
 WARM = 4          # blocks each phase opens with, untimed

@@ -138,19 +138,18 @@ def apply_environment() -> None:
     ``RNNKIT_PRODUCT`` (:func:`rnnkit.products.own_product`), once, when rnnkit first computes (a
     bad value is one line). A call of :func:`set_num_threads` before that used to skip all of it,
     the heap setting too, and a two-layer CharLM step took 17-27 ms instead of 12 (page faults on
-    every step's buffers; benchmarks/NOTES.md, attempt 78)."""
+    every step's buffers; benchmarks/NOTES.md, attempt 81)."""
     if _state["applied"]:
         return
     _state["applied"] = True
     from ._heap import keep_freed_memory
 
     keep_freed_memory()                            # reuse freed buffers instead of faulting in new pages
-    if _state["given"]:
-        pass
-    elif os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
-        set_num_threads("auto")
-    else:
-        set_num_threads(_positive_env("RNNKIT_NUM_THREADS", cores(), hint=" or 'auto'"))
+    if not _state["given"]:
+        if os.environ.get("RNNKIT_NUM_THREADS", "").strip().lower() == "auto":
+            set_num_threads("auto")
+        else:
+            set_num_threads(_positive_env("RNNKIT_NUM_THREADS", cores(), hint=" or 'auto'"))
     loop_parts()                                   # RNNKIT_LOOP_PARTS checked as early
     from .products import own_product
 

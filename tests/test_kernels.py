@@ -393,7 +393,7 @@ def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
             WT = np.ascontiguousarray(W.T) if fused is None else np.full((H, 4 * H), np.nan, np.float32)
             P.LOOPS["lstm_forward"](W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur,
                                     np.empty((4 * H, N), np.float32), np.empty((parts, N), np.float32), False, True,
-                                    fused, None if fused else True, False, fused is not None, counters(parts))
+                                    *S._paths(fused), False, fused is not None, counters(parts))
             np.testing.assert_array_equal(WT, W.T)
             # the fused step keeps the states in rows only (HT), the separate one by features (Hb)
             out.append((A, Hb if fused is None else HT.T, Cb, hcur[L % 2]))
@@ -606,8 +606,7 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             dd[0], dc[0] = d0, c0
             dy = np.ascontiguousarray(DY.T) if dy_rows else DY
             P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                     np.empty((parts, N), np.float32), False, True, fused, None if fused else True,
-                                     dy_rows,
+                                     np.empty((parts, N), np.float32), False, True, *S._paths(fused), dy_rows,
                                      np.empty(4 * H, np.float32), counters(parts))
             out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
         for got in out[1:]:

@@ -239,10 +239,10 @@ def _at(t, p, N, valid, bounds):
 
 def _lstm_forward(W, WT, A, bias, Hb, Cb, HT, valid, bounds, hcur, hh, tcs, precise, own, fused, separate, zero0,
                   fill_wt, sync):
-    # ``fused`` is None or True, and ``separate`` the other: a None argument's branch is pruned
-    # before typing, so the float64 build never types the float32-only fused step (_fused.py),
-    # and the fused build neither the separate product and kernel (a quarter of the first step's
-    # compilation, with the error paths of the slice copies; NOTES.md, attempt 82). One parallel region for the
+    # ``fused`` is None or True, and ``separate`` the other (sequence._paths): a None argument's
+    # branch is pruned before typing, so the float64 build never types the float32-only fused step
+    # (_fused.py), and the fused build never the separate product and kernel (benchmarks/NOTES.md,
+    # attempt 82). One parallel region for the
     # whole loop, a worker per part, their steps given by _sync.next_task. ``zero0``: the initial
     # state is zero, so step 0's product is zero and is not computed (see _first_product).
     # ``fill_wt``: ``WT`` is to be written, each part's columns by whoever runs the part's step 0
