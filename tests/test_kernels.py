@@ -588,7 +588,9 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
     """The backward twin (kernels/_fused.py, ``lstm_backward_part``): gate gradients, the
     carried and cell gradients leaving the loop and the last step's gradients for the product
     after it equal the own product followed by the Numba backward kernel bit for bit, with the
-    output gradient in the loop's (H, L*N) layout or read by gathers from (L*N, H)."""
+    output gradient in the loop's (H, L*N) layout or read by gathers from (L*N, H); and with the
+    recurrent product as a reduce-scatter over the parts (``xch``, _parallel._lstm_backward) too,
+    whose numbers are the plain product's to rounding (the same sums, grouped by part)."""
     from rnnkit.kernels import _parallel as P
     from rnnkit.kernels import sequence as S
     from rnnkit.kernels._sync import counters
@@ -602,21 +604,28 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
         DY = rng.standard_normal((H, L * N)).astype(np.float32)
         valid = rng.random((L, N)) > 0.2
         d0, c0 = rng.standard_normal((H, N)).astype(np.float32), rng.standard_normal((H, N)).astype(np.float32)
-        out = []
-        for fused, dy_rows in ((None, False), (True, False), (True, True)):   # dy as (H, L*N), or (L*N, H)
-            A, dscr = A0.copy(), np.full((2, 4 * H, N), np.nan, np.float32)
-            dm = np.zeros((2, H, N), np.float32)
-            dd, dc = np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
-            dd[0], dc[0] = d0, c0
-            dy = np.ascontiguousarray(DY.T) if dy_rows else DY
-            P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                     np.empty((parts, N), np.float32), False, True, *S._paths(fused), dy_rows,
-                                     np.empty(4 * H, np.float32), counters(parts))
-            out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
-        for got in out[1:]:
-            for a, b in zip(out[0], got):
-                assert not np.isnan(b).any()
-                np.testing.assert_array_equal(a, b)
+        by_way = []
+        for scatter in (False, True) if parts > 1 else (False,):
+            out = []
+            for fused, dy_rows in ((None, False), (True, False), (True, True)):   # dy as (H, L*N), or (L*N, H)
+                A, dscr = A0.copy(), np.full((2, 4 * H, N), np.nan, np.float32)
+                dm = np.zeros((2, H, N), np.float32)
+                dd, dc = np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
+                dd[0], dc[0] = d0, c0
+                dy = np.ascontiguousarray(DY.T) if dy_rows else DY
+                xch = np.full((2, parts, H, N), np.nan, np.float32) if scatter else None    # the parts' sums
+                xt = np.full((parts, 8, H), np.nan, np.float32) if scatter else None
+                P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
+                                         xch, xt, np.empty((parts, N), np.float32), False, True, *S._paths(fused),
+                                         dy_rows, np.empty(4 * H, np.float32), counters(parts))
+                out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
+            for got in out[1:]:
+                for a, b in zip(out[0], got):
+                    assert not np.isnan(b).any()
+                    np.testing.assert_array_equal(a, b)
+            by_way.append(out[0])
+        for a, b in zip(by_way[0], by_way[-1]):
+            np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-5 * np.abs(a).max())
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])

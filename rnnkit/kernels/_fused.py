@@ -455,10 +455,10 @@ def _backward_tail(typingctx, W, w_off, ldw, Kn, D, d_off, ldd, A, a_off, lda, a
 
 @njit(cache=True, nogil=True)
 def lstm_backward_part(WT, W, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd_out, dc_out, valid, u0, u1, col, N,
-                       Kn):
-    """Step ``t``'s backward for units ``u0 .. u1``: what ``gemm(WT[u0:u1], dprev, dm)`` (skipped
-    when ``Kn`` is 0: the last step has no step after) then ``_numba.lstm_backward_fm`` then the
-    copy of the gate gradients into ``dnext`` compute, in one pass per tile of units. ``WT``
+                       Kn, k0=0):
+    """Step ``t``'s backward for units ``u0 .. u1``: what ``gemm(WT[u0:u1, k0:k0 + Kn], dprev[k0:k0 + Kn],
+    dm)`` (skipped when ``Kn`` is 0: the last step has no step after) then ``_numba.lstm_backward_fm``
+    then the copy of the gate gradients into ``dnext`` compute, in one pass per tile of units. ``WT``
     (H, G*H) is ``W_hh``'s permuted transpose and ``W`` its transpose (read only when
     ``tail_columns(N)`` is not 0), ``dprev`` / ``dnext`` (G*H, N) the gate gradients of the step
     after / of this step, ``dd_*`` and ``dc_*`` (H, N) the carried and cell gradients. ``DY`` is
@@ -484,7 +484,7 @@ def lstm_backward_part(WT, W, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd
         for jj in range(0, Hp, R):
             rows = min(R, Hp - jj)
             u, r = u0 + jj, r0 + jj
-            args = (WT, u * ldwt, ldwt, Kn, dprev, j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
+            args = (WT, u * ldwt + k0, ldwt, Kn, dprev, k0 * ldd + j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
                     dnext, r * lds + j0, lds, Hp * lds, Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc,
                     DY, u * ldy + (col + j0) * ycs, ldy, ycs, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn, valid,
                     j0, rows, w)
@@ -503,7 +503,7 @@ def lstm_backward_part(WT, W, dprev, A, dnext, Cb, DY, dy_rows, dd_in, dc_in, dd
     for j0 in range(Nm, N, TAIL):
         for jj in range(0, Hp, UNITS * LANES):
             u, r = u0 + jj, r0 + jj
-            _backward_tail(W, u, ldw, Kn, dprev, j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
+            _backward_tail(W, k0 * ldw + u, ldw, Kn, dprev, k0 * ldd + j0, ldd, A, r * lda + col + j0, lda, Hp * lda,
                            dnext, r * lds + j0, lds, Hp * lds, Cb, u * ldc + col + j0, u * ldc + nxt + j0, ldc,
                            DY, u * ldy + (col + j0) * ycs, ldy, ycs, dd_in, dc_in, dd_out, dc_out, u * ldn + j0, ldn,
                            valid, j0, min(TAIL, N - j0), min(UNITS * LANES, Hp - jj))

@@ -26,7 +26,8 @@ from numba import njit, prange
 
 from . import _numba as K
 from ._blas import TILE, gemm, transpose_band
-from ._fused import lstm_backward_part, lstm_forward_part
+from ._gemm import product
+from ._fused import lstm_backward_part, lstm_forward_part, tail_columns
 from ._sync import done, next_task, start
 
 
@@ -308,9 +309,16 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, ze
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, precise, own, fused, separate, dy_rows, bsum,
-                   sync):
-    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); workers as forward
+def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, ths, precise, own, fused, separate,
+                   dy_rows, bsum, sync):
+    # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); workers as forward.
+    # ``xch`` (2, P, H, N), or None (then the branches that use it are pruned from the build, as
+    # ``separate`` is): the recurrent product as a reduce-scatter. Each part sums ``W_hh^T da`` over
+    # its own gate rows only, for its own units in its tiles and for every other part's units into
+    # ``xch[i][p]`` (_exchange; ``xt`` (P, TAIL_MAX, H) its scratch for the batch's last columns),
+    # and adds the other parts' sums for its units to its carried gradient before its next step
+    # (_add_exchanged). So the gate gradients never cross between the cores, only those sums: a
+    # quarter of the bytes with two parts (benchmarks/NOTES.md, attempt 85)
     L, N = valid.shape
     P = bounds.shape[0] - 1
     start(sync)
@@ -319,19 +327,66 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, ths, preci
         while s < L:
             t, i, o = L - 1 - s, s % 2, (s + 1) % 2
             col, v, u0, u1 = _at(t, p, N, valid, bounds)
+            r0, r1 = 4 * u0, 4 * u1
+            k0, k1 = 0, dscr.shape[1]
+            if xch is not None:
+                k0, k1 = r0, r1
+                if s > 0:
+                    _add_exchanged(xch[o], p, dd[i], u0, u1)
             if fused is not None:                  # as in _lstm_forward
                 lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
-                                   col, N, dscr.shape[1] if s > 0 else 0)
+                                   col, N, k1 - k0 if s > 0 else 0, k0)
             if separate is not None:
-                r0, r1 = 4 * u0, 4 * u1
                 if s > 0:
-                    gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
+                    gemm(WT[u0:u1, k0:k1], dscr[o][k0:k1], dm[i][u0:u1], False, False, 0.0, own)
                 K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col,
                                    N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
                 _copy_block(dscr[i][r0:r1], A[r0:r1, col:col + N])
+            if xch is not None and s < L - 1:     # (the last step's product is the caller's: the initial state)
+                _exchange(WT, W, dscr[i], xch[i][p], xt[p], bounds, p, own)
             done(sync)
             s, p = next_task(sync, w, P, L, s)
         row_sums_into(A, 4 * bounds[w], 4 * bounds[w + 1], bsum)     # every step is done (next_task)
+
+
+@njit(cache=True, nogil=True)
+def _exchange(WT, W, D, out, T, bounds, p, own):
+    """Part ``p``'s sums of ``W_hh^T da`` over its own gate rows of ``D`` (G*H, N) for every other
+    part's units, into those units' rows of ``out`` (H, N). On the own product the batch's last
+    columns (``tail_columns``) are the product ``D[rows, tail]^T @ W[rows, units]`` into ``T``, its
+    vectors over the units, as the fused step's tail tiles run them: a vector for 2 of 50 columns
+    cost as much as 16 (the same sums, in the same order). Strides and flags are passed as values,
+    never as constants, so that the calls reuse the products' compiled types (a literal 1 or False
+    is a type of its own to Numba: 5-6 s more of a first run's compilation)."""
+    r0, r1 = 4 * bounds[p], 4 * bounds[p + 1]
+    N = D.shape[1]
+    Nm = N - tail_columns(N) if own else N
+    for q in range(bounds.shape[0] - 1):
+        if q != p:
+            q0, q1 = bounds[q], bounds[q + 1]
+            a, b, c = WT[q0:q1, r0:r1], D[r0:r1, :Nm], out[q0:q1, :Nm]
+            if own:
+                product(a, a.strides[0] // a.itemsize, a.strides[1] // a.itemsize, r1 - r0, b, c)
+            else:               # BLAS, not transposed: ``own`` is False here
+                gemm(a, b, c, own, own, 0.0, own)
+            if Nm < N:
+                a, b, c = D[r0:r1, Nm:], W[r0:r1, q0:q1], T[:N - Nm, :q1 - q0]
+                product(a, a.strides[1] // a.itemsize, a.strides[0] // a.itemsize, r1 - r0, b, c)
+                for j in range(N - Nm):
+                    for u in range(q1 - q0):
+                        out[q0 + u, Nm + j] = c[j, u]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_exchanged(X, p, dd, u0, u1):
+    """``dd[u0:u1] += X[q][u0:u1]`` for every part ``q`` but ``p``, in the parts' order: the other
+    parts' sums for part ``p``'s units, added to the gradient it carries into its step."""
+    for q in range(X.shape[0]):
+        if q != p:
+            for u in range(u0, u1):
+                d, x = dd[u], X[q, u]
+                for j in range(d.shape[0]):
+                    d[j] += x[j]
 
 
 def _gru_backward(WT, A, HN, Hb, DY, valid, bounds, dm, dd, dscr, DHN, own, bsum, nsum, sync):

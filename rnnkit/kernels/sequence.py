@@ -39,7 +39,7 @@ from . import _numba as K  # noqa: F401  (Stream reads the step kernels through 
 from ..products import MIN_ROWS, contiguous, matmul_into, matmul_three, own_product
 from ..threads import num_threads
 from . import _parallel as P
-from ._fused import tail_columns
+from ._fused import TAIL_MAX, tail_columns
 from ._gemm import ALIASING_BYTES
 from ._sync import counters
 
@@ -108,6 +108,13 @@ def line_aligned(shape, dt):
     raw = np.empty((R + -(-64 // max(1, C * itemsize)), C), dt)
     at = -raw.__array_interface__["data"][0] % 64 // itemsize
     return raw.reshape(-1)[at:at + R * C].reshape(R, C)
+
+
+# the fused LSTM backward's recurrent product as a reduce-scatter up to this hidden size: on a Zen 4
+# machine the backward loop took 14% less time at H=64 and 7% less at 128, and the same at 256 and
+# 512, where the first run's compilation of that build (5 s more, the products inside the loop)
+# would be all it brought (benchmarks/NOTES.md, attempt 85)
+SCATTER_MAX_H = 128
 
 
 def _paths(fused):
@@ -280,7 +287,12 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), in
     if lstm:
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
-        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr,
+        # the other parts' sums for each part's units: the reduce-scatter of _parallel._lstm_backward,
+        # where it pays (benchmarks/NOTES.md, attempt 85); else None, and that build has none of it
+        scatter = steps.parts > 1 and H <= SCATTER_MAX_H
+        xch = np.empty((2, steps.parts, H, N), dt) if scatter else None
+        xt = np.empty((steps.parts, TAIL_MAX, H), dt) if scatter else None
+        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt,
                                  np.empty((steps.parts, N), dt), dt == np.float64, own, *_paths(fused), dy_rows, bsum,
                                  sync)
     elif gru:
