@@ -615,9 +615,10 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
                 dy = np.ascontiguousarray(DY.T) if dy_rows else DY
                 xch = np.full((2, parts, H, N), np.nan, np.float32) if scatter else None    # the parts' sums
                 xt = np.full((parts, 8, H), np.nan, np.float32) if scatter else None
-                P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc, dscr,
-                                         xch, xt, np.empty((parts, N), np.float32), False, True, *S._paths(fused),
-                                         dy_rows, np.empty(4 * H, np.float32), counters(parts))
+                with _two_threads():                # the parts side by side, not one worker running all
+                    P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc,
+                                             dscr, xch, xt, np.empty((parts, N), np.float32), False, True,
+                                             *S._paths(fused), dy_rows, np.empty(4 * H, np.float32), counters(parts))
                 out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
             for got in out[1:]:
                 for a, b in zip(out[0], got):

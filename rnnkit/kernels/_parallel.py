@@ -12,7 +12,8 @@ parts meet once a step, because the next step's product needs every unit of the 
 loop is one parallel region with one worker per part, and a worker starts its part of a step
 when every part of the step before is done (``_sync.py``).
 Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
-exactly its own units, so again one meeting per step.
+exactly its own units, so again one meeting per step (the fused LSTM's at H <= 128 as a
+reduce-scatter instead: each part sums over its own gate rows, see ``_lstm_backward``).
 
 Why: two-thread BLAS per product (the loop before, benchmarks/NOTES.md attempts 8-13) left the
 fused kernels on one core and made the two BLAS threads meet inside every product; this loop
@@ -305,7 +306,8 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, ze
 
 
 # Backward: step s of the loop is time t = L-1-s. ``dm[s % 2]`` receives W_hh^T da of the step
-# after (zero at the last step), ``dd`` and ``dc`` carry the direct and cell gradients, double
+# after (zero at the last step; with the LSTM's exchange, the part's own rows' sums only, the
+# others' arriving in ``dd``), ``dd`` and ``dc`` carry the direct and cell gradients, double
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
@@ -337,8 +339,10 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, t
                 lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
                                    col, N, k1 - k0 if s > 0 else 0, k0)
             if separate is not None:
-                if s > 0:
+                if s > 0 and xch is not None:      # (the fused path's twin, for the tests)
                     gemm(WT[u0:u1, k0:k1], dscr[o][k0:k1], dm[i][u0:u1], False, False, 0.0, own)
+                elif s > 0:                         # (rows whole: the type of the build without it)
+                    gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
                 K.lstm_backward_fm(dm[i][u0:u1], dd[i][u0:u1], DY[u0:u1], dc[i][u0:u1], A[r0:r1], Cb[u0:u1], v, col,
                                    N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
                 _copy_block(dscr[i][r0:r1], A[r0:r1, col:col + N])
