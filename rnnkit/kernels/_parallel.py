@@ -347,32 +347,30 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, t
                                    N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
                 _copy_block(dscr[i][r0:r1], A[r0:r1, col:col + N])
             if xch is not None and s < L - 1:     # (the last step's product is the caller's: the initial state)
-                _exchange(WT, W, dscr[i], xch[i][p], xt[p], bounds, p, own)
+                _exchange(WT, W, dscr[i], xch[i][p], xt[p], bounds, p)
             done(sync)
             s, p = next_task(sync, w, P, L, s)
         row_sums_into(A, 4 * bounds[w], 4 * bounds[w + 1], bsum)     # every step is done (next_task)
 
 
 @njit(cache=True, nogil=True)
-def _exchange(WT, W, D, out, T, bounds, p, own):
+def _exchange(WT, W, D, out, T, bounds, p):
     """Part ``p``'s sums of ``W_hh^T da`` over its own gate rows of ``D`` (G*H, N) for every other
-    part's units, into those units' rows of ``out`` (H, N). On the own product the batch's last
-    columns (``tail_columns``) are the product ``D[rows, tail]^T @ W[rows, units]`` into ``T``, its
-    vectors over the units, as the fused step's tail tiles run them: a vector for 2 of 50 columns
-    cost as much as 16 (the same sums, in the same order). Strides and flags are passed as values,
-    never as constants, so that the calls reuse the products' compiled types (a literal 1 or False
-    is a type of its own to Numba: 5-6 s more of a first run's compilation)."""
+    part's units, into those units' rows of ``out`` (H, N), on the own product (the exchange runs
+    with the fused step only). The batch's last columns (``tail_columns``) are the product
+    ``D[rows, tail]^T @ W[rows, units]`` into ``T``, its vectors over the units, as the fused
+    step's tail tiles run them: a vector for 2 of 50 columns cost as much as 16 (the same sums, in
+    the same order). Strides are passed as values, never as constants, so that the calls reuse
+    the product's compiled type (a literal 1 is a type of its own to Numba: 5-6 s more of a first
+    run's compilation)."""
     r0, r1 = 4 * bounds[p], 4 * bounds[p + 1]
     N = D.shape[1]
-    Nm = N - tail_columns(N) if own else N
+    Nm = N - tail_columns(N)
     for q in range(bounds.shape[0] - 1):
         if q != p:
             q0, q1 = bounds[q], bounds[q + 1]
             a, b, c = WT[q0:q1, r0:r1], D[r0:r1, :Nm], out[q0:q1, :Nm]
-            if own:
-                product(a, a.strides[0] // a.itemsize, a.strides[1] // a.itemsize, r1 - r0, b, c)
-            else:               # BLAS, not transposed: ``own`` is False here
-                gemm(a, b, c, own, own, 0.0, own)
+            product(a, a.strides[0] // a.itemsize, a.strides[1] // a.itemsize, r1 - r0, b, c)
             if Nm < N:
                 a, b, c = D[r0:r1, Nm:], W[r0:r1, q0:q1], T[:N - Nm, :q1 - q0]
                 product(a, a.strides[1] // a.itemsize, a.strides[0] // a.itemsize, r1 - r0, b, c)

@@ -289,7 +289,7 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), in
         dc[0] = dstate[1].T
         # the other parts' sums for each part's units: the reduce-scatter of the fused step
         # (_parallel._lstm_backward), where it pays (benchmarks/NOTES.md, attempt 85); else None,
-        # and that build has none of it. The separate path can run it too, for the tests
+        # and that build has none of it. The separate path can run it too (the own product), for the tests
         scatter = fused is not None and steps.parts > 1 and H <= SCATTER_MAX_H
         xch = np.empty((2, steps.parts, H, N), dt) if scatter else None
         xt = np.empty((steps.parts, TAIL_MAX, H), dt) if scatter else None
