@@ -19,6 +19,13 @@ measurement in a fresh process, after a warm-up step of the same model on a tiny
 compilation, libraries loaded, PyTorch's ``.grad`` tensors allocated), so the growth is what
 the full-size step itself needs. Prints a table and writes ``benchmarks/results/speed.json``.
 
+Each pair of blocks is also placed by where the machine's two cores were: the cores' round trip
+(:func:`round_trip`) is measured before the first pair and after each, and the tables end with
+the paired ratios of the pairs measured with the cores near (both round trips at most
+:data:`FAR_NS`) and far apart. On this project's Zen 4 VM the two were 45-60 or 310-330 ns apart,
+changing within minutes, and the LSTM's ratio at H=128 was 0.89 near and 1.00 far in one run
+(benchmarks/NOTES.md, attempt 90): the headline ratio is the median of all pairs, as before.
+
     python benchmarks/speed.py                     # LSTM, 1 layer, hidden 64..512
     python benchmarks/speed.py --cells lstm,gru,rnn --layers 1,2 --hidden 64,128,256,512
 """
@@ -323,29 +330,109 @@ class _Worker:
             self.p.wait()
 
 
-def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3):
+# the cores' round trip (:func:`round_trip`) above which a pair counts as measured with the cores
+# far apart: this VM's two cores were 45-60 ns apart at some times and 310-330 at others, nothing
+# between (benchmarks/NOTES.md, attempt 90)
+FAR_NS = 150
+
+
+@functools.lru_cache(maxsize=None)
+def _ping():
+    """The compiled ping of :func:`round_trip` (compiled once a process)."""
+    import numba
+
+    from rnnkit.kernels._sync import fetch_add, load_acquire
+
+    @numba.njit(parallel=True)
+    def ping(a, n):
+        for w in numba.prange(2):
+            for i in range(n):
+                spins = 0
+                while load_acquire(a, 0) != 2 * i + w and spins < 100_000_000:
+                    spins += 1
+                if spins == 100_000_000:          # the two workers did not run side by side
+                    a[8] = 1
+                    break
+                fetch_add(a, 0)
+        return 0
+    return ping
+
+
+def round_trip(n=20_000, rounds=3) -> float:
+    """Seconds a cache line takes to go from one core to the other and back, best of ``rounds``:
+    two workers of rnnkit's thread pool take turns incrementing one counter (``kernels._sync``'s
+    atomics); NaN without two threads. This VM's two cores are sometimes 45-130 ns apart,
+    sometimes 310-400 (benchmarks/NOTES.md, attempts 62 and 90), and both libraries' steps, and
+    their ratio, move with it: the tables say which pairs were measured where."""
+    import numba
+
+    from rnnkit import threads
+
+    threads.set_num_threads(2)
+    if numba.get_num_threads() < 2:
+        return float("nan")
+    ping = _ping()
+    a = np.zeros(16, np.int64)
+    ping(a, 10)
+    best = float("inf")
+    for _ in range(rounds):
+        a[:] = 0
+        t0 = time.perf_counter()
+        ping(a, n)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return float("nan") if a[8] else best
+
+
+def phase_of(before, after) -> str:
+    """``near`` or ``far`` when both round trips around a pair (seconds) are on one side of
+    :data:`FAR_NS`, else ``mixed`` (the cores moved during the pair, or no measure)."""
+    if before * 1e9 <= FAR_NS and after * 1e9 <= FAR_NS:
+        return "near"
+    if before * 1e9 > FAR_NS and after * 1e9 > FAR_NS:
+        return "far"
+    return "mixed"
+
+
+def by_phase(pairs) -> dict:
+    """``{near|far|mixed: {"pairs": n, "ratio": median a / b}}`` of :func:`alternate`'s ``pairs``."""
+    out = {}
+    for name in ("near", "far", "mixed"):
+        ratios = [p["a"] / p["b"] for p in pairs if phase_of(p["trip_before"], p["trip_after"]) == name]
+        out[name] = {"pairs": len(ratios), "ratio": statistics.median(ratios) if ratios else None}
+    return out
+
+
+def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3, pairs=None):
     """torch-rnn's protocol, each library in its own process: blocks of ``block`` steps alternate
     (the order swapped every repeat), so a change in the machine's load hits both. Before each
     block the parent waits ``pause`` seconds, longer than OpenBLAS's idle threads spin (about
     0.1 s: they took the cores from the other process's next steps), and a block's first step is
-    untimed (its pools wake); the block's time is the median of the rest. Returns the median times and the median of the paired ratios a / b."""
+    untimed (its pools wake); the block's time is the median of the rest. Returns the median times and the median of the paired ratios a / b,
+    and fills ``pairs`` (a list) as :func:`alternate` does."""
     workers = []
     try:
         for lib in libs:
             workers.append(_Worker(lib, cell, H, layers, workload))
-        return alternate(workers, repeats, block, pause)
+        return alternate(workers, repeats, block, pause, pairs)
     finally:
         for w in workers:
             w.close()
 
 
-def alternate(workers, repeats, block=3, pause=0.3):
-    """:func:`paired`'s alternation on two running :class:`_Worker` s."""
+def alternate(workers, repeats, block=3, pause=0.3, pairs=None):
+    """:func:`paired`'s alternation on two running :class:`_Worker` s. With ``pairs`` (a list), the
+    cores' round trip (:func:`round_trip`) is measured before each pair and after the last, before
+    the pause, and each pair is appended as ``{"a", "b", "trip_before", "trip_after"}`` (seconds)."""
     ta, tb = [], []
+    trip = round_trip() if pairs is not None else None
     for r in range(repeats):
         for which in ((0, 1) if r % 2 == 0 else (1, 0)):
             time.sleep(pause)                  # the other process's idle threads stop spinning
             (ta, tb)[which].append(statistics.median(workers[which].block(block)))
+        if pairs is not None:
+            after = round_trip()
+            pairs.append({"a": ta[-1], "b": tb[-1], "trip_before": trip, "trip_after": after})
+            trip = after
     return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
 
@@ -366,18 +453,26 @@ def paired_steps(step_a, step_b, repeats, warmup=3):
 
 def measure(workload, cell, layers, H, args, peak):
     """One row of the table: times and memory, each library in processes of its own."""
-    t_r, t_t, ratio = paired(("rnnkit", "torch"), cell, H, layers, workload, args.repeats)
+    pairs = []
+    t_r, t_t, ratio = paired(("rnnkit", "torch"), cell, H, layers, workload, args.repeats, pairs=pairs)
     m_r = m_t = float("nan")
     if not args.no_memory:
         m_r, m_t = (memory(lib, cell, H, layers, workload) for lib in ("rnnkit", "torch"))
     fl = step_flops(cell, H, layers, workload) / t_r
     row = dict(workload=workload, cell=cell, layers=layers, hidden=H, rnnkit_s=t_r, torch_s=t_t,
                time_ratio=ratio, rnnkit_bytes=m_r, torch_bytes=m_t,
-               memory_ratio=m_r / m_t if m_t > 0 else float("nan"), rnnkit_flops=fl, peak_fraction=fl / peak)
+               memory_ratio=m_r / m_t if m_t > 0 else float("nan"), rnnkit_flops=fl, peak_fraction=fl / peak,
+               pairs=pairs, by_phase=by_phase(pairs))
     print(f"{workload:8} {cell:5} {layers:>2} {H:>4} | {t_r * 1e3:9.2f} {t_t * 1e3:9.2f} {row['time_ratio']:6.2f} | "
           f"{m_r / 2**20:9.1f} {m_t / 2**20:9.1f} {row['memory_ratio']:6.2f} | "
-          f"{fl / 1e9:7.2f} {fl / peak:7.1%}", flush=True)
+          f"{fl / 1e9:7.2f} {fl / peak:7.1%} | {_phases_text(row['by_phase'])}", flush=True)
     return row
+
+
+def _phases_text(phases) -> str:
+    """``near 0.82 x9, far 0.88 x3, mixed x2``: the paired ratios' medians by where the cores were."""
+    return ", ".join(f"{name} {v['ratio']:.2f} x{v['pairs']}" if v["ratio"] is not None else f"{name} x0"
+                     for name, v in phases.items() if name != "mixed") + f", mixed x{phases['mixed']['pairs']}"
 
 
 def markdown(rows, peak, hidden, blas=""):
@@ -394,6 +489,20 @@ def markdown(rows, peak, hidden, blas=""):
             out.append(f"| {key[0].upper()} | {key[1]} | " + " | ".join(
                 f"{cells[h]['rnnkit_s'] * 1e3:.1f} / {cells[h]['torch_s'] * 1e3:.1f} ({cells[h]['time_ratio']:.2f})"
                 if h in cells else "-" for h in hidden) + " |")
+    phased = [r for r in rows if "by_phase" in r]
+    if phased:
+        out += ["", f"The same paired ratios by where the two cores were: the cores' round trip measured before "
+                f"and after each pair, both at most {FAR_NS} ns (near) or both above (far); ratio x pairs "
+                f"(pairs whose cores moved between the two measures are left out of both)."]
+        for workload in dict.fromkeys(r["workload"] for r in phased):
+            out += ["", f"**{workload}, near / far**", "",
+                    "| cell | layers | " + " | ".join(f"H={h}" for h in hidden) + " |", "|---|---|" + "---|" * len(hidden)]
+            for key in dict.fromkeys((r["cell"], r["layers"]) for r in phased if r["workload"] == workload):
+                cells = {r["hidden"]: r["by_phase"] for r in phased if (r["workload"], r["cell"], r["layers"])
+                         == (workload, *key)}
+                out.append(f"| {key[0].upper()} | {key[1]} | " + " | ".join(
+                    " / ".join(f"{c[n]['ratio']:.2f} x{c[n]['pairs']}" if c[n]["ratio"] is not None else "-"
+                               for n in ("near", "far")) if (c := cells.get(h)) else "-" for h in hidden) + " |")
     return "\n".join(out) + "\n"
 
 

@@ -37,46 +37,8 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 import speed
 from _results import save
-
-
-def round_trip(n=50_000) -> float:
-    """Seconds a cache line takes to go from one core to the other and back: two workers of
-    rnnkit's thread pool take turns incrementing one counter (``kernels._sync``'s atomics). This
-    VM's two cores are sometimes 77-130 ns apart, sometimes 340-400 (benchmarks/NOTES.md, attempt
-    62), which moves the loops, whose parts meet every step; the profile prints it before and
-    after so that a reader knows which phase it measured."""
-    import numba
-
-    from rnnkit.kernels._sync import fetch_add, load_acquire
-
-    @numba.njit(parallel=True)
-    def ping(a, n):
-        for w in numba.prange(2):
-            for i in range(n):
-                spins = 0
-                while load_acquire(a, 0) != 2 * i + w and spins < 100_000_000:
-                    spins += 1
-                if spins == 100_000_000:          # the two workers did not run side by side
-                    a[8] = 1
-                    break
-                fetch_add(a, 0)
-        return 0
-
-    if numba.get_num_threads() < 2:
-        return float("nan")
-    a = np.zeros(16, np.int64)
-    ping(a, 10)
-    best = float("inf")
-    for _ in range(3):
-        a[:] = 0
-        t0 = time.perf_counter()
-        ping(a, n)
-        best = min(best, (time.perf_counter() - t0) / n)
-    return float("nan") if a[8] else best
 
 
 class Parts:
@@ -200,7 +162,7 @@ def main():
 
     rate = speed.split_product_rate()
     which = "rnnkit's own product" if products.own_product() else "rnnkit's split BLAS product"
-    trips = [round_trip()]
+    trips = [speed.round_trip(50_000)]
     parts = Parts()
     lines = [f"`python benchmarks/step_profile.py`: the one-layer LSTM module's step (batch {speed.B}, sequence "
              f"{speed.T}, input {speed.D}, float32, forward + full BPTT). {which} on a 1024^3 square, "
@@ -234,7 +196,7 @@ def main():
         rows.append(dict(hidden=H, parts_s=p, rest_s=rest, flops=fl,
                          bound_s=bound, rnnkit_steady_s=r_s, torch_steady_s=t_s, steady_ratio=ratio))
         print("\n".join(lines[first:]), flush=True)
-    trips.append(round_trip())
+    trips.append(speed.round_trip(50_000))
     lines.append(f"The cores' round trip (a cache line there and back): {trips[0] * 1e9:.0f} ns before, "
                  f"{trips[1] * 1e9:.0f} ns after.")
     save("step_profile", "\n".join(lines) + "\n", {"square_rate": rate, "square_product": which,
