@@ -86,6 +86,9 @@ def main():
         evaluated = os.path.join(tmp, "eval.txt")
         build_text(evaluated, args.eval_mb)
         rnnkit("prepare", evaluated, "-o", os.path.join(tmp, "eval"), "--no-progress")
+        # untimed: with an empty Numba cache (a fresh install, or kernels just edited) the first
+        # run compiles the kernels, 10-15 s that would land on whichever row came first
+        rnnkit("train", os.path.join(tmp, "small"), "--out", os.path.join(tmp, "warm"), *train_args)
         for name, src in (("prepared corpus, full size", os.path.join(tmp, "big")),
                           ("prepared corpus, a tenth", os.path.join(tmp, "small")),
                           ("raw text file, read whole", big)):
