@@ -407,8 +407,9 @@ def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3, pairs=N
     (the order swapped every repeat), so a change in the machine's load hits both. Before each
     block the parent waits ``pause`` seconds, longer than OpenBLAS's idle threads spin (about
     0.1 s: they took the cores from the other process's next steps), and a block's first step is
-    untimed (its pools wake); the block's time is the median of the rest. Returns the median times and the median of the paired ratios a / b,
-    and fills ``pairs`` (a list) as :func:`alternate` does."""
+    untimed (its pools wake); the block's time is the median of the rest. Returns the median times
+    and the median of the paired ratios a / b, and fills ``pairs`` (a list) as :func:`alternate`
+    does."""
     workers = []
     try:
         for lib in libs:
@@ -496,7 +497,8 @@ def markdown(rows, peak, hidden, blas=""):
                 f"(pairs whose cores moved between the two measures are left out of both)."]
         for workload in dict.fromkeys(r["workload"] for r in phased):
             out += ["", f"**{workload}, near / far**", "",
-                    "| cell | layers | " + " | ".join(f"H={h}" for h in hidden) + " |", "|---|---|" + "---|" * len(hidden)]
+                    "| cell | layers | " + " | ".join(f"H={h}" for h in hidden) + " |",
+                    "|---|---|" + "---|" * len(hidden)]
             for key in dict.fromkeys((r["cell"], r["layers"]) for r in phased if r["workload"] == workload):
                 cells = {r["hidden"]: r["by_phase"] for r in phased if (r["workload"], r["cell"], r["layers"])
                          == (workload, *key)}
