@@ -366,9 +366,6 @@ def round_trip(n=20_000, rounds=3) -> float:
     their ratio, move with it: the tables say which pairs were measured where."""
     import numba
 
-    from rnnkit import threads
-
-    threads.set_num_threads(2)
     if numba.get_num_threads() < 2:
         return float("nan")
     ping = _ping()
