@@ -1,9 +1,12 @@
 """Where benchmarks put what they measured: ``benchmarks/results/NAME.md`` (the table, as printed)
-and ``NAME.json`` (the numbers)."""
+and ``NAME.json`` (the numbers); and the machine's product rate that issue 16 asks each table to
+carry, measured in the same run (:func:`sgemm_rate`)."""
 from __future__ import annotations
 
 import json
 import os
+import statistics
+import time
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -16,3 +19,28 @@ def save(name: str, md: str, data) -> None:
         f.write(md)
     with open(os.path.join(RESULTS, f"{name}.json"), "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
+
+
+def sgemm_rate(n=1024, repeats=10) -> float:
+    """FLOP/s of NumPy's float32 product on an ``n``^3 square at 2 BLAS threads (the median of
+    ``repeats`` after 3 untimed): this machine's rate, which moves by up to 2x within the hour, to
+    read a table beside. Call it before rnnkit first computes in the process: rnnkit sets BLAS to
+    one thread then (its own products split the work instead)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.copy()
+    times = []
+    with threadpool_limits(2, user_api="blas"):
+        for k in range(3 + repeats):
+            t0 = time.perf_counter()
+            a @ b
+            if k >= 3:
+                times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def sgemm_text(rate: float) -> str:
+    """How the tables name :func:`sgemm_rate`'s result."""
+    return f"sgemm {rate / 1e9:.1f} GFLOP/s measured in the same run (NumPy, 1024^3, float32, 2 threads)"

@@ -36,7 +36,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
-from _results import save  # noqa: E402
+from _results import save, sgemm_rate, sgemm_text  # noqa: E402
 
 VARIANTS = ("every core", "1 thread", "auto")
 
@@ -101,6 +101,7 @@ def main():
     if args.worker:
         _, cell, H, layers, workload, name = args.worker
         return worker(cell, int(H), int(layers), workload, name)
+    rate = sgemm_rate()                     # (each library runs in processes of its own)
     rows = []
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):
@@ -132,7 +133,8 @@ def main():
                 torch_worker.close()
     md = [f"`python benchmarks/busy.py` ({args.workload} step, {args.layers} layers, batch {speed.B} x {speed.T}), "
           f"{os.cpu_count()} cores; busy = one pure-Python CPU-bound process running beside; ms per step, "
-          "each library in its own process, median of alternating blocks (speed.py's protocol).", "",
+          "each library in its own process, median of alternating blocks (speed.py's protocol); "
+          f"{sgemm_text(rate)}.", "",
           "| cell | H | rnnkit threads | rnnkit quiet | rnnkit busy | rnnkit slowdown | PyTorch quiet | PyTorch busy "
           "| PyTorch slowdown |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -140,7 +142,7 @@ def main():
         md.append(f"| {r['cell'].upper()} | {r['hidden']} | {label} | {r['quiet_rnnkit_s'] * 1e3:.1f} | "
                   f"{r['busy_rnnkit_s'] * 1e3:.1f} | {r['slowdown_rnnkit']:.2f}x | {r['quiet_torch_s'] * 1e3:.1f} | "
                   f"{r['busy_torch_s'] * 1e3:.1f} | {r['slowdown_torch']:.2f}x |")
-    save("busy", "\n".join(md) + "\n", {"rows": rows, "repeats": args.repeats})
+    save("busy", "\n".join(md) + "\n", {"sgemm_flops": rate, "rows": rows, "repeats": args.repeats})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import sysconfig
 import tempfile
 import time
 
-from _results import save  # noqa: E402  (benchmarks/ is the script's directory)
+from _results import save, sgemm_rate, sgemm_text  # noqa: E402  (benchmarks/ is the script's directory)
 
 RUNNER = ("import resource, sys; from rnnkit.cli import main; rc = main(sys.argv[1:]); "
           "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
@@ -74,7 +74,7 @@ def main():
     args = p.parse_args()
     train_args = ["--steps", args.steps, "--hidden", 128, "--layers", 2, "--embed", 32, "--seq-len", 64,
                   "--batch-size", 32, "--eval-every", 10 ** 9, "--val-fraction", 0.002, "--no-progress"]
-    rows, out = [], {}
+    rows, out = [], {"sgemm_flops": sgemm_rate()}          # (rnnkit runs in processes of its own)
     with tempfile.TemporaryDirectory() as tmp:
         big, small = os.path.join(tmp, "big.txt"), os.path.join(tmp, "small.txt")
         size = build_text(big, args.mb)
@@ -102,7 +102,8 @@ def main():
         out["eval"] = {"bytes": eval_size, "seconds": wall, "chars_per_s": eval_size / wall, "peak_bytes": peak,
                        "output": text.strip()}
     out["train"] = rows
-    md = (f"Text of {size / 1e6:,.0f} MB (Python sources and docs, repeated). `rnnkit prepare`: "
+    md = (f"{sgemm_text(out['sgemm_flops'])}.\n\n"
+          f"Text of {size / 1e6:,.0f} MB (Python sources and docs, repeated). `rnnkit prepare`: "
           f"{out['prepare']['seconds']:.1f} s, {out['prepare']['mb_per_s']:.0f} MB/s, peak memory "
           f"{out['prepare']['peak_bytes'] / 2**20:,.0f} MiB.\n\n"
           f"`rnnkit train` ({args.steps} steps, 2-layer LSTM 128, batch 32 x 64), peak resident memory of the process:\n\n"

@@ -15,7 +15,7 @@ import argparse
 import subprocess
 import sys
 
-from _results import save  # noqa: E402  (benchmarks/ is the script's directory)
+from _results import save, sgemm_rate, sgemm_text  # noqa: E402  (benchmarks/ is the script's directory)
 
 
 CASE = """
@@ -50,6 +50,7 @@ def main():
     p.add_argument("--lengths", default="1000,3000,10000,30000,100000")
     args = p.parse_args()
     D, H, N = 32, 128, 8
+    rate = sgemm_rate()                     # (the cases run in processes of their own)
     rows = []
     for L in map(int, args.lengths.split(",")):
         row = {"L": L}
@@ -58,13 +59,14 @@ def main():
         rows.append(row)
         print(row, flush=True)
     md = (f"One training step, LSTM input {D}, hidden {H}, batch {N}, float32: memory the step adds to the "
-          "process (includes the (L, N, H) output and its gradient, which both ways keep), and time.\n\n"
+          "process (includes the (L, N, H) output and its gradient, which both ways keep), and time; "
+          f"{sgemm_text(rate)}.\n\n"
           "| L | kept every step: MiB | s | recompute='sqrt': MiB | s | memory ratio | time ratio |\n"
           "|---|---|---|---|---|---|---|\n")
     for r in rows:
         md += (f"| {r['L']:,} | {r['full_mb']:,.1f} | {r['full_s']:.2f} | {r['sqrt_mb']:,.1f} | {r['sqrt_s']:.2f} | "
                f"{r['sqrt_mb'] / r['full_mb']:.2f} | {r['sqrt_s'] / r['full_s']:.2f} |\n")
-    save("recompute", md, rows)
+    save("recompute", md, {"sgemm_flops": rate, "rows": rows})
 
 
 if __name__ == "__main__":

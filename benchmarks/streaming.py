@@ -23,6 +23,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
 
+from _results import sgemm_rate, sgemm_text  # noqa: E402  (benchmarks/ is the script's directory)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 D, STEPS, BLOCKS = 64, 2000, 7
 
@@ -106,6 +108,8 @@ def torch_sampling_rate(batch=1):
 
 
 def main():
+    rate = sgemm_rate()                     # before rnnkit first computes here (it sets BLAS to one thread)
+    print(sgemm_text(rate))
     rows = []
     print(f"{'cell':<5} {'hidden':>6} {'rnnkit us/step':>15} {'torch cell us/step':>19} {'ratio':>7}")
     for cell in ("lstm", "gru", "rnn"):
@@ -120,7 +124,8 @@ def main():
         ours, theirs = sampling_rate(batch), torch_sampling_rate(batch)
         sampling.append({"batch": batch, "rnnkit_chars_per_s": ours, "torch_chars_per_s": theirs})
         print(f"{batch:>5} {ours:>10,.0f} {theirs:>10,.0f} {ours / theirs:>13.2f}", flush=True)
-    out = {"machine": platform.machine(), "cpus": os.cpu_count(), "input": D, "batch": 1, "latency": rows,
+    out = {"machine": platform.machine(), "cpus": os.cpu_count(), "sgemm_flops": rate, "input": D, "batch": 1,
+           "latency": rows,
            "sampling_chars_per_s": sampling[0]["rnnkit_chars_per_s"], "sampling": sampling}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "streaming.json"), "w") as f:
