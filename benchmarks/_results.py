@@ -24,8 +24,8 @@ def save(name: str, md: str, data) -> None:
 def sgemm_rate(n=1024, repeats=10) -> float:
     """FLOP/s of NumPy's float32 product on an ``n``^3 square at 2 BLAS threads (the median of
     ``repeats`` after 3 untimed): this machine's rate, which moves by up to 2x within the hour, to
-    read a table beside. Call it before rnnkit first computes in the process: rnnkit sets BLAS to
-    one thread then (its own products split the work instead)."""
+    read a table beside. BLAS gets 2 threads for the measure whatever rnnkit set it to (one, when
+    it first computes); measured first in a run, nothing of rnnkit's spins beside it."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 

@@ -102,6 +102,7 @@ def main():
         _, cell, H, layers, workload, name = args.worker
         return worker(cell, int(H), int(layers), workload, name)
     rate = sgemm_rate()                     # (each library runs in processes of its own)
+    print(sgemm_text(rate), flush=True)
     rows = []
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):

@@ -75,6 +75,7 @@ def main():
     train_args = ["--steps", args.steps, "--hidden", 128, "--layers", 2, "--embed", 32, "--seq-len", 64,
                   "--batch-size", 32, "--eval-every", 10 ** 9, "--val-fraction", 0.002, "--no-progress"]
     rows, out = [], {"sgemm_flops": sgemm_rate()}          # (rnnkit runs in processes of its own)
+    print(sgemm_text(out["sgemm_flops"]), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         big, small = os.path.join(tmp, "big.txt"), os.path.join(tmp, "small.txt")
         size = build_text(big, args.mb)

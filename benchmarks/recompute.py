@@ -51,6 +51,7 @@ def main():
     args = p.parse_args()
     D, H, N = 32, 128, 8
     rate = sgemm_rate()                     # (the cases run in processes of their own)
+    print(sgemm_text(rate), flush=True)
     rows = []
     for L in map(int, args.lengths.split(",")):
         row = {"L": L}

@@ -22,9 +22,11 @@ the full-size step itself needs. Prints a table and writes ``benchmarks/results/
 Each pair of blocks is also placed by where the machine's two cores were: the cores' round trip
 (:func:`round_trip`) is measured before the first pair and after each, and the tables end with
 the paired ratios of the pairs measured with the cores near (both round trips at most
-:data:`FAR_NS`) and far apart. On this project's Zen 4 VM the two were 45-60 or 310-330 ns apart,
-changing within minutes, and the LSTM's ratio at H=128 was 0.89 near and 1.00 far in one run
-(benchmarks/NOTES.md, attempt 90): the headline ratio is the median of all pairs, as before.
+:data:`FAR_NS`) and far apart (a median over fewer than :data:`MIN_PAIRS` pairs is not shown). On
+this project's Zen 4 VM the two were 45-60 or 310-330 ns apart, changing every few seconds to
+minutes (in one full table's run, 126 of 720 consecutive measures changed side), and the LSTM's
+ratio at H=128 was 0.89 near and 1.00 far in one run (benchmarks/NOTES.md, attempt 90): the
+headline ratio is the median of all pairs, as before.
 
     python benchmarks/speed.py                     # LSTM, 1 layer, hidden 64..512
     python benchmarks/speed.py --cells lstm,gru,rnn --layers 1,2 --hidden 64,128,256,512
@@ -331,8 +333,9 @@ class _Worker:
 
 # the cores' round trip (:func:`round_trip`) above which a pair counts as measured with the cores
 # far apart: this VM's two cores were 45-60 ns apart at some times and 310-330 at others, nothing
-# between (benchmarks/NOTES.md, attempt 90)
+# between (benchmarks/NOTES.md, attempt 90); the tables show a phase's median from MIN_PAIRS pairs
 FAR_NS = 150
+MIN_PAIRS = 3
 
 
 @functools.lru_cache(maxsize=None)
@@ -362,7 +365,9 @@ def round_trip(n=20_000, rounds=3) -> float:
     two workers of rnnkit's thread pool take turns incrementing one counter (``kernels._sync``'s
     atomics); NaN without two threads. This VM's two cores are sometimes 45-130 ns apart,
     sometimes 310-400 (benchmarks/NOTES.md, attempts 62 and 90), and both libraries' steps, and
-    their ratio, move with it: the tables say which pairs were measured where."""
+    their ratio, move with it: the tables say which pairs were measured where. It is measured on
+    this process's threads, between the workers' blocks: the placement at those moments, which
+    can change in seconds."""
     import numba
 
     if numba.get_num_threads() < 2:
@@ -379,9 +384,16 @@ def round_trip(n=20_000, rounds=3) -> float:
     return float("nan") if a[8] else best
 
 
+def _or_none(seconds):
+    """A round trip for the JSON: None for NaN (no measure), which strict JSON has no word for."""
+    return None if seconds != seconds else seconds
+
+
 def phase_of(before, after) -> str:
     """``near`` or ``far`` when both round trips around a pair (seconds) are on one side of
-    :data:`FAR_NS`, else ``mixed`` (the cores moved during the pair, or no measure)."""
+    :data:`FAR_NS`, else ``mixed`` (the cores moved during the pair, or no measure: NaN or None)."""
+    if before is None or after is None:
+        return "mixed"
     if before * 1e9 <= FAR_NS and after * 1e9 <= FAR_NS:
         return "near"
     if before * 1e9 > FAR_NS and after * 1e9 > FAR_NS:
@@ -428,7 +440,7 @@ def alternate(workers, repeats, block=3, pause=0.3, pairs=None):
             (ta, tb)[which].append(statistics.median(workers[which].block(block)))
         if pairs is not None:
             after = round_trip()
-            pairs.append({"a": ta[-1], "b": tb[-1], "trip_before": trip, "trip_after": after})
+            pairs.append({"a": ta[-1], "b": tb[-1], "trip_before": _or_none(trip), "trip_after": _or_none(after)})
             trip = after
     return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
@@ -489,8 +501,9 @@ def markdown(rows, peak, hidden, blas=""):
     phased = [r for r in rows if "by_phase" in r]
     if phased:
         out += ["", f"The same paired ratios by where the two cores were: the cores' round trip measured before "
-                f"and after each pair, both at most {FAR_NS} ns (near) or both above (far); ratio x pairs "
-                f"(pairs whose cores moved between the two measures are left out of both)."]
+                f"and after each pair, both at most {FAR_NS} ns (near) or both above (far); ratio x pairs, "
+                f"the ratio from {MIN_PAIRS} pairs on (pairs whose cores moved between the two measures are "
+                f"left out of both)."]
         for workload in dict.fromkeys(r["workload"] for r in phased):
             out += ["", f"**{workload}, near / far**", "",
                     "| cell | layers | " + " | ".join(f"H={h}" for h in hidden) + " |",
@@ -499,7 +512,8 @@ def markdown(rows, peak, hidden, blas=""):
                 cells = {r["hidden"]: r["by_phase"] for r in phased if (r["workload"], r["cell"], r["layers"])
                          == (workload, *key)}
                 out.append(f"| {key[0].upper()} | {key[1]} | " + " | ".join(
-                    " / ".join(f"{c[n]['ratio']:.2f} x{c[n]['pairs']}" if c[n]["ratio"] is not None else "-"
+                    " / ".join(f"{c[n]['ratio']:.2f} x{c[n]['pairs']}" if c[n]["pairs"] >= MIN_PAIRS
+                               else f"x{c[n]['pairs']}" if c[n]["pairs"] else "-"
                                for n in ("near", "far")) if (c := cells.get(h)) else "-" for h in hidden) + " |")
     return "\n".join(out) + "\n"
 
