@@ -21,24 +21,30 @@ def save(name: str, md: str, data) -> None:
         json.dump(data, f, indent=2)
 
 
+def time_it(step, repeats, warmup=3) -> float:
+    """Seconds of ``step()``: the median of ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
 def sgemm_rate(n=1024, repeats=10) -> float:
-    """FLOP/s of NumPy's float32 product on an ``n``^3 square at 2 BLAS threads (the median of
-    ``repeats`` after 3 untimed): this machine's rate, which moves by up to 2x within the hour, to
-    read a table beside. BLAS gets 2 threads for the measure whatever rnnkit set it to (one, when
-    it first computes); measured first in a run, nothing of rnnkit's spins beside it."""
+    """FLOP/s of NumPy's float32 product on an ``n``^3 square at 2 BLAS threads (:func:`time_it`):
+    this machine's rate, which moves by up to 2x within the hour, to read a table beside. BLAS gets
+    2 threads for the measure whatever rnnkit set it to (one, when it first computes); measured
+    first in a run, nothing of rnnkit's spins beside it."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     b = a.copy()
-    times = []
     with threadpool_limits(2, user_api="blas"):
-        for k in range(3 + repeats):
-            t0 = time.perf_counter()
-            a @ b
-            if k >= 3:
-                times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times)
+        return 2 * n ** 3 / time_it(lambda: a @ b, repeats)
 
 
 def sgemm_text(rate: float) -> str:

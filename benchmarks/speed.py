@@ -49,7 +49,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
 
-from _results import sgemm_rate  # noqa: E402  (benchmarks/ is the script's directory)
+from _results import sgemm_rate, time_it  # noqa: E402  (benchmarks/ is the script's directory)
 
 B, T, D = 50, 50, 64
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -157,17 +157,6 @@ def make_torch(cell, H, layers, workload="module"):
 MAKERS = {"rnnkit": make_rnnkit, "torch": make_torch}
 
 
-def time_it(step, repeats, warmup=3):
-    for _ in range(warmup):
-        step()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
-
-
 def _status_kb(field):
     with open("/proc/self/status") as f:
         for line in f:
@@ -193,10 +182,6 @@ def memory(lib, cell, H, layers, workload):
     out = subprocess.run([sys.executable, __file__, "--child", lib, cell, str(H), str(layers), workload],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["bytes"]
-
-
-def matmul_rate(n=1024, repeats=10):
-    return sgemm_rate(n, repeats)
 
 
 def split_product_rate(n=1024, repeats=10) -> float:
@@ -252,7 +237,7 @@ def main():
         lib, cell, H, layers, workload = args.worker
         worker(lib, cell, int(H), int(layers), workload)
         return
-    peak = matmul_rate()
+    peak = sgemm_rate()
     rows = []
     head = (f"{'workload':8} {'cell':5} {'L':>2} {'H':>4} | {'rnnkit ms':>9} {'torch ms':>9} {'ratio':>6} | "
             f"{'rnnkit MB':>9} {'torch MB':>9} {'ratio':>6} | {'GFLOP/s':>7} {'of peak':>7}")
@@ -478,10 +463,15 @@ def measure(workload, cell, layers, H, args, peak):
     return row
 
 
+def _phase_cell(v) -> str:
+    """One phase of :func:`by_phase`: ``0.82 x9`` (median ratio x pairs), or only the count below
+    :data:`MIN_PAIRS` pairs, ``-`` for none."""
+    return f"{v['ratio']:.2f} x{v['pairs']}" if v["pairs"] >= MIN_PAIRS else f"x{v['pairs']}" if v["pairs"] else "-"
+
+
 def _phases_text(phases) -> str:
-    """``near 0.82 x9, far 0.88 x3, mixed x2``: the paired ratios' medians by where the cores were."""
-    return ", ".join(f"{name} {v['ratio']:.2f} x{v['pairs']}" if v["ratio"] is not None else f"{name} x0"
-                     for name, v in phases.items() if name != "mixed") + f", mixed x{phases['mixed']['pairs']}"
+    """``near 0.82 x9, far x2, mixed x4``: the paired ratios by where the cores were."""
+    return f"near {_phase_cell(phases['near'])}, far {_phase_cell(phases['far'])}, mixed x{phases['mixed']['pairs']}"
 
 
 def markdown(rows, peak, hidden, blas=""):
@@ -512,9 +502,8 @@ def markdown(rows, peak, hidden, blas=""):
                 cells = {r["hidden"]: r["by_phase"] for r in phased if (r["workload"], r["cell"], r["layers"])
                          == (workload, *key)}
                 out.append(f"| {key[0].upper()} | {key[1]} | " + " | ".join(
-                    " / ".join(f"{c[n]['ratio']:.2f} x{c[n]['pairs']}" if c[n]["pairs"] >= MIN_PAIRS
-                               else f"x{c[n]['pairs']}" if c[n]["pairs"] else "-"
-                               for n in ("near", "far")) if (c := cells.get(h)) else "-" for h in hidden) + " |")
+                    f"{_phase_cell(c['near'])} / {_phase_cell(c['far'])}" if (c := cells.get(h)) else "-"
+                    for h in hidden) + " |")
     return "\n".join(out) + "\n"
 
 

@@ -614,7 +614,7 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
                 dd[0], dc[0] = d0, c0
                 dy = np.ascontiguousarray(DY.T) if dy_rows else DY
                 xch = np.full((2, parts, H, N), np.nan, np.float32) if scatter else None    # the parts' sums
-                xt = np.full((parts, 8, H), np.nan, np.float32) if scatter else None
+                xt = np.full((parts, S.TAIL_MAX, H), np.nan, np.float32) if scatter else None
                 with _two_threads():                # the parts side by side, not one worker running all
                     P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc,
                                              dscr, xch, xt, np.empty((parts, N), np.float32), False, True,
