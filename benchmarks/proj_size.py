@@ -9,15 +9,13 @@ this measures what that costs. Writes benchmarks/results/proj_size.{md,json}.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import rnnkit
 
-from _results import save  # noqa: E402  (benchmarks/ is the script's directory)
+from _results import save, time_it  # noqa: E402  (benchmarks/ is the script's directory)
 
 
 
@@ -34,13 +32,8 @@ def torch_step(m, x, dy):
 
 
 def timed(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    """Milliseconds of ``fn()``: the median of ``repeats`` calls after one untimed."""
+    return 1e3 * time_it(fn, repeats, warmup=1)
 
 
 def main():
