@@ -72,6 +72,10 @@ def run(tree, config, steps):
     return result
 
 
+def _configs(text):
+    return [_config(c) for c in text.split(",")]
+
+
 def _config(text):
     try:
         workload, layers, H = text.split(":")
@@ -85,7 +89,7 @@ def _config(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("other", nargs="?", help="the other tree's root (holding rnnkit/)")
-    ap.add_argument("--configs", default="module:1:128",
+    ap.add_argument("--configs", type=_configs, default="module:1:128",
                     help="comma-separated WORKLOAD:LAYERS:H, WORKLOAD module or charlm (default module:1:128)")
     ap.add_argument("--rounds", type=int, default=8, help="process pairs per workload (default 8)")
     ap.add_argument("--steps", type=int, default=150, help="timed steps per process (default 150)")
@@ -100,7 +104,7 @@ def main():
     from _results import save
 
     trees = {"this": ROOT, "other": os.path.abspath(args.other)}
-    configs = [_config(c) for c in args.configs.split(",")]
+    configs = args.configs
     rows, data = [], []
     for config in configs:
         got = {name: {"near": [], "far": []} for name in trees}
