@@ -110,11 +110,11 @@ def line_aligned(shape, dt):
     return raw.reshape(-1)[at:at + R * C].reshape(R, C)
 
 
-# the fused LSTM backward's recurrent product as a reduce-scatter up to this hidden size: on a Zen 4
-# machine the backward loop took 14% less time at H=64 and 7% less at 128, and the same at 256 and
-# 512, where the first run's compilation of that build (5 s more, the products inside the loop)
-# would be all it brought (benchmarks/NOTES.md, attempt 85)
-SCATTER_MAX_H = 128
+# the fused LSTM backward's recurrent product as a reduce-scatter up to this hidden size (the sizes
+# measured): on a Zen 4 machine the backward loop took 14% less time at H=64 and 7% less at 128
+# (attempt 85); at 256 and 512 the same with the cores near each other and 18-28% less with them
+# far apart (attempt 95), for 4 s more of a first run's compilation above H=128 (benchmarks/NOTES.md)
+SCATTER_MAX_H = 512
 
 
 def _paths(fused):
