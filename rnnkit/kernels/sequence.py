@@ -110,11 +110,11 @@ def line_aligned(shape, dt):
     return raw.reshape(-1)[at:at + R * C].reshape(R, C)
 
 
-# the fused LSTM backward's recurrent product as a reduce-scatter up to this hidden size (the sizes
-# measured): on a Zen 4 machine the backward loop took 14% less time at H=64 and 7% less at 128
-# (attempt 85); at 256 and 512 the same with the cores near each other and 18-28% less with them
-# far apart (attempt 95), for 4 s more of a first run's compilation above H=128 (benchmarks/NOTES.md)
-SCATTER_MAX_H = 512
+# the fused LSTM backward's recurrent product as a reduce-scatter up to this hidden size: on a Zen 4
+# machine the backward loop took 14% less time at H=64 and 7% less at 128, and the same at 256 and
+# 512 with the cores near each other (18-28% less far apart), where the first run's compilation of
+# that build (the products inside the loop) delayed the demo's fourth step by 20 s (NOTES, 85 and 95)
+SCATTER_MAX_H = 128
 
 
 def _paths(fused):
