@@ -27,34 +27,29 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+WARM_STEPS = 15             # untimed steps a worker runs first
 
 
 def worker(workload, layers, H, steps, cell="lstm"):
     """One process: the workload's step with its parts timed; prints one JSON line."""
-    import numpy as np
-
     import rnnkit
     import speed
+    from _results import time_it
     from step_profile import Parts
 
     parts = Parts()
     step = speed.make_rnnkit(cell, H, layers, workload)
-    for _ in range(15):
+    for _ in range(WARM_STEPS):
         step()
     before = speed.round_trip(20_000, 1)
     parts.reset()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    seconds = time_it(step, steps, warmup=0)
     after = speed.round_trip(20_000, 1)
     out = {"source": os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__))),
-           "step": float(np.median(times)), "round_trip": [before, after]}
+           "step": seconds, "round_trip": [before, after]}
     out.update({k: v / steps for k, v in parts.acc.items()})
     print(json.dumps(out))
 
@@ -99,14 +94,15 @@ def main():
         workload, layers, H = _config(args.worker)
         return worker(workload, layers, H, args.steps)
     if not args.other or not os.path.isdir(os.path.join(args.other, "rnnkit")):
-        raise SystemExit(f"compare_trees: expected the other tree's root, holding rnnkit/, got {args.other!r}")
+        got = repr(args.other) if args.other else "none"
+        raise SystemExit(f"compare_trees: expected the other tree's root (holding rnnkit/) as the first argument, "
+                         f"got {got}")
     import speed
     from _results import save
 
     trees = {"this": ROOT, "other": os.path.abspath(args.other)}
-    configs = args.configs
-    rows, data = [], []
-    for config in configs:
+    rows = []
+    for config in args.configs:
         got = {name: {"near": [], "far": []} for name in trees}
         for r in range(args.rounds):
             order = ("this", "other") if r % 2 == 0 else ("other", "this")
@@ -124,23 +120,25 @@ def main():
                 continue
             keys = ["step"] + [k for k in a[0] if k not in ("step", "round_trip", "source")]
             med = {name: {k: statistics.median(res[k] for res in got[name][phase]) for k in keys} for name in trees}
-            rows.append((config, phase, len(a), med))
-            data.append({"workload": config[0], "layers": config[1], "hidden": config[2], "phase": phase,
+            rows.append({"workload": config[0], "layers": config[1], "hidden": config[2], "phase": phase,
                          "rounds": len(a), "this": med["this"], "other": med["other"]})
     lines = [f"`python benchmarks/compare_trees.py {args.other}`: this tree ({ROOT}) against the other, LSTM, "
-             f"{args.steps} steps per process after 15 untimed, {args.rounds} alternating process pairs per workload; "
+             f"{args.steps} steps per process after {WARM_STEPS} untimed, {args.rounds} alternating process pairs "
+             "per workload; "
              "rounds where both processes saw the cores near (or both far) only. ms a step (median over rounds), "
              "this -> other (ratio other / this).", ""]
     if not rows:
         lines.append("No round had both processes in one phase.")
-    for (workload, layers, H), phase, n, med in rows:
-        lines += [f"**{workload}, {layers} layer{'s' if layers > 1 else ''}, H={H}, cores {phase} ({n} rounds)**", "",
+    for row in rows:
+        layers = row["layers"]
+        lines += [f"**{row['workload']}, {layers} layer{'s' if layers > 1 else ''}, H={row['hidden']}, cores "
+                  f"{row['phase']} ({row['rounds']} rounds)**", "",
                   "| part | this | other | ratio |", "|---|---|---|---|"]
-        for k in med["this"]:
-            x, y = med["this"][k] * 1e3, med["other"][k] * 1e3
+        for k in row["this"]:
+            x, y = row["this"][k] * 1e3, row["other"][k] * 1e3
             lines.append(f"| {k} | {x:.3f} | {y:.3f} | {y / x:.3f} |" if x else f"| {k} | {x:.3f} | {y:.3f} | - |")
         lines.append("")
-    save("compare_trees", "\n".join(lines), {"this": ROOT, "other": trees["other"], "rows": data})
+    save("compare_trees", "\n".join(lines), {"this": ROOT, "other": trees["other"], "rows": rows})
 
 
 if __name__ == "__main__":
