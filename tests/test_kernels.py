@@ -613,11 +613,15 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
                 dd, dc = np.empty((2, H, N), np.float32), np.empty((2, H, N), np.float32)
                 dd[0], dc[0] = d0, c0
                 dy = np.ascontiguousarray(DY.T) if dy_rows else DY
-                xch = np.full((2, parts, H, N), np.nan, np.float32) if scatter else None    # the parts' sums
+                # the parts' sums; without the exchange the fused step's empty blocks (as
+                # sequence.layer_backward passes them) and the separate step's None
+                xch = np.full((2, parts, H, N), np.nan, np.float32) if scatter else None
                 xt = np.full((parts, S.TAIL_MAX, H), np.nan, np.float32) if scatter else None
+                if fused and not scatter:
+                    xch, xt = np.empty((2, 1, 0, 0), np.float32), np.empty((1, 0, 0), np.float32)
                 with _two_threads():                # the parts side by side, not one worker running all
                     P.LOOPS["lstm_backward"](WT, np.ascontiguousarray(WT.T), A, Cb, dy, valid, bounds, dm, dd, dc,
-                                             dscr, xch, xt, np.empty((parts, N), np.float32), False, True,
+                                             dscr, xch, xt, scatter, np.empty((parts, N), np.float32), False, True,
                                              *S._paths(fused), dy_rows, np.empty(4 * H, np.float32), counters(parts))
                 out.append((A, dd[L % 2], dc[L % 2], dscr[(L - 1) % 2]))
             for got in out[1:]:
@@ -627,6 +631,46 @@ def test_fused_lstm_backward_step_is_the_separate_step_bit_for_bit():
             by_way.append(out[0])
         for a, b in zip(by_way[0], by_way[-1]):
             np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-5 * np.abs(a).max())
+
+
+def test_one_build_of_the_fused_lstm_backward_serves_one_thread_and_two():
+    """The fused LSTM backward passes its exchange blocks whatever the number of parts (empty with
+    one), so a change of thread count, as ``RNNKIT_NUM_THREADS=auto`` makes in the demo, runs the
+    build it has: with None for one part, the demo's first switch to one thread compiled a second
+    build of the loop mid-run (benchmarks/NOTES.md, attempts 95-96). And at any H the two-part
+    step equals the one-part step to rounding (the exchange sums by parts)."""
+    import numba
+
+    import rnnkit
+    from rnnkit.kernels import _parallel as P
+    from rnnkit.products import own_product
+
+    if not own_product():
+        pytest.skip("the fused LSTM step runs on rnnkit's own product (512-bit vectors)")
+    rng = np.random.default_rng(5)
+    builds = None
+    for H in (256, 64):
+        m = rnnkit.LSTM(8, H, seed=1)
+        x = rng.standard_normal((3, 20, 8)).astype(np.float32)
+        dy = rng.standard_normal((3, 20, H)).astype(np.float32)
+        grads = []
+        for two in (True, False):
+            with _two_threads() if two else contextlib.nullcontext():
+                before = numba.get_num_threads()
+                if not two:
+                    numba.set_num_threads(1)
+                try:
+                    m.zero_grad()
+                    m(x)
+                    m.backward(dy)
+                finally:
+                    numba.set_num_threads(before)
+            grads.append({k: v.copy() for k, v in m.grads.items()})
+            if builds is None:
+                builds = set(P.LOOPS["lstm_backward"].signatures)
+            assert set(P.LOOPS["lstm_backward"].signatures) == builds, f"a second build at H={H}, two={two}"
+        for k in grads[0]:
+            np.testing.assert_allclose(grads[0][k], grads[1][k], rtol=1e-5, atol=1e-5 * np.abs(grads[1][k]).max())
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])

@@ -12,7 +12,7 @@ parts meet once a step, because the next step's product needs every unit of the 
 loop is one parallel region with one worker per part, and a worker starts its part of a step
 when every part of the step before is done (``_sync.py``).
 Backward is split the same way: part p's rows of ``W_hh^T da`` are the recurrent gradient of
-exactly its own units, so again one meeting per step (the fused LSTM's at H <= 128 as a
+exactly its own units, so again one meeting per step (the fused LSTM's as a
 reduce-scatter instead: each part sums over its own gate rows, see ``_lstm_backward``).
 
 Why: two-thread BLAS per product (the loop before, benchmarks/NOTES.md attempts 8-13) left the
@@ -311,11 +311,12 @@ def _rnn_forward(W, A, bias, Hb, valid, bounds, hcur, hh, relu, precise, own, ze
 # buffered the same way; ``dscr[s % 2]`` receives step t's gradient for the next product. The
 # caller finishes with W_hh^T of the last ``dscr`` (the gradient reaching the initial state).
 
-def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, ths, precise, own, fused, separate,
-                   dy_rows, bsum, sync):
+def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, scatter, ths, precise, own, fused,
+                   separate, dy_rows, bsum, sync):
     # dy_rows: DY is (L*N, H), read by the fused step as it is (it needs fused); workers as forward.
     # ``xch`` (2, P, H, N), or None (then the branches that use it are pruned from the build, as
-    # ``separate`` is): the recurrent product as a reduce-scatter. Each part sums ``W_hh^T da`` over
+    # ``separate`` is): with ``scatter`` (else the blocks may be empty: one build for any number of
+    # parts) the recurrent product as a reduce-scatter. Each part sums ``W_hh^T da`` over
     # its own gate rows only, for its own units in its tiles and for every other part's units into
     # ``xch[i][p]`` (_exchange; ``xt`` (P, TAIL_MAX, H) its scratch for the batch's last columns),
     # and adds the other parts' sums for its units to its carried gradient before its next step
@@ -332,14 +333,15 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, t
             r0, r1 = 4 * u0, 4 * u1
             k0, k1 = 0, dscr.shape[1]
             if xch is not None:
-                k0, k1 = r0, r1
-                if s > 0:
-                    _add_exchanged(xch[o], p, dd[i], u0, u1)
+                if scatter:
+                    k0, k1 = r0, r1
+                    if s > 0:
+                        _add_exchanged(xch[o], p, dd[i], u0, u1)
             if fused is not None:                  # as in _lstm_forward
                 lstm_backward_part(WT, W, dscr[o], A, dscr[i], Cb, DY, dy_rows, dd[i], dc[i], dd[o], dc[o], v, u0, u1,
                                    col, N, k1 - k0 if s > 0 else 0, k0)
             if separate is not None:
-                if s > 0 and xch is not None:      # (the fused path's twin, for the tests)
+                if s > 0 and xch is not None and scatter:      # (the fused path's twin, for the tests)
                     gemm(WT[u0:u1, k0:k1], dscr[o][k0:k1], dm[i][u0:u1], False, False, 0.0, own)
                 elif s > 0:                         # (rows whole: the type of the build without it)
                     gemm(WT[u0:u1], dscr[o], dm[i][u0:u1], False, False, 0.0, own)
@@ -347,7 +349,8 @@ def _lstm_backward(WT, W, A, Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, t
                                    N, dd[o][u0:u1], dc[o][u0:u1], ths[p], precise)
                 _copy_block(dscr[i][r0:r1], A[r0:r1, col:col + N])
             if xch is not None and s < L - 1:     # (the last step's product is the caller's: the initial state)
-                _exchange(WT, W, dscr[i], xch[i][p], xt[p], bounds, p)
+                if scatter:
+                    _exchange(WT, W, dscr[i], xch[i][p], xt[p], bounds, p)
             done(sync)
             s, p = next_task(sync, w, P, L, s)
         row_sums_into(A, 4 * bounds[w], 4 * bounds[w + 1], bsum)     # every step is done (next_task)

@@ -110,13 +110,6 @@ def line_aligned(shape, dt):
     return raw.reshape(-1)[at:at + R * C].reshape(R, C)
 
 
-# the fused LSTM backward's recurrent product as a reduce-scatter up to this hidden size: on a Zen 4
-# machine the backward loop took 14% less time at H=64 and 7% less at 128, and the same at 256 and
-# 512 with the cores near each other (18-28% less far apart), where the first run's compilation of
-# that build (the products inside the loop) delayed the demo's fourth step by 20 s (NOTES, 85 and 95)
-SCATTER_MAX_H = 128
-
-
 def _paths(fused):
     """The LSTM loops' ``(fused, separate)``: exactly one of them True, the other None, so that
     Numba prunes the other path from the build (``_parallel._lstm_forward``); any other pair would
@@ -288,12 +281,17 @@ def layer_backward(ops, dy, dstate, x, steps: FastSteps, W_ih, W_hh, skip=(), in
         dc = np.empty((2, H, N), dt)
         dc[0] = dstate[1].T
         # the other parts' sums for each part's units: the reduce-scatter of the fused step
-        # (_parallel._lstm_backward), where it pays (benchmarks/NOTES.md, attempt 85); else None,
-        # and that build has none of it. The separate path can run it too (the own product), for the tests
-        scatter = fused is not None and steps.parts > 1 and H <= SCATTER_MAX_H
-        xch = np.empty((2, steps.parts, H, N), dt) if scatter else None
-        xt = np.empty((steps.parts, TAIL_MAX, H), dt) if scatter else None
-        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt,
+        # (_parallel._lstm_backward; benchmarks/NOTES.md, attempts 85, 95 and 96). The fused step
+        # always passes the blocks, empty with one part, so that one build serves every thread
+        # count: ``auto`` threads (the demo) moved from two to one and compiled a second build
+        # mid-run (20 s). The separate path passes None (that build has none of it); it can run
+        # the exchange too (the own product), for the tests
+        scatter = fused is not None and steps.parts > 1
+        xch = xt = None
+        if fused:
+            xch = np.empty((2, steps.parts, H, N) if scatter else (2, 1, 0, 0), dt)
+            xt = np.empty((steps.parts, TAIL_MAX, H) if scatter else (1, 0, 0), dt)
+        P.LOOPS["lstm_backward"](WT, W, A, steps.Cb, DY, valid, bounds, dm, dd, dc, dscr, xch, xt, scatter,
                                  np.empty((steps.parts, N), dt), dt == np.float64, own, *_paths(fused), dy_rows, bsum,
                                  sync)
     elif gru:
