@@ -1,5 +1,6 @@
 """The fast (Numba) time loop against the NumPy reference: outputs, states and every gradient."""
 import contextlib
+import inspect
 
 import numpy as np
 import pytest
@@ -362,7 +363,7 @@ def test_transposed_copies_are_numpys():
 # a masked last vector (79 = 64 + 15, 12) or to whole vectors only (16, 32); units not a multiple
 # of the tail tiles' 16 (17, 40) or fewer (8)
 CASES = [(64, 50, 4, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2), (33, 79, 3, 2),
-         (20, 8, 3, 2), (16, 1, 4, 1), (48, 12, 2, 3), (18, 32, 2, 2)]
+         (20, 8, 3, 2), (16, 1, 4, 1), (48, 12, 2, 3), (18, 32, 2, 2), (200, 79, 3, 2), (333, 50, 2, 2)]
 
 
 def test_fused_lstm_step_is_the_separate_step_bit_for_bit():
@@ -637,7 +638,8 @@ def test_one_build_of_the_fused_lstm_backward_serves_one_thread_and_two():
     """The fused LSTM backward passes its exchange blocks whatever the number of parts (empty with
     one), so a change of thread count, as ``RNNKIT_NUM_THREADS=auto`` makes in the demo, runs the
     build it has: with None for one part, the demo's first switch to one thread compiled a second
-    build of the loop mid-run (benchmarks/NOTES.md, attempts 95-96). And at any H the two-part
+    build of the loop mid-run (benchmarks/NOTES.md, attempts 95-96); and no build of the fused
+    step without the blocks exists in the process, whatever ran before. At any H the two-part
     step equals the one-part step to rounding (the exchange sums by parts)."""
     import numba
 
@@ -669,6 +671,11 @@ def test_one_build_of_the_fused_lstm_backward_serves_one_thread_and_two():
             if builds is None:
                 builds = set(P.LOOPS["lstm_backward"].signatures)
             assert set(P.LOOPS["lstm_backward"].signatures) == builds, f"a second build at H={H}, two={two}"
+    # whatever ran before in this process: no build of the fused step without the blocks
+    names = list(inspect.signature(P._lstm_backward).parameters)
+    fused_at, xch_at = names.index("fused"), names.index("xch")
+    for sig in P.LOOPS["lstm_backward"].signatures:
+        assert not (sig[fused_at] != numba.types.none and sig[xch_at] == numba.types.none), sig
         for k in grads[0]:
             np.testing.assert_allclose(grads[0][k], grads[1][k], rtol=1e-5, atol=1e-5 * np.abs(grads[1][k]).max())
 
