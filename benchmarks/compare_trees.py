@@ -28,6 +28,8 @@ import statistics
 import subprocess
 import sys
 
+from step_profile import _positive
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WARM_STEPS = 15             # untimed steps a worker runs first
@@ -76,9 +78,10 @@ def _config(text):
         workload, layers, H = text.split(":")
         if workload not in ("module", "charlm"):
             raise ValueError
-        return workload, int(layers), int(H)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WORKLOAD:LAYERS:H (module or charlm), got {text!r}") from None
+        return workload, _positive(layers), _positive(H)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected WORKLOAD:LAYERS:H (module or charlm, the numbers at least 1), "
+                                         f"got {text!r}") from None
 
 
 def main():
@@ -86,8 +89,8 @@ def main():
     ap.add_argument("other", nargs="?", help="the other tree's root (holding rnnkit/)")
     ap.add_argument("--configs", type=_configs, default="module:1:128",
                     help="comma-separated WORKLOAD:LAYERS:H, WORKLOAD module or charlm (default module:1:128)")
-    ap.add_argument("--rounds", type=int, default=8, help="process pairs per workload (default 8)")
-    ap.add_argument("--steps", type=int, default=150, help="timed steps per process (default 150)")
+    ap.add_argument("--rounds", type=_positive, default=8, help="process pairs per workload (default 8)")
+    ap.add_argument("--steps", type=_positive, default=150, help="timed steps per process (default 150)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
