@@ -300,7 +300,8 @@ def _split_products_equal_numpys(products, warnings, NumbaPerformanceWarning):
 def test_own_product_equals_float64_products(dtype):
     """rnnkit's own product (kernels/_gemm.py): every tile width (1 to 4 vectors, the last one
     masked: columns 1..300; a wide ``B`` read in place, or, with rows 1 kB apart, or 512 bytes
-    and a long K, copied a tile at a time), partial row panels, K from 0 up, ``A`` row-major, transposed,
+    and a long K, or 1,040 bytes and a column panel past ``PANEL_BYTES``, copied a tile at a
+    time), partial row panels, K from 0 up, ``A`` row-major, transposed,
     sliced with a stride, ``C += A @ B``, ``C`` a view inside a larger array whose other
     elements stay untouched; and the ``gemm`` entry the loops call, with a transposed ``B``."""
     from rnnkit.kernels import _blas, _gemm
@@ -309,7 +310,7 @@ def test_own_product_equals_float64_products(dtype):
     tol = 2e-5 if dtype == np.float32 else 1e-13
     for M, K, N in [(1, 1, 1), (7, 5, 3), (6, 64, 16), (13, 17, 17), (12, 33, 31), (25, 9, 48), (8, 3, 49),
                     (5, 40, 64), (30, 11, 65), (19, 70, 130), (100, 260, 300), (100, 260, 253), (100, 1030, 125),
-                    (4, 0, 9), (128, 64, 50), (64, 256, 25)]:
+                    (4, 0, 9), (128, 64, 50), (64, 256, 25), (96, 3072, 257)]:
         a = rng.standard_normal((M, 2 * K + 1)).astype(dtype)
         b = rng.standard_normal((K, N + 3)).astype(dtype)[:, 1:N + 1]
         for A in (a[:, :K], np.asfortranarray(a[:, :K]), a[:, 1::2][:, :K]):
@@ -363,7 +364,8 @@ def test_transposed_copies_are_numpys():
 # a masked last vector (79 = 64 + 15, 12) or to whole vectors only (16, 32); units not a multiple
 # of the tail tiles' 16 (17, 40) or fewer (8)
 CASES = [(64, 50, 4, 2), (17, 19, 5, 3), (40, 70, 3, 2), (8, 3, 3, 1), (24, 16, 2, 2), (33, 79, 3, 2),
-         (20, 8, 3, 2), (16, 1, 4, 1), (48, 12, 2, 3), (18, 32, 2, 2), (200, 79, 3, 2), (333, 50, 2, 2)]
+         (20, 8, 3, 2), (16, 1, 4, 1), (48, 12, 2, 3), (18, 32, 2, 2), (200, 79, 3, 2), (333, 50, 2, 2),
+         (256, 32, 2, 2)]
 
 
 def test_fused_lstm_step_is_the_separate_step_bit_for_bit():

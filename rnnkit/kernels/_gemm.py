@@ -28,6 +28,14 @@ TILE_ROWS = (0, 12, 12, 8, 6)
 # rows of B a multiple of this many bytes apart fall on few of the first cache's sets: :func:`product`
 # packs them (kernels/sequence.py pads the states' rows so they are not)
 ALIASING_BYTES = 512
+# a tile's column panel of B (K rows of 4 vectors) at least this large, from rows at least
+# SPARSE_ROW_BYTES apart, is packed too: read in place it no longer stays in the second cache
+# (1 MB here) between row panels, and streamed back from further away with rows 1-2 kB apart it
+# ran at 69-86 GFLOP/s against 99-106 packed (dW_hh at H = 256-512, K = 3200-16384; at K=2500
+# level, and rows 576 bytes apart ran in place at 110 GFLOP/s up to K=16384: benchmarks/NOTES.md,
+# attempt 99)
+PANEL_BYTES = 768 * 1024
+SPARSE_ROW_BYTES = 1024
 
 
 def _splat(builder, vt, value):
@@ -299,7 +307,9 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     ``B`` ran 1.25x as fast, ``dA @ H_prev`` took 3.4-3.6 ms against 4.3 at H=256 (rows 1 kB
     apart) and 0.89-0.93 of its time at H=128 (512 bytes). Other rows are read in place: there the
     copy cost more than it saved (``W_ih^T @ dA``, rows 10,000 bytes apart, 0.77-0.86 ms in place
-    against 0.98-1.02 packed at H=128; benchmarks/NOTES.md, attempt 44)."""
+    against 0.98-1.02 packed at H=128; benchmarks/NOTES.md, attempt 44), unless the tile's
+    column panel is too long for the second cache and its rows 1 kB or more apart
+    (``PANEL_BYTES``, attempt 99)."""
     M, N = c.shape
     if M == 0 or N == 0:
         return
@@ -309,8 +319,10 @@ def product(a, a_rs, a_ks, K, b, c, add=False):
     # rows on few cache sets, a tile too tall for the first cache, row panels to share the copy;
     # rows only two tiles apart (512 bytes) when K is long enough for the second cache to alias
     # too (the weight gradients' K = L*N, not the time loops' per-step K = H)
-    wide = (N > 4 * L and (ldb * c.itemsize) % ALIASING_BYTES == 0 and K >= 256 and M >= 96
-            and (ldb >= 16 * L or K >= 1024))
+    row_bytes = ldb * c.itemsize
+    wide = N > 4 * L and M >= 96 and (
+        (row_bytes % ALIASING_BYTES == 0 and K >= 256 and (ldb >= 16 * L or K >= 1024))
+        or (row_bytes >= SPARSE_ROW_BYTES and K * VECTOR_BYTES * 4 >= PANEL_BYTES))
     pack = np.empty((K, 4 * L) if wide else (0, 0), c.dtype)
     j = 0
     while j < N:

@@ -44,12 +44,6 @@ from ._gemm import ALIASING_BYTES
 from ._sync import counters
 
 MIN_UNITS = 8         # hidden units per part of the time loop, at least
-# the LSTM's forward gates inside the own product's tile (_fused.py) up to this many hidden units:
-# 0.67-0.92 of the loop's time at H = 32-160, 1.02-1.03 from 192 up (4-row tiles, not 6); the
-# backward's (6-row tiles) at every size: 0.62-0.82. At every size when the batch leaves columns
-# to the tail tiles (a batch of 50: 0.90 at H=256, 0.98 at 512), where the separate product's
-# last vector is mostly empty lanes
-FUSED_MAX_H = 160
 # the states' rows (HT) lie H + ROW_PAD elements apart where H elements are a multiple of _gemm's
 # ALIASING_BYTES (H = 128, 256, 512 in float32): such rows made the weight gradients' products copy
 # ("pack") them first (kernels/_gemm.py), and dW_hh at H=128 ran at 394-418 GFLOP/s against
@@ -194,8 +188,11 @@ def layer_forward(ops, x, state0, W_ih, W_hh, b_ih=None, b_hh=None, mask=None):
     precise = dt == np.float64
     # the float32 LSTM on the own product: the gates inside the product's tiles (_fused.py), which
     # keep the states in rows (HT, ((L+1)*N, H)) instead of by features (Hb): dW_hh, the next
-    # layer and the output read them without a transposing copy
-    fused = True if kind == "lstm" and own and dt == np.float32 and (H <= FUSED_MAX_H or tail_columns(N)) else None
+    # layer and the output read them without a transposing copy. At every H: a Zen 5 machine had
+    # put the fused forward loop 2-3% behind the separate one from H=192 (4-row tiles, not 6), but
+    # on the Zen 4 machine the fused step was 5-12% shorter at H = 192-512 (benchmarks/NOTES.md,
+    # attempts 36 and 99)
+    fused = True if kind == "lstm" and own and dt == np.float32 else None
     if fused:
         pad = ROW_PAD if H * np.dtype(dt).itemsize % ALIASING_BYTES == 0 else 0
         rows = line_aligned(((L + 1) * N, H + pad), dt)        # the loop writes HT through its strides
