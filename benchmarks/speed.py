@@ -30,6 +30,7 @@ headline ratio is the median of all pairs, as before.
 
     python benchmarks/speed.py                     # LSTM, 1 layer, hidden 64..512
     python benchmarks/speed.py --cells lstm,gru,rnn --layers 1,2 --hidden 64,128,256,512
+    python benchmarks/speed.py --workloads charlm --layers 2 --hidden 256 --batch 32 --seq 64   # another shape
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ import numpy as np  # noqa: E402
 
 from _results import sgemm_rate, time_it  # noqa: E402  (benchmarks/ is the script's directory)
 
-B, T, D = 50, 50, 64
+B, T, D = 50, 50, 64    # torch-rnn's batch and sequence (``--batch``, ``--seq`` for others), input
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -179,8 +180,8 @@ def child_memory(lib, cell, H, layers, workload):
 
 
 def memory(lib, cell, H, layers, workload):
-    out = subprocess.run([sys.executable, __file__, "--child", lib, cell, str(H), str(layers), workload],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--child", lib, cell, str(H), str(layers), workload,
+                          *_shape_args()], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["bytes"]
 
 
@@ -217,18 +218,41 @@ def blas_note() -> str:
             + (f" (OPENBLAS_CORETYPE={forced} in the environment)" if forced else " (its own choice)"))
 
 
+def positive(text):
+    """An argument that is a whole number of at least 1 (argparse reports anything else in one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _shape_args():
+    """The batch and sequence options a worker or memory child needs to measure this run's shape."""
+    return () if (B, T) == (50, 50) else ("--batch", str(B), "--seq", str(T))
+
+
 def main():
+    global B, T
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", default="lstm")
     ap.add_argument("--layers", default="1")
     ap.add_argument("--hidden", default="64,128,256,512")
     ap.add_argument("--workloads", default="module,charlm", help="module, charlm or both")
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=positive, default=15)
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "speed.json"))
+    ap.add_argument("--batch", type=positive, default=B, help="batch size (torch-rnn's protocol: 50)")
+    ap.add_argument("--seq", type=positive, default=T, help="sequence length (torch-rnn's protocol: 50)")
+    ap.add_argument("--out", help="results file (default results/speed.json, or results/speed_b{batch}_t{seq}.json "
+                                  "for another shape)")
     ap.add_argument("--child", nargs=5, metavar=("LIB", "CELL", "H", "LAYERS", "WORKLOAD"), help=argparse.SUPPRESS)
     ap.add_argument("--worker", nargs=5, metavar=("LIB", "CELL", "H", "LAYERS", "WORKLOAD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    B, T = args.batch, args.seq
+    if args.out is None:
+        args.out = os.path.join(HERE, "results", "speed.json" if (B, T) == (50, 50) else f"speed_b{B}_t{T}.json")
     if args.child:
         lib, cell, H, layers, workload = args.child
         child_memory(lib, cell, int(H), int(layers), workload)
@@ -406,7 +430,7 @@ def paired(libs, cell, H, layers, workload, repeats, block=3, pause=0.3, pairs=N
     workers = []
     try:
         for lib in libs:
-            workers.append(_Worker(lib, cell, H, layers, workload))
+            workers.append(_Worker(lib, cell, H, layers, workload, extra=_shape_args()))
         return alternate(workers, repeats, block, pause, pairs)
     finally:
         for w in workers:

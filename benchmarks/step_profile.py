@@ -135,15 +135,7 @@ def flops(H):
             "forward loop": 2 * steps * G * H * H, "backward loop": 2 * steps * G * H * H}
 
 
-def _positive(text):
-    """An argument that is a whole number of at least 1 (argparse reports anything else in one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+_positive = speed.positive
 
 
 def _sizes(text):
