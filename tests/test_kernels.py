@@ -213,6 +213,40 @@ def test_read_only_operands_compile_no_product_of_their_own(product):
             assert all(t.mutable for sig in compiled.signatures for t in sig if isinstance(t, types.Array))
 
 
+def test_products_called_from_python_have_one_build_for_every_layout(product):
+    """The split products and the transposing copy, called from Python (``_layout.AnyLayout``),
+    are compiled once per dtype whatever the operands' layouts: whole arrays, a view of every
+    other column, padded rows (the fused LSTM's states), a transposed operand. Every build's arrays
+    are typed 'A', and each result is NumPy's to rounding (the transposing copy: exactly)."""
+    from numba import types
+
+    from rnnkit import products
+    from rnnkit.kernels import _parallel as P
+
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        wide = rng.standard_normal((130, 2 * 90)).astype(dt)
+        padded = rng.standard_normal((90, 80)).astype(dt)[:, :70]
+        c = np.ascontiguousarray(wide[:, :90])
+        with _two_threads():
+            for a, b in ((c, padded), (wide[:, ::2], padded), (wide[:, :90], np.ascontiguousarray(padded)),
+                         (c, np.asfortranarray(padded)), (np.asfortranarray(c), padded)):
+                got = products.matmul(a, b)
+                np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4 if dt == np.float32 else 1e-12,
+                                           atol=1e-4 if dt == np.float32 else 1e-12)
+                for m in (a, b):
+                    np.testing.assert_array_equal(products.contiguous(m.T), m.T)
+                out = [np.empty((130, 70), dt) for _ in range(3)]
+                products.matmul_three((a, b, out[0]), (a, b, out[1]), (a, b, out[2]))
+                for o in out:
+                    np.testing.assert_array_equal(o, got)
+    for compiled in (P.split_gemm, P.gemm_three, P.transpose_into):
+        sigs = compiled.signatures
+        assert all(t.layout == "A" for sig in sigs for t in sig if isinstance(t, types.Array)), (compiled, sigs)
+        dtypes = [next(t.dtype for t in sig if isinstance(t, types.Array)) for sig in sigs]
+        assert len(dtypes) == len(set(dtypes)) <= 2, (compiled, sigs)
+
+
 @pytest.mark.parametrize("H", [32, 64, 128, 256])
 def test_three_products_side_by_side_are_the_split_ones_bit_for_bit(H, monkeypatch, product):
     """``products.matmul_three`` (the backward's ``dW_hh``, ``dW_ih`` and input gradient): on two
