@@ -214,7 +214,7 @@ def test_read_only_operands_compile_no_product_of_their_own(product):
 
 
 def test_products_called_from_python_have_one_build_for_every_layout(product):
-    """The split products and the transposing copy, called from Python (``_layout.AnyLayout``),
+    """The split products and the transposing copy, called from Python (``_dispatch.AnyLayout``),
     are compiled once per dtype whatever the operands' layouts: whole arrays, a view of every
     other column, padded rows (the fused LSTM's states), a transposed operand. Every build's arrays
     are typed 'A', and each result is NumPy's to rounding (the transposing copy: exactly)."""

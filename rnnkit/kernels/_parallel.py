@@ -29,11 +29,11 @@ from . import _numba as K
 from ._blas import TILE, gemm, transpose_band
 from ._gemm import product
 from ._fused import lstm_backward_part, lstm_forward_part, tail_columns
-from ._layout import AnyLayout
+from ._dispatch import AnyLayout
 from ._sync import done, next_task, start
 
 
-@AnyLayout    # called from Python with views and whole arrays alike: one build (_layout.py)
+@AnyLayout    # called from Python with views and whole arrays alike: one build (_dispatch.py)
 @njit(cache=True, nogil=True, parallel=True)
 def split_gemm(a, b, out, ta, tb, P, by_rows, own):
     """``out = op(a) @ op(b)`` in ``P`` blocks of ``out``'s rows (``by_rows``) or columns, one per
@@ -50,7 +50,7 @@ def split_gemm(a, b, out, ta, tb, P, by_rows, own):
         gemm(ap, bp, cp, ta, tb, 0.0, own)
 
 
-@AnyLayout    # called from Python with views and whole arrays alike: one build (_layout.py)
+@AnyLayout    # called from Python with views and whole arrays alike: one build (_dispatch.py)
 @njit(cache=True, nogil=True, parallel=True)
 def gemm_three(a0, b0, c0, ta0, tb0, a1, b1, c1, ta1, tb1, a2, b2, c2, ta2, tb2, cut, own):
     """Three products on two threads (:func:`rnnkit.products.matmul_three`): thread 0 computes
@@ -85,7 +85,7 @@ def add_from_parts(src, dst, G, P):
                     drow[j] += srow[j]
 
 
-@AnyLayout    # called from Python with views and whole arrays alike: one build (_layout.py)
+@AnyLayout    # called from Python with views and whole arrays alike: one build (_dispatch.py)
 @njit(cache=True, nogil=True, parallel=True)
 def transpose_into(a, out):
     """``out[...] = a.T`` by bands of 32 of ``a``'s columns (:func:`._blas.transpose_band`: float32
