@@ -15,9 +15,10 @@ from numba import typeof
 
 
 def _key(args):
-    """What decides the arguments' types once layouts are set aside: each array's dtype, rank and
-    flags, else its type."""
-    return tuple((a.dtype.num, a.ndim, a.flags.writeable, a.flags.aligned) if isinstance(a, np.ndarray) else type(a)
+    """What decides the arguments' types once layouts are set aside: each array's dtype (the whole
+    dtype: its byte order and item size too, which its number leaves out), rank and flags, else
+    its type."""
+    return tuple((a.dtype, a.ndim, a.flags.writeable, a.flags.aligned) if isinstance(a, np.ndarray) else type(a)
                  for a in args)
 
 
