@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import sys
 
-from step_profile import _positive
+from speed import positive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -78,7 +78,7 @@ def _config(text):
         workload, layers, H = text.split(":")
         if workload not in ("module", "charlm"):
             raise ValueError
-        return workload, _positive(layers), _positive(H)
+        return workload, positive(layers), positive(H)
     except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(f"expected WORKLOAD:LAYERS:H (module or charlm, the numbers at least 1), "
                                          f"got {text!r}") from None
@@ -89,8 +89,8 @@ def main():
     ap.add_argument("other", nargs="?", help="the other tree's root (holding rnnkit/)")
     ap.add_argument("--configs", type=_configs, default="module:1:128",
                     help="comma-separated WORKLOAD:LAYERS:H, WORKLOAD module or charlm (default module:1:128)")
-    ap.add_argument("--rounds", type=_positive, default=8, help="process pairs per workload (default 8)")
-    ap.add_argument("--steps", type=_positive, default=150, help="timed steps per process (default 150)")
+    ap.add_argument("--rounds", type=positive, default=8, help="process pairs per workload (default 8)")
+    ap.add_argument("--steps", type=positive, default=150, help="timed steps per process (default 150)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

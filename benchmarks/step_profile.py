@@ -135,19 +135,17 @@ def flops(H):
             "forward loop": 2 * steps * G * H * H, "backward loop": 2 * steps * G * H * H}
 
 
-_positive = speed.positive
-
-
 def _sizes(text):
     """A comma-separated list of hidden sizes, each at least 1."""
-    return [_positive(h) for h in text.split(",")]
+    return [speed.positive(h) for h in text.split(",")]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=_sizes, default=[64, 128], help="hidden sizes, comma-separated")
-    ap.add_argument("--rounds", type=_positive, default=15, help="rounds of 10 steps (profile), of blocks (steady)")
-    ap.add_argument("--block", type=_positive, default=12,
+    ap.add_argument("--rounds", type=speed.positive, default=15,
+                    help="rounds of 10 steps (profile), of blocks (steady)")
+    ap.add_argument("--block", type=speed.positive, default=12,
                     help="timed steps of a steady block (after as many untimed)")
     args = ap.parse_args()
     from rnnkit import products
